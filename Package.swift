@@ -1,0 +1,87 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "tide",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tide", targets: ["tide"]),
+        .library(name: "TideCLI", targets: ["TideCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibgit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        .target(name: "TideGit", dependencies: ["CLibgit2"], swiftSettings: strict),
+        .target(
+            name: "TideManifest",
+            dependencies: ["TideGit", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TideState",
+            dependencies: ["TideManifest", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TideExecutors",
+            dependencies: ["TideManifest", .product(name: "Subprocess", package: "swift-subprocess")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TideEngine",
+            dependencies: ["TideGit", "TideManifest", "TideState", "TideExecutors"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TideCLI",
+            dependencies: [
+                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "tide", dependencies: ["TideCLI"], swiftSettings: strict),
+        .target(
+            name: "TideTestSupport",
+            dependencies: ["TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "TideGitTests", dependencies: ["TideGit", "TideTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "TideManifestTests",
+            dependencies: ["TideManifest", "TideTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "TideStateTests", dependencies: ["TideState", "TideTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "TideExecutorsTests",
+            dependencies: ["TideExecutors", "TideTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TideEngineTests",
+            dependencies: ["TideEngine", "TideTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TideEndToEndTests",
+            dependencies: ["TideCLI", "TideTestSupport", "tide"],
+            swiftSettings: strict
+        ),
+    ]
+)

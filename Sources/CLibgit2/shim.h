@@ -1,0 +1,4 @@
+#ifndef TIDE_CLIBGIT2_SHIM_H
+#define TIDE_CLIBGIT2_SHIM_H
+#include <git2.h>
+#endif

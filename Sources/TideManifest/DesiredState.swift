@@ -1,0 +1,61 @@
+public import TideGit
+
+/// One service in one environment: the unit of deployment.
+public struct TargetID: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public var service: String
+    public var environment: String
+
+    public init(service: String, environment: String) {
+        self.service = service
+        self.environment = environment
+    }
+
+    public var description: String { "\(service)@\(environment)" }
+
+    public static func < (lhs: TargetID, rhs: TargetID) -> Bool {
+        (lhs.environment, lhs.service) < (rhs.environment, rhs.service)
+    }
+}
+
+/// What should run for one target, with the environment's overrides applied.
+public struct DesiredTarget: Sendable, Hashable {
+    public var id: TargetID
+    public var executor: String
+    public var version: String
+    public var config: JSONValue
+    /// Digest of the canonical JSON of `config`: part of desired state, so a config-only change deploys.
+    public var configDigest: String
+    /// Services in the same environment that must be deployed and healthy first.
+    public var dependsOn: [String]
+    public var location: SourceLocation
+
+    public init(
+        id: TargetID, executor: String, version: String, config: JSONValue, dependsOn: [String],
+        location: SourceLocation
+    ) {
+        self.id = id
+        self.executor = executor
+        self.version = version
+        self.config = config
+        self.configDigest = ObjectID.blobHash(of: Array(config.canonicalJSON.utf8)).hex
+        self.dependsOn = dependsOn
+        self.location = location
+    }
+}
+
+/// All manifests at one revision, parsed and validated as a whole.
+public struct DesiredState: Sendable {
+    /// The commit the manifests were read from (nil for the index).
+    public var revision: ObjectID?
+    public var executors: [String: ExecutorManifest]
+    public var environments: [String: EnvironmentManifest]
+    public var services: [String: ServiceManifest]
+    /// Every target, dependencies before dependents.
+    public var targets: [DesiredTarget]
+    /// Warnings that did not stop the state from loading.
+    public var warnings: [Diagnostic]
+
+    public func target(_ id: TargetID) -> DesiredTarget? {
+        targets.first { $0.id == id }
+    }
+}

@@ -1,0 +1,132 @@
+public import TideGit
+
+/// Checks parsed documents as a whole (names unique, references resolve, no dependency cycle) and builds the
+/// desired state, or lists every problem.
+public enum DesiredStateBuilder {
+    public static func build(
+        documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation
+    ) -> Result<DesiredState, ManifestError> {
+        var diagnostics: [Diagnostic] = []
+        var executors: [String: ExecutorManifest] = [:]
+        var environments: [String: EnvironmentManifest] = [:]
+        var services: [String: ServiceManifest] = [:]
+        var firstSeen: [String: SourceLocation] = [:]
+
+        if documents.isEmpty {
+            diagnostics.append(
+                Diagnostic(emptyLocation, "no manifests found (.yaml or .yml files with apiVersion: tide/v1)"))
+        }
+        for document in documents.sorted(by: { $0.location < $1.location }) {
+            let key = "\(document.kind.rawValue)/\(document.name)"
+            if let first = firstSeen[key] {
+                diagnostics.append(
+                    Diagnostic(
+                        document.location,
+                        "duplicate \(document.kind.rawValue) '\(document.name)' (first defined at \(first))"))
+                continue
+            }
+            firstSeen[key] = document.location
+            switch document {
+            case .executor(let e): executors[e.name] = e
+            case .environment(let e): environments[e.name] = e
+            case .service(let s): services[s.name] = s
+            }
+        }
+
+        for service in services.values.sorted(by: { $0.location < $1.location }) {
+            let owner = "Service '\(service.name)': "
+            if executors[service.executor] == nil {
+                diagnostics.append(
+                    Diagnostic(
+                        service.executorLocation,
+                        "\(owner)spec.executor: executor '\(service.executor)' is not defined"
+                            + known(executors.keys)))
+            }
+            for name in service.environmentOrder where environments[name] == nil {
+                diagnostics.append(
+                    Diagnostic(
+                        service.environments[name]!.location,  // order lists exactly the keys of environments
+                        "\(owner)spec.environments: environment '\(name)' is not defined" + known(environments.keys)))
+            }
+            for (dependency, location) in zip(service.dependsOn, service.dependsOnLocations)
+            where services[dependency] == nil {
+                diagnostics.append(
+                    Diagnostic(
+                        location, "\(owner)spec.dependsOn: service '\(dependency)' is not defined" + known(services.keys)))
+            }
+        }
+        diagnostics += cycles(in: services)
+
+        guard diagnostics.isEmpty else { return .failure(ManifestError(diagnostics: diagnostics)) }
+
+        var targets: [DesiredTarget] = []
+        for name in topologicalOrder(services) {
+            let service = services[name]!  // the order lists exactly the services
+            for environment in service.environmentOrder.sorted() {
+                let override = service.environments[environment]!  // keys and order agree
+                let config = override.config.map { service.config.merging($0) } ?? service.config
+                let id = TargetID(service: name, environment: environment)
+                let dependsOn = service.dependsOn.filter { services[$0]?.environments[environment] != nil }
+                targets.append(
+                    DesiredTarget(
+                        id: id, executor: service.executor,
+                        version: override.version ?? service.version ?? "", config: config, dependsOn: dependsOn,
+                        location: service.location))
+            }
+        }
+        return .success(
+            DesiredState(
+                revision: revision, executors: executors, environments: environments, services: services,
+                targets: targets, warnings: []))
+    }
+
+    private static func known(_ names: Dictionary<String, some Any>.Keys) -> String {
+        names.isEmpty ? "" : " (defined: \(names.sorted().joined(separator: ", ")))"
+    }
+
+    /// Each dependency cycle, reported once, at the `dependsOn` entry that closes it.
+    static func cycles(in services: [String: ServiceManifest]) -> [Diagnostic] {
+        enum Mark { case visiting, done }
+        var marks: [String: Mark] = [:]
+        var stack: [String] = []
+        var found: [Diagnostic] = []
+
+        func visit(_ name: String) {
+            marks[name] = .visiting
+            stack.append(name)
+            let service = services[name]!  // only called for defined services
+            for (dependency, location) in zip(service.dependsOn, service.dependsOnLocations)
+            where services[dependency] != nil {
+                switch marks[dependency] {
+                case .visiting:
+                    let start = stack.lastIndex(of: dependency)!  // visiting means it is on the stack
+                    let path = (stack[start...] + [dependency]).joined(separator: " → ")
+                    found.append(Diagnostic(location, "Service '\(name)': spec.dependsOn: dependency cycle: \(path)"))
+                case .done: continue
+                case nil: visit(dependency)
+                }
+            }
+            stack.removeLast()
+            marks[name] = .done
+        }
+        for name in services.keys.sorted() where marks[name] == nil { visit(name) }
+        return found
+    }
+
+    /// Service names with every dependency before its dependents; ties broken by name so plans are stable.
+    static func topologicalOrder(_ services: [String: ServiceManifest]) -> [String] {
+        var remaining = Dictionary(uniqueKeysWithValues: services.map { ($0.key, Set($0.value.dependsOn)) })
+        var order: [String] = []
+        while !remaining.isEmpty {
+            let ready = remaining.filter { $0.value.isEmpty }.keys.sorted()
+            // Cycles were rejected before; if one slipped through, keep going in name order rather than hang.
+            let batch = ready.isEmpty ? [remaining.keys.sorted()[0]] : ready
+            for name in batch {
+                order.append(name)
+                remaining[name] = nil
+            }
+            for key in remaining.keys { remaining[key]!.subtract(batch) }  // iterating existing keys
+        }
+        return order
+    }
+}

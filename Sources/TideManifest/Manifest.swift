@@ -1,0 +1,143 @@
+/// The manifest kinds of format v1 that this version of Tide implements.
+public enum ManifestKind: String, Sendable, Codable, CaseIterable {
+    case executor = "Executor"
+    case environment = "Environment"
+    case service = "Service"
+}
+
+/// `kind: Executor` — how actions reach a real platform.
+public struct ExecutorManifest: Sendable, Hashable {
+    public enum ExecutorType: String, Sendable, Hashable, Codable {
+        case command
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    public var type: ExecutorType
+    /// argv of the command executor; never run through a shell.
+    public var command: [String]
+    /// Seconds an action may take before its process group is killed.
+    public var timeout: Double
+    /// Extra environment variables for the executor's process.
+    public var environment: [String: String]
+
+    public init(
+        name: String, location: SourceLocation, type: ExecutorType = .command, command: [String],
+        timeout: Double = 300, environment: [String: String] = [:]
+    ) {
+        self.name = name
+        self.location = location
+        self.type = type
+        self.command = command
+        self.timeout = timeout
+        self.environment = environment
+    }
+}
+
+/// `kind: Environment` — a place services run in.
+public struct EnvironmentManifest: Sendable, Hashable {
+    public var name: String
+    public var location: SourceLocation
+    /// DORA counts deployments to production environments.
+    public var production: Bool
+
+    public init(name: String, location: SourceLocation, production: Bool = false) {
+        self.name = name
+        self.location = location
+        self.production = production
+    }
+}
+
+/// How a new version replaces the running one.
+public struct StrategySpec: Sendable, Hashable {
+    public enum StrategyType: String, Sendable, Hashable, Codable {
+        case recreate
+    }
+
+    public var type: StrategyType
+
+    public init(type: StrategyType = .recreate) {
+        self.type = type
+    }
+}
+
+/// `kind: Service` — one deployable thing and the environments it runs in.
+public struct ServiceManifest: Sendable, Hashable {
+    /// Per-environment overrides under `spec.environments`.
+    public struct EnvironmentOverride: Sendable, Hashable {
+        public var location: SourceLocation
+        public var version: String?
+        public var config: JSONValue?
+
+        public init(location: SourceLocation, version: String? = nil, config: JSONValue? = nil) {
+            self.location = location
+            self.version = version
+            self.config = config
+        }
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    public var executor: String
+    public var executorLocation: SourceLocation
+    public var version: String?
+    public var versionLocation: SourceLocation?
+    public var config: JSONValue
+    /// Environment name → override, and the order they were written in.
+    public var environments: [String: EnvironmentOverride]
+    public var environmentOrder: [String]
+    public var dependsOn: [String]
+    public var dependsOnLocations: [SourceLocation]
+    public var strategy: StrategySpec
+
+    public init(
+        name: String, location: SourceLocation, executor: String, executorLocation: SourceLocation,
+        version: String?, versionLocation: SourceLocation?, config: JSONValue,
+        environments: [String: EnvironmentOverride], environmentOrder: [String], dependsOn: [String],
+        dependsOnLocations: [SourceLocation], strategy: StrategySpec
+    ) {
+        self.name = name
+        self.location = location
+        self.executor = executor
+        self.executorLocation = executorLocation
+        self.version = version
+        self.versionLocation = versionLocation
+        self.config = config
+        self.environments = environments
+        self.environmentOrder = environmentOrder
+        self.dependsOn = dependsOn
+        self.dependsOnLocations = dependsOnLocations
+        self.strategy = strategy
+    }
+}
+
+/// One parsed YAML document.
+public enum ManifestDocument: Sendable, Hashable {
+    case executor(ExecutorManifest)
+    case environment(EnvironmentManifest)
+    case service(ServiceManifest)
+
+    public var kind: ManifestKind {
+        switch self {
+        case .executor: .executor
+        case .environment: .environment
+        case .service: .service
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .executor(let e): e.name
+        case .environment(let e): e.name
+        case .service(let s): s.name
+        }
+    }
+
+    public var location: SourceLocation {
+        switch self {
+        case .executor(let e): e.location
+        case .environment(let e): e.location
+        case .service(let s): s.location
+        }
+    }
+}

@@ -1,0 +1,252 @@
+internal import Yams
+
+extension NodeReader {
+    /// One top-level document: the envelope (`apiVersion`, `kind`, `metadata`, `spec`) and its kind's spec.
+    mutating func document(_ root: Node) -> ManifestDocument? {
+        guard
+            let top = fields(
+                root, "", allowed: ["apiVersion", "kind", "metadata", "spec"],
+                required: ["apiVersion", "kind", "metadata", "spec"], owner: "document")
+        else { return nil }
+        if let node = top["apiVersion"]?.value, let version = string(node, ".apiVersion", owner: "document"),
+            version != ManifestDecoder.apiVersion
+        {
+            error(node, "apiVersion: '\(version)' is not supported; expected '\(ManifestDecoder.apiVersion)'")
+        }
+        guard let kindNode = top["kind"]?.value, let kindText = string(kindNode, ".kind", owner: "document") else {
+            return nil
+        }
+        guard let kind = ManifestKind(rawValue: kindText) else {
+            let known = ManifestKind.allCases.map(\.rawValue)
+            let planned = ["Analysis", "Migration", "Policy"]
+            if planned.contains(kindText) {
+                error(kindNode, "kind: '\(kindText)' is not supported by this version of tide yet")
+            } else {
+                let hint = closest(kindText, in: known).map { "; did you mean '\($0)'?" } ?? ""
+                error(kindNode, "kind: unknown kind '\(kindText)'\(hint); expected one of \(known.joined(separator: ", "))")
+            }
+            return nil
+        }
+        guard let metadataNode = top["metadata"]?.value,
+            let metadata = fields(
+                metadataNode, ".metadata", allowed: ["name", "labels", "annotations"], required: ["name"],
+                owner: kind.rawValue),
+            let nameNode = metadata["name"]?.value,
+            let name = self.name(nameNode, ".metadata.name", owner: kind.rawValue)
+        else { return nil }
+        for extra in ["labels", "annotations"] {
+            if let node = metadata[extra]?.value { _ = stringMap(node, ".metadata.\(extra)", owner: kind.rawValue) }
+        }
+        guard let specNode = top["spec"]?.value else { return nil }
+        let owner = "\(kind.rawValue) '\(name)': "
+        let at = location(nameNode)
+        switch kind {
+        case .executor: return executor(specNode, name: name, at: at, owner: owner).map(ManifestDocument.executor)
+        case .environment:
+            return environment(specNode, name: name, at: at, owner: owner).map(ManifestDocument.environment)
+        case .service: return service(specNode, name: name, at: at, owner: owner).map(ManifestDocument.service)
+        }
+    }
+
+    mutating func stringMap(_ node: Node, _ path: String, owner: String) -> [String: String]? {
+        guard case .mapping(let mapping) = node else {
+            error(node, "\(owner)\(path): expected a mapping, found \(describe(node))")
+            return nil
+        }
+        var result: [String: String] = [:]
+        for (key, value) in mapping {
+            guard let name = string(key, path, owner: owner), let text = string(value, "\(path).\(name)", owner: owner)
+            else { continue }
+            result[name] = text
+        }
+        return result
+    }
+
+    mutating func executor(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ExecutorManifest? {
+        guard
+            let f = fields(
+                spec, "spec", allowed: ["type", "command", "timeout", "env"], required: ["type"], owner: owner)
+        else { return nil }
+        var valid = true
+        var type = ExecutorManifest.ExecutorType.command
+        if let node = f["type"]?.value, let text = string(node, "spec.type", owner: owner) {
+            if let known = ExecutorManifest.ExecutorType(rawValue: text) {
+                type = known
+            } else if ["plugin", "http", "nginx", "sql", "flags"].contains(text) {
+                error(node, "\(owner)spec.type: executor type '\(text)' is not supported by this version of tide yet")
+                valid = false
+            } else {
+                error(node, "\(owner)spec.type: unknown executor type '\(text)'; expected command")
+                valid = false
+            }
+        } else {
+            valid = false
+        }
+        var command: [String] = []
+        if let node = f["command"]?.value {
+            if let items = stringList(node, "spec.command", owner: owner) {
+                command = items.map(\.0)
+                if command.isEmpty || command[0].isEmpty {
+                    error(node, "\(owner)spec.command: must name a program to run")
+                    valid = false
+                }
+            } else {
+                valid = false
+            }
+        } else if type == .command {
+            error(spec, "\(owner)spec: missing required field 'command' for a command executor")
+            valid = false
+        }
+        var timeout = 300.0
+        if let node = f["timeout"]?.value {
+            if let seconds = duration(node, "spec.timeout", owner: owner), seconds > 0 {
+                timeout = seconds
+            } else {
+                if case .scalar = node, ManifestDuration.seconds(node.string ?? "") == 0 {
+                    error(node, "\(owner)spec.timeout: must be longer than 0s")
+                }
+                valid = false
+            }
+        }
+        var env: [String: String] = [:]
+        if let node = f["env"]?.value {
+            if let map = stringMap(node, "spec.env", owner: owner) {
+                for key in map.keys where key.hasPrefix("TIDE_") {
+                    error(node, "\(owner)spec.env.\(key): TIDE_* variables are set by tide itself")
+                    valid = false
+                }
+                env = map
+            } else {
+                valid = false
+            }
+        }
+        guard valid else { return nil }
+        return ExecutorManifest(
+            name: name, location: at, type: type, command: command, timeout: timeout, environment: env)
+    }
+
+    mutating func environment(_ spec: Node, name: String, at: SourceLocation, owner: String) -> EnvironmentManifest? {
+        if case .scalar = spec, spec.tagName == .null { return EnvironmentManifest(name: name, location: at) }
+        guard let f = fields(spec, "spec", allowed: ["production"], owner: owner) else { return nil }
+        var production = false
+        if let node = f["production"]?.value {
+            guard let value = bool(node, "spec.production", owner: owner) else { return nil }
+            production = value
+        }
+        return EnvironmentManifest(name: name, location: at, production: production)
+    }
+
+    mutating func service(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ServiceManifest? {
+        guard
+            let f = fields(
+                spec, "spec", allowed: ["executor", "version", "config", "environments", "dependsOn", "strategy"],
+                required: ["executor", "environments"], owner: owner)
+        else { return nil }
+        let before = diagnostics.count
+
+        var executor = ""
+        var executorLocation = at
+        if let node = f["executor"]?.value, let text = self.name(node, "spec.executor", owner: owner) {
+            executor = text
+            executorLocation = location(node)
+        }
+        var version: String?
+        var versionLocation: SourceLocation?
+        if let node = f["version"]?.value {
+            version = self.version(node, "spec.version", owner: owner)
+            versionLocation = location(node)
+        }
+        var config = JSONValue.object([:])
+        if let node = f["config"]?.value, let value = json(node, "spec.config", owner: owner) {
+            if case .object = value {
+                config = value
+            } else if value != .null {
+                error(node, "\(owner)spec.config: expected a mapping, found \(describe(node))")
+            }
+        }
+
+        var environments: [String: ServiceManifest.EnvironmentOverride] = [:]
+        var order: [String] = []
+        if let node = f["environments"]?.value {
+            if case .mapping(let mapping) = node {
+                if mapping.count == 0 { error(node, "\(owner)spec.environments: list at least one environment") }
+                for (key, value) in mapping {
+                    guard let envName = self.name(key, "spec.environments", owner: owner) else { continue }
+                    let path = "spec.environments.\(envName)"
+                    var override = ServiceManifest.EnvironmentOverride(location: location(key))
+                    if case .scalar = value, value.tagName == .null {
+                        // `prod:` with nothing after it: runs there with the defaults.
+                    } else if let g = fields(value, path, allowed: ["version", "config"], owner: owner) {
+                        if let v = g["version"]?.value {
+                            override.version = self.version(v, "\(path).version", owner: owner)
+                        }
+                        if let c = g["config"]?.value, let value = json(c, "\(path).config", owner: owner) {
+                            if case .object = value {
+                                override.config = value
+                            } else if value != .null {
+                                error(c, "\(owner)\(path).config: expected a mapping, found \(describe(c))")
+                            }
+                        }
+                    }
+                    if override.version == nil && version == nil && f["version"] == nil {
+                        error(
+                            key,
+                            "\(owner)\(path): no version for this environment; set spec.version or \(path).version")
+                    }
+                    environments[envName] = override
+                    order.append(envName)
+                }
+            } else {
+                error(node, "\(owner)spec.environments: expected a mapping of environment names, found \(describe(node))")
+            }
+        }
+
+        var dependsOn: [String] = []
+        var dependsOnLocations: [SourceLocation] = []
+        if let node = f["dependsOn"]?.value, let items = stringList(node, "spec.dependsOn", owner: owner) {
+            for (text, item) in items {
+                if !Naming.isValidName(text) {
+                    error(item, "\(owner)spec.dependsOn: '\(text)' is not a valid service name")
+                } else if text == name {
+                    error(item, "\(owner)spec.dependsOn: a service cannot depend on itself")
+                } else if dependsOn.contains(text) {
+                    error(item, "\(owner)spec.dependsOn: '\(text)' is listed twice")
+                } else {
+                    dependsOn.append(text)
+                    dependsOnLocations.append(location(item))
+                }
+            }
+        }
+
+        var strategy = StrategySpec()
+        if let node = f["strategy"]?.value, let g = fields(node, "spec.strategy", allowed: ["type"], owner: owner),
+            let typeNode = g["type"]?.value, let text = string(typeNode, "spec.strategy.type", owner: owner)
+        {
+            if let type = StrategySpec.StrategyType(rawValue: text) {
+                strategy.type = type
+            } else if ["rolling", "blue-green", "canary", "shadow", "ab"].contains(text) {
+                error(typeNode, "\(owner)spec.strategy.type: '\(text)' is not supported by this version of tide yet")
+            } else {
+                error(typeNode, "\(owner)spec.strategy.type: unknown strategy '\(text)'; expected recreate")
+            }
+        }
+
+        guard diagnostics.count == before else { return nil }
+        return ServiceManifest(
+            name: name, location: at, executor: executor, executorLocation: executorLocation, version: version,
+            versionLocation: versionLocation, config: config, environments: environments, environmentOrder: order,
+            dependsOn: dependsOn, dependsOnLocations: dependsOnLocations, strategy: strategy)
+    }
+
+    mutating func version(_ node: Node, _ path: String, owner: String) -> String? {
+        guard let text = string(node, path, owner: owner) else { return nil }
+        guard Naming.isValidVersion(text) else {
+            error(
+                node,
+                "\(owner)\(path): '\(text)' is not a valid version (letters, digits and . _ + - : @, "
+                    + "starting with a letter or digit, no '/' or '..')")
+            return nil
+        }
+        return text
+    }
+}

@@ -1,0 +1,256 @@
+import Foundation
+internal import Yams
+
+/// Decodes manifest v1 YAML into typed documents, keeping the position of every value so each problem is
+/// reported as `file:line:column`. Decoding is strict: unknown fields and wrong types are errors, and all of a
+/// file's problems are collected rather than stopping at the first.
+public enum ManifestDecoder {
+    public static let apiVersion = "tide/v1"
+
+    /// Fields of format v1 that a later version of Tide implements; naming them gets a clear "not yet" instead
+    /// of "unknown field", so nobody thinks they took effect.
+    static let notYetSupported: [String: String] = [
+        "requires": "environment promotion gates", "bake": "environment promotion gates",
+        "approval": "environment promotion gates", "windows": "deployment windows",
+        "freezes": "deployment freezes", "promotion": "environment promotion",
+        "migrations": "database migrations", "rollback": "automatic rollback",
+    ]
+
+    public static func decode(file: String, text: String) -> (documents: [ManifestDocument], diagnostics: [Diagnostic])
+    {
+        var reader = NodeReader(file: file)
+        var documents: [ManifestDocument] = []
+        do {
+            let parser = try Parser(yaml: text)
+            while let root = try parser.nextRoot() {
+                if case .scalar(let scalar) = root, scalar.string.isEmpty || root.tagName == .null { continue }
+                if let document = reader.document(root) { documents.append(document) }
+            }
+        } catch let error as YamlError {
+            reader.diagnostics.append(yamlDiagnostic(error, file: file))
+        } catch {
+            reader.diagnostics.append(Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)"))
+        }
+        return (documents, reader.diagnostics)
+    }
+
+    static func yamlDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
+        func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let extra = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
+            return Diagnostic(at(mark), "YAML syntax error: \(problem)\(extra)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return Diagnostic(
+                at(context.mark), "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in mapping")
+        case .reader(let problem, let offset, _, let yaml):
+            var line = 1
+            var column = 1
+            if let offset {
+                for scalar in yaml.unicodeScalars.prefix(offset) {
+                    if scalar == "\n" {
+                        line += 1
+                        column = 1
+                    } else {
+                        column += 1
+                    }
+                }
+            }
+            return Diagnostic(SourceLocation(file: file, line: line, column: column), "unreadable YAML: \(problem)")
+        default:
+            return Diagnostic(SourceLocation(file: file, line: 1, column: 1), "YAML error: \(error)")
+        }
+    }
+}
+
+/// Reads typed values out of Yams nodes, recording a diagnostic for each problem and returning nil for it.
+struct NodeReader {
+    let file: String
+    var diagnostics: [Diagnostic] = []
+
+    func location(_ node: Node) -> SourceLocation {
+        SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
+    }
+
+    mutating func error(_ node: Node, _ message: String) {
+        diagnostics.append(Diagnostic(location(node), message))
+    }
+
+    /// The entries of a mapping, checked against the allowed keys. Returns nil (with a diagnostic) for a
+    /// node that is not a mapping.
+    mutating func fields(
+        _ node: Node, _ path: String, allowed: [String], required: [String] = [], owner: String
+    ) -> [String: (key: Node, value: Node)]? {
+        guard case .mapping(let mapping) = node else {
+            error(node, "\(owner)\(path): expected a mapping, found \(describe(node))")
+            return nil
+        }
+        var result: [String: (key: Node, value: Node)] = [:]
+        for (key, value) in mapping {
+            guard case .scalar(let scalar) = key else {
+                error(key, "\(owner)\(path): keys must be strings")
+                continue
+            }
+            let name = scalar.string
+            if allowed.contains(name) {
+                result[name] = (key, value)
+            } else if let feature = ManifestDecoder.notYetSupported[name] {
+                error(key, "\(owner)\(path).\(name): not supported by this version of tide yet (\(feature))")
+            } else {
+                let hint = closest(name, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
+                error(key, "\(owner)\(path): unknown field '\(name)'\(hint)")
+            }
+        }
+        for name in required where result[name] == nil {
+            error(node, "\(owner)\(path): missing required field '\(name)'")
+        }
+        return result
+    }
+
+    mutating func string(_ node: Node, _ path: String, owner: String) -> String? {
+        guard case .scalar(let scalar) = node, node.tagName != .null else {
+            error(node, "\(owner)\(path): expected a string, found \(describe(node))")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func bool(_ node: Node, _ path: String, owner: String) -> Bool? {
+        guard case .scalar = node, node.tagName == .bool, let value = node.bool else {
+            error(node, "\(owner)\(path): expected true or false, found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    mutating func stringList(_ node: Node, _ path: String, owner: String) -> [(String, Node)]? {
+        guard case .sequence(let sequence) = node else {
+            error(node, "\(owner)\(path): expected a list, found \(describe(node))")
+            return nil
+        }
+        var result: [(String, Node)] = []
+        for (index, item) in sequence.enumerated() {
+            if let text = string(item, "\(path)[\(index)]", owner: owner) { result.append((text, item)) }
+        }
+        return result
+    }
+
+    mutating func duration(_ node: Node, _ path: String, owner: String) -> Double? {
+        guard let text = string(node, path, owner: owner) else { return nil }
+        guard let seconds = ManifestDuration.seconds(text) else {
+            error(node, "\(owner)\(path): '\(text)' is not a duration (write it like 30s, 5m or 1h30m)")
+            return nil
+        }
+        return seconds
+    }
+
+    mutating func name(_ node: Node, _ path: String, owner: String) -> String? {
+        guard let text = string(node, path, owner: owner) else { return nil }
+        guard Naming.isValidName(text) else {
+            error(
+                node,
+                "\(owner)\(path): '\(text)' is not a valid name (lowercase letters, digits and '-', "
+                    + "starting with a letter or digit, at most 63 characters)")
+            return nil
+        }
+        return text
+    }
+
+    /// Any YAML value as JSON, for the opaque `config`.
+    mutating func json(_ node: Node, _ path: String, owner: String) -> JSONValue? {
+        switch node {
+        case .scalar(let scalar):
+            switch node.tagName {
+            case .null: return .null
+            case .bool: return node.bool.map(JSONValue.bool) ?? .string(scalar.string)
+            case .int: return node.int.map { .int(Int64($0)) } ?? .string(scalar.string)
+            case .float: return node.float.map(JSONValue.double) ?? .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            var items: [JSONValue] = []
+            for (index, item) in sequence.enumerated() {
+                guard let value = json(item, "\(path)[\(index)]", owner: owner) else { return nil }
+                items.append(value)
+            }
+            return .array(items)
+        case .mapping(let mapping):
+            var members: [String: JSONValue] = [:]
+            for (key, value) in mapping {
+                guard case .scalar(let scalar) = key else {
+                    error(key, "\(owner)\(path): keys must be strings")
+                    return nil
+                }
+                guard let converted = json(value, "\(path).\(scalar.string)", owner: owner) else { return nil }
+                members[scalar.string] = converted
+            }
+            return .object(members)
+        case .alias:
+            error(node, "\(owner)\(path): YAML aliases are not supported")
+            return nil
+        }
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar):
+            if node.tagName == .null { return "nothing (null)" }
+            return "'\(scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "…" : scalar.string)'"
+        }
+    }
+
+    /// The allowed field nearest to a misspelt one, when it is near enough to be the likely intent.
+    func closest(_ name: String, in candidates: [String]) -> String? {
+        let lower = name.lowercased()
+        let scored = candidates.map { ($0, Naming.editDistance(lower, $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(1, name.count / 3) else { return nil }
+        return best.0
+    }
+}
+
+/// Rules for names and versions that end up in paths, environment variables and SQL.
+public enum Naming {
+    /// DNS-label names, as Kubernetes and most platforms accept them.
+    public static func isValidName(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...63).contains(bytes.count) else { return false }
+        func ok(_ b: UInt8) -> Bool { (97...122).contains(b) || (48...57).contains(b) }
+        guard ok(bytes.first!), ok(bytes.last!) else { return false }  // count checked above
+        return bytes.allSatisfy { ok($0) || $0 == 45 }
+    }
+
+    /// Versions: letters, digits and `. _ + - : @`, starting with a letter or digit; no `/`, no `..`, so a
+    /// version can safely name a directory or an image tag.
+    public static func isValidVersion(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...128).contains(bytes.count), !text.contains("..") else { return false }
+        func alnum(_ b: UInt8) -> Bool { (97...122).contains(b) || (65...90).contains(b) || (48...57).contains(b) }
+        guard alnum(bytes.first!) else { return false }  // count checked above
+        return bytes.allSatisfy { alnum($0) || [46, 95, 43, 45, 58, 64].contains($0) }
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a)
+        let b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}
+
+extension Node {
+    /// The resolved tag (`tag:yaml.org,2002:int`, …) as Yams' public `Tag.Name`.
+    var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import TideGit
+
+/// Parses the manifests of a source into desired state, caching each file's parse by (path, blob id): a file
+/// whose content did not change between two revisions is never parsed twice in one process.
+public final class ManifestLoader: @unchecked Sendable {
+    private struct CacheKey: Hashable {
+        var path: String
+        var blob: ObjectID
+    }
+
+    private struct ParsedFile {
+        var documents: [ManifestDocument]
+        var diagnostics: [Diagnostic]
+    }
+
+    /// Manifests larger than this are refused rather than parsed.
+    public static let maximumFileSize = 4 << 20
+
+    // Guarded by `lock`.
+    private var cache: [CacheKey: ParsedFile] = [:]
+    private var parseCount = 0
+    private let lock = NSLock()
+
+    public init() {}
+
+    /// How many files were parsed (cache misses) so far.
+    public var filesParsed: Int {
+        lock.withLock { parseCount }
+    }
+
+    public static func isManifestPath(_ path: String) -> Bool {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml"))
+    }
+
+    /// Loads and validates the desired state. Throws `ManifestError` listing every problem, or the error of the
+    /// source (a git error) when the manifests cannot be read at all.
+    public func load(from source: some ManifestSource) throws -> DesiredState {
+        let files = try source.files().filter { Self.isManifestPath($0.path) }.sorted { $0.path < $1.path }
+        var documents: [ManifestDocument] = []
+        var diagnostics: [Diagnostic] = []
+        for file in files {
+            let parsed = try parse(file, from: source)
+            documents += parsed.documents
+            diagnostics += parsed.diagnostics
+        }
+        let emptyLocation = SourceLocation(file: source.root.isEmpty ? "." : source.root, line: 1, column: 1)
+        switch DesiredStateBuilder.build(documents: documents, revision: source.revision, emptyLocation: emptyLocation)
+        {
+        case .success(let state) where diagnostics.isEmpty:
+            return state
+        case .success:
+            throw ManifestError(diagnostics: diagnostics)
+        case .failure(let error):
+            // Reference errors against documents that failed to parse are noise; show the parse errors first
+            // and the whole-state problems as well, so one pass lists everything.
+            throw ManifestError(diagnostics: diagnostics + error.diagnostics)
+        }
+    }
+
+    private func parse(_ file: TreeFile, from source: some ManifestSource) throws -> ParsedFile {
+        let key = CacheKey(path: file.path, blob: file.blob)
+        if let hit = lock.withLock({ cache[key] }) { return hit }
+        let bytes = try source.contents(of: file.blob)
+        let parsed: ParsedFile
+        let start = SourceLocation(file: file.path, line: 1, column: 1)
+        if bytes.count > Self.maximumFileSize {
+            parsed = ParsedFile(
+                documents: [],
+                diagnostics: [Diagnostic(start, "manifest is \(bytes.count) bytes; the limit is \(Self.maximumFileSize)")])
+        } else if let text = String(validating: bytes, as: UTF8.self) {
+            let result = ManifestDecoder.decode(file: file.path, text: text)
+            parsed = ParsedFile(documents: result.documents, diagnostics: result.diagnostics)
+        } else {
+            parsed = ParsedFile(documents: [], diagnostics: [Diagnostic(start, "manifest is not valid UTF-8")])
+        }
+        lock.withLock {
+            cache[key] = parsed
+            parseCount += 1
+        }
+        return parsed
+    }
+}

@@ -1,0 +1,6 @@
+import TideCLI
+
+@main
+struct Entrypoint {
+    static func main() async { await TideCommand.main() }
+}
