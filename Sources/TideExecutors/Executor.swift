@@ -1,0 +1,127 @@
+import Foundation
+public import TideManifest
+
+/// What an executor is asked to do (DESIGN.md §4). Raw values are `TIDE_ACTION`.
+public enum ExecutorAction: String, Sendable, Codable, CaseIterable {
+    case deploy
+    case setWeight = "set-weight"
+    case promote
+    case rollback
+    case remove
+    case health
+}
+
+/// One action for one target. Encoded as the JSON object the command executor reads on stdin.
+public struct ActionRequest: Sendable, Codable, Hashable {
+    public var action: ExecutorAction
+    public var service: String
+    public var environment: String
+    public var version: String
+    public var previousVersion: String?
+    /// Share of traffic for the version, 0–100.
+    public var weight: Int
+    /// The config repo commit the action comes from.
+    public var revision: String
+    /// Idempotency key: the same step of the same rollout always carries the same id, also after a restart.
+    public var actionID: String
+    public var config: JSONValue
+
+    public init(
+        action: ExecutorAction, service: String, environment: String, version: String, previousVersion: String?,
+        weight: Int, revision: String, actionID: String, config: JSONValue
+    ) {
+        self.action = action
+        self.service = service
+        self.environment = environment
+        self.version = version
+        self.previousVersion = previousVersion
+        self.weight = weight
+        self.revision = revision
+        self.actionID = actionID
+        self.config = config
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case action, service, environment, version, previousVersion, weight, revision
+        case actionID = "actionId"
+        case config
+    }
+
+    /// The `TIDE_*` variables of the protocol.
+    public var environmentVariables: [String: String] {
+        [
+            "TIDE_ACTION": action.rawValue,
+            "TIDE_SERVICE": service,
+            "TIDE_ENVIRONMENT": environment,
+            "TIDE_VERSION": version,
+            "TIDE_PREVIOUS_VERSION": previousVersion ?? "",
+            "TIDE_WEIGHT": String(weight),
+            "TIDE_REVISION": revision,
+            "TIDE_ACTION_ID": actionID,
+        ]
+    }
+
+    /// The stdin payload: one JSON object with sorted keys and a trailing newline.
+    public func jsonLine() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding plain strings, numbers and JSONValue cannot fail.
+        let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
+
+/// How an action ended.
+public struct ActionResult: Sendable, Hashable {
+    public enum Outcome: Sendable, Hashable {
+        case succeeded
+        /// The process exited with a non-zero status.
+        case exited(Int32)
+        /// The process was killed by a signal it did not get from Tide.
+        case signalled(Int32)
+        /// The action outlived its timeout; its process group was killed.
+        case timedOut(seconds: Double)
+        /// The process could not be started at all.
+        case couldNotStart(String)
+    }
+
+    public var outcome: Outcome
+    public var standardOutput: String
+    /// Kept in the event log when the action fails (truncated to its last 64 KiB).
+    public var standardError: String
+    public var duration: Double
+
+    public init(outcome: Outcome, standardOutput: String = "", standardError: String = "", duration: Double = 0) {
+        self.outcome = outcome
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.duration = duration
+    }
+
+    public var succeeded: Bool { outcome == .succeeded }
+
+    /// One line a person can read in `tide status`.
+    public var summary: String {
+        let reason: String
+        switch outcome {
+        case .succeeded: return "succeeded"
+        case .exited(let code): reason = "exited with status \(code)"
+        case .signalled(let signal): reason = "killed by signal \(signal)"
+        case .timedOut(let seconds): reason = "timed out after \(ManifestDuration.format(seconds)); process group killed"
+        case .couldNotStart(let why): reason = "could not start: \(why)"
+        }
+        let lastLine = standardError.split(separator: "\n").last.map { ": \($0)" } ?? ""
+        return reason + lastLine
+    }
+}
+
+/// Applies actions to a real platform.
+public protocol Executor: Sendable {
+    /// Performs one action. Never throws: every way an action can fail is an `ActionResult`.
+    func perform(_ request: ActionRequest) async -> ActionResult
+}
+
+/// Builds executors from their manifests.
+public protocol ExecutorFactory: Sendable {
+    func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor
+}

@@ -1,0 +1,147 @@
+public import Foundation
+public import TideGit
+public import TideManifest
+
+/// Where a target is in its lifecycle. Raw values are what `tide status --json` prints.
+public enum TargetPhase: String, Sendable, Codable, CaseIterable {
+    case pending = "Pending"
+    case progressing = "Progressing"
+    case healthy = "Healthy"
+    case failed = "Failed"
+    case removing = "Removing"
+}
+
+/// What kind of change a deployment is.
+public enum ChangeClass: String, Sendable, Codable, CaseIterable {
+    case feature = "FEATURE"
+    case config = "CONFIG"
+    case rollback = "ROLLBACK"
+    case removal = "REMOVAL"
+}
+
+/// A deployment under way: what is being rolled out and how far it got.
+public struct Rollout: Sendable, Codable, Hashable {
+    public var version: String
+    public var config: JSONValue
+    public var configDigest: String
+    public var revision: ObjectID
+    public var previousVersion: String?
+    public var classification: ChangeClass
+    /// Why it was classified so ("reverts 1a2b3c4d5e6f", "1.4.2 ran here before").
+    public var reason: String?
+    /// Index of the next step to run.
+    public var step: Int
+    public var startedAt: Date
+    public var stepStartedAt: Date
+
+    public init(
+        version: String, config: JSONValue, configDigest: String, revision: ObjectID, previousVersion: String?,
+        classification: ChangeClass, reason: String?, step: Int = 0, startedAt: Date
+    ) {
+        self.version = version
+        self.config = config
+        self.configDigest = configDigest
+        self.revision = revision
+        self.previousVersion = previousVersion
+        self.classification = classification
+        self.reason = reason
+        self.step = step
+        self.startedAt = startedAt
+        self.stepStartedAt = startedAt
+    }
+}
+
+/// A desired state that failed for a target; it is not retried until the desired state changes.
+public struct FailedAttempt: Sendable, Codable, Hashable {
+    public var version: String
+    public var configDigest: String
+    public var revision: ObjectID
+    public var message: String
+    public var at: Date
+
+    public init(version: String, configDigest: String, revision: ObjectID, message: String, at: Date) {
+        self.version = version
+        self.configDigest = configDigest
+        self.revision = revision
+        self.message = message
+        self.at = at
+    }
+}
+
+/// What Tide recorded about one target.
+public struct LiveTarget: Sendable, Codable, Hashable {
+    public var id: TargetID
+    public var executor: String
+    public var phase: TargetPhase
+    /// The version that runs, once one has been deployed.
+    public var version: String?
+    public var configDigest: String?
+    /// The revision whose desired state `version` and `configDigest` came from.
+    public var revision: ObjectID?
+    public var rollout: Rollout?
+    public var failed: FailedAttempt?
+    public var updatedAt: Date
+
+    public init(
+        id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
+        revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, updatedAt: Date
+    ) {
+        self.id = id
+        self.executor = executor
+        self.phase = phase
+        self.version = version
+        self.configDigest = configDigest
+        self.revision = revision
+        self.rollout = rollout
+        self.failed = failed
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Which revision of the config repo is applied, and the last one rejected.
+public struct RepositoryStatus: Sendable, Codable, Hashable {
+    public var lastGoodRevision: ObjectID?
+    public var lastGoodAt: Date?
+    public var rejectedRevision: ObjectID?
+    public var rejectedAt: Date?
+    public var rejection: [Diagnostic]
+
+    public init(
+        lastGoodRevision: ObjectID? = nil, lastGoodAt: Date? = nil, rejectedRevision: ObjectID? = nil,
+        rejectedAt: Date? = nil, rejection: [Diagnostic] = []
+    ) {
+        self.lastGoodRevision = lastGoodRevision
+        self.lastGoodAt = lastGoodAt
+        self.rejectedRevision = rejectedRevision
+        self.rejectedAt = rejectedAt
+        self.rejection = rejection
+    }
+}
+
+/// One executor call, recorded before it starts and after it ends, keyed by its idempotency key.
+public struct ActionRecord: Sendable, Codable, Hashable {
+    public enum Status: String, Sendable, Codable {
+        case started, succeeded, failed
+    }
+
+    public var id: String
+    public var target: TargetID
+    public var action: String
+    public var status: Status
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var message: String?
+
+    public init(
+        id: String, target: TargetID, action: String, status: Status, startedAt: Date, finishedAt: Date? = nil,
+        message: String? = nil
+    ) {
+        self.id = id
+        self.target = target
+        self.action = action
+        self.status = status
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.message = message
+    }
+}

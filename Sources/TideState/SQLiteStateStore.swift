@@ -1,0 +1,293 @@
+import Foundation
+internal import GRDB
+public import TideManifest
+import TideGit
+
+/// Live state and the event log in one SQLite file (WAL mode), with its own schema migrations.
+///
+/// SQLite serialises writers itself; on top of that a reconcile pass holds an advisory `flock` on a sidecar
+/// `PATH.lock` file, so two `tide` processes never drive the same targets at once. The kernel drops the lock
+/// when a process dies, so a killed reconciler never leaves the state locked.
+public final class SQLiteStateStore: StateStore {
+    public let path: String
+    private let pool: DatabasePool
+
+    public init(path: String) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(15)
+        configuration.label = "tide-state"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            let migrator = Self.migrator
+            if try pool.read({ try migrator.hasBeenSuperseded($0) }) { throw StateError.newerSchema(path: path) }
+            try migrator.migrate(pool)
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError.database(path: path, message: "\(error)")
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE targets (
+                        service TEXT NOT NULL,
+                        environment TEXT NOT NULL,
+                        executor TEXT NOT NULL,
+                        phase TEXT NOT NULL,
+                        version TEXT,
+                        config_digest TEXT,
+                        revision TEXT,
+                        rollout TEXT,
+                        failed TEXT,
+                        updated_at REAL NOT NULL,
+                        PRIMARY KEY (service, environment)
+                    );
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        time REAL NOT NULL,
+                        kind TEXT NOT NULL,
+                        service TEXT,
+                        environment TEXT,
+                        revision TEXT,
+                        version TEXT,
+                        previous_version TEXT,
+                        classification TEXT,
+                        message TEXT NOT NULL,
+                        details TEXT
+                    );
+                    CREATE INDEX events_by_target ON events (service, environment, id);
+                    CREATE INDEX events_by_kind ON events (kind, time);
+                    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+                        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+                    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+                        BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+                    CREATE TABLE actions (
+                        id TEXT PRIMARY KEY,
+                        service TEXT NOT NULL,
+                        environment TEXT NOT NULL,
+                        action TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        started_at REAL NOT NULL,
+                        finished_at REAL,
+                        message TEXT
+                    );
+                    CREATE TABLE repository_status (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        body TEXT NOT NULL
+                    );
+                    """)
+        }
+        return migrator
+    }
+
+    // MARK: - Reads
+
+    public func liveTargets() async throws -> [LiveTarget] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM targets ORDER BY environment, service").map(Self.target)
+        }
+    }
+
+    public func liveTarget(_ id: TargetID) async throws -> LiveTarget? {
+        try await read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM targets WHERE service = ? AND environment = ?",
+                arguments: [id.service, id.environment]
+            ).map(Self.target)
+        }
+    }
+
+    public func events(_ query: EventQuery) async throws -> [Event] {
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let service = query.service {
+            clauses.append("service = ?")
+            arguments.append(service)
+        }
+        if let environment = query.environment {
+            clauses.append("environment = ?")
+            arguments.append(environment)
+        }
+        if let kinds = query.kinds {
+            clauses.append("kind IN (\(kinds.map { _ in "?" }.joined(separator: ",")))")
+            arguments += kinds.map(\.rawValue)
+        }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let sql = "SELECT * FROM events \(filter) ORDER BY id DESC LIMIT \(max(0, query.limit))"
+        let bound = StatementArguments(arguments)
+        return try await read { db in
+            try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.event)
+        }
+    }
+
+    public func repositoryStatus() async throws -> RepositoryStatus {
+        try await read { db in
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM repository_status WHERE id = 1") else {
+                return RepositoryStatus()
+            }
+            return try Self.decode(RepositoryStatus.self, body)
+        }
+    }
+
+    public func action(_ id: String) async throws -> ActionRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM actions WHERE id = ?", arguments: [id]).map { row in
+                ActionRecord(
+                    id: row["id"], target: TargetID(service: row["service"], environment: row["environment"]),
+                    action: row["action"], status: ActionRecord.Status(rawValue: row["status"]) ?? .failed,
+                    startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    message: row["message"])
+            }
+        }
+    }
+
+    // MARK: - Writes
+
+    public func apply(_ write: StateWrite) async throws {
+        try await self.write { db in
+            for target in write.targets {
+                try db.execute(
+                    sql: """
+                        INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
+                                             rollout, failed, updated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (service, environment) DO UPDATE SET
+                            executor = excluded.executor, phase = excluded.phase, version = excluded.version,
+                            config_digest = excluded.config_digest, revision = excluded.revision,
+                            rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at
+                        """,
+                    arguments: [
+                        target.id.service, target.id.environment, target.executor, target.phase.rawValue,
+                        target.version, target.configDigest, target.revision?.hex,
+                        try target.rollout.map(Self.encode), try target.failed.map(Self.encode),
+                        target.updatedAt.timeIntervalSince1970,
+                    ])
+            }
+            for id in write.removedTargets {
+                try db.execute(
+                    sql: "DELETE FROM targets WHERE service = ? AND environment = ?",
+                    arguments: [id.service, id.environment])
+            }
+            for event in write.events {
+                try db.execute(
+                    sql: """
+                        INSERT INTO events (time, kind, service, environment, revision, version, previous_version,
+                                            classification, message, details)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        event.time.timeIntervalSince1970, event.kind.rawValue, event.target?.service,
+                        event.target?.environment, event.revision?.hex, event.version, event.previousVersion,
+                        event.classification?.rawValue, event.message, event.details?.canonicalJSON,
+                    ])
+            }
+            for action in write.actions {
+                try db.execute(
+                    sql: """
+                        INSERT INTO actions (id, service, environment, action, status, started_at, finished_at, message)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at,
+                            message = excluded.message
+                        """,
+                    arguments: [
+                        action.id, action.target.service, action.target.environment, action.action,
+                        action.status.rawValue, action.startedAt.timeIntervalSince1970,
+                        action.finishedAt?.timeIntervalSince1970, action.message,
+                    ])
+            }
+            if let status = write.repositoryStatus {
+                try db.execute(
+                    sql: """
+                        INSERT INTO repository_status (id, body) VALUES (1, ?)
+                        ON CONFLICT (id) DO UPDATE SET body = excluded.body
+                        """,
+                    arguments: [try Self.encode(status)])
+            }
+        }
+    }
+
+    // MARK: - Locking
+
+    public func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T {
+        let lock = try await FileLock.acquire(path: path + ".lock", timeout: timeout, statePath: path)
+        defer { lock.release() }
+        return try await body()
+    }
+
+    // MARK: - Plumbing
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as DatabaseError {
+            throw StateError.database(path: path, message: Self.explain(error))
+        }
+    }
+
+    private func write(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        do {
+            try await pool.write(body)
+        } catch let error as DatabaseError {
+            throw StateError.database(path: path, message: Self.explain(error))
+        }
+    }
+
+    private static func explain(_ error: DatabaseError) -> String {
+        if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
+            return "the database stayed locked by another process for 15s (\(error.message ?? "busy"))"
+        }
+        return error.message ?? "\(error)"
+    }
+
+    private static func target(_ row: Row) throws -> LiveTarget {
+        LiveTarget(
+            id: TargetID(service: row["service"], environment: row["environment"]),
+            executor: row["executor"],
+            phase: TargetPhase(rawValue: row["phase"]) ?? .pending,
+            version: row["version"],
+            configDigest: row["config_digest"],
+            revision: (row["revision"] as String?).flatMap(ObjectID.init(hex:)),
+            rollout: try (row["rollout"] as String?).map { try decode(Rollout.self, $0) },
+            failed: try (row["failed"] as String?).map { try decode(FailedAttempt.self, $0) },
+            updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    private static func event(_ row: Row) throws -> Event {
+        let service: String? = row["service"]
+        let environment: String? = row["environment"]
+        return Event(
+            id: row["id"],
+            time: Date(timeIntervalSince1970: row["time"]),
+            kind: Event.Kind(rawValue: row["kind"]) ?? .reconcileError,
+            target: service.flatMap { s in environment.map { TargetID(service: s, environment: $0) } },
+            revision: (row["revision"] as String?).flatMap(ObjectID.init(hex:)),
+            version: row["version"],
+            previousVersion: row["previous_version"],
+            classification: (row["classification"] as String?).flatMap(ChangeClass.init(rawValue:)),
+            message: row["message"],
+            details: try (row["details"] as String?).map { try decode(JSONValue.self, $0) })
+    }
+
+    static func encode(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        return try decoder.decode(type, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,55 @@
+public import TideManifest
+
+/// Everything one step changes, written in one transaction so a crash leaves either all of it or none.
+public struct StateWrite: Sendable {
+    public var targets: [LiveTarget] = []
+    public var removedTargets: [TargetID] = []
+    public var events: [Event] = []
+    public var actions: [ActionRecord] = []
+    public var repositoryStatus: RepositoryStatus?
+
+    public init(
+        targets: [LiveTarget] = [], removedTargets: [TargetID] = [], events: [Event] = [],
+        actions: [ActionRecord] = [], repositoryStatus: RepositoryStatus? = nil
+    ) {
+        self.targets = targets
+        self.removedTargets = removedTargets
+        self.events = events
+        self.actions = actions
+        self.repositoryStatus = repositoryStatus
+    }
+}
+
+/// Live state and the event log.
+public protocol StateStore: Sendable {
+    func liveTargets() async throws -> [LiveTarget]
+    func liveTarget(_ id: TargetID) async throws -> LiveTarget?
+    func events(_ query: EventQuery) async throws -> [Event]
+    func repositoryStatus() async throws -> RepositoryStatus
+    func action(_ id: String) async throws -> ActionRecord?
+    /// Applies a write atomically.
+    func apply(_ write: StateWrite) async throws
+    /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state
+    /// at once. Waits up to `timeout` seconds for another holder, then throws `StateError.locked`.
+    func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T
+}
+
+/// State store failures, with what to do about them.
+public enum StateError: Error, CustomStringConvertible, Sendable {
+    case locked(path: String, holder: String?, waitedSeconds: Double)
+    case database(path: String, message: String)
+    case newerSchema(path: String)
+
+    public var description: String {
+        switch self {
+        case .locked(let path, let holder, let waited):
+            let who = holder.map { "another tide process (\($0))" } ?? "another tide process"
+            return "state \(path) is locked by \(who); gave up after waiting \(Int(waited))s "
+                + "(raise --lock-timeout, or wait for it to finish)"
+        case .database(let path, let message):
+            return "state \(path): \(message)"
+        case .newerSchema(let path):
+            return "state \(path) was written by a newer version of tide; upgrade tide to use it"
+        }
+    }
+}
