@@ -1,0 +1,43 @@
+public import TideGit
+public import TideManifest
+public import TideState
+
+/// What one target needs to reach desired state.
+public struct PlannedAction: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// Roll out a version and config.
+        case deploy
+        /// Finish a rollout that was interrupted (a crash, a kill); completed steps are not repeated.
+        case resume
+        /// The target left desired state: tell the executor to remove it.
+        case remove
+        /// Nothing to do: live matches desired.
+        case none
+        /// Desired state already failed here; not retried until it changes.
+        case holdFailed = "hold-failed"
+    }
+
+    public var target: TargetID
+    public var kind: Kind
+    public var executor: String
+    public var fromVersion: String?
+    public var toVersion: String?
+    public var configChanged: Bool
+    public var classification: ChangeClass?
+    /// Why the change was classified so, or why nothing happens.
+    public var reason: String?
+    /// Same-environment services this target waits for.
+    public var dependsOn: [String]
+
+    public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove }
+}
+
+/// The ordered actions that take live state to the desired state of one revision.
+public struct Plan: Sendable, Codable {
+    /// The revision the desired state was read from.
+    public var revision: ObjectID
+    /// Dependencies before dependents; removals last, dependents first.
+    public var actions: [PlannedAction]
+
+    public var pending: [PlannedAction] { actions.filter(\.changesSomething) }
+}

@@ -1,0 +1,124 @@
+import Foundation
+public import TideGit
+public import TideManifest
+public import TideState
+
+/// Diffs desired state against live state and classifies every change.
+public struct Planner: Sendable {
+    public let repository: Repository
+    public let store: any StateStore
+
+    public init(repository: Repository, store: any StateStore) {
+        self.repository = repository
+        self.store = store
+    }
+
+    public func plan(desired: DesiredState, live: [LiveTarget]) async throws -> Plan {
+        guard let revision = desired.revision else {
+            throw EngineError.noRevision
+        }
+        let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var actions: [PlannedAction] = []
+        for target in desired.targets {
+            actions.append(try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision))
+        }
+        let desiredIDs = Set(desired.targets.map(\.id))
+        let removals = live.filter { !desiredIDs.contains($0.id) }.sorted { $0.id > $1.id }
+        for target in removals {
+            actions.append(
+                PlannedAction(
+                    target: target.id, kind: .remove, executor: target.executor, fromVersion: target.version,
+                    toVersion: nil, configChanged: false, classification: .removal,
+                    reason: "no longer in desired state", dependsOn: []))
+        }
+        return Plan(revision: revision, actions: actions)
+    }
+
+    private func action(
+        for target: DesiredTarget, live: LiveTarget?, desired: DesiredState, revision: ObjectID
+    ) async throws -> PlannedAction {
+        var action = PlannedAction(
+            target: target.id, kind: .none, executor: target.executor, fromVersion: live?.version,
+            toVersion: target.version, configChanged: live?.configDigest != target.configDigest,
+            classification: nil, reason: nil, dependsOn: target.dependsOn)
+        guard let live else {
+            action.kind = .deploy
+            action.configChanged = true
+            action.classification = .feature
+            action.reason = "first deployment"
+            return action
+        }
+        if let rollout = live.rollout, live.phase == .progressing {
+            if rollout.version == target.version && rollout.configDigest == target.configDigest {
+                action.kind = .resume
+                action.fromVersion = rollout.previousVersion
+                action.classification = rollout.classification
+                action.reason = "resume at step \(rollout.step + 1) (interrupted)"
+                return action
+            }
+            // A newer desired state pre-empts the interrupted rollout.
+        }
+        if let failed = live.failed, live.phase == .failed, failed.version == target.version,
+            failed.configDigest == target.configDigest
+        {
+            action.kind = .holdFailed
+            action.reason = "failed at \(failed.revision.short): \(failed.message); not retried until desired state changes"
+            return action
+        }
+        let matchesLive = live.version == target.version && live.configDigest == target.configDigest
+        if matchesLive && live.phase == .healthy {
+            return action
+        }
+        action.kind = .deploy
+        let (classification, reason) = try await classify(target: target, live: live, desired: desired, revision: revision)
+        action.classification = classification
+        action.reason = matchesLive ? "redeploy \(target.version) after a failed rollout" : reason
+        if matchesLive { action.classification = .rollback }
+        return action
+    }
+
+    /// ROLLBACK when a revert commit touched the service's manifest since what is live, or when the version ran
+    /// on this target before; CONFIG when only the config changed; FEATURE otherwise.
+    func classify(
+        target: DesiredTarget, live: LiveTarget, desired: DesiredState, revision: ObjectID
+    ) async throws -> (ChangeClass, String) {
+        if let liveRevision = live.revision, liveRevision != revision {
+            let file = target.location.file
+            let commits = try repository.commits(from: revision, excluding: liveRevision, touching: [file], limit: 200)
+            if let revert = commits.first(where: { $0.revertedCommit != nil }), let reverted = revert.revertedCommit {
+                return (.rollback, "\(revert.id.short) reverts \(reverted.short)")
+            }
+        }
+        if target.version != live.version {
+            let earlier = try await store.events(
+                EventQuery(
+                    service: target.id.service, environment: target.id.environment, kinds: [.deploymentSucceeded],
+                    limit: 1000))
+            if let previous = earlier.first(where: { $0.version == target.version }) {
+                let when = ISO8601DateFormatter().string(from: previous.time)
+                return (.rollback, "\(target.version) ran here before (deployed \(when))")
+            }
+            return (.feature, "\(live.version ?? "nothing") → \(target.version)")
+        }
+        return (.config, "config changed")
+    }
+}
+
+/// Engine failures that are not about one target.
+public enum EngineError: Error, CustomStringConvertible, Sendable {
+    case noRevision
+    case noGoodRevision(head: ObjectID, diagnostics: [Diagnostic])
+    case executorMissing(target: TargetID, executor: String)
+
+    public var description: String {
+        switch self {
+        case .noRevision:
+            return "desired state has no revision to deploy from"
+        case .noGoodRevision(let head, let diagnostics):
+            return "revision \(head.short) was rejected and no earlier revision was ever accepted:\n"
+                + diagnostics.map(\.description).joined(separator: "\n")
+        case .executorMissing(let target, let executor):
+            return "\(target): executor '\(executor)' is not defined in desired state"
+        }
+    }
+}

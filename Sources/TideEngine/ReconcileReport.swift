@@ -1,0 +1,37 @@
+public import TideGit
+public import TideManifest
+public import TideState
+
+/// What happened to one target in a pass.
+public struct TargetOutcome: Sendable, Hashable, Codable {
+    public enum Result: String, Sendable, Codable {
+        case deployed, removed, failed, unchanged, held, blocked
+    }
+
+    public var target: TargetID
+    public var result: Result
+    public var fromVersion: String?
+    public var toVersion: String?
+    public var classification: ChangeClass?
+    public var message: String?
+    /// How many executor calls this pass made for the target.
+    public var executorCalls: Int
+}
+
+/// The result of one reconcile pass.
+public struct ReconcileReport: Sendable, Codable {
+    /// What the branch points to.
+    public var head: ObjectID
+    /// The revision whose desired state was applied: `head`, or the last good one when `head` was rejected.
+    public var applied: ObjectID?
+    /// Why `head` was rejected, when it was.
+    public var rejected: [Diagnostic]
+    public var outcomes: [TargetOutcome]
+
+    /// True when the pass has something to report as a failure (exit status 1).
+    public var hasFailures: Bool {
+        !rejected.isEmpty || outcomes.contains { $0.result == .failed || $0.result == .blocked }
+    }
+
+    public var executorCalls: Int { outcomes.reduce(0) { $0 + $1.executorCalls } }
+}

@@ -1,0 +1,377 @@
+import Foundation
+public import TideExecutors
+public import TideGit
+public import TideManifest
+public import TideState
+
+/// Drives live state to the desired state of the tracked branch, one idempotent pass at a time.
+///
+/// A pass resolves the branch head, loads and validates its manifests (a rejected revision never touches live
+/// state: the last good one is applied instead), plans, and runs what is due. Every step is written to the
+/// state store before and after its executor call, so a pass killed at any point resumes where it stopped.
+public final class Reconciler: Sendable {
+    public let repository: Repository
+    public let branch: String?
+    public let root: String
+    public let store: any StateStore
+    public let executors: any ExecutorFactory
+    public let clock: any TideClock
+    public let loader: ManifestLoader
+
+    public init(
+        repository: Repository, branch: String?, root: String, store: any StateStore,
+        executors: any ExecutorFactory, clock: any TideClock = SystemClock(), loader: ManifestLoader = ManifestLoader()
+    ) {
+        self.repository = repository
+        self.branch = branch
+        self.root = root
+        self.store = store
+        self.executors = executors
+        self.clock = clock
+        self.loader = loader
+    }
+
+    /// The desired state a pass would apply.
+    public struct Resolution: Sendable {
+        public var head: ObjectID
+        /// nil when `head` was rejected and nothing was ever accepted.
+        public var desired: DesiredState?
+        public var rejected: [Diagnostic]
+    }
+
+    /// Loads the head's desired state; when it is invalid, falls back to the last good revision.
+    /// With `record`, acceptance and rejection are written to the state store (once per revision).
+    public func resolve(record: Bool) async throws -> Resolution {
+        let head = try repository.resolveCommit(branch: branch)
+        let status = try await store.repositoryStatus()
+        let now = clock.now()
+        do {
+            let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
+            if record && status.lastGoodRevision != head {
+                var updated = status
+                updated.lastGoodRevision = head
+                updated.lastGoodAt = now
+                updated.rejectedRevision = nil
+                updated.rejection = []
+                let commit = try repository.commit(head)
+                try await store.apply(
+                    StateWrite(
+                        events: [
+                            Event(
+                                time: now, kind: .revisionAccepted, revision: head,
+                                message: "accepted \(head.short): \(commit.summary)",
+                                details: .object(["targets": .int(Int64(desired.targets.count))]))
+                        ], repositoryStatus: updated))
+            }
+            return Resolution(head: head, desired: desired, rejected: [])
+        } catch let error as ManifestError {
+            if record && status.rejectedRevision != head {
+                var updated = status
+                updated.rejectedRevision = head
+                updated.rejectedAt = now
+                updated.rejection = error.diagnostics
+                try await store.apply(
+                    StateWrite(
+                        events: [
+                            Event(
+                                time: now, kind: .revisionRejected, revision: head,
+                                message: "rejected \(head.short): \(error.diagnostics.count) problem(s); "
+                                    + "keeping \(status.lastGoodRevision?.short ?? "nothing")",
+                                details: .array(error.diagnostics.map { .string($0.description) }))
+                        ], repositoryStatus: updated))
+            }
+            var desired: DesiredState?
+            if let good = status.lastGoodRevision {
+                desired = try loader.load(from: GitCommitSource(repository: repository, commit: good, root: root))
+            }
+            return Resolution(head: head, desired: desired, rejected: error.diagnostics)
+        }
+    }
+
+    /// The plan for the current head, without changing anything.
+    public func plan() async throws -> (Resolution, Plan?) {
+        let resolution = try await resolve(record: false)
+        guard let desired = resolution.desired else { return (resolution, nil) }
+        let plan = try await Planner(repository: repository, store: store).plan(
+            desired: desired, live: try await store.liveTargets())
+        return (resolution, plan)
+    }
+
+    /// One reconcile pass, holding the state store's exclusive lock for its duration.
+    public func reconcile(lockTimeout: Double = 60) async throws -> ReconcileReport {
+        try await store.withExclusiveLock(timeout: lockTimeout) {
+            try await reconcileLocked()
+        }
+    }
+
+    private func reconcileLocked() async throws -> ReconcileReport {
+        let resolution = try await resolve(record: true)
+        guard let desired = resolution.desired, let revision = desired.revision else {
+            return ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: [])
+        }
+        let live = try await store.liveTargets()
+        let plan = try await Planner(repository: repository, store: store).plan(desired: desired, live: live)
+        let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+
+        var outcomes: [TargetOutcome] = []
+        var settled: [TargetID: Bool] = [:]  // healthy after this pass?
+        for action in plan.actions {
+            let outcome: TargetOutcome
+            switch action.kind {
+            case .none:
+                outcome = TargetOutcome(
+                    target: action.target, result: .unchanged, fromVersion: action.fromVersion,
+                    toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
+            case .holdFailed:
+                outcome = TargetOutcome(
+                    target: action.target, result: .held, fromVersion: action.fromVersion,
+                    toVersion: action.toVersion, classification: nil, message: action.reason, executorCalls: 0)
+            case .deploy, .resume:
+                let waitingFor = action.dependsOn.compactMap { dependency -> String? in
+                    let id = TargetID(service: dependency, environment: action.target.environment)
+                    return settled[id] == false ? id.description : nil
+                }
+                if !waitingFor.isEmpty {
+                    outcome = TargetOutcome(
+                        target: action.target, result: .blocked, fromVersion: action.fromVersion,
+                        toVersion: action.toVersion, classification: action.classification,
+                        message: "waiting for \(waitingFor.joined(separator: ", ")) to be healthy", executorCalls: 0)
+                } else {
+                    // desired.target(...) exists: the planner made this action from it.
+                    let target = desired.target(action.target)!
+                    outcome = try await roll(
+                        action, target: target, live: liveByID[action.target], desired: desired, revision: revision)
+                }
+            case .remove:
+                outcome = try await remove(action, live: liveByID[action.target]!, desired: desired, revision: revision)
+            }
+            settled[action.target] = outcome.result == .unchanged || outcome.result == .deployed
+            outcomes.append(outcome)
+        }
+        return ReconcileReport(
+            head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
+    }
+
+    // MARK: - Rollout (recreate)
+
+    /// The steps of the recreate strategy: stop old and start new, then check health.
+    static let recreateSteps: [ExecutorAction] = [.deploy, .health]
+
+    private func roll(
+        _ action: PlannedAction, target: DesiredTarget, live: LiveTarget?, desired: DesiredState, revision: ObjectID
+    ) async throws -> TargetOutcome {
+        let now = clock.now()
+        guard let executorManifest = desired.executors[target.executor] else {
+            throw EngineError.executorMissing(target: target.id, executor: target.executor)
+        }
+        let executor = try executors.makeExecutor(for: executorManifest)
+
+        var state =
+            live
+            ?? LiveTarget(id: target.id, executor: target.executor, phase: .pending, updatedAt: now)
+        let classification = action.classification ?? .feature
+        var rollout: Rollout
+        if action.kind == .resume, let existing = state.rollout {
+            rollout = existing
+        } else {
+            rollout = Rollout(
+                version: target.version, config: target.config, configDigest: target.configDigest,
+                revision: revision, previousVersion: state.version, classification: classification,
+                reason: action.reason, startedAt: now)
+            state.executor = target.executor
+            state.phase = .progressing
+            state.rollout = rollout
+            state.updatedAt = now
+            try await store.apply(
+                StateWrite(
+                    targets: [state],
+                    events: [
+                        Event(
+                            time: now, kind: .deploymentStarted, target: target.id, revision: revision,
+                            version: target.version, previousVersion: state.version, classification: classification,
+                            message: "deploying \(target.version)"
+                                + (state.version.map { " (was \($0))" } ?? "") + (action.reason.map { ": \($0)" } ?? ""))
+                    ]))
+        }
+
+        var calls = 0
+        let steps = Self.recreateSteps
+        while rollout.step < steps.count {
+            let step = rollout.step
+            let name = steps[step]
+            let actionID = "\(target.id.service).\(target.id.environment).\(rollout.revision.short).\(step)-\(name.rawValue)"
+            let startedAt = clock.now()
+            try await store.apply(
+                StateWrite(
+                    events: [
+                        Event(
+                            time: startedAt, kind: .stepStarted, target: target.id, revision: rollout.revision,
+                            version: rollout.version, message: "step \(step + 1)/\(steps.count): \(name.rawValue)",
+                            details: .object(["actionId": .string(actionID)]))
+                    ],
+                    actions: [
+                        ActionRecord(
+                            id: actionID, target: target.id, action: name.rawValue, status: .started,
+                            startedAt: startedAt)
+                    ]))
+            let request = ActionRequest(
+                action: name, service: target.id.service, environment: target.id.environment,
+                version: rollout.version, previousVersion: rollout.previousVersion, weight: 100,
+                revision: rollout.revision.hex, actionID: actionID, config: rollout.config)
+            let result = await executor.perform(request)
+            calls += 1
+            let finishedAt = clock.now()
+            var details: [String: JSONValue] = [
+                "actionId": .string(actionID), "durationSeconds": .double((result.duration * 1000).rounded() / 1000),
+            ]
+            if !result.standardError.isEmpty { details["stderr"] = .string(result.standardError) }
+
+            guard result.succeeded else {
+                details["outcome"] = .string(result.summary)
+                let message = "\(name.rawValue) of \(rollout.version) \(result.summary)"
+                state.phase = .failed
+                state.rollout = nil
+                state.failed = FailedAttempt(
+                    version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
+                    message: message, at: finishedAt)
+                state.updatedAt = finishedAt
+                try await store.apply(
+                    StateWrite(
+                        targets: [state],
+                        events: [
+                            Event(
+                                time: finishedAt, kind: .stepFailed, target: target.id, revision: rollout.revision,
+                                version: rollout.version, message: message, details: .object(details)),
+                            Event(
+                                time: finishedAt, kind: .deploymentFailed, target: target.id,
+                                revision: rollout.revision, version: rollout.version,
+                                previousVersion: rollout.previousVersion, classification: rollout.classification,
+                                message: message),
+                        ],
+                        actions: [
+                            ActionRecord(
+                                id: actionID, target: target.id, action: name.rawValue, status: .failed,
+                                startedAt: startedAt, finishedAt: finishedAt, message: result.summary)
+                        ]))
+                return TargetOutcome(
+                    target: target.id, result: .failed, fromVersion: rollout.previousVersion,
+                    toVersion: rollout.version, classification: rollout.classification, message: message,
+                    executorCalls: calls)
+            }
+
+            rollout.step = step + 1
+            rollout.stepStartedAt = finishedAt
+            state.rollout = rollout
+            state.updatedAt = finishedAt
+            try await store.apply(
+                StateWrite(
+                    targets: [state],
+                    events: [
+                        Event(
+                            time: finishedAt, kind: .stepSucceeded, target: target.id, revision: rollout.revision,
+                            version: rollout.version, message: "\(name.rawValue) succeeded",
+                            details: .object(details))
+                    ],
+                    actions: [
+                        ActionRecord(
+                            id: actionID, target: target.id, action: name.rawValue, status: .succeeded,
+                            startedAt: startedAt, finishedAt: finishedAt)
+                    ]))
+        }
+
+        let doneAt = clock.now()
+        state.phase = .healthy
+        state.version = rollout.version
+        state.configDigest = rollout.configDigest
+        state.revision = rollout.revision
+        state.rollout = nil
+        state.failed = nil
+        state.updatedAt = doneAt
+        let lead = doneAt.timeIntervalSince(rollout.startedAt)
+        try await store.apply(
+            StateWrite(
+                targets: [state],
+                events: [
+                    Event(
+                        time: doneAt, kind: .deploymentSucceeded, target: target.id, revision: rollout.revision,
+                        version: rollout.version, previousVersion: rollout.previousVersion,
+                        classification: rollout.classification,
+                        message: "\(rollout.version) is live" + (rollout.reason.map { " (\($0))" } ?? ""),
+                        details: .object(["durationSeconds": .double((lead * 1000).rounded() / 1000)]))
+                ]))
+        return TargetOutcome(
+            target: target.id, result: .deployed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
+            classification: rollout.classification, message: rollout.reason, executorCalls: calls)
+    }
+
+    // MARK: - Removal
+
+    private func remove(
+        _ action: PlannedAction, live: LiveTarget, desired: DesiredState, revision: ObjectID
+    ) async throws -> TargetOutcome {
+        guard let manifest = desired.executors[live.executor] else {
+            let message = "cannot remove: executor '\(live.executor)' is no longer defined; "
+                + "keep its Executor manifest until its targets are removed"
+            return TargetOutcome(
+                target: live.id, result: .failed, fromVersion: live.version, toVersion: nil,
+                classification: .removal, message: message, executorCalls: 0)
+        }
+        let executor = try executors.makeExecutor(for: manifest)
+        let actionID = "\(live.id.service).\(live.id.environment).\(revision.short).remove"
+        let startedAt = clock.now()
+        var state = live
+        state.phase = .removing
+        state.updatedAt = startedAt
+        try await store.apply(
+            StateWrite(
+                targets: [state],
+                actions: [
+                    ActionRecord(id: actionID, target: live.id, action: "remove", status: .started, startedAt: startedAt)
+                ]))
+        let result = await executor.perform(
+            ActionRequest(
+                action: .remove, service: live.id.service, environment: live.id.environment,
+                version: live.version ?? "", previousVersion: nil, weight: 0, revision: revision.hex,
+                actionID: actionID, config: .object([:])))
+        let finishedAt = clock.now()
+        guard result.succeeded else {
+            let message = "remove \(result.summary)"
+            state.phase = .failed
+            state.updatedAt = finishedAt
+            try await store.apply(
+                StateWrite(
+                    targets: [state],
+                    events: [
+                        Event(
+                            time: finishedAt, kind: .stepFailed, target: live.id, revision: revision,
+                            version: live.version, message: message,
+                            details: .object(["actionId": .string(actionID), "stderr": .string(result.standardError)]))
+                    ],
+                    actions: [
+                        ActionRecord(
+                            id: actionID, target: live.id, action: "remove", status: .failed, startedAt: startedAt,
+                            finishedAt: finishedAt, message: result.summary)
+                    ]))
+            return TargetOutcome(
+                target: live.id, result: .failed, fromVersion: live.version, toVersion: nil,
+                classification: .removal, message: message, executorCalls: 1)
+        }
+        try await store.apply(
+            StateWrite(
+                removedTargets: [live.id],
+                events: [
+                    Event(
+                        time: finishedAt, kind: .targetRemoved, target: live.id, revision: revision,
+                        previousVersion: live.version, classification: .removal,
+                        message: "removed (was \(live.version ?? "nothing"))")
+                ],
+                actions: [
+                    ActionRecord(
+                        id: actionID, target: live.id, action: "remove", status: .succeeded, startedAt: startedAt,
+                        finishedAt: finishedAt)
+                ]))
+        return TargetOutcome(
+            target: live.id, result: .removed, fromVersion: live.version, toVersion: nil, classification: .removal,
+            message: action.reason, executorCalls: 1)
+    }
+}
