@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import TideManifest
+import TideState
+
+/// `tide history`: the event log, newest first.
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history", abstract: "Show deployments, rollbacks and rejected revisions, newest first.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .long, help: "Only this service.")
+    var service: String?
+
+    @Option(name: .customLong("env"), help: "Only this environment.")
+    var environment: String?
+
+    @Option(name: .long, help: "At most this many events.")
+    var limit: Int = 50
+
+    @Flag(name: .long, help: "Every event, including each executor step.")
+    var all = false
+
+    @Flag(name: .long, help: "Print the events as JSON.")
+    var json = false
+
+    static let summaryKinds: [Event.Kind] = [
+        .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
+        .revisionRejected,
+    ]
+
+    struct EventOutput: Encodable {
+        var id: Int64?
+        var time: Date
+        var kind: String
+        var service: String?
+        var environment: String?
+        var revision: String?
+        var version: String?
+        var previousVersion: String?
+        var classification: String?
+        var message: String
+        var details: JSONValue?
+    }
+
+    func run() async throws {
+        guard limit > 0 else { throw ValidationError("--limit must be at least 1") }
+        let repository = try? global.openRepository()
+        let store = try global.openStore(for: repository)
+        let events = try await store.events(
+            EventQuery(
+                service: service, environment: environment, kinds: all ? nil : Self.summaryKinds, limit: limit))
+        if json {
+            try printJSON(
+                events.map {
+                    EventOutput(
+                        id: $0.id, time: $0.time, kind: $0.kind.rawValue, service: $0.target?.service,
+                        environment: $0.target?.environment, revision: $0.revision?.hex, version: $0.version,
+                        previousVersion: $0.previousVersion, classification: $0.classification?.rawValue,
+                        message: $0.message, details: $0.details)
+                })
+            return
+        }
+        if events.isEmpty {
+            print("No events yet.")
+            return
+        }
+        print(
+            table(
+                ["TIME", "TARGET", "EVENT", "VERSION", "CLASS", "REVISION", "MESSAGE"],
+                events.map {
+                    [
+                        iso($0.time), $0.target?.description ?? "-", $0.kind.rawValue,
+                        versionColumn($0), $0.classification?.rawValue ?? "-", $0.revision?.short ?? "-",
+                        $0.message,
+                    ]
+                }))
+    }
+
+    private func versionColumn(_ event: Event) -> String {
+        switch (event.previousVersion, event.version) {
+        case (let previous?, let version?) where previous != version: "\(previous) → \(version)"
+        case (_, let version?): version
+        case (let previous?, nil): "\(previous) → -"
+        default: "-"
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import TideEngine
+import TideGit
+import TideManifest
+
+/// `tide plan`: what a reconcile pass would do, without doing it.
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan", abstract: "Show the actions that would take live state to desired state.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Print the plan as JSON.")
+    var json = false
+
+    @Flag(name: .long, help: "List unchanged targets too.")
+    var all = false
+
+    struct Output: Encodable {
+        var head: String
+        var revision: String?
+        var rejected: [Diagnostic]
+        var actions: [PlannedAction]
+    }
+
+    func run() async throws {
+        let reconciler = try global.reconciler()
+        let (resolution, plan) = try await reconciler.plan()
+        if json {
+            try printJSON(
+                Output(
+                    head: resolution.head.hex, revision: plan?.revision.hex, rejected: resolution.rejected,
+                    actions: plan?.actions ?? []))
+            if !resolution.rejected.isEmpty { throw ReportedFailure() }
+            return
+        }
+        if !resolution.rejected.isEmpty {
+            printError("revision \(resolution.head.short) is rejected:")
+            for diagnostic in resolution.rejected { printError(diagnostic.description) }
+        }
+        guard let plan else {
+            throw ReportedFailure(message: "tide: no valid revision to plan from")
+        }
+        let shown = all ? plan.actions : plan.pending + plan.actions.filter { $0.kind == .holdFailed }
+        print("Plan for \(plan.revision.short)\(resolution.rejected.isEmpty ? "" : " (last good revision)"): "
+            + "\(plan.pending.count) to change, \(plan.actions.count - plan.pending.count) unchanged")
+        if !shown.isEmpty {
+            print(
+                table(
+                    ["TARGET", "ACTION", "FROM", "TO", "CLASS", "REASON"],
+                    shown.map {
+                        [
+                            $0.target.description, $0.kind.rawValue, $0.fromVersion ?? "-", $0.toVersion ?? "-",
+                            $0.classification?.rawValue ?? "-", $0.reason ?? "",
+                        ]
+                    }))
+        }
+        if !resolution.rejected.isEmpty { throw ReportedFailure() }
+    }
+}

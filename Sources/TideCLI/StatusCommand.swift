@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import TideGit
+import TideManifest
+import TideState
+
+/// `tide status`: live state of every target and which revision is applied.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show each target's phase and version, and the applied revision.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Print the status as JSON.")
+    var json = false
+
+    struct Output: Encodable {
+        var head: String?
+        var lastGoodRevision: String?
+        var lastGoodAt: Date?
+        var rejectedRevision: String?
+        var rejectedAt: Date?
+        var rejection: [Diagnostic]
+        var targets: [TargetStatus]
+    }
+
+    struct TargetStatus: Encodable {
+        var service: String
+        var environment: String
+        var phase: String
+        var version: String?
+        var configDigest: String?
+        var revision: String?
+        var rollout: Rollout?
+        var failed: FailedAttempt?
+        var updatedAt: Date
+    }
+
+    func run() async throws {
+        let repository = try global.openRepository()
+        let store = try global.openStore(for: repository)
+        let status = try await store.repositoryStatus()
+        let targets = try await store.liveTargets()
+        let head = try? repository.resolveCommit(branch: global.branch)
+        let output = Output(
+            head: head?.hex, lastGoodRevision: status.lastGoodRevision?.hex, lastGoodAt: status.lastGoodAt,
+            rejectedRevision: status.rejectedRevision?.hex, rejectedAt: status.rejectedAt,
+            rejection: status.rejection,
+            targets: targets.map {
+                TargetStatus(
+                    service: $0.id.service, environment: $0.id.environment, phase: $0.phase.rawValue,
+                    version: $0.version, configDigest: $0.configDigest, revision: $0.revision?.hex,
+                    rollout: $0.rollout, failed: $0.failed, updatedAt: $0.updatedAt)
+            })
+        if json {
+            try printJSON(output)
+            return
+        }
+        print("Branch head:    \(head?.short ?? "-")")
+        print("Applied:        \(status.lastGoodRevision?.short ?? "nothing yet")"
+            + (status.lastGoodAt.map { " (accepted \(iso($0)))" } ?? ""))
+        if let rejected = status.rejectedRevision {
+            print("Rejected:       \(rejected.short) at \(iso(status.rejectedAt)), \(status.rejection.count) problem(s):")
+            for diagnostic in status.rejection { print("  \(diagnostic)") }
+        }
+        if targets.isEmpty {
+            print("No targets deployed yet.")
+            return
+        }
+        print("")
+        print(
+            table(
+                ["TARGET", "PHASE", "VERSION", "REVISION", "UPDATED", "DETAIL"],
+                targets.map { target in
+                    var detail = ""
+                    if let rollout = target.rollout {
+                        detail = "rolling out \(rollout.version), step \(rollout.step + 1)"
+                    } else if let failed = target.failed, target.phase == .failed {
+                        detail = "failed \(failed.version): \(failed.message)"
+                    }
+                    return [
+                        target.id.description, target.phase.rawValue, target.version ?? "-",
+                        target.revision?.short ?? "-", iso(target.updatedAt), detail,
+                    ]
+                }))
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import TideGit
+import TideManifest
+
+/// `tide validate`: load and check the manifests at the branch head, a given revision, or the index.
+struct ValidateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate", abstract: "Check the manifests; print every problem as path:line:column: message.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(name: .long, help: "Validate what is staged in the index (the pre-commit hook uses this).")
+    var staged = false
+
+    @Option(name: .long, help: "Validate this revision instead of the branch head.")
+    var revision: String?
+
+    @Flag(name: .long, help: "Print the result as JSON.")
+    var json = false
+
+    struct Output: Encodable {
+        var valid: Bool
+        var source: String
+        var revision: String?
+        var services: Int
+        var environments: Int
+        var executors: Int
+        var targets: Int
+        var diagnostics: [Diagnostic]
+    }
+
+    func run() async throws {
+        let repository = try global.openRepository()
+        let loader = ManifestLoader()
+        let sourceName: String
+        let revisionID: ObjectID?
+        var output = Output(
+            valid: false, source: "", revision: nil, services: 0, environments: 0, executors: 0, targets: 0,
+            diagnostics: [])
+        do {
+            let desired: DesiredState
+            if staged {
+                sourceName = "index"
+                revisionID = nil
+                desired = try loader.load(from: GitIndexSource(repository: repository, root: global.manifestRoot))
+            } else {
+                let id = try repository.resolveCommit(branch: revision ?? global.branch)
+                revisionID = id
+                sourceName = id.short
+                desired = try loader.load(
+                    from: GitCommitSource(repository: repository, commit: id, root: global.manifestRoot))
+            }
+            output = Output(
+                valid: true, source: sourceName, revision: revisionID?.hex, services: desired.services.count,
+                environments: desired.environments.count, executors: desired.executors.count,
+                targets: desired.targets.count, diagnostics: desired.warnings)
+            if json {
+                try printJSON(output)
+            } else {
+                print(
+                    "\(sourceName): valid — \(output.services) services, \(output.environments) environments, "
+                        + "\(output.executors) executors, \(output.targets) targets")
+            }
+        } catch let error as ManifestError {
+            output.diagnostics = error.diagnostics
+            output.source = staged ? "index" : (revision ?? global.branch ?? "HEAD")
+            if json {
+                try printJSON(output)
+            } else {
+                for diagnostic in error.diagnostics { printError(diagnostic.description) }
+            }
+            throw ReportedFailure(
+                message: json ? "" : "tide: \(error.diagnostics.count) problem(s); nothing was changed")
+        } catch let error as GitError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+    }
+}
