@@ -67,7 +67,11 @@ let package = Package(
             dependencies: ["TideManifest", "TideTestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "TideStateTests", dependencies: ["TideState", "TideTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "TideStateTests",
+            dependencies: ["TideState", "TideTestSupport", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TideExecutorsTests",
             dependencies: ["TideExecutors", "TideTestSupport"],

@@ -218,6 +218,7 @@ public final class SQLiteStateStore: StateStore {
 
     // MARK: - Locking
 
+    @discardableResult
     public func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T {
         let lock = try await FileLock.acquire(path: path + ".lock", timeout: timeout, statePath: path)
         defer { lock.release() }

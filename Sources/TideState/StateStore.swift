@@ -31,6 +31,7 @@ public protocol StateStore: Sendable {
     func apply(_ write: StateWrite) async throws
     /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state
     /// at once. Waits up to `timeout` seconds for another holder, then throws `StateError.locked`.
+    @discardableResult
     func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T
 }
 

@@ -87,6 +87,7 @@ public actor InMemoryStateStore: StateStore {
         if let newStatus = write.repositoryStatus { status = newStatus }
     }
 
+    @discardableResult
     public nonisolated func withExclusiveLock<T: Sendable>(
         timeout: Double, _ body: () async throws -> T
     ) async throws -> T {

@@ -1,0 +1,144 @@
+import Foundation
+import GRDB
+import TideGit
+import TideManifest
+import TideState
+import TideTestSupport
+import Testing
+
+@Suite("TideState: the SQLite state store")
+struct SQLiteStateStoreTests {
+    let directory: TemporaryDirectory
+    let path: String
+
+    init() throws {
+        directory = try TemporaryDirectory("tide-state")
+        path = directory.appending("nested/state.sqlite")
+    }
+
+    static let revision = ObjectID(hex: String(repeating: "ab", count: 20))!
+    static let id = TargetID(service: "checkout", environment: "prod")
+
+    func sampleTarget(phase: TargetPhase = .healthy, version: String = "1.0.0") -> LiveTarget {
+        LiveTarget(
+            id: Self.id, executor: "local", phase: phase, version: version, configDigest: "d1",
+            revision: Self.revision,
+            rollout: phase == .progressing
+                ? Rollout(
+                    version: "2.0.0", config: .object(["replicas": .int(2)]), configDigest: "d2",
+                    revision: Self.revision, previousVersion: version, classification: .feature, reason: "r",
+                    step: 1, startedAt: Date(timeIntervalSince1970: 100))
+                : nil,
+            updatedAt: Date(timeIntervalSince1970: 1000))
+    }
+
+    @Test("targets, events, actions and status survive reopening the file")
+    func roundTrip() async throws {
+        do {
+            let store = try SQLiteStateStore(path: path)
+            try await store.apply(
+                StateWrite(
+                    targets: [sampleTarget(phase: .progressing)],
+                    events: [
+                        Event(time: Date(timeIntervalSince1970: 5), kind: .revisionAccepted, revision: Self.revision, message: "ok"),
+                        Event(
+                            time: Date(timeIntervalSince1970: 6), kind: .deploymentStarted, target: Self.id,
+                            revision: Self.revision, version: "2.0.0", previousVersion: "1.0.0",
+                            classification: .feature, message: "go", details: .object(["actionId": .string("x")])),
+                    ],
+                    actions: [ActionRecord(id: "a1", target: Self.id, action: "deploy", status: .started, startedAt: Date(timeIntervalSince1970: 7))],
+                    repositoryStatus: RepositoryStatus(lastGoodRevision: Self.revision, lastGoodAt: Date(timeIntervalSince1970: 5))))
+        }
+        let store = try SQLiteStateStore(path: path)
+        let target = try #require(try await store.liveTarget(Self.id))
+        #expect(target == sampleTarget(phase: .progressing))
+        let events = try await store.events(EventQuery())
+        #expect(events.map(\.kind) == [.deploymentStarted, .revisionAccepted])
+        #expect(events[0].details == .object(["actionId": .string("x")]))
+        #expect(events[0].classification == .feature)
+        #expect(events[0].id! > events[1].id!)
+        #expect(try await store.events(EventQuery(service: "checkout")).count == 1)
+        #expect(try await store.events(EventQuery(kinds: [.revisionAccepted])).count == 1)
+        #expect(try await store.events(EventQuery(limit: 1)).count == 1)
+        #expect(try await store.action("a1")?.status == .started)
+        #expect(try await store.repositoryStatus().lastGoodRevision == Self.revision)
+
+        try await store.apply(
+            StateWrite(actions: [ActionRecord(id: "a1", target: Self.id, action: "deploy", status: .succeeded, startedAt: Date(timeIntervalSince1970: 7), finishedAt: Date(timeIntervalSince1970: 8))]))
+        #expect(try await store.action("a1")?.status == .succeeded)
+        try await store.apply(StateWrite(removedTargets: [Self.id]))
+        #expect(try await store.liveTargets().isEmpty)
+    }
+
+    @Test("the event log is append-only, enforced by the database itself")
+    func appendOnly() async throws {
+        let store = try SQLiteStateStore(path: path)
+        try await store.apply(StateWrite(events: [Event(time: Date(), kind: .reconcileError, message: "x")]))
+        let queue = try DatabaseQueue(path: path)
+        #expect(throws: DatabaseError.self) {
+            try queue.write { try $0.execute(sql: "UPDATE events SET message = 'rewritten'") }
+        }
+        #expect(throws: DatabaseError.self) {
+            try queue.write { try $0.execute(sql: "DELETE FROM events") }
+        }
+        #expect(try await store.events(EventQuery()).first?.message == "x")
+    }
+
+    @Test("a second holder of the lock waits, then fails with a clear message")
+    func exclusiveLock() async throws {
+        let first = try SQLiteStateStore(path: path)
+        let second = try SQLiteStateStore(path: path)
+        let entered = LockedBox(false)
+        try await first.withExclusiveLock(timeout: 1) {
+            await #expect {
+                _ = try await second.withExclusiveLock(timeout: 0.3) { entered.set(true) }
+            } throws: { error in
+                let text = "\(error)"
+                return text.contains("is locked by another tide process (pid \(getpid())") && text.contains(path)
+            }
+        }
+        #expect(!entered.get())
+        // Released: now the second gets it at once.
+        try await second.withExclusiveLock(timeout: 0.3) { entered.set(true) }
+        #expect(entered.get())
+    }
+
+    @Test("a waiting holder gets the lock as soon as the first releases it")
+    func lockWaits() async throws {
+        let first = try SQLiteStateStore(path: path)
+        let second = try SQLiteStateStore(path: path)
+        let order = LockedBox<[String]>([])
+        async let held: Void = first.withExclusiveLock(timeout: 1) {
+            order.update { $0.append("first in") }
+            try await Task.sleep(for: .milliseconds(300))
+            order.update { $0.append("first out") }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        try await second.withExclusiveLock(timeout: 5) { order.update { $0.append("second in") } }
+        try await held
+        #expect(order.get() == ["first in", "first out", "second in"])
+    }
+
+    @Test("a state file from a newer tide is refused")
+    func newerSchema() async throws {
+        _ = try SQLiteStateStore(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        #expect {
+            try SQLiteStateStore(path: path)
+        } throws: { error in
+            "\(error)".contains("newer version of tide")
+        }
+    }
+
+    @Test("a file that is not a database is a clear error")
+    func notADatabase() throws {
+        try Data("this is not sqlite, just text that is long enough to fill a header page".utf8).write(
+            to: URL(fileURLWithPath: directory.appending("junk.sqlite")))
+        #expect {
+            try SQLiteStateStore(path: directory.appending("junk.sqlite"))
+        } throws: { error in
+            "\(error)".contains("junk.sqlite")
+        }
+    }
+}
