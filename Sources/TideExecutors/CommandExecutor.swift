@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 public import TideManifest
 internal import Subprocess
 
@@ -33,6 +36,7 @@ public struct CommandExecutor: Executor {
     }
 
     public func perform(_ request: ActionRequest) async -> ActionResult {
+        _ = ignoringBrokenPipes
         let start = ContinuousClock.now
         func elapsed() -> Double {
             let d = ContinuousClock.now - start
@@ -51,13 +55,21 @@ public struct CommandExecutor: Executor {
             environment: .inherit.updating(variables),
             workingDirectory: FilePath(workingDirectory),
             platformOptions: options)
-        let input = request.jsonLine()
         let timeout = manifest.timeout
+        // The request goes to stdin from an unlinked temporary file rather than a pipe: an executor that exits
+        // without reading it then cannot break the write, and nothing of the request stays on disk.
+        let stdin: FileDescriptor
+        do {
+            stdin = try Self.requestFile(request.jsonLine())
+        } catch {
+            return ActionResult(outcome: .couldNotStart("cannot stage the request for stdin: \(error)"))
+        }
 
-        let outcome = await withTaskGroup(of: RaceResult.self) { group in
+        return await withTaskGroup(of: RaceResult.self) { group in
             group.addTask {
                 do {
-                    let result = try await run(configuration, input: .string(input), output: .sequence, error: .sequence) {
+                    let input = FileDescriptorInput.fileDescriptor(stdin, closeAfterSpawningProcess: true)
+                    let result = try await run(configuration, input: input, output: .sequence, error: .sequence) {
                         execution in
                         async let out = Self.collect(execution.standardOutput)
                         async let err = Self.collect(execution.standardError)
@@ -80,27 +92,45 @@ public struct CommandExecutor: Executor {
                 try? await Task.sleep(for: .seconds(timeout))
                 return .timerFired
             }
-            var outcome = ActionResult(outcome: .couldNotStart("no result"))
+            var timedOut = false
             while let next = await group.next() {
                 switch next {
                 case .finished(let result, let out, let err):
                     group.cancelAll()
-                    return ActionResult(outcome: result, standardOutput: out, standardError: err, duration: elapsed())
+                    guard timedOut else {
+                        return ActionResult(outcome: result, standardOutput: out, standardError: err, duration: elapsed())
+                    }
+                    return ActionResult(
+                        outcome: .timedOut(seconds: timeout), standardOutput: out,
+                        standardError: err + "tide: timed out after \(ManifestDuration.format(timeout)); "
+                            + "killed the process group\n", duration: elapsed())
                 case .timerFired:
-                    // Cancelling the run task triggers the teardown sequence: SIGTERM to the process group, then
-                    // SIGKILL after two seconds.
-                    outcome = ActionResult(
-                        outcome: .timedOut(seconds: timeout), standardError: "timed out after "
-                            + ManifestDuration.format(timeout), duration: timeout)
+                    // Cancelling the run task starts its teardown sequence: SIGTERM to the process group, then
+                    // SIGKILL after two seconds. The run task then finishes with what the process wrote.
+                    timedOut = true
                     group.cancelAll()
                 case .cancelled:
                     continue
                 }
             }
-            outcome.duration = elapsed()
-            return outcome
+            return ActionResult(outcome: .timedOut(seconds: timeout), duration: elapsed())
         }
-        return outcome
+    }
+
+    private static func requestFile(_ text: String) throws -> FileDescriptor {
+        var template = Array((NSTemporaryDirectory() + "/tide-request-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }  // buffer is never empty
+        guard fd >= 0 else { throw Errno(rawValue: errno) }
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        let descriptor = FileDescriptor(rawValue: fd)
+        do {
+            _ = try descriptor.writeAll(Array(text.utf8))
+            _ = try descriptor.seek(offset: 0, from: .start)
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        return descriptor
     }
 
     private enum RaceResult: Sendable {
@@ -127,6 +157,13 @@ public struct CommandExecutor: Executor {
         return "\(error)"
     }
 }
+
+/// An executor that exits without reading its stdin must not take Tide down with SIGPIPE when the request is
+/// written to it; with the signal ignored the write fails with EPIPE instead, which is harmless.
+let ignoringBrokenPipes: Bool = {
+    signal(SIGPIPE, SIG_IGN)
+    return true
+}()
 
 /// Makes the executors of format v1 from their manifests.
 public struct DefaultExecutorFactory: ExecutorFactory {
