@@ -1,0 +1,291 @@
+import Foundation
+import TideEngine
+import TideExecutors
+import TideGit
+import TideManifest
+import TideState
+import TideTestSupport
+import Testing
+
+let executorYAML = """
+    apiVersion: tide/v1
+    kind: Executor
+    metadata: {name: local}
+    spec: {type: command, command: ["/bin/true"]}
+    ---
+    apiVersion: tide/v1
+    kind: Environment
+    metadata: {name: prod}
+    spec: {production: true}
+    ---
+    apiVersion: tide/v1
+    kind: Environment
+    metadata: {name: staging}
+    spec: {}
+
+    """
+
+func serviceYAML(
+    _ name: String, version: String, config: String = "{replicas: 1}", dependsOn: [String] = [],
+    envs: String = "{prod: {}}"
+) -> String {
+    """
+    apiVersion: tide/v1
+    kind: Service
+    metadata: {name: \(name)}
+    spec:
+      executor: local
+      version: "\(version)"
+      config: \(config)
+      environments: \(envs)
+      dependsOn: [\(dependsOn.joined(separator: ", "))]
+
+    """
+}
+
+/// One reconciler over a real git repo, with a recording executor, an in-memory store and a test clock.
+struct Harness {
+    let fixture: GitFixture
+    let executor = RecordingExecutor()
+    let store = InMemoryStateStore()
+    let clock = TestClock()
+    let reconciler: Reconciler
+
+    init() throws {
+        fixture = try GitFixture()
+        try fixture.write("tide/base.yaml", executorYAML)
+        try fixture.write("services/payments.yaml", serviceYAML("payments", version: "2.0.0"))
+        try fixture.write("services/checkout.yaml", serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"]))
+        try fixture.commit("initial")
+        reconciler = Reconciler(
+            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: store,
+            executors: executor, clock: clock)
+    }
+
+    func pass() async throws -> ReconcileReport {
+        executor.reset()
+        clock.advance(by: 60)
+        return try await reconciler.reconcile(lockTimeout: 1)
+    }
+
+    func calls() -> [String] {
+        executor.requests.map { "\($0.action.rawValue) \($0.service)@\($0.environment) \($0.version)" }
+    }
+
+    func live(_ service: String, _ environment: String = "prod") async -> LiveTarget? {
+        await store.liveTarget(TargetID(service: service, environment: environment))
+    }
+}
+
+@Suite("TideEngine: reconcile passes with the recreate strategy")
+struct ReconcilerTests {
+    @Test("the first pass deploys dependencies first; the second pass does nothing")
+    func firstDeployThenNoop() async throws {
+        let h = try Harness()
+        let report = try await h.pass()
+        #expect(h.calls() == ["deploy payments@prod 2.0.0", "health payments@prod 2.0.0", "deploy checkout@prod 1.0.0", "health checkout@prod 1.0.0"])
+        #expect(report.outcomes.map(\.result) == [.deployed, .deployed])
+        #expect(!report.hasFailures)
+        let checkout = try #require(await h.live("checkout"))
+        #expect(checkout.phase == .healthy)
+        #expect(checkout.version == "1.0.0")
+        #expect(checkout.revision == (try h.fixture.head()))
+
+        let eventsBefore = await h.store.events(EventQuery(limit: 1000)).count
+        let again = try await h.pass()
+        #expect(h.calls().isEmpty)
+        #expect(again.outcomes.map(\.result) == [.unchanged, .unchanged])
+        #expect(await h.store.events(EventQuery(limit: 1000)).count == eventsBefore)
+    }
+
+    @Test("a version change deploys with the previous version; a config-only change is CONFIG")
+    func versionAndConfigChanges() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        try h.fixture.commit("bump", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
+        let report = try await h.pass()
+        #expect(h.calls() == ["deploy checkout@prod 1.1.0", "health checkout@prod 1.1.0"])
+        #expect(h.executor.requests.first?.previousVersion == "1.0.0")
+        #expect(report.outcomes.first { $0.target.service == "checkout" }?.classification == .feature)
+
+        try h.fixture.commit("scale", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", config: "{replicas: 5}", dependsOn: ["payments"])])
+        let config = try await h.pass()
+        #expect(h.calls() == ["deploy checkout@prod 1.1.0", "health checkout@prod 1.1.0"])
+        #expect(h.executor.requests.first?.config == .object(["replicas": .int(5)]))
+        #expect(config.outcomes.first { $0.target.service == "checkout" }?.classification == .config)
+    }
+
+    @Test("git revert rolls back and is classified ROLLBACK with the reverted commit")
+    func revert() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        let bump = try h.fixture.commit("bump", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
+        _ = try await h.pass()
+        let revert = try h.fixture.revert(bump)
+        let report = try await h.pass()
+        #expect(h.calls() == ["deploy checkout@prod 1.0.0", "health checkout@prod 1.0.0"])
+        let outcome = try #require(report.outcomes.first { $0.target.service == "checkout" })
+        #expect(outcome.classification == .rollback)
+        #expect(outcome.message == "\(revert.short) reverts \(bump.short)")
+        let succeeded = await h.store.events(EventQuery(service: "checkout", kinds: [.deploymentSucceeded]))
+        #expect(succeeded.first?.classification == .rollback)
+        #expect(succeeded.first?.version == "1.0.0")
+        #expect(succeeded.first?.previousVersion == "1.1.0")
+    }
+
+    @Test("going back to a version that ran before, without a revert, is also ROLLBACK")
+    func manualRollback() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        for version in ["1.1.0", "1.2.0", "1.0.0"] {
+            try h.fixture.commit(version, files: ["services/checkout.yaml": serviceYAML("checkout", version: version, dependsOn: ["payments"])])
+            let report = try await h.pass()
+            let outcome = try #require(report.outcomes.first { $0.target.service == "checkout" })
+            #expect(outcome.classification == (version == "1.0.0" ? .rollback : .feature), "\(version)")
+        }
+    }
+
+    @Test("a failed deploy marks the target Failed, holds it, blocks dependents; a new commit retries")
+    func failureHoldsUntilDesiredChanges() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        h.executor.fail(when: { $0.version == "2.1.0" && $0.action == .deploy }, with: .exited(7))
+        try h.fixture.commit("payments 2.1.0", files: [
+            "services/payments.yaml": serviceYAML("payments", version: "2.1.0"),
+            "services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"]),
+        ])
+        let failed = try await h.pass()
+        #expect(h.calls() == ["deploy payments@prod 2.1.0"])
+        #expect(failed.hasFailures)
+        #expect(failed.outcomes.map(\.result) == [.failed, .blocked])
+        let payments = try #require(await h.live("payments"))
+        #expect(payments.phase == .failed)
+        #expect(payments.version == "2.0.0")
+        #expect(payments.failed?.version == "2.1.0")
+        #expect(payments.failed?.message.contains("exited with status 7") == true)
+        let events = await h.store.events(EventQuery(service: "payments", kinds: [.deploymentFailed, .stepFailed]))
+        #expect(events.map(\.kind) == [.deploymentFailed, .stepFailed])
+        #expect(events.last?.details?.canonicalJSON.contains("scripted failure") == true)
+
+        let held = try await h.pass()
+        #expect(h.calls().isEmpty)
+        #expect(held.outcomes.map(\.result) == [.held, .blocked])
+
+        h.executor.clearFailures()
+        try h.fixture.commit("payments 2.1.1", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.1")])
+        let fixed = try await h.pass()
+        #expect(fixed.outcomes.map(\.result) == [.deployed, .deployed])
+        #expect(await h.live("payments")?.failed == nil)
+    }
+
+    @Test("reverting a failed version redeploys the stable one")
+    func revertAfterFailure() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        h.executor.fail(when: { $0.version == "9.9.9" })
+        let bad = try h.fixture.commit("bad", files: ["services/payments.yaml": serviceYAML("payments", version: "9.9.9")])
+        _ = try await h.pass()
+        try h.fixture.revert(bad)
+        let report = try await h.pass()
+        #expect(h.calls() == ["deploy payments@prod 2.0.0", "health payments@prod 2.0.0"])
+        #expect(report.outcomes.first?.classification == .rollback)
+        #expect(await h.live("payments")?.phase == .healthy)
+    }
+
+    @Test("a pass interrupted after a step resumes at the next step with the same action ids")
+    func resumeAfterCrash() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        let head = try h.fixture.commit("bump", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
+        // What a kill -9 right after the deploy step leaves behind: the rollout recorded at step 1.
+        var payments = try #require(await h.live("payments"))
+        payments.phase = .progressing
+        payments.rollout = Rollout(
+            version: "2.1.0", config: .object(["replicas": .int(1)]),
+            configDigest: ObjectID.blobHash(of: Array(#"{"replicas":1}"#.utf8)).hex, revision: head,
+            previousVersion: "2.0.0", classification: .feature, reason: nil, step: 1, startedAt: h.clock.now())
+        await h.store.apply(StateWrite(targets: [payments]))
+
+        let report = try await h.pass()
+        #expect(h.calls() == ["health payments@prod 2.1.0"])
+        #expect(h.executor.requests.first?.actionID == "payments.prod.\(head.short).1-health")
+        #expect(report.outcomes.first?.result == .deployed)
+        #expect(await h.live("payments")?.version == "2.1.0")
+    }
+
+    @Test("a newer commit pre-empts an interrupted rollout")
+    func preempt() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        let head = try h.fixture.commit("2.1.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
+        var payments = try #require(await h.live("payments"))
+        payments.phase = .progressing
+        payments.rollout = Rollout(
+            version: "2.1.0", config: .object([:]), configDigest: "x", revision: head, previousVersion: "2.0.0",
+            classification: .feature, reason: nil, step: 1, startedAt: h.clock.now())
+        await h.store.apply(StateWrite(targets: [payments]))
+        try h.fixture.commit("2.2.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.2.0")])
+        _ = try await h.pass()
+        #expect(h.calls() == ["deploy payments@prod 2.2.0", "health payments@prod 2.2.0"])
+    }
+
+    @Test("an invalid commit is rejected whole: live state untouched, the last good revision kept, one event")
+    func rejection() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        let good = try h.fixture.head()
+        let before = await h.store.liveTargets()
+        let bad = try h.fixture.commit("broken", files: [
+            "services/payments.yaml": serviceYAML("payments", version: "3.0.0"),
+            "services/checkout.yaml": "apiVersion: tide/v1\nkind: Service\nmetadata: {name: checkout}\nspec: {executor: local, environments: {prod: {}}, bogus: 1}\n",
+        ])
+        let report = try await h.pass()
+        #expect(h.calls().isEmpty)
+        #expect(report.hasFailures)
+        #expect(report.applied == good)
+        #expect(report.head == bad)
+        #expect(report.rejected.contains { $0.description.hasPrefix("services/checkout.yaml:4:") })
+        #expect(await h.store.liveTargets() == before)
+        let status = await h.store.repositoryStatus()
+        #expect(status.lastGoodRevision == good)
+        #expect(status.rejectedRevision == bad)
+        _ = try await h.pass()
+        #expect(await h.store.events(EventQuery(kinds: [.revisionRejected])).count == 1)
+
+        try h.fixture.commit("fixed", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"])])
+        let fixed = try await h.pass()
+        #expect(fixed.rejected.isEmpty)
+        #expect(h.calls() == ["deploy payments@prod 3.0.0", "health payments@prod 3.0.0"])
+        #expect(await h.store.repositoryStatus().rejectedRevision == nil)
+    }
+
+    @Test("a service removed from git is removed through its executor")
+    func removal() async throws {
+        let h = try Harness()
+        try h.fixture.commit("staging", files: ["services/payments.yaml": serviceYAML("payments", version: "2.0.0", envs: "{prod: {}, staging: {}}")])
+        _ = try await h.pass()
+        try h.fixture.commit("drop staging", files: ["services/payments.yaml": serviceYAML("payments", version: "2.0.0")])
+        let report = try await h.pass()
+        #expect(h.calls() == ["remove payments@staging 2.0.0"])
+        #expect(report.outcomes.last?.result == .removed)
+        #expect(await h.live("payments", "staging") == nil)
+    }
+
+    @Test("plan shows what reconcile would do, and changes nothing")
+    func plan() async throws {
+        let h = try Harness()
+        let (resolution, plan) = try await h.reconciler.plan()
+        #expect(resolution.rejected.isEmpty)
+        #expect(plan?.pending.map(\.target.description) == ["payments@prod", "checkout@prod"])
+        #expect(h.executor.requests.isEmpty)
+        #expect(await h.store.liveTargets().isEmpty)
+        #expect(await h.store.events(EventQuery()).isEmpty)
+    }
+
+    @Test("time comes from the injected clock")
+    func clock() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        #expect(await h.live("payments")?.updatedAt == h.clock.now())
+    }
+}
