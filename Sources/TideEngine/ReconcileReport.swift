@@ -28,9 +28,11 @@ public struct ReconcileReport: Sendable, Codable {
     public var rejected: [Diagnostic]
     public var outcomes: [TargetOutcome]
 
-    /// True when the pass has something to report as a failure (exit status 1).
+    /// True when the pass has something to report as a failure (exit status 1): a rejected revision, or a
+    /// target that failed, is held at a failed state, or is blocked by one. Scripts can rely on exit 0 meaning
+    /// "converged".
     public var hasFailures: Bool {
-        !rejected.isEmpty || outcomes.contains { $0.result == .failed || $0.result == .blocked }
+        !rejected.isEmpty || outcomes.contains { [.failed, .blocked, .held].contains($0.result) }
     }
 
     public var executorCalls: Int { outcomes.reduce(0) { $0 + $1.executorCalls } }

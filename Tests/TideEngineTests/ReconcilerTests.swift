@@ -170,6 +170,7 @@ struct ReconcilerTests {
         let held = try await h.pass()
         #expect(h.calls().isEmpty)
         #expect(held.outcomes.map(\.result) == [.held, .blocked])
+        #expect(held.hasFailures)
 
         h.executor.clearFailures()
         try h.fixture.commit("payments 2.1.1", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.1")])

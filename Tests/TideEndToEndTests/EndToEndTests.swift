@@ -1,0 +1,354 @@
+import Foundation
+import TideGit
+import TideTestSupport
+import Testing
+
+/// A config repo whose executor is a script that logs every call and fails or hangs on request.
+struct ConfigRepo {
+    let fixture: GitFixture
+    let scratch: TemporaryDirectory
+    let log: String
+    let state: String
+
+    init(bare: Bool = false, root: String = "") throws {
+        fixture = try GitFixture(bare: bare)
+        scratch = try TemporaryDirectory("tide-e2e")
+        log = scratch.appending("executor.log")
+        state = scratch.appending("state.sqlite")
+        let script = scratch.appending("executor.sh")
+        try Data(
+            """
+            #!/bin/sh
+            echo "$TIDE_ACTION $TIDE_SERVICE@$TIDE_ENVIRONMENT $TIDE_VERSION $TIDE_ACTION_ID" >> "$LOG"
+            case "$TIDE_VERSION" in
+              bad) echo "cannot pull image $TIDE_VERSION" >&2; exit 4 ;;
+              slow) sleep 30 ;;
+            esac
+            exit 0
+
+            """.utf8
+        ).write(to: URL(fileURLWithPath: script))
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let prefix = root.isEmpty ? "" : root + "/"
+        try fixture.write(
+            prefix + "base.yaml",
+            """
+            apiVersion: tide/v1
+            kind: Executor
+            metadata: {name: script}
+            spec:
+              type: command
+              command: ["\(script)"]
+              timeout: 2s
+              env: {LOG: "\(log)"}
+            ---
+            apiVersion: tide/v1
+            kind: Environment
+            metadata: {name: prod}
+            spec: {production: true}
+
+            """)
+        try fixture.write(prefix + "api.yaml", Self.service("api", "1.0.0"))
+        try fixture.write(prefix + "web.yaml", Self.service("web", "1.0.0", dependsOn: "[api]"))
+        try fixture.commit("initial")
+    }
+
+    static func service(_ name: String, _ version: String, dependsOn: String = "[]") -> String {
+        """
+        apiVersion: tide/v1
+        kind: Service
+        metadata: {name: \(name)}
+        spec:
+          executor: script
+          version: "\(version)"
+          environments: {prod: {}}
+          dependsOn: \(dependsOn)
+
+        """
+    }
+
+    @discardableResult
+    func tide(_ arguments: String..., extra: [String] = []) throws -> ProcessOutput {
+        try TideBinary.run(arguments + ["--repo", fixture.repoPath, "--state", state] + extra, in: scratch.path)
+    }
+
+    func calls() -> [String] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map {
+            $0.split(separator: " ").prefix(3).joined(separator: " ")
+        }
+    }
+
+    func json(_ output: ProcessOutput) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(output.standardOutput.utf8))
+    }
+}
+
+@Suite("End to end: the tide binary against real git repositories")
+struct EndToEndTests {
+    @Test("first deploy, no-op second pass, version change, revert classified as rollback")
+    func lifecycle() throws {
+        let repo = try ConfigRepo()
+        let first = try repo.tide("reconcile")
+        #expect(first.status == 0, "\(first.combined)")
+        #expect(repo.calls() == ["deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0"])
+        #expect(first.standardOutput.contains("web@prod: deployed - → 1.0.0 [FEATURE]"))
+
+        let second = try repo.tide("reconcile")
+        #expect(second.status == 0)
+        #expect(repo.calls().count == 4, "a second pass must not call the executor")
+        #expect(second.standardOutput.contains("2 unchanged"))
+
+        let bump = try repo.fixture.commit("web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
+        let third = try repo.tide("reconcile")
+        #expect(third.status == 0)
+        #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.1.0", "health web@prod 1.1.0"])
+
+        let revert = try repo.fixture.revert(bump)
+        let fourth = try repo.tide("reconcile")
+        #expect(fourth.status == 0)
+        #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.0.0", "health web@prod 1.0.0"])
+        #expect(fourth.standardOutput.contains("[ROLLBACK]"))
+
+        let history = try repo.tide("history", "--json", "--service", "web")
+        let events = try #require(try repo.json(history) as? [[String: Any]])
+        let latest = try #require(events.first { $0["kind"] as? String == "deployment.succeeded" })
+        #expect(latest["classification"] as? String == "ROLLBACK")
+        #expect(latest["version"] as? String == "1.0.0")
+        #expect(latest["previousVersion"] as? String == "1.1.0")
+        #expect(latest["revision"] as? String == revert.hex)
+
+        let status = try repo.tide("status", "--json")
+        let object = try #require(try repo.json(status) as? [String: Any])
+        #expect(object["lastGoodRevision"] as? String == revert.hex)
+        let targets = try #require(object["targets"] as? [[String: Any]])
+        #expect(targets.map { "\($0["service"]!)=\($0["version"]!)/\($0["phase"]!)" }.sorted() == ["api=1.0.0/Healthy", "web=1.0.0/Healthy"])
+    }
+
+    struct Invalid: Sendable, CustomTestStringConvertible {
+        var name: String
+        var file: String
+        var contents: String
+        var expected: String
+        var testDescription: String { name }
+    }
+
+    static let invalid: [Invalid] = [
+        Invalid(name: "YAML error", file: "web.yaml", contents: "apiVersion: tide/v1\nkind: Service\n  metadata: x: y\n", expected: "web.yaml:3:"),
+        Invalid(
+            name: "unknown field", file: "web.yaml",
+            contents: ConfigRepo.service("web", "2.0.0").replacingOccurrences(of: "  executor:", with: "  replicas: 3\n  executor:"),
+            expected: "web.yaml:5:3: Service 'web': spec: unknown field 'replicas'"),
+        Invalid(
+            name: "missing reference", file: "web.yaml", contents: ConfigRepo.service("web", "2.0.0", dependsOn: "[db]"),
+            expected: "web.yaml:8:15: Service 'web': spec.dependsOn: service 'db' is not defined"),
+        Invalid(
+            name: "duplicate name", file: "web2.yaml", contents: ConfigRepo.service("web", "2.0.0"),
+            expected: "web2.yaml:3:18: duplicate Service 'web' (first defined at web.yaml:3:18)"),
+        Invalid(
+            name: "dependsOn cycle", file: "api.yaml", contents: ConfigRepo.service("api", "2.0.0", dependsOn: "[web]"),
+            expected: "dependency cycle: api → web → api"),
+        Invalid(
+            name: "wrong type", file: "web.yaml",
+            contents: ConfigRepo.service("web", "2.0.0").replacingOccurrences(of: "environments: {prod: {}}", with: "environments: [prod]"),
+            expected: "web.yaml:7:17: Service 'web': spec.environments: expected a mapping of environment names, found a list"),
+    ]
+
+    @Test("an invalid commit is rejected whole, with path:line:column, and nothing changes", arguments: invalid)
+    func rejected(_ case_: Invalid) throws {
+        let repo = try ConfigRepo()
+        #expect(try repo.tide("reconcile").status == 0)
+        let good = try repo.fixture.head()
+        // A valid change rides along with the invalid one: it must not be applied either.
+        try repo.fixture.write("api.yaml", ConfigRepo.service("api", "9.9.9"))
+        let bad = try repo.fixture.commit("broken", files: [case_.file: case_.contents])
+
+        let validate = try repo.tide("validate")
+        #expect(validate.status == 1)
+        #expect(validate.standardError.contains(case_.expected), "\(validate.standardError)")
+
+        let reconcile = try repo.tide("reconcile")
+        #expect(reconcile.status == 1)
+        #expect(reconcile.standardError.contains(case_.expected), "\(reconcile.standardError)")
+        #expect(repo.calls().count == 4, "no executor call for a rejected revision")
+
+        let status = try repo.tide("status")
+        #expect(status.standardOutput.contains("Applied:        \(good.short)"))
+        #expect(status.standardOutput.contains("Rejected:       \(bad.short)"))
+        let history = try repo.tide("history", "--json", "--limit", "1")
+        let latest = try #require((try repo.json(history) as? [[String: Any]])?.first)
+        #expect(latest["kind"] as? String == "revision.rejected")
+        #expect(latest["revision"] as? String == bad.hex)
+        let live = try #require(try repo.json(try repo.tide("status", "--json")) as? [String: Any])
+        let versions = (live["targets"] as? [[String: Any]])?.compactMap { $0["version"] as? String }
+        #expect(versions == ["1.0.0", "1.0.0"])
+    }
+
+    @Test("an executor that exits non-zero leaves a failed event and a clear status")
+    func executorFailure() throws {
+        let repo = try ConfigRepo()
+        _ = try repo.tide("reconcile")
+        try repo.fixture.commit("bad", files: ["api.yaml": ConfigRepo.service("api", "bad")])
+        let result = try repo.tide("reconcile")
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("api@prod: failed 1.0.0 → bad"))
+        #expect(result.standardError.contains("exited with status 4: cannot pull image bad"))
+        #expect(!result.standardError.contains("web@prod"), "web did not change, so nothing blocks it")
+        let status = try repo.tide("status")
+        #expect(status.standardOutput.contains("Failed"))
+        #expect(status.standardOutput.contains("failed bad: deploy of bad exited with status 4: cannot pull image bad"))
+        let history = try repo.tide("history", "--all", "--json", "--service", "api", "--limit", "5")
+        let events = try #require(try repo.json(history) as? [[String: Any]])
+        #expect(events.first?["kind"] as? String == "deployment.failed")
+        let step = try #require(events.first { $0["kind"] as? String == "step.failed" })
+        let details = try #require(step["details"] as? [String: Any])
+        #expect(details["stderr"] as? String == "cannot pull image bad\n")
+        // Held until desired state changes: no retry on the next pass.
+        let calls = repo.calls().count
+        #expect(try repo.tide("reconcile").status == 1)
+        #expect(repo.calls().count == calls)
+    }
+
+    @Test("an executor that outlives its timeout is killed and reported")
+    func executorTimeout() throws {
+        let repo = try ConfigRepo()
+        _ = try repo.tide("reconcile")
+        try repo.fixture.commit("slow", files: ["api.yaml": ConfigRepo.service("api", "slow")])
+        let start = Date()
+        let result = try repo.tide("reconcile")
+        #expect(Date().timeIntervalSince(start) < 20)
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("timed out after 2s"))
+        let status = try repo.tide("status", "--json")
+        let targets = (try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]]
+        let api = try #require(targets?.first { $0["service"] as? String == "api" })
+        #expect(api["phase"] as? String == "Failed")
+        #expect(((api["failed"] as? [String: Any])?["message"] as? String)?.contains("timed out") == true)
+    }
+
+    @Test("two concurrent reconciles on one state file: each step runs once, nothing is corrupted")
+    func concurrentReconciles() async throws {
+        let repo = try ConfigRepo()
+        // Make each executor call slow enough for the two processes to overlap.
+        try repo.fixture.commit("slower", files: ["base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8).replacingOccurrences(of: "timeout: 2s", with: "timeout: 20s")])
+        let script = repo.scratch.appending("executor.sh")
+        var text = try String(contentsOfFile: script, encoding: .utf8)
+        text = text.replacingOccurrences(of: "exit 0\n", with: "sleep 0.3\nexit 0\n")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: script))
+
+        async let a = Task.detached { try repo.tide("reconcile") }.value
+        async let b = Task.detached { try repo.tide("reconcile") }.value
+        let (first, second) = try await (a, b)
+        #expect(first.status == 0, "\(first.combined)")
+        #expect(second.status == 0, "\(second.combined)")
+        #expect(repo.calls() == ["deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0"])
+        let outputs = [first.standardOutput, second.standardOutput]
+        #expect(outputs.filter { $0.contains("2 deployed") }.count == 1)
+        #expect(outputs.filter { $0.contains("2 unchanged") }.count == 1)
+        let history = try repo.tide("history", "--json", "--limit", "100")
+        let events = try #require(try repo.json(history) as? [[String: Any]])
+        #expect(events.filter { $0["kind"] as? String == "deployment.succeeded" }.count == 2)
+        #expect(events.filter { $0["kind"] as? String == "revision.accepted" }.count == 1)
+    }
+
+    @Test("a waiting reconcile gives up with a clear message after --lock-timeout")
+    func lockTimeout() async throws {
+        let repo = try ConfigRepo()
+        try repo.fixture.commit("slow", files: ["api.yaml": ConfigRepo.service("api", "slow")])
+        async let holder = Task.detached { try repo.tide("reconcile") }.value
+        // Wait until the holder is inside its executor call, so it surely holds the lock.
+        for _ in 0..<200 where !repo.calls().contains("deploy api@prod slow") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let waiter = try repo.tide("reconcile", "--lock-timeout", "0.5")
+        #expect(waiter.status == 1)
+        #expect(waiter.standardError.contains("is locked by another tide process (pid"), "\(waiter.standardError)")
+        _ = try await holder
+    }
+
+    @Test("a bare repository, a branch and a manifest root")
+    func bareBranchPath() throws {
+        let repo = try ConfigRepo(bare: true, root: "deploy/prod")
+        try repo.fixture.git("checkout", "-q", "-b", "release")
+        try repo.fixture.write("deploy/prod/api.yaml", ConfigRepo.service("api", "1.5.0"))
+        try repo.fixture.git("add", "-A")
+        try repo.fixture.git("commit", "-q", "-m", "release api 1.5.0")
+        try repo.fixture.git("push", "-q", "origin", "release")
+
+        let plan = try repo.tide("plan", "--json", extra: ["--branch", "release", "--path", "deploy/prod"])
+        #expect(plan.status == 0, "\(plan.combined)")
+        let actions = (try repo.json(plan) as? [String: Any])?["actions"] as? [[String: Any]]
+        #expect(actions?.map { "\($0["target"].map { "\($0)" } ?? "") \($0["toVersion"] as? String ?? "")" }.count == 2)
+        #expect(actions?.contains { $0["toVersion"] as? String == "1.5.0" } == true)
+
+        let main = try repo.tide("reconcile", extra: ["--path", "deploy/prod"])
+        #expect(main.status == 0, "\(main.combined)")
+        #expect(repo.calls().contains("deploy api@prod 1.0.0"))
+        let release = try repo.tide("reconcile", extra: ["--branch", "release", "--path", "deploy/prod"])
+        #expect(release.status == 0)
+        #expect(repo.calls().contains("deploy api@prod 1.5.0"))
+
+        let missing = try repo.tide("validate", extra: ["--path", "nope"])
+        #expect(missing.status == 1)
+        #expect(missing.standardError.contains("nope"))
+    }
+
+    @Test("usage errors exit 2; reported failures exit 1")
+    func exitCodes() throws {
+        let repo = try ConfigRepo()
+        #expect(try TideBinary.run(["reconcile", "--no-such-flag"]).status == 2)
+        #expect(try TideBinary.run(["frobnicate"]).status == 2)
+        #expect(try TideBinary.run(["history", "--limit", "many"]).status == 2)
+        #expect(try repo.tide("status", extra: ["--state", "postgres://x@y/z"]).status == 2)
+        let notARepo = try TideBinary.run(["status", "--repo", repo.scratch.appending("nothing")])
+        #expect(notARepo.status == 1)
+        #expect(notARepo.standardError.contains("cannot open config repo"))
+        #expect(try TideBinary.run(["--help"]).status == 0)
+    }
+
+    @Test("tide init makes a working config repo whose demo executor deploys; the hook blocks bad commits")
+    func initDemo() throws {
+        let scratch = try TemporaryDirectory("tide-init")
+        let dir = scratch.appending("config")
+        let created = try TideBinary.run(["init", dir])
+        #expect(created.status == 0, "\(created.combined)")
+
+        // What init wrote is exactly manifests/ of this repository.
+        let manifests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("manifests").path
+        let files = try runProcess(GitFixture.gitPath, ["ls-files"], in: dir).standardOutput.split(separator: "\n")
+        #expect(files.count >= 5)
+        for file in files {
+            let ours = try String(contentsOfFile: manifests + "/" + file, encoding: .utf8)
+            let theirs = try String(contentsOfFile: dir + "/" + file, encoding: .utf8)
+            #expect(ours == theirs, "\(file) differs from manifests/\(file): run scripts/embed-examples")
+        }
+
+        let reconcile = try TideBinary.run(["reconcile"], in: dir)
+        #expect(reconcile.status == 0, "\(reconcile.combined)")
+        #expect(try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n")
+        #expect(try String(contentsOfFile: dir + "/deployments/staging/checkout/current/VERSION", encoding: .utf8) == "1.5.0\n")
+        let request = try String(contentsOfFile: dir + "/deployments/prod/payments/current/request.json", encoding: .utf8)
+        #expect(request.contains(#""replicas":4"#))
+
+        let git = { (args: [String]) throws -> ProcessOutput in
+            try runProcess(GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir)
+        }
+        let path = dir + "/services/checkout.yaml"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        try Data(original.replacingOccurrences(of: "dependsOn:", with: "dependson:").utf8).write(to: URL(fileURLWithPath: path))
+        _ = try git(["add", "-A"])
+        let blocked = try git(["commit", "-m", "typo"])
+        #expect(blocked.status != 0)
+        #expect(blocked.standardError.contains("services/checkout.yaml:17:3: Service 'checkout': spec: unknown field 'dependson'; did you mean 'dependsOn'?"))
+
+        try Data(original.replacingOccurrences(of: "version: \"1.4.2\"", with: "version: \"1.5.0\"").utf8).write(to: URL(fileURLWithPath: path))
+        _ = try git(["add", "-A"])
+        #expect(try git(["commit", "-q", "-m", "checkout 1.5.0 to prod"]).status == 0)
+        #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
+        #expect(try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.5.0\n")
+        _ = try git(["revert", "--no-edit", "HEAD"])
+        let rollback = try TideBinary.run(["reconcile"], in: dir)
+        #expect(rollback.standardOutput.contains("checkout@prod: deployed 1.5.0 → 1.4.2 [ROLLBACK]"))
+        #expect(try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n")
+    }
+}
