@@ -9,129 +9,141 @@ enum ExampleConfigRepo {
     }
 
     static let files: [File] = [
-        File(path: ".gitignore", executable: false, contents: #"""
-deployments/
+        File(
+            path: ".gitignore", executable: false,
+            contents: #"""
+                deployments/
 
-"""#),
-        File(path: "bin/deploy-local", executable: true, contents: #"""
-#!/bin/sh
-# Tide demo executor (command executor protocol v1).
-# "Deploys" TIDE_VERSION of TIDE_SERVICE into
-#   ${TIDE_DEPLOY_ROOT:-deployments}/TIDE_ENVIRONMENT/TIDE_SERVICE/releases/VERSION
-# and atomically points the `current` symlink at it, so
-#   cat deployments/prod/checkout/current/VERSION
-# shows what runs. Tide validates service, environment and version names,
-# so they are safe as path components here.
-set -eu
+                """#),
+        File(
+            path: "bin/deploy-local", executable: true,
+            contents: #"""
+                #!/bin/sh
+                # Tide demo executor (command executor protocol v1).
+                # "Deploys" TIDE_VERSION of TIDE_SERVICE into
+                #   ${TIDE_DEPLOY_ROOT:-deployments}/TIDE_ENVIRONMENT/TIDE_SERVICE/releases/VERSION
+                # and atomically points the `current` symlink at it, so
+                #   cat deployments/prod/checkout/current/VERSION
+                # shows what runs. Tide validates service, environment and version names,
+                # so they are safe as path components here.
+                set -eu
 
-dir="${TIDE_DEPLOY_ROOT:-deployments}/$TIDE_ENVIRONMENT/$TIDE_SERVICE"
+                dir="${TIDE_DEPLOY_ROOT:-deployments}/$TIDE_ENVIRONMENT/$TIDE_SERVICE"
 
-case "$TIDE_ACTION" in
-deploy | rollback | promote)
-    release="$dir/releases/$TIDE_VERSION"
-    mkdir -p "$release"
-    printf '%s\n' "$TIDE_VERSION" >"$release/VERSION"
-    cat >"$release/request.json"   # the request, with its config, as JSON
-    ln -sfn "releases/$TIDE_VERSION" "$dir/current.next"
-    mv -T "$dir/current.next" "$dir/current"
-    echo "$TIDE_SERVICE@$TIDE_ENVIRONMENT: $TIDE_VERSION is current"
-    ;;
-health)
-    # Healthy when `current` points at the version that should run.
-    test "$(cat "$dir/current/VERSION" 2>/dev/null)" = "$TIDE_VERSION" || {
-        echo "$dir/current does not point at $TIDE_VERSION" >&2
-        exit 1
-    }
-    ;;
-remove)
-    rm -rf "$dir"
-    ;;
-*)
-    # Actions this executor has nothing to do for succeed.
-    ;;
-esac
+                case "$TIDE_ACTION" in
+                deploy | rollback | promote)
+                    release="$dir/releases/$TIDE_VERSION"
+                    mkdir -p "$release"
+                    printf '%s\n' "$TIDE_VERSION" >"$release/VERSION"
+                    cat >"$release/request.json"   # the request, with its config, as JSON
+                    ln -sfn "releases/$TIDE_VERSION" "$dir/current.next"
+                    mv -T "$dir/current.next" "$dir/current"
+                    echo "$TIDE_SERVICE@$TIDE_ENVIRONMENT: $TIDE_VERSION is current"
+                    ;;
+                health)
+                    # Healthy when `current` points at the version that should run.
+                    test "$(cat "$dir/current/VERSION" 2>/dev/null)" = "$TIDE_VERSION" || {
+                        echo "$dir/current does not point at $TIDE_VERSION" >&2
+                        exit 1
+                    }
+                    ;;
+                remove)
+                    rm -rf "$dir"
+                    ;;
+                *)
+                    # Actions this executor has nothing to do for succeed.
+                    ;;
+                esac
 
-"""#),
-        File(path: "services/checkout.yaml", executable: false, contents: #"""
-apiVersion: tide/v1
-kind: Service
-metadata:
-  name: checkout
-spec:
-  executor: local
-  version: "1.4.2"
-  config:
-    replicas: 3
-    featureFlags: {newCart: false}
-  environments:
-    staging:
-      version: "1.5.0"
-      config:
-        featureFlags: {newCart: true}
-    prod: {}
-  dependsOn: [payments]
-  strategy:
-    type: recreate
+                """#),
+        File(
+            path: "services/checkout.yaml", executable: false,
+            contents: #"""
+                apiVersion: tide/v1
+                kind: Service
+                metadata:
+                  name: checkout
+                spec:
+                  executor: local
+                  version: "1.4.2"
+                  config:
+                    replicas: 3
+                    featureFlags: {newCart: false}
+                  environments:
+                    staging:
+                      version: "1.5.0"
+                      config:
+                        featureFlags: {newCart: true}
+                    prod: {}
+                  dependsOn: [payments]
+                  strategy:
+                    type: recreate
 
-"""#),
-        File(path: "services/payments.yaml", executable: false, contents: #"""
-apiVersion: tide/v1
-kind: Service
-metadata:
-  name: payments
-spec:
-  executor: local
-  version: "2.3.0"
-  config:
-    replicas: 2
-  environments:
-    staging: {}
-    prod:
-      config: {replicas: 4}
+                """#),
+        File(
+            path: "services/payments.yaml", executable: false,
+            contents: #"""
+                apiVersion: tide/v1
+                kind: Service
+                metadata:
+                  name: payments
+                spec:
+                  executor: local
+                  version: "2.3.0"
+                  config:
+                    replicas: 2
+                  environments:
+                    staging: {}
+                    prod:
+                      config: {replicas: 4}
 
-"""#),
-        File(path: "tide/environments.yaml", executable: false, contents: #"""
-apiVersion: tide/v1
-kind: Environment
-metadata:
-  name: staging
-spec:
-  production: false
----
-apiVersion: tide/v1
-kind: Environment
-metadata:
-  name: prod
-spec:
-  production: true
+                """#),
+        File(
+            path: "tide/environments.yaml", executable: false,
+            contents: #"""
+                apiVersion: tide/v1
+                kind: Environment
+                metadata:
+                  name: staging
+                spec:
+                  production: false
+                ---
+                apiVersion: tide/v1
+                kind: Environment
+                metadata:
+                  name: prod
+                spec:
+                  production: true
 
-"""#),
-        File(path: "tide/executors.yaml", executable: false, contents: #"""
-# The demo executor: "deploys" a release into deployments/<environment>/<service>/
-# and flips that directory's `current` symlink. Replace it with your own script;
-# it gets the TIDE_* variables and the request as JSON on stdin (see README).
-apiVersion: tide/v1
-kind: Executor
-metadata:
-  name: local
-spec:
-  type: command
-  command: ["./bin/deploy-local"]
-  timeout: 30s
+                """#),
+        File(
+            path: "tide/executors.yaml", executable: false,
+            contents: #"""
+                # The demo executor: "deploys" a release into deployments/<environment>/<service>/
+                # and flips that directory's `current` symlink. Replace it with your own script;
+                # it gets the TIDE_* variables and the request as JSON on stdin (see README).
+                apiVersion: tide/v1
+                kind: Executor
+                metadata:
+                  name: local
+                spec:
+                  type: command
+                  command: ["./bin/deploy-local"]
+                  timeout: 30s
 
-"""#),
+                """#),
     ]
 
     /// hooks/pre-commit; `tide init` installs it with TIDE set to the tide binary that ran.
     static let preCommitHook = #"""
-#!/bin/sh
-# Tide pre-commit hook for a config repo: validates the manifests staged for
-# this commit (read from the index through libgit2) and refuses the commit when
-# any is invalid, printing every problem as path:line:column: message.
-# Install: copy to .git/hooks/pre-commit (`tide init` does it for you).
-# TIDE names the tide binary; TIDE_PATH the manifest root, if not the repo root.
-TIDE="${TIDE:-tide}"
-exec "$TIDE" validate --staged --path "${TIDE_PATH:-}"
+        #!/bin/sh
+        # Tide pre-commit hook for a config repo: validates the manifests staged for
+        # this commit (read from the index through libgit2) and refuses the commit when
+        # any is invalid, printing every problem as path:line:column: message.
+        # Install: copy to .git/hooks/pre-commit (`tide init` does it for you).
+        # TIDE names the tide binary; TIDE_PATH the manifest root, if not the repo root.
+        TIDE="${TIDE:-tide}"
+        exec "$TIDE" validate --staged --path "${TIDE_PATH:-}"
 
-"""#
+        """#
 }

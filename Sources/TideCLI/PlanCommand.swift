@@ -43,8 +43,9 @@ struct PlanCommand: AsyncParsableCommand {
             throw ReportedFailure(message: "tide: no valid revision to plan from")
         }
         let shown = all ? plan.actions : plan.pending + plan.actions.filter { $0.kind == .holdFailed }
-        print("Plan for \(plan.revision.short)\(resolution.rejected.isEmpty ? "" : " (last good revision)"): "
-            + "\(plan.pending.count) to change, \(plan.actions.count - plan.pending.count) unchanged")
+        print(
+            "Plan for \(plan.revision.short)\(resolution.rejected.isEmpty ? "" : " (last good revision)"): "
+                + "\(plan.pending.count) to change, \(plan.actions.count - plan.pending.count) unchanged")
         if !shown.isEmpty {
             print(
                 table(

@@ -41,7 +41,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             case .unchanged, .held: continue
             }
             let classification = outcome.classification.map { " [\($0.rawValue)]" } ?? ""
-            let line = "\(outcome.target): \(outcome.result.rawValue) \(versions)\(classification)"
+            let line =
+                "\(outcome.target): \(outcome.result.rawValue) \(versions)\(classification)"
                 + (outcome.message.map { ": \($0)" } ?? "")
             if outcome.result == .failed || outcome.result == .blocked { printError(line) } else { print(line) }
         }

@@ -57,10 +57,12 @@ struct StatusCommand: AsyncParsableCommand {
             return
         }
         print("Branch head:    \(head?.short ?? "-")")
-        print("Applied:        \(status.lastGoodRevision?.short ?? "nothing yet")"
-            + (status.lastGoodAt.map { " (accepted \(iso($0)))" } ?? ""))
+        print(
+            "Applied:        \(status.lastGoodRevision?.short ?? "nothing yet")"
+                + (status.lastGoodAt.map { " (accepted \(iso($0)))" } ?? ""))
         if let rejected = status.rejectedRevision {
-            print("Rejected:       \(rejected.short) at \(iso(status.rejectedAt)), \(status.rejection.count) problem(s):")
+            print(
+                "Rejected:       \(rejected.short) at \(iso(status.rejectedAt)), \(status.rejection.count) problem(s):")
             for diagnostic in status.rejection { print("  \(diagnostic)") }
         }
         if targets.isEmpty {

@@ -20,7 +20,8 @@ public struct Planner: Sendable {
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var actions: [PlannedAction] = []
         for target in desired.targets {
-            actions.append(try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision))
+            actions.append(
+                try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision))
         }
         let desiredIDs = Set(desired.targets.map(\.id))
         let removals = live.filter { !desiredIDs.contains($0.id) }.sorted { $0.id > $1.id }
@@ -62,7 +63,8 @@ public struct Planner: Sendable {
             failed.configDigest == target.configDigest
         {
             action.kind = .holdFailed
-            action.reason = "failed at \(failed.revision.short): \(failed.message); not retried until desired state changes"
+            action.reason =
+                "failed at \(failed.revision.short): \(failed.message); not retried until desired state changes"
             return action
         }
         let matchesLive = live.version == target.version && live.configDigest == target.configDigest
@@ -70,7 +72,8 @@ public struct Planner: Sendable {
             return action
         }
         action.kind = .deploy
-        let (classification, reason) = try await classify(target: target, live: live, desired: desired, revision: revision)
+        let (classification, reason) = try await classify(
+            target: target, live: live, desired: desired, revision: revision)
         action.classification = classification
         action.reason = matchesLive ? "redeploy \(target.version) after a failed rollout" : reason
         if matchesLive { action.classification = .rollback }

@@ -190,7 +190,8 @@ public final class Reconciler: Sendable {
                             time: now, kind: .deploymentStarted, target: target.id, revision: revision,
                             version: target.version, previousVersion: state.version, classification: classification,
                             message: "deploying \(target.version)"
-                                + (state.version.map { " (was \($0))" } ?? "") + (action.reason.map { ": \($0)" } ?? ""))
+                                + (state.version.map { " (was \($0))" } ?? "") + (action.reason.map { ": \($0)" } ?? "")
+                        )
                     ]))
         }
 
@@ -199,7 +200,8 @@ public final class Reconciler: Sendable {
         while rollout.step < steps.count {
             let step = rollout.step
             let name = steps[step]
-            let actionID = "\(target.id.service).\(target.id.environment).\(rollout.revision.short).\(step)-\(name.rawValue)"
+            let actionID =
+                "\(target.id.service).\(target.id.environment).\(rollout.revision.short).\(step)-\(name.rawValue)"
             let startedAt = clock.now()
             try await store.apply(
                 StateWrite(
@@ -310,7 +312,8 @@ public final class Reconciler: Sendable {
         _ action: PlannedAction, live: LiveTarget, desired: DesiredState, revision: ObjectID
     ) async throws -> TargetOutcome {
         guard let manifest = desired.executors[live.executor] else {
-            let message = "cannot remove: executor '\(live.executor)' is no longer defined; "
+            let message =
+                "cannot remove: executor '\(live.executor)' is no longer defined; "
                 + "keep its Executor manifest until its targets are removed"
             return TargetOutcome(
                 target: live.id, result: .failed, fromVersion: live.version, toVersion: nil,
@@ -326,7 +329,8 @@ public final class Reconciler: Sendable {
             StateWrite(
                 targets: [state],
                 actions: [
-                    ActionRecord(id: actionID, target: live.id, action: "remove", status: .started, startedAt: startedAt)
+                    ActionRecord(
+                        id: actionID, target: live.id, action: "remove", status: .started, startedAt: startedAt)
                 ]))
         let result = await executor.perform(
             ActionRequest(

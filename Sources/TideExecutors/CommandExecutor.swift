@@ -1,14 +1,15 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
-public import TideManifest
 internal import Subprocess
+public import TideManifest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 #if canImport(System)
-import System
+    import System
 #else
-import SystemPackage
+    import SystemPackage
 #endif
 
 /// Runs the executor's argv once per action, with no shell in between (DESIGN.md §4): `TIDE_*` variables in the
@@ -98,7 +99,8 @@ public struct CommandExecutor: Executor {
                 case .finished(let result, let out, let err):
                     group.cancelAll()
                     guard timedOut else {
-                        return ActionResult(outcome: result, standardOutput: out, standardError: err, duration: elapsed())
+                        return ActionResult(
+                            outcome: result, standardOutput: out, standardError: err, duration: elapsed())
                     }
                     return ActionResult(
                         outcome: .timedOut(seconds: timeout), standardOutput: out,

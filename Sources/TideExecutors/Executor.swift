@@ -107,7 +107,8 @@ public struct ActionResult: Sendable, Hashable {
         case .succeeded: return "succeeded"
         case .exited(let code): reason = "exited with status \(code)"
         case .signalled(let signal): reason = "killed by signal \(signal)"
-        case .timedOut(let seconds): reason = "timed out after \(ManifestDuration.format(seconds)); process group killed"
+        case .timedOut(let seconds):
+            reason = "timed out after \(ManifestDuration.format(seconds)); process group killed"
         case .couldNotStart(let why): reason = "could not start: \(why)"
         }
         let lastLine = standardError.split(separator: "\n").last.map { ": \($0)" } ?? ""

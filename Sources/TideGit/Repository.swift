@@ -128,7 +128,9 @@ public final class Repository: @unchecked Sendable {
     }
 
     private static func signature(_ pointer: UnsafePointer<git_signature>?) -> Signature {
-        guard let sig = pointer?.pointee else { return Signature(name: "", email: "", time: Date(timeIntervalSince1970: 0)) }
+        guard let sig = pointer?.pointee else {
+            return Signature(name: "", email: "", time: Date(timeIntervalSince1970: 0))
+        }
         return Signature(
             name: sig.name.map { String(cString: $0) } ?? "",
             email: sig.email.map { String(cString: $0) } ?? "",

@@ -52,7 +52,8 @@ public enum DesiredStateBuilder {
             where services[dependency] == nil {
                 diagnostics.append(
                     Diagnostic(
-                        location, "\(owner)spec.dependsOn: service '\(dependency)' is not defined" + known(services.keys)))
+                        location,
+                        "\(owner)spec.dependsOn: service '\(dependency)' is not defined" + known(services.keys)))
             }
         }
         diagnostics += cycles(in: services)

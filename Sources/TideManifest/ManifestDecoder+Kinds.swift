@@ -23,7 +23,9 @@ extension NodeReader {
                 error(kindNode, "kind: '\(kindText)' is not supported by this version of tide yet")
             } else {
                 let hint = closest(kindText, in: known).map { "; did you mean '\($0)'?" } ?? ""
-                error(kindNode, "kind: unknown kind '\(kindText)'\(hint); expected one of \(known.joined(separator: ", "))")
+                error(
+                    kindNode,
+                    "kind: unknown kind '\(kindText)'\(hint); expected one of \(known.joined(separator: ", "))")
             }
             return nil
         }
@@ -197,7 +199,8 @@ extension NodeReader {
                     order.append(envName)
                 }
             } else {
-                error(node, "\(owner)spec.environments: expected a mapping of environment names, found \(describe(node))")
+                error(
+                    node, "\(owner)spec.environments: expected a mapping of environment names, found \(describe(node))")
             }
         }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses durations as manifests write them: `90s`, `5m`, `1h30m`, `500ms`, `2d`. A bare number is seconds.
 public enum ManifestDuration {
     /// Seconds, or nil when `text` is not a duration.
@@ -53,5 +55,3 @@ public enum ManifestDuration {
         return parts.isEmpty ? "0s" : parts
     }
 }
-
-import Foundation

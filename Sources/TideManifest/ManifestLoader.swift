@@ -68,7 +68,9 @@ public final class ManifestLoader: @unchecked Sendable {
         if bytes.count > Self.maximumFileSize {
             parsed = ParsedFile(
                 documents: [],
-                diagnostics: [Diagnostic(start, "manifest is \(bytes.count) bytes; the limit is \(Self.maximumFileSize)")])
+                diagnostics: [
+                    Diagnostic(start, "manifest is \(bytes.count) bytes; the limit is \(Self.maximumFileSize)")
+                ])
         } else if let text = String(validating: bytes, as: UTF8.self) {
             let result = ManifestDecoder.decode(file: file.path, text: text)
             parsed = ParsedFile(documents: result.documents, diagnostics: result.diagnostics)

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An advisory whole-file `flock`, held while a reconcile pass runs. Released on `release()`, or by the kernel
@@ -33,7 +33,8 @@ final class FileLock: Sendable {
                 let holder = (try? String(contentsOfFile: path, encoding: .utf8))?
                     .trimmingCharacters(in: .whitespacesAndNewlines)
                 close(fd)
-                throw StateError.locked(path: statePath, holder: holder?.isEmpty == false ? holder : nil, waitedSeconds: waited)
+                throw StateError.locked(
+                    path: statePath, holder: holder?.isEmpty == false ? holder : nil, waitedSeconds: waited)
             }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -1,7 +1,7 @@
 import Foundation
 internal import GRDB
-public import TideManifest
 import TideGit
+public import TideManifest
 
 /// Live state and the event log in one SQLite file (WAL mode), with its own schema migrations.
 ///

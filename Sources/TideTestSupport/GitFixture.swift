@@ -42,7 +42,8 @@ public final class GitFixture: Sendable {
             gitPath, arguments, in: directory,
             environment: ["GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"])
         guard result.status == 0 else {
-            throw FixtureError("git \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.standardError)")
+            throw FixtureError(
+                "git \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.standardError)")
         }
         return result.standardOutput
     }

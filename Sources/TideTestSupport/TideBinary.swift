@@ -6,7 +6,8 @@ public enum TideBinary {
     /// directory).
     public static var path: String {
         if let explicit = ProcessInfo.processInfo.environment["TIDE_BINARY"], !explicit.isEmpty { return explicit }
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var directory = URL(fileURLWithPath: me).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = directory.appendingPathComponent("tide").path

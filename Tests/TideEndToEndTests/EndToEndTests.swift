@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TideGit
 import TideTestSupport
-import Testing
 
 /// A config repo whose executor is a script that logs every call and fails or hangs on request.
 struct ConfigRepo {
@@ -90,7 +90,10 @@ struct EndToEndTests {
         let repo = try ConfigRepo()
         let first = try repo.tide("reconcile")
         #expect(first.status == 0, "\(first.combined)")
-        #expect(repo.calls() == ["deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0"])
+        #expect(
+            repo.calls() == [
+                "deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0",
+            ])
         #expect(first.standardOutput.contains("web@prod: deployed - → 1.0.0 [FEATURE]"))
 
         let second = try repo.tide("reconcile")
@@ -98,7 +101,8 @@ struct EndToEndTests {
         #expect(repo.calls().count == 4, "a second pass must not call the executor")
         #expect(second.standardOutput.contains("2 unchanged"))
 
-        let bump = try repo.fixture.commit("web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
+        let bump = try repo.fixture.commit(
+            "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
         let third = try repo.tide("reconcile")
         #expect(third.status == 0)
         #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.1.0", "health web@prod 1.1.0"])
@@ -121,7 +125,10 @@ struct EndToEndTests {
         let object = try #require(try repo.json(status) as? [String: Any])
         #expect(object["lastGoodRevision"] as? String == revert.hex)
         let targets = try #require(object["targets"] as? [[String: Any]])
-        #expect(targets.map { "\($0["service"]!)=\($0["version"]!)/\($0["phase"]!)" }.sorted() == ["api=1.0.0/Healthy", "web=1.0.0/Healthy"])
+        #expect(
+            targets.map { "\($0["service"]!)=\($0["version"]!)/\($0["phase"]!)" }.sorted() == [
+                "api=1.0.0/Healthy", "web=1.0.0/Healthy",
+            ])
     }
 
     struct Invalid: Sendable, CustomTestStringConvertible {
@@ -133,13 +140,17 @@ struct EndToEndTests {
     }
 
     static let invalid: [Invalid] = [
-        Invalid(name: "YAML error", file: "web.yaml", contents: "apiVersion: tide/v1\nkind: Service\n  metadata: x: y\n", expected: "web.yaml:3:"),
+        Invalid(
+            name: "YAML error", file: "web.yaml", contents: "apiVersion: tide/v1\nkind: Service\n  metadata: x: y\n",
+            expected: "web.yaml:3:"),
         Invalid(
             name: "unknown field", file: "web.yaml",
-            contents: ConfigRepo.service("web", "2.0.0").replacingOccurrences(of: "  executor:", with: "  replicas: 3\n  executor:"),
+            contents: ConfigRepo.service("web", "2.0.0").replacingOccurrences(
+                of: "  executor:", with: "  replicas: 3\n  executor:"),
             expected: "web.yaml:5:3: Service 'web': spec: unknown field 'replicas'"),
         Invalid(
-            name: "missing reference", file: "web.yaml", contents: ConfigRepo.service("web", "2.0.0", dependsOn: "[db]"),
+            name: "missing reference", file: "web.yaml",
+            contents: ConfigRepo.service("web", "2.0.0", dependsOn: "[db]"),
             expected: "web.yaml:8:15: Service 'web': spec.dependsOn: service 'db' is not defined"),
         Invalid(
             name: "duplicate name", file: "web2.yaml", contents: ConfigRepo.service("web", "2.0.0"),
@@ -149,8 +160,11 @@ struct EndToEndTests {
             expected: "dependency cycle: api → web → api"),
         Invalid(
             name: "wrong type", file: "web.yaml",
-            contents: ConfigRepo.service("web", "2.0.0").replacingOccurrences(of: "environments: {prod: {}}", with: "environments: [prod]"),
-            expected: "web.yaml:7:17: Service 'web': spec.environments: expected a mapping of environment names, found a list"),
+            contents: ConfigRepo.service("web", "2.0.0").replacingOccurrences(
+                of: "environments: {prod: {}}", with: "environments: [prod]"),
+            expected:
+                "web.yaml:7:17: Service 'web': spec.environments: expected a mapping of environment names, found a list"
+        ),
     ]
 
     @Test("an invalid commit is rejected whole, with path:line:column, and nothing changes", arguments: invalid)
@@ -229,7 +243,12 @@ struct EndToEndTests {
     func concurrentReconciles() async throws {
         let repo = try ConfigRepo()
         // Make each executor call slow enough for the two processes to overlap.
-        try repo.fixture.commit("slower", files: ["base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8).replacingOccurrences(of: "timeout: 2s", with: "timeout: 20s")])
+        try repo.fixture.commit(
+            "slower",
+            files: [
+                "base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
+                    .replacingOccurrences(of: "timeout: 2s", with: "timeout: 20s")
+            ])
         let script = repo.scratch.appending("executor.sh")
         var text = try String(contentsOfFile: script, encoding: .utf8)
         text = text.replacingOccurrences(of: "exit 0\n", with: "sleep 0.3\nexit 0\n")
@@ -240,7 +259,10 @@ struct EndToEndTests {
         let (first, second) = try await (a, b)
         #expect(first.status == 0, "\(first.combined)")
         #expect(second.status == 0, "\(second.combined)")
-        #expect(repo.calls() == ["deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0"])
+        #expect(
+            repo.calls() == [
+                "deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0",
+            ])
         let outputs = [first.standardOutput, second.standardOutput]
         #expect(outputs.filter { $0.contains("2 deployed") }.count == 1)
         #expect(outputs.filter { $0.contains("2 unchanged") }.count == 1)
@@ -325,30 +347,45 @@ struct EndToEndTests {
 
         let reconcile = try TideBinary.run(["reconcile"], in: dir)
         #expect(reconcile.status == 0, "\(reconcile.combined)")
-        #expect(try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n")
-        #expect(try String(contentsOfFile: dir + "/deployments/staging/checkout/current/VERSION", encoding: .utf8) == "1.5.0\n")
-        let request = try String(contentsOfFile: dir + "/deployments/prod/payments/current/request.json", encoding: .utf8)
+        #expect(
+            try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n"
+        )
+        #expect(
+            try String(contentsOfFile: dir + "/deployments/staging/checkout/current/VERSION", encoding: .utf8)
+                == "1.5.0\n")
+        let request = try String(
+            contentsOfFile: dir + "/deployments/prod/payments/current/request.json", encoding: .utf8)
         #expect(request.contains(#""replicas":4"#))
 
         let git = { (args: [String]) throws -> ProcessOutput in
-            try runProcess(GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir)
+            try runProcess(
+                GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir)
         }
         let path = dir + "/services/checkout.yaml"
         let original = try String(contentsOfFile: path, encoding: .utf8)
-        try Data(original.replacingOccurrences(of: "dependsOn:", with: "dependson:").utf8).write(to: URL(fileURLWithPath: path))
+        try Data(original.replacingOccurrences(of: "dependsOn:", with: "dependson:").utf8).write(
+            to: URL(fileURLWithPath: path))
         _ = try git(["add", "-A"])
         let blocked = try git(["commit", "-m", "typo"])
         #expect(blocked.status != 0)
-        #expect(blocked.standardError.contains("services/checkout.yaml:17:3: Service 'checkout': spec: unknown field 'dependson'; did you mean 'dependsOn'?"))
+        #expect(
+            blocked.standardError.contains(
+                "services/checkout.yaml:17:3: Service 'checkout': spec: unknown field 'dependson'; did you mean 'dependsOn'?"
+            ))
 
-        try Data(original.replacingOccurrences(of: "version: \"1.4.2\"", with: "version: \"1.5.0\"").utf8).write(to: URL(fileURLWithPath: path))
+        try Data(original.replacingOccurrences(of: "version: \"1.4.2\"", with: "version: \"1.5.0\"").utf8).write(
+            to: URL(fileURLWithPath: path))
         _ = try git(["add", "-A"])
         #expect(try git(["commit", "-q", "-m", "checkout 1.5.0 to prod"]).status == 0)
         #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
-        #expect(try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.5.0\n")
+        #expect(
+            try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.5.0\n"
+        )
         _ = try git(["revert", "--no-edit", "HEAD"])
         let rollback = try TideBinary.run(["reconcile"], in: dir)
         #expect(rollback.standardOutput.contains("checkout@prod: deployed 1.5.0 → 1.4.2 [ROLLBACK]"))
-        #expect(try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n")
+        #expect(
+            try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n"
+        )
     }
 }

@@ -1,11 +1,11 @@
 import Foundation
+import Testing
 import TideEngine
 import TideExecutors
 import TideGit
 import TideManifest
 import TideState
 import TideTestSupport
-import Testing
 
 let executorYAML = """
     apiVersion: tide/v1
@@ -83,7 +83,11 @@ struct ReconcilerTests {
     func firstDeployThenNoop() async throws {
         let h = try Harness()
         let report = try await h.pass()
-        #expect(h.calls() == ["deploy payments@prod 2.0.0", "health payments@prod 2.0.0", "deploy checkout@prod 1.0.0", "health checkout@prod 1.0.0"])
+        #expect(
+            h.calls() == [
+                "deploy payments@prod 2.0.0", "health payments@prod 2.0.0", "deploy checkout@prod 1.0.0",
+                "health checkout@prod 1.0.0",
+            ])
         #expect(report.outcomes.map(\.result) == [.deployed, .deployed])
         #expect(!report.hasFailures)
         let checkout = try #require(await h.live("checkout"))
@@ -102,13 +106,20 @@ struct ReconcilerTests {
     func versionAndConfigChanges() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        try h.fixture.commit("bump", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
+        try h.fixture.commit(
+            "bump",
+            files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
         let report = try await h.pass()
         #expect(h.calls() == ["deploy checkout@prod 1.1.0", "health checkout@prod 1.1.0"])
         #expect(h.executor.requests.first?.previousVersion == "1.0.0")
         #expect(report.outcomes.first { $0.target.service == "checkout" }?.classification == .feature)
 
-        try h.fixture.commit("scale", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", config: "{replicas: 5}", dependsOn: ["payments"])])
+        try h.fixture.commit(
+            "scale",
+            files: [
+                "services/checkout.yaml": serviceYAML(
+                    "checkout", version: "1.1.0", config: "{replicas: 5}", dependsOn: ["payments"])
+            ])
         let config = try await h.pass()
         #expect(h.calls() == ["deploy checkout@prod 1.1.0", "health checkout@prod 1.1.0"])
         #expect(h.executor.requests.first?.config == .object(["replicas": .int(5)]))
@@ -119,7 +130,9 @@ struct ReconcilerTests {
     func revert() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let bump = try h.fixture.commit("bump", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
+        let bump = try h.fixture.commit(
+            "bump",
+            files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
         _ = try await h.pass()
         let revert = try h.fixture.revert(bump)
         let report = try await h.pass()
@@ -138,7 +151,9 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         for version in ["1.1.0", "1.2.0", "1.0.0"] {
-            try h.fixture.commit(version, files: ["services/checkout.yaml": serviceYAML("checkout", version: version, dependsOn: ["payments"])])
+            try h.fixture.commit(
+                version,
+                files: ["services/checkout.yaml": serviceYAML("checkout", version: version, dependsOn: ["payments"])])
             let report = try await h.pass()
             let outcome = try #require(report.outcomes.first { $0.target.service == "checkout" })
             #expect(outcome.classification == (version == "1.0.0" ? .rollback : .feature), "\(version)")
@@ -150,10 +165,12 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         h.executor.fail(when: { $0.version == "2.1.0" && $0.action == .deploy }, with: .exited(7))
-        try h.fixture.commit("payments 2.1.0", files: [
-            "services/payments.yaml": serviceYAML("payments", version: "2.1.0"),
-            "services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"]),
-        ])
+        try h.fixture.commit(
+            "payments 2.1.0",
+            files: [
+                "services/payments.yaml": serviceYAML("payments", version: "2.1.0"),
+                "services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"]),
+            ])
         let failed = try await h.pass()
         #expect(h.calls() == ["deploy payments@prod 2.1.0"])
         #expect(failed.hasFailures)
@@ -173,7 +190,8 @@ struct ReconcilerTests {
         #expect(held.hasFailures)
 
         h.executor.clearFailures()
-        try h.fixture.commit("payments 2.1.1", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.1")])
+        try h.fixture.commit(
+            "payments 2.1.1", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.1")])
         let fixed = try await h.pass()
         #expect(fixed.outcomes.map(\.result) == [.deployed, .deployed])
         #expect(await h.live("payments")?.failed == nil)
@@ -184,7 +202,8 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         h.executor.fail(when: { $0.version == "9.9.9" })
-        let bad = try h.fixture.commit("bad", files: ["services/payments.yaml": serviceYAML("payments", version: "9.9.9")])
+        let bad = try h.fixture.commit(
+            "bad", files: ["services/payments.yaml": serviceYAML("payments", version: "9.9.9")])
         _ = try await h.pass()
         try h.fixture.revert(bad)
         let report = try await h.pass()
@@ -197,7 +216,8 @@ struct ReconcilerTests {
     func resumeAfterCrash() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let head = try h.fixture.commit("bump", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
+        let head = try h.fixture.commit(
+            "bump", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
         // What a kill -9 right after the deploy step leaves behind: the rollout recorded at step 1.
         var payments = try #require(await h.live("payments"))
         payments.phase = .progressing
@@ -218,7 +238,8 @@ struct ReconcilerTests {
     func preempt() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let head = try h.fixture.commit("2.1.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
+        let head = try h.fixture.commit(
+            "2.1.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
         var payments = try #require(await h.live("payments"))
         payments.phase = .progressing
         payments.rollout = Rollout(
@@ -236,10 +257,13 @@ struct ReconcilerTests {
         _ = try await h.pass()
         let good = try h.fixture.head()
         let before = await h.store.liveTargets()
-        let bad = try h.fixture.commit("broken", files: [
-            "services/payments.yaml": serviceYAML("payments", version: "3.0.0"),
-            "services/checkout.yaml": "apiVersion: tide/v1\nkind: Service\nmetadata: {name: checkout}\nspec: {executor: local, environments: {prod: {}}, bogus: 1}\n",
-        ])
+        let bad = try h.fixture.commit(
+            "broken",
+            files: [
+                "services/payments.yaml": serviceYAML("payments", version: "3.0.0"),
+                "services/checkout.yaml":
+                    "apiVersion: tide/v1\nkind: Service\nmetadata: {name: checkout}\nspec: {executor: local, environments: {prod: {}}, bogus: 1}\n",
+            ])
         let report = try await h.pass()
         #expect(h.calls().isEmpty)
         #expect(report.hasFailures)
@@ -253,7 +277,9 @@ struct ReconcilerTests {
         _ = try await h.pass()
         #expect(await h.store.events(EventQuery(kinds: [.revisionRejected])).count == 1)
 
-        try h.fixture.commit("fixed", files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"])])
+        try h.fixture.commit(
+            "fixed",
+            files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"])])
         let fixed = try await h.pass()
         #expect(fixed.rejected.isEmpty)
         #expect(h.calls() == ["deploy payments@prod 3.0.0", "health payments@prod 3.0.0"])
@@ -263,9 +289,14 @@ struct ReconcilerTests {
     @Test("a service removed from git is removed through its executor")
     func removal() async throws {
         let h = try Harness()
-        try h.fixture.commit("staging", files: ["services/payments.yaml": serviceYAML("payments", version: "2.0.0", envs: "{prod: {}, staging: {}}")])
+        try h.fixture.commit(
+            "staging",
+            files: [
+                "services/payments.yaml": serviceYAML("payments", version: "2.0.0", envs: "{prod: {}, staging: {}}")
+            ])
         _ = try await h.pass()
-        try h.fixture.commit("drop staging", files: ["services/payments.yaml": serviceYAML("payments", version: "2.0.0")])
+        try h.fixture.commit(
+            "drop staging", files: ["services/payments.yaml": serviceYAML("payments", version: "2.0.0")])
         let report = try await h.pass()
         #expect(h.calls() == ["remove payments@staging 2.0.0"])
         #expect(report.outcomes.last?.result == .removed)

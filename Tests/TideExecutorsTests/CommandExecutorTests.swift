@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TideExecutors
 import TideManifest
 import TideTestSupport
-import Testing
 
 @Suite("TideExecutors: the command executor protocol v1")
 struct CommandExecutorTests {
@@ -71,7 +71,8 @@ struct CommandExecutorTests {
     func noShell() async throws {
         let out = directory.appending("args")
         let path = try script("args", "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > \"\(out)\"")
-        let result = await executor([path, "$(touch \(directory.appending("pwned")))", "a b", "*"]).perform(Self.request)
+        let result = await executor([path, "$(touch \(directory.appending("pwned")))", "a b", "*"]).perform(
+            Self.request)
         #expect(result.succeeded)
         #expect(
             try String(contentsOfFile: out, encoding: .utf8)
@@ -120,7 +121,8 @@ struct CommandExecutorTests {
         let result = await executor([path], timeout: 1).perform(Self.request)
         #expect(result.outcome == .timedOut(seconds: 1))
         #expect(Date().timeIntervalSince(start) < 15)
-        let child = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let child = try #require(
+            Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         // The grandchild got the group's signal too; allow a moment for the kernel to reap it.
         var alive = true
         for _ in 0..<50 {
@@ -135,7 +137,10 @@ struct CommandExecutorTests {
 
     @Test("large output is drained and truncated, never blocking the process")
     func largeOutput() async throws {
-        let path = try script("noisy", "i=0; while [ $i -lt 3000 ]; do echo 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' >&2; i=$((i+1)); done; echo end >&2")
+        let path = try script(
+            "noisy",
+            "i=0; while [ $i -lt 3000 ]; do echo 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' >&2; i=$((i+1)); done; echo end >&2"
+        )
         let result = await executor([path]).perform(Self.request)
         #expect(result.succeeded)
         #expect(result.standardError.utf8.count <= CommandExecutor.outputLimit)

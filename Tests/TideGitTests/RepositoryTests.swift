@@ -1,7 +1,7 @@
 import Foundation
+import Testing
 import TideGit
 import TideTestSupport
-import Testing
 
 @Suite("TideGit: reading a repository through libgit2")
 struct RepositoryTests {

@@ -1,10 +1,11 @@
 import Foundation
+import Testing
 import TideGit
 import TideManifest
 import TideTestSupport
-import Testing
 
-func service(_ name: String, version: String = "1.0.0", dependsOn: [String] = [], envs: String = "{prod: {}}") -> String {
+func service(_ name: String, version: String = "1.0.0", dependsOn: [String] = [], envs: String = "{prod: {}}") -> String
+{
     """
     apiVersion: tide/v1
     kind: Service
@@ -91,8 +92,11 @@ struct DesiredStateTests {
             """
         let (_, diagnostics) = try load(["base.yaml": validExecutor, "a.yaml": bad])
         let text = diagnostics.map(\.description)
-        #expect(text.contains("a.yaml:5:13: Service 'a': spec.executor: executor 'remote' is not defined (defined: local)"))
-        #expect(text.contains("a.yaml:7:28: Service 'a': spec.environments: environment 'qa' is not defined (defined: prod)"))
+        #expect(
+            text.contains("a.yaml:5:13: Service 'a': spec.executor: executor 'remote' is not defined (defined: local)"))
+        #expect(
+            text.contains(
+                "a.yaml:7:28: Service 'a': spec.environments: environment 'qa' is not defined (defined: prod)"))
         #expect(text.contains("a.yaml:8:15: Service 'a': spec.dependsOn: service 'ghost' is not defined (defined: a)"))
     }
 
@@ -116,7 +120,10 @@ struct DesiredStateTests {
     @Test("only the manifest root is read, and only .yaml/.yml files")
     func root() throws {
         let (state, diagnostics) = try load(
-            ["deploy/base.yaml": validExecutor, "deploy/a.yml": service("a"), "other/broken.yaml": "{{{", "deploy/x.txt": "{{{"],
+            [
+                "deploy/base.yaml": validExecutor, "deploy/a.yml": service("a"), "other/broken.yaml": "{{{",
+                "deploy/x.txt": "{{{",
+            ],
             root: "deploy")
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         #expect(state?.targets.count == 1)
@@ -125,7 +132,8 @@ struct DesiredStateTests {
     @Test("an unchanged file is parsed once per process; a changed one again")
     func cache() throws {
         let fixture = try GitFixture()
-        let one = try fixture.commit("one", files: ["base.yaml": validExecutor, "a.yaml": service("a"), "b.yaml": service("b")])
+        let one = try fixture.commit(
+            "one", files: ["base.yaml": validExecutor, "a.yaml": service("a"), "b.yaml": service("b")])
         let two = try fixture.commit("two", files: ["a.yaml": service("a", version: "2.0.0")])
         let repository = try Repository.open(at: fixture.repoPath)
         let loader = ManifestLoader()

@@ -1,8 +1,8 @@
 import Foundation
+import Testing
 import TideGit
 import TideManifest
 import TideTestSupport
-import Testing
 
 let validExecutor = """
     apiVersion: tide/v1
@@ -149,7 +149,8 @@ struct ManifestDecoderTests {
                 """, line: 4, column: 34, message: "'../../etc' is not a valid version"),
         BadCase(
             name: "bad duration",
-            yaml: "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: x}\nspec: {type: command, command: [a], timeout: soon}\n",
+            yaml:
+                "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: x}\nspec: {type: command, command: [a], timeout: soon}\n",
             line: 4, column: 46, message: "'soon' is not a duration"),
         BadCase(
             name: "field of a later version",
@@ -157,7 +158,8 @@ struct ManifestDecoderTests {
             column: 8, message: "spec.bake: not supported by this version of tide yet"),
         BadCase(
             name: "duplicate key",
-            yaml: "apiVersion: tide/v1\nkind: Environment\nmetadata: {name: prod}\nspec: {production: true, production: false}\n",
+            yaml:
+                "apiVersion: tide/v1\nkind: Environment\nmetadata: {name: prod}\nspec: {production: true, production: false}\n",
             line: 4, column: 8, message: "duplicate key 'production'"),
     ]
 
@@ -189,7 +191,9 @@ struct ManifestDecoderTests {
         #expect(diagnostics.count == 3, "\(diagnostics)")
     }
 
-    @Test("durations", arguments: [("30s", 30.0), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172_800), ("45", 45)])
+    @Test(
+        "durations",
+        arguments: [("30s", 30.0), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172_800), ("45", 45)])
     func durations(text: String, seconds: Double) {
         #expect(ManifestDuration.seconds(text) == seconds)
     }

@@ -1,10 +1,10 @@
 import Foundation
 import GRDB
+import Testing
 import TideGit
 import TideManifest
 import TideState
 import TideTestSupport
-import Testing
 
 @Suite("TideState: the SQLite state store")
 struct SQLiteStateStoreTests {
@@ -40,14 +40,21 @@ struct SQLiteStateStoreTests {
                 StateWrite(
                     targets: [sampleTarget(phase: .progressing)],
                     events: [
-                        Event(time: Date(timeIntervalSince1970: 5), kind: .revisionAccepted, revision: Self.revision, message: "ok"),
+                        Event(
+                            time: Date(timeIntervalSince1970: 5), kind: .revisionAccepted, revision: Self.revision,
+                            message: "ok"),
                         Event(
                             time: Date(timeIntervalSince1970: 6), kind: .deploymentStarted, target: Self.id,
                             revision: Self.revision, version: "2.0.0", previousVersion: "1.0.0",
                             classification: .feature, message: "go", details: .object(["actionId": .string("x")])),
                     ],
-                    actions: [ActionRecord(id: "a1", target: Self.id, action: "deploy", status: .started, startedAt: Date(timeIntervalSince1970: 7))],
-                    repositoryStatus: RepositoryStatus(lastGoodRevision: Self.revision, lastGoodAt: Date(timeIntervalSince1970: 5))))
+                    actions: [
+                        ActionRecord(
+                            id: "a1", target: Self.id, action: "deploy", status: .started,
+                            startedAt: Date(timeIntervalSince1970: 7))
+                    ],
+                    repositoryStatus: RepositoryStatus(
+                        lastGoodRevision: Self.revision, lastGoodAt: Date(timeIntervalSince1970: 5))))
         }
         let store = try SQLiteStateStore(path: path)
         let target = try #require(try await store.liveTarget(Self.id))
@@ -64,7 +71,11 @@ struct SQLiteStateStoreTests {
         #expect(try await store.repositoryStatus().lastGoodRevision == Self.revision)
 
         try await store.apply(
-            StateWrite(actions: [ActionRecord(id: "a1", target: Self.id, action: "deploy", status: .succeeded, startedAt: Date(timeIntervalSince1970: 7), finishedAt: Date(timeIntervalSince1970: 8))]))
+            StateWrite(actions: [
+                ActionRecord(
+                    id: "a1", target: Self.id, action: "deploy", status: .succeeded,
+                    startedAt: Date(timeIntervalSince1970: 7), finishedAt: Date(timeIntervalSince1970: 8))
+            ]))
         #expect(try await store.action("a1")?.status == .succeeded)
         try await store.apply(StateWrite(removedTargets: [Self.id]))
         #expect(try await store.liveTargets().isEmpty)
@@ -123,7 +134,9 @@ struct SQLiteStateStoreTests {
     func newerSchema() async throws {
         _ = try SQLiteStateStore(path: path)
         let queue = try DatabaseQueue(path: path)
-        try await queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+        try await queue.write {
+            try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+        }
         #expect {
             try SQLiteStateStore(path: path)
         } throws: { error in
