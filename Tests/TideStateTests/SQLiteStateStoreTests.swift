@@ -124,7 +124,7 @@ struct SQLiteStateStoreTests {
             try await Task.sleep(for: .milliseconds(300))
             order.update { $0.append("first out") }
         }
-        try await Task.sleep(for: .milliseconds(100))
+        while !order.get().contains("first in") { try await Task.sleep(for: .milliseconds(10)) }
         try await second.withExclusiveLock(timeout: 5) { order.update { $0.append("second in") } }
         try await held
         #expect(order.get() == ["first in", "first out", "second in"])
