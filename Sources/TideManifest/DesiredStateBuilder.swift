@@ -4,7 +4,7 @@ public import TideGit
 /// desired state, or lists every problem.
 public enum DesiredStateBuilder {
     public static func build(
-        documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation
+        documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation, broken: Set<String> = []
     ) -> Result<DesiredState, ManifestError> {
         var diagnostics: [Diagnostic] = []
         var executors: [String: ExecutorManifest] = [:]
@@ -12,7 +12,7 @@ public enum DesiredStateBuilder {
         var services: [String: ServiceManifest] = [:]
         var firstSeen: [String: SourceLocation] = [:]
 
-        if documents.isEmpty {
+        if documents.isEmpty && broken.isEmpty {
             diagnostics.append(
                 Diagnostic(emptyLocation, "no manifests found (.yaml or .yml files with apiVersion: tide/v1)"))
         }
@@ -35,21 +35,22 @@ public enum DesiredStateBuilder {
 
         for service in services.values.sorted(by: { $0.location < $1.location }) {
             let owner = "Service '\(service.name)': "
-            if executors[service.executor] == nil {
+            if executors[service.executor] == nil && !broken.contains("Executor/\(service.executor)") {
                 diagnostics.append(
                     Diagnostic(
                         service.executorLocation,
                         "\(owner)spec.executor: executor '\(service.executor)' is not defined"
                             + known(executors.keys)))
             }
-            for name in service.environmentOrder where environments[name] == nil {
+            for name in service.environmentOrder
+            where environments[name] == nil && !broken.contains("Environment/\(name)") {
                 diagnostics.append(
                     Diagnostic(
                         service.environments[name]!.location,  // order lists exactly the keys of environments
                         "\(owner)spec.environments: environment '\(name)' is not defined" + known(environments.keys)))
             }
             for (dependency, location) in zip(service.dependsOn, service.dependsOnLocations)
-            where services[dependency] == nil {
+            where services[dependency] == nil && !broken.contains("Service/\(dependency)") {
                 diagnostics.append(
                     Diagnostic(
                         location,

@@ -42,12 +42,15 @@ extension NodeReader {
         guard let specNode = top["spec"]?.value else { return nil }
         let owner = "\(kind.rawValue) '\(name)': "
         let at = location(nameNode)
+        let document: ManifestDocument?
         switch kind {
-        case .executor: return executor(specNode, name: name, at: at, owner: owner).map(ManifestDocument.executor)
+        case .executor: document = executor(specNode, name: name, at: at, owner: owner).map(ManifestDocument.executor)
         case .environment:
-            return environment(specNode, name: name, at: at, owner: owner).map(ManifestDocument.environment)
-        case .service: return service(specNode, name: name, at: at, owner: owner).map(ManifestDocument.service)
+            document = environment(specNode, name: name, at: at, owner: owner).map(ManifestDocument.environment)
+        case .service: document = service(specNode, name: name, at: at, owner: owner).map(ManifestDocument.service)
         }
+        if document == nil { brokenNames.insert("\(kind.rawValue)/\(name)") }
+        return document
     }
 
     mutating func stringMap(_ node: Node, _ path: String, owner: String) -> [String: String]? {

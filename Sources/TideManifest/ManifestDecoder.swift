@@ -18,6 +18,15 @@ public enum ManifestDecoder {
 
     public static func decode(file: String, text: String) -> (documents: [ManifestDocument], diagnostics: [Diagnostic])
     {
+        let result = decodeNamingBroken(file: file, text: text)
+        return (result.documents, result.diagnostics)
+    }
+
+    /// Also names the documents (`Kind/name`) that were recognised but failed to decode, so whole-state checks
+    /// do not report references to them as undefined on top of their own errors.
+    static func decodeNamingBroken(
+        file: String, text: String
+    ) -> (documents: [ManifestDocument], diagnostics: [Diagnostic], broken: Set<String>) {
         var reader = NodeReader(file: file)
         var documents: [ManifestDocument] = []
         do {
@@ -31,7 +40,7 @@ public enum ManifestDecoder {
         } catch {
             reader.diagnostics.append(Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)"))
         }
-        return (documents, reader.diagnostics)
+        return (documents, reader.diagnostics, reader.brokenNames)
     }
 
     static func yamlDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
@@ -68,6 +77,8 @@ public enum ManifestDecoder {
 struct NodeReader {
     let file: String
     var diagnostics: [Diagnostic] = []
+    /// `Kind/name` of documents that failed to decode.
+    var brokenNames: Set<String> = []
 
     func location(_ node: Node) -> SourceLocation {
         SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)

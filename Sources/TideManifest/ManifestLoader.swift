@@ -12,6 +12,7 @@ public final class ManifestLoader: @unchecked Sendable {
     private struct ParsedFile {
         var documents: [ManifestDocument]
         var diagnostics: [Diagnostic]
+        var broken: Set<String> = []
     }
 
     /// Manifests larger than this are refused rather than parsed.
@@ -40,21 +41,24 @@ public final class ManifestLoader: @unchecked Sendable {
         let files = try source.files().filter { Self.isManifestPath($0.path) }.sorted { $0.path < $1.path }
         var documents: [ManifestDocument] = []
         var diagnostics: [Diagnostic] = []
+        var broken: Set<String> = []
         for file in files {
             let parsed = try parse(file, from: source)
             documents += parsed.documents
             diagnostics += parsed.diagnostics
+            broken.formUnion(parsed.broken)
         }
         let emptyLocation = SourceLocation(file: source.root.isEmpty ? "." : source.root, line: 1, column: 1)
-        switch DesiredStateBuilder.build(documents: documents, revision: source.revision, emptyLocation: emptyLocation)
+        switch DesiredStateBuilder.build(
+            documents: documents, revision: source.revision, emptyLocation: emptyLocation, broken: broken)
         {
         case .success(let state) where diagnostics.isEmpty:
             return state
         case .success:
             throw ManifestError(diagnostics: diagnostics)
         case .failure(let error):
-            // Reference errors against documents that failed to parse are noise; show the parse errors first
-            // and the whole-state problems as well, so one pass lists everything.
+            // Parse errors and whole-state problems together, so one pass lists everything; references to
+            // documents that failed to parse are left out (they are not undefined, just broken).
             throw ManifestError(diagnostics: diagnostics + error.diagnostics)
         }
     }
@@ -72,8 +76,8 @@ public final class ManifestLoader: @unchecked Sendable {
                     Diagnostic(start, "manifest is \(bytes.count) bytes; the limit is \(Self.maximumFileSize)")
                 ])
         } else if let text = String(validating: bytes, as: UTF8.self) {
-            let result = ManifestDecoder.decode(file: file.path, text: text)
-            parsed = ParsedFile(documents: result.documents, diagnostics: result.diagnostics)
+            let result = ManifestDecoder.decodeNamingBroken(file: file.path, text: text)
+            parsed = ParsedFile(documents: result.documents, diagnostics: result.diagnostics, broken: result.broken)
         } else {
             parsed = ParsedFile(documents: [], diagnostics: [Diagnostic(start, "manifest is not valid UTF-8")])
         }
