@@ -143,7 +143,7 @@ enum ExampleConfigRepo {
         # Install: copy to .git/hooks/pre-commit (`tide init` does it for you).
         # TIDE names the tide binary; TIDE_PATH the manifest root, if not the repo root.
         TIDE="${TIDE:-tide}"
-        exec "$TIDE" validate --staged --path "${TIDE_PATH:-}"
+        exec "$TIDE" validate --staged --quiet --path "${TIDE_PATH:-}"
 
         """#
 }

@@ -19,6 +19,9 @@ struct ValidateCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
 
+    @Flag(name: .long, help: "Print nothing when the manifests are valid (problems are still printed).")
+    var quiet = false
+
     struct Output: Encodable {
         var valid: Bool
         var source: String
@@ -57,7 +60,7 @@ struct ValidateCommand: AsyncParsableCommand {
                 targets: desired.targets.count, diagnostics: desired.warnings)
             if json {
                 try printJSON(output)
-            } else {
+            } else if !quiet {
                 print(
                     "\(sourceName): valid — \(output.services) services, \(output.environments) environments, "
                         + "\(output.executors) executors, \(output.targets) targets")
