@@ -47,10 +47,11 @@ let package = Package(
             dependencies: ["TideGit", "TideManifest", "TideState", "TideExecutors"],
             swiftSettings: strict
         ),
+        .target(name: "TideMetrics", dependencies: ["TideState"], swiftSettings: strict),
         .target(
             name: "TideCLI",
             dependencies: [
-                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors",
+                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -80,6 +81,11 @@ let package = Package(
         .testTarget(
             name: "TideEngineTests",
             dependencies: ["TideEngine", "TideTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TideMetricsTests",
+            dependencies: ["TideMetrics", "TideEngine", "TideTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

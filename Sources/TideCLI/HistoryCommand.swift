@@ -42,6 +42,9 @@ struct HistoryCommand: AsyncParsableCommand {
         var classification: String?
         var message: String
         var details: JSONValue?
+        /// For a finished deployment: whether DORA counts it as failed (needed intervention), and why.
+        var countedFailed: Bool?
+        var failureReason: String?
     }
 
     func run() async throws {
@@ -51,6 +54,10 @@ struct HistoryCommand: AsyncParsableCommand {
         let events = try await store.events(
             EventQuery(
                 service: service, environment: environment, kinds: all ? nil : Self.summaryKinds, limit: limit))
+        let ids = events.compactMap(Self.deploymentID)
+        let records = ids.isEmpty ? [] : try await store.deployments(DeploymentQuery(ids: ids, limit: ids.count))
+        let byID = Dictionary(records.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        func record(_ event: Event) -> DeploymentRecord? { Self.deploymentID(event).flatMap { byID[$0] } }
         if json {
             try printJSON(
                 events.map {
@@ -58,7 +65,8 @@ struct HistoryCommand: AsyncParsableCommand {
                         id: $0.id, time: $0.time, kind: $0.kind.rawValue, service: $0.target?.service,
                         environment: $0.target?.environment, revision: $0.revision?.hex, version: $0.version,
                         previousVersion: $0.previousVersion, classification: $0.classification?.rawValue,
-                        message: $0.message, details: $0.details)
+                        message: $0.message, details: $0.details, countedFailed: record($0)?.failed,
+                        failureReason: record($0)?.failureReason)
                 })
             return
         }
@@ -68,14 +76,23 @@ struct HistoryCommand: AsyncParsableCommand {
         }
         print(
             table(
-                ["TIME", "TARGET", "EVENT", "VERSION", "CLASS", "REVISION", "MESSAGE"],
+                ["TIME", "TARGET", "EVENT", "VERSION", "CLASS", "REVISION", "DORA", "MESSAGE"],
                 events.map {
                     [
                         iso($0.time), $0.target?.description ?? "-", $0.kind.rawValue,
                         versionColumn($0), $0.classification?.rawValue ?? "-", $0.revision?.short ?? "-",
-                        $0.message,
+                        record($0).map { $0.failed ? "failed: \($0.failureReason ?? "needed intervention")" : "ok" }
+                            ?? "", $0.message,
                     ]
                 }))
+    }
+
+    /// The deployment a finished-deployment event belongs to.
+    static func deploymentID(_ event: Event) -> String? {
+        guard event.kind == .deploymentSucceeded || event.kind == .deploymentFailed,
+            case .object(let details)? = event.details, case .string(let id)? = details["deploymentId"]
+        else { return nil }
+        return id
     }
 
     private func versionColumn(_ event: Event) -> String {

@@ -28,6 +28,8 @@ public struct PlannedAction: Sendable, Hashable, Codable {
     public var reason: String?
     /// Same-environment services this target waits for.
     public var dependsOn: [String]
+    /// The commit a revert in this change undoes, for a ROLLBACK by revert.
+    public var revertedCommit: ObjectID? = nil
 
     public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove }
 }

@@ -7,10 +7,13 @@ public import TideState
 public struct Planner: Sendable {
     public let repository: Repository
     public let store: any StateStore
+    /// The tracked branch is a hotfix branch (`hotfix/…`): version changes on it are HOTFIX.
+    public let hotfixBranch: Bool
 
-    public init(repository: Repository, store: any StateStore) {
+    public init(repository: Repository, store: any StateStore, hotfixBranch: Bool = false) {
         self.repository = repository
         self.store = store
+        self.hotfixBranch = hotfixBranch
     }
 
     public func plan(desired: DesiredState, live: [LiveTarget]) async throws -> Plan {
@@ -72,38 +75,65 @@ public struct Planner: Sendable {
             return action
         }
         action.kind = .deploy
-        let (classification, reason) = try await classify(
-            target: target, live: live, desired: desired, revision: revision)
-        action.classification = classification
-        action.reason = matchesLive ? "redeploy \(target.version) after a failed rollout" : reason
-        if matchesLive { action.classification = .rollback }
+        let change = try await classify(target: target, live: live, desired: desired, revision: revision)
+        action.classification = change.classification
+        action.reason = change.reason
+        action.revertedCommit = change.revertedCommit
+        if matchesLive {
+            action.classification = .rollback
+            action.reason = "redeploy \(target.version) after a failed rollout"
+        }
         return action
     }
 
-    /// ROLLBACK when a revert commit touched the service's manifest since what is live, or when the version ran
-    /// on this target before; CONFIG when only the config changed; FEATURE otherwise.
+    /// How a change was classified, and why.
+    struct Classification {
+        var classification: ChangeClass
+        var reason: String
+        var revertedCommit: ObjectID?
+    }
+
+    /// ROLLBACK when a revert commit touched the service's manifest since what is live (a revert of a revert
+    /// re-applies the change: FEATURE); HOTFIX when the service is marked `hotfix: true` or the branch is a
+    /// hotfix branch; ROLLBACK when the version ran on this target before; CONFIG when only the config changed;
+    /// FEATURE otherwise.
     func classify(
         target: DesiredTarget, live: LiveTarget, desired: DesiredState, revision: ObjectID
-    ) async throws -> (ChangeClass, String) {
+    ) async throws -> Classification {
         if let liveRevision = live.revision, liveRevision != revision {
             let file = target.location.file
             let commits = try repository.commits(from: revision, excluding: liveRevision, touching: [file], limit: 200)
             if let revert = commits.first(where: { $0.revertedCommit != nil }), let reverted = revert.revertedCommit {
-                return (.rollback, "\(revert.id.short) reverts \(reverted.short)")
+                if let original = try? repository.commit(reverted), let undone = original.revertedCommit {
+                    return Classification(
+                        classification: .feature,
+                        reason: "\(revert.id.short) re-applies \(undone.short) (reverts the revert \(reverted.short))")
+                }
+                return Classification(
+                    classification: .rollback, reason: "\(revert.id.short) reverts \(reverted.short)",
+                    revertedCommit: reverted)
             }
         }
-        if target.version != live.version {
+        let versionChanged = target.version != live.version
+        if versionChanged && (desired.services[target.id.service]?.hotfix == true || hotfixBranch) {
+            return Classification(
+                classification: .hotfix,
+                reason: "hotfix \(live.version ?? "nothing") → \(target.version)"
+                    + (hotfixBranch ? " on a hotfix branch" : ""))
+        }
+        if versionChanged {
             let earlier = try await store.events(
                 EventQuery(
                     service: target.id.service, environment: target.id.environment, kinds: [.deploymentSucceeded],
                     limit: 1000))
             if let previous = earlier.first(where: { $0.version == target.version }) {
                 let when = ISO8601DateFormatter().string(from: previous.time)
-                return (.rollback, "\(target.version) ran here before (deployed \(when))")
+                return Classification(
+                    classification: .rollback, reason: "\(target.version) ran here before (deployed \(when))")
             }
-            return (.feature, "\(live.version ?? "nothing") → \(target.version)")
+            return Classification(classification: .feature, reason: "\(live.version ?? "nothing") → \(target.version)")
         }
-        return (.config, "config changed")
+        return Classification(classification: .config, reason: "config changed")
     }
 }
 

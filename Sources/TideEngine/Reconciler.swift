@@ -92,7 +92,7 @@ public final class Reconciler: Sendable {
     public func plan() async throws -> (Resolution, Plan?) {
         let resolution = try await resolve(record: false)
         guard let desired = resolution.desired else { return (resolution, nil) }
-        let plan = try await Planner(repository: repository, store: store).plan(
+        let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
             desired: desired, live: try await store.liveTargets())
         return (resolution, plan)
     }
@@ -110,7 +110,8 @@ public final class Reconciler: Sendable {
             return ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: [])
         }
         let live = try await store.liveTargets()
-        let plan = try await Planner(repository: repository, store: store).plan(desired: desired, live: live)
+        let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
+            desired: desired, live: live)
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
         var outcomes: [TargetOutcome] = []
@@ -177,7 +178,7 @@ public final class Reconciler: Sendable {
             rollout = Rollout(
                 version: target.version, config: target.config, configDigest: target.configDigest,
                 revision: revision, previousVersion: state.version, classification: classification,
-                reason: action.reason, startedAt: now)
+                reason: action.reason, revertedCommit: action.revertedCommit, startedAt: now)
             state.executor = target.executor
             state.phase = .progressing
             state.rollout = rollout
@@ -248,12 +249,17 @@ public final class Reconciler: Sendable {
                                 time: finishedAt, kind: .deploymentFailed, target: target.id,
                                 revision: rollout.revision, version: rollout.version,
                                 previousVersion: rollout.previousVersion, classification: rollout.classification,
-                                message: message),
+                                message: message,
+                                details: .object(["deploymentId": .string(Self.deploymentID(target.id, rollout))])),
                         ],
                         actions: [
                             ActionRecord(
                                 id: actionID, target: target.id, action: name.rawValue, status: .failed,
                                 startedAt: startedAt, finishedAt: finishedAt, message: result.summary)
+                        ],
+                        deployments: [
+                            failedDeployment(
+                                target: target.id, rollout: rollout, desired: desired, at: finishedAt, message: message)
                         ]))
                 return TargetOutcome(
                     target: target.id, result: .failed, fromVersion: rollout.previousVersion,
@@ -282,6 +288,8 @@ public final class Reconciler: Sendable {
         }
 
         let doneAt = clock.now()
+        let ledger = try await succeededDeployment(
+            target: target, rollout: rollout, liveRevision: state.revision, desired: desired, at: doneAt)
         state.phase = .healthy
         state.version = rollout.version
         state.configDigest = rollout.configDigest
@@ -299,8 +307,12 @@ public final class Reconciler: Sendable {
                         version: rollout.version, previousVersion: rollout.previousVersion,
                         classification: rollout.classification,
                         message: "\(rollout.version) is live" + (rollout.reason.map { " (\($0))" } ?? ""),
-                        details: .object(["durationSeconds": .double((lead * 1000).rounded() / 1000)]))
-                ]))
+                        details: .object([
+                            "durationSeconds": .double((lead * 1000).rounded() / 1000),
+                            "deploymentId": .string(ledger[0].id),
+                        ]))
+                ],
+                deployments: ledger))
         return TargetOutcome(
             target: target.id, result: .deployed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: rollout.reason, executorCalls: calls)

@@ -89,6 +89,8 @@ public struct ServiceManifest: Sendable, Hashable {
     public var dependsOn: [String]
     public var dependsOnLocations: [SourceLocation]
     public var strategy: StrategySpec
+    /// The version is an expedited fix (HOTFIX): DORA counts the deployment it follows as failed.
+    public var hotfix: Bool = false
 
     public init(
         name: String, location: SourceLocation, executor: String, executorLocation: SourceLocation,

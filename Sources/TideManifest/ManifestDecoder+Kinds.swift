@@ -144,7 +144,8 @@ extension NodeReader {
     mutating func service(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ServiceManifest? {
         guard
             let f = fields(
-                spec, "spec", allowed: ["executor", "version", "config", "environments", "dependsOn", "strategy"],
+                spec, "spec",
+                allowed: ["executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix"],
                 required: ["executor", "environments"], owner: owner)
         else { return nil }
         let before = diagnostics.count
@@ -237,11 +238,16 @@ extension NodeReader {
             }
         }
 
+        var hotfix = false
+        if let node = f["hotfix"]?.value, let value = bool(node, "spec.hotfix", owner: owner) { hotfix = value }
+
         guard diagnostics.count == before else { return nil }
-        return ServiceManifest(
+        var manifest = ServiceManifest(
             name: name, location: at, executor: executor, executorLocation: executorLocation, version: version,
             versionLocation: versionLocation, config: config, environments: environments, environmentOrder: order,
             dependsOn: dependsOn, dependsOnLocations: dependsOnLocations, strategy: strategy)
+        manifest.hotfix = hotfix
+        return manifest
     }
 
     mutating func version(_ node: Node, _ path: String, owner: String) -> String? {

@@ -16,7 +16,11 @@ public enum ChangeClass: String, Sendable, Codable, CaseIterable {
     case feature = "FEATURE"
     case config = "CONFIG"
     case rollback = "ROLLBACK"
+    case hotfix = "HOTFIX"
     case removal = "REMOVAL"
+
+    /// Unplanned work: what DORA's rework rate counts.
+    public var isUnplanned: Bool { self == .rollback || self == .hotfix }
 }
 
 /// A deployment under way: what is being rolled out and how far it got.
@@ -29,6 +33,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var classification: ChangeClass
     /// Why it was classified so ("reverts 1a2b3c4d5e6f", "1.4.2 ran here before").
     public var reason: String?
+    /// The commit a revert in this change undoes, when the change is a revert.
+    public var revertedCommit: ObjectID?
     /// Index of the next step to run.
     public var step: Int
     public var startedAt: Date
@@ -36,8 +42,9 @@ public struct Rollout: Sendable, Codable, Hashable {
 
     public init(
         version: String, config: JSONValue, configDigest: String, revision: ObjectID, previousVersion: String?,
-        classification: ChangeClass, reason: String?, step: Int = 0, startedAt: Date
+        classification: ChangeClass, reason: String?, revertedCommit: ObjectID? = nil, step: Int = 0, startedAt: Date
     ) {
+        self.revertedCommit = revertedCommit
         self.version = version
         self.config = config
         self.configDigest = configDigest

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 internal import GRDB
 import TideGit
 public import TideManifest
@@ -84,6 +84,52 @@ public final class SQLiteStateStore: StateStore {
                         id INTEGER PRIMARY KEY CHECK (id = 1),
                         body TEXT NOT NULL
                     );
+                    """)
+        }
+        migrator.registerMigration("v2-deployments") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE deployments (
+                        id TEXT PRIMARY KEY,
+                        service TEXT NOT NULL,
+                        environment TEXT NOT NULL,
+                        production INTEGER NOT NULL,
+                        revision TEXT NOT NULL,
+                        version TEXT NOT NULL,
+                        previous_version TEXT,
+                        classification TEXT NOT NULL,
+                        unplanned INTEGER NOT NULL,
+                        started_at REAL NOT NULL,
+                        finished_at REAL NOT NULL,
+                        succeeded INTEGER NOT NULL,
+                        failed INTEGER NOT NULL DEFAULT 0,
+                        failure_reason TEXT,
+                        failed_at REAL,
+                        recovered_at REAL
+                    );
+                    -- Covering indexes: every DORA count is an index-only range scan.
+                    CREATE INDEX deployments_production ON deployments
+                        (production, finished_at, succeeded, failed, unplanned);
+                    CREATE INDEX deployments_environment ON deployments
+                        (environment, finished_at, succeeded, failed, unplanned);
+                    CREATE INDEX deployments_service ON deployments
+                        (service, finished_at, environment, production, succeeded, failed, unplanned);
+                    CREATE TABLE deployment_changes (
+                        deployment_id TEXT NOT NULL REFERENCES deployments (id),
+                        commit_id TEXT NOT NULL,
+                        committed_at REAL NOT NULL,
+                        service TEXT NOT NULL,
+                        environment TEXT NOT NULL,
+                        production INTEGER NOT NULL,
+                        finished_at REAL NOT NULL,
+                        lead_seconds REAL NOT NULL,
+                        PRIMARY KEY (deployment_id, commit_id)
+                    );
+                    CREATE INDEX changes_production ON deployment_changes (production, finished_at, lead_seconds);
+                    CREATE INDEX changes_environment ON deployment_changes (environment, finished_at, lead_seconds);
+                    CREATE INDEX changes_service ON deployment_changes
+                        (service, finished_at, environment, production, lead_seconds);
+                    CREATE INDEX changes_commit ON deployment_changes (commit_id, service, environment);
                     """)
         }
         return migrator
@@ -205,6 +251,9 @@ public final class SQLiteStateStore: StateStore {
                         action.finishedAt?.timeIntervalSince1970, action.message,
                     ])
             }
+            for deployment in write.deployments {
+                try Self.upsert(deployment, in: db)
+            }
             if let status = write.repositoryStatus {
                 try db.execute(
                     sql: """
@@ -213,6 +262,172 @@ public final class SQLiteStateStore: StateStore {
                         """,
                     arguments: [try Self.encode(status)])
             }
+        }
+    }
+
+    // MARK: - Deployments
+
+    private static func upsert(_ d: DeploymentRecord, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO deployments (id, service, environment, production, revision, version, previous_version,
+                    classification, unplanned, started_at, finished_at, succeeded, failed, failure_reason, failed_at,
+                    recovered_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET failed = excluded.failed, failure_reason = excluded.failure_reason,
+                    failed_at = excluded.failed_at, recovered_at = excluded.recovered_at
+                """,
+            arguments: [
+                d.id, d.target.service, d.target.environment, d.production, d.revision.hex, d.version,
+                d.previousVersion, d.classification.rawValue, d.unplanned, d.startedAt.timeIntervalSince1970,
+                d.finishedAt.timeIntervalSince1970, d.succeeded, d.failed, d.failureReason,
+                d.failedAt?.timeIntervalSince1970, d.recoveredAt?.timeIntervalSince1970,
+            ])
+        for change in d.changes {
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO deployment_changes (deployment_id, commit_id, committed_at, service,
+                        environment, production, finished_at, lead_seconds)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    d.id, change.commit.hex, change.committedAt.timeIntervalSince1970, d.target.service,
+                    d.target.environment, d.production, d.finishedAt.timeIntervalSince1970,
+                    max(0, d.finishedAt.timeIntervalSince(change.committedAt)),
+                ])
+        }
+    }
+
+    public func deployments(_ query: DeploymentQuery) async throws -> [DeploymentRecord] {
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let target = query.target {
+            clauses.append("d.service = ? AND d.environment = ?")
+            arguments += [target.service, target.environment]
+        }
+        if let ids = query.ids {
+            clauses.append("d.id IN (\(ids.map { _ in "?" }.joined(separator: ",")))")
+            arguments += ids
+        }
+        if let commit = query.shippedCommit {
+            clauses.append("d.id IN (SELECT deployment_id FROM deployment_changes WHERE commit_id = ?)")
+            arguments.append(commit.hex)
+        }
+        let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        let sql =
+            "SELECT d.* FROM deployments d \(filter) ORDER BY d.finished_at DESC, d.rowid DESC LIMIT \(max(0, query.limit))"
+        let bound = StatementArguments(arguments)
+        return try await read { db in
+            try Row.fetchAll(db, sql: sql, arguments: bound).map { row in
+                let id: String = row["id"]
+                let changes = try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT commit_id, committed_at FROM deployment_changes WHERE deployment_id = ? ORDER BY committed_at",
+                    arguments: [id]
+                ).compactMap { change -> DeploymentRecord.Change? in
+                    guard let commit = ObjectID(hex: change["commit_id"]) else { return nil }
+                    return DeploymentRecord.Change(
+                        commit: commit, committedAt: Date(timeIntervalSince1970: change["committed_at"]))
+                }
+                return DeploymentRecord(
+                    id: id, target: TargetID(service: row["service"], environment: row["environment"]),
+                    production: row["production"],
+                    revision: ObjectID(hex: row["revision"]) ?? ObjectID.blobHash(of: []),
+                    version: row["version"], previousVersion: row["previous_version"],
+                    classification: ChangeClass(rawValue: row["classification"]) ?? .feature,
+                    startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                    finishedAt: Date(timeIntervalSince1970: row["finished_at"]), succeeded: row["succeeded"],
+                    failed: row["failed"], failureReason: row["failure_reason"],
+                    failedAt: (row["failed_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    recoveredAt: (row["recovered_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+                    changes: changes)
+            }
+        }
+    }
+
+    public func firstDeployment(_ filter: DeploymentFilter) async throws -> Date? {
+        var scope = filter
+        scope.from = Date(timeIntervalSince1970: -1e12)
+        scope.to = Date(timeIntervalSince1970: 1e12)
+        let (clause, arguments) = Self.window(scope)
+        return try await read { db in
+            try Double.fetchOne(
+                db, sql: "SELECT MIN(finished_at) FROM deployments WHERE \(clause)", arguments: arguments
+            )
+            .map(Date.init(timeIntervalSince1970:))
+        }
+    }
+
+    /// The WHERE clause selecting a filter's deployments (or changes: both tables name the columns alike).
+    private static func window(_ filter: DeploymentFilter) -> (String, StatementArguments) {
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let service = filter.service {
+            clauses.append("service = ?")
+            arguments.append(service)
+        }
+        if let environment = filter.environment {
+            clauses.append("environment = ?")
+            arguments.append(environment)
+        } else {
+            clauses.append("production = 1")
+        }
+        clauses.append("finished_at >= ? AND finished_at < ?")
+        arguments += [filter.from.timeIntervalSince1970, filter.to.timeIntervalSince1970]
+        return (clauses.joined(separator: " AND "), StatementArguments(arguments))
+    }
+
+    public func deploymentCounts(_ filter: DeploymentFilter) async throws -> DeploymentCounts {
+        let (clause, arguments) = Self.window(filter)
+        return try await read { db in
+            let totals = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) AS total, COALESCE(SUM(succeeded), 0) AS succeeded,
+                        COALESCE(SUM(failed), 0) AS failed, COALESCE(SUM(unplanned), 0) AS unplanned
+                    FROM deployments WHERE \(clause)
+                    """, arguments: arguments)
+            var perDay: [Int: Int] = [:]
+            let days = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT CAST(finished_at / 86400 AS INTEGER) AS day, COUNT(*) AS count
+                    FROM deployments WHERE \(clause) AND succeeded = 1 GROUP BY day
+                    """, arguments: arguments)
+            while let row = try days.next() { perDay[row["day"]] = row["count"] }
+            return DeploymentCounts(
+                total: totals?["total"] ?? 0, succeeded: totals?["succeeded"] ?? 0, failed: totals?["failed"] ?? 0,
+                unplanned: totals?["unplanned"] ?? 0, succeededPerDay: perDay)
+        }
+    }
+
+    public func leadTimes(_ filter: DeploymentFilter) async throws -> [Double] {
+        let (clause, arguments) = Self.window(filter)
+        return try await read { db in
+            var values: [Double] = []
+            let cursor = try Double.fetchCursor(
+                db, sql: "SELECT lead_seconds FROM deployment_changes WHERE \(clause)", arguments: arguments)
+            while let value = try cursor.next() { values.append(value) }
+            return values
+        }
+    }
+
+    public func recoveryTimes(_ filter: DeploymentFilter) async throws -> (seconds: [Double], unrecovered: Int) {
+        let (clause, arguments) = Self.window(filter)
+        return try await read { db in
+            var seconds: [Double] = []
+            var unrecovered = 0
+            let cursor = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT recovered_at - COALESCE(failed_at, finished_at) AS seconds
+                    FROM deployments WHERE \(clause) AND failed = 1
+                    """, arguments: arguments)
+            while let row = try cursor.next() {
+                if let value: Double = row["seconds"] { seconds.append(max(0, value)) } else { unrecovered += 1 }
+            }
+            return (seconds, unrecovered)
         }
     }
 

@@ -1,3 +1,4 @@
+public import Foundation
 public import TideManifest
 
 /// Everything one step changes, written in one transaction so a crash leaves either all of it or none.
@@ -7,16 +8,19 @@ public struct StateWrite: Sendable {
     public var events: [Event] = []
     public var actions: [ActionRecord] = []
     public var repositoryStatus: RepositoryStatus?
+    /// Deployment records to insert, or (for existing ids) whose failure and recovery fields to update.
+    public var deployments: [DeploymentRecord] = []
 
     public init(
         targets: [LiveTarget] = [], removedTargets: [TargetID] = [], events: [Event] = [],
-        actions: [ActionRecord] = [], repositoryStatus: RepositoryStatus? = nil
+        actions: [ActionRecord] = [], repositoryStatus: RepositoryStatus? = nil, deployments: [DeploymentRecord] = []
     ) {
         self.targets = targets
         self.removedTargets = removedTargets
         self.events = events
         self.actions = actions
         self.repositoryStatus = repositoryStatus
+        self.deployments = deployments
     }
 }
 
@@ -27,6 +31,17 @@ public protocol StateStore: Sendable {
     func events(_ query: EventQuery) async throws -> [Event]
     func repositoryStatus() async throws -> RepositoryStatus
     func action(_ id: String) async throws -> ActionRecord?
+    /// Deployment records, newest first.
+    func deployments(_ query: DeploymentQuery) async throws -> [DeploymentRecord]
+    /// Counts over the deployments that finished in the filter's window, aggregated by the store.
+    func deploymentCounts(_ filter: DeploymentFilter) async throws -> DeploymentCounts
+    /// When the first deployment in the filter's scope (environment, service; window ignored) finished, if any.
+    func firstDeployment(_ filter: DeploymentFilter) async throws -> Date?
+    /// Lead time in seconds of every change shipped by a successful deployment in the window.
+    func leadTimes(_ filter: DeploymentFilter) async throws -> [Double]
+    /// Recovery time in seconds of every failed deployment in the window that has recovered, and how many
+    /// have not recovered yet.
+    func recoveryTimes(_ filter: DeploymentFilter) async throws -> (seconds: [Double], unrecovered: Int)
     /// Applies a write atomically.
     func apply(_ write: StateWrite) async throws
     /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state

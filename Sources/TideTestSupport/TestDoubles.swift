@@ -58,6 +58,7 @@ public actor InMemoryStateStore: StateStore {
     private var log: [Event] = []
     private var actions: [String: ActionRecord] = [:]
     private var status = RepositoryStatus()
+    private var deploymentLog: [DeploymentRecord] = []
     private var locked = false
 
     public init() {}
@@ -85,6 +86,59 @@ public actor InMemoryStateStore: StateStore {
         }
         for action in write.actions { actions[action.id] = action }
         if let newStatus = write.repositoryStatus { status = newStatus }
+        for record in write.deployments {
+            if let index = deploymentLog.firstIndex(where: { $0.id == record.id }) {
+                deploymentLog[index].failed = record.failed
+                deploymentLog[index].failureReason = record.failureReason
+                deploymentLog[index].failedAt = record.failedAt
+                deploymentLog[index].recoveredAt = record.recoveredAt
+            } else {
+                deploymentLog.append(record)
+            }
+        }
+    }
+
+    public func deployments(_ query: DeploymentQuery) -> [DeploymentRecord] {
+        let matching = deploymentLog.enumerated().filter { _, record in
+            if let target = query.target, record.target != target { return false }
+            if let ids = query.ids, !ids.contains(record.id) { return false }
+            if let commit = query.shippedCommit, !record.changes.contains(where: { $0.commit == commit }) {
+                return false
+            }
+            return true
+        }
+        return Array(
+            matching.sorted { ($0.element.finishedAt, $0.offset) > ($1.element.finishedAt, $1.offset) }
+                .map(\.element).prefix(query.limit))
+    }
+
+    public func deploymentCounts(_ filter: DeploymentFilter) -> DeploymentCounts {
+        let records = deploymentLog.filter(filter.matches)
+        var perDay: [Int: Int] = [:]
+        for record in records where record.succeeded {
+            perDay[Int((record.finishedAt.timeIntervalSince1970 / 86400).rounded(.down)), default: 0] += 1
+        }
+        return DeploymentCounts(
+            total: records.count, succeeded: records.filter(\.succeeded).count, failed: records.filter(\.failed).count,
+            unplanned: records.filter(\.unplanned).count, succeededPerDay: perDay)
+    }
+
+    public func firstDeployment(_ filter: DeploymentFilter) -> Date? {
+        deploymentLog.filter(filter.matchesScope).map(\.finishedAt).min()
+    }
+
+    public func leadTimes(_ filter: DeploymentFilter) -> [Double] {
+        deploymentLog.filter(filter.matches).flatMap { record in
+            record.changes.map { max(0, record.finishedAt.timeIntervalSince($0.committedAt)) }
+        }
+    }
+
+    public func recoveryTimes(_ filter: DeploymentFilter) -> (seconds: [Double], unrecovered: Int) {
+        let failed = deploymentLog.filter(filter.matches).filter(\.failed)
+        let seconds = failed.compactMap { record in
+            record.recoveredAt.map { max(0, $0.timeIntervalSince(record.failedAt ?? record.finishedAt)) }
+        }
+        return (seconds, failed.count - seconds.count)
     }
 
     @discardableResult

@@ -1,0 +1,228 @@
+public import Foundation
+public import TideState
+
+/// The five DORA metrics over one window, computed from Tide's own deployment ledger.
+/// Encoded as `tide dora --json`; a value that cannot be computed yet is `null`, never 0.
+public struct DoraReport: Sendable, Codable, Equatable {
+    public struct Window: Sendable, Codable, Equatable {
+        public var from: Date
+        public var to: Date
+    }
+
+    public struct Frequency: Sendable, Codable, Equatable {
+        public var perDay: Double?
+        public var bucket: FrequencyBucket?
+        public var band: DoraBand?
+    }
+
+    public struct LeadTime: Sendable, Codable, Equatable {
+        public var medianSeconds: Double?
+        public var p90Seconds: Double?
+        public var band: DoraBand?
+        /// How many commits the figures come from.
+        public var changes: Int
+    }
+
+    public struct FailureRate: Sendable, Codable, Equatable {
+        public var value: Double?
+        public var failed: Int
+        public var band: DoraBand?
+    }
+
+    public struct Recovery: Sendable, Codable, Equatable {
+        public var medianSeconds: Double?
+        public var band: DoraBand?
+        public var recovered: Int
+        /// Failed deployments of the window not recovered yet (left out of the median).
+        public var unrecovered: Int
+    }
+
+    public struct Rework: Sendable, Codable, Equatable {
+        public var value: Double?
+        public var unplanned: Int
+    }
+
+    public var window: Window
+    /// Deployments that finished in the window, successful or not.
+    public var deployments: Int
+    public var deploymentFrequency: Frequency
+    public var leadTime: LeadTime
+    public var changeFailureRate: FailureRate
+    public var recoveryTime: Recovery
+    public var reworkRate: Rework
+    /// Problems with the figures (a small sample), for people.
+    public var warnings: [String]
+}
+
+/// Computes DORA reports. Counting and filtering happen in the state store (SQL over covering indexes); only
+/// per-day counts, lead times and recovery times come back to be ranked here.
+public struct DoraCalculator: Sendable {
+    public let store: any StateStore
+    /// Below this many deployments in a window the figures get a small-sample warning.
+    public static let smallSample = 20
+
+    public init(store: any StateStore) {
+        self.store = store
+    }
+
+    public func report(_ filter: DeploymentFilter) async throws -> DoraReport {
+        let counts = try await store.deploymentCounts(filter)
+        let leads = try await store.leadTimes(filter)
+        let recovery = try await store.recoveryTimes(filter)
+        let everDeployed = try await store.firstDeployment(filter).map { $0 < filter.to } ?? false
+
+        let days = max(filter.to.timeIntervalSince(filter.from) / 86_400, 1.0 / 24)
+        var frequency = DoraReport.Frequency(perDay: nil, bucket: nil, band: nil)
+        if everDeployed {
+            let bucket = Self.bucket(perDay: counts.succeededPerDay, from: filter.from, to: filter.to)
+            frequency = DoraReport.Frequency(
+                perDay: Double(counts.succeeded) / days, bucket: bucket, band: DoraBands.frequency(bucket))
+        }
+
+        let median = Self.quantile(leads, 0.5)
+        let lead = DoraReport.LeadTime(
+            medianSeconds: median, p90Seconds: Self.quantile(leads, 0.9),
+            band: median.map(DoraBands.leadTime(medianSeconds:)), changes: leads.count)
+
+        let rate = counts.total > 0 ? Double(counts.failed) / Double(counts.total) : nil
+        let failure = DoraReport.FailureRate(
+            value: rate, failed: counts.failed, band: rate.map(DoraBands.changeFailureRate))
+
+        let recoveryMedian = Self.quantile(recovery.seconds, 0.5)
+        let recoveryTime = DoraReport.Recovery(
+            medianSeconds: recoveryMedian, band: recoveryMedian.map(DoraBands.recoveryTime(medianSeconds:)),
+            recovered: recovery.seconds.count, unrecovered: recovery.unrecovered)
+
+        let rework = DoraReport.Rework(
+            value: counts.total > 0 ? Double(counts.unplanned) / Double(counts.total) : nil,
+            unplanned: counts.unplanned)
+
+        var warnings: [String] = []
+        if !everDeployed {
+            warnings.append(
+                filter.environment == nil
+                    ? "no deployment to a production environment yet (mark one with spec.production: true)"
+                    : "no deployment to \(filter.environment!) yet")  // environment checked just above
+        } else if counts.total < Self.smallSample {
+            warnings.append(
+                "only \(counts.total) deployment(s) in the window: too few for the figures to mean much")
+        }
+        if recovery.unrecovered > 0 {
+            warnings.append("\(recovery.unrecovered) failed deployment(s) not recovered yet: left out of recovery time")
+        }
+        return DoraReport(
+            window: .init(from: filter.from, to: filter.to), deployments: counts.total,
+            deploymentFrequency: frequency, leadTime: lead, changeFailureRate: failure, recoveryTime: recoveryTime,
+            reworkRate: rework, warnings: warnings)
+    }
+
+    /// The q-quantile by linear interpolation between closest ranks (R's type 7, as spreadsheets and
+    /// BigQuery's PERCENTILE_CONT compute it); nil for no values.
+    public static func quantile(_ values: [Double], _ q: Double) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down))
+        let upper = min(lower + 1, sorted.count - 1)
+        let fraction = position - Double(lower)
+        return sorted[lower] + (sorted[upper] - sorted[lower]) * fraction
+    }
+
+    /// Four Keys' deployment frequency bucket over the window's calendar weeks (UTC, Monday first):
+    /// daily when the median week has deployments on at least 3 days, weekly when most weeks have one, monthly
+    /// when the median month has a week with one, fewer otherwise. On demand is daily with a median of at least
+    /// two deployments on the days that had any.
+    public static func bucket(perDay: [Int: Int], from: Date, to: Date) -> FrequencyBucket {
+        let firstDay = Int((from.timeIntervalSince1970 / 86_400).rounded(.down))
+        let lastDay = Int((to.timeIntervalSince1970 / 86_400 - 1e-9).rounded(.down))
+        guard lastDay >= firstDay else { return .fewer }
+        // 1970-01-01 was a Thursday: day 0 is weekday 3 counting Monday as 0.
+        func week(_ day: Int) -> Int { Int((Double(day + 3) / 7).rounded(.down)) }
+        var daysPerWeek: [Int: Int] = [:]
+        var weeksPerMonth: [String: Set<Int>] = [:]
+        var months: Set<String> = []
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!  // UTC always exists
+        for day in firstDay...lastDay {
+            let date = Date(timeIntervalSince1970: Double(day) * 86_400)
+            let parts = calendar.dateComponents([.year, .month], from: date)
+            let month = "\(parts.year ?? 0)-\(parts.month ?? 0)"
+            months.insert(month)
+            daysPerWeek[week(day), default: 0] += 0
+            if (perDay[day] ?? 0) > 0 {
+                daysPerWeek[week(day), default: 0] += 1
+                weeksPerMonth[month, default: []].insert(week(day))
+            }
+        }
+        let weekValues = daysPerWeek.values.map(Double.init)
+        let medianDaysPerWeek = quantile(weekValues, 0.5) ?? 0
+        let medianWeekDeployed = quantile(daysPerWeek.values.map { $0 > 0 ? 1.0 : 0.0 }, 0.5) ?? 0
+        let medianWeeksPerMonth = quantile(months.map { Double(weeksPerMonth[$0]?.count ?? 0) }, 0.5) ?? 0
+        if medianDaysPerWeek >= 3 {
+            let perDeploymentDay = perDay.filter { $0.key >= firstDay && $0.key <= lastDay && $0.value > 0 }
+                .map { Double($0.value) }
+            return (quantile(perDeploymentDay, 0.5) ?? 0) >= 2 ? .onDemand : .daily
+        }
+        if medianWeekDeployed >= 1 { return .weekly }
+        if medianWeeksPerMonth >= 1 { return .monthly }
+        return .fewer
+    }
+}
+
+// `tide dora --json` writes a value that cannot be computed as an explicit null: the synthesized encoders would
+// leave the key out instead.
+extension DoraReport.Frequency {
+    enum CodingKeys: String, CodingKey { case perDay, bucket, band }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(perDay, forKey: .perDay)
+        try c.encode(bucket, forKey: .bucket)
+        try c.encode(band, forKey: .band)
+    }
+}
+
+extension DoraReport.LeadTime {
+    enum CodingKeys: String, CodingKey { case medianSeconds, p90Seconds, band, changes }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(medianSeconds, forKey: .medianSeconds)
+        try c.encode(p90Seconds, forKey: .p90Seconds)
+        try c.encode(band, forKey: .band)
+        try c.encode(changes, forKey: .changes)
+    }
+}
+
+extension DoraReport.FailureRate {
+    enum CodingKeys: String, CodingKey { case value, failed, band }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(value, forKey: .value)
+        try c.encode(failed, forKey: .failed)
+        try c.encode(band, forKey: .band)
+    }
+}
+
+extension DoraReport.Recovery {
+    enum CodingKeys: String, CodingKey { case medianSeconds, band, recovered, unrecovered }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(medianSeconds, forKey: .medianSeconds)
+        try c.encode(band, forKey: .band)
+        try c.encode(recovered, forKey: .recovered)
+        try c.encode(unrecovered, forKey: .unrecovered)
+    }
+}
+
+extension DoraReport.Rework {
+    enum CodingKeys: String, CodingKey { case value, unplanned }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(value, forKey: .value)
+        try c.encode(unplanned, forKey: .unplanned)
+    }
+}
