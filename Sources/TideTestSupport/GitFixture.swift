@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import TideGit
 
 /// A real git repository in a temp directory, driven with the `git` command line the way a user would.
@@ -37,10 +37,14 @@ public final class GitFixture: Sendable {
     }
 
     @discardableResult
-    static func git(_ arguments: [String], in directory: String) throws -> String {
-        let result = try runProcess(
-            gitPath, arguments, in: directory,
-            environment: ["GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"])
+    static func git(_ arguments: [String], in directory: String, date: Date? = nil) throws -> String {
+        var environment = ["GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"]
+        if let date {
+            let stamp = "@\(Int(date.timeIntervalSince1970)) +0000"
+            environment["GIT_AUTHOR_DATE"] = stamp
+            environment["GIT_COMMITTER_DATE"] = stamp
+        }
+        let result = try runProcess(gitPath, arguments, in: directory, environment: environment)
         guard result.status == 0 else {
             throw FixtureError(
                 "git \(arguments.joined(separator: " ")) failed (\(result.status)): \(result.standardError)")
@@ -68,19 +72,20 @@ public final class GitFixture: Sendable {
         try git("rm", "-q", "-r", path)
     }
 
-    /// Stages everything and commits; returns the new commit id. Bare fixtures push to the bare repository.
+    /// Stages everything and commits (at `date`, if given); returns the new commit id. Bare fixtures push to the
+    /// bare repository.
     @discardableResult
-    public func commit(_ message: String, files: [String: String] = [:]) throws -> ObjectID {
+    public func commit(_ message: String, files: [String: String] = [:], date: Date? = nil) throws -> ObjectID {
         for (path, contents) in files { try write(path, contents) }
         try git("add", "-A")
-        try git("commit", "-q", "--no-verify", "-m", message)
+        try Self.git(["commit", "-q", "--no-verify", "-m", message], in: workTree, date: date)
         return try publish()
     }
 
-    /// `git revert --no-edit REV`; returns the revert commit.
+    /// `git revert --no-edit REV` (at `date`, if given); returns the revert commit.
     @discardableResult
-    public func revert(_ revision: ObjectID) throws -> ObjectID {
-        try git("revert", "--no-edit", revision.hex)
+    public func revert(_ revision: ObjectID, date: Date? = nil) throws -> ObjectID {
+        try Self.git(["revert", "--no-edit", revision.hex], in: workTree, date: date)
         return try publish()
     }
 

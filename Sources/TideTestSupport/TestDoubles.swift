@@ -18,6 +18,10 @@ public final class TestClock: TideClock, @unchecked Sendable {
     public func advance(by seconds: TimeInterval) {
         lock.withLock { current = current.addingTimeInterval(seconds) }
     }
+
+    public func set(_ date: Date) {
+        lock.withLock { current = date }
+    }
 }
 
 /// An executor that records every request and answers from a script of outcomes.
