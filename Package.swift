@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tide", targets: ["tide"]),
+        .executable(name: "tide-bench", targets: ["tide-bench"]),
         .library(name: "TideCLI", targets: ["TideCLI"]),
     ],
     dependencies: [
@@ -57,6 +58,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "tide", dependencies: ["TideCLI"], swiftSettings: strict),
+        .executableTarget(
+            name: "tide-bench",
+            dependencies: [
+                "TideGit", "TideManifest", "TideState", "TideMetrics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "TideTestSupport",
             dependencies: ["TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors"],

@@ -79,9 +79,10 @@ public struct DoraCalculator: Sendable {
                 perDay: Double(counts.succeeded) / days, bucket: bucket, band: DoraBands.frequency(bucket))
         }
 
-        let median = Self.quantile(leads, 0.5)
+        let sortedLeads = leads.sorted()
+        let median = Self.quantile(sorted: sortedLeads, 0.5)
         let lead = DoraReport.LeadTime(
-            medianSeconds: median, p90Seconds: Self.quantile(leads, 0.9),
+            medianSeconds: median, p90Seconds: Self.quantile(sorted: sortedLeads, 0.9),
             band: median.map(DoraBands.leadTime(medianSeconds:)), changes: leads.count)
 
         let rate = counts.total > 0 ? Double(counts.failed) / Double(counts.total) : nil
@@ -119,8 +120,12 @@ public struct DoraCalculator: Sendable {
     /// The q-quantile by linear interpolation between closest ranks (R's type 7, as spreadsheets and
     /// BigQuery's PERCENTILE_CONT compute it); nil for no values.
     public static func quantile(_ values: [Double], _ q: Double) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
+        quantile(sorted: values.sorted(), q)
+    }
+
+    /// `quantile` of values already in ascending order.
+    public static func quantile(sorted: [Double], _ q: Double) -> Double? {
+        guard !sorted.isEmpty else { return nil }
         let position = q * Double(sorted.count - 1)
         let lower = Int(position.rounded(.down))
         let upper = min(lower + 1, sorted.count - 1)

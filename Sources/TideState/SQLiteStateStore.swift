@@ -21,6 +21,10 @@ public final class SQLiteStateStore: StateStore {
         var configuration = Configuration()
         configuration.busyMode = .timeout(15)
         configuration.label = "tide-state"
+        configuration.prepareDatabase { db in
+            // Memory-mapped reads: scans of large indexes skip a read() per page.
+            try db.execute(sql: "PRAGMA mmap_size = 268435456")
+        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             let migrator = Self.migrator
@@ -130,6 +134,29 @@ public final class SQLiteStateStore: StateStore {
                     CREATE INDEX changes_service ON deployment_changes
                         (service, finished_at, environment, production, lead_seconds);
                     CREATE INDEX changes_commit ON deployment_changes (commit_id, service, environment);
+                    -- Failed deployments are few: partial indexes make recovery times a short scan.
+                    CREATE INDEX deployments_failed_production ON deployments
+                        (production, finished_at, recovered_at, failed_at, service) WHERE failed = 1;
+                    CREATE INDEX deployments_failed_environment ON deployments
+                        (environment, finished_at, recovered_at, failed_at, service) WHERE failed = 1;
+                    -- One row per UTC day and target, kept up to date with every deployment written: counts over
+                    -- whole days, and the day's lead times packed as little-endian float64s, so a summary over a
+                    -- million deployments reads a few thousand rows.
+                    CREATE TABLE deployment_days (
+                        day INTEGER NOT NULL,
+                        service TEXT NOT NULL,
+                        environment TEXT NOT NULL,
+                        production INTEGER NOT NULL,
+                        total INTEGER NOT NULL,
+                        succeeded INTEGER NOT NULL,
+                        failed INTEGER NOT NULL,
+                        unplanned INTEGER NOT NULL,
+                        leads BLOB NOT NULL,
+                        PRIMARY KEY (day, service, environment)
+                    );
+                    CREATE INDEX deployment_days_production ON deployment_days (production, day);
+                    CREATE INDEX deployment_days_environment ON deployment_days (environment, day);
+                    CREATE INDEX deployment_days_service ON deployment_days (service, day);
                     """)
         }
         return migrator
@@ -267,35 +294,81 @@ public final class SQLiteStateStore: StateStore {
 
     // MARK: - Deployments
 
+    static func day(_ date: Date) -> Int { Int((date.timeIntervalSince1970 / 86_400).rounded(.down)) }
+
+    /// Inserts a deployment (with its changes and its day's summary), or updates the failure and recovery of an
+    /// existing one (adjusting its day's failed count).
     private static func upsert(_ d: DeploymentRecord, in db: Database) throws {
-        try db.execute(
+        // Cached statements: a bulk load (the benchmark writes a million) compiles each once.
+        let existing = try Bool.fetchOne(
+            try db.cachedStatement(sql: "SELECT failed FROM deployments WHERE id = ?"), arguments: [d.id])
+        let dayKey: StatementArguments = [day(d.finishedAt), d.target.service, d.target.environment]
+        if let wasFailed = existing {
+            try db.cachedStatement(
+                sql: """
+                    UPDATE deployments SET failed = ?, failure_reason = ?, failed_at = ?, recovered_at = ?
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [
+                d.failed, d.failureReason, d.failedAt?.timeIntervalSince1970, d.recoveredAt?.timeIntervalSince1970,
+                d.id,
+            ])
+            if wasFailed != d.failed {
+                try db.cachedStatement(
+                    sql:
+                        "UPDATE deployment_days SET failed = failed + ? WHERE day = ? AND service = ? AND environment = ?"
+                ).execute(arguments: [d.failed ? 1 : -1] + dayKey)
+            }
+            return
+        }
+        try db.cachedStatement(
             sql: """
                 INSERT INTO deployments (id, service, environment, production, revision, version, previous_version,
                     classification, unplanned, started_at, finished_at, succeeded, failed, failure_reason, failed_at,
                     recovered_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET failed = excluded.failed, failure_reason = excluded.failure_reason,
-                    failed_at = excluded.failed_at, recovered_at = excluded.recovered_at
-                """,
-            arguments: [
-                d.id, d.target.service, d.target.environment, d.production, d.revision.hex, d.version,
-                d.previousVersion, d.classification.rawValue, d.unplanned, d.startedAt.timeIntervalSince1970,
-                d.finishedAt.timeIntervalSince1970, d.succeeded, d.failed, d.failureReason,
-                d.failedAt?.timeIntervalSince1970, d.recoveredAt?.timeIntervalSince1970,
-            ])
-        for change in d.changes {
-            try db.execute(
+                """
+        ).execute(arguments: [
+            d.id, d.target.service, d.target.environment, d.production, d.revision.hex, d.version,
+            d.previousVersion, d.classification.rawValue, d.unplanned, d.startedAt.timeIntervalSince1970,
+            d.finishedAt.timeIntervalSince1970, d.succeeded, d.failed, d.failureReason,
+            d.failedAt?.timeIntervalSince1970, d.recoveredAt?.timeIntervalSince1970,
+        ])
+        var leads: [Double] = []
+        if !d.changes.isEmpty {
+            let change = try db.cachedStatement(
                 sql: """
                     INSERT OR IGNORE INTO deployment_changes (deployment_id, commit_id, committed_at, service,
                         environment, production, finished_at, lead_seconds)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    d.id, change.commit.hex, change.committedAt.timeIntervalSince1970, d.target.service,
-                    d.target.environment, d.production, d.finishedAt.timeIntervalSince1970,
-                    max(0, d.finishedAt.timeIntervalSince(change.committedAt)),
+                    """)
+            for item in d.changes {
+                let lead = max(0, d.finishedAt.timeIntervalSince(item.committedAt))
+                leads.append(lead)
+                try change.execute(arguments: [
+                    d.id, item.commit.hex, item.committedAt.timeIntervalSince1970, d.target.service,
+                    d.target.environment, d.production, d.finishedAt.timeIntervalSince1970, lead,
                 ])
+            }
         }
+        let previous = try Data.fetchOne(
+            try db.cachedStatement(
+                sql: "SELECT leads FROM deployment_days WHERE day = ? AND service = ? AND environment = ?"),
+            arguments: dayKey)
+        var packed = previous ?? Data()
+        LeadTimePacking.append(leads, to: &packed)
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO deployment_days (day, service, environment, production, total, succeeded, failed,
+                    unplanned, leads)
+                VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+                ON CONFLICT (day, service, environment) DO UPDATE SET total = total + 1,
+                    succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed,
+                    unplanned = unplanned + excluded.unplanned, production = excluded.production,
+                    leads = excluded.leads
+                """
+        ).execute(
+            arguments: dayKey + [d.production, d.succeeded ? 1 : 0, d.failed ? 1 : 0, d.unplanned ? 1 : 0, packed])
     }
 
     public func deployments(_ query: DeploymentQuery) async throws -> [DeploymentRecord] {
@@ -378,37 +451,97 @@ public final class SQLiteStateStore: StateStore {
         return (clauses.joined(separator: " AND "), StatementArguments(arguments))
     }
 
+    /// Splits a window into the whole UTC days it covers (read from `deployment_days`) and the partial days at
+    /// its edges (read from the deployments themselves), so every figure stays exact.
+    private static func split(_ filter: DeploymentFilter) -> (days: Range<Int>, edges: [DeploymentFilter]) {
+        let first = Int((filter.from.timeIntervalSince1970 / 86_400).rounded(.up))
+        let last = Int((filter.to.timeIntervalSince1970 / 86_400).rounded(.down))
+        guard first < last else { return (0..<0, [filter]) }
+        var edges: [DeploymentFilter] = []
+        let dayStart = Date(timeIntervalSince1970: Double(first) * 86_400)
+        let dayEnd = Date(timeIntervalSince1970: Double(last) * 86_400)
+        if filter.from < dayStart {
+            var edge = filter
+            edge.to = dayStart
+            edges.append(edge)
+        }
+        if dayEnd < filter.to {
+            var edge = filter
+            edge.from = dayEnd
+            edges.append(edge)
+        }
+        return (first..<last, edges)
+    }
+
+    /// The WHERE clause selecting a filter's whole days in `deployment_days`.
+    private static func dayClause(_ filter: DeploymentFilter, _ days: Range<Int>) -> (String, StatementArguments) {
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let service = filter.service {
+            clauses.append("service = ?")
+            arguments.append(service)
+        }
+        if let environment = filter.environment {
+            clauses.append("environment = ?")
+            arguments.append(environment)
+        } else {
+            clauses.append("production = 1")
+        }
+        clauses.append("day >= ? AND day < ?")
+        arguments += [days.lowerBound, days.upperBound]
+        return (clauses.joined(separator: " AND "), StatementArguments(arguments))
+    }
+
     public func deploymentCounts(_ filter: DeploymentFilter) async throws -> DeploymentCounts {
-        let (clause, arguments) = Self.window(filter)
+        let (days, edges) = Self.split(filter)
         return try await read { db in
-            let totals = try Row.fetchOne(
-                db,
-                sql: """
-                    SELECT COUNT(*) AS total, COALESCE(SUM(succeeded), 0) AS succeeded,
-                        COALESCE(SUM(failed), 0) AS failed, COALESCE(SUM(unplanned), 0) AS unplanned
-                    FROM deployments WHERE \(clause)
-                    """, arguments: arguments)
-            var perDay: [Int: Int] = [:]
-            let days = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT CAST(finished_at / 86400 AS INTEGER) AS day, COUNT(*) AS count
-                    FROM deployments WHERE \(clause) AND succeeded = 1 GROUP BY day
-                    """, arguments: arguments)
-            while let row = try days.next() { perDay[row["day"]] = row["count"] }
-            return DeploymentCounts(
-                total: totals?["total"] ?? 0, succeeded: totals?["succeeded"] ?? 0, failed: totals?["failed"] ?? 0,
-                unplanned: totals?["unplanned"] ?? 0, succeededPerDay: perDay)
+            var counts = DeploymentCounts(total: 0, succeeded: 0, failed: 0, unplanned: 0, succeededPerDay: [:])
+            if !days.isEmpty {
+                let (clause, arguments) = Self.dayClause(filter, days)
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT day, SUM(total) AS total, SUM(succeeded) AS succeeded, SUM(failed) AS failed,
+                            SUM(unplanned) AS unplanned
+                        FROM deployment_days WHERE \(clause) GROUP BY day
+                        """, arguments: arguments)
+                while let row = try rows.next() {
+                    counts.add(row, day: row["day"])
+                }
+            }
+            for edge in edges {
+                let (clause, arguments) = Self.window(edge)
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT CAST(finished_at / 86400 AS INTEGER) AS day, COUNT(*) AS total,
+                            SUM(succeeded) AS succeeded, SUM(failed) AS failed, SUM(unplanned) AS unplanned
+                        FROM deployments WHERE \(clause) GROUP BY day
+                        """, arguments: arguments)
+                while let row = try rows.next() {
+                    counts.add(row, day: row["day"])
+                }
+            }
+            return counts
         }
     }
 
     public func leadTimes(_ filter: DeploymentFilter) async throws -> [Double] {
-        let (clause, arguments) = Self.window(filter)
+        let (days, edges) = Self.split(filter)
         return try await read { db in
             var values: [Double] = []
-            let cursor = try Double.fetchCursor(
-                db, sql: "SELECT lead_seconds FROM deployment_changes WHERE \(clause)", arguments: arguments)
-            while let value = try cursor.next() { values.append(value) }
+            if !days.isEmpty {
+                let (clause, arguments) = Self.dayClause(filter, days)
+                let blobs = try Data.fetchCursor(
+                    db, sql: "SELECT leads FROM deployment_days WHERE \(clause)", arguments: arguments)
+                while let blob = try blobs.next() { LeadTimePacking.unpack(blob, into: &values) }
+            }
+            for edge in edges {
+                let (clause, arguments) = Self.window(edge)
+                let cursor = try Double.fetchCursor(
+                    db, sql: "SELECT lead_seconds FROM deployment_changes WHERE \(clause)", arguments: arguments)
+                while let value = try cursor.next() { values.append(value) }
+            }
             return values
         }
     }
@@ -505,5 +638,16 @@ public final class SQLiteStateStore: StateStore {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .secondsSince1970
         return try decoder.decode(type, from: Data(text.utf8))
+    }
+}
+
+extension DeploymentCounts {
+    fileprivate mutating func add(_ row: Row, day: Int) {
+        let ok: Int = row["succeeded"] ?? 0
+        total += row["total"] ?? 0
+        succeeded += ok
+        failed += row["failed"] ?? 0
+        unplanned += row["unplanned"] ?? 0
+        if ok > 0 { succeededPerDay[day, default: 0] += ok }
     }
 }
