@@ -132,6 +132,56 @@ struct EndToEndTests {
             ])
     }
 
+    @Test("tide dora reports from what tide did, in a table, JSON and the Prometheus format")
+    func dora() throws {
+        let repo = try ConfigRepo()
+        #expect(try repo.tide("dora", "--json").status == 0)
+        _ = try repo.tide("reconcile")
+        let bump = try repo.fixture.commit(
+            "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
+        _ = try repo.tide("reconcile")
+        try repo.fixture.revert(bump)
+        _ = try repo.tide("reconcile")
+
+        let json = try repo.tide("dora", "--json")
+        #expect(json.status == 0, "\(json.combined)")
+        let report = try #require(try repo.json(json) as? [String: Any])
+        #expect(report["deployments"] as? Int == 4)
+        let failure = try #require(report["changeFailureRate"] as? [String: Any])
+        #expect(failure["failed"] as? Int == 1)
+        #expect(failure["value"] as? Double == 0.25)
+        #expect((report["reworkRate"] as? [String: Any])?["value"] as? Double == 0.25)
+        #expect((report["leadTime"] as? [String: Any])?["medianSeconds"] is Double)
+        #expect((report["window"] as? [String: Any])?["from"] is String)
+        // The previous window had nothing: its values are null, not 0.
+        let previous = try #require(report["previous"] as? [String: Any])
+        #expect((previous["leadTime"] as? [String: Any])?["medianSeconds"] is NSNull)
+
+        let table = try repo.tide("dora")
+        #expect(table.standardOutput.contains("Change failure rate              25.0% (1 failed)"))
+        #expect(table.standardOutput.contains("warning: only 4 deployment(s)"))
+
+        let prometheus = try repo.tide("dora", "--format", "prometheus", "--env", "prod")
+        #expect(
+            prometheus.standardOutput.contains(#"tide_dora_change_failure_rate{environment="prod",service="all"} 0.25"#)
+        )
+        #expect(prometheus.standardOutput.contains("# TYPE tide_dora_lead_time_seconds gauge"))
+
+        let scoped = try repo.tide("dora", "--json", "--service", "api")
+        #expect((try repo.json(scoped) as? [String: Any])?["deployments"] as? Int == 1)
+
+        let history = try repo.tide("history", "--json", "--service", "web")
+        let events = try #require(try repo.json(history) as? [[String: Any]])
+        let finished = events.filter { $0["kind"] as? String == "deployment.succeeded" }
+        #expect(finished.map { $0["countedFailed"] as? Bool } == [false, true, false])
+        #expect((finished[1]["failureReason"] as? String)?.hasPrefix("reverted by") == true)
+
+        #expect(try repo.tide("dora", "--since", "3x").status == 2)
+        #expect(try repo.tide("dora", "--since", "7d", "--from", "2026-01-01").status == 2)
+        #expect(try repo.tide("dora", "--from", "2026-02-01", "--to", "2026-01-01").status == 2)
+        #expect(try repo.tide("dora", "--from", "2020-01-01", "--to", "2020-02-01", "--json").status == 0)
+    }
+
     struct Invalid: Sendable, CustomTestStringConvertible {
         var name: String
         var file: String
