@@ -434,6 +434,19 @@ public final class SQLiteStateStore: StateStore {
 
     /// The WHERE clause selecting a filter's deployments (or changes: both tables name the columns alike).
     private static func window(_ filter: DeploymentFilter) -> (String, StatementArguments) {
+        scope(filter, "finished_at", filter.from.timeIntervalSince1970, filter.to.timeIntervalSince1970)
+    }
+
+    /// The WHERE clause selecting a filter's whole days in `deployment_days`.
+    private static func dayClause(_ filter: DeploymentFilter, _ days: Range<Int>) -> (String, StatementArguments) {
+        scope(filter, "day", days.lowerBound, days.upperBound)
+    }
+
+    /// Service, environment (or production) and `lower <= column < upper`.
+    private static func scope(
+        _ filter: DeploymentFilter, _ column: String, _ lower: some DatabaseValueConvertible,
+        _ upper: some DatabaseValueConvertible
+    ) -> (String, StatementArguments) {
         var clauses: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
         if let service = filter.service {
@@ -446,8 +459,8 @@ public final class SQLiteStateStore: StateStore {
         } else {
             clauses.append("production = 1")
         }
-        clauses.append("finished_at >= ? AND finished_at < ?")
-        arguments += [filter.from.timeIntervalSince1970, filter.to.timeIntervalSince1970]
+        clauses.append("\(column) >= ? AND \(column) < ?")
+        arguments += [lower, upper]
         return (clauses.joined(separator: " AND "), StatementArguments(arguments))
     }
 
@@ -471,25 +484,6 @@ public final class SQLiteStateStore: StateStore {
             edges.append(edge)
         }
         return (first..<last, edges)
-    }
-
-    /// The WHERE clause selecting a filter's whole days in `deployment_days`.
-    private static func dayClause(_ filter: DeploymentFilter, _ days: Range<Int>) -> (String, StatementArguments) {
-        var clauses: [String] = []
-        var arguments: [(any DatabaseValueConvertible)?] = []
-        if let service = filter.service {
-            clauses.append("service = ?")
-            arguments.append(service)
-        }
-        if let environment = filter.environment {
-            clauses.append("environment = ?")
-            arguments.append(environment)
-        } else {
-            clauses.append("production = 1")
-        }
-        clauses.append("day >= ? AND day < ?")
-        arguments += [days.lowerBound, days.upperBound]
-        return (clauses.joined(separator: " AND "), StatementArguments(arguments))
     }
 
     public func deploymentCounts(_ filter: DeploymentFilter) async throws -> DeploymentCounts {
