@@ -53,7 +53,9 @@ struct PlanCommand: AsyncParsableCommand {
                     shown.map {
                         [
                             $0.target.description, $0.kind.rawValue, $0.fromVersion ?? "-", $0.toVersion ?? "-",
-                            $0.classification?.rawValue ?? "-", $0.reason ?? "",
+                            $0.classification?.rawValue ?? "-",
+                            $0.gates.isEmpty
+                                ? $0.reason ?? "" : "held: " + $0.gates.map(\.reason).joined(separator: "; "),
                         ]
                     }))
         }

@@ -38,6 +38,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             case .deployed, .failed, .blocked:
                 versions = "\(outcome.fromVersion ?? "-") → \(outcome.toVersion ?? "-")"
             case .removed: versions = "\(outcome.fromVersion ?? "-") → (removed)"
+            case .waiting: versions = "\(outcome.toVersion ?? "-")"
             case .unchanged, .held: continue
             }
             let classification = outcome.classification.map { " [\($0.rawValue)]" } ?? ""
@@ -49,7 +50,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         for outcome in report.outcomes where outcome.result == .held {
             printError("\(outcome.target): held: \(outcome.message ?? "")")
         }
-        let summary = [TargetOutcome.Result.deployed, .removed, .failed, .blocked, .held, .unchanged]
+        let summary = [TargetOutcome.Result.deployed, .removed, .waiting, .failed, .blocked, .held, .unchanged]
             .compactMap { result in counts[result].map { "\($0) \(result.rawValue)" } }
             .joined(separator: ", ")
         print("\(report.applied?.short ?? report.head.short): \(summary.isEmpty ? "no targets" : summary)")

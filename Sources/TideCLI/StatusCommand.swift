@@ -33,6 +33,7 @@ struct StatusCommand: AsyncParsableCommand {
         var revision: String?
         var rollout: Rollout?
         var failed: FailedAttempt?
+        var waiting: String?
         var updatedAt: Date
     }
 
@@ -50,7 +51,7 @@ struct StatusCommand: AsyncParsableCommand {
                 TargetStatus(
                     service: $0.id.service, environment: $0.id.environment, phase: $0.phase.rawValue,
                     version: $0.version, configDigest: $0.configDigest, revision: $0.revision?.hex,
-                    rollout: $0.rollout, failed: $0.failed, updatedAt: $0.updatedAt)
+                    rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting, updatedAt: $0.updatedAt)
             })
         if json {
             try printJSON(output)
@@ -79,6 +80,8 @@ struct StatusCommand: AsyncParsableCommand {
                         detail = "rolling out \(rollout.version), step \(rollout.step + 1)"
                     } else if let failed = target.failed, target.phase == .failed {
                         detail = "failed \(failed.version): \(failed.message)"
+                    } else if let waiting = target.waiting {
+                        detail = "waiting: \(waiting)"
                     }
                     return [
                         target.id.description, target.phase.rawValue, target.version ?? "-",

@@ -15,6 +15,8 @@ public struct PlannedAction: Sendable, Hashable, Codable {
         case none
         /// Desired state already failed here; not retried until it changes.
         case holdFailed = "hold-failed"
+        /// A deployment that gates hold for now (see `gates`).
+        case wait
     }
 
     public var target: TargetID
@@ -30,8 +32,10 @@ public struct PlannedAction: Sendable, Hashable, Codable {
     public var dependsOn: [String]
     /// The commit a revert in this change undoes, for a ROLLBACK by revert.
     public var revertedCommit: ObjectID? = nil
+    /// What holds a `wait` action.
+    public var gates: [Gate] = []
 
-    public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove }
+    public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove || kind == .wait }
 }
 
 /// The ordered actions that take live state to the desired state of one revision.

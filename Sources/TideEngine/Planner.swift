@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import TideGit
 public import TideManifest
 public import TideState
@@ -16,7 +16,7 @@ public struct Planner: Sendable {
         self.hotfixBranch = hotfixBranch
     }
 
-    public func plan(desired: DesiredState, live: [LiveTarget]) async throws -> Plan {
+    public func plan(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> Plan {
         guard let revision = desired.revision else {
             throw EngineError.noRevision
         }

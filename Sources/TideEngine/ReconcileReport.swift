@@ -6,6 +6,8 @@ public import TideState
 public struct TargetOutcome: Sendable, Hashable, Codable {
     public enum Result: String, Sendable, Codable {
         case deployed, removed, failed, unchanged, held, blocked
+        /// Gates hold the deployment for now (approval, window, freeze, bake, an upstream environment).
+        case waiting
     }
 
     public var target: TargetID

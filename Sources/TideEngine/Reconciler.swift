@@ -93,7 +93,7 @@ public final class Reconciler: Sendable {
         let resolution = try await resolve(record: false)
         guard let desired = resolution.desired else { return (resolution, nil) }
         let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
-            desired: desired, live: try await store.liveTargets())
+            desired: desired, live: try await store.liveTargets(), now: clock.now())
         return (resolution, plan)
     }
 
@@ -111,7 +111,7 @@ public final class Reconciler: Sendable {
         }
         let live = try await store.liveTargets()
         let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
-            desired: desired, live: live)
+            desired: desired, live: live, now: clock.now())
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
         var outcomes: [TargetOutcome] = []
@@ -127,22 +127,12 @@ public final class Reconciler: Sendable {
                 outcome = TargetOutcome(
                     target: action.target, result: .held, fromVersion: action.fromVersion,
                     toVersion: action.toVersion, classification: nil, message: action.reason, executorCalls: 0)
+            case .wait:
+                outcome = try await waitOrRoll(
+                    action, live: liveByID[action.target], desired: desired, revision: revision, settled: settled)
             case .deploy, .resume:
-                let waitingFor = action.dependsOn.compactMap { dependency -> String? in
-                    let id = TargetID(service: dependency, environment: action.target.environment)
-                    return settled[id] == false ? id.description : nil
-                }
-                if !waitingFor.isEmpty {
-                    outcome = TargetOutcome(
-                        target: action.target, result: .blocked, fromVersion: action.fromVersion,
-                        toVersion: action.toVersion, classification: action.classification,
-                        message: "waiting for \(waitingFor.joined(separator: ", ")) to be healthy", executorCalls: 0)
-                } else {
-                    // desired.target(...) exists: the planner made this action from it.
-                    let target = desired.target(action.target)!
-                    outcome = try await roll(
-                        action, target: target, live: liveByID[action.target], desired: desired, revision: revision)
-                }
+                outcome = try await deploy(
+                    action, live: liveByID[action.target], desired: desired, revision: revision, settled: settled)
             case .remove:
                 outcome = try await remove(action, live: liveByID[action.target]!, desired: desired, revision: revision)
             }
@@ -151,6 +141,26 @@ public final class Reconciler: Sendable {
         }
         return ReconcileReport(
             head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
+    }
+
+    /// Rolls a deploy or resume action out, unless a same-environment dependency is not healthy.
+    func deploy(
+        _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
+        settled: [TargetID: Bool]
+    ) async throws -> TargetOutcome {
+        let waitingFor = action.dependsOn.compactMap { dependency -> String? in
+            let id = TargetID(service: dependency, environment: action.target.environment)
+            return settled[id] == false ? id.description : nil
+        }
+        guard waitingFor.isEmpty else {
+            return TargetOutcome(
+                target: action.target, result: .blocked, fromVersion: action.fromVersion,
+                toVersion: action.toVersion, classification: action.classification,
+                message: "waiting for \(waitingFor.joined(separator: ", ")) to be healthy", executorCalls: 0)
+        }
+        // desired.target(...) exists: the planner made this action from it.
+        let target = desired.target(action.target)!
+        return try await roll(action, target: target, live: live, desired: desired, revision: revision)
     }
 
     // MARK: - Rollout (recreate)
@@ -182,6 +192,7 @@ public final class Reconciler: Sendable {
             state.executor = target.executor
             state.phase = .progressing
             state.rollout = rollout
+            state.waiting = nil
             state.updatedAt = now
             try await store.apply(
                 StateWrite(
@@ -323,6 +334,13 @@ public final class Reconciler: Sendable {
     private func remove(
         _ action: PlannedAction, live: LiveTarget, desired: DesiredState, revision: ObjectID
     ) async throws -> TargetOutcome {
+        if live.version == nil && live.rollout == nil {
+            // Never deployed (it only waited at a gate): nothing to tell the executor.
+            try await store.apply(StateWrite(removedTargets: [live.id]))
+            return TargetOutcome(
+                target: live.id, result: .removed, fromVersion: nil, toVersion: nil, classification: .removal,
+                message: "never deployed", executorCalls: 0)
+        }
         guard let manifest = desired.executors[live.executor] else {
             let message =
                 "cannot remove: executor '\(live.executor)' is no longer defined; "

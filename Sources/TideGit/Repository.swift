@@ -350,6 +350,16 @@ public final class Repository: @unchecked Sendable {
 
     // MARK: - Writing
 
+    /// The identity git would commit as here (user.name and user.email from the repository's configuration).
+    public func defaultSignature() throws -> Signature {
+        try withHandle { repo in
+            var signature: UnsafeMutablePointer<git_signature>?
+            try check(git_signature_default(&signature, repo), "read user.name and user.email")
+            defer { git_signature_free(signature) }
+            return Self.signature(signature)
+        }
+    }
+
     /// Stages every path in `paths` from the work tree and commits them on the branch HEAD points to.
     /// Used by `tide init` for the first commit; needs a work tree.
     @discardableResult

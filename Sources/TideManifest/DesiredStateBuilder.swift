@@ -57,15 +57,32 @@ public enum DesiredStateBuilder {
                         "\(owner)spec.dependsOn: service '\(dependency)' is not defined" + known(services.keys)))
             }
         }
-        diagnostics += cycles(in: services)
+        diagnostics += cycles(
+            in: services.mapValues { Array(zip($0.dependsOn, $0.dependsOnLocations)) }, kind: "Service",
+            field: "spec.dependsOn")
+        for environment in environments.values.sorted(by: { $0.location < $1.location }) {
+            for (required, location) in zip(environment.requires, environment.requiresLocations)
+            where environments[required] == nil && !broken.contains("Environment/\(required)") {
+                diagnostics.append(
+                    Diagnostic(
+                        location,
+                        "Environment '\(environment.name)': spec.requires: environment '\(required)' is not defined"
+                            + known(environments.keys)))
+            }
+        }
+        diagnostics += cycles(
+            in: environments.mapValues { Array(zip($0.requires, $0.requiresLocations)) }, kind: "Environment",
+            field: "spec.requires")
 
         guard diagnostics.isEmpty else { return .failure(ManifestError(diagnostics: diagnostics)) }
 
+        // Environments a version must pass first come first; within one, dependencies before dependents.
         var targets: [DesiredTarget] = []
-        for name in topologicalOrder(services) {
-            let service = services[name]!  // the order lists exactly the services
-            for environment in service.environmentOrder.sorted() {
-                let override = service.environments[environment]!  // keys and order agree
+        let serviceOrder = topologicalOrder(services.mapValues(\.dependsOn))
+        for environment in topologicalOrder(environments.mapValues(\.requires)) {
+            for name in serviceOrder {
+                let service = services[name]!  // the order lists exactly the services
+                guard let override = service.environments[environment] else { continue }
                 let config = override.config.map { service.config.merging($0) } ?? service.config
                 let id = TargetID(service: name, environment: environment)
                 let dependsOn = service.dependsOn.filter { services[$0]?.environments[environment] != nil }
@@ -87,7 +104,9 @@ public enum DesiredStateBuilder {
     }
 
     /// Each dependency cycle, reported once, at the `dependsOn` entry that closes it.
-    static func cycles(in services: [String: ServiceManifest]) -> [Diagnostic] {
+    static func cycles(
+        in graph: [String: [(String, SourceLocation)]], kind: String, field: String
+    ) -> [Diagnostic] {
         enum Mark { case visiting, done }
         var marks: [String: Mark] = [:]
         var stack: [String] = []
@@ -96,14 +115,12 @@ public enum DesiredStateBuilder {
         func visit(_ name: String) {
             marks[name] = .visiting
             stack.append(name)
-            let service = services[name]!  // only called for defined services
-            for (dependency, location) in zip(service.dependsOn, service.dependsOnLocations)
-            where services[dependency] != nil {
+            for (dependency, location) in graph[name] ?? [] where graph[dependency] != nil {
                 switch marks[dependency] {
                 case .visiting:
                     let start = stack.lastIndex(of: dependency)!  // visiting means it is on the stack
                     let path = (stack[start...] + [dependency]).joined(separator: " → ")
-                    found.append(Diagnostic(location, "Service '\(name)': spec.dependsOn: dependency cycle: \(path)"))
+                    found.append(Diagnostic(location, "\(kind) '\(name)': \(field): dependency cycle: \(path)"))
                 case .done: continue
                 case nil: visit(dependency)
                 }
@@ -111,13 +128,13 @@ public enum DesiredStateBuilder {
             stack.removeLast()
             marks[name] = .done
         }
-        for name in services.keys.sorted() where marks[name] == nil { visit(name) }
+        for name in graph.keys.sorted() where marks[name] == nil { visit(name) }
         return found
     }
 
-    /// Service names with every dependency before its dependents; ties broken by name so plans are stable.
-    static func topologicalOrder(_ services: [String: ServiceManifest]) -> [String] {
-        var remaining = Dictionary(uniqueKeysWithValues: services.map { ($0.key, Set($0.value.dependsOn)) })
+    /// Names with every dependency before its dependents; ties broken by name so plans are stable.
+    static func topologicalOrder(_ graph: [String: [String]]) -> [String] {
+        var remaining = graph.mapValues { Set($0).intersection(graph.keys) }
         var order: [String] = []
         while !remaining.isEmpty {
             let ready = remaining.filter { $0.value.isEmpty }.keys.sorted()

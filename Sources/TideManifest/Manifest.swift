@@ -1,3 +1,5 @@
+public import Foundation
+
 /// The manifest kinds of format v1 that this version of Tide implements.
 public enum ManifestKind: String, Sendable, Codable, CaseIterable {
     case executor = "Executor"
@@ -34,12 +36,63 @@ public struct ExecutorManifest: Sendable, Hashable {
     }
 }
 
-/// `kind: Environment` — a place services run in.
+/// `kind: Environment` — a place services run in, and the gates a version passes to run there.
 public struct EnvironmentManifest: Sendable, Hashable {
+    public enum Mode: String, Sendable, Hashable, Codable {
+        case manual, auto
+    }
+
+    /// A recurring time when deployments may start: on `days`, from `start` to `end` (minutes after midnight)
+    /// in `timeZone`. An `end` at or before `start` runs past midnight.
+    public struct Window: Sendable, Hashable {
+        /// 1 = Sunday … 7 = Saturday, as `Calendar` counts weekdays.
+        public var weekdays: Set<Int>
+        public var start: Int
+        public var end: Int
+        public var timeZone: TimeZone
+        public var location: SourceLocation
+
+        public init(weekdays: Set<Int>, start: Int, end: Int, timeZone: TimeZone, location: SourceLocation) {
+            self.weekdays = weekdays
+            self.start = start
+            self.end = end
+            self.timeZone = timeZone
+            self.location = location
+        }
+    }
+
+    /// A date range (both days included, in `timeZone`) when nothing new starts.
+    public struct Freeze: Sendable, Hashable {
+        public var from: Date
+        /// The first instant after the freeze.
+        public var until: Date
+        public var reason: String?
+        public var location: SourceLocation
+
+        public init(from: Date, until: Date, reason: String?, location: SourceLocation) {
+            self.from = from
+            self.until = until
+            self.reason = reason
+            self.location = location
+        }
+    }
+
     public var name: String
     public var location: SourceLocation
     /// DORA counts deployments to production environments.
     public var production: Bool
+    /// Environments a version must run in, healthy, before it may start here.
+    public var requires: [String] = []
+    public var requiresLocations: [SourceLocation] = []
+    /// How long it must have run there (seconds).
+    public var bake: Double = 0
+    /// `manual`: a version starts here only once approved with `tide approve`.
+    public var approval: Mode = .auto
+    /// `auto`: once a version passed every gate upstream, Tide commits it as this environment's version.
+    public var promotion: Mode = .manual
+    /// When deployments may start (none: any time).
+    public var windows: [Window] = []
+    public var freezes: [Freeze] = []
 
     public init(name: String, location: SourceLocation, production: Bool = false) {
         self.name = name

@@ -10,9 +10,6 @@ public enum ManifestDecoder {
     /// Fields of format v1 that a later version of Tide implements; naming them gets a clear "not yet" instead
     /// of "unknown field", so nobody thinks they took effect.
     static let notYetSupported: [String: String] = [
-        "requires": "environment promotion gates", "bake": "environment promotion gates",
-        "approval": "environment promotion gates", "windows": "deployment windows",
-        "freezes": "deployment freezes", "promotion": "environment promotion",
         "migrations": "database migrations", "rollback": "automatic rollback",
     ]
 

@@ -15,6 +15,9 @@ public struct Event: Sendable, Codable, Hashable {
         case deploymentSucceeded = "deployment.succeeded"
         case deploymentFailed = "deployment.failed"
         case targetRemoved = "target.removed"
+        case approvalGranted = "approval.granted"
+        case gateWaiting = "gate.waiting"
+        case promotionCommitted = "promotion.committed"
         case reconcileError = "reconcile.error"
     }
 

@@ -44,6 +44,23 @@ final class FileLock: Sendable {
         return FileLock(descriptor: fd)
     }
 
+    /// Runs `body` holding an exclusive `flock` on `path`, waiting as long as another process holds it. For short
+    /// critical sections only (schema migrations).
+    static func withBlockingLock<T>(path: String, _ body: () throws -> T) throws -> T {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw StateError.database(path: path, message: "cannot open lock file: \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                throw StateError.database(path: path, message: "cannot lock: \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
     func release() {
         _ = ftruncate(descriptor, 0)
         flock(descriptor, LOCK_UN)

@@ -87,12 +87,16 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     public var revision: ObjectID?
     public var rollout: Rollout?
     public var failed: FailedAttempt?
+    /// Why the desired version has not started here yet (a gate: approval, window, bake …), if it is waiting.
+    public var waiting: String?
     public var updatedAt: Date
 
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
-        revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, updatedAt: Date
+        revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
+        updatedAt: Date
     ) {
+        self.waiting = waiting
         self.id = id
         self.executor = executor
         self.phase = phase

@@ -28,8 +28,12 @@ public final class SQLiteStateStore: StateStore {
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
             let migrator = Self.migrator
-            if try pool.read({ try migrator.hasBeenSuperseded($0) }) { throw StateError.newerSchema(path: path) }
-            try migrator.migrate(pool)
+            // Two processes opening a new state file at once would both try to create the schema: migrations
+            // run under a lock of their own (not the reconcile lock, which a pass holds for its whole length).
+            try FileLock.withBlockingLock(path: path + ".migrate.lock") {
+                if try pool.read({ try migrator.hasBeenSuperseded($0) }) { throw StateError.newerSchema(path: path) }
+                try migrator.migrate(pool)
+            }
         } catch let error as StateError {
             throw error
         } catch {
@@ -159,6 +163,9 @@ public final class SQLiteStateStore: StateStore {
                     CREATE INDEX deployment_days_service ON deployment_days (service, day);
                     """)
         }
+        migrator.registerMigration("v3-gates") { db in
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN waiting TEXT")
+        }
         return migrator
     }
 
@@ -232,18 +239,19 @@ public final class SQLiteStateStore: StateStore {
                 try db.execute(
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
-                                             rollout, failed, updated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             rollout, failed, updated_at, waiting)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (service, environment) DO UPDATE SET
                             executor = excluded.executor, phase = excluded.phase, version = excluded.version,
                             config_digest = excluded.config_digest, revision = excluded.revision,
-                            rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at
+                            rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
+                            waiting = excluded.waiting
                         """,
                     arguments: [
                         target.id.service, target.id.environment, target.executor, target.phase.rawValue,
                         target.version, target.configDigest, target.revision?.hex,
                         try target.rollout.map(Self.encode), try target.failed.map(Self.encode),
-                        target.updatedAt.timeIntervalSince1970,
+                        target.updatedAt.timeIntervalSince1970, target.waiting,
                     ])
             }
             for id in write.removedTargets {
@@ -602,6 +610,7 @@ public final class SQLiteStateStore: StateStore {
             revision: (row["revision"] as String?).flatMap(ObjectID.init(hex:)),
             rollout: try (row["rollout"] as String?).map { try decode(Rollout.self, $0) },
             failed: try (row["failed"] as String?).map { try decode(FailedAttempt.self, $0) },
+            waiting: row["waiting"],
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

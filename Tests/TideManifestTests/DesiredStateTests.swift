@@ -48,7 +48,7 @@ struct DesiredStateTests {
         let (state, diagnostics) = try load(files)
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         let targets = try #require(state).targets.map(\.id.description)
-        #expect(targets == ["payments@prod", "payments@staging", "checkout@prod", "checkout@staging"])
+        #expect(targets == ["payments@prod", "checkout@prod", "payments@staging", "checkout@staging"])
         let staging = try #require(state?.target(TargetID(service: "checkout", environment: "staging")))
         #expect(staging.version == "1.5.0")
         #expect(staging.dependsOn == ["payments"])

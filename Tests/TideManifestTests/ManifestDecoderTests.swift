@@ -154,8 +154,9 @@ struct ManifestDecoderTests {
             line: 4, column: 46, message: "'soon' is not a duration"),
         BadCase(
             name: "field of a later version",
-            yaml: "apiVersion: tide/v1\nkind: Environment\nmetadata: {name: prod}\nspec: {bake: 1h}\n", line: 4,
-            column: 8, message: "spec.bake: not supported by this version of tide yet"),
+            yaml: "apiVersion: tide/v1\nkind: Service\nmetadata: {name: a}\nspec: {rollback: {automatic: true}}\n",
+            line: 4,
+            column: 8, message: "spec.rollback: not supported by this version of tide yet"),
         BadCase(
             name: "duplicate key",
             yaml:

@@ -130,6 +130,19 @@ struct SQLiteStateStoreTests {
         #expect(order.get() == ["first in", "first out", "second in"])
     }
 
+    @Test("many openers of a new state file at once all see one schema, created once")
+    func concurrentCreation() async throws {
+        let path = self.path
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { _ = try SQLiteStateStore(path: path) }
+            }
+            try await group.waitForAll()
+        }
+        let store = try SQLiteStateStore(path: path)
+        #expect(try await store.liveTargets().isEmpty)
+    }
+
     @Test("a state file from a newer tide is refused")
     func newerSchema() async throws {
         _ = try SQLiteStateStore(path: path)

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import TideGit
+import TideManifest
+import TideState
+
+/// `tide approve SERVICE --env E [--version V]`: the sign-off a `approval: manual` environment waits for.
+struct ApproveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "approve", abstract: "Approve a version of a service for an environment with manual approval.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The service.")
+    var service: String
+
+    @Option(name: .customLong("env"), help: "The environment.")
+    var environment: String
+
+    @Option(name: .long, help: "The version to approve (default: the version desired there at the branch head).")
+    var version: String?
+
+    @Option(name: .long, help: "Who approves (default: $TIDE_USER, else git's user.name and user.email, else $USER).")
+    var by: String?
+
+    @Option(name: .long, help: "Why, for the record.")
+    var comment: String?
+
+    func run() async throws {
+        let repository = try global.openRepository()
+        let store = try global.openStore(for: repository)
+        let approved: String
+        if let version {
+            guard Naming.isValidVersion(version) else {
+                throw ValidationError("--version: '\(version)' is not a valid version")
+            }
+            approved = version
+        } else {
+            let head = try repository.resolveCommit(branch: global.branch)
+            let desired = try ManifestLoader().load(
+                from: GitCommitSource(repository: repository, commit: head, root: global.manifestRoot))
+            guard let target = desired.target(TargetID(service: service, environment: environment)) else {
+                throw ReportedFailure(
+                    message: "tide: error: \(service) does not run in \(environment) at \(head.short); "
+                        + "name the version with --version")
+            }
+            approved = target.version
+        }
+        let who = by ?? Self.defaultApprover(repository)
+        try await store.apply(
+            StateWrite(events: [
+                Event(
+                    time: Date(), kind: .approvalGranted,
+                    target: TargetID(service: service, environment: environment), version: approved,
+                    message: "\(approved) approved by \(who)" + (comment.map { ": \($0)" } ?? ""),
+                    details: .object(
+                        ["by": .string(who)].merging(comment.map { ["comment": .string($0)] } ?? [:]) {
+                            $1
+                        }))
+            ]))
+        print("approved \(service) \(approved) for \(environment) (by \(who)); it starts at the next reconcile")
+    }
+
+    static func defaultApprover(_ repository: Repository) -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let user = environment["TIDE_USER"], !user.isEmpty { return user }
+        if let signature = try? repository.defaultSignature() { return "\(signature.name) <\(signature.email)>" }
+        return environment["USER"] ?? "unknown"
+    }
+}

@@ -1,0 +1,153 @@
+public import Foundation
+import TideGit
+public import TideManifest
+public import TideState
+
+/// Something that keeps a version from starting in an environment now.
+public struct Gate: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable {
+        /// The version does not run healthy in a required environment yet.
+        case requires
+        /// It runs there, but not for the environment's `bake` yet.
+        case bake
+        /// The environment wants `tide approve` for this version.
+        case approval
+        /// Outside the environment's deployment windows.
+        case window
+        /// Inside a freeze.
+        case freeze
+    }
+
+    public var kind: Kind
+    public var reason: String
+    /// When the gate opens by itself (bake done, window opens, freeze ends); nil when it needs a person or another
+    /// environment to move.
+    public var until: Date?
+
+    public init(kind: Kind, reason: String, until: Date? = nil) {
+        self.kind = kind
+        self.reason = reason
+        self.until = until
+    }
+}
+
+/// Decides which gates hold a deployment. Rollbacks pass every gate: getting back to a known-good version is
+/// never held by a window, a freeze or an approval. A HOTFIX skips `bake`, nothing else.
+public struct GateEvaluator: Sendable {
+    public let desired: DesiredState
+    public let store: any StateStore
+    public let now: Date
+
+    public init(desired: DesiredState, store: any StateStore, now: Date) {
+        self.desired = desired
+        self.store = store
+        self.now = now
+    }
+
+    public func gates(
+        for target: TargetID, version: String, classification: ChangeClass
+    ) async throws -> [Gate] {
+        guard classification != .rollback, let environment = desired.environments[target.environment] else {
+            return []
+        }
+        var gates: [Gate] = []
+        for required in environment.requires
+        where desired.services[target.service]?.environments[required] != nil {
+            let upstream = TargetID(service: target.service, environment: required)
+            let live = try await store.liveTarget(upstream)
+            guard let live, live.version == version, live.phase == .healthy else {
+                let state = live.map { "\($0.version ?? "nothing") (\($0.phase.rawValue))" } ?? "nothing"
+                gates.append(
+                    Gate(
+                        kind: .requires,
+                        reason: "\(upstream) must run \(version) healthy first; it runs \(state)"))
+                continue
+            }
+            guard environment.bake > 0, classification != .hotfix else { continue }
+            let deployed =
+                try await store.deployments(DeploymentQuery(target: upstream, limit: 50))
+                .first { $0.succeeded && $0.version == version }?.finishedAt ?? live.updatedAt
+            let baked = deployed.addingTimeInterval(environment.bake)
+            if now < baked {
+                gates.append(
+                    Gate(
+                        kind: .bake,
+                        reason: "\(version) bakes in \(required) for \(ManifestDuration.format(environment.bake)), "
+                            + "until \(Self.format(baked))", until: baked))
+            }
+        }
+        if environment.approval == .manual {
+            let approvals = try await store.events(
+                EventQuery(
+                    service: target.service, environment: target.environment, kinds: [.approvalGranted],
+                    limit: 200))
+            if !approvals.contains(where: { $0.version == version }) {
+                gates.append(
+                    Gate(
+                        kind: .approval,
+                        reason: "waiting for approval: tide approve \(target.service) --env \(target.environment) "
+                            + "--version \(version)"))
+            }
+        }
+        if let freeze = environment.freezes.first(where: { $0.from <= now && now < $0.until }) {
+            gates.append(
+                Gate(
+                    kind: .freeze,
+                    reason: "frozen until \(Self.format(freeze.until))" + (freeze.reason.map { ": \($0)" } ?? ""),
+                    until: freeze.until))
+        }
+        if !environment.windows.isEmpty && !environment.windows.contains(where: { Self.contains($0, now) }) {
+            let next = environment.windows.compactMap { Self.nextOpening($0, after: now) }.min()
+            gates.append(
+                Gate(
+                    kind: .window,
+                    reason: "outside the deployment windows of \(target.environment)"
+                        + (next.map { "; the next opens at \(Self.format($0))" } ?? ""), until: next))
+        }
+        return gates
+    }
+
+    static func format(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    static func calendar(_ zone: TimeZone) -> Calendar {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        return calendar
+    }
+
+    /// Whether `date` falls in the window, reading the clock and weekday in the window's time zone.
+    public static func contains(_ window: EnvironmentManifest.Window, _ date: Date) -> Bool {
+        let calendar = calendar(window.timeZone)
+        let parts = calendar.dateComponents([.weekday, .hour, .minute], from: date)
+        guard let weekday = parts.weekday, let hour = parts.hour, let minute = parts.minute else { return false }
+        let now = hour * 60 + minute
+        if window.start < window.end {
+            return window.weekdays.contains(weekday) && window.start <= now && now < window.end
+        }
+        // Past midnight: the evening part belongs to the listed day, the morning part to the day after it.
+        let yesterday = weekday == 1 ? 7 : weekday - 1
+        return (window.weekdays.contains(weekday) && now >= window.start)
+            || (window.weekdays.contains(yesterday) && now < window.end)
+    }
+
+    /// The next moment after `date` at which the window opens.
+    public static func nextOpening(_ window: EnvironmentManifest.Window, after date: Date) -> Date? {
+        let calendar = calendar(window.timeZone)
+        let today = calendar.startOfDay(for: date)
+        for offset in 0...8 {
+            guard let day = calendar.date(byAdding: .day, value: offset, to: today) else { continue }
+            guard window.weekdays.contains(calendar.component(.weekday, from: day)) else { continue }
+            // Adding hours and minutes to the day's start in the zone keeps wall-clock time across DST changes.
+            guard
+                let opening = calendar.date(
+                    bySettingHour: window.start / 60, minute: window.start % 60, second: 0, of: day)
+            else { continue }
+            if opening > date { return opening }
+        }
+        return nil
+    }
+}
