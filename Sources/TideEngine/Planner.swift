@@ -22,9 +22,15 @@ public struct Planner: Sendable {
         }
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var actions: [PlannedAction] = []
+        let evaluator = GateEvaluator(desired: desired, store: store, now: now)
         for target in desired.targets {
-            actions.append(
-                try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision))
+            var action = try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision)
+            if action.kind == .deploy {
+                action.gates = try await evaluator.gates(
+                    for: target.id, version: target.version, classification: action.classification ?? .feature)
+                if !action.gates.isEmpty { action.kind = .wait }
+            }
+            actions.append(action)
         }
         let desiredIDs = Set(desired.targets.map(\.id))
         let removals = live.filter { !desiredIDs.contains($0.id) }.sorted { $0.id > $1.id }
