@@ -47,6 +47,11 @@ struct ReconcileCommand: AsyncParsableCommand {
                 + (outcome.message.map { ": \($0)" } ?? "")
             if outcome.result == .failed || outcome.result == .blocked { printError(line) } else { print(line) }
         }
+        for promotion in report.promotions {
+            print(
+                "\(promotion.service)@\(promotion.environment): promoted \(promotion.version) from "
+                    + "\(promotion.from.joined(separator: ", ")) in commit \(promotion.commit.short)")
+        }
         for outcome in report.outcomes where outcome.result == .held {
             printError("\(outcome.target): held: \(outcome.message ?? "")")
         }

@@ -10,7 +10,7 @@ public struct TideCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
-            HistoryCommand.self, DoraCommand.self, ApproveCommand.self,
+            HistoryCommand.self, DoraCommand.self, ApproveCommand.self, PromoteCommand.self,
         ])
 
     public init() {}

@@ -29,6 +29,8 @@ public struct ReconcileReport: Sendable, Codable {
     /// Why `head` was rejected, when it was.
     public var rejected: [Diagnostic]
     public var outcomes: [TargetOutcome]
+    /// Versions this pass committed to the config repo as environments' versions (`promotion: auto`).
+    public var promotions: [Promotion] = []
 
     /// True when the pass has something to report as a failure (exit status 1): a rejected revision, or a
     /// target that failed, is held at a failed state, or is blocked by one. Scripts can rely on exit 0 meaning

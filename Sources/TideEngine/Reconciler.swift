@@ -139,8 +139,10 @@ public final class Reconciler: Sendable {
             settled[action.target] = outcome.result == .unchanged || outcome.result == .deployed
             outcomes.append(outcome)
         }
-        return ReconcileReport(
+        var report = ReconcileReport(
             head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
+        report.promotions = try await autoPromote(desired: desired, head: resolution.head)
+        return report
     }
 
     /// Rolls a deploy or resume action out, unless a same-environment dependency is not healthy.

@@ -1,0 +1,157 @@
+import Foundation
+public import TideGit
+import TideManifest
+import TideState
+
+/// A version written into the config repo as an environment's version.
+public struct Promotion: Sendable, Hashable, Codable {
+    public var service: String
+    public var environment: String
+    public var version: String
+    /// The environments it was taken from.
+    public var from: [String]
+    /// The commit that made the change.
+    public var commit: ObjectID
+    public var file: String
+    public var workTreeUpdated: Bool
+}
+
+/// Promotion failures.
+public enum PromotionError: Error, CustomStringConvertible, Sendable {
+    case unknownTarget(service: String, environment: String)
+    case noVersion(service: String, environment: String, reason: String)
+    case rejectedHead(ObjectID)
+
+    public var description: String {
+        switch self {
+        case .unknownTarget(let service, let environment):
+            "\(service) does not run in \(environment); add it to spec.environments first"
+        case .noVersion(let service, let environment, let reason):
+            "cannot tell which version of \(service) to promote to \(environment): \(reason); name it with --version"
+        case .rejectedHead(let head):
+            "the branch head \(head.short) is rejected; fix it before promoting"
+        }
+    }
+}
+
+extension Reconciler {
+    /// Writes `version` (default: what the service runs in the environments `environment` requires) as the
+    /// version of `service` in `environment`, as a commit on the tracked branch. The deployment itself comes with
+    /// the next reconcile, through the environment's gates.
+    public func promote(service: String, to environment: String, version: String?) async throws -> Promotion {
+        let resolution = try await resolve(record: false)
+        guard resolution.rejected.isEmpty, let desired = resolution.desired else {
+            throw PromotionError.rejectedHead(resolution.head)
+        }
+        guard desired.target(TargetID(service: service, environment: environment)) != nil,
+            let manifest = desired.environments[environment]
+        else { throw PromotionError.unknownTarget(service: service, environment: environment) }
+        let upstream = manifest.requires.filter { desired.services[service]?.environments[$0] != nil }
+        var chosen = version
+        if chosen == nil {
+            var versions: Set<String> = []
+            for required in upstream {
+                let live = try await store.liveTarget(TargetID(service: service, environment: required))
+                guard let live, live.phase == .healthy, let running = live.version else {
+                    throw PromotionError.noVersion(
+                        service: service, environment: environment, reason: "it is not healthy in \(required)")
+                }
+                versions.insert(running)
+            }
+            guard versions.count == 1, let only = versions.first else {
+                throw PromotionError.noVersion(
+                    service: service, environment: environment,
+                    reason: upstream.isEmpty
+                        ? "\(environment) requires no environment to take it from"
+                        : "\(upstream.joined(separator: ", ")) run different versions")
+            }
+            chosen = only
+        }
+        return try await writePromotion(
+            service: service, environment: environment, version: chosen!, from: upstream, desired: desired,  // set above
+            parent: resolution.head)
+    }
+
+    /// Auto-promotions due now: for every environment with `promotion: auto`, each service whose required
+    /// environments all run one version healthy, baked for the environment's `bake`, that the environment does not
+    /// want yet and never ran. Each becomes a commit; the deployments follow in the next pass.
+    func autoPromote(desired: DesiredState, head: ObjectID) async throws -> [Promotion] {
+        guard desired.revision == head else { return [] }
+        let now = clock.now()
+        var parent = head
+        var promotions: [Promotion] = []
+        for environment in desired.environments.values.sorted(by: { $0.name < $1.name })
+        where environment.promotion == .auto && !environment.requires.isEmpty {
+            for target in desired.targets where target.id.environment == environment.name {
+                let service = target.id.service
+                let upstream = environment.requires.filter { desired.services[service]?.environments[$0] != nil }
+                guard !upstream.isEmpty else { continue }
+                var candidate: String?
+                var ready = true
+                for required in upstream {
+                    let id = TargetID(service: service, environment: required)
+                    guard let live = try await store.liveTarget(id), live.phase == .healthy, let running = live.version,
+                        candidate == nil || candidate == running
+                    else {
+                        ready = false
+                        break
+                    }
+                    candidate = running
+                    let deployment = try await store.deployments(DeploymentQuery(target: id, limit: 50))
+                        .first { $0.succeeded && $0.version == running }
+                    let bakedSince = deployment?.finishedAt ?? live.updatedAt
+                    if deployment?.classification != .hotfix && now < bakedSince.addingTimeInterval(environment.bake) {
+                        ready = false
+                        break
+                    }
+                }
+                guard ready, let version = candidate, version != target.version else { continue }
+                let ranBefore = try await store.deployments(DeploymentQuery(target: target.id, limit: 500))
+                    .contains { $0.succeeded && $0.version == version }
+                guard !ranBefore else { continue }
+                let promotion = try await writePromotion(
+                    service: service, environment: environment.name, version: version, from: upstream,
+                    desired: desired, parent: parent)
+                parent = promotion.commit
+                promotions.append(promotion)
+            }
+        }
+        return promotions
+    }
+
+    private func writePromotion(
+        service: String, environment: String, version: String, from upstream: [String], desired: DesiredState,
+        parent: ObjectID
+    ) async throws -> Promotion {
+        let file = desired.services[service]!.location.file  // callers checked the service exists
+        let blob = try repository.files(at: parent, under: "").first { $0.path == file }
+        guard let blob else { throw PromotionError.unknownTarget(service: service, environment: environment) }
+        let text = String(decoding: try repository.blob(blob.blob), as: UTF8.self)
+        let edited = try ManifestEditor.settingVersion(
+            in: text, file: file, service: service, environment: environment, version: version)
+        let branchName = try branch ?? repository.headBranch() ?? "main"
+        let origin = upstream.isEmpty ? "" : " from \(upstream.joined(separator: ", "))"
+        let message = """
+            Promote \(service) \(version) to \(environment)
+
+            \(version) passed the gates of \(environment)\(origin).
+
+            Tide-Promotion: \(service) \(environment) \(version)
+
+            """
+        let written = try repository.commitFile(
+            path: file, contents: Array(edited.utf8), branch: branchName, parent: parent, message: message)
+        let now = clock.now()
+        try await store.apply(
+            StateWrite(events: [
+                Event(
+                    time: now, kind: .promotionCommitted, target: TargetID(service: service, environment: environment),
+                    revision: written.commit, version: version,
+                    message: "promoted \(version)\(origin) in \(written.commit.short)",
+                    details: .object(["file": .string(file), "from": .array(upstream.map { .string($0) })]))
+            ]))
+        return Promotion(
+            service: service, environment: environment, version: version, from: upstream, commit: written.commit,
+            file: file, workTreeUpdated: written.workTreeUpdated)
+    }
+}
