@@ -47,8 +47,10 @@ extension Reconciler {
             let manifest = desired.environments[environment]
         else { throw PromotionError.unknownTarget(service: service, environment: environment) }
         let upstream = manifest.requires.filter { desired.services[service]?.environments[$0] != nil }
-        var chosen = version
-        if chosen == nil {
+        let chosen: String
+        if let version {
+            chosen = version
+        } else {
             var versions: Set<String> = []
             for required in upstream {
                 let live = try await store.liveTarget(TargetID(service: service, environment: required))
@@ -68,7 +70,7 @@ extension Reconciler {
             chosen = only
         }
         return try await writePromotion(
-            service: service, environment: environment, version: chosen!, from: upstream, desired: desired,  // set above
+            service: service, environment: environment, version: chosen, from: upstream, desired: desired,
             parent: resolution.head)
     }
 

@@ -26,13 +26,15 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "PRAGMA mmap_size = 268435456")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            // Two processes opening a new state file at once would both switch it to WAL and create the schema:
+            // opening and migrating run under a lock of their own (not the reconcile lock, which a pass holds for
+            // its whole length).
             let migrator = Self.migrator
-            // Two processes opening a new state file at once would both try to create the schema: migrations
-            // run under a lock of their own (not the reconcile lock, which a pass holds for its whole length).
-            try FileLock.withBlockingLock(path: path + ".migrate.lock") {
+            pool = try FileLock.withBlockingLock(path: path + ".migrate.lock") {
+                let pool = try DatabasePool(path: path, configuration: configuration)
                 if try pool.read({ try migrator.hasBeenSuperseded($0) }) { throw StateError.newerSchema(path: path) }
                 try migrator.migrate(pool)
+                return pool
             }
         } catch let error as StateError {
             throw error
