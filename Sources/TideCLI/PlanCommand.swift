@@ -49,11 +49,11 @@ struct PlanCommand: AsyncParsableCommand {
         if !shown.isEmpty {
             print(
                 table(
-                    ["TARGET", "ACTION", "FROM", "TO", "CLASS", "REASON"],
+                    ["TARGET", "ACTION", "FROM", "TO", "CLASS", "RISK", "REASON"],
                     shown.map {
                         [
                             $0.target.description, $0.kind.rawValue, $0.fromVersion ?? "-", $0.toVersion ?? "-",
-                            $0.classification?.rawValue ?? "-",
+                            $0.classification?.rawValue ?? "-", $0.risk?.rawValue ?? "-",
                             $0.gates.isEmpty
                                 ? $0.reason ?? "" : "held: " + $0.gates.map(\.reason).joined(separator: "; "),
                         ]

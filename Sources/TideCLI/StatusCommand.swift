@@ -28,6 +28,8 @@ struct StatusCommand: AsyncParsableCommand {
         var service: String
         var environment: String
         var phase: String
+        /// The seeds' word for it: deployed, in progress, waiting for …, blocked by …, failed, rolled back.
+        var state: String
         var version: String?
         var configDigest: String?
         var revision: String?
@@ -37,12 +39,37 @@ struct StatusCommand: AsyncParsableCommand {
         var updatedAt: Date
     }
 
+    /// The deployment-state words of the seed playbooks.
+    static func word(for target: LiveTarget, lastDeployment: DeploymentRecord?) -> String {
+        if target.phase == .progressing { return "in progress" }
+        if target.phase == .failed { return "failed" }
+        if target.phase == .removing { return "removing" }
+        if let kind = target.waitingOn.first {
+            switch kind {
+            case "approval": return "blocked by approval"
+            case "freeze": return "blocked by freeze"
+            case "policy": return "blocked by policy"
+            case "window": return "waiting for a window"
+            case "bake": return "waiting for bake"
+            default: return "waiting for upstream"
+            }
+        }
+        if target.phase == .pending { return "waiting" }
+        if lastDeployment?.classification == .rollback { return "rolled back" }
+        return "deployed"
+    }
+
     func run() async throws {
         let repository = try global.openRepository()
         let store = try global.openStore(for: repository)
         let status = try await store.repositoryStatus()
         let targets = try await store.liveTargets()
         let head = try? repository.resolveCommit(branch: global.branch)
+        var words: [TargetID: String] = [:]
+        for target in targets {
+            let last = try await store.deployments(DeploymentQuery(target: target.id, limit: 1)).first
+            words[target.id] = Self.word(for: target, lastDeployment: last)
+        }
         let output = Output(
             head: head?.hex, lastGoodRevision: status.lastGoodRevision?.hex, lastGoodAt: status.lastGoodAt,
             rejectedRevision: status.rejectedRevision?.hex, rejectedAt: status.rejectedAt,
@@ -50,7 +77,8 @@ struct StatusCommand: AsyncParsableCommand {
             targets: targets.map {
                 TargetStatus(
                     service: $0.id.service, environment: $0.id.environment, phase: $0.phase.rawValue,
-                    version: $0.version, configDigest: $0.configDigest, revision: $0.revision?.hex,
+                    state: words[$0.id] ?? "", version: $0.version, configDigest: $0.configDigest,
+                    revision: $0.revision?.hex,
                     rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting, updatedAt: $0.updatedAt)
             })
         if json {
@@ -73,7 +101,7 @@ struct StatusCommand: AsyncParsableCommand {
         print("")
         print(
             table(
-                ["TARGET", "PHASE", "VERSION", "REVISION", "UPDATED", "DETAIL"],
+                ["TARGET", "PHASE", "STATE", "VERSION", "REVISION", "UPDATED", "DETAIL"],
                 targets.map { target in
                     var detail = ""
                     if let rollout = target.rollout {
@@ -84,7 +112,7 @@ struct StatusCommand: AsyncParsableCommand {
                         detail = "waiting: \(waiting)"
                     }
                     return [
-                        target.id.description, target.phase.rawValue, target.version ?? "-",
+                        target.id.description, target.phase.rawValue, words[target.id] ?? "", target.version ?? "-",
                         target.revision?.short ?? "-", iso(target.updatedAt), detail,
                     ]
                 }))

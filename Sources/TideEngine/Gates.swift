@@ -16,6 +16,8 @@ public struct Gate: Sendable, Hashable, Codable {
         case window
         /// Inside a freeze.
         case freeze
+        /// A Policy rule the change does not meet (a stronger strategy); needs a change to desired state.
+        case policy
     }
 
     public var kind: Kind
@@ -47,10 +49,20 @@ public struct GateEvaluator: Sendable {
     public func gates(
         for target: TargetID, version: String, classification: ChangeClass
     ) async throws -> [Gate] {
-        guard classification != .rollback, let environment = desired.environments[target.environment] else {
-            return []
+        guard let environment = desired.environments[target.environment] else { return [] }
+        let risk = risk(of: classification, for: target)
+        let rules = desired.policies.flatMap { policy in
+            policy.rules.filter {
+                Self.matches($0, target: target, environment: environment, change: classification, risk: risk)
+            }
+            .map { (policy.name, $0) }
         }
         var gates: [Gate] = []
+        if classification == .rollback {
+            // Rollbacks pass every gate but the policy rules written for rollbacks.
+            let explicit = rules.filter { $0.1.classes.contains(ChangeClass.rollback.rawValue) }
+            return try await policyGates(explicit, target: target, version: version, approvalNeeded: false)
+        }
         for required in environment.requires
         where desired.services[target.service]?.environments[required] != nil {
             let upstream = TargetID(service: target.service, environment: required)
@@ -76,19 +88,8 @@ public struct GateEvaluator: Sendable {
                             + "until \(Self.format(baked))", until: baked))
             }
         }
-        if environment.approval == .manual {
-            let approvals = try await store.events(
-                EventQuery(
-                    service: target.service, environment: target.environment, kinds: [.approvalGranted],
-                    limit: 200))
-            if !approvals.contains(where: { $0.version == version }) {
-                gates.append(
-                    Gate(
-                        kind: .approval,
-                        reason: "waiting for approval: tide approve \(target.service) --env \(target.environment) "
-                            + "--version \(version)"))
-            }
-        }
+        gates += try await policyGates(
+            rules, target: target, version: version, approvalNeeded: environment.approval == .manual)
         if let freeze = environment.freezes.first(where: { $0.from <= now && now < $0.until }) {
             gates.append(
                 Gate(
@@ -103,6 +104,67 @@ public struct GateEvaluator: Sendable {
                     kind: .window,
                     reason: "outside the deployment windows of \(target.environment)"
                         + (next.map { "; the next opens at \(Self.format($0))" } ?? ""), until: next))
+        }
+        return gates
+    }
+
+    /// The risk of a change to a target (see `RiskLevel.of`).
+    public func risk(of change: ChangeClass, for target: TargetID) -> RiskLevel {
+        RiskLevel.of(
+            change, production: desired.environments[target.environment]?.production ?? false,
+            strategy: desired.services[target.service]?.strategy.type.rawValue ?? "recreate")
+    }
+
+    static func matches(
+        _ rule: PolicyManifest.Rule, target: TargetID, environment: EnvironmentManifest, change: ChangeClass,
+        risk: RiskLevel
+    ) -> Bool {
+        (rule.environments.isEmpty || rule.environments.contains(target.environment))
+            && (rule.classes.isEmpty || rule.classes.contains(change.rawValue))
+            && (rule.risks.isEmpty || rule.risks.contains(risk.rawValue))
+            && (rule.production == nil || rule.production == environment.production)
+    }
+
+    /// Approval (from the environment or a policy), a policy's minimum strategy and its windows.
+    private func policyGates(
+        _ rules: [(String, PolicyManifest.Rule)], target: TargetID, version: String, approvalNeeded: Bool
+    ) async throws -> [Gate] {
+        var gates: [Gate] = []
+        let approvers = rules.filter { $0.1.requireApproval }.map(\.0)
+        if approvalNeeded || !approvers.isEmpty {
+            let approvals = try await store.events(
+                EventQuery(
+                    service: target.service, environment: target.environment, kinds: [.approvalGranted],
+                    limit: 200))
+            if !approvals.contains(where: { $0.version == version }) {
+                let why = approvers.isEmpty ? "" : " (policy \(approvers.joined(separator: ", ")))"
+                gates.append(
+                    Gate(
+                        kind: .approval,
+                        reason: "waiting for approval: tide approve \(target.service) --env \(target.environment) "
+                            + "--version \(version)\(why)"))
+            }
+        }
+        let strategy = desired.services[target.service]?.strategy.type.rawValue ?? "recreate"
+        let rank = PolicyManifest.strategyOrder.firstIndex(of: strategy) ?? 0
+        for (name, rule) in rules {
+            if let minimum = rule.minimumStrategy, let needed = PolicyManifest.strategyOrder.firstIndex(of: minimum),
+                rank < needed
+            {
+                gates.append(
+                    Gate(
+                        kind: .policy,
+                        reason: "policy \(name) requires at least a \(minimum) strategy here; "
+                            + "\(target.service) uses \(strategy)"))
+            }
+            if !rule.windows.isEmpty && !rule.windows.contains(where: { Self.contains($0, now) }) {
+                let next = rule.windows.compactMap { Self.nextOpening($0, after: now) }.min()
+                gates.append(
+                    Gate(
+                        kind: .window,
+                        reason: "outside the windows of policy \(name)"
+                            + (next.map { "; the next opens at \(Self.format($0))" } ?? ""), until: next))
+            }
         }
         return gates
     }

@@ -34,6 +34,7 @@ public struct PlannedAction: Sendable, Hashable, Codable {
     public var revertedCommit: ObjectID? = nil
     /// What holds a `wait` action.
     public var gates: [Gate] = []
+    public var risk: RiskLevel?
 
     public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove || kind == .wait }
 }

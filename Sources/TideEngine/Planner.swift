@@ -25,6 +25,9 @@ public struct Planner: Sendable {
         let evaluator = GateEvaluator(desired: desired, store: store, now: now)
         for target in desired.targets {
             var action = try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision)
+            if let classification = action.classification {
+                action.risk = evaluator.risk(of: classification, for: target.id)
+            }
             if action.kind == .deploy {
                 action.gates = try await evaluator.gates(
                     for: target.id, version: target.version, classification: action.classification ?? .feature)
@@ -39,7 +42,10 @@ public struct Planner: Sendable {
                 PlannedAction(
                     target: target.id, kind: .remove, executor: target.executor, fromVersion: target.version,
                     toVersion: nil, configChanged: false, classification: .removal,
-                    reason: "no longer in desired state", dependsOn: []))
+                    reason: "no longer in desired state", dependsOn: [],
+                    risk: RiskLevel.of(
+                        .removal, production: desired.environments[target.id.environment]?.production ?? false,
+                        strategy: "recreate")))
         }
         return Plan(revision: revision, actions: actions)
     }

@@ -195,6 +195,7 @@ public final class Reconciler: Sendable {
             state.phase = .progressing
             state.rollout = rollout
             state.waiting = nil
+            state.waitingOn = []
             state.updatedAt = now
             try await store.apply(
                 StateWrite(

@@ -50,6 +50,7 @@ public struct DesiredState: Sendable {
     public var executors: [String: ExecutorManifest]
     public var environments: [String: EnvironmentManifest]
     public var services: [String: ServiceManifest]
+    public var policies: [PolicyManifest] = []
     /// Every target, dependencies before dependents.
     public var targets: [DesiredTarget]
     /// Warnings that did not stop the state from loading.

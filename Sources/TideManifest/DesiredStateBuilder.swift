@@ -10,6 +10,7 @@ public enum DesiredStateBuilder {
         var executors: [String: ExecutorManifest] = [:]
         var environments: [String: EnvironmentManifest] = [:]
         var services: [String: ServiceManifest] = [:]
+        var policies: [PolicyManifest] = []
         var firstSeen: [String: SourceLocation] = [:]
 
         if documents.isEmpty && broken.isEmpty {
@@ -30,6 +31,7 @@ public enum DesiredStateBuilder {
             case .executor(let e): executors[e.name] = e
             case .environment(let e): environments[e.name] = e
             case .service(let s): services[s.name] = s
+            case .policy(let p): policies.append(p)
             }
         }
 
@@ -74,6 +76,17 @@ public enum DesiredStateBuilder {
             in: environments.mapValues { Array(zip($0.requires, $0.requiresLocations)) }, kind: "Environment",
             field: "spec.requires")
 
+        for policy in policies {
+            for rule in policy.rules {
+                for name in rule.environments where environments[name] == nil {
+                    diagnostics.append(
+                        Diagnostic(
+                            rule.location,
+                            "Policy '\(policy.name)': match.environments: environment '\(name)' is not defined"
+                                + known(environments.keys)))
+                }
+            }
+        }
         guard diagnostics.isEmpty else { return .failure(ManifestError(diagnostics: diagnostics)) }
 
         // Environments a version must pass first come first; within one, dependencies before dependents.
@@ -93,10 +106,11 @@ public enum DesiredStateBuilder {
                         location: service.location))
             }
         }
-        return .success(
-            DesiredState(
-                revision: revision, executors: executors, environments: environments, services: services,
-                targets: targets, warnings: []))
+        var state = DesiredState(
+            revision: revision, executors: executors, environments: environments, services: services,
+            targets: targets, warnings: [])
+        state.policies = policies
+        return .success(state)
     }
 
     private static func known(_ names: Dictionary<String, some Any>.Keys) -> String {

@@ -5,6 +5,7 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
     case executor = "Executor"
     case environment = "Environment"
     case service = "Service"
+    case policy = "Policy"
 }
 
 /// `kind: Executor` — how actions reach a real platform.
@@ -166,17 +167,52 @@ public struct ServiceManifest: Sendable, Hashable {
     }
 }
 
+/// `kind: Policy` — release rules by environment, change class and risk.
+public struct PolicyManifest: Sendable, Hashable {
+    /// Strategies from least to most careful; a policy's `minimumStrategy` accepts its own and later ones.
+    public static let strategyOrder = ["recreate", "rolling", "blue-green", "canary"]
+
+    public struct Rule: Sendable, Hashable {
+        /// Empty: any.
+        public var environments: [String] = []
+        public var classes: [String] = []
+        public var risks: [String] = []
+        public var production: Bool?
+        public var requireApproval = false
+        public var minimumStrategy: String?
+        /// Deployments that match start only inside these windows.
+        public var windows: [EnvironmentManifest.Window] = []
+        public var location: SourceLocation
+
+        public init(location: SourceLocation) {
+            self.location = location
+        }
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    public var rules: [Rule]
+
+    public init(name: String, location: SourceLocation, rules: [Rule]) {
+        self.name = name
+        self.location = location
+        self.rules = rules
+    }
+}
+
 /// One parsed YAML document.
 public enum ManifestDocument: Sendable, Hashable {
     case executor(ExecutorManifest)
     case environment(EnvironmentManifest)
     case service(ServiceManifest)
+    case policy(PolicyManifest)
 
     public var kind: ManifestKind {
         switch self {
         case .executor: .executor
         case .environment: .environment
         case .service: .service
+        case .policy: .policy
         }
     }
 
@@ -185,6 +221,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .executor(let e): e.name
         case .environment(let e): e.name
         case .service(let s): s.name
+        case .policy(let p): p.name
         }
     }
 
@@ -193,6 +230,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .executor(let e): e.location
         case .environment(let e): e.location
         case .service(let s): s.location
+        case .policy(let p): p.location
         }
     }
 }

@@ -23,6 +23,25 @@ public enum ChangeClass: String, Sendable, Codable, CaseIterable {
     public var isUnplanned: Bool { self == .rollback || self == .hotfix }
 }
 
+/// How risky a change is; policy can demand gates by risk.
+public enum RiskLevel: String, Sendable, Codable, CaseIterable {
+    case low = "LOW"
+    case medium = "MEDIUM"
+    case high = "HIGH"
+
+    /// Derived from the change class, the environment and the strategy: rollbacks are low; anything outside
+    /// production is low (a hotfix: medium); in production a config change or a removal is medium, a new version
+    /// is medium with a progressive strategy and high with recreate (big bang), and a hotfix is high.
+    public static func of(_ change: ChangeClass, production: Bool, strategy: String) -> RiskLevel {
+        switch change {
+        case .rollback: return .low
+        case .hotfix: return production ? .high : .medium
+        case .config, .removal: return production ? .medium : .low
+        case .feature: return production ? (strategy == "recreate" ? .high : .medium) : .low
+        }
+    }
+}
+
 /// A deployment under way: what is being rolled out and how far it got.
 public struct Rollout: Sendable, Codable, Hashable {
     public var version: String
@@ -89,14 +108,17 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     public var failed: FailedAttempt?
     /// Why the desired version has not started here yet (a gate: approval, window, bake …), if it is waiting.
     public var waiting: String?
+    /// The kinds of the gates holding it (requires, bake, approval, window, freeze, policy).
+    public var waitingOn: [String] = []
     public var updatedAt: Date
 
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
         revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
-        updatedAt: Date
+        waitingOn: [String] = [], updatedAt: Date
     ) {
         self.waiting = waiting
+        self.waitingOn = waitingOn
         self.id = id
         self.executor = executor
         self.phase = phase

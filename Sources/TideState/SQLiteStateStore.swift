@@ -167,6 +167,7 @@ public final class SQLiteStateStore: StateStore {
         }
         migrator.registerMigration("v3-gates") { db in
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN waiting TEXT")
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN waiting_on TEXT")
         }
         return migrator
     }
@@ -241,19 +242,20 @@ public final class SQLiteStateStore: StateStore {
                 try db.execute(
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
-                                             rollout, failed, updated_at, waiting)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             rollout, failed, updated_at, waiting, waiting_on)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (service, environment) DO UPDATE SET
                             executor = excluded.executor, phase = excluded.phase, version = excluded.version,
                             config_digest = excluded.config_digest, revision = excluded.revision,
                             rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
-                            waiting = excluded.waiting
+                            waiting = excluded.waiting, waiting_on = excluded.waiting_on
                         """,
                     arguments: [
                         target.id.service, target.id.environment, target.executor, target.phase.rawValue,
                         target.version, target.configDigest, target.revision?.hex,
                         try target.rollout.map(Self.encode), try target.failed.map(Self.encode),
                         target.updatedAt.timeIntervalSince1970, target.waiting,
+                        target.waitingOn.isEmpty ? nil : target.waitingOn.joined(separator: ","),
                     ])
             }
             for id in write.removedTargets {
@@ -613,6 +615,7 @@ public final class SQLiteStateStore: StateStore {
             rollout: try (row["rollout"] as String?).map { try decode(Rollout.self, $0) },
             failed: try (row["failed"] as String?).map { try decode(FailedAttempt.self, $0) },
             waiting: row["waiting"],
+            waitingOn: (row["waiting_on"] as String?)?.split(separator: ",").map(String.init) ?? [],
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

@@ -182,6 +182,72 @@ struct EndToEndTests {
         #expect(try repo.tide("dora", "--from", "2020-01-01", "--to", "2020-02-01", "--json").status == 0)
     }
 
+    @Test("staging → prod through the CLI: readiness, approve, promote --to, status words")
+    func promotionFlow() throws {
+        let repo = try ConfigRepo()
+        try repo.fixture.commit(
+            "pipeline",
+            files: [
+                "envs.yaml": """
+                apiVersion: tide/v1
+                kind: Environment
+                metadata: {name: staging}
+                spec: {}
+                ---
+                apiVersion: tide/v1
+                kind: Environment
+                metadata: {name: live}
+                spec: {requires: [staging], approval: manual}
+
+                """,
+                "api.yaml": ConfigRepo.service("api", "1.0.0").replacingOccurrences(
+                    of: "environments: {prod: {}}",
+                    with: "environments: {prod: {}, staging: {version: \"2.0.0\"}, live: {}}"),
+            ])
+        let first = try repo.tide("reconcile")
+        #expect(first.status == 0, "\(first.combined)")
+        #expect(
+            first.standardOutput.contains(
+                "api@live: waiting 1.0.0 [FEATURE]: api@staging must run 1.0.0 healthy first; it runs 2.0.0 (Healthy)"))
+
+        let notReady = try repo.tide("readiness", "api", "--env", "live")
+        #expect(notReady.status == 1)
+        #expect(notReady.standardOutput.contains("previous environments healthy and baked  FAIL"))
+        #expect(notReady.standardOutput.contains("approvals present                        FAIL"))
+        #expect(notReady.standardOutput.contains("NOT READY"))
+
+        let promote = try repo.tide("promote", "api", "--to", "live")
+        #expect(promote.status == 0, "\(promote.combined)")
+        #expect(promote.standardOutput.contains("api 2.0.0 in live (api.yaml), from staging"))
+        let text = try String(contentsOfFile: repo.fixture.workTree + "/api.yaml", encoding: .utf8)
+        #expect(text.contains("live: {version: \"2.0.0\"}"))
+
+        _ = try repo.tide("reconcile")
+        let status = try repo.tide("status", "--json")
+        let targets = (try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]]
+        let live = try #require(targets?.first { $0["environment"] as? String == "live" })
+        #expect(live["state"] as? String == "blocked by approval")
+        #expect((live["waiting"] as? String)?.contains("tide approve api --env live --version 2.0.0") == true)
+
+        let approve = try repo.tide("approve", "api", "--env", "live", "--by", "Dana <dana@example.com>")
+        #expect(approve.status == 0, "\(approve.combined)")
+        #expect(approve.standardOutput.contains("approved api 2.0.0 for live (by Dana <dana@example.com>)"))
+        let ready = try repo.tide("readiness", "api", "--env", "live", "--json")
+        let checks = (try repo.json(ready) as? [String: Any])?["checks"] as? [[String: Any]]
+        #expect(checks?.first { $0["name"] as? String == "approvals present" }?["pass"] as? Bool == true)
+
+        let deploy = try repo.tide("reconcile")
+        #expect(deploy.standardOutput.contains("api@live: deployed - → 2.0.0"))
+        let history = try repo.tide("history", "--json", "--env", "live", "--all")
+        let kinds = (try repo.json(history) as? [[String: Any]])?.compactMap { $0["kind"] as? String } ?? []
+        #expect(kinds.contains("approval.granted"))
+        #expect(kinds.contains("promotion.committed"))
+        #expect(kinds.contains("gate.waiting"))
+
+        #expect(try repo.tide("promote", "api", "--to", "nowhere").status == 1)
+        #expect(try repo.tide("promote", "api").status == 2)
+    }
+
     struct Invalid: Sendable, CustomTestStringConvertible {
         var name: String
         var file: String

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import TideEngine
+import TideManifest
+import TideState
+
+/// `tide readiness SERVICE --env E`: the seeds' readiness checklist, for the version desired there now.
+struct ReadinessCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "readiness",
+        abstract: "PASS/FAIL report of the release gates for the version of a service desired in an environment.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The service.")
+    var service: String
+
+    @Option(name: .customLong("env"), help: "The environment.")
+    var environment: String
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    struct Check: Encodable {
+        var name: String
+        var pass: Bool
+        var detail: String
+    }
+
+    struct Output: Encodable {
+        var service: String
+        var environment: String
+        var version: String
+        var classification: String?
+        var risk: String?
+        var ready: Bool
+        var checks: [Check]
+    }
+
+    func run() async throws {
+        let reconciler = try global.reconciler()
+        let (resolution, plan) = try await reconciler.plan()
+        guard let desired = resolution.desired, let plan else {
+            throw ReportedFailure(
+                message: "tide: error: no valid revision to check (\(resolution.head.short) is rejected)")
+        }
+        let id = TargetID(service: service, environment: environment)
+        guard let target = desired.target(id), let env = desired.environments[environment],
+            let action = plan.actions.first(where: { $0.target == id })
+        else {
+            throw ReportedFailure(message: "tide: error: \(service) does not run in \(environment)")
+        }
+        let change = action.classification ?? .feature
+        let evaluator = GateEvaluator(desired: desired, store: reconciler.store, now: reconciler.clock.now())
+        let gates = try await evaluator.gates(for: id, version: target.version, classification: change)
+        func gate(_ kinds: [Gate.Kind], name: String, pass: String) -> Check {
+            let held = gates.filter { kinds.contains($0.kind) }
+            return Check(
+                name: name, pass: held.isEmpty,
+                detail: held.isEmpty ? pass : held.map(\.reason).joined(separator: "; "))
+        }
+        let live = try await reconciler.store.liveTarget(id)
+        var checks: [Check] = []
+        let strategy = desired.services[service]?.strategy.type.rawValue ?? "recreate"
+        checks.append(
+            env.production
+                ? Check(
+                    name: "analysis defined for production", pass: false,
+                    detail:
+                        "the \(strategy) strategy has no analysis steps; a progressive strategy with analysis is needed"
+                )
+                : Check(name: "analysis defined for production", pass: true, detail: "not a production environment"))
+        let previous = try await reconciler.store.deployments(DeploymentQuery(target: id, limit: 50))
+            .first { $0.succeeded && $0.version != target.version }
+        checks.append(
+            Check(
+                name: "rollback path", pass: true,
+                detail: previous.map { "git revert returns to \($0.version) (no schema migrations to undo)" }
+                    ?? (live?.version == nil ? "first deployment here: a revert removes it" : "no earlier version here")
+            ))
+        checks.append(executorCheck(desired: desired, executor: target.executor, workingDirectory: reconciler))
+        checks.append(
+            gate(
+                [.requires, .bake], name: "previous environments healthy and baked",
+                pass: env.requires.isEmpty ? "requires no environment" : "\(env.requires.joined(separator: ", ")) ok"))
+        checks.append(gate([.window, .freeze], name: "inside a deployment window", pass: "open now"))
+        checks.append(gate([.approval], name: "approvals present", pass: "none needed, or approved"))
+        checks.append(gate([.policy], name: "policies met", pass: desired.policies.isEmpty ? "no policies" : "met"))
+        let output = Output(
+            service: service, environment: environment, version: target.version, classification: change.rawValue,
+            risk: action.risk?.rawValue, ready: checks.allSatisfy(\.pass), checks: checks)
+        if json {
+            try printJSON(output)
+        } else {
+            print(
+                "Readiness of \(service) \(target.version) for \(environment) [\(change.rawValue), \(action.risk?.rawValue ?? "-") risk]"
+            )
+            print(
+                table(["CHECK", "RESULT", "DETAIL"], checks.map { [$0.name, $0.pass ? "PASS" : "FAIL", $0.detail] }))
+            print(output.ready ? "READY" : "NOT READY")
+        }
+        if !output.ready { throw ReportedFailure() }
+    }
+
+    private func executorCheck(desired: DesiredState, executor: String, workingDirectory reconciler: Reconciler)
+        -> Check
+    {
+        guard let manifest = desired.executors[executor], let program = manifest.command.first else {
+            return Check(name: "executor healthy", pass: false, detail: "executor \(executor) is not defined")
+        }
+        let base = reconciler.repository.workingDirectory ?? FileManager.default.currentDirectoryPath
+        let candidates: [String]
+        if program.contains("/") {
+            candidates = [program.hasPrefix("/") ? program : (base as NSString).appendingPathComponent(program)]
+        } else {
+            candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map {
+                ($0 as NSString).appendingPathComponent(program)
+            }
+        }
+        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+            return Check(name: "executor healthy", pass: true, detail: "\(executor): \(found) is executable")
+        }
+        return Check(name: "executor healthy", pass: false, detail: "\(executor): \(program) is not an executable here")
+    }
+}
