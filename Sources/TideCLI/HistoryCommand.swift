@@ -27,7 +27,7 @@ struct HistoryCommand: AsyncParsableCommand {
 
     static let summaryKinds: [Event.Kind] = [
         .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
-        .revisionRejected,
+        .revisionRejected, .approvalGranted, .promotionCommitted,
     ]
 
     struct EventOutput: Encodable {

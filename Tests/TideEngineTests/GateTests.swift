@@ -373,6 +373,29 @@ struct PolicyTests {
         #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.waitingOn == ["policy"])
     }
 
+    @Test("a HOTFIX skips bake, but a policy can still demand approval for it")
+    func hotfixPolicy() async throws {
+        let environments =
+            GateHarness.environment("staging", "{}")
+            + GateHarness.environment("prod", "{production: true, requires: [staging], bake: 4h}")
+            + Self.policy("    - match: {environments: [prod], classes: [HOTFIX]}\n      require: {approval: true}\n")
+        let service = { (version: String, hotfix: Bool) in
+            GateHarness.service(version, hotfix: hotfix, environments: "{staging: {}, prod: {}}")
+        }
+        let h = try GateHarness(environments: environments, service: service("1.0.0", false))
+        _ = try await h.pass(at: monday)
+        _ = try await h.pass(at: monday + 4 * hourSeconds)
+        try h.fixture.commit("hotfix", files: ["api.yaml": service("1.0.1", true)])
+        var pass = try await h.pass(at: monday + 5 * hourSeconds)
+        #expect(pass.deploys == ["api@staging 1.0.1"])
+        #expect(
+            pass.outcomes["prod"]?.message
+                == "waiting for approval: tide approve api --env prod --version 1.0.1 (policy guardrails)")
+        await h.approve("prod", "1.0.1", at: monday + 5 * hourSeconds)
+        pass = try await h.pass(at: monday + 5 * hourSeconds + minute)
+        #expect(pass.deploys == ["api@prod 1.0.1"], "no 4h bake for a hotfix")
+    }
+
     @Test("policy windows hold matching changes")
     func policyWindows() async throws {
         let environments =
