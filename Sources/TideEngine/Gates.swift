@@ -97,13 +97,8 @@ public struct GateEvaluator: Sendable {
                     reason: "frozen until \(Self.format(freeze.until))" + (freeze.reason.map { ": \($0)" } ?? ""),
                     until: freeze.until))
         }
-        if !environment.windows.isEmpty && !environment.windows.contains(where: { Self.contains($0, now) }) {
-            let next = environment.windows.compactMap { Self.nextOpening($0, after: now) }.min()
-            gates.append(
-                Gate(
-                    kind: .window,
-                    reason: "outside the deployment windows of \(target.environment)"
-                        + (next.map { "; the next opens at \(Self.format($0))" } ?? ""), until: next))
+        if let closed = windowGate(environment.windows, "the deployment windows of \(target.environment)") {
+            gates.append(closed)
         }
         return gates
     }
@@ -157,16 +152,19 @@ public struct GateEvaluator: Sendable {
                         reason: "policy \(name) requires at least a \(minimum) strategy here; "
                             + "\(target.service) uses \(strategy)"))
             }
-            if !rule.windows.isEmpty && !rule.windows.contains(where: { Self.contains($0, now) }) {
-                let next = rule.windows.compactMap { Self.nextOpening($0, after: now) }.min()
-                gates.append(
-                    Gate(
-                        kind: .window,
-                        reason: "outside the windows of policy \(name)"
-                            + (next.map { "; the next opens at \(Self.format($0))" } ?? ""), until: next))
-            }
+            if let closed = windowGate(rule.windows, "the windows of policy \(name)") { gates.append(closed) }
         }
         return gates
+    }
+
+    /// A window gate when `windows` exist and none is open now, saying when the next one opens.
+    private func windowGate(_ windows: [EnvironmentManifest.Window], _ described: String) -> Gate? {
+        guard !windows.isEmpty, !windows.contains(where: { Self.contains($0, now) }) else { return nil }
+        let next = windows.compactMap { Self.nextOpening($0, after: now) }.min()
+        return Gate(
+            kind: .window,
+            reason: "outside \(described)" + (next.map { "; the next opens at \(Self.format($0))" } ?? ""),
+            until: next)
     }
 
     static func format(_ date: Date) -> String {
