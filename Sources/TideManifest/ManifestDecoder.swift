@@ -11,6 +11,7 @@ public enum ManifestDecoder {
     /// of "unknown field", so nobody thinks they took effect.
     static let notYetSupported: [String: String] = [
         "migrations": "database migrations", "rollback": "automatic rollback",
+        "analysis": "analysis comes with progressive delivery",
     ]
 
     public static func decode(file: String, text: String) -> (documents: [ManifestDocument], diagnostics: [Diagnostic])
