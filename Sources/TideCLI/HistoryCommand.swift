@@ -27,7 +27,7 @@ struct HistoryCommand: AsyncParsableCommand {
 
     static let summaryKinds: [Event.Kind] = [
         .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
-        .revisionRejected, .approvalGranted, .promotionCommitted,
+        .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
     ]
 
     struct EventOutput: Encodable {

@@ -44,6 +44,7 @@ struct StatusCommand: AsyncParsableCommand {
         if target.phase == .progressing { return "in progress" }
         if target.phase == .failed { return "failed" }
         if target.phase == .removing { return "removing" }
+        if target.phase == .rolledBack { return "rolled back" }
         if let kind = target.waitingOn.first {
             switch kind {
             case "approval": return "blocked by approval"

@@ -11,7 +11,7 @@ public struct TideCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
             HistoryCommand.self, DoraCommand.self, ApproveCommand.self, PromoteCommand.self,
-            ReadinessCommand.self,
+            ReadinessCommand.self, RollbackCommand.self,
         ])
 
     public init() {}

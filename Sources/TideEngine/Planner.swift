@@ -74,7 +74,8 @@ public struct Planner: Sendable {
             }
             // A newer desired state pre-empts the interrupted rollout.
         }
-        if let failed = live.failed, live.phase == .failed, failed.version == target.version,
+        if let failed = live.failed, live.phase == .failed || live.phase == .rolledBack,
+            failed.version == target.version,
             failed.configDigest == target.configDigest
         {
             action.kind = .holdFailed
@@ -83,7 +84,7 @@ public struct Planner: Sendable {
             return action
         }
         let matchesLive = live.version == target.version && live.configDigest == target.configDigest
-        if matchesLive && live.phase == .healthy {
+        if matchesLive && (live.phase == .healthy || live.phase == .rolledBack) {
             return action
         }
         action.kind = .deploy

@@ -275,6 +275,13 @@ public final class Reconciler: Sendable {
                             failedDeployment(
                                 target: target.id, rollout: rollout, desired: desired, at: finishedAt, message: message)
                         ]))
+                if let service = desired.services[target.id.service], service.rollback.automatic,
+                    let stable = rollout.previousVersion
+                {
+                    return try await rollBack(
+                        target: target, to: stable, after: rollout, state: state, reason: message,
+                        spec: service.rollback, executor: executor, calls: calls)
+                }
                 return TargetOutcome(
                     target: target.id, result: .failed, fromVersion: rollout.previousVersion,
                     toVersion: rollout.version, classification: rollout.classification, message: message,

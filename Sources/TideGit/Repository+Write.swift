@@ -70,21 +70,148 @@ extension Repository {
             }
             try check(created, "create commit")
 
-            var ref: OpaquePointer?
-            let moved = git_reference_create_matching(
-                &ref, repo, "refs/heads/\(branch)", &commitOID, 1, &parentOID, "tide: \(message.prefix(60))")
-            if moved == GIT_EMODIFIED.rawValue || moved == GIT_EEXISTS.rawValue {
-                throw GitError(
-                    code: moved, operation: "move \(branch) to \(ObjectID(commitOID).short)",
-                    message: "\(branch) moved on since \(parent.short); nothing was written — try again")
-            }
-            try check(moved, "move \(branch) to \(ObjectID(commitOID).short)")
-            git_reference_free(ref)
+            try Self.moveBranch(
+                repo: repo, branch: branch, from: parent, to: ObjectID(commitOID), reason: String(message.prefix(60)))
 
             let synced = try Self.syncWorkTree(
                 repo: repo, branch: branch, path: path, oldBlob: oldBlob, newBlob: blobOID, contents: contents)
             return FileCommit(commit: ObjectID(commitOID), workTreeUpdated: synced)
         }
+    }
+
+    /// The outcome of `revert`.
+    public struct RevertResult: Sendable {
+        /// One revert commit per reverted commit, oldest first; the last is the branch's new head.
+        public var commits: [ObjectID]
+        public var workTreeUpdated: Bool
+    }
+
+    /// `git revert` of `commits` (newest first, as a log lists them) on top of `parent`, the branch's head: one
+    /// commit each, with git's "This reverts commit …" line (and `note` after it), and the branch moved with a
+    /// compare-and-swap. Fails without writing anything when a revert does not apply cleanly.
+    public func revert(
+        _ commits: [ObjectID], branch: String, parent: ObjectID, note: String? = nil
+    ) throws -> RevertResult {
+        try withHandle { repo in
+            var signature: UnsafeMutablePointer<git_signature>?
+            if git_signature_default(&signature, repo) < 0 {
+                try check(git_signature_now(&signature, "Tide", "tide@localhost"), "make commit signature")
+            }
+            defer { git_signature_free(signature) }
+            var options = git_merge_options()
+            try check(git_merge_options_init(&options, UInt32(GIT_MERGE_OPTIONS_VERSION)), "initialise merge options")
+
+            var head = parent
+            var written: [ObjectID] = []
+            for id in commits {
+                var revertOID = id.oid
+                var reverted: OpaquePointer?
+                try check(git_commit_lookup(&reverted, repo, &revertOID), "read commit \(id.short)")
+                defer { git_commit_free(reverted) }
+                var headOID = head.oid
+                var ours: OpaquePointer?
+                try check(git_commit_lookup(&ours, repo, &headOID), "read commit \(head.short)")
+                defer { git_commit_free(ours) }
+                var index: OpaquePointer?
+                try check(git_revert_commit(&index, repo, reverted, ours, 0, &options), "revert \(id.short)")
+                defer { git_index_free(index) }
+                if git_index_has_conflicts(index) != 0 {
+                    throw GitError(
+                        code: -13, operation: "revert \(id.short)",
+                        message: "it does not apply cleanly on \(head.short) (a later commit changed the same lines); "
+                            + "nothing was written — revert by hand")
+                }
+                var treeOID = git_oid()
+                try check(git_index_write_tree_to(&treeOID, index, repo), "write tree")
+                var tree: OpaquePointer?
+                try check(git_tree_lookup(&tree, repo, &treeOID), "read new tree")
+                defer { git_tree_free(tree) }
+                let summary = git_commit_summary(reverted).map { String(cString: $0) } ?? id.short
+                let message =
+                    "Revert \"\(summary)\"\n\nThis reverts commit \(id.hex).\n" + (note.map { "\n\($0)\n" } ?? "")
+                var commitOID = git_oid()
+                var parents: [OpaquePointer?] = [ours]
+                let created = parents.withUnsafeMutableBufferPointer { buffer in
+                    git_commit_create(
+                        &commitOID, repo, nil, signature, signature, nil, message, tree, buffer.count,
+                        buffer.baseAddress)
+                }
+                try check(created, "create revert commit")
+                head = ObjectID(commitOID)
+                written.append(head)
+            }
+            guard let last = written.last else { return RevertResult(commits: [], workTreeUpdated: false) }
+            try Self.moveBranch(repo: repo, branch: branch, from: parent, to: last, reason: "revert")
+            // Bring a checked-out work tree along, file by file, where it still holds the parent's content.
+            var synced = true
+            for change in try Self.diff(repo: repo, from: parent, to: last) {
+                let updated = try Self.syncWorkTree(
+                    repo: repo, branch: branch, path: change.path, oldBlob: change.old, newBlob: change.new,
+                    contents: change.contents)
+                synced = synced && updated
+            }
+            return RevertResult(commits: written, workTreeUpdated: synced)
+        }
+    }
+
+    /// Moves `refs/heads/BRANCH` from `old` to `new`, failing if it no longer points at `old`.
+    private static func moveBranch(
+        repo: OpaquePointer, branch: String, from old: ObjectID, to new: ObjectID, reason: String
+    ) throws {
+        var oldOID = old.oid
+        var newOID = new.oid
+        var ref: OpaquePointer?
+        let moved = git_reference_create_matching(
+            &ref, repo, "refs/heads/\(branch)", &newOID, 1, &oldOID, "tide: \(reason)")
+        if moved == GIT_EMODIFIED.rawValue || moved == GIT_EEXISTS.rawValue {
+            throw GitError(
+                code: moved, operation: "move \(branch) to \(new.short)",
+                message: "\(branch) moved on since \(old.short); nothing was written — try again")
+        }
+        try check(moved, "move \(branch) to \(new.short)")
+        git_reference_free(ref)
+    }
+
+    private struct BlobChange {
+        var path: String
+        var old: git_oid?
+        var new: git_oid
+        var contents: [UInt8]
+    }
+
+    /// Modified files between two commits, with their new content (added and deleted files are left to git).
+    private static func diff(repo: OpaquePointer, from old: ObjectID, to new: ObjectID) throws -> [BlobChange] {
+        var oldOID = old.oid
+        var newOID = new.oid
+        var oldCommit: OpaquePointer?
+        var newCommit: OpaquePointer?
+        try check(git_commit_lookup(&oldCommit, repo, &oldOID), "read commit \(old.short)")
+        defer { git_commit_free(oldCommit) }
+        try check(git_commit_lookup(&newCommit, repo, &newOID), "read commit \(new.short)")
+        defer { git_commit_free(newCommit) }
+        var oldTree: OpaquePointer?
+        var newTree: OpaquePointer?
+        try check(git_commit_tree(&oldTree, oldCommit), "read tree")
+        defer { git_tree_free(oldTree) }
+        try check(git_commit_tree(&newTree, newCommit), "read tree")
+        defer { git_tree_free(newTree) }
+        var diff: OpaquePointer?
+        try check(git_diff_tree_to_tree(&diff, repo, oldTree, newTree, nil), "diff")
+        defer { git_diff_free(diff) }
+        var changes: [BlobChange] = []
+        for index in 0..<git_diff_num_deltas(diff) {
+            guard let delta = git_diff_get_delta(diff, index)?.pointee, delta.status == GIT_DELTA_MODIFIED,
+                let path = delta.new_file.path.map({ String(cString: $0) })
+            else { continue }
+            var blob: OpaquePointer?
+            var id = delta.new_file.id
+            try check(git_blob_lookup(&blob, repo, &id), "read blob of \(path)")
+            defer { git_blob_free(blob) }
+            let size = Int(git_blob_rawsize(blob))
+            let bytes = size > 0 ? Array(UnsafeRawBufferPointer(start: git_blob_rawcontent(blob), count: size)) : []
+            changes.append(BlobChange(path: path, old: delta.old_file.id, new: delta.new_file.id, contents: bytes))
+        }
+        return changes
     }
 
     /// Brings a checked-out work tree and its index along with a commit made behind their back, for one file —

@@ -115,6 +115,25 @@ public struct StrategySpec: Sendable, Hashable {
     }
 }
 
+/// What happens when a rollout fails.
+public struct RollbackSpec: Sendable, Hashable {
+    public enum WriteBack: String, Sendable, Hashable, Codable {
+        /// Leave git as it is: the failed version stays desired, and is held until desired state changes.
+        case none
+        /// Commit `git revert` of the commits that asked for the failed version, so git matches what runs.
+        case revert
+    }
+
+    /// Return to the stable version through the executor's `rollback` action as soon as a step fails.
+    public var automatic: Bool
+    public var writeBack: WriteBack
+
+    public init(automatic: Bool = false, writeBack: WriteBack = .none) {
+        self.automatic = automatic
+        self.writeBack = writeBack
+    }
+}
+
 /// `kind: Service` — one deployable thing and the environments it runs in.
 public struct ServiceManifest: Sendable, Hashable {
     /// Per-environment overrides under `spec.environments`.
@@ -145,6 +164,7 @@ public struct ServiceManifest: Sendable, Hashable {
     public var strategy: StrategySpec
     /// The version is an expedited fix (HOTFIX): DORA counts the deployment it follows as failed.
     public var hotfix: Bool = false
+    public var rollback = RollbackSpec()
 
     public init(
         name: String, location: SourceLocation, executor: String, executorLocation: SourceLocation,

@@ -359,7 +359,9 @@ extension NodeReader {
         guard
             let f = fields(
                 spec, "spec",
-                allowed: ["executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix"],
+                allowed: [
+                    "executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix", "rollback",
+                ],
                 required: ["executor", "environments"], owner: owner)
         else { return nil }
         let before = diagnostics.count
@@ -454,6 +456,25 @@ extension NodeReader {
 
         var hotfix = false
         if let node = f["hotfix"]?.value, let value = bool(node, "spec.hotfix", owner: owner) { hotfix = value }
+        var rollback = RollbackSpec()
+        if let node = f["rollback"]?.value,
+            let g = fields(node, "spec.rollback", allowed: ["automatic", "writeBack"], owner: owner)
+        {
+            if let automatic = g["automatic"]?.value,
+                let value = bool(automatic, "spec.rollback.automatic", owner: owner)
+            {
+                rollback.automatic = value
+            }
+            if let writeBack = g["writeBack"]?.value,
+                let text = string(writeBack, "spec.rollback.writeBack", owner: owner)
+            {
+                if let value = RollbackSpec.WriteBack(rawValue: text) {
+                    rollback.writeBack = value
+                } else {
+                    error(writeBack, "\(owner)spec.rollback.writeBack: '\(text)' is not one of none, revert")
+                }
+            }
+        }
 
         guard diagnostics.count == before else { return nil }
         var manifest = ServiceManifest(
@@ -461,6 +482,7 @@ extension NodeReader {
             versionLocation: versionLocation, config: config, environments: environments, environmentOrder: order,
             dependsOn: dependsOn, dependsOnLocations: dependsOnLocations, strategy: strategy)
         manifest.hotfix = hotfix
+        manifest.rollback = rollback
         return manifest
     }
 

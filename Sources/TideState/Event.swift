@@ -18,6 +18,8 @@ public struct Event: Sendable, Codable, Hashable {
         case approvalGranted = "approval.granted"
         case gateWaiting = "gate.waiting"
         case promotionCommitted = "promotion.committed"
+        case deploymentRolledBack = "deployment.rolled-back"
+        case revertCommitted = "revert.committed"
         case reconcileError = "reconcile.error"
     }
 

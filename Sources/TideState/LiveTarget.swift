@@ -9,6 +9,8 @@ public enum TargetPhase: String, Sendable, Codable, CaseIterable {
     case healthy = "Healthy"
     case failed = "Failed"
     case removing = "Removing"
+    /// A failed rollout was undone automatically: the stable version runs again, the failed one is held.
+    case rolledBack = "RolledBack"
 }
 
 /// What kind of change a deployment is.

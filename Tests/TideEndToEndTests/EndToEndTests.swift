@@ -248,6 +248,36 @@ struct EndToEndTests {
         #expect(try repo.tide("promote", "api").status == 2)
     }
 
+    @Test("tide rollback writes the revert; automatic rollback with writeBack keeps git in step")
+    func rollback() throws {
+        let repo = try ConfigRepo()
+        _ = try repo.tide("reconcile")
+        try repo.fixture.commit(
+            "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
+        _ = try repo.tide("reconcile")
+        let rollback = try repo.tide("rollback", "web", "--env", "prod", "--reconcile")
+        #expect(rollback.status == 0, "\(rollback.combined)")
+        #expect(rollback.standardOutput.contains("web@prod: deployed 1.1.0 → 1.0.0"))
+        #expect(try repo.fixture.git("log", "-1", "--format=%s") == "Revert \"web 1.1.0\"\n")
+        #expect(try repo.tide("rollback", "api", "--env", "prod").status == 1)
+
+        let auto = ConfigRepo.service("api", "bad").replacingOccurrences(
+            of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
+        try repo.fixture.commit("api bad", files: ["api.yaml": auto])
+        let failed = try repo.tide("reconcile")
+        #expect(failed.status == 1)
+        #expect(failed.standardError.contains("rolled back to 1.0.0 automatically; reverted in git"))
+        #expect(
+            Array(repo.calls().suffix(3)) == [
+                "deploy api@prod bad", "rollback api@prod 1.0.0", "health api@prod 1.0.0",
+            ])
+        #expect(try repo.fixture.git("log", "-1", "--format=%s") == "Revert \"api bad\"\n")
+        let settled = try repo.tide("reconcile")
+        #expect(settled.status == 0, "\(settled.combined)")
+        let status = try repo.tide("status")
+        #expect(status.standardOutput.contains("RolledBack  rolled back"))
+    }
+
     struct Invalid: Sendable, CustomTestStringConvertible {
         var name: String
         var file: String
