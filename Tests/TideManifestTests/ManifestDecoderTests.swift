@@ -156,7 +156,7 @@ struct ManifestDecoderTests {
             name: "field of a later version",
             yaml: "apiVersion: tide/v1\nkind: Service\nmetadata: {name: a}\nspec: {rollback: {automatic: true}}\n",
             line: 4,
-            column: 8, message: "spec.rollback: not supported by this version of tide yet"),
+            column: 8, message: "spec.migrations: not supported by this version of tide yet"),
         BadCase(
             name: "duplicate key",
             yaml:
