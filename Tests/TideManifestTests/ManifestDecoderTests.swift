@@ -154,7 +154,7 @@ struct ManifestDecoderTests {
             line: 4, column: 46, message: "'soon' is not a duration"),
         BadCase(
             name: "field of a later version",
-            yaml: "apiVersion: tide/v1\nkind: Service\nmetadata: {name: a}\nspec: {rollback: {automatic: true}}\n",
+            yaml: "apiVersion: tide/v1\nkind: Service\nmetadata: {name: a}\nspec: {migrations: [add-email]}\n",
             line: 4,
             column: 8, message: "spec.migrations: not supported by this version of tide yet"),
         BadCase(
