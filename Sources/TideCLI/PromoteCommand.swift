@@ -2,25 +2,46 @@ import ArgumentParser
 import Foundation
 import TideEngine
 
+/// `tide promote SERVICE --env E [--full]`: move a rollout past its pause (or to the end).
 /// `tide promote SERVICE --to ENV`: write a version into the config repo as an environment's version.
 struct PromoteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "promote",
-        abstract: "Commit a service's version as its version in an environment (a reviewed, revertable change).")
+        abstract: "Promote a rollout past its pause (--env), or commit a version to an environment (--to).")
 
     @OptionGroup var global: GlobalOptions
 
     @Argument(help: "The service.")
     var service: String
 
-    @Option(name: .long, help: "The environment to promote to.")
-    var to: String
+    @Option(name: .customLong("env"), help: "The environment whose rollout to promote.")
+    var environment: String?
 
-    @Option(name: .long, help: "The version (default: what the service runs in the environments ENV requires).")
+    @Flag(name: .long, help: "With --env: skip every remaining weight and pause.")
+    var full = false
+
+    @Option(name: .long, help: "The environment to commit a version to.")
+    var to: String?
+
+    @Option(name: .long, help: "With --to: the version (default: what the environments ENV requires run).")
     var version: String?
+
+    func validate() throws {
+        guard (environment == nil) != (to == nil) else {
+            throw ValidationError("name either --env (promote a rollout) or --to (commit a version), not both")
+        }
+        if full && environment == nil { throw ValidationError("--full goes with --env") }
+        if version != nil && to == nil { throw ValidationError("--version goes with --to") }
+    }
 
     func run() async throws {
         let reconciler = try global.reconciler()
+        if let environment {
+            try await RolloutControlCommand.apply(
+                .promote(full: full), service: service, environment: environment, reconciler: reconciler)
+            return
+        }
+        let to = to!  // validate() requires --env or --to
         do {
             let promotion = try await reconciler.promote(service: service, to: to, version: version)
             print(
@@ -35,5 +56,81 @@ struct PromoteCommand: AsyncParsableCommand {
         } catch let error as PromotionError {
             throw ReportedFailure(message: "tide: error: \(error)")
         }
+    }
+}
+
+/// `tide pause|resume|abort|retry SERVICE --env E`.
+struct RolloutControlCommand {
+    static func who() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["TIDE_USER"] ?? environment["USER"] ?? "unknown"
+    }
+
+    /// Applies the control, then runs one reconcile pass so the rollout moves right away (abort has already
+    /// moved it).
+    static func apply(
+        _ control: RolloutControl, service: String, environment: String, reconciler: Reconciler
+    ) async throws {
+        do {
+            print(try await reconciler.control(control, service: service, environment: environment, by: who()))
+        } catch let error as ControlError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+        guard control != .pause && control != .abort else { return }
+        let report = try await reconciler.reconcile()
+        for outcome in report.outcomes
+        where outcome.target.service == service && outcome.target.environment == environment {
+            print("\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
+        }
+    }
+}
+
+struct PauseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Hold a rollout where it is.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+
+    func run() async throws {
+        try await RolloutControlCommand.apply(
+            .pause, service: service, environment: environment, reconciler: try global.reconciler())
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a paused rollout go on.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+
+    func run() async throws {
+        try await RolloutControlCommand.apply(
+            .resume, service: service, environment: environment, reconciler: try global.reconciler())
+    }
+}
+
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort", abstract: "Send a rollout's traffic back to stable now and hold its version.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+
+    func run() async throws {
+        try await RolloutControlCommand.apply(
+            .abort, service: service, environment: environment, reconciler: try global.reconciler())
+    }
+}
+
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Try a failed or aborted version again.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+
+    func run() async throws {
+        try await RolloutControlCommand.apply(
+            .retry, service: service, environment: environment, reconciler: try global.reconciler())
     }
 }

@@ -15,12 +15,28 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Flag(
+        name: .long,
+        help: "Keep reconciling, sleeping until the next pause ends or gate opens, until every target is settled.")
+    var watch = false
+
     func run() async throws {
         let reconciler = try global.reconciler()
-        let report = try await reconciler.reconcile(lockTimeout: lockTimeout)
+        var report = try await reconciler.reconcile(lockTimeout: lockTimeout)
+        while watch, let due = report.outcomes.compactMap(\.nextDue).min() {
+            try show(report, final: false)
+            print("next pass at \(iso(due))")
+            try await Task.sleep(for: .milliseconds(Int(max(0.2, due.timeIntervalSinceNow) * 1000) + 50))
+            report = try await reconciler.reconcile(lockTimeout: lockTimeout)
+        }
+        try show(report, final: true)
+    }
+
+    /// Prints a pass; the final one decides the exit status.
+    private func show(_ report: ReconcileReport, final: Bool) throws {
         if json {
             try printJSON(report)
-            if report.hasFailures { throw ReportedFailure() }
+            if final && report.hasFailures { throw ReportedFailure() }
             return
         }
         if !report.rejected.isEmpty {
@@ -38,7 +54,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             case .deployed, .failed, .blocked:
                 versions = "\(outcome.fromVersion ?? "-") → \(outcome.toVersion ?? "-")"
             case .removed: versions = "\(outcome.fromVersion ?? "-") → (removed)"
-            case .waiting: versions = "\(outcome.toVersion ?? "-")"
+            case .waiting, .progressing: versions = "\(outcome.toVersion ?? "-")"
             case .unchanged, .held: continue
             }
             let classification = outcome.classification.map { " [\($0.rawValue)]" } ?? ""
@@ -55,10 +71,12 @@ struct ReconcileCommand: AsyncParsableCommand {
         for outcome in report.outcomes where outcome.result == .held {
             printError("\(outcome.target): held: \(outcome.message ?? "")")
         }
-        let summary = [TargetOutcome.Result.deployed, .removed, .waiting, .failed, .blocked, .held, .unchanged]
-            .compactMap { result in counts[result].map { "\($0) \(result.rawValue)" } }
-            .joined(separator: ", ")
+        let summary = [
+            TargetOutcome.Result.deployed, .progressing, .removed, .waiting, .failed, .blocked, .held, .unchanged,
+        ]
+        .compactMap { result in counts[result].map { "\($0) \(result.rawValue)" } }
+        .joined(separator: ", ")
         print("\(report.applied?.short ?? report.head.short): \(summary.isEmpty ? "no targets" : summary)")
-        if report.hasFailures { throw ReportedFailure() }
+        if final && report.hasFailures { throw ReportedFailure() }
     }
 }

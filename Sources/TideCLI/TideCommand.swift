@@ -11,7 +11,8 @@ public struct TideCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
             HistoryCommand.self, DoraCommand.self, ApproveCommand.self, PromoteCommand.self,
-            ReadinessCommand.self, RollbackCommand.self,
+            ReadinessCommand.self, RollbackCommand.self, PauseCommand.self, ResumeCommand.self, AbortCommand.self,
+            RetryCommand.self,
         ])
 
     public init() {}

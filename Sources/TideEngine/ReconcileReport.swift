@@ -1,3 +1,4 @@
+public import Foundation
 public import TideGit
 public import TideManifest
 public import TideState
@@ -8,6 +9,8 @@ public struct TargetOutcome: Sendable, Hashable, Codable {
         case deployed, removed, failed, unchanged, held, blocked
         /// Gates hold the deployment for now (approval, window, freeze, bake, an upstream environment).
         case waiting
+        /// A rollout under way that continues at a later pass (a timed pause, or a pause until `tide promote`).
+        case progressing
     }
 
     public var target: TargetID
@@ -18,6 +21,8 @@ public struct TargetOutcome: Sendable, Hashable, Codable {
     public var message: String?
     /// How many executor calls this pass made for the target.
     public var executorCalls: Int
+    /// When the target has something to do next by itself (a pause ending, a gate opening).
+    public var nextDue: Date? = nil
 }
 
 /// The result of one reconcile pass.

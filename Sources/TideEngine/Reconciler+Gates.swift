@@ -9,7 +9,7 @@ extension Reconciler {
     /// target records why it waits — once per reason, so a pass that changes nothing writes nothing.
     func waitOrRoll(
         _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
-        settled: [TargetID: Bool]
+        settled: [TargetID: TargetOutcome.Result]
     ) async throws -> TargetOutcome {
         let now = clock.now()
         let version = action.toVersion ?? ""
@@ -45,6 +45,7 @@ extension Reconciler {
         }
         return TargetOutcome(
             target: action.target, result: .waiting, fromVersion: action.fromVersion, toVersion: version,
-            classification: action.classification, message: reason, executorCalls: 0)
+            classification: action.classification, message: reason, executorCalls: 0,
+            nextDue: gates.compactMap(\.until).min())
     }
 }

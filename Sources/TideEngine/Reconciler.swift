@@ -115,7 +115,7 @@ public final class Reconciler: Sendable {
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
         var outcomes: [TargetOutcome] = []
-        var settled: [TargetID: Bool] = [:]  // healthy after this pass?
+        var settled: [TargetID: TargetOutcome.Result] = [:]  // healthy after this pass?
         for action in plan.actions {
             let outcome: TargetOutcome
             switch action.kind {
@@ -136,7 +136,7 @@ public final class Reconciler: Sendable {
             case .remove:
                 outcome = try await remove(action, live: liveByID[action.target]!, desired: desired, revision: revision)
             }
-            settled[action.target] = outcome.result == .unchanged || outcome.result == .deployed
+            settled[action.target] = outcome.result
             outcomes.append(outcome)
         }
         var report = ReconcileReport(
@@ -148,17 +148,22 @@ public final class Reconciler: Sendable {
     /// Rolls a deploy or resume action out, unless a same-environment dependency is not healthy.
     func deploy(
         _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
-        settled: [TargetID: Bool]
+        settled: [TargetID: TargetOutcome.Result]
     ) async throws -> TargetOutcome {
-        let waitingFor = action.dependsOn.compactMap { dependency -> String? in
+        // A dependency that failed blocks (a failure to report); one still rolling out or waiting at a gate only
+        // makes this wait.
+        let unsettled = action.dependsOn.compactMap { dependency -> (TargetID, TargetOutcome.Result)? in
             let id = TargetID(service: dependency, environment: action.target.environment)
-            return settled[id] == false ? id.description : nil
+            guard let result = settled[id], result != .unchanged, result != .deployed else { return nil }
+            return (id, result)
         }
-        guard waitingFor.isEmpty else {
+        if !unsettled.isEmpty {
+            let failed = unsettled.contains { [.failed, .blocked, .held].contains($0.1) }
             return TargetOutcome(
-                target: action.target, result: .blocked, fromVersion: action.fromVersion,
+                target: action.target, result: failed ? .blocked : .waiting, fromVersion: action.fromVersion,
                 toVersion: action.toVersion, classification: action.classification,
-                message: "waiting for \(waitingFor.joined(separator: ", ")) to be healthy", executorCalls: 0)
+                message: "waiting for \(unsettled.map(\.0.description).joined(separator: ", ")) to be healthy",
+                executorCalls: 0)
         }
         // desired.target(...) exists: the planner made this action from it.
         let target = desired.target(action.target)!
@@ -167,8 +172,31 @@ public final class Reconciler: Sendable {
 
     // MARK: - Rollout (recreate)
 
-    /// The steps of the recreate strategy: stop old and start new, then check health.
-    static let recreateSteps: [ExecutorAction] = [.deploy, .health]
+    /// One step of a rollout.
+    enum RolloutStep: Equatable {
+        /// An executor action, with the candidate's share of traffic.
+        case action(ExecutorAction, weight: Int)
+        /// Wait this many seconds, or (nil) until `tide promote`.
+        case pause(Double?)
+    }
+
+    /// Recreate: stop old and start new, then check health. Canary: start the candidate beside stable with no
+    /// traffic and check it, walk the manifest's weights and pauses, then promote it and check again.
+    static func steps(for strategy: StrategySpec) -> [RolloutStep] {
+        switch strategy.type {
+        case .recreate:
+            return [.action(.deploy, weight: 100), .action(.health, weight: 100)]
+        case .canary:
+            let walk = strategy.steps.map { step -> RolloutStep in
+                switch step {
+                case .setWeight(let weight): .action(.setWeight, weight: weight)
+                case .pause(let seconds): .pause(seconds)
+                }
+            }
+            return [.action(.deploy, weight: 0), .action(.health, weight: 0)] + walk
+                + [.action(.promote, weight: 100), .action(.health, weight: 100)]
+        }
+    }
 
     private func roll(
         _ action: PlannedAction, target: DesiredTarget, live: LiveTarget?, desired: DesiredState, revision: ObjectID
@@ -211,10 +239,60 @@ public final class Reconciler: Sendable {
         }
 
         var calls = 0
-        let steps = Self.recreateSteps
+        var strategy = desired.services[target.id.service]?.strategy ?? StrategySpec()
+        // With nothing running yet there is no stable side to compare with: a first deployment goes straight to
+        // 100 %, as Argo Rollouts does.
+        if rollout.previousVersion == nil { strategy = StrategySpec() }
+        let steps = Self.steps(for: strategy)
         while rollout.step < steps.count {
             let step = rollout.step
-            let name = steps[step]
+            if rollout.paused {
+                return TargetOutcome(
+                    target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
+                    toVersion: rollout.version, classification: rollout.classification,
+                    message:
+                        "paused at step \(step + 1)/\(steps.count) (weight \(rollout.weight)); tide resume continues",
+                    executorCalls: calls)
+            }
+            let name: ExecutorAction
+            let weight: Int
+            switch steps[step] {
+            case .pause(let seconds):
+                let now = clock.now()
+                let due = seconds.map { rollout.stepStartedAt.addingTimeInterval($0) }
+                if !rollout.full && (due == nil || now < due!) {  // due is nil only for an open-ended pause
+                    return TargetOutcome(
+                        target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
+                        toVersion: rollout.version, classification: rollout.classification,
+                        message: due.map {
+                            "weight \(rollout.weight), pausing until \(GateEvaluator.format($0))"
+                        }
+                            ?? "weight \(rollout.weight), paused until tide promote \(target.id.service) --env \(target.id.environment)",
+                        executorCalls: calls, nextDue: due)
+                }
+                rollout.step = step + 1
+                rollout.stepStartedAt = now
+                state.rollout = rollout
+                state.updatedAt = now
+                try await store.apply(
+                    StateWrite(
+                        targets: [state],
+                        events: [
+                            Event(
+                                time: now, kind: .stepSucceeded, target: target.id, revision: rollout.revision,
+                                version: rollout.version,
+                                message: "step \(step + 1)/\(steps.count): pause "
+                                    + (rollout.full ? "skipped (promote --full)" : "done"))
+                        ]))
+                continue
+            case .action(let action, let actionWeight):
+                if rollout.full && action == .setWeight {
+                    rollout.step = step + 1
+                    continue
+                }
+                name = action
+                weight = actionWeight
+            }
             let actionID =
                 "\(target.id.service).\(target.id.environment).\(rollout.revision.short).\(step)-\(name.rawValue)"
             let startedAt = clock.now()
@@ -223,7 +301,9 @@ public final class Reconciler: Sendable {
                     events: [
                         Event(
                             time: startedAt, kind: .stepStarted, target: target.id, revision: rollout.revision,
-                            version: rollout.version, message: "step \(step + 1)/\(steps.count): \(name.rawValue)",
+                            version: rollout.version,
+                            message: "step \(step + 1)/\(steps.count): \(name.rawValue)"
+                                + (name == .setWeight ? " \(weight)%" : ""),
                             details: .object(["actionId": .string(actionID)]))
                     ],
                     actions: [
@@ -233,7 +313,7 @@ public final class Reconciler: Sendable {
                     ]))
             let request = ActionRequest(
                 action: name, service: target.id.service, environment: target.id.environment,
-                version: rollout.version, previousVersion: rollout.previousVersion, weight: 100,
+                version: rollout.version, previousVersion: rollout.previousVersion, weight: weight,
                 revision: rollout.revision.hex, actionID: actionID, config: rollout.config)
             let result = await executor.perform(request)
             calls += 1
@@ -275,8 +355,10 @@ public final class Reconciler: Sendable {
                             failedDeployment(
                                 target: target.id, rollout: rollout, desired: desired, at: finishedAt, message: message)
                         ]))
-                if let service = desired.services[target.id.service], service.rollback.automatic,
-                    let stable = rollout.previousVersion
+                // A canary's stable version never stopped: traffic always goes back to it. A recreate rolls back
+                // only when asked to.
+                if let service = desired.services[target.id.service],
+                    service.rollback.automatic || service.strategy.type == .canary, let stable = rollout.previousVersion
                 {
                     return try await rollBack(
                         target: target, to: stable, after: rollout, state: state, reason: message,
@@ -290,6 +372,7 @@ public final class Reconciler: Sendable {
 
             rollout.step = step + 1
             rollout.stepStartedAt = finishedAt
+            if name == .deploy || name == .setWeight || name == .promote { rollout.weight = weight }
             state.rollout = rollout
             state.updatedAt = finishedAt
             try await store.apply(

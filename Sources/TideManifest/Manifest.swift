@@ -106,12 +106,23 @@ public struct EnvironmentManifest: Sendable, Hashable {
 public struct StrategySpec: Sendable, Hashable {
     public enum StrategyType: String, Sendable, Hashable, Codable {
         case recreate
+        case canary
+    }
+
+    /// One step of a canary.
+    public enum Step: Sendable, Hashable, Codable {
+        /// Send this share (0–100) of traffic to the candidate.
+        case setWeight(Int)
+        /// Wait this many seconds, or (nil) until `tide promote`.
+        case pause(Double?)
     }
 
     public var type: StrategyType
+    public var steps: [Step]
 
-    public init(type: StrategyType = .recreate) {
+    public init(type: StrategyType = .recreate, steps: [Step] = []) {
         self.type = type
+        self.steps = steps
     }
 }
 

@@ -442,15 +442,25 @@ extension NodeReader {
         }
 
         var strategy = StrategySpec()
-        if let node = f["strategy"]?.value, let g = fields(node, "spec.strategy", allowed: ["type"], owner: owner),
+        if let node = f["strategy"]?.value,
+            let g = fields(node, "spec.strategy", allowed: ["type", "steps"], owner: owner),
             let typeNode = g["type"]?.value, let text = string(typeNode, "spec.strategy.type", owner: owner)
         {
             if let type = StrategySpec.StrategyType(rawValue: text) {
                 strategy.type = type
-            } else if ["rolling", "blue-green", "canary", "shadow", "ab"].contains(text) {
+            } else if ["rolling", "blue-green", "shadow", "ab"].contains(text) {
                 error(typeNode, "\(owner)spec.strategy.type: '\(text)' is not supported by this version of tide yet")
             } else {
-                error(typeNode, "\(owner)spec.strategy.type: unknown strategy '\(text)'; expected recreate")
+                error(typeNode, "\(owner)spec.strategy.type: unknown strategy '\(text)'; expected recreate or canary")
+            }
+            if let stepsNode = g["steps"]?.value {
+                if strategy.type != .canary {
+                    error(stepsNode, "\(owner)spec.strategy.steps: only a canary has steps")
+                } else {
+                    strategy.steps = canarySteps(stepsNode, owner: owner)
+                }
+            } else if strategy.type == .canary {
+                error(node, "\(owner)spec.strategy: a canary needs steps (setWeight, pause)")
             }
         }
 
@@ -484,6 +494,62 @@ extension NodeReader {
         manifest.hotfix = hotfix
         manifest.rollback = rollback
         return manifest
+    }
+
+    mutating func canarySteps(_ node: Node, owner: String) -> [StrategySpec.Step] {
+        guard case .sequence(let items) = node else {
+            error(node, "\(owner)spec.strategy.steps: expected a list, found \(describe(node))")
+            return []
+        }
+        var steps: [StrategySpec.Step] = []
+        var lastWeight = 0
+        for (index, item) in items.enumerated() {
+            let path = "spec.strategy.steps[\(index)]"
+            guard case .mapping(let mapping) = item, mapping.count == 1, let (key, value) = mapping.first,
+                let name = key.string
+            else {
+                error(item, "\(owner)\(path): each step is one of setWeight: N or pause: DURATION")
+                continue
+            }
+            switch name {
+            case "setWeight":
+                guard let text = string(value, "\(path).setWeight", owner: owner), let weight = Int(text),
+                    (0...100).contains(weight)
+                else {
+                    if case .scalar = value {
+                        error(value, "\(owner)\(path).setWeight: expected a whole number from 0 to 100")
+                    }
+                    continue
+                }
+                if weight < lastWeight {
+                    error(value, "\(owner)\(path).setWeight: \(weight) is below the previous step's \(lastWeight)")
+                }
+                lastWeight = weight
+                steps.append(.setWeight(weight))
+            case "pause":
+                if case .scalar = value, value.tagName == .null {
+                    steps.append(.pause(nil))
+                } else if case .mapping(let pause) = value {
+                    if pause.count == 0 {
+                        steps.append(.pause(nil))
+                    } else if let f = fields(value, "\(path).pause", allowed: ["duration"], owner: owner),
+                        let durationNode = f["duration"]?.value,
+                        let seconds = duration(durationNode, "\(path).pause.duration", owner: owner)
+                    {
+                        steps.append(.pause(seconds))
+                    }
+                } else if let seconds = duration(value, "\(path).pause", owner: owner) {
+                    steps.append(.pause(seconds))
+                }
+            case "analysis":
+                error(key, "\(owner)\(path).analysis: not supported by this version of tide yet (analysis)")
+            default:
+                let hint = closest(name, in: ["setWeight", "pause"]).map { "; did you mean '\($0)'?" } ?? ""
+                error(key, "\(owner)\(path): unknown step '\(name)'\(hint)")
+            }
+        }
+        if items.isEmpty { error(node, "\(owner)spec.strategy.steps: list at least one step") }
+        return steps
     }
 
     mutating func version(_ node: Node, _ path: String, owner: String) -> String? {

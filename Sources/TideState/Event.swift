@@ -20,6 +20,11 @@ public struct Event: Sendable, Codable, Hashable {
         case promotionCommitted = "promotion.committed"
         case deploymentRolledBack = "deployment.rolled-back"
         case revertCommitted = "revert.committed"
+        case rolloutPaused = "rollout.paused"
+        case rolloutResumed = "rollout.resumed"
+        case rolloutPromoted = "rollout.promoted"
+        case rolloutAborted = "rollout.aborted"
+        case rolloutRetried = "rollout.retried"
         case reconcileError = "reconcile.error"
     }
 

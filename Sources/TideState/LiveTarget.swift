@@ -58,6 +58,12 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var revertedCommit: ObjectID?
     /// Index of the next step to run.
     public var step: Int
+    /// Share of traffic the candidate has (canary).
+    public var weight: Int = 0
+    /// Held by `tide pause` until `tide resume`.
+    public var paused: Bool = false
+    /// `tide promote --full`: skip the remaining weights and pauses.
+    public var full: Bool = false
     public var startedAt: Date
     public var stepStartedAt: Date
 

@@ -401,3 +401,150 @@ struct AutomaticRollbackTests {
         }
     }
 }
+
+@Suite("TideEngine: canary rollouts, one pass at a time")
+struct CanaryTests {
+    static func canary(_ version: String) -> String {
+        serviceYAML("payments", version: version).replacingOccurrences(
+            of: "  executor: local\n",
+            with: """
+                  executor: local
+                  strategy:
+                    type: canary
+                    steps:
+                      - setWeight: 10
+                      - pause: 10m
+                      - setWeight: 50
+                      - pause: {}
+
+                """)
+    }
+
+    func calls(_ h: Harness) -> [String] {
+        h.executor.requests.filter { $0.service == "payments" }.map {
+            "\($0.action.rawValue) \($0.version) \($0.weight)"
+        }
+    }
+
+    func started() async throws -> Harness {
+        let h = try Harness()
+        try h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
+        _ = try await h.pass()
+        try h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.canary("2.1.0")])
+        return h
+    }
+
+    @Test("a first deployment has no stable side: it goes straight to 100 %")
+    func firstDeployment() async throws {
+        let h = try Harness()
+        try h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
+        _ = try await h.pass()
+        #expect(calls(h) == ["deploy 2.0.0 100", "health 2.0.0 100"])
+    }
+
+    @Test("weights and pauses advance with the clock; an open-ended pause waits for promote")
+    func walk() async throws {
+        let h = try await started()
+        var report = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10"])
+        let first = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(first.result == .progressing)
+        #expect(first.nextDue == h.clock.now().addingTimeInterval(600))
+        #expect(report.outcomes.first { $0.target.service == "checkout" }?.result == .unchanged)
+        #expect(!report.hasFailures)
+        #expect(await h.live("payments")?.rollout?.weight == 10)
+
+        h.clock.advance(by: 240)  // pass() adds 60 s: 5 minutes in
+        report = try await h.pass()
+        #expect(calls(h).isEmpty)
+
+        h.clock.advance(by: 240)  // 10 minutes in
+        report = try await h.pass()
+        #expect(calls(h) == ["set-weight 2.1.0 50"])
+        #expect(report.outcomes.first?.message == "weight 50, paused until tide promote payments --env prod")
+        #expect(report.outcomes.first?.nextDue == nil)
+
+        h.clock.advance(by: 86_400)
+        _ = try await h.pass()
+        #expect(calls(h).isEmpty, "an open-ended pause does not time out")
+
+        let said = try await h.reconciler.control(
+            .promote(full: false), service: "payments", environment: "prod", by: "dana")
+        #expect(said.contains("promoted past the pause"))
+        report = try await h.pass()
+        #expect(
+            calls(h).filter { $0.hasPrefix("promote") || $0.hasPrefix("health 2.1.0 100") } == [
+                "promote 2.1.0 100", "health 2.1.0 100",
+            ])
+        #expect(await h.live("payments")?.version == "2.1.0")
+        #expect(await h.live("payments")?.phase == .healthy)
+    }
+
+    @Test("promote --full skips the remaining weights and pauses")
+    func promoteFull() async throws {
+        let h = try await started()
+        _ = try await h.pass()
+        _ = try await h.reconciler.control(.promote(full: true), service: "payments", environment: "prod", by: "dana")
+        _ = try await h.pass()
+        #expect(calls(h) == ["promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(await h.live("payments")?.version == "2.1.0")
+    }
+
+    @Test("pause holds a timed pause past its end; resume lets it go on")
+    func pauseResume() async throws {
+        let h = try await started()
+        _ = try await h.pass()
+        _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
+        h.clock.advance(by: 3600)
+        let held = try await h.pass()
+        #expect(calls(h).isEmpty)
+        #expect(held.outcomes.first?.message?.contains("tide resume continues") == true)
+        _ = try await h.reconciler.control(.resume, service: "payments", environment: "prod", by: "dana")
+        _ = try await h.pass()
+        #expect(calls(h) == ["set-weight 2.1.0 50"])
+    }
+
+    @Test("abort sends traffic back to stable and holds the version; retry tries it again")
+    func abortRetry() async throws {
+        let h = try await started()
+        _ = try await h.pass()
+        h.executor.reset()
+        let said = try await h.reconciler.control(.abort, service: "payments", environment: "prod", by: "dana")
+        #expect(said.contains("rolled back to 2.0.0"))
+        #expect(calls(h) == ["rollback 2.0.0 100", "health 2.0.0 100"])
+        let payments = try #require(await h.live("payments"))
+        #expect(payments.phase == .rolledBack)
+        #expect(payments.version == "2.0.0")
+        #expect(payments.failed?.message == "aborted by dana")
+        _ = try await h.pass()
+        #expect(calls(h).isEmpty, "held after abort")
+        _ = try await h.reconciler.control(.retry, service: "payments", environment: "prod", by: "dana")
+        _ = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10"])
+        await #expect(throws: ControlError.self) {
+            try await h.reconciler.control(.retry, service: "checkout", environment: "prod", by: "dana")
+        }
+    }
+
+    @Test("a failing step in a canary returns traffic to stable")
+    func failure() async throws {
+        let h = try await started()
+        h.executor.fail(when: { $0.action == .setWeight && $0.weight == 10 })
+        let report = try await h.pass()
+        #expect(
+            calls(h) == [
+                "deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10", "rollback 2.0.0 100", "health 2.0.0 100",
+            ])
+        #expect(report.hasFailures)
+        #expect(await h.live("payments")?.phase == .rolledBack)
+    }
+
+    @Test("a newer commit pre-empts a paused canary")
+    func preempt() async throws {
+        let h = try await started()
+        _ = try await h.pass()
+        try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
+        _ = try await h.pass()
+        #expect(calls(h) == ["deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10"])
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import TideExecutors
+import TideGit
+import TideManifest
+import TideState
+
+/// What a person can do to a rollout, with the meaning kubectl-argo-rollouts gives these words.
+public enum RolloutControl: Sendable, Equatable {
+    /// Hold the rollout where it is.
+    case pause
+    /// Let a paused rollout go on.
+    case resume
+    /// Go past the current pause (`full`: skip every remaining weight and pause, and promote).
+    case promote(full: Bool)
+    /// Send all traffic back to stable now; the version is held like a failed one.
+    case abort
+    /// Forget that the desired version failed here, so the next pass tries it again.
+    case retry
+}
+
+/// Why a control cannot be applied.
+public struct ControlError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+extension Reconciler {
+    /// Applies a control to a target under the state lock; returns what happened, in words.
+    public func control(
+        _ control: RolloutControl, service: String, environment: String, by who: String
+    ) async throws -> String {
+        try await store.withExclusiveLock(timeout: 60) {
+            try await controlLocked(control, id: TargetID(service: service, environment: environment), by: who)
+        }
+    }
+
+    private func controlLocked(_ control: RolloutControl, id: TargetID, by who: String) async throws -> String {
+        guard var state = try await store.liveTarget(id) else {
+            throw ControlError(description: "\(id) runs nothing yet")
+        }
+        let now = clock.now()
+        func event(_ kind: Event.Kind, _ message: String) -> Event {
+            Event(
+                time: now, kind: kind, target: id, revision: state.rollout?.revision, version: state.rollout?.version,
+                message: "\(message) (by \(who))", details: .object(["by": .string(who)]))
+        }
+        switch control {
+        case .retry:
+            guard let failed = state.failed, state.phase == .failed || state.phase == .rolledBack else {
+                throw ControlError(description: "\(id) has no failed version to retry")
+            }
+            state.failed = nil
+            state.phase = state.version == nil ? .pending : .healthy
+            state.updatedAt = now
+            try await store.apply(
+                StateWrite(targets: [state], events: [event(.rolloutRetried, "retry \(failed.version)")]))
+            return "\(id): \(failed.version) will be tried again at the next pass"
+        case .abort:
+            guard let rollout = state.rollout, state.phase == .progressing else {
+                throw ControlError(description: "\(id) has no rollout in progress to abort")
+            }
+            guard let stable = rollout.previousVersion else {
+                throw ControlError(description: "\(id) has no stable version to go back to (first deployment)")
+            }
+            let resolution = try await resolve(record: false)
+            let desired = try resolution.desired ?? { throw ControlError(description: "no valid desired state") }()
+            guard let target = desired.target(id), let manifest = desired.executors[target.executor],
+                let service = desired.services[id.service]
+            else { throw ControlError(description: "\(id) is not in desired state any more") }
+            let message = "aborted by \(who)"
+            state.phase = .failed
+            state.rollout = nil
+            state.failed = FailedAttempt(
+                version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
+                message: message, at: now)
+            try await store.apply(
+                StateWrite(
+                    events: [event(.rolloutAborted, "abort \(rollout.version) at weight \(rollout.weight)")],
+                    deployments: [
+                        failedDeployment(target: id, rollout: rollout, desired: desired, at: now, message: message)
+                    ]
+                ))
+            var spec = service.rollback
+            spec.automatic = true
+            let outcome = try await rollBack(
+                target: target, to: stable, after: rollout, state: state, reason: message, spec: spec,
+                executor: try executors.makeExecutor(for: manifest), calls: 0)
+            return "\(id): \(outcome.message ?? message)"
+        case .pause, .resume, .promote:
+            guard var rollout = state.rollout, state.phase == .progressing else {
+                throw ControlError(description: "\(id) has no rollout in progress")
+            }
+            var kind = Event.Kind.rolloutPaused
+            var words = ""
+            switch control {
+            case .pause:
+                rollout.paused = true
+                words = "paused at step \(rollout.step + 1), weight \(rollout.weight)"
+            case .resume:
+                guard rollout.paused else { throw ControlError(description: "\(id) is not paused") }
+                rollout.paused = false
+                kind = .rolloutResumed
+                words = "resumed"
+            case .promote(let full):
+                kind = .rolloutPromoted
+                rollout.paused = false
+                if full {
+                    rollout.full = true
+                    words = "promoted fully: remaining weights and pauses skipped"
+                } else {
+                    let resolution = try await resolve(record: false)
+                    let declared = resolution.desired?.services[id.service]?.strategy ?? StrategySpec()
+                    let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
+                    let steps = Self.steps(for: strategy)
+                    guard rollout.step < steps.count, case .pause = steps[rollout.step] else {
+                        throw ControlError(
+                            description:
+                                "\(id) is not at a pause (step \(rollout.step + 1)); promote --full skips the rest")
+                    }
+                    rollout.step += 1
+                    rollout.stepStartedAt = now
+                    words = "promoted past the pause at step \(rollout.step)"
+                }
+            default:
+                break
+            }
+            state.rollout = rollout
+            state.updatedAt = now
+            try await store.apply(StateWrite(targets: [state], events: [event(kind, words)]))
+            return "\(id): \(words)"
+        }
+    }
+}
