@@ -28,6 +28,7 @@ struct HistoryCommand: AsyncParsableCommand {
     static let summaryKinds: [Event.Kind] = [
         .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
         .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
+        .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried,
     ]
 
     struct EventOutput: Encodable {

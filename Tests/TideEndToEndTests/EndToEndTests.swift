@@ -278,6 +278,41 @@ struct EndToEndTests {
         #expect(status.standardOutput.contains("RolledBack  rolled back"))
     }
 
+    @Test("a canary through the CLI: reconcile --watch sleeps through a timed pause, promote --env ends it")
+    func canary() throws {
+        let repo = try ConfigRepo()
+        _ = try repo.tide("reconcile")
+        let canary = { (version: String) in
+            ConfigRepo.service("api", version).replacingOccurrences(
+                of: "  executor: script\n",
+                with:
+                    "  executor: script\n  strategy: {type: canary, steps: [{setWeight: 20}, {pause: 1s}, {setWeight: 60}, {pause: {}}]}\n"
+            )
+        }
+        try repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0")])
+        _ = try repo.tide("reconcile")
+        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
+        let watched = try repo.tide("reconcile", "--watch")
+        #expect(watched.status == 0, "\(watched.combined)")
+        #expect(watched.standardOutput.contains("next pass at"))
+        #expect(
+            watched.standardOutput.contains(
+                "api@prod: progressing 2.0.0 [FEATURE]: weight 60, paused until tide promote api --env prod"))
+        let status = try repo.tide("status", "--json")
+        let api = ((try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]])?.first {
+            $0["service"] as? String == "api"
+        }
+        #expect(api?["state"] as? String == "in progress")
+        #expect((api?["rollout"] as? [String: Any])?["weight"] as? Int == 60)
+
+        let promoted = try repo.tide("promote", "api", "--env", "prod")
+        #expect(promoted.status == 0, "\(promoted.combined)")
+        #expect(promoted.standardOutput.contains("api@prod: deployed"))
+        #expect(Array(repo.calls().suffix(2)) == ["promote api@prod 2.0.0", "health api@prod 2.0.0"])
+        #expect(try repo.tide("pause", "api", "--env", "prod").status == 1)
+        #expect(try repo.tide("promote", "api", "--env", "prod", "--to", "prod").status == 2)
+    }
+
     struct Invalid: Sendable, CustomTestStringConvertible {
         var name: String
         var file: String
