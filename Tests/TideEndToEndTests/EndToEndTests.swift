@@ -25,6 +25,12 @@ struct ConfigRepo {
               slow) sleep 30 ;;
               hold) while [ ! -f "$LOG.release" ]; do sleep 0.05; done ;;
             esac
+            if [ "$TIDE_ACTION" = set-weight ] && [ -f "$LOG.hold-weights" ]; then
+              while [ ! -f "$LOG.release" ]; do sleep 0.05; done
+            fi
+            case "$TIDE_VERSION" in
+              never) exit 9 ;;
+            esac
             exit 0
 
             """.utf8
@@ -311,6 +317,58 @@ struct EndToEndTests {
         #expect(Array(repo.calls().suffix(2)) == ["promote api@prod 2.0.0", "health api@prod 2.0.0"])
         #expect(try repo.tide("pause", "api", "--env", "prod").status == 1)
         #expect(try repo.tide("promote", "api", "--env", "prod", "--to", "prod").status == 2)
+    }
+
+    @Test("kill -9 in the middle of a canary, then a restart: no completed step runs twice")
+    func killNine() async throws {
+        let repo = try ConfigRepo()
+        let canary = { (version: String) in
+            ConfigRepo.service("api", version).replacingOccurrences(
+                of: "  executor: script\n",
+                with: "  executor: script\n  strategy: {type: canary, steps: [{setWeight: 25}, {setWeight: 75}]}\n")
+        }
+        // A long executor timeout: the held step must still be running when the kill comes, however slow the
+        // machine is.
+        let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "timeout: 2s", with: "timeout: 120s")
+        try repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0"), "base.yaml": base])
+        _ = try repo.tide("reconcile")
+        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
+        try Data().write(to: URL(fileURLWithPath: repo.log + ".hold-weights"))
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TideBinary.path)
+        process.arguments = ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        for _ in 0..<600 where !repo.calls().contains("set-weight api@prod 2.0.0") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal)
+        try Data().write(to: URL(fileURLWithPath: repo.log + ".release"))
+        try FileManager.default.removeItem(atPath: repo.log + ".hold-weights")
+
+        let restarted = try repo.tide("reconcile")
+        #expect(restarted.status == 0, "\(restarted.combined)")
+        let lines = ((try? String(contentsOfFile: repo.log, encoding: .utf8)) ?? "").split(separator: "\n")
+            .filter { $0.contains("2.0.0") }.map(String.init)
+        let actions = lines.map { $0.split(separator: " ").first.map(String.init) ?? "" }
+        #expect(actions == ["deploy", "health", "set-weight", "set-weight", "set-weight", "promote", "health"])
+        // The interrupted step ran again with the same idempotency key; deploy and health did not run again.
+        let weightIDs = lines.filter { $0.hasPrefix("set-weight") }.map {
+            $0.split(separator: " ").last.map(String.init) ?? ""
+        }
+        #expect(weightIDs[0] == weightIDs[1])
+        #expect(weightIDs[1] != weightIDs[2])
+        let status = try repo.tide("status", "--json")
+        let api = ((try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]])?.first {
+            $0["service"] as? String == "api"
+        }
+        #expect(api?["version"] as? String == "2.0.0")
+        #expect(api?["phase"] as? String == "Healthy")
     }
 
     struct Invalid: Sendable, CustomTestStringConvertible {
