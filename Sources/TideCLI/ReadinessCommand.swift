@@ -62,14 +62,24 @@ struct ReadinessCommand: AsyncParsableCommand {
         let live = try await reconciler.store.liveTarget(id)
         var checks: [Check] = []
         let strategy = desired.services[service]?.strategy.type.rawValue ?? "recreate"
-        checks.append(
-            env.production
-                ? Check(
+        let analysisNames =
+            desired.services[service]?.strategy.steps.compactMap { step -> String? in
+                if case .analysis(let name) = step { name } else { nil }
+            } ?? []
+        if !env.production {
+            checks.append(
+                Check(name: "analysis defined for production", pass: true, detail: "not a production environment"))
+        } else if analysisNames.isEmpty {
+            checks.append(
+                Check(
                     name: "analysis defined for production", pass: false,
-                    detail:
-                        "the \(strategy) strategy has no analysis steps; a progressive strategy with analysis is needed"
-                )
-                : Check(name: "analysis defined for production", pass: true, detail: "not a production environment"))
+                    detail: "the \(strategy) strategy has no analysis step"))
+        } else {
+            checks.append(
+                Check(
+                    name: "analysis defined for production", pass: true,
+                    detail: "analysis \(analysisNames.joined(separator: ", "))"))
+        }
         let previous = try await reconciler.store.deployments(DeploymentQuery(target: id, limit: 50))
             .first { $0.succeeded && $0.version != target.version }
         checks.append(

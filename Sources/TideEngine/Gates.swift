@@ -152,9 +152,20 @@ public struct GateEvaluator: Sendable {
                         reason: "policy \(name) requires at least a \(minimum) strategy here; "
                             + "\(target.service) uses \(strategy)"))
             }
+            if rule.requireAnalysis && !Self.hasAnalysis(desired.services[target.service]?.strategy) {
+                gates.append(
+                    Gate(
+                        kind: .policy,
+                        reason: "policy \(name) requires an analysis step here; \(target.service)'s strategy has none"))
+            }
             if let closed = windowGate(rule.windows, "the windows of policy \(name)") { gates.append(closed) }
         }
         return gates
+    }
+
+    /// Whether a strategy has an analysis step.
+    public static func hasAnalysis(_ strategy: StrategySpec?) -> Bool {
+        strategy?.steps.contains { if case .analysis = $0 { true } else { false } } ?? false
     }
 
     /// A window gate when `windows` exist and none is open now, saying when the next one opens.

@@ -178,6 +178,8 @@ public final class Reconciler: Sendable {
         case action(ExecutorAction, weight: Int)
         /// Wait this many seconds, or (nil) until `tide promote`.
         case pause(Double?)
+        /// Run the named Analysis.
+        case analysis(String)
     }
 
     /// Recreate: stop old and start new, then check health. Canary: start the candidate beside stable with no
@@ -191,6 +193,7 @@ public final class Reconciler: Sendable {
                 switch step {
                 case .setWeight(let weight): .action(.setWeight, weight: weight)
                 case .pause(let seconds): .pause(seconds)
+                case .analysis(let name): .analysis(name)
                 }
             }
             return [.action(.deploy, weight: 0), .action(.health, weight: 0)] + walk
@@ -285,6 +288,64 @@ public final class Reconciler: Sendable {
                                     + (rollout.full ? "skipped (promote --full)" : "done"))
                         ]))
                 continue
+            case .analysis(let name):
+                if rollout.full {
+                    rollout.step = step + 1
+                    rollout.analysis = nil
+                    continue
+                }
+                let (verdict, measured) = try await analyse(
+                    name, step: step, rollout: &rollout, target: target, desired: desired)
+                calls += measured
+                state.rollout = rollout
+                state.updatedAt = clock.now()
+                switch verdict {
+                case .wait(let due, let summary):
+                    try await store.apply(StateWrite(targets: [state]))
+                    return TargetOutcome(
+                        target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
+                        toVersion: rollout.version, classification: rollout.classification,
+                        message: "weight \(rollout.weight), analysis \(name): \(summary); next measurement at "
+                            + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
+                case .inconclusive(let summary):
+                    rollout.paused = true
+                    state.rollout = rollout
+                    try await store.apply(
+                        StateWrite(
+                            targets: [state],
+                            events: [
+                                Event(
+                                    time: clock.now(), kind: .rolloutPaused, target: target.id,
+                                    revision: rollout.revision, version: rollout.version,
+                                    message: "analysis \(name) inconclusive (\(summary)); paused for a person: "
+                                        + "tide resume, promote or abort")
+                            ]))
+                    return TargetOutcome(
+                        target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
+                        toVersion: rollout.version, classification: rollout.classification,
+                        message: "analysis \(name) inconclusive (\(summary)); paused: tide resume, promote or abort",
+                        executorCalls: calls)
+                case .failed(let summary):
+                    return try await failRollout(
+                        target: target, rollout: rollout, state: state, desired: desired,
+                        message: "analysis \(name) failed: \(summary)", details: ["analysis": .string(name)],
+                        action: nil, executor: executor, calls: calls)
+                case .passed(let summary):
+                    rollout.step = step + 1
+                    rollout.stepStartedAt = clock.now()
+                    rollout.analysis = nil
+                    state.rollout = rollout
+                    try await store.apply(
+                        StateWrite(
+                            targets: [state],
+                            events: [
+                                Event(
+                                    time: clock.now(), kind: .stepSucceeded, target: target.id,
+                                    revision: rollout.revision, version: rollout.version,
+                                    message: "step \(step + 1)/\(steps.count): analysis \(name) passed (\(summary))")
+                            ]))
+                    continue
+                }
             case .action(let action, let actionWeight):
                 if rollout.full && action == .setWeight {
                     rollout.step = step + 1
@@ -325,49 +386,13 @@ public final class Reconciler: Sendable {
 
             guard result.succeeded else {
                 details["outcome"] = .string(result.summary)
-                let message = "\(name.rawValue) of \(rollout.version) \(result.summary)"
-                state.phase = .failed
-                state.rollout = nil
-                state.failed = FailedAttempt(
-                    version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
-                    message: message, at: finishedAt)
-                state.updatedAt = finishedAt
-                try await store.apply(
-                    StateWrite(
-                        targets: [state],
-                        events: [
-                            Event(
-                                time: finishedAt, kind: .stepFailed, target: target.id, revision: rollout.revision,
-                                version: rollout.version, message: message, details: .object(details)),
-                            Event(
-                                time: finishedAt, kind: .deploymentFailed, target: target.id,
-                                revision: rollout.revision, version: rollout.version,
-                                previousVersion: rollout.previousVersion, classification: rollout.classification,
-                                message: message,
-                                details: .object(["deploymentId": .string(Self.deploymentID(target.id, rollout))])),
-                        ],
-                        actions: [
-                            ActionRecord(
-                                id: actionID, target: target.id, action: name.rawValue, status: .failed,
-                                startedAt: startedAt, finishedAt: finishedAt, message: result.summary)
-                        ],
-                        deployments: [
-                            failedDeployment(
-                                target: target.id, rollout: rollout, desired: desired, at: finishedAt, message: message)
-                        ]))
-                // A canary's stable version never stopped: traffic always goes back to it. A recreate rolls back
-                // only when asked to.
-                if let service = desired.services[target.id.service],
-                    service.rollback.automatic || service.strategy.type == .canary, let stable = rollout.previousVersion
-                {
-                    return try await rollBack(
-                        target: target, to: stable, after: rollout, state: state, reason: message,
-                        spec: service.rollback, executor: executor, calls: calls)
-                }
-                return TargetOutcome(
-                    target: target.id, result: .failed, fromVersion: rollout.previousVersion,
-                    toVersion: rollout.version, classification: rollout.classification, message: message,
-                    executorCalls: calls)
+                return try await failRollout(
+                    target: target, rollout: rollout, state: state, desired: desired,
+                    message: "\(name.rawValue) of \(rollout.version) \(result.summary)", details: details,
+                    action: ActionRecord(
+                        id: actionID, target: target.id, action: name.rawValue, status: .failed,
+                        startedAt: startedAt, finishedAt: finishedAt, message: result.summary),
+                    executor: executor, calls: calls)
             }
 
             rollout.step = step + 1
@@ -420,6 +445,51 @@ public final class Reconciler: Sendable {
         return TargetOutcome(
             target: target.id, result: .deployed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: rollout.reason, executorCalls: calls)
+    }
+
+    /// A step (an action, or an analysis) failed: the target is marked failed with the version held, and a
+    /// canary — or any rollout with `rollback.automatic` — sends traffic back to stable.
+    func failRollout(
+        target: DesiredTarget, rollout: Rollout, state failedState: LiveTarget, desired: DesiredState, message: String,
+        details: [String: JSONValue], action: ActionRecord?, executor: any Executor, calls: Int
+    ) async throws -> TargetOutcome {
+        let now = clock.now()
+        var state = failedState
+        state.phase = .failed
+        state.rollout = nil
+        state.failed = FailedAttempt(
+            version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
+            message: message, at: now)
+        state.updatedAt = now
+        try await store.apply(
+            StateWrite(
+                targets: [state],
+                events: [
+                    Event(
+                        time: now, kind: .stepFailed, target: target.id, revision: rollout.revision,
+                        version: rollout.version, message: message, details: .object(details)),
+                    Event(
+                        time: now, kind: .deploymentFailed, target: target.id, revision: rollout.revision,
+                        version: rollout.version, previousVersion: rollout.previousVersion,
+                        classification: rollout.classification, message: message,
+                        details: .object(["deploymentId": .string(Self.deploymentID(target.id, rollout))])),
+                ],
+                actions: action.map { [$0] } ?? [],
+                deployments: [
+                    failedDeployment(target: target.id, rollout: rollout, desired: desired, at: now, message: message)
+                ]))
+        // A canary's stable version never stopped: traffic always goes back to it. A recreate rolls back only
+        // when asked to.
+        if let service = desired.services[target.id.service],
+            service.rollback.automatic || service.strategy.type == .canary, let stable = rollout.previousVersion
+        {
+            return try await rollBack(
+                target: target, to: stable, after: rollout, state: state, reason: message, spec: service.rollback,
+                executor: executor, calls: calls)
+        }
+        return TargetOutcome(
+            target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
+            classification: rollout.classification, message: message, executorCalls: calls)
     }
 
     // MARK: - Removal

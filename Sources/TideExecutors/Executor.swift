@@ -9,6 +9,8 @@ public enum ExecutorAction: String, Sendable, Codable, CaseIterable {
     case rollback
     case remove
     case health
+    /// An analysis `command` provider taking one measurement (TIDE_METRIC names it; stdout is the result).
+    case measure
 }
 
 /// One action for one target. Encoded as the JSON object the command executor reads on stdin.

@@ -51,6 +51,7 @@ public struct DesiredState: Sendable {
     public var environments: [String: EnvironmentManifest]
     public var services: [String: ServiceManifest]
     public var policies: [PolicyManifest] = []
+    public var analyses: [String: AnalysisManifest] = [:]
     /// Every target, dependencies before dependents.
     public var targets: [DesiredTarget]
     /// Warnings that did not stop the state from loading.

@@ -11,6 +11,7 @@ public enum DesiredStateBuilder {
         var environments: [String: EnvironmentManifest] = [:]
         var services: [String: ServiceManifest] = [:]
         var policies: [PolicyManifest] = []
+        var analyses: [String: AnalysisManifest] = [:]
         var firstSeen: [String: SourceLocation] = [:]
 
         if documents.isEmpty && broken.isEmpty {
@@ -32,6 +33,7 @@ public enum DesiredStateBuilder {
             case .environment(let e): environments[e.name] = e
             case .service(let s): services[s.name] = s
             case .policy(let p): policies.append(p)
+            case .analysis(let a): analyses[a.name] = a
             }
         }
 
@@ -76,6 +78,16 @@ public enum DesiredStateBuilder {
             in: environments.mapValues { Array(zip($0.requires, $0.requiresLocations)) }, kind: "Environment",
             field: "spec.requires")
 
+        for service in services.values.sorted(by: { $0.location < $1.location }) {
+            for case .analysis(let name) in service.strategy.steps
+            where analyses[name] == nil && !broken.contains("Analysis/\(name)") {
+                diagnostics.append(
+                    Diagnostic(
+                        service.location,
+                        "Service '\(service.name)': spec.strategy.steps: analysis '\(name)' is not defined"
+                            + known(analyses.keys)))
+            }
+        }
         for policy in policies {
             for rule in policy.rules {
                 for name in rule.environments where environments[name] == nil {
@@ -110,6 +122,7 @@ public enum DesiredStateBuilder {
             revision: revision, executors: executors, environments: environments, services: services,
             targets: targets, warnings: [])
         state.policies = policies
+        state.analyses = analyses
         return .success(state)
     }
 

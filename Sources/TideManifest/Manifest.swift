@@ -6,6 +6,7 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
     case environment = "Environment"
     case service = "Service"
     case policy = "Policy"
+    case analysis = "Analysis"
 }
 
 /// `kind: Executor` — how actions reach a real platform.
@@ -115,6 +116,8 @@ public struct StrategySpec: Sendable, Hashable {
         case setWeight(Int)
         /// Wait this many seconds, or (nil) until `tide promote`.
         case pause(Double?)
+        /// Run the named Analysis; its verdict decides go, pause or roll back.
+        case analysis(String)
     }
 
     public var type: StrategyType
@@ -210,6 +213,8 @@ public struct PolicyManifest: Sendable, Hashable {
         public var risks: [String] = []
         public var production: Bool?
         public var requireApproval = false
+        /// The service's strategy must have at least one analysis step.
+        public var requireAnalysis = false
         public var minimumStrategy: String?
         /// Deployments that match start only inside these windows.
         public var windows: [EnvironmentManifest.Window] = []
@@ -231,12 +236,60 @@ public struct PolicyManifest: Sendable, Hashable {
     }
 }
 
+/// `kind: Analysis` — measurements that decide whether a rollout goes on.
+public struct AnalysisManifest: Sendable, Hashable {
+    public enum Provider: Sendable, Hashable {
+        /// Run argv (no shell); stdout is a number or JSON.
+        case command([String], timeout: Double)
+    }
+
+    public struct Metric: Sendable, Hashable {
+        public var name: String
+        public var provider: Provider
+        public var successCondition: Condition?
+        public var failureCondition: Condition?
+        public var location: SourceLocation
+
+        public init(
+            name: String, provider: Provider, successCondition: Condition?, failureCondition: Condition?,
+            location: SourceLocation
+        ) {
+            self.name = name
+            self.provider = provider
+            self.successCondition = successCondition
+            self.failureCondition = failureCondition
+            self.location = location
+        }
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    /// Seconds between measurements.
+    public var interval: Double = 60
+    /// Measurements to take; the analysis succeeds when all were taken within the limits.
+    public var count: Int = 1
+    public var initialDelay: Double = 0
+    /// More failed measurements than this fail the analysis.
+    public var failureLimit: Int = 0
+    /// More inconclusive ones than this pause the rollout for a person.
+    public var inconclusiveLimit: Int = 0
+    /// More measurement errors in a row than this fail the analysis.
+    public var consecutiveErrorLimit: Int = 4
+    public var metrics: [Metric] = []
+
+    public init(name: String, location: SourceLocation) {
+        self.name = name
+        self.location = location
+    }
+}
+
 /// One parsed YAML document.
 public enum ManifestDocument: Sendable, Hashable {
     case executor(ExecutorManifest)
     case environment(EnvironmentManifest)
     case service(ServiceManifest)
     case policy(PolicyManifest)
+    case analysis(AnalysisManifest)
 
     public var kind: ManifestKind {
         switch self {
@@ -244,6 +297,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .environment: .environment
         case .service: .service
         case .policy: .policy
+        case .analysis: .analysis
         }
     }
 
@@ -253,6 +307,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .environment(let e): e.name
         case .service(let s): s.name
         case .policy(let p): p.name
+        case .analysis(let a): a.name
         }
     }
 
@@ -262,6 +317,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .environment(let e): e.location
         case .service(let s): s.location
         case .policy(let p): p.location
+        case .analysis(let a): a.location
         }
     }
 }

@@ -19,7 +19,7 @@ extension NodeReader {
         }
         guard let kind = ManifestKind(rawValue: kindText) else {
             let known = ManifestKind.allCases.map(\.rawValue)
-            let planned = ["Analysis", "Migration"]
+            let planned = ["Migration"]
             if planned.contains(kindText) {
                 error(kindNode, "kind: '\(kindText)' is not supported by this version of tide yet")
             } else {
@@ -50,6 +50,7 @@ extension NodeReader {
             document = environment(specNode, name: name, at: at, owner: owner).map(ManifestDocument.environment)
         case .service: document = service(specNode, name: name, at: at, owner: owner).map(ManifestDocument.service)
         case .policy: document = policy(specNode, name: name, at: at, owner: owner).map(ManifestDocument.policy)
+        case .analysis: document = analysis(specNode, name: name, at: at, owner: owner).map(ManifestDocument.analysis)
         }
         if document == nil { brokenNames.insert("\(kind.rawValue)/\(name)") }
         return document
@@ -237,10 +238,14 @@ extension NodeReader {
             }
             if let requireNode = g["require"]?.value,
                 let r = fields(
-                    requireNode, "\(path).require", allowed: ["approval", "minimumStrategy", "windows"], owner: owner)
+                    requireNode, "\(path).require", allowed: ["approval", "analysis", "minimumStrategy", "windows"],
+                    owner: owner)
             {
                 if let node = r["approval"]?.value {
                     rule.requireApproval = bool(node, "\(path).require.approval", owner: owner) ?? false
+                }
+                if let node = r["analysis"]?.value {
+                    rule.requireAnalysis = bool(node, "\(path).require.analysis", owner: owner) ?? false
                 }
                 if let node = r["minimumStrategy"]?.value,
                     let strategy = string(node, "\(path).require.minimumStrategy", owner: owner)
@@ -269,6 +274,102 @@ extension NodeReader {
             rules.append(rule)
         }
         return diagnostics.count == before ? PolicyManifest(name: name, location: at, rules: rules) : nil
+    }
+
+    mutating func analysis(_ spec: Node, name: String, at: SourceLocation, owner: String) -> AnalysisManifest? {
+        guard
+            let f = fields(
+                spec, "spec",
+                allowed: [
+                    "interval", "count", "initialDelay", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit",
+                    "metrics",
+                ], required: ["metrics"], owner: owner)
+        else { return nil }
+        let before = diagnostics.count
+        var analysis = AnalysisManifest(name: name, location: at)
+        if let node = f["interval"]?.value, let seconds = duration(node, "spec.interval", owner: owner) {
+            analysis.interval = seconds
+        }
+        if let node = f["initialDelay"]?.value, let seconds = duration(node, "spec.initialDelay", owner: owner) {
+            analysis.initialDelay = seconds
+        }
+        for (field, keyPath, minimum) in [
+            ("count", \AnalysisManifest.count, 1), ("failureLimit", \.failureLimit, 0),
+            ("inconclusiveLimit", \.inconclusiveLimit, 0), ("consecutiveErrorLimit", \.consecutiveErrorLimit, 0),
+        ] {
+            guard let node = f[field]?.value else { continue }
+            if let text = string(node, "spec.\(field)", owner: owner), let value = Int(text), value >= minimum {
+                analysis[keyPath: keyPath] = value
+            } else if case .scalar = node {
+                error(node, "\(owner)spec.\(field): expected a whole number of at least \(minimum)")
+            }
+        }
+        if let node = f["metrics"]?.value {
+            if case .sequence(let items) = node, !items.isEmpty {
+                for (index, item) in items.enumerated() {
+                    if let metric = metric(item, "spec.metrics[\(index)]", owner: owner) {
+                        analysis.metrics.append(metric)
+                    }
+                }
+            } else {
+                error(node, "\(owner)spec.metrics: expected a list of at least one metric")
+            }
+        }
+        return diagnostics.count == before ? analysis : nil
+    }
+
+    mutating func metric(_ node: Node, _ path: String, owner: String) -> AnalysisManifest.Metric? {
+        guard
+            let f = fields(
+                node, path, allowed: ["name", "provider", "successCondition", "failureCondition"],
+                required: ["name", "provider"], owner: owner),
+            let nameNode = f["name"]?.value, let name = string(nameNode, "\(path).name", owner: owner),
+            let providerNode = f["provider"]?.value,
+            let p = fields(
+                providerNode, "\(path).provider", allowed: ["command", "prometheus", "http", "probe"], owner: owner)
+        else { return nil }
+        var provider: AnalysisManifest.Provider?
+        if let command = p["command"]?.value,
+            let c = fields(
+                command, "\(path).provider.command", allowed: ["command", "timeout"], required: ["command"],
+                owner: owner),
+            let argvNode = c["command"]?.value,
+            let argv = stringList(argvNode, "\(path).provider.command.command", owner: owner)
+        {
+            var timeout = 30.0
+            if let t = c["timeout"]?.value, let seconds = duration(t, "\(path).provider.command.timeout", owner: owner)
+            {
+                timeout = seconds
+            }
+            if argv.isEmpty { error(argvNode, "\(owner)\(path).provider.command.command: must name a program") }
+            provider = .command(argv.map(\.0), timeout: timeout)
+        }
+        for other in ["prometheus", "http", "probe"] {
+            if let key = p[other]?.key {
+                error(key, "\(owner)\(path).provider.\(other): not supported by this version of tide yet")
+            }
+        }
+        if p.isEmpty { error(providerNode, "\(owner)\(path).provider: name one provider (command)") }
+        func condition(_ field: String) -> Condition? {
+            guard let node = f[field]?.value, let text = string(node, "\(path).\(field)", owner: owner) else {
+                return nil
+            }
+            do {
+                return try Condition(text)
+            } catch {
+                self.error(node, "\(owner)\(path).\(field): \(error)")
+                return nil
+            }
+        }
+        let success = condition("successCondition")
+        let failure = condition("failureCondition")
+        if f["successCondition"] == nil && f["failureCondition"] == nil {
+            error(node, "\(owner)\(path): give a successCondition, a failureCondition, or both")
+        }
+        guard let provider else { return nil }
+        return AnalysisManifest.Metric(
+            name: name, provider: provider, successCondition: success, failureCondition: failure,
+            location: location(node))
     }
 
     static let weekdays = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]
@@ -508,7 +609,7 @@ extension NodeReader {
             guard case .mapping(let mapping) = item, mapping.count == 1, let (key, value) = mapping.first,
                 let name = key.string
             else {
-                error(item, "\(owner)\(path): each step is one of setWeight: N or pause: DURATION")
+                error(item, "\(owner)\(path): each step is one of setWeight: N, pause: DURATION or analysis: NAME")
                 continue
             }
             switch name {
@@ -542,9 +643,10 @@ extension NodeReader {
                     steps.append(.pause(seconds))
                 }
             case "analysis":
-                error(key, "\(owner)\(path).analysis: not supported by this version of tide yet (analysis)")
+                if let text = self.name(value, "\(path).analysis", owner: owner) { steps.append(.analysis(text)) }
             default:
-                let hint = closest(name, in: ["setWeight", "pause"]).map { "; did you mean '\($0)'?" } ?? ""
+                let hint =
+                    closest(name, in: ["setWeight", "pause", "analysis"]).map { "; did you mean '\($0)'?" } ?? ""
                 error(key, "\(owner)\(path): unknown step '\(name)'\(hint)")
             }
         }

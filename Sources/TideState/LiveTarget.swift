@@ -44,6 +44,47 @@ public enum RiskLevel: String, Sendable, Codable, CaseIterable {
     }
 }
 
+/// The measurements of an analysis step so far.
+public struct AnalysisRun: Sendable, Codable, Hashable {
+    public struct Measurement: Sendable, Codable, Hashable {
+        public enum Phase: String, Sendable, Codable {
+            case success, failure, inconclusive, error
+        }
+
+        public var metric: String
+        public var round: Int
+        public var at: Date
+        public var phase: Phase
+        public var value: JSONValue?
+        public var message: String?
+
+        public init(metric: String, round: Int, at: Date, phase: Phase, value: JSONValue?, message: String?) {
+            self.metric = metric
+            self.round = round
+            self.at = at
+            self.phase = phase
+            self.value = value
+            self.message = message
+        }
+    }
+
+    public var name: String
+    /// Which step of the rollout it belongs to.
+    public var step: Int
+    public var startedAt: Date
+    public var rounds: Int = 0
+    public var consecutiveErrors: Int = 0
+    public var measurements: [Measurement] = []
+
+    public init(name: String, step: Int, startedAt: Date) {
+        self.name = name
+        self.step = step
+        self.startedAt = startedAt
+    }
+
+    public func count(_ phase: Measurement.Phase) -> Int { measurements.filter { $0.phase == phase }.count }
+}
+
 /// A deployment under way: what is being rolled out and how far it got.
 public struct Rollout: Sendable, Codable, Hashable {
     public var version: String
@@ -64,6 +105,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var paused: Bool = false
     /// `tide promote --full`: skip the remaining weights and pauses.
     public var full: Bool = false
+    /// The analysis step under way, with its measurements.
+    public var analysis: AnalysisRun?
     public var startedAt: Date
     public var stepStartedAt: Date
 

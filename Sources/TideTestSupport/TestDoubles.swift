@@ -28,6 +28,7 @@ public final class TestClock: TideClock, @unchecked Sendable {
 public final class RecordingExecutor: Executor, ExecutorFactory, @unchecked Sendable {
     private var recorded: [ActionRequest] = []
     private var failures: [(ActionRequest) -> ActionResult.Outcome?] = []
+    private var outputs: [(ActionRequest) -> String?] = []
     private let lock = NSLock()
 
     public init() {}
@@ -45,12 +46,21 @@ public final class RecordingExecutor: Executor, ExecutorFactory, @unchecked Send
 
     public func clearFailures() { lock.withLock { failures = [] } }
 
+    /// Makes matching requests print `stdout` (what an analysis command provider answers).
+    public func respond(when matches: @escaping @Sendable (ActionRequest) -> Bool, with stdout: String) {
+        lock.withLock { outputs.insert({ matches($0) ? stdout : nil }, at: 0) }
+    }
+
     public func perform(_ request: ActionRequest) async -> ActionResult {
-        let outcome: ActionResult.Outcome = lock.withLock {
+        let (outcome, stdout): (ActionResult.Outcome, String) = lock.withLock {
             recorded.append(request)
-            return failures.lazy.compactMap { $0(request) }.first ?? .succeeded
+            return (
+                failures.lazy.compactMap { $0(request) }.first ?? .succeeded,
+                outputs.lazy.compactMap { $0(request) }.first ?? ""
+            )
         }
-        return ActionResult(outcome: outcome, standardError: outcome == .succeeded ? "" : "scripted failure\n")
+        return ActionResult(
+            outcome: outcome, standardOutput: stdout, standardError: outcome == .succeeded ? "" : "scripted failure\n")
     }
 
     public func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor { self }

@@ -1,5 +1,3 @@
-public import TideManifest
-
 /// The small, safe expression language of analysis conditions: `result < 0.01`,
 /// `result.p99 <= 250 && result["errors"] / result.total < 0.05`, `!(result == 0)`.
 ///

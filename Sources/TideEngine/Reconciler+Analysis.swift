@@ -1,0 +1,145 @@
+import Foundation
+import TideExecutors
+import TideGit
+import TideManifest
+import TideState
+
+extension Reconciler {
+    /// What an analysis step decided in this pass.
+    enum AnalysisVerdict {
+        /// More measurements are due later.
+        case wait(Date, String)
+        case passed(String)
+        /// Neither condition held too often: a person decides.
+        case inconclusive(String)
+        case failed(String)
+    }
+
+    /// Takes every measurement that is due, then judges the run against the analysis' limits (Argo Rollouts'
+    /// rules: with only a success condition, not meeting it is a failure; with only a failure condition, not
+    /// meeting it is a success; with both, meeting neither is inconclusive). No data (empty output, null, an
+    /// empty list, NaN) is inconclusive, never a success.
+    func analyse(
+        _ name: String, step: Int, rollout: inout Rollout, target: DesiredTarget, desired: DesiredState
+    ) async throws -> (AnalysisVerdict, Int) {
+        guard let analysis = desired.analyses[name] else { return (.failed("analysis '\(name)' is not defined"), 0) }
+        var run =
+            rollout.analysis.flatMap { $0.name == name && $0.step == step ? $0 : nil }
+            ?? AnalysisRun(name: name, step: step, startedAt: rollout.stepStartedAt)
+        var calls = 0
+        while run.rounds < analysis.count {
+            let due = run.startedAt.addingTimeInterval(analysis.initialDelay + Double(run.rounds) * analysis.interval)
+            let now = clock.now()
+            if now < due {
+                rollout.analysis = run
+                return (.wait(due, summary(run, analysis)), calls)
+            }
+            var errors = 0
+            for metric in analysis.metrics {
+                let measurement = await measure(
+                    metric, analysis: analysis, round: run.rounds, rollout: rollout, target: target)
+                calls += 1
+                if measurement.phase == .error { errors += 1 }
+                run.measurements.append(measurement)
+            }
+            run.rounds += 1
+            run.consecutiveErrors = errors == analysis.metrics.count ? run.consecutiveErrors + 1 : 0
+            rollout.analysis = run
+            if run.count(.failure) > analysis.failureLimit {
+                let failing = run.measurements.last { $0.phase == .failure }
+                return (
+                    .failed(
+                        "\(run.count(.failure)) failed measurement(s), limit \(analysis.failureLimit)"
+                            + (failing.map { "; \($0.metric) = \($0.value?.canonicalJSON ?? "-"): \($0.message ?? "")" }
+                                ?? "")),
+                    calls
+                )
+            }
+            if run.consecutiveErrors > analysis.consecutiveErrorLimit {
+                let last = run.measurements.last { $0.phase == .error }
+                return (
+                    .failed("\(run.consecutiveErrors) measurement errors in a row: \(last?.message ?? "")"), calls
+                )
+            }
+            if run.count(.inconclusive) > analysis.inconclusiveLimit {
+                let last = run.measurements.last { $0.phase == .inconclusive }
+                return (.inconclusive("\(last?.metric ?? ""): \(last?.message ?? "")"), calls)
+            }
+        }
+        return (.passed(summary(run, analysis)), calls)
+    }
+
+    private func summary(_ run: AnalysisRun, _ analysis: AnalysisManifest) -> String {
+        "\(run.rounds)/\(analysis.count) rounds, \(run.count(.success)) ok, \(run.count(.failure)) failed, "
+            + "\(run.count(.inconclusive)) inconclusive, \(run.count(.error)) errors"
+    }
+
+    private func measure(
+        _ metric: AnalysisManifest.Metric, analysis: AnalysisManifest, round: Int, rollout: Rollout,
+        target: DesiredTarget
+    ) async -> AnalysisRun.Measurement {
+        let now = clock.now()
+        func record(_ phase: AnalysisRun.Measurement.Phase, _ value: JSONValue?, _ message: String)
+            -> AnalysisRun.Measurement
+        {
+            AnalysisRun.Measurement(
+                metric: metric.name, round: round, at: now, phase: phase, value: value, message: message)
+        }
+        switch metric.provider {
+        case .command(let argv, let timeout):
+            let manifest = ExecutorManifest(
+                name: "analysis-\(analysis.name)", location: metric.location, command: argv, timeout: timeout,
+                environment: ["TIDE_METRIC": metric.name, "TIDE_ANALYSIS": analysis.name])
+            let executor: any Executor
+            do {
+                executor = try executors.makeExecutor(for: manifest)
+            } catch {
+                return record(.error, nil, "\(error)")
+            }
+            let result = await executor.perform(
+                ActionRequest(
+                    action: .measure, service: target.id.service, environment: target.id.environment,
+                    version: rollout.version, previousVersion: rollout.previousVersion, weight: rollout.weight,
+                    revision: rollout.revision.hex,
+                    actionID: "\(target.id.service).\(target.id.environment).\(rollout.revision.short).analysis-"
+                        + "\(analysis.name)-\(round)-\(metric.name)", config: rollout.config))
+            guard result.succeeded else { return record(.error, nil, result.summary) }
+            let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            let value: JSONValue
+            if text.isEmpty {
+                return record(.inconclusive, nil, "no data")
+            } else if let number = Double(text) {
+                guard number.isFinite else { return record(.inconclusive, nil, "no data (\(text))") }
+                value = .double(number)
+            } else if let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) {
+                value = decoded
+            } else {
+                return record(.error, nil, "output is neither a number nor JSON: \(text.prefix(80))")
+            }
+            if value == .null || value == .array([]) { return record(.inconclusive, value, "no data") }
+            return judge(metric, value, record)
+        }
+    }
+
+    private func judge(
+        _ metric: AnalysisManifest.Metric, _ value: JSONValue,
+        _ record: (AnalysisRun.Measurement.Phase, JSONValue?, String) -> AnalysisRun.Measurement
+    ) -> AnalysisRun.Measurement {
+        do {
+            let failed = try metric.failureCondition?.evaluate(result: value)
+            let succeeded = try metric.successCondition?.evaluate(result: value)
+            if failed == true {
+                return record(.failure, value, "meets failureCondition \(metric.failureCondition?.text ?? "")")
+            }
+            switch (succeeded, failed) {
+            case (true?, _): return record(.success, value, "meets successCondition")
+            case (false?, nil):
+                return record(.failure, value, "misses successCondition \(metric.successCondition?.text ?? "")")
+            case (nil, false?): return record(.success, value, "misses failureCondition")
+            default: return record(.inconclusive, value, "meets neither condition")
+            }
+        } catch {
+            return record(.error, value, "\(error)")
+        }
+    }
+}
