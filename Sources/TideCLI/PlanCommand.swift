@@ -17,6 +17,13 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "List unchanged targets too.")
     var all = false
 
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, json, markdown
+    }
+
+    @Option(name: .long, help: "table, json, or markdown (the rollout plan as a document people can review).")
+    var format: Format = .table
+
     struct Output: Encodable {
         var head: String
         var revision: String?
@@ -27,7 +34,12 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let reconciler = try global.reconciler()
         let (resolution, plan) = try await reconciler.plan()
-        if json {
+        if format == .markdown, let desired = resolution.desired, let plan {
+            print(PlanDocument.render(plan: plan, desired: desired, rejected: resolution.rejected))
+            if !resolution.rejected.isEmpty { throw ReportedFailure() }
+            return
+        }
+        if json || format == .json {
             try printJSON(
                 Output(
                     head: resolution.head.hex, revision: plan?.revision.hex, rejected: resolution.rejected,

@@ -371,6 +371,48 @@ struct EndToEndTests {
         #expect(api?["phase"] as? String == "Healthy")
     }
 
+    @Test("plan --format markdown renders the rollout plan people review")
+    func markdownPlan() throws {
+        let repo = try ConfigRepo()
+        _ = try repo.tide("reconcile")
+        try repo.fixture.commit(
+            "canary with analysis",
+            files: [
+                "analysis.yaml": """
+                apiVersion: tide/v1
+                kind: Analysis
+                metadata: {name: errors}
+                spec:
+                  count: 3
+                  interval: 2m
+                  metrics:
+                    - name: error-rate
+                      provider: {command: {command: ["/bin/echo", "0"]}}
+                      successCondition: "result < 0.01"
+
+                """,
+                "api.yaml": ConfigRepo.service("api", "2.0.0").replacingOccurrences(
+                    of: "  executor: script\n",
+                    with:
+                        "  executor: script\n  strategy: {type: canary, steps: [{setWeight: 20}, {analysis: errors}, {pause: {}}]}\n"
+                ),
+            ])
+        let plan = try repo.tide("plan", "--format", "markdown")
+        #expect(plan.status == 0, "\(plan.combined)")
+        let text = plan.standardOutput
+        #expect(text.contains("| api@prod | 1.0.0 → 2.0.0 | FEATURE | MEDIUM | deploy |"))
+        #expect(
+            text.contains(
+                "| 3. set-weight | send 20 % of traffic to the candidate | exit 0 | step fails → `rollback` to stable |"
+            ))
+        #expect(
+            text.contains(
+                "| 4. analysis errors | 3 × every 2m; more than 0 failed → rollback | error-rate: success if `result < 0.01` |"
+            ))
+        #expect(text.contains("| 5. pause | wait for a person | `tide promote` | `tide abort` |"))
+        #expect(text.contains("Rollback plan: `tide rollback api --env prod`"))
+    }
+
     struct Invalid: Sendable, CustomTestStringConvertible {
         var name: String
         var file: String

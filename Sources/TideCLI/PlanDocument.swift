@@ -1,0 +1,109 @@
+import Foundation
+import TideEngine
+import TideManifest
+
+/// The deployment plan as the seed playbooks write it: per target, a rollout table (step, action, success
+/// criteria, rollback trigger), the gates, and the rollback plan.
+enum PlanDocument {
+    static func render(plan: Plan, desired: DesiredState, rejected: [Diagnostic]) -> String {
+        var out = "# Deployment plan for \(plan.revision.short)\n\n"
+        if !rejected.isEmpty {
+            out += "> The branch head is rejected; this is the plan of the last good revision. Problems:\n"
+            for diagnostic in rejected { out += "> - `\(diagnostic)`\n" }
+            out += "\n"
+        }
+        let changes = plan.pending
+        if changes.isEmpty {
+            out += "Nothing to change: every target runs its desired version.\n"
+            return out
+        }
+        out += "| target | change | class | risk | status |\n|---|---|---|---|---|\n"
+        for action in changes {
+            let status =
+                action.gates.isEmpty
+                ? action.kind.rawValue : "waiting: " + action.gates.map(\.kind.rawValue).joined(separator: ", ")
+            out +=
+                "| \(action.target) | \(action.fromVersion ?? "–") → \(action.toVersion ?? "(removed)") | "
+                + "\(action.classification?.rawValue ?? "–") | \(action.risk?.rawValue ?? "–") | \(status) |\n"
+        }
+        for action in changes {
+            out += "\n## \(action.target): \(action.fromVersion ?? "–") → \(action.toVersion ?? "(removed)")\n\n"
+            if let reason = action.reason { out += "Why: \(reason).\n\n" }
+            if !action.gates.isEmpty {
+                out += "Gates holding it:\n\n"
+                for gate in action.gates {
+                    out +=
+                        "- **\(gate.kind.rawValue)**: \(gate.reason)"
+                        + (gate.until.map { " (opens \(iso($0)))" } ?? "") + "\n"
+                }
+                out += "\n"
+            }
+            guard action.kind != .remove, let service = desired.services[action.target.service] else {
+                out += "The executor's `remove` action takes it down.\n"
+                continue
+            }
+            out += rolloutTable(service: service, desired: desired, firstDeployment: action.fromVersion == nil)
+            out += "\nRollback plan: "
+            if let previous = action.fromVersion {
+                out +=
+                    "`tide rollback \(action.target.service) --env \(action.target.environment)` (or `git revert` "
+                    + "of this change) returns to \(previous) on the fast path, past every gate"
+                out +=
+                    service.rollback.automatic || service.strategy.type == .canary
+                    ? "; a failing step returns traffic to \(previous) automatically"
+                        + (service.rollback.writeBack == .revert ? " and reverts the change in git" : "") + ".\n"
+                    : ".\n"
+            } else {
+                out += "first deployment here: nothing to roll back to; a revert removes it.\n"
+            }
+        }
+        return out
+    }
+
+    private static func rolloutTable(service: ServiceManifest, desired: DesiredState, firstDeployment: Bool) -> String {
+        var rows: [[String]] = []
+        let health = "the executor's `health` exits 0"
+        let trigger =
+            service.rollback.automatic || service.strategy.type == .canary
+            ? "step fails → `rollback` to stable" : "step fails → target Failed, version held"
+        if service.strategy.type == .recreate || firstDeployment {
+            rows.append(["deploy", "stop old, start new (100 %)", "exit 0", trigger])
+            rows.append(["health", "check the new version", health, trigger])
+        } else {
+            rows.append(["deploy", "start the candidate beside stable (0 %)", "exit 0", trigger])
+            rows.append(["health", "check the candidate", health, trigger])
+            for step in service.strategy.steps {
+                switch step {
+                case .setWeight(let weight):
+                    rows.append(["set-weight", "send \(weight) % of traffic to the candidate", "exit 0", trigger])
+                case .pause(let seconds?):
+                    rows.append(["pause", "wait \(ManifestDuration.format(seconds))", "time passes", "`tide abort`"])
+                case .pause(nil):
+                    rows.append(["pause", "wait for a person", "`tide promote`", "`tide abort`"])
+                case .analysis(let name):
+                    let analysis = desired.analyses[name]
+                    let criteria =
+                        analysis?.metrics.map { metric in
+                            "\(metric.name): "
+                                + [
+                                    metric.successCondition.map { "success if `\($0)`" },
+                                    metric.failureCondition.map { "fail if `\($0)`" },
+                                ].compactMap { $0 }.joined(separator: ", ")
+                        }.joined(separator: "; ") ?? name
+                    let limits =
+                        analysis.map {
+                            "\($0.count) × every \(ManifestDuration.format($0.interval)); more than \($0.failureLimit) failed → rollback"
+                        } ?? ""
+                    rows.append(["analysis \(name)", limits, criteria, "failures → `rollback`; inconclusive → pause"])
+                }
+            }
+            rows.append(["promote", "make the candidate stable (100 %)", "exit 0", trigger])
+            rows.append(["health", "check the promoted version", health, trigger])
+        }
+        var table = "| step | action | success criteria | rollback trigger |\n|---|---|---|---|\n"
+        for (index, row) in rows.enumerated() {
+            table += "| \(index + 1). \(row[0]) | \(row[1]) | \(row[2]) | \(row[3]) |\n"
+        }
+        return table
+    }
+}
