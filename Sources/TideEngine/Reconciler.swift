@@ -250,9 +250,8 @@ public final class Reconciler: Sendable {
         while rollout.step < steps.count {
             let step = rollout.step
             if rollout.paused {
-                return TargetOutcome(
-                    target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
-                    toVersion: rollout.version, classification: rollout.classification,
+                return progressing(
+                    target.id, rollout,
                     message:
                         "paused at step \(step + 1)/\(steps.count) (weight \(rollout.weight)); tide resume continues",
                     executorCalls: calls)
@@ -264,9 +263,8 @@ public final class Reconciler: Sendable {
                 let now = clock.now()
                 let due = seconds.map { rollout.stepStartedAt.addingTimeInterval($0) }
                 if !rollout.full && (due == nil || now < due!) {  // due is nil only for an open-ended pause
-                    return TargetOutcome(
-                        target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
-                        toVersion: rollout.version, classification: rollout.classification,
+                    return progressing(
+                        target.id, rollout,
                         message: due.map {
                             "weight \(rollout.weight), pausing until \(GateEvaluator.format($0))"
                         }
@@ -302,9 +300,8 @@ public final class Reconciler: Sendable {
                 switch verdict {
                 case .wait(let due, let summary):
                     try await store.apply(StateWrite(targets: [state]))
-                    return TargetOutcome(
-                        target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
-                        toVersion: rollout.version, classification: rollout.classification,
+                    return progressing(
+                        target.id, rollout,
                         message: "weight \(rollout.weight), analysis \(name): \(summary); next measurement at "
                             + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
                 case .inconclusive(let summary):
@@ -320,9 +317,8 @@ public final class Reconciler: Sendable {
                                     message: "analysis \(name) inconclusive (\(summary)); paused for a person: "
                                         + "tide resume, promote or abort")
                             ]))
-                    return TargetOutcome(
-                        target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
-                        toVersion: rollout.version, classification: rollout.classification,
+                    return progressing(
+                        target.id, rollout,
                         message: "analysis \(name) inconclusive (\(summary)); paused: tide resume, promote or abort",
                         executorCalls: calls)
                 case .failed(let summary):
@@ -445,6 +441,15 @@ public final class Reconciler: Sendable {
         return TargetOutcome(
             target: target.id, result: .deployed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: rollout.reason, executorCalls: calls)
+    }
+
+    /// A rollout that goes on at a later pass.
+    func progressing(
+        _ target: TargetID, _ rollout: Rollout, message: String, executorCalls: Int, nextDue: Date? = nil
+    ) -> TargetOutcome {
+        TargetOutcome(
+            target: target, result: .progressing, fromVersion: rollout.previousVersion, toVersion: rollout.version,
+            classification: rollout.classification, message: message, executorCalls: executorCalls, nextDue: nextDue)
     }
 
     /// A step (an action, or an analysis) failed: the target is marked failed with the version held, and a
