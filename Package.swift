@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "tide-bench",
             dependencies: [
-                "TideGit", "TideManifest", "TideState", "TideMetrics",
+                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "TideGitTests", dependencies: ["TideGit", "TideTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TideManifestTests",
-            dependencies: ["TideManifest", "TideTestSupport"],
+            dependencies: ["TideManifest", "TideTestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -39,8 +39,12 @@ public struct GateEvaluator: Sendable {
     public let desired: DesiredState
     public let store: any StateStore
     public let now: Date
+    /// Live state read once for a whole plan; nil: ask the store each time (at execution, where a target
+    /// deployed earlier in the same pass must count).
+    public let live: [TargetID: LiveTarget]?
 
-    public init(desired: DesiredState, store: any StateStore, now: Date) {
+    public init(desired: DesiredState, store: any StateStore, now: Date, live: [TargetID: LiveTarget]? = nil) {
+        self.live = live
         self.desired = desired
         self.store = store
         self.now = now
@@ -66,7 +70,12 @@ public struct GateEvaluator: Sendable {
         for required in environment.requires
         where desired.services[target.service]?.environments[required] != nil {
             let upstream = TargetID(service: target.service, environment: required)
-            let live = try await store.liveTarget(upstream)
+            let live: LiveTarget?
+            if let snapshot = self.live {
+                live = snapshot[upstream]
+            } else {
+                live = try await store.liveTarget(upstream)
+            }
             guard let live, live.version == version, live.phase == .healthy else {
                 let state = live.map { "\($0.version ?? "nothing") (\($0.phase.rawValue))" } ?? "nothing"
                 gates.append(

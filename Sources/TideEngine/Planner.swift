@@ -22,7 +22,7 @@ public struct Planner: Sendable {
         }
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var actions: [PlannedAction] = []
-        let evaluator = GateEvaluator(desired: desired, store: store, now: now)
+        let evaluator = GateEvaluator(desired: desired, store: store, now: now, live: liveByID)
         for target in desired.targets {
             var action = try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision)
             if let classification = action.classification {

@@ -161,17 +161,33 @@ public enum DesiredStateBuilder {
 
     /// Names with every dependency before its dependents; ties broken by name so plans are stable.
     static func topologicalOrder(_ graph: [String: [String]]) -> [String] {
-        var remaining = graph.mapValues { Set($0).intersection(graph.keys) }
-        var order: [String] = []
-        while !remaining.isEmpty {
-            let ready = remaining.filter { $0.value.isEmpty }.keys.sorted()
-            // Cycles were rejected before; if one slipped through, keep going in name order rather than hang.
-            let batch = ready.isEmpty ? [remaining.keys.sorted()[0]] : ready
-            for name in batch {
-                order.append(name)
-                remaining[name] = nil
+        // Kahn's algorithm, a level at a time, each level in name order: linear in nodes + edges.
+        var blocking = graph.mapValues { Set($0.filter { graph[$0] != nil }).count }
+        var dependents: [String: [String]] = [:]
+        for (name, dependencies) in graph {
+            for dependency in Set(dependencies) where graph[dependency] != nil {
+                dependents[dependency, default: []].append(name)
             }
-            for key in remaining.keys { remaining[key]!.subtract(batch) }  // iterating existing keys
+        }
+        var order: [String] = []
+        order.reserveCapacity(graph.count)
+        var level = blocking.filter { $0.value == 0 }.keys.sorted()
+        while order.count < graph.count {
+            if level.isEmpty {
+                // Cycles were rejected before; if one slipped through, keep going in name order rather than hang.
+                level = [blocking.keys.sorted()[0]]
+            }
+            var next: [String] = []
+            for name in level {
+                order.append(name)
+                blocking[name] = nil
+                for dependent in dependents[name] ?? [] {
+                    guard let count = blocking[dependent] else { continue }
+                    blocking[dependent] = count - 1
+                    if count == 1 { next.append(dependent) }
+                }
+            }
+            level = next.sorted()
         }
         return order
     }

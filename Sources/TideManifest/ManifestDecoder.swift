@@ -27,7 +27,8 @@ public enum ManifestDecoder {
         var reader = NodeReader(file: file)
         var documents: [ManifestDocument] = []
         do {
-            let parser = try Parser(yaml: text)
+            // Plain scalars are typed by ScalarResolver (same YAML 1.1 rules, no regular expressions).
+            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
             while let root = try parser.nextRoot() {
                 if case .scalar(let scalar) = root, scalar.string.isEmpty || root.tagName == .null { continue }
                 if let document = reader.document(root) { documents.append(document) }
@@ -125,7 +126,7 @@ struct NodeReader {
     }
 
     mutating func bool(_ node: Node, _ path: String, owner: String) -> Bool? {
-        guard case .scalar = node, node.tagName == .bool, let value = node.bool else {
+        guard case .scalar = node, node.tagName == .bool, let value = node.typedBool else {
             error(node, "\(owner)\(path): expected true or false, found \(describe(node))")
             return nil
         }
@@ -171,9 +172,9 @@ struct NodeReader {
         case .scalar(let scalar):
             switch node.tagName {
             case .null: return .null
-            case .bool: return node.bool.map(JSONValue.bool) ?? .string(scalar.string)
-            case .int: return node.int.map { .int(Int64($0)) } ?? .string(scalar.string)
-            case .float: return node.float.map(JSONValue.double) ?? .string(scalar.string)
+            case .bool: return node.typedBool.map(JSONValue.bool) ?? .string(scalar.string)
+            case .int: return node.typedInt.map { .int(Int64($0)) } ?? .string(scalar.string)
+            case .float: return node.typedFloat.map(JSONValue.double) ?? .string(scalar.string)
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):
@@ -259,6 +260,34 @@ public enum Naming {
 }
 
 extension Node {
-    /// The resolved tag (`tag:yaml.org,2002:int`, …) as Yams' public `Tag.Name`.
-    var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
+    /// The resolved tag (`tag:yaml.org,2002:int`, …) as Yams' public `Tag.Name`. Documents are parsed with
+    /// Yams' rule-less resolver, so a plain scalar reads as `str` there; its YAML 1.1 type comes from
+    /// `ScalarResolver`. (A plain scalar explicitly tagged `!!str` is typed like an untagged one.)
+    var tagName: Tag.Name {
+        let raw = tag.rawValue
+        guard case .scalar(let scalar) = self, scalar.style == .plain,
+            raw == Tag.Name.str.rawValue || raw == Tag.Name.implicit.rawValue
+        else { return Tag.Name(rawValue: raw) }
+        switch ScalarResolver.kind(of: scalar.string) {
+        case .bool: return .bool
+        case .int: return .int
+        case .float: return .float
+        case .merge: return .merge
+        case .null: return .null
+        case .timestamp: return .timestamp
+        case .value: return .value
+        case .string: return .str
+        }
+    }
+
+    /// The value of a scalar that `tagName` types as bool, int or float (Yams' constructors refuse scalars
+    /// its rule-less resolver left as `str`, so they are given the resolved tag first).
+    var typedBool: Bool? { typedScalar(.bool).flatMap(Bool.construct) }
+    var typedInt: Int? { typedScalar(.int).flatMap(Int.construct) }
+    var typedFloat: Double? { typedScalar(.float).flatMap(Double.construct) }
+
+    private func typedScalar(_ name: Tag.Name) -> Node.Scalar? {
+        guard case .scalar(let scalar) = self, tagName == name else { return nil }
+        return Node.Scalar(scalar.string, Tag(name), scalar.style, scalar.mark)
+    }
 }

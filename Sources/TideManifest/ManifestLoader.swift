@@ -39,11 +39,11 @@ public final class ManifestLoader: @unchecked Sendable {
     /// source (a git error) when the manifests cannot be read at all.
     public func load(from source: some ManifestSource) throws -> DesiredState {
         let files = try source.files().filter { Self.isManifestPath($0.path) }.sorted { $0.path < $1.path }
+        let parsedFiles = try parseAll(files, from: source)
         var documents: [ManifestDocument] = []
         var diagnostics: [Diagnostic] = []
         var broken: Set<String> = []
-        for file in files {
-            let parsed = try parse(file, from: source)
+        for parsed in parsedFiles {
             documents += parsed.documents
             diagnostics += parsed.diagnostics
             broken.formUnion(parsed.broken)
@@ -63,10 +63,35 @@ public final class ManifestLoader: @unchecked Sendable {
         }
     }
 
-    private func parse(_ file: TreeFile, from source: some ManifestSource) throws -> ParsedFile {
-        let key = CacheKey(path: file.path, blob: file.blob)
-        if let hit = lock.withLock({ cache[key] }) { return hit }
-        let bytes = try source.contents(of: file.blob)
+    /// Every file's parse, in order: cache hits as they are, misses read (sequentially: libgit2 access is
+    /// serialised anyway) and then decoded on every core.
+    private func parseAll(_ files: [TreeFile], from source: some ManifestSource) throws -> [ParsedFile] {
+        var results: [ParsedFile?] = lock.withLock { files.map { cache[CacheKey(path: $0.path, blob: $0.blob)] } }
+        let missing = results.indices.filter { results[$0] == nil }
+        if missing.isEmpty { return results.map { $0! } }
+        let contents = try missing.map { try source.contents(of: files[$0].blob) }
+        let decoded = UnsafeMutableBufferPointer<ParsedFile?>.allocate(capacity: missing.count)
+        decoded.initialize(repeating: nil)
+        defer { decoded.deallocate() }
+        let decode = { (k: Int) in decoded[k] = Self.decode(files[missing[k]], bytes: contents[k]) }
+        if missing.count < 64 {
+            for k in missing.indices { decode(k) }
+        } else {
+            // Each iteration writes its own slot only.
+            nonisolated(unsafe) let write = decode
+            DispatchQueue.concurrentPerform(iterations: missing.count) { write($0) }
+        }
+        lock.withLock {
+            for (k, index) in missing.enumerated() {
+                results[index] = decoded[k]
+                cache[CacheKey(path: files[index].path, blob: files[index].blob)] = decoded[k]
+            }
+            parseCount += missing.count
+        }
+        return results.map { $0! }
+    }
+
+    private static func decode(_ file: TreeFile, bytes: [UInt8]) -> ParsedFile {
         let parsed: ParsedFile
         let start = SourceLocation(file: file.path, line: 1, column: 1)
         if bytes.count > Self.maximumFileSize {
@@ -80,10 +105,6 @@ public final class ManifestLoader: @unchecked Sendable {
             parsed = ParsedFile(documents: result.documents, diagnostics: result.diagnostics, broken: result.broken)
         } else {
             parsed = ParsedFile(documents: [], diagnostics: [Diagnostic(start, "manifest is not valid UTF-8")])
-        }
-        lock.withLock {
-            cache[key] = parsed
-            parseCount += 1
         }
         return parsed
     }
