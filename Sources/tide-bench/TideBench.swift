@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideEngine
 import TideGit
 import TideManifest
 import TideMetrics
@@ -15,58 +16,206 @@ struct TideBench: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object keyed by scenario.")
     var json = false
 
-    @Option(name: .long, help: "Scenarios to run (default: all). Known: dora.")
+    static let scenarios = ["coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries"]
+
+    @Option(name: .long, help: "Scenarios to run (default: all). Known: \(scenarios.joined(separator: ", ")).")
     var scenario: [String] = []
+
+    @Option(name: .long, help: "Services in the cold-plan repository (each in 3 environments).")
+    var services: Int = 10_000
+
+    @Option(name: .long, help: "Commits in the deep-history repository.")
+    var commits: Int = 10_000
 
     @Option(name: .long, help: "Deployments recorded for the dora scenario.")
     var deployments: Int = 1_000_000
 
+    @Option(name: .long, help: "Targets in canary rollouts for the canaries scenario.")
+    var canaries: Int = 1_000
+
     @Option(name: .long, help: "Timed runs per scenario (after one warm-up).")
     var runs: Int = 5
 
+    @Option(name: .long, help: .hidden)
+    var child: String?
+
+    @Option(name: .long, help: .hidden)
+    var fixture: String?
+
+    @Option(name: .long, help: "Only write the synthetic cold-plan repository at this path (for profiling).")
+    var generate: String?
+
     func validate() throws {
-        let unknown = scenario.filter { !["dora"].contains($0) }
+        let unknown = scenario.filter { !Self.scenarios.contains($0) }
         if !unknown.isEmpty { throw ValidationError("unknown scenario(s): \(unknown.joined(separator: ", "))") }
         if runs < 1 { throw ValidationError("--runs must be at least 1") }
     }
 
     func run() async throws {
-        let wanted = scenario.isEmpty ? ["dora"] : scenario
+        if let generate {
+            try SyntheticRepo.large(at: generate, services: services)
+            return
+        }
+        if let child, let fixture {
+            try await runChild(child, repo: fixture)
+            return
+        }
+        let wanted = scenario.isEmpty ? Self.scenarios : scenario
         var results: [String: Result] = [:]
+        let scratch = try Scratch("run")
+        defer { scratch.remove() }
+        if wanted.contains("coldPlan") || wanted.contains("incremental") || wanted.contains("noopPoll") {
+            let repo = scratch.file("large")
+            let start = ContinuousClock.now
+            try SyntheticRepo.large(at: repo, services: services)
+            log("generated \(services) services in \(ContinuousClock.now - start)")
+            let plans = PlanScenarios(services: services, runs: runs)
+            if wanted.contains("coldPlan") {
+                var result = try await plans.coldPlan(repo: repo, scratch: scratch)
+                result.peakRSSMegabytes = try peakRSS(of: "coldPlan", repo: repo)
+                results["coldPlan"] = result
+                log("coldPlan done")
+            }
+            if wanted.contains("noopPoll") {
+                results["noopPoll"] = try await plans.noopPoll(repo: repo, scratch: scratch)
+                log("noopPoll done")
+            }
+            if wanted.contains("incremental") {
+                var result = try await plans.incremental(repo: repo, scratch: scratch)
+                result.peakRSSMegabytes = try peakRSS(of: "incremental", repo: repo)
+                results["incremental"] = result
+                log("incremental done")
+            }
+        }
+        if wanted.contains("deepHistory") {
+            results["deepHistory"] = try DeepHistoryScenario(commits: commits, span: 500, runs: runs).run(
+                scratch: scratch)
+            log("deepHistory done")
+        }
         if wanted.contains("dora") {
             results["dora"] = try await DoraScenario(deployments: deployments, runs: runs).run()
+            log("dora done")
+        }
+        if wanted.contains("canaries") {
+            results["canaries"] = try await CanaryScenario(targets: canaries, runs: runs).run(scratch: scratch)
+            log("canaries done")
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(results), as: UTF8.self))
         } else {
-            for (name, result) in results.sorted(by: { $0.key < $1.key }) {
+            print("scenario         seconds   baseline  ratio   peak RSS  detail")
+            for name in Self.scenarios {
+                guard let result = results[name] else { continue }
+                let baseline = result.baselineSeconds.map { String(format: "%.4f s", $0) } ?? "-"
+                let ratio = result.ratio.map { String(format: "%.1f×", $0) } ?? "-"
+                let rss = result.peakRSSMegabytes.map { String(format: "%.0f MB", $0) } ?? "-"
                 print(
-                    "\(name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%.4f", result.seconds)) s  \(result.detail)"
-                )
+                    name.padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + String(format: "%9.4f s", result.seconds) + "  "
+                        + baseline.padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + ratio.padding(toLength: 8, withPad: " ", startingAt: 0)
+                        + rss.padding(toLength: 10, withPad: " ", startingAt: 0) + result.detail)
             }
         }
     }
+
+    /// Runs one pass of a scenario in a fresh process of this executable and reads its peak resident memory.
+    private func peakRSS(of scenario: String, repo: String) throws -> Double {
+        let output = try SyntheticRepo.run(
+            CommandLine.arguments[0].hasPrefix("/")
+                ? CommandLine.arguments[0] : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0],
+            ["--child", scenario, "--fixture", repo])
+        guard let kilobytes = Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw BenchError("child printed \(output)")
+        }
+        return (kilobytes / 1024 * 10).rounded() / 10
+    }
+
+    /// The child side of `peakRSS`: one cold plan, or one incremental pass (seeded state, warm cache, one
+    /// commit, one pass); prints ru_maxrss in kilobytes.
+    private func runChild(_ scenario: String, repo: String) async throws {
+        let scratch = try Scratch("child")
+        defer { scratch.remove() }
+        let plans = PlanScenarios(services: 0, runs: 1)
+        switch scenario {
+        case "coldPlan":
+            let reconciler = Reconciler(
+                repository: try Repository.open(at: repo), branch: "main", root: "",
+                store: try SQLiteStateStore(path: scratch.file("state.sqlite")), executors: NullExecutors())
+            _ = try await reconciler.plan()
+        case "incremental":
+            // Work on a copy: the parent's repository must stay as it is.
+            let copy = scratch.file("repo")
+            try SyntheticRepo.run("/usr/bin/git", ["clone", "-q", repo, copy])
+            _ = try await plans.incremental(repo: copy, scratch: scratch)
+        default:
+            throw BenchError("no child scenario \(scenario)")
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(usage.ru_maxrss)
+    }
+}
+
+func log(_ message: String) {
+    FileHandle.standardError.write(Data("tide-bench: \(message)\n".utf8))
 }
 
 /// One scenario's figures.
 struct Result: Encodable {
     var seconds: Double
     var runs: [Double]
+    var baselineSeconds: Double?
+    var baselineRuns: [Double]?
+    /// Baseline ÷ Tide.
+    var ratio: Double?
+    var peakRSSMegabytes: Double?
     var detail: String
+
+    init(
+        seconds: Double, runs: [Double], baselineSeconds: Double? = nil, baselineRuns: [Double]? = nil,
+        ratio: Double? = nil, detail: String
+    ) {
+        self.seconds = seconds
+        self.runs = runs
+        self.baselineSeconds = baselineSeconds
+        self.baselineRuns = baselineRuns
+        self.ratio = ratio
+        self.detail = detail
+    }
 }
 
-/// Times `body` `runs` times after one warm-up; the median, in seconds.
-func measure(runs: Int, _ body: () async throws -> Void) async rethrows -> (median: Double, all: [Double]) {
+/// Times `body` `runs` times after one warm-up, running `prepare` (untimed) before each; the median, in seconds.
+func measure(
+    runs: Int, prepare: () async throws -> Void = {}, _ body: () async throws -> Void
+) async rethrows -> (median: Double, all: [Double]) {
+    try await prepare()
     try await body()
     var times: [Double] = []
     for _ in 0..<runs {
+        try await prepare()
         let start = ContinuousClock.now
         try await body()
-        let elapsed = ContinuousClock.now - start
-        times.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        times.append(seconds(ContinuousClock.now - start))
     }
     let sorted = times.sorted()
     return (sorted[sorted.count / 2], times)
+}
+
+func measureSync(runs: Int, _ body: () throws -> Void) rethrows -> (median: Double, all: [Double]) {
+    try body()
+    var times: [Double] = []
+    for _ in 0..<runs {
+        let start = ContinuousClock.now
+        try body()
+        times.append(seconds(ContinuousClock.now - start))
+    }
+    let sorted = times.sorted()
+    return (sorted[sorted.count / 2], times)
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
