@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 public import TideExecutors
 public import TideGit
 public import TideManifest
@@ -17,6 +18,15 @@ public final class Reconciler: Sendable {
     public let executors: any ExecutorFactory
     public let clock: any TideClock
     public let loader: ManifestLoader
+    /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
+    /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
+    private let settled = Mutex<SettledPass?>(nil)
+
+    private struct SettledPass {
+        var head: ObjectID
+        var lastEventID: Int64
+        var report: ReconcileReport
+    }
 
     public init(
         repository: Repository, branch: String?, root: String, store: any StateStore,
@@ -105,9 +115,41 @@ public final class Reconciler: Sendable {
     }
 
     private func reconcileLocked() async throws -> ReconcileReport {
+        let head = try repository.resolveCommit(branch: branch)
+        if let memo = settled.withLock({ $0 }), memo.head == head,
+            try await store.lastEventID() == memo.lastEventID
+        {
+            return memo.report
+        }
+        let (report, desired) = try await reconcilePass()
+        let settles: Set<TargetOutcome.Result> = [.unchanged, .deployed, .removed]
+        // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
+        let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
+        if report.head == head, report.rejected.isEmpty, report.promotions.isEmpty, !promotes,
+            report.outcomes.allSatisfy({ settles.contains($0.result) })
+        {
+            // What the next pass would report: every target that is still desired, unchanged.
+            var next = report
+            next.outcomes = report.outcomes.compactMap { outcome in
+                guard outcome.result != .removed else { return nil }
+                return TargetOutcome(
+                    target: outcome.target, result: .unchanged, fromVersion: outcome.toVersion,
+                    toVersion: outcome.toVersion, classification: nil, message: nil, executorCalls: 0)
+            }
+            let memo = SettledPass(head: head, lastEventID: try await store.lastEventID(), report: next)
+            settled.withLock { $0 = memo }
+        } else {
+            settled.withLock { $0 = nil }
+        }
+        return report
+    }
+
+    private func reconcilePass() async throws -> (ReconcileReport, DesiredState?) {
         let resolution = try await resolve(record: true)
         guard let desired = resolution.desired, let revision = desired.revision else {
-            return ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: [])
+            return (
+                ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: []), nil
+            )
         }
         let live = try await store.liveTargets()
         let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
@@ -142,7 +184,7 @@ public final class Reconciler: Sendable {
         var report = ReconcileReport(
             head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
         report.promotions = try await autoPromote(desired: desired, head: resolution.head)
-        return report
+        return (report, desired)
     }
 
     /// Rolls a deploy or resume action out, unless a same-environment dependency is not healthy.

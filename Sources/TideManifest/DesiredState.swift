@@ -31,15 +31,22 @@ public struct DesiredTarget: Sendable, Hashable {
 
     public init(
         id: TargetID, executor: String, version: String, config: JSONValue, dependsOn: [String],
-        location: SourceLocation
+        location: SourceLocation, configDigest: String? = nil
     ) {
         self.id = id
         self.executor = executor
         self.version = version
         self.config = config
-        self.configDigest = ObjectID.blobHash(of: Array(config.canonicalJSON.utf8)).hex
+        self.configDigest = configDigest ?? Self.digest(of: config)
         self.dependsOn = dependsOn
         self.location = location
+    }
+}
+
+extension DesiredTarget {
+    /// The digest of a configuration: the git blob id of its canonical JSON.
+    public static func digest(of config: JSONValue) -> String {
+        ObjectID.blobHash(of: Array(config.canonicalJSON.utf8)).hex
     }
 }
 

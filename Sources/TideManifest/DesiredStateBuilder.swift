@@ -107,15 +107,16 @@ public enum DesiredStateBuilder {
         for environment in topologicalOrder(environments.mapValues(\.requires)) {
             for name in serviceOrder {
                 let service = services[name]!  // the order lists exactly the services
-                guard let override = service.environments[environment] else { continue }
-                let config = override.config.map { service.config.merging($0) } ?? service.config
+                guard let override = service.environments[environment],
+                    let resolved = service.resolvedConfig(for: environment)
+                else { continue }
                 let id = TargetID(service: name, environment: environment)
                 let dependsOn = service.dependsOn.filter { services[$0]?.environments[environment] != nil }
                 targets.append(
                     DesiredTarget(
                         id: id, executor: service.executor,
-                        version: override.version ?? service.version ?? "", config: config, dependsOn: dependsOn,
-                        location: service.location))
+                        version: override.version ?? service.version ?? "", config: resolved.config,
+                        dependsOn: dependsOn, location: service.location, configDigest: resolved.digest))
             }
         }
         var state = DesiredState(

@@ -180,6 +180,32 @@ public struct ServiceManifest: Sendable, Hashable {
     public var hotfix: Bool = false
     public var rollback = RollbackSpec()
 
+    /// One environment's configuration with the override merged in, and its digest.
+    public struct ResolvedConfig: Sendable, Hashable {
+        public var config: JSONValue
+        public var digest: String
+    }
+
+    /// Each environment's resolved configuration. Computed once when the file is decoded, so a cached parse
+    /// carries it and a pass over thousands of unchanged services does not merge and hash them again.
+    public private(set) var resolvedConfigs: [String: ResolvedConfig] = [:]
+
+    /// Computes `resolvedConfigs` from `config` and the environment overrides.
+    public mutating func resolveConfigs() {
+        resolvedConfigs = environments.mapValues { override in
+            let config = override.config.map { self.config.merging($0) } ?? self.config
+            return ResolvedConfig(config: config, digest: DesiredTarget.digest(of: config))
+        }
+    }
+
+    /// The configuration of one environment (from `resolvedConfigs` when present).
+    public func resolvedConfig(for environment: String) -> ResolvedConfig? {
+        if let resolved = resolvedConfigs[environment] { return resolved }
+        guard let override = environments[environment] else { return nil }
+        let config = override.config.map { self.config.merging($0) } ?? self.config
+        return ResolvedConfig(config: config, digest: DesiredTarget.digest(of: config))
+    }
+
     public init(
         name: String, location: SourceLocation, executor: String, executorLocation: SourceLocation,
         version: String?, versionLocation: SourceLocation?, config: JSONValue,

@@ -594,6 +594,7 @@ extension NodeReader {
             dependsOn: dependsOn, dependsOnLocations: dependsOnLocations, strategy: strategy)
         manifest.hotfix = hotfix
         manifest.rollback = rollback
+        manifest.resolveConfigs()
         return manifest
     }
 

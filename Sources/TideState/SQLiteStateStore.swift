@@ -212,6 +212,10 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    public func lastEventID() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM events") ?? 0 }
+    }
+
     public func repositoryStatus() async throws -> RepositoryStatus {
         try await read { db in
             guard let body = try String.fetchOne(db, sql: "SELECT body FROM repository_status WHERE id = 1") else {

@@ -30,6 +30,9 @@ public protocol StateStore: Sendable {
     func liveTarget(_ id: TargetID) async throws -> LiveTarget?
     func events(_ query: EventQuery) async throws -> [Event]
     func repositoryStatus() async throws -> RepositoryStatus
+    /// The id of the newest event (0 when there is none): anything that changes what a pass would do appends
+    /// an event, so an unchanged id and an unchanged branch head mean an unchanged plan for settled targets.
+    func lastEventID() async throws -> Int64
     func action(_ id: String) async throws -> ActionRecord?
     /// Deployment records, newest first.
     func deployments(_ query: DeploymentQuery) async throws -> [DeploymentRecord]

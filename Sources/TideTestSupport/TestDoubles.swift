@@ -89,6 +89,8 @@ public actor InMemoryStateStore: StateStore {
 
     public func repositoryStatus() -> RepositoryStatus { status }
 
+    public func lastEventID() -> Int64 { Int64(log.count) }
+
     public func action(_ id: String) -> ActionRecord? { actions[id] }
 
     public func apply(_ write: StateWrite) {

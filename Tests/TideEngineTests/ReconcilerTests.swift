@@ -102,6 +102,40 @@ struct ReconcilerTests {
         #expect(await h.store.events(EventQuery(limit: 1000)).count == eventsBefore)
     }
 
+    @Test("a settled pass is answered from memory exactly as a fresh pass would answer it, until head or the log moves")
+    func settledPassMemo() async throws {
+        let h = try Harness()
+        _ = try await h.pass()
+        let remembered = try await h.pass()
+        let fresh = try await Reconciler(
+            repository: h.reconciler.repository, branch: nil, root: "", store: h.store, executors: h.executor,
+            clock: h.clock
+        ).reconcile(lockTimeout: 1)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        #expect(
+            String(decoding: try encoder.encode(remembered), as: UTF8.self)
+                == String(decoding: try encoder.encode(fresh), as: UTF8.self))
+
+        // Live state changed by another process (with its event) makes the next pass plan for real; so does a
+        // new commit.
+        var payments = try #require(await h.live("payments"))
+        payments.version = "1.9.0"
+        await h.store.apply(
+            StateWrite(
+                targets: [payments],
+                events: [Event(time: h.clock.now(), kind: .deploymentSucceeded, message: "elsewhere")]))
+        #expect(try await h.pass().outcomes.map(\.result) == [.deployed, .unchanged])
+        #expect(try await h.pass().outcomes.map(\.result) == [.unchanged, .unchanged])
+        try h.fixture.write("services/payments.yaml", serviceYAML("payments", version: "2.1.0"))
+        try h.fixture.commit("payments 2.1.0")
+        let moved = try await h.pass()
+        #expect(moved.outcomes.map(\.result) == [.deployed, .unchanged])
+        #expect(h.calls() == ["deploy payments@prod 2.1.0", "health payments@prod 2.1.0"])
+        #expect(moved.outcomes[0].fromVersion == "2.0.0")
+        #expect(try await h.pass().outcomes.map(\.result) == [.unchanged, .unchanged])
+    }
+
     @Test("a version change deploys with the previous version; a config-only change is CONFIG")
     func versionAndConfigChanges() async throws {
         let h = try Harness()
