@@ -49,7 +49,7 @@ enum PlanDocument {
                     "`tide rollback \(action.target.service) --env \(action.target.environment)` (or `git revert` "
                     + "of this change) returns to \(previous) on the fast path, past every gate"
                 out +=
-                    service.rollback.automatic || service.strategy.type == .canary
+                    service.rollback.automatic || service.strategy.type.keepsStable
                     ? "; a failing step returns traffic to \(previous) automatically"
                         + (service.rollback.writeBack == .revert ? " and reverts the change in git" : "") + ".\n"
                     : ".\n"
@@ -63,42 +63,62 @@ enum PlanDocument {
     private static func rolloutTable(service: ServiceManifest, desired: DesiredState, firstDeployment: Bool) -> String {
         var rows: [[String]] = []
         let health = "the executor's `health` exits 0"
+        let keepsStable = service.strategy.type.keepsStable && !firstDeployment
         let trigger =
-            service.rollback.automatic || service.strategy.type == .canary
+            service.rollback.automatic || keepsStable
             ? "step fails → `rollback` to stable" : "step fails → target Failed, version held"
-        if service.strategy.type == .recreate || firstDeployment {
-            rows.append(["deploy", "stop old, start new (100 %)", "exit 0", trigger])
-            rows.append(["health", "check the new version", health, trigger])
-        } else {
-            rows.append(["deploy", "start the candidate beside stable (0 %)", "exit 0", trigger])
-            rows.append(["health", "check the candidate", health, trigger])
-            for step in service.strategy.steps {
-                switch step {
-                case .setWeight(let weight):
-                    rows.append(["set-weight", "send \(weight) % of traffic to the candidate", "exit 0", trigger])
-                case .pause(let seconds?):
-                    rows.append(["pause", "wait \(ManifestDuration.format(seconds))", "time passes", "`tide abort`"])
-                case .pause(nil):
-                    rows.append(["pause", "wait for a person", "`tide promote`", "`tide abort`"])
-                case .analysis(let name):
-                    let analysis = desired.analyses[name]
-                    let criteria =
-                        analysis?.metrics.map { metric in
-                            "\(metric.name): "
-                                + [
-                                    metric.successCondition.map { "success if `\($0)`" },
-                                    metric.failureCondition.map { "fail if `\($0)`" },
-                                ].compactMap { $0 }.joined(separator: ", ")
-                        }.joined(separator: "; ") ?? name
-                    let limits =
-                        analysis.map {
-                            "\($0.count) × every \(ManifestDuration.format($0.interval)); more than \($0.failureLimit) failed → rollback"
-                        } ?? ""
-                    rows.append(["analysis \(name)", limits, criteria, "failures → `rollback`; inconclusive → pause"])
-                }
+        let strategy = firstDeployment ? StrategySpec() : service.strategy
+        let steps = Reconciler.steps(for: strategy)
+        for (index, step) in steps.enumerated() {
+            switch step {
+            case .action(.deploy, let weight) where keepsStable:
+                rows.append(["deploy", "start the candidate beside stable (\(weight) %)", "exit 0", trigger])
+            case .action(.deploy, _):
+                rows.append(["deploy", "stop old, start new (100 %)", "exit 0", trigger])
+            case .action(.health, _):
+                let what = index == 1 ? (keepsStable ? "the candidate" : "the new version") : "it"
+                rows.append(["health", "check \(what)", health, trigger])
+            case .action(.setWeight, let weight):
+                let share =
+                    strategy.type == .rolling
+                    ? "replace \(weight) % of the instances" : "send \(weight) % of traffic to the candidate"
+                rows.append(["set-weight", share, "exit 0", trigger])
+            case .action(.mirror, let weight):
+                rows.append([
+                    "mirror", "mirror \(weight) % of traffic to the candidate (answers discarded)", "exit 0", trigger,
+                ])
+            case .action(.split, _):
+                let match = strategy.match.map { $0.json.canonicalJSON } ?? "?"
+                rows.append(["split", "send requests matching `\(match)` to the candidate", "exit 0", trigger])
+            case .action(.promote, _):
+                let what =
+                    strategy.type == .blueGreen
+                    ? "switch all traffic to the candidate" : "make the candidate stable (100 %)"
+                rows.append(["promote", what, "exit 0", trigger])
+            case .action(.scaleDown, _):
+                rows.append(["scale-down", "stop the old side", "exit 0", "–"])
+            case .action(let other, let weight):
+                rows.append([other.rawValue, "\(weight) %", "exit 0", trigger])
+            case .pause(let seconds?):
+                rows.append(["pause", "wait \(ManifestDuration.format(seconds))", "time passes", "`tide abort`"])
+            case .pause(nil):
+                rows.append(["pause", "wait for a person", "`tide promote`", "`tide abort`"])
+            case .analysis(let name):
+                let analysis = desired.analyses[name]
+                let criteria =
+                    analysis?.metrics.map { metric in
+                        "\(metric.name): "
+                            + [
+                                metric.successCondition.map { "success if `\($0)`" },
+                                metric.failureCondition.map { "fail if `\($0)`" },
+                            ].compactMap { $0 }.joined(separator: ", ")
+                    }.joined(separator: "; ") ?? name
+                let limits =
+                    analysis.map {
+                        "\($0.count) × every \(ManifestDuration.format($0.interval)); more than \($0.failureLimit) failed → rollback"
+                    } ?? ""
+                rows.append(["analysis \(name)", limits, criteria, "failures → `rollback`; inconclusive → pause"])
             }
-            rows.append(["promote", "make the candidate stable (100 %)", "exit 0", trigger])
-            rows.append(["health", "check the promoted version", health, trigger])
         }
         var table = "| step | action | success criteria | rollback trigger |\n|---|---|---|---|\n"
         for (index, row) in rows.enumerated() {

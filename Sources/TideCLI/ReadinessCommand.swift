@@ -62,10 +62,7 @@ struct ReadinessCommand: AsyncParsableCommand {
         let live = try await reconciler.store.liveTarget(id)
         var checks: [Check] = []
         let strategy = desired.services[service]?.strategy.type.rawValue ?? "recreate"
-        let analysisNames =
-            desired.services[service]?.strategy.steps.compactMap { step -> String? in
-                if case .analysis(let name) = step { name } else { nil }
-            } ?? []
+        let analysisNames = desired.services[service]?.strategy.analyses ?? []
         if !env.production {
             checks.append(
                 Check(name: "analysis defined for production", pass: true, detail: "not a production environment"))

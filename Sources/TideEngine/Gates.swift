@@ -150,7 +150,7 @@ public struct GateEvaluator: Sendable {
             }
         }
         let strategy = desired.services[target.service]?.strategy.type.rawValue ?? "recreate"
-        let rank = PolicyManifest.strategyOrder.firstIndex(of: strategy) ?? 0
+        let rank = PolicyManifest.rank(of: strategy)
         for (name, rule) in rules {
             if let minimum = rule.minimumStrategy, let needed = PolicyManifest.strategyOrder.firstIndex(of: minimum),
                 rank < needed
@@ -174,7 +174,7 @@ public struct GateEvaluator: Sendable {
 
     /// Whether a strategy has an analysis step.
     public static func hasAnalysis(_ strategy: StrategySpec?) -> Bool {
-        strategy?.steps.contains { if case .analysis = $0 { true } else { false } } ?? false
+        !(strategy?.analyses.isEmpty ?? true)
     }
 
     /// A window gate when `windows` exist and none is open now, saying when the next one opens.

@@ -215,8 +215,8 @@ public final class Reconciler: Sendable {
     // MARK: - Rollout (recreate)
 
     /// One step of a rollout.
-    enum RolloutStep: Equatable {
-        /// An executor action, with the candidate's share of traffic.
+    public enum RolloutStep: Equatable, Sendable {
+        /// An executor action, with the candidate's share of traffic (or of instances, for rolling).
         case action(ExecutorAction, weight: Int)
         /// Wait this many seconds, or (nil) until `tide promote`.
         case pause(Double?)
@@ -224,12 +224,43 @@ public final class Reconciler: Sendable {
         case analysis(String)
     }
 
-    /// Recreate: stop old and start new, then check health. Canary: start the candidate beside stable with no
-    /// traffic and check it, walk the manifest's weights and pauses, then promote it and check again.
-    static func steps(for strategy: StrategySpec) -> [RolloutStep] {
+    /// The steps of a rollout with `strategy`, from the first executor call to the last. Every strategy but
+    /// recreate starts the candidate beside stable and checks it before it gets anything.
+    ///
+    /// - recreate: deploy (stop old, start new), health.
+    /// - rolling: deploy the first batch, health; set-weight (share of instances replaced) and health per
+    ///   batch; promote, health.
+    /// - blue-green: deploy the preview, health, preview analysis; wait (autoPromotionAfter, or for
+    ///   `tide promote` without autoPromotion); promote (switch all traffic), health, post-promotion analysis;
+    ///   keep the old side for scaleDownDelay; scale-down.
+    /// - canary: deploy at 0 %, health, the manifest's steps, promote, health.
+    /// - shadow: deploy, health, mirror, wait `duration`, analysis; promote, health.
+    /// - ab: deploy, health, split, wait `duration`, analysis (the comparison); promote, health.
+    public static func steps(for strategy: StrategySpec) -> [RolloutStep] {
+        let candidate: [RolloutStep] = [.action(.deploy, weight: 0), .action(.health, weight: 0)]
+        let promote: [RolloutStep] = [.action(.promote, weight: 100), .action(.health, weight: 100)]
         switch strategy.type {
         case .recreate:
             return [.action(.deploy, weight: 100), .action(.health, weight: 100)]
+        case .rolling:
+            let batches = strategy.batches.isEmpty ? [100] : strategy.batches
+            var steps: [RolloutStep] = [.action(.deploy, weight: batches[0]), .action(.health, weight: batches[0])]
+            for batch in batches.dropFirst() where batch < 100 {
+                steps += [.action(.setWeight, weight: batch), .action(.health, weight: batch)]
+            }
+            return steps + promote
+        case .blueGreen:
+            var steps = candidate
+            if let preview = strategy.previewAnalysis { steps.append(.analysis(preview)) }
+            if !strategy.autoPromotion {
+                steps.append(.pause(nil))
+            } else if strategy.autoPromotionAfter > 0 {
+                steps.append(.pause(strategy.autoPromotionAfter))
+            }
+            steps += promote
+            if let post = strategy.postPromotionAnalysis { steps.append(.analysis(post)) }
+            if strategy.scaleDownDelay > 0 { steps.append(.pause(strategy.scaleDownDelay)) }
+            return steps + [.action(.scaleDown, weight: 100)]
         case .canary:
             let walk = strategy.steps.map { step -> RolloutStep in
                 switch step {
@@ -238,8 +269,28 @@ public final class Reconciler: Sendable {
                 case .analysis(let name): .analysis(name)
                 }
             }
-            return [.action(.deploy, weight: 0), .action(.health, weight: 0)] + walk
-                + [.action(.promote, weight: 100), .action(.health, weight: 100)]
+            return candidate + walk + promote
+        case .shadow, .ab:
+            var steps = candidate
+            if strategy.type == .shadow {
+                steps.append(.action(.mirror, weight: strategy.mirror))
+            } else if case .userKey(_, let percent) = strategy.match {
+                steps.append(.action(.split, weight: percent))
+            } else {
+                steps.append(.action(.split, weight: 0))
+            }
+            if strategy.duration > 0 { steps.append(.pause(strategy.duration)) }
+            if let analysis = strategy.analysis { steps.append(.analysis(analysis)) }
+            return steps + promote
+        }
+    }
+
+    /// What a traffic action needs besides its weight.
+    static func traffic(for action: ExecutorAction, strategy: StrategySpec) -> JSONValue? {
+        switch action {
+        case .split: strategy.match.map { .object(["match": $0.json]) }
+        case .mirror: .object(["mirror": .int(Int64(strategy.mirror))])
+        default: nil
         }
     }
 
@@ -385,7 +436,7 @@ public final class Reconciler: Sendable {
                     continue
                 }
             case .action(let action, let actionWeight):
-                if rollout.full && action == .setWeight {
+                if rollout.full && [.setWeight, .mirror, .split].contains(action) {
                     rollout.step = step + 1
                     continue
                 }
@@ -410,10 +461,12 @@ public final class Reconciler: Sendable {
                             id: actionID, target: target.id, action: name.rawValue, status: .started,
                             startedAt: startedAt)
                     ]))
-            let request = ActionRequest(
+            var request = ActionRequest(
                 action: name, service: target.id.service, environment: target.id.environment,
                 version: rollout.version, previousVersion: rollout.previousVersion, weight: weight,
                 revision: rollout.revision.hex, actionID: actionID, config: rollout.config)
+            request.strategy = strategy.type.rawValue
+            request.traffic = Self.traffic(for: name, strategy: strategy)
             let result = await executor.perform(request)
             calls += 1
             let finishedAt = clock.now()
@@ -435,7 +488,7 @@ public final class Reconciler: Sendable {
 
             rollout.step = step + 1
             rollout.stepStartedAt = finishedAt
-            if name == .deploy || name == .setWeight || name == .promote { rollout.weight = weight }
+            if [.deploy, .setWeight, .promote, .split].contains(name) { rollout.weight = weight }
             state.rollout = rollout
             state.updatedAt = finishedAt
             try await store.apply(
@@ -525,10 +578,10 @@ public final class Reconciler: Sendable {
                 deployments: [
                     failedDeployment(target: target.id, rollout: rollout, desired: desired, at: now, message: message)
                 ]))
-        // A canary's stable version never stopped: traffic always goes back to it. A recreate rolls back only
-        // when asked to.
+        // Stable never stopped in any strategy but recreate: traffic always goes back to it. A recreate rolls
+        // back only when asked to.
         if let service = desired.services[target.id.service],
-            service.rollback.automatic || service.strategy.type == .canary, let stable = rollout.previousVersion
+            service.rollback.automatic || service.strategy.type.keepsStable, let stable = rollout.previousVersion
         {
             return try await rollBack(
                 target: target, to: stable, after: rollout, state: state, reason: message, spec: service.rollback,

@@ -9,6 +9,12 @@ public enum ExecutorAction: String, Sendable, Codable, CaseIterable {
     case rollback
     case remove
     case health
+    /// Shadow: mirror `weight` % of traffic to the candidate; its answers are discarded.
+    case mirror
+    /// A/B: send the requests that match `traffic.match` to the candidate.
+    case split
+    /// Blue-green: the switch is final; the old side (`previousVersion`) may go.
+    case scaleDown = "scale-down"
     /// An analysis `command` provider taking one measurement (TIDE_METRIC names it; stdout is the result).
     case measure
 }
@@ -27,6 +33,10 @@ public struct ActionRequest: Sendable, Codable, Hashable {
     /// Idempotency key: the same step of the same rollout always carries the same id, also after a restart.
     public var actionID: String
     public var config: JSONValue
+    /// The rollout strategy (recreate, rolling, blue-green, canary, shadow, ab).
+    public var strategy: String?
+    /// What the traffic action needs besides the weight: `{"match": …}` for split, `{"mirror": N}` for mirror.
+    public var traffic: JSONValue?
 
     public init(
         action: ExecutorAction, service: String, environment: String, version: String, previousVersion: String?,
@@ -46,12 +56,12 @@ public struct ActionRequest: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey {
         case action, service, environment, version, previousVersion, weight, revision
         case actionID = "actionId"
-        case config
+        case config, strategy, traffic
     }
 
     /// The `TIDE_*` variables of the protocol.
     public var environmentVariables: [String: String] {
-        [
+        var variables = [
             "TIDE_ACTION": action.rawValue,
             "TIDE_SERVICE": service,
             "TIDE_ENVIRONMENT": environment,
@@ -61,6 +71,8 @@ public struct ActionRequest: Sendable, Codable, Hashable {
             "TIDE_REVISION": revision,
             "TIDE_ACTION_ID": actionID,
         ]
+        if let strategy { variables["TIDE_STRATEGY"] = strategy }
+        return variables
     }
 
     /// The stdin payload: one JSON object with sorted keys and a trailing newline.

@@ -79,12 +79,11 @@ public enum DesiredStateBuilder {
             field: "spec.requires")
 
         for service in services.values.sorted(by: { $0.location < $1.location }) {
-            for case .analysis(let name) in service.strategy.steps
-            where analyses[name] == nil && !broken.contains("Analysis/\(name)") {
+            for name in service.strategy.analyses where analyses[name] == nil && !broken.contains("Analysis/\(name)") {
                 diagnostics.append(
                     Diagnostic(
                         service.location,
-                        "Service '\(service.name)': spec.strategy.steps: analysis '\(name)' is not defined"
+                        "Service '\(service.name)': spec.strategy: analysis '\(name)' is not defined"
                             + known(analyses.keys)))
             }
         }

@@ -543,27 +543,7 @@ extension NodeReader {
         }
 
         var strategy = StrategySpec()
-        if let node = f["strategy"]?.value,
-            let g = fields(node, "spec.strategy", allowed: ["type", "steps"], owner: owner),
-            let typeNode = g["type"]?.value, let text = string(typeNode, "spec.strategy.type", owner: owner)
-        {
-            if let type = StrategySpec.StrategyType(rawValue: text) {
-                strategy.type = type
-            } else if ["rolling", "blue-green", "shadow", "ab"].contains(text) {
-                error(typeNode, "\(owner)spec.strategy.type: '\(text)' is not supported by this version of tide yet")
-            } else {
-                error(typeNode, "\(owner)spec.strategy.type: unknown strategy '\(text)'; expected recreate or canary")
-            }
-            if let stepsNode = g["steps"]?.value {
-                if strategy.type != .canary {
-                    error(stepsNode, "\(owner)spec.strategy.steps: only a canary has steps")
-                } else {
-                    strategy.steps = canarySteps(stepsNode, owner: owner)
-                }
-            } else if strategy.type == .canary {
-                error(node, "\(owner)spec.strategy: a canary needs steps (setWeight, pause)")
-            }
-        }
+        if let node = f["strategy"]?.value { strategy = self.strategy(node, owner: owner) }
 
         var hotfix = false
         if let node = f["hotfix"]?.value, let value = bool(node, "spec.hotfix", owner: owner) { hotfix = value }
@@ -596,6 +576,184 @@ extension NodeReader {
         manifest.rollback = rollback
         manifest.resolveConfigs()
         return manifest
+    }
+
+    /// The fields each strategy takes besides `type`.
+    static let strategyFields: [StrategySpec.StrategyType: [String]] = [
+        .recreate: [],
+        .rolling: ["batches", "maxSurge", "maxUnavailable"],
+        .blueGreen: [
+            "previewAnalysis", "postPromotionAnalysis", "autoPromotion", "autoPromotionAfter", "scaleDownDelay",
+        ],
+        .canary: ["steps", "backgroundAnalysis"],
+        .shadow: ["mirror", "duration", "analysis"],
+        .ab: ["match", "duration", "analysis"],
+    ]
+
+    mutating func strategy(_ node: Node, owner: String) -> StrategySpec {
+        var strategy = StrategySpec()
+        let all = ["type"] + Set(Self.strategyFields.values.joined()).sorted()
+        guard let g = fields(node, "spec.strategy", allowed: all, required: ["type"], owner: owner),
+            let typeNode = g["type"]?.value, let text = string(typeNode, "spec.strategy.type", owner: owner)
+        else { return strategy }
+        guard let type = StrategySpec.StrategyType(rawValue: text) else {
+            let known = StrategySpec.StrategyType.allCases.map(\.rawValue)
+            let hint = closest(text, in: known).map { "; did you mean '\($0)'?" } ?? ""
+            error(
+                typeNode,
+                "\(owner)spec.strategy.type: unknown strategy '\(text)'\(hint) (one of \(known.joined(separator: ", ")))"
+            )
+            return strategy
+        }
+        strategy.type = type
+        let allowed = Self.strategyFields[type] ?? []
+        for (name, entry) in g where name != "type" && !allowed.contains(name) {
+            let owners = Self.strategyFields.filter { $0.value.contains(name) }.keys.map(\.rawValue).sorted()
+            error(
+                entry.key,
+                "\(owner)spec.strategy.\(name): a \(text) strategy has no '\(name)' (\(owners.joined(separator: ", ")) do)"
+            )
+        }
+        func analysisName(_ field: String) -> String? {
+            g[field].flatMap { self.name($0.value, "spec.strategy.\(field)", owner: owner) }
+        }
+        func seconds(_ field: String) -> Double? {
+            g[field].flatMap { duration($0.value, "spec.strategy.\(field)", owner: owner) }
+        }
+        switch type {
+        case .recreate:
+            break
+        case .canary:
+            if let stepsNode = g["steps"]?.value {
+                strategy.steps = canarySteps(stepsNode, owner: owner)
+            } else {
+                error(node, "\(owner)spec.strategy: a canary needs steps (setWeight, pause, analysis)")
+            }
+            strategy.backgroundAnalysis = analysisName("backgroundAnalysis")
+        case .rolling:
+            strategy.batches = rollingBatches(g, node: node, owner: owner)
+        case .blueGreen:
+            strategy.previewAnalysis = analysisName("previewAnalysis")
+            strategy.postPromotionAnalysis = analysisName("postPromotionAnalysis")
+            if let entry = g["autoPromotion"],
+                let value = bool(entry.value, "spec.strategy.autoPromotion", owner: owner)
+            {
+                strategy.autoPromotion = value
+            }
+            if let after = seconds("autoPromotionAfter") {
+                strategy.autoPromotionAfter = after
+                if !strategy.autoPromotion, let entry = g["autoPromotionAfter"] {
+                    error(
+                        entry.key, "\(owner)spec.strategy.autoPromotionAfter: has no effect with autoPromotion: false")
+                }
+            }
+            if let delay = seconds("scaleDownDelay") { strategy.scaleDownDelay = delay }
+        case .shadow, .ab:
+            strategy.analysis = analysisName("analysis")
+            if g["analysis"] == nil {
+                error(node, "\(owner)spec.strategy: a \(text) strategy needs an analysis to decide promote or discard")
+            }
+            if let time = seconds("duration") { strategy.duration = time }
+            if type == .shadow, let entry = g["mirror"] {
+                if let percent = percent(entry.value, "spec.strategy.mirror", owner: owner, minimum: 1) {
+                    strategy.mirror = percent
+                }
+            }
+            if type == .ab {
+                if let entry = g["match"] {
+                    strategy.match = trafficMatch(entry.value, owner: owner)
+                } else {
+                    error(node, "\(owner)spec.strategy: an ab strategy needs a match (header, cookie or userKey)")
+                }
+                if g["duration"] == nil {
+                    error(node, "\(owner)spec.strategy: an ab strategy needs a duration (how long to split)")
+                }
+            }
+        }
+        return strategy
+    }
+
+    /// A share from 0 (or `minimum`) to 100, written `25%` or `25`.
+    mutating func percent(_ node: Node, _ path: String, owner: String, minimum: Int = 0) -> Int? {
+        guard let text = string(node, path, owner: owner) else { return nil }
+        let digits = text.hasSuffix("%") ? String(text.dropLast()) : text
+        guard let value = Int(digits), (minimum...100).contains(value) else {
+            error(node, "\(owner)\(path): expected a percentage from \(minimum)% to 100%, found '\(text)'")
+            return nil
+        }
+        return value
+    }
+
+    /// `batches: [25%, 50%, 100%]`, or batches of `max(maxSurge, maxUnavailable)` (both default 25 %).
+    mutating func rollingBatches(
+        _ g: [String: (key: Node, value: Node)], node: Node, owner: String
+    ) -> [Int] {
+        if let entry = g["batches"] {
+            if let other = g["maxSurge"] ?? g["maxUnavailable"] {
+                error(other.key, "\(owner)spec.strategy: give either batches or maxSurge/maxUnavailable, not both")
+            }
+            guard case .sequence(let items) = entry.value, !items.isEmpty else {
+                error(entry.value, "\(owner)spec.strategy.batches: expected a list of percentages ending at 100%")
+                return [25, 50, 75, 100]
+            }
+            var batches: [Int] = []
+            for (index, item) in items.enumerated() {
+                guard
+                    let value = percent(item, "spec.strategy.batches[\(index)]", owner: owner, minimum: 1)
+                else { continue }
+                if let last = batches.last, value <= last {
+                    error(
+                        item,
+                        "\(owner)spec.strategy.batches[\(index)]: \(value)% is not above the batch before (\(last)%)")
+                }
+                batches.append(value)
+            }
+            if let last = batches.last, last != 100, let lastItem = items.last {
+                error(lastItem, "\(owner)spec.strategy.batches: the last batch must be 100%, not \(last)%")
+            }
+            return batches
+        }
+        let surge = g["maxSurge"].flatMap { percent($0.value, "spec.strategy.maxSurge", owner: owner) } ?? 25
+        let unavailable =
+            g["maxUnavailable"].flatMap { percent($0.value, "spec.strategy.maxUnavailable", owner: owner) } ?? 25
+        let step = max(surge, unavailable)
+        guard step > 0 else {
+            error(node, "\(owner)spec.strategy: maxSurge and maxUnavailable cannot both be 0%")
+            return [100]
+        }
+        return Array(stride(from: step, to: 100, by: step)) + [100]
+    }
+
+    /// `match: {header: {name, value}}`, `{cookie: {name, value}}` or `{userKey: {header, percent}}`.
+    mutating func trafficMatch(_ node: Node, owner: String) -> StrategySpec.Match? {
+        let path = "spec.strategy.match"
+        guard let g = fields(node, path, allowed: ["header", "cookie", "userKey"], owner: owner) else { return nil }
+        guard g.count == 1, let (kind, entry) = g.first else {
+            error(node, "\(owner)\(path): give exactly one of header, cookie or userKey")
+            return nil
+        }
+        switch kind {
+        case "header", "cookie":
+            guard
+                let h = fields(
+                    entry.value, "\(path).\(kind)", allowed: ["name", "value"], required: ["name", "value"],
+                    owner: owner),
+                let name = h["name"].flatMap({ string($0.value, "\(path).\(kind).name", owner: owner) }),
+                let value = h["value"].flatMap({ string($0.value, "\(path).\(kind).value", owner: owner) })
+            else { return nil }
+            return kind == "header" ? .header(name: name, value: value) : .cookie(name: name, value: value)
+        default:
+            guard
+                let h = fields(
+                    entry.value, "\(path).userKey", allowed: ["header", "percent"], required: ["header", "percent"],
+                    owner: owner),
+                let header = h["header"].flatMap({ string($0.value, "\(path).userKey.header", owner: owner) }),
+                let share = h["percent"].flatMap({
+                    percent($0.value, "\(path).userKey.percent", owner: owner, minimum: 1)
+                })
+            else { return nil }
+            return .userKey(header: header, percent: share)
+        }
     }
 
     mutating func canarySteps(_ node: Node, owner: String) -> [StrategySpec.Step] {

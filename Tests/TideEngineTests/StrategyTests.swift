@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+import TideEngine
+import TideExecutors
+import TideManifest
+import TideState
+import TideTestSupport
+
+/// Rolling, blue-green, shadow and A/B rollouts, advanced one pass at a time under a test clock.
+@Suite("TideEngine: rolling, blue-green, shadow and A/B strategies")
+struct StrategyTests {
+    static func service(_ version: String, strategy: String) -> String {
+        serviceYAML("payments", version: version).replacingOccurrences(
+            of: "  executor: local\n", with: "  executor: local\n  strategy:\n" + strategy)
+    }
+
+    static let analysis = """
+        apiVersion: tide/v1
+        kind: Analysis
+        metadata: {name: errors}
+        spec:
+          metrics:
+            - name: error-rate
+              provider: {command: {command: ["/usr/local/bin/error-rate"]}}
+              successCondition: "result < 0.01"
+              failureCondition: "result >= 0.05"
+
+        """
+
+    /// 2.0.0 runs (a first deployment goes straight to 100 %); 2.1.0 is committed with `strategy`.
+    func started(_ strategy: String, rate: String = "0.001") async throws -> Harness {
+        let h = try Harness()
+        try h.fixture.commit(
+            "2.0.0",
+            files: [
+                "services/payments.yaml": Self.service("2.0.0", strategy: strategy),
+                "tide/analysis.yaml": Self.analysis,
+            ])
+        _ = try await h.pass()
+        h.executor.respond(when: { $0.action == .measure }, with: rate)
+        try h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.service("2.1.0", strategy: strategy)])
+        return h
+    }
+
+    func calls(_ h: Harness) -> [String] {
+        h.executor.requests.filter { $0.service == "payments" }.map {
+            "\($0.action.rawValue) \($0.version) \($0.weight)"
+        }
+    }
+
+    @Test("rolling replaces instances batch by batch with a health check after each")
+    func rolling() async throws {
+        let h = try await started("    type: rolling\n    batches: [25%, 50%, 100%]\n")
+        let report = try await h.pass()
+        #expect(
+            calls(h) == [
+                "deploy 2.1.0 25", "health 2.1.0 25", "set-weight 2.1.0 50", "health 2.1.0 50", "promote 2.1.0 100",
+                "health 2.1.0 100",
+            ])
+        #expect(h.executor.requests.last?.strategy == "rolling")
+        #expect(report.outcomes.first?.result == .deployed)
+    }
+
+    @Test("rolling with maxSurge/maxUnavailable; a failed batch rolls the replaced instances back")
+    func rollingFailure() async throws {
+        let h = try await started("    type: rolling\n    maxSurge: 50%\n    maxUnavailable: 0\n")
+        h.executor.fail(when: { $0.action == .health && $0.weight == 50 && $0.version == "2.1.0" })
+        let report = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 50", "health 2.1.0 50", "rollback 2.0.0 100", "health 2.0.0 100"])
+        #expect(report.outcomes.first?.result == .failed)
+        #expect(await h.live("payments")?.phase == .rolledBack)
+        #expect(await h.live("payments")?.version == "2.0.0")
+    }
+
+    @Test("blue-green: preview, wait for promote, switch, keep the old side for scaleDownDelay, scale down")
+    func blueGreen() async throws {
+        let h = try await started(
+            "    type: blue-green\n    previewAnalysis: errors\n    autoPromotion: false\n    scaleDownDelay: 5m\n")
+        var report = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0"])
+        #expect(report.outcomes.first?.message?.contains("paused until tide promote") == true)
+        _ = try await h.reconciler.control(.promote(full: false), service: "payments", environment: "prod", by: "dana")
+        report = try await h.pass()
+        #expect(calls(h) == ["promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(report.outcomes.first?.result == .progressing)
+        #expect(report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(300))
+        #expect(await h.live("payments")?.rollout?.weight == 100)
+
+        h.clock.advance(by: 240)  // + 60 s in pass(): the old side may go
+        report = try await h.pass()
+        let scaleDown = try #require(h.executor.requests.last)
+        #expect(calls(h) == ["scale-down 2.1.0 100"])
+        #expect(scaleDown.previousVersion == "2.0.0")
+        #expect(report.outcomes.first?.result == .deployed)
+        #expect(await h.live("payments")?.version == "2.1.0")
+    }
+
+    @Test("blue-green: a failing post-promotion analysis switches straight back to the old side")
+    func blueGreenSwitchBack() async throws {
+        let h = try await started("    type: blue-green\n    postPromotionAnalysis: errors\n", rate: "0.2")
+        let report = try await h.pass()
+        #expect(
+            calls(h) == [
+                "deploy 2.1.0 0", "health 2.1.0 0", "promote 2.1.0 100", "health 2.1.0 100", "measure 2.1.0 100",
+                "rollback 2.0.0 100", "health 2.0.0 100",
+            ])
+        #expect(report.outcomes.first?.message?.contains("analysis errors failed") == true)
+        #expect(await h.live("payments")?.phase == .rolledBack)
+    }
+
+    @Test("shadow: mirror traffic, wait, let the analysis promote")
+    func shadowPromotes() async throws {
+        let h = try await started("    type: shadow\n    mirror: 50%\n    duration: 10m\n    analysis: errors\n")
+        var report = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 50"])
+        let mirror = try #require(h.executor.requests.last)
+        #expect(mirror.traffic == .object(["mirror": .int(50)]))
+        #expect(await h.live("payments")?.rollout?.weight == 0, "mirrored traffic is not live traffic")
+        #expect(report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(600))
+        h.clock.advance(by: 540)
+        report = try await h.pass()
+        #expect(calls(h) == ["measure 2.1.0 0", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(report.outcomes.first?.result == .deployed)
+    }
+
+    @Test("shadow: a failing analysis discards the candidate; stable never lost its traffic")
+    func shadowDiscards() async throws {
+        let h = try await started("    type: shadow\n    analysis: errors\n", rate: "0.5")
+        let report = try await h.pass()
+        #expect(
+            calls(h) == [
+                "deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 100", "measure 2.1.0 0", "rollback 2.0.0 100",
+                "health 2.0.0 100",
+            ])
+        #expect(report.outcomes.first?.result == .failed)
+        #expect(await h.live("payments")?.failed?.version == "2.1.0")
+    }
+
+    @Test("ab: split by user bucket for the duration, then compare and promote")
+    func abSplit() async throws {
+        let h = try await started(
+            "    type: ab\n    match: {userKey: {header: X-User-Id, percent: 30}}\n    duration: 1h\n    analysis: errors\n"
+        )
+        _ = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "split 2.1.0 30"])
+        let split = try #require(h.executor.requests.last)
+        #expect(
+            split.traffic
+                == .object([
+                    "match": .object(["userKey": .object(["header": .string("X-User-Id"), "percent": .int(30)])])
+                ]))
+        #expect(split.strategy == "ab")
+        #expect(await h.live("payments")?.rollout?.weight == 30)
+        h.clock.advance(by: 3540)
+        _ = try await h.pass()
+        #expect(calls(h) == ["measure 2.1.0 30", "promote 2.1.0 100", "health 2.1.0 100"])
+    }
+
+    @Test(
+        "bad strategies name the field",
+        arguments: [
+            ("    type: rolling\n    batches: [50%, 25%, 100%]\n", "spec.strategy.batches[1]: 25% is not above"),
+            ("    type: rolling\n    batches: [25%, 50%]\n", "spec.strategy.batches: the last batch must be 100%"),
+            ("    type: rolling\n    maxSurge: 0\n    maxUnavailable: 0%\n", "cannot both be 0%"),
+            (
+                "    type: blue-green\n    steps: [{setWeight: 5}]\n",
+                "spec.strategy.steps: a blue-green strategy has no"
+            ),
+            (
+                "    type: shadow\n    mirror: 150%\n    analysis: errors\n",
+                "spec.strategy.mirror: expected a percentage"
+            ),
+            ("    type: shadow\n", "a shadow strategy needs an analysis"),
+            ("    type: ab\n    analysis: errors\n    duration: 1h\n", "an ab strategy needs a match"),
+            (
+                "    type: ab\n    match: {header: {name: X}}\n    analysis: errors\n    duration: 1h\n",
+                "missing required field 'value'"
+            ),
+            ("    type: blue-green\n    previewAnalysis: nope\n", "analysis 'nope' is not defined"),
+            ("    type: bluegreen\n", "unknown strategy 'bluegreen'; did you mean 'blue-green'?"),
+        ])
+    func badStrategies(_ strategy: String, _ message: String) async throws {
+        let h = try Harness()
+        try h.fixture.commit(
+            "bad",
+            files: [
+                "services/payments.yaml": Self.service("2.0.0", strategy: strategy),
+                "tide/analysis.yaml": Self.analysis,
+            ])
+        let report = try await h.pass()
+        #expect(report.rejected.contains { $0.description.contains(message) }, "\(report.rejected)")
+    }
+}
