@@ -245,9 +245,11 @@ public final class SQLiteStateStore: StateStore {
     // MARK: - Writes
 
     public func apply(_ write: StateWrite) async throws {
+        // Cached statements: a rollout step writes a few rows, and compiling (and authorising) the statements
+        // again for each one cost more than the writes.
         try await self.write { db in
             for target in write.targets {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
                                              rollout, failed, updated_at, waiting, waiting_on)
@@ -257,7 +259,8 @@ public final class SQLiteStateStore: StateStore {
                             config_digest = excluded.config_digest, revision = excluded.revision,
                             rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
                             waiting = excluded.waiting, waiting_on = excluded.waiting_on
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         target.id.service, target.id.environment, target.executor, target.phase.rawValue,
                         target.version, target.configDigest, target.revision?.hex,
@@ -267,17 +270,19 @@ public final class SQLiteStateStore: StateStore {
                     ])
             }
             for id in write.removedTargets {
-                try db.execute(
-                    sql: "DELETE FROM targets WHERE service = ? AND environment = ?",
+                try db.cachedStatement(
+                    sql: "DELETE FROM targets WHERE service = ? AND environment = ?"
+                ).execute(
                     arguments: [id.service, id.environment])
             }
             for event in write.events {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO events (time, kind, service, environment, revision, version, previous_version,
                                             classification, message, details)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         event.time.timeIntervalSince1970, event.kind.rawValue, event.target?.service,
                         event.target?.environment, event.revision?.hex, event.version, event.previousVersion,
@@ -285,13 +290,14 @@ public final class SQLiteStateStore: StateStore {
                     ])
             }
             for action in write.actions {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO actions (id, service, environment, action, status, started_at, finished_at, message)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at,
                             message = excluded.message
-                        """,
+                        """
+                ).execute(
                     arguments: [
                         action.id, action.target.service, action.target.environment, action.action,
                         action.status.rawValue, action.startedAt.timeIntervalSince1970,
@@ -302,11 +308,12 @@ public final class SQLiteStateStore: StateStore {
                 try Self.upsert(deployment, in: db)
             }
             if let status = write.repositoryStatus {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO repository_status (id, body) VALUES (1, ?)
                         ON CONFLICT (id) DO UPDATE SET body = excluded.body
-                        """,
+                        """
+                ).execute(
                     arguments: [try Self.encode(status)])
             }
         }
