@@ -178,6 +178,7 @@ public struct DefaultExecutorFactory: ExecutorFactory {
     public func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor {
         switch manifest.type {
         case .command: CommandExecutor(manifest: manifest, workingDirectory: workingDirectory)
+        case .flags: FlagsExecutor(path: FlagsExecutor.resolve(manifest.path ?? "flags.json", in: workingDirectory))
         }
     }
 }

@@ -13,6 +13,9 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
 public struct ExecutorManifest: Sendable, Hashable {
     public enum ExecutorType: String, Sendable, Hashable, Codable {
         case command
+        /// Publishes each target's stable and candidate versions and weights to a JSON file (`path`), for
+        /// applications that split traffic by user themselves.
+        case flags
     }
 
     public var name: String
@@ -24,6 +27,8 @@ public struct ExecutorManifest: Sendable, Hashable {
     public var timeout: Double
     /// Extra environment variables for the executor's process.
     public var environment: [String: String]
+    /// flags: the JSON file to publish (relative paths are resolved against the working directory).
+    public var path: String?
 
     public init(
         name: String, location: SourceLocation, type: ExecutorType = .command, command: [String],

@@ -73,18 +73,18 @@ extension NodeReader {
     mutating func executor(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ExecutorManifest? {
         guard
             let f = fields(
-                spec, "spec", allowed: ["type", "command", "timeout", "env"], required: ["type"], owner: owner)
+                spec, "spec", allowed: ["type", "command", "timeout", "env", "path"], required: ["type"], owner: owner)
         else { return nil }
         var valid = true
         var type = ExecutorManifest.ExecutorType.command
         if let node = f["type"]?.value, let text = string(node, "spec.type", owner: owner) {
             if let known = ExecutorManifest.ExecutorType(rawValue: text) {
                 type = known
-            } else if ["plugin", "http", "nginx", "sql", "flags"].contains(text) {
+            } else if ["plugin", "http", "nginx", "sql"].contains(text) {
                 error(node, "\(owner)spec.type: executor type '\(text)' is not supported by this version of tide yet")
                 valid = false
             } else {
-                error(node, "\(owner)spec.type: unknown executor type '\(text)'; expected command")
+                error(node, "\(owner)spec.type: unknown executor type '\(text)'; expected command or flags")
                 valid = false
             }
         } else {
@@ -103,6 +103,24 @@ extension NodeReader {
             }
         } else if type == .command {
             error(spec, "\(owner)spec: missing required field 'command' for a command executor")
+            valid = false
+        }
+        if type != .command, let node = f["command"]?.key {
+            error(node, "\(owner)spec.command: only a command executor runs a command")
+            valid = false
+        }
+        var path: String?
+        if let node = f["path"]?.value {
+            if type != .flags {
+                error(f["path"]!.key, "\(owner)spec.path: only a flags executor writes a file")
+                valid = false
+            } else if let text = string(node, "spec.path", owner: owner), !text.isEmpty {
+                path = text
+            } else {
+                valid = false
+            }
+        } else if type == .flags {
+            error(spec, "\(owner)spec: missing required field 'path' (the JSON file the flags executor publishes)")
             valid = false
         }
         var timeout = 300.0
@@ -129,8 +147,10 @@ extension NodeReader {
             }
         }
         guard valid else { return nil }
-        return ExecutorManifest(
+        var manifest = ExecutorManifest(
             name: name, location: at, type: type, command: command, timeout: timeout, environment: env)
+        manifest.path = path
+        return manifest
     }
 
     mutating func environment(_ spec: Node, name: String, at: SourceLocation, owner: String) -> EnvironmentManifest? {
