@@ -85,6 +85,7 @@ extension Reconciler {
             AnalysisRun.Measurement(
                 metric: metric.name, round: round, at: now, phase: phase, value: value, message: message)
         }
+        let value: JSONValue
         switch metric.provider {
         case .command(let argv, let timeout):
             let manifest = ExecutorManifest(
@@ -105,7 +106,6 @@ extension Reconciler {
                         + "\(analysis.name)-\(round)-\(metric.name)", config: rollout.config))
             guard result.succeeded else { return record(.error, nil, result.summary) }
             let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
-            let value: JSONValue
             if text.isEmpty {
                 return record(.inconclusive, nil, "no data")
             } else if let number = Double(text) {
@@ -116,9 +116,40 @@ extension Reconciler {
             } else {
                 return record(.error, nil, "output is neither a number nor JSON: \(text.prefix(80))")
             }
-            if value == .null || value == .array([]) { return record(.inconclusive, value, "no data") }
-            return judge(metric, value, record)
+        case .prometheus, .http, .probe:
+            let outcome: HTTPMeasurements.Outcome
+            let fill = { (text: String) in Self.fill(text, target: target.id, rollout: rollout) }
+            switch metric.provider {
+            case .prometheus(let address, let query, let timeout):
+                outcome = await HTTPMeasurements.prometheus(
+                    address: fill(address), query: fill(query), timeout: timeout)
+            case .http(let url, let headers, let timeout):
+                outcome = await HTTPMeasurements.http(url: fill(url), headers: headers, timeout: timeout)
+            case .probe(let url, let requests, let concurrency, let timeout, let headers):
+                outcome = await HTTPMeasurements.probe(
+                    url: fill(url), requests: requests, concurrency: concurrency, timeout: timeout, headers: headers)
+            case .command:
+                return record(.error, nil, "unreachable")
+            }
+            switch outcome {
+            case .failure(let error): return record(.error, nil, error.description)
+            case .success(nil): return record(.inconclusive, nil, "no data")
+            case .success(let measured?): value = measured
+            }
         }
+        if value == .null || value == .array([]) { return record(.inconclusive, value, "no data") }
+        return judge(metric, value, record)
+    }
+
+    /// `{{service}}`, `{{environment}}`, `{{version}}`, `{{previousVersion}}` and `{{weight}}` in a provider's
+    /// URL or query, so one Analysis serves every target. (Names and versions are validated, URL-safe.)
+    static func fill(_ text: String, target: TargetID, rollout: Rollout) -> String {
+        guard text.contains("{{") else { return text }
+        return text.replacingOccurrences(of: "{{service}}", with: target.service)
+            .replacingOccurrences(of: "{{environment}}", with: target.environment)
+            .replacingOccurrences(of: "{{version}}", with: rollout.version)
+            .replacingOccurrences(of: "{{previousVersion}}", with: rollout.previousVersion ?? "")
+            .replacingOccurrences(of: "{{weight}}", with: String(rollout.weight))
     }
 
     private func judge(

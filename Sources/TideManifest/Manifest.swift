@@ -348,6 +348,14 @@ public struct AnalysisManifest: Sendable, Hashable {
     public enum Provider: Sendable, Hashable {
         /// Run argv (no shell); stdout is a number or JSON.
         case command([String], timeout: Double)
+        /// An instant query over Prometheus' HTTP API (`GET address/api/v1/query`): a scalar is a number, a
+        /// vector a list of numbers (`result[0]`), an empty vector no data.
+        case prometheus(address: String, query: String, timeout: Double)
+        /// `GET url`: the JSON answer (or the number) is `result`; a status other than 2xx is an error.
+        case http(url: String, headers: [String: String], timeout: Double)
+        /// Send `requests` GETs to `url`, `concurrency` at a time: `result` is `{errorRate, errors, requests,
+        /// p50, p95, p99}` with latencies in milliseconds; a 5xx answer or no answer within `timeout` is an error.
+        case probe(url: String, requests: Int, concurrency: Int, timeout: Double, headers: [String: String])
     }
 
     public struct Metric: Sendable, Hashable {

@@ -364,12 +364,70 @@ extension NodeReader {
             if argv.isEmpty { error(argvNode, "\(owner)\(path).provider.command.command: must name a program") }
             provider = .command(argv.map(\.0), timeout: timeout)
         }
-        for other in ["prometheus", "http", "probe"] {
-            if let key = p[other]?.key {
-                error(key, "\(owner)\(path).provider.\(other): not supported by this version of tide yet")
+        func timeout(_ g: [String: (key: Node, value: Node)], _ where_: String, default value: Double) -> Double {
+            g["timeout"].flatMap { duration($0.value, "\(where_).timeout", owner: owner) } ?? value
+        }
+        func url(_ g: [String: (key: Node, value: Node)], _ field: String, _ where_: String) -> String? {
+            guard let node = g[field]?.value, let text = string(node, "\(where_).\(field)", owner: owner) else {
+                return nil
+            }
+            guard let parsed = URLComponents(string: text), ["http", "https"].contains(parsed.scheme ?? ""),
+                parsed.host?.isEmpty == false
+            else {
+                error(node, "\(owner)\(where_).\(field): '\(text)' is not an http:// or https:// URL")
+                return nil
+            }
+            return text
+        }
+        func headers(_ g: [String: (key: Node, value: Node)], _ where_: String) -> [String: String] {
+            g["headers"].flatMap { stringMap($0.value, "\(where_).headers", owner: owner) } ?? [:]
+        }
+        if let node = p["prometheus"]?.value {
+            let where_ = "\(path).provider.prometheus"
+            if let g = fields(
+                node, where_, allowed: ["address", "query", "timeout"], required: ["address", "query"], owner: owner),
+                let address = url(g, "address", where_),
+                let query = g["query"].flatMap({ string($0.value, "\(where_).query", owner: owner) })
+            {
+                provider = .prometheus(address: address, query: query, timeout: timeout(g, where_, default: 30))
             }
         }
-        if p.isEmpty { error(providerNode, "\(owner)\(path).provider: name one provider (command)") }
+        if let node = p["http"]?.value {
+            let where_ = "\(path).provider.http"
+            if let g = fields(node, where_, allowed: ["url", "headers", "timeout"], required: ["url"], owner: owner),
+                let address = url(g, "url", where_)
+            {
+                provider = .http(url: address, headers: headers(g, where_), timeout: timeout(g, where_, default: 30))
+            }
+        }
+        if let node = p["probe"]?.value {
+            let where_ = "\(path).provider.probe"
+            if let g = fields(
+                node, where_, allowed: ["url", "requests", "concurrency", "timeout", "headers"], required: ["url"],
+                owner: owner),
+                let address = url(g, "url", where_)
+            {
+                func count(_ field: String, _ value: Int, _ limit: Int) -> Int {
+                    guard let entry = g[field] else { return value }
+                    guard let text = string(entry.value, "\(where_).\(field)", owner: owner), let n = Int(text),
+                        (1...limit).contains(n)
+                    else {
+                        error(entry.value, "\(owner)\(where_).\(field): expected a whole number from 1 to \(limit)")
+                        return value
+                    }
+                    return n
+                }
+                provider = .probe(
+                    url: address, requests: count("requests", 50, 100_000), concurrency: count("concurrency", 4, 256),
+                    timeout: timeout(g, where_, default: 5), headers: headers(g, where_))
+            }
+        }
+        if p.count > 1 {
+            error(providerNode, "\(owner)\(path).provider: name one provider, not \(p.count)")
+        }
+        if p.isEmpty {
+            error(providerNode, "\(owner)\(path).provider: name one provider (command, prometheus, http or probe)")
+        }
         func condition(_ field: String) -> Condition? {
             guard let node = f[field]?.value, let text = string(node, "\(path).\(field)", owner: owner) else {
                 return nil
