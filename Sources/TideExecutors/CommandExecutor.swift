@@ -179,6 +179,7 @@ public struct DefaultExecutorFactory: ExecutorFactory {
         switch manifest.type {
         case .command: CommandExecutor(manifest: manifest, workingDirectory: workingDirectory)
         case .flags: FlagsExecutor(path: FlagsExecutor.resolve(manifest.path ?? "flags.json", in: workingDirectory))
+        case .nginx: NginxExecutor(manifest: manifest, workingDirectory: workingDirectory)
         }
     }
 }

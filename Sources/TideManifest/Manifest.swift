@@ -16,6 +16,9 @@ public struct ExecutorManifest: Sendable, Hashable {
         /// Publishes each target's stable and candidate versions and weights to a JSON file (`path`), for
         /// applications that split traffic by user themselves.
         case flags
+        /// Routes traffic with a real nginx: one include file per target in `path` (the manifest's `configDir`),
+        /// checked with `test` and applied with `reload`.
+        case nginx
     }
 
     public var name: String
@@ -27,8 +30,12 @@ public struct ExecutorManifest: Sendable, Hashable {
     public var timeout: Double
     /// Extra environment variables for the executor's process.
     public var environment: [String: String]
-    /// flags: the JSON file to publish (relative paths are resolved against the working directory).
+    /// flags: the JSON file to publish; nginx: the directory of the include files (relative paths are resolved
+    /// against the working directory).
     public var path: String?
+    /// nginx: how to check a configuration, and how to apply it (argv, no shell).
+    public var nginxTest = ["nginx", "-t"]
+    public var nginxReload = ["nginx", "-s", "reload"]
 
     public init(
         name: String, location: SourceLocation, type: ExecutorType = .command, command: [String],

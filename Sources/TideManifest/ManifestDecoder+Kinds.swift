@@ -73,18 +73,20 @@ extension NodeReader {
     mutating func executor(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ExecutorManifest? {
         guard
             let f = fields(
-                spec, "spec", allowed: ["type", "command", "timeout", "env", "path"], required: ["type"], owner: owner)
+                spec, "spec", allowed: ["type", "command", "timeout", "env", "path", "configDir", "test", "reload"],
+                required: ["type"],
+                owner: owner)
         else { return nil }
         var valid = true
         var type = ExecutorManifest.ExecutorType.command
         if let node = f["type"]?.value, let text = string(node, "spec.type", owner: owner) {
             if let known = ExecutorManifest.ExecutorType(rawValue: text) {
                 type = known
-            } else if ["plugin", "http", "nginx", "sql"].contains(text) {
+            } else if ["plugin", "http", "sql"].contains(text) {
                 error(node, "\(owner)spec.type: executor type '\(text)' is not supported by this version of tide yet")
                 valid = false
             } else {
-                error(node, "\(owner)spec.type: unknown executor type '\(text)'; expected command or flags")
+                error(node, "\(owner)spec.type: unknown executor type '\(text)'; expected command, flags or nginx")
                 valid = false
             }
         } else {
@@ -123,6 +125,29 @@ extension NodeReader {
             error(spec, "\(owner)spec: missing required field 'path' (the JSON file the flags executor publishes)")
             valid = false
         }
+        var nginxCommands: [String: [String]] = [:]
+        for field in ["configDir", "test", "reload"] {
+            guard let entry = f[field] else { continue }
+            if type != .nginx {
+                error(entry.key, "\(owner)spec.\(field): only an nginx executor has '\(field)'")
+                valid = false
+            } else if field == "configDir" {
+                if let text = string(entry.value, "spec.configDir", owner: owner), !text.isEmpty {
+                    path = text
+                } else {
+                    valid = false
+                }
+            } else if let argv = stringList(entry.value, "spec.\(field)", owner: owner), !argv.isEmpty {
+                nginxCommands[field] = argv.map(\.0)
+            } else {
+                error(entry.value, "\(owner)spec.\(field): expected a command (a list: program and arguments)")
+                valid = false
+            }
+        }
+        if type == .nginx && f["configDir"] == nil {
+            error(spec, "\(owner)spec: missing required field 'configDir' (where tide writes nginx include files)")
+            valid = false
+        }
         var timeout = 300.0
         if let node = f["timeout"]?.value {
             if let seconds = duration(node, "spec.timeout", owner: owner), seconds > 0 {
@@ -150,6 +175,8 @@ extension NodeReader {
         var manifest = ExecutorManifest(
             name: name, location: at, type: type, command: command, timeout: timeout, environment: env)
         manifest.path = path
+        if let test = nginxCommands["test"] { manifest.nginxTest = test }
+        if let reload = nginxCommands["reload"] { manifest.nginxReload = reload }
         return manifest
     }
 
