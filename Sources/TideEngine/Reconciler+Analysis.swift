@@ -20,18 +20,23 @@ extension Reconciler {
     /// meeting it is a success; with both, meeting neither is inconclusive). No data (empty output, null, an
     /// empty list, NaN) is inconclusive, never a success.
     func analyse(
-        _ name: String, step: Int, rollout: inout Rollout, target: DesiredTarget, desired: DesiredState
+        _ name: String, step: Int, rollout: inout Rollout, target: DesiredTarget, desired: DesiredState,
+        background: Bool = false
     ) async throws -> (AnalysisVerdict, Int) {
         guard let analysis = desired.analyses[name] else { return (.failed("analysis '\(name)' is not defined"), 0) }
         var run =
-            rollout.analysis.flatMap { $0.name == name && $0.step == step ? $0 : nil }
+            (background ? rollout.background : rollout.analysis).flatMap {
+                $0.name == name && $0.step == step ? $0 : nil
+            }
             ?? AnalysisRun(name: name, step: step, startedAt: rollout.stepStartedAt)
+        defer {
+            if background { rollout.background = run } else { rollout.analysis = run }
+        }
         var calls = 0
         while run.rounds < analysis.count {
             let due = run.startedAt.addingTimeInterval(analysis.initialDelay + Double(run.rounds) * analysis.interval)
             let now = clock.now()
             if now < due {
-                rollout.analysis = run
                 return (.wait(due, summary(run, analysis)), calls)
             }
             var errors = 0
@@ -44,7 +49,6 @@ extension Reconciler {
             }
             run.rounds += 1
             run.consecutiveErrors = errors == analysis.metrics.count ? run.consecutiveErrors + 1 : 0
-            rollout.analysis = run
             if run.count(.failure) > analysis.failureLimit {
                 let failing = run.measurements.last { $0.phase == .failure }
                 return (

@@ -340,10 +340,49 @@ public final class Reconciler: Sendable {
         // 100 %, as Argo Rollouts does.
         if rollout.previousVersion == nil { strategy = StrategySpec() }
         let steps = Self.steps(for: strategy)
+        var backgroundDue: Date?
         while rollout.step < steps.count {
             let step = rollout.step
+            if !rollout.paused, !rollout.full, step >= 2, let name = strategy.backgroundAnalysis {
+                // Beside the steps, from the candidate's first check on: the background analysis.
+                let (verdict, measured) = try await analyse(
+                    name, step: -1, rollout: &rollout, target: target, desired: desired, background: true)
+                calls += measured
+                state.rollout = rollout
+                state.updatedAt = clock.now()
+                switch verdict {
+                case .wait(let due, _):
+                    backgroundDue = due
+                    if measured > 0 { try await store.apply(StateWrite(targets: [state])) }
+                case .passed:
+                    backgroundDue = nil
+                    if measured > 0 { try await store.apply(StateWrite(targets: [state])) }
+                case .inconclusive(let summary):
+                    rollout.paused = true
+                    state.rollout = rollout
+                    try await store.apply(
+                        StateWrite(
+                            targets: [state],
+                            events: [
+                                Event(
+                                    time: clock.now(), kind: .rolloutPaused, target: target.id,
+                                    revision: rollout.revision, version: rollout.version,
+                                    message: "background analysis \(name) inconclusive (\(summary)); paused for a "
+                                        + "person: tide resume, promote or abort")
+                            ]))
+                    return progressing(
+                        target.id, rollout,
+                        message: "background analysis \(name) inconclusive (\(summary)); paused", executorCalls: calls)
+                case .failed(let summary):
+                    return try await failRollout(
+                        target: target, rollout: rollout, state: state, desired: desired,
+                        message: "background analysis \(name) failed: \(summary)",
+                        details: ["analysis": .string(name)], action: nil, executor: executor, calls: calls)
+                }
+            }
             if rollout.paused {
                 return progressing(
+                    background: backgroundDue,
                     target.id, rollout,
                     message:
                         "paused at step \(step + 1)/\(steps.count) (weight \(rollout.weight)); tide resume continues",
@@ -357,6 +396,7 @@ public final class Reconciler: Sendable {
                 let due = seconds.map { rollout.stepStartedAt.addingTimeInterval($0) }
                 if !rollout.full && (due == nil || now < due!) {  // due is nil only for an open-ended pause
                     return progressing(
+                        background: backgroundDue,
                         target.id, rollout,
                         message: due.map {
                             "weight \(rollout.weight), pausing until \(GateEvaluator.format($0))"
@@ -394,6 +434,7 @@ public final class Reconciler: Sendable {
                 case .wait(let due, let summary):
                     try await store.apply(StateWrite(targets: [state]))
                     return progressing(
+                        background: backgroundDue,
                         target.id, rollout,
                         message: "weight \(rollout.weight), analysis \(name): \(summary); next measurement at "
                             + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
@@ -411,6 +452,7 @@ public final class Reconciler: Sendable {
                                         + "tide resume, promote or abort")
                             ]))
                     return progressing(
+                        background: backgroundDue,
                         target.id, rollout,
                         message: "analysis \(name) inconclusive (\(summary)); paused: tide resume, promote or abort",
                         executorCalls: calls)
@@ -539,12 +581,15 @@ public final class Reconciler: Sendable {
     }
 
     /// A rollout that goes on at a later pass.
+    /// `background`: when the background analysis measures next; the pass is due again at the earlier time.
     func progressing(
-        _ target: TargetID, _ rollout: Rollout, message: String, executorCalls: Int, nextDue: Date? = nil
+        background: Date? = nil, _ target: TargetID, _ rollout: Rollout, message: String, executorCalls: Int,
+        nextDue: Date? = nil
     ) -> TargetOutcome {
         TargetOutcome(
             target: target, result: .progressing, fromVersion: rollout.previousVersion, toVersion: rollout.version,
-            classification: rollout.classification, message: message, executorCalls: executorCalls, nextDue: nextDue)
+            classification: rollout.classification, message: message, executorCalls: executorCalls,
+            nextDue: [nextDue, background].compactMap { $0 }.min())
     }
 
     /// A step (an action, or an analysis) failed: the target is marked failed with the version held, and a

@@ -107,6 +107,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var full: Bool = false
     /// The analysis step under way, with its measurements.
     public var analysis: AnalysisRun?
+    /// The canary's background analysis, which runs beside the steps for the whole rollout.
+    public var background: AnalysisRun?
     public var startedAt: Date
     public var stepStartedAt: Date
 

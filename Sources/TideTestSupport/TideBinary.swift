@@ -24,4 +24,17 @@ public enum TideBinary {
     ) throws -> ProcessOutput {
         try runProcess(path, arguments, in: directory, environment: environment)
     }
+
+    /// The same, waiting off Swift's cooperative thread pool: a test that waits seconds for the binary must not
+    /// hold one of its few threads (on two cores, two such tests would starve every timer in the process).
+    @discardableResult
+    public static func runDetached(
+        _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:]
+    ) async throws -> ProcessOutput {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try run(arguments, in: directory, environment: environment) })
+            }
+        }
+    }
 }

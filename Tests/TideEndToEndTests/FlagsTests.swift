@@ -49,25 +49,26 @@ struct FlagsTests {
     }
 
     @Test("weights are published to the file; tide flag answers by the documented stable hash")
-    func flags() throws {
+    func flags() async throws {
         let fixture = try GitFixture()
         let scratch = try TemporaryDirectory("tide-flags")
         let state = scratch.appending("state.sqlite")
-        func tide(_ arguments: String...) throws -> ProcessOutput {
-            try TideBinary.run(arguments + ["--repo", fixture.repoPath, "--state", state], in: scratch.path)
+        func tide(_ arguments: String...) async throws -> ProcessOutput {
+            try await TideBinary.runDetached(
+                arguments + ["--repo", fixture.repoPath, "--state", state], in: scratch.path)
         }
         let published = fixture.repoPath + "/published/flags.json"
         try fixture.commit("1.0.0", files: Self.repo(version: "1.0.0", steps: "[{setWeight: 30}, {pause: {}}]"))
-        #expect(try tide("reconcile").status == 0)
+        #expect(try await tide("reconcile").status == 0)
         var file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: published)))
         var entry = try #require(
             ((file as? [String: Any])?["targets"] as? [String: Any])?["checkout@prod"] as? [String: Any])
         #expect(entry["stable"] as? String == "1.0.0")
         #expect(entry["candidate"] == nil)
-        #expect(try tide("flag", "checkout", "--env", "prod", "--key", "user-1").standardOutput.contains("1.0.0"))
+        #expect(try await tide("flag", "checkout", "--env", "prod", "--key", "user-1").standardOutput.contains("1.0.0"))
 
         try fixture.commit("2.0.0", files: Self.repo(version: "2.0.0", steps: "[{setWeight: 30}, {pause: {}}]"))
-        #expect(try tide("reconcile").status == 0)
+        #expect(try await tide("reconcile").status == 0)
         file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: published)))
         entry = try #require(
             ((file as? [String: Any])?["targets"] as? [String: Any])?["checkout@prod"] as? [String: Any])
@@ -78,7 +79,7 @@ struct FlagsTests {
         var candidates = 0
         for n in 0..<40 {
             let key = "user-\(n)"
-            let output = try tide("flag", "checkout", "--env", "prod", "--key", key, "--json")
+            let output = try await tide("flag", "checkout", "--env", "prod", "--key", key, "--json")
             let answer = try #require(
                 try JSONSerialization.jsonObject(with: Data(output.standardOutput.utf8)) as? [String: Any])
             let bucket = try pythonBucket(key)
@@ -88,8 +89,8 @@ struct FlagsTests {
         }
         #expect(candidates > 4 && candidates < 20, "about 30 % of 40 users: \(candidates)")
 
-        #expect(try tide("promote", "checkout", "--env", "prod").status == 0)
-        #expect(try tide("reconcile").status == 0)
+        #expect(try await tide("promote", "checkout", "--env", "prod").status == 0)
+        #expect(try await tide("reconcile").status == 0)
         file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: published)))
         entry = try #require(
             ((file as? [String: Any])?["targets"] as? [String: Any])?["checkout@prod"] as? [String: Any])
@@ -102,7 +103,7 @@ struct FlagsTests {
                 $0.replacingOccurrences(
                     of: "spec: {type: flags, path: published/flags.json}", with: "spec: {type: flags}")
             })
-        let rejected = try tide("validate")
+        let rejected = try await tide("validate")
         #expect(rejected.status == 1)
         #expect(rejected.standardError.contains("base.yaml:4:7: Executor 'flags': spec: missing required field 'path'"))
     }

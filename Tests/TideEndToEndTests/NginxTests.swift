@@ -141,7 +141,7 @@ struct NginxTests {
     @Test(
         "a candidate failing 30 % is caught by the probe, rolled back and reverted in git; a healthy one walks 10→25→50→100"
     )
-    func canaryThroughNginx() throws {
+    func canaryThroughNginx() async throws {
         let scratch = try TemporaryDirectory("tide-nginx")
         let nginx = try Nginx(in: scratch)
         let stable = try Backend(version: "1.0.0", flaky: false)
@@ -149,8 +149,9 @@ struct NginxTests {
         let healthy = try Backend(version: "2.1.0", flaky: false)
         let fixture = try GitFixture()
         let state = scratch.appending("state.sqlite")
-        func tide(_ arguments: String...) throws -> ProcessOutput {
-            try TideBinary.run(arguments + ["--repo", fixture.repoPath, "--state", state], in: scratch.path)
+        func tide(_ arguments: String...) async throws -> ProcessOutput {
+            try await TideBinary.runDetached(
+                arguments + ["--repo", fixture.repoPath, "--state", state], in: scratch.path)
         }
         let platform = """
             apiVersion: tide/v1
@@ -174,8 +175,8 @@ struct NginxTests {
               initialDelay: 1s
               metrics:
                 - name: through-nginx
-                  provider: {probe: {url: "http://127.0.0.1:\(nginx.port)/", requests: 100, concurrency: 1}}
-                  failureCondition: "result.errorRate > 0.01 || result.p99 > 1000"
+                  provider: {probe: {url: "http://127.0.0.1:\(nginx.port)/", requests: 100, concurrency: 1, timeout: 15s}}
+                  failureCondition: "result.errorRate > 0.01 || result.p99 > 10000"
 
             """
         func service(_ version: String) -> String {
@@ -204,13 +205,13 @@ struct NginxTests {
             """
         }
         _ = try fixture.commit("shop 1.0.0", files: ["platform.yaml": platform, "shop.yaml": service("1.0.0")])
-        let first = try tide("reconcile")
+        let first = try await tide("reconcile")
         #expect(first.status == 0, "\(first.combined)")
         #expect(try nginx.get() == (200, "1.0.0"))
 
         // The flaky candidate: 10 % of 100 probe requests reach it, 3 of those fail → 3 % errors → rollback.
         let bad = try fixture.commit("shop 2.0.0", files: ["shop.yaml": service("2.0.0")])
-        let caught = try tide("reconcile", "--watch")
+        let caught = try await tide("reconcile", "--watch")
         #expect(caught.status == 1, "\(caught.combined)")
         #expect(caught.combined.contains("analysis synthetic failed"), "\(caught.combined)")
         #expect(caught.combined.contains("\"errorRate\":0.03"), "\(caught.combined)")
@@ -223,11 +224,11 @@ struct NginxTests {
 
         // The healthy one walks the steps and is promoted.
         _ = try fixture.commit("shop 2.1.0", files: ["shop.yaml": service("2.1.0")])
-        let walked = try tide("reconcile", "--watch")
+        let walked = try await tide("reconcile", "--watch")
         #expect(walked.status == 0, "\(walked.combined)")
         #expect(walked.combined.contains("shop@prod: deployed 1.0.0 → 2.1.0"), "\(walked.combined)")
         for _ in 0..<10 { #expect(try nginx.get() == (200, "2.1.0")) }
-        let history = try tide("history", "--all", "--service", "shop", "--limit", "500").standardOutput
+        let history = try await tide("history", "--all", "--service", "shop", "--limit", "500").standardOutput
         let weights = history.split(separator: "\n").compactMap { line -> String? in
             guard line.contains("2.1.0"), let range = line.range(of: "set-weight ") else { return nil }
             return String(line[range.upperBound...].prefix { $0 != "%" })
@@ -237,7 +238,7 @@ struct NginxTests {
 
         // A backend address that is not one is refused before anything is written.
         _ = try fixture.commit("shop 3.0.0", files: ["shop.yaml": service("3.0.0")])
-        let invalid = try tide("reconcile")
+        let invalid = try await tide("reconcile")
         #expect(invalid.status == 1, "\(invalid.combined)")
         #expect(invalid.combined.contains("config.nginx.backends.3.0.0: expected host:port"), "\(invalid.combined)")
         #expect(invalid.combined.contains("reverted in git"), "\(invalid.combined)")
@@ -248,7 +249,7 @@ struct NginxTests {
         let cart = service("4.0.0").replacingOccurrences(of: "name: shop", with: "name: cart")
             .replacingOccurrences(of: "listen: \(nginx.port)", with: "listen: \(try freePort())")
         _ = try fixture.commit("cart 4.0.0", files: ["cart.yaml": cart])
-        let refused = try tide("reconcile")
+        let refused = try await tide("reconcile")
         #expect(refused.status == 1)
         #expect(
             refused.combined.contains("nginx -t rejected the new configuration; the old one is kept"),

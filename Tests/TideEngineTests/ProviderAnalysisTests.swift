@@ -17,8 +17,8 @@ struct ProviderAnalysisTests {
         spec:
           metrics:
             - name: requests
-              provider: {probe: {url: "\(url)", requests: 40, concurrency: 4, timeout: 2s}}
-              failureCondition: "result.errorRate > 0.05 || result.p99 > 2000"
+              provider: {probe: {url: "\(url)", requests: 40, concurrency: 4, timeout: 15s}}
+              failureCondition: "result.errorRate > 0.05 || result.p99 > 15000"
             - name: budget
               provider: {http: {url: "\(url.replacingOccurrences(of: "/{{version}}", with: "/json"))"}}
               successCondition: "result.errors / result.total < 0.05"

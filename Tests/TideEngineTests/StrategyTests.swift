@@ -28,14 +28,14 @@ struct StrategyTests {
         """
 
     /// 2.0.0 runs (a first deployment goes straight to 100 %); 2.1.0 is committed with `strategy`.
-    func started(_ strategy: String, rate: String = "0.001") async throws -> Harness {
+    func started(_ strategy: String, rate: String = "0.001", extra: [String: String] = [:]) async throws -> Harness {
         let h = try Harness()
         try h.fixture.commit(
             "2.0.0",
             files: [
                 "services/payments.yaml": Self.service("2.0.0", strategy: strategy),
                 "tide/analysis.yaml": Self.analysis,
-            ])
+            ].merging(extra) { $1 })
         _ = try await h.pass()
         h.executor.respond(when: { $0.action == .measure }, with: rate)
         try h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.service("2.1.0", strategy: strategy)])
@@ -154,6 +154,56 @@ struct StrategyTests {
         h.clock.advance(by: 3540)
         _ = try await h.pass()
         #expect(calls(h) == ["measure 2.1.0 30", "promote 2.1.0 100", "health 2.1.0 100"])
+    }
+
+    @Test("canary background analysis measures beside the steps and aborts the rollout when it fails")
+    func backgroundAnalysis() async throws {
+        let strategy = """
+                type: canary
+                backgroundAnalysis: errors
+                steps: [{setWeight: 10}, {pause: 5m}, {setWeight: 50}, {pause: 5m}]
+
+            """
+        let h = try await started(strategy)
+        var report = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0", "set-weight 2.1.0 10"])
+        // The background analysis has one round (count 1) and passed: it does not measure again.
+        h.clock.advance(by: 240)
+        report = try await h.pass()
+        #expect(calls(h) == ["set-weight 2.1.0 50"])
+        #expect(report.outcomes.first?.result == .progressing)
+
+        // With errors: the first background measurement fails the canary, whatever step it is at.
+        let failing = try await started(strategy, rate: "0.4")
+        report = try await failing.pass()
+        #expect(
+            calls(failing) == [
+                "deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0", "rollback 2.0.0 100", "health 2.0.0 100",
+            ])
+        #expect(report.outcomes.first?.message?.contains("background analysis errors failed") == true)
+    }
+
+    @Test("a background analysis with several rounds sets when the next pass is due")
+    func backgroundRounds() async throws {
+        let h = try await started(
+            """
+                type: canary
+                backgroundAnalysis: rounds
+                steps: [{setWeight: 10}, {pause: {}}]
+
+            """,
+            extra: [
+                "tide/rounds.yaml": Self.analysis.replacingOccurrences(of: "name: errors", with: "name: rounds")
+                    .replacingOccurrences(of: "spec:\n", with: "spec:\n  interval: 2m\n  count: 3\n")
+            ])
+        var report = try await h.pass()
+        #expect(calls(h).filter { $0.hasPrefix("measure") }.count == 1)
+        #expect(
+            report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(120), "open pause, but a round is due")
+        h.clock.advance(by: 60)
+        report = try await h.pass()
+        #expect(calls(h) == ["measure 2.1.0 10"])
+        #expect(await h.live("payments")?.rollout?.background?.rounds == 2)
     }
 
     @Test(
