@@ -104,18 +104,39 @@ struct StatusCommand: AsyncParsableCommand {
             table(
                 ["TARGET", "PHASE", "STATE", "VERSION", "REVISION", "UPDATED", "DETAIL"],
                 targets.map { target in
-                    var detail = ""
-                    if let rollout = target.rollout {
-                        detail = "rolling out \(rollout.version), step \(rollout.step + 1)"
-                    } else if let failed = target.failed, target.phase == .failed {
-                        detail = "failed \(failed.version): \(failed.message)"
-                    } else if let waiting = target.waiting {
-                        detail = "waiting: \(waiting)"
-                    }
-                    return [
+                    [
                         target.id.description, target.phase.rawValue, words[target.id] ?? "", target.version ?? "-",
-                        target.revision?.short ?? "-", iso(target.updatedAt), detail,
+                        target.revision?.short ?? "-", iso(target.updatedAt), Self.detail(for: target),
                     ]
                 }))
+    }
+
+    /// The DETAIL column: how far a rollout got (step, weight, paused) and what its analyses measured, or why
+    /// a target failed or waits.
+    static func detail(for target: LiveTarget) -> String {
+        if let rollout = target.rollout {
+            var parts = ["rolling out \(rollout.version), step \(rollout.step + 1), weight \(rollout.weight)%"]
+            if rollout.paused { parts.append("paused") }
+            for (label, run) in [("analysis", rollout.analysis), ("background", rollout.background)] {
+                guard let run else { continue }
+                var text = "\(label) \(run.name): \(run.rounds) round(s)"
+                let counts = [AnalysisRun.Measurement.Phase.success, .failure, .inconclusive, .error].compactMap {
+                    phase -> String? in
+                    let n = run.measurements.filter { $0.phase == phase }.count
+                    return n == 0 ? nil : "\(n) \(phase.rawValue)"
+                }
+                if !counts.isEmpty { text += " (" + counts.joined(separator: ", ") + ")" }
+                if let last = run.measurements.last {
+                    text += ", last \(last.metric) = \(last.value?.canonicalJSON ?? "-") \(last.phase.rawValue)"
+                }
+                parts.append(text)
+            }
+            return parts.joined(separator: "; ")
+        }
+        if let failed = target.failed, target.phase == .failed || target.phase == .rolledBack {
+            return "failed \(failed.version): \(failed.message)"
+        }
+        if let waiting = target.waiting { return "waiting: \(waiting)" }
+        return ""
     }
 }
