@@ -73,6 +73,29 @@ extension Reconciler {
         return (.passed(summary(run, analysis)), calls)
     }
 
+    /// Too many inconclusive measurements: the rollout pauses, with an event, until a person resumes,
+    /// promotes or aborts it.
+    func pauseForPerson(
+        _ what: String, summary: String, target: TargetID, rollout: inout Rollout, state: inout LiveTarget,
+        calls: Int, background: Date? = nil
+    ) async throws -> TargetOutcome {
+        rollout.paused = true
+        state.rollout = rollout
+        try await store.apply(
+            StateWrite(
+                targets: [state],
+                events: [
+                    Event(
+                        time: clock.now(), kind: .rolloutPaused, target: target, revision: rollout.revision,
+                        version: rollout.version,
+                        message: "\(what) inconclusive (\(summary)); paused for a person: tide resume, promote or abort"
+                    )
+                ]))
+        return progressing(
+            background: background, target, rollout,
+            message: "\(what) inconclusive (\(summary)); paused: tide resume, promote or abort", executorCalls: calls)
+    }
+
     private func summary(_ run: AnalysisRun, _ analysis: AnalysisManifest) -> String {
         "\(run.rounds)/\(analysis.count) rounds, \(run.count(.success)) ok, \(run.count(.failure)) failed, "
             + "\(run.count(.inconclusive)) inconclusive, \(run.count(.error)) errors"

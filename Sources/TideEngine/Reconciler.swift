@@ -358,21 +358,9 @@ public final class Reconciler: Sendable {
                     backgroundDue = nil
                     if measured > 0 { try await store.apply(StateWrite(targets: [state])) }
                 case .inconclusive(let summary):
-                    rollout.paused = true
-                    state.rollout = rollout
-                    try await store.apply(
-                        StateWrite(
-                            targets: [state],
-                            events: [
-                                Event(
-                                    time: clock.now(), kind: .rolloutPaused, target: target.id,
-                                    revision: rollout.revision, version: rollout.version,
-                                    message: "background analysis \(name) inconclusive (\(summary)); paused for a "
-                                        + "person: tide resume, promote or abort")
-                            ]))
-                    return progressing(
-                        target.id, rollout,
-                        message: "background analysis \(name) inconclusive (\(summary)); paused", executorCalls: calls)
+                    return try await pauseForPerson(
+                        "background analysis \(name)", summary: summary, target: target.id, rollout: &rollout,
+                        state: &state, calls: calls)
                 case .failed(let summary):
                     return try await failRollout(
                         target: target, rollout: rollout, state: state, desired: desired,
@@ -439,23 +427,9 @@ public final class Reconciler: Sendable {
                         message: "weight \(rollout.weight), analysis \(name): \(summary); next measurement at "
                             + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
                 case .inconclusive(let summary):
-                    rollout.paused = true
-                    state.rollout = rollout
-                    try await store.apply(
-                        StateWrite(
-                            targets: [state],
-                            events: [
-                                Event(
-                                    time: clock.now(), kind: .rolloutPaused, target: target.id,
-                                    revision: rollout.revision, version: rollout.version,
-                                    message: "analysis \(name) inconclusive (\(summary)); paused for a person: "
-                                        + "tide resume, promote or abort")
-                            ]))
-                    return progressing(
-                        background: backgroundDue,
-                        target.id, rollout,
-                        message: "analysis \(name) inconclusive (\(summary)); paused: tide resume, promote or abort",
-                        executorCalls: calls)
+                    return try await pauseForPerson(
+                        "analysis \(name)", summary: summary, target: target.id, rollout: &rollout, state: &state,
+                        calls: calls, background: backgroundDue)
                 case .failed(let summary):
                     return try await failRollout(
                         target: target, rollout: rollout, state: state, desired: desired,

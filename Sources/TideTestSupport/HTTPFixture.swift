@@ -76,3 +76,14 @@ public final class HTTPFixture: @unchecked Sendable {
         process.waitUntilExit()
     }
 }
+
+/// A loopback TCP port nothing listens on right now (the kernel's pick for port 0).
+public func freeLoopbackPort() throws -> Int {
+    let output = try runProcess(
+        "/usr/bin/python3",
+        ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
+    guard let port = Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw FixtureError("no free port: \(output.combined)")
+    }
+    return port
+}

@@ -67,7 +67,7 @@ final class Nginx: @unchecked Sendable {
         prefix = scratch.appending("nginx")
         try FileManager.default.createDirectory(atPath: prefix + "/tide", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: prefix + "/logs", withIntermediateDirectories: true)
-        port = try freePort()
+        port = try freeLoopbackPort()
         try Data(
             """
             pid \(prefix)/nginx.pid;
@@ -127,13 +127,6 @@ final class Nginx: @unchecked Sendable {
         if master.isRunning { kill(master.processIdentifier, SIGKILL) }
         master.waitUntilExit()
     }
-}
-
-func freePort() throws -> Int {
-    let output = try runProcess(
-        "/usr/bin/python3",
-        ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
-    return Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))!
 }
 
 @Suite("End to end: canaries through a real nginx, decided by a probe")
@@ -247,7 +240,7 @@ struct NginxTests {
         // A configuration nginx -t refuses (an upstream host that does not resolve) never reaches nginx: a new
         // service's first deployment fails, no file is left for it, and the old configuration keeps serving.
         let cart = service("4.0.0").replacingOccurrences(of: "name: shop", with: "name: cart")
-            .replacingOccurrences(of: "listen: \(nginx.port)", with: "listen: \(try freePort())")
+            .replacingOccurrences(of: "listen: \(nginx.port)", with: "listen: \(try freeLoopbackPort())")
         _ = try fixture.commit("cart 4.0.0", files: ["cart.yaml": cart])
         let refused = try await tide("reconcile")
         #expect(refused.status == 1)

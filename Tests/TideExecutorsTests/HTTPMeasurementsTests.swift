@@ -88,7 +88,7 @@ struct HTTPMeasurementsTests {
         let scratch = try TemporaryDirectory("tide-prometheus")
         let config = scratch.appending("prometheus.yml")
         try Data("global: {evaluation_interval: 1m}\n".utf8).write(to: URL(fileURLWithPath: config))
-        let port = try freePort()
+        let port = try freeLoopbackPort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
@@ -117,10 +117,4 @@ struct HTTPMeasurementsTests {
         try await body(address)
     }
 
-    func freePort() throws -> Int {
-        let output = try runProcess(
-            "/usr/bin/python3",
-            ["-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
-        return Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))!
-    }
 }
