@@ -105,6 +105,22 @@ enum PlanDocument {
                 rows.append(["pause", "wait for a person", "`tide promote`", "`tide abort`"])
             case .analysis(let name):
                 let analysis = desired.analyses[name]
+                if let analysis, let judge = analysis.judge {
+                    let metrics = analysis.metrics.map { metric in
+                        "\(metric.name) (\(metric.direction.rawValue) is worse"
+                            + (metric.critical ? ", critical" : "")
+                            + (metric.weight != 1 ? ", weight \(metric.weight)" : "")
+                            + ")"
+                    }
+                    rows.append([
+                        "analysis \(name)",
+                        "\(analysis.count) × every \(ManifestDuration.format(analysis.interval)), canary vs baseline",
+                        "Mann-Whitney at \(judge.confidence * 100)% per metric: \(metrics.joined(separator: ", ")); "
+                            + "score ≥ \(judge.pass) passes",
+                        "score < \(judge.marginal) or a critical metric failing → `rollback`; marginal → pause",
+                    ])
+                    continue
+                }
                 let criteria =
                     analysis?.metrics.map { metric in
                         "\(metric.name): "

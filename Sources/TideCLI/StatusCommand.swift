@@ -126,7 +126,10 @@ struct StatusCommand: AsyncParsableCommand {
                     return n == 0 ? nil : "\(n) \(phase.rawValue)"
                 }
                 if !counts.isEmpty { text += " (" + counts.joined(separator: ", ") + ")" }
-                if let last = run.measurements.last {
+                if case .object(let report)? = run.judgement, case .string(let verdict)? = report["verdict"] {
+                    let score = report["score"].flatMap(Condition.number).map { String(format: "%.0f", $0) } ?? "-"
+                    text += ", judge: score \(score), \(verdict)"
+                } else if let last = run.measurements.last {
                     text += ", last \(last.metric) = \(last.value?.canonicalJSON ?? "-") \(last.phase.rawValue)"
                 }
                 parts.append(text)

@@ -70,7 +70,35 @@ extension Reconciler {
                 return (.inconclusive("\(last?.metric ?? ""): \(last?.message ?? "")"), calls)
             }
         }
+        if let judge = analysis.judge {
+            let report = Self.judgement(of: run, analysis: analysis, judge: judge)
+            run.judgement = try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(report))
+            switch report.verdict {
+            case .pass: return (.passed(report.explanation), calls)
+            case .fail: return (.failed(report.explanation), calls)
+            case .marginal, .noData: return (.inconclusive(report.explanation), calls)
+            }
+        }
         return (.passed(summary(run, analysis)), calls)
+    }
+
+    /// Every round's samples of each metric, canary against baseline, through the statistical judge.
+    static func judgement(
+        of run: AnalysisRun, analysis: AnalysisManifest, judge: AnalysisManifest.Judge
+    ) -> CanaryJudge.Report {
+        func numbers(_ value: JSONValue?, _ side: String) -> [Double] {
+            guard case .object(let sides)? = value, case .array(let items)? = sides[side] else { return [] }
+            return items.compactMap(Condition.number)
+        }
+        let metrics = analysis.metrics.map { metric in
+            let measured = run.measurements.filter { $0.metric == metric.name && $0.phase == .success }
+            return CanaryJudge.Metric(
+                name: metric.name, canary: measured.flatMap { numbers($0.value, "canary") },
+                baseline: measured.flatMap { numbers($0.value, "baseline") },
+                direction: CanaryJudge.Direction(rawValue: metric.direction.rawValue) ?? .increase,
+                critical: metric.critical, weight: metric.weight, tolerance: metric.tolerance)
+        }
+        return CanaryJudge(confidence: judge.confidence, pass: judge.pass, marginal: judge.marginal).judge(metrics)
     }
 
     /// Too many inconclusive measurements: the rollout pauses, with an event, until a person resumes,
@@ -101,6 +129,13 @@ extension Reconciler {
             + "\(run.count(.inconclusive)) inconclusive, \(run.count(.error)) errors"
     }
 
+    /// What one provider call gave.
+    private enum Fetched {
+        case value(JSONValue)
+        case noData(String)
+        case error(String)
+    }
+
     private func measure(
         _ metric: AnalysisManifest.Metric, analysis: AnalysisManifest, round: Int, rollout: Rollout,
         target: DesiredTarget
@@ -112,17 +147,63 @@ extension Reconciler {
             AnalysisRun.Measurement(
                 metric: metric.name, round: round, at: now, phase: phase, value: value, message: message)
         }
+        func fetch(_ provider: AnalysisManifest.Provider, side: String) async -> Fetched {
+            await self.fetch(
+                provider, metric: metric, analysis: analysis, round: round, side: side, rollout: rollout,
+                target: target)
+        }
+        guard analysis.judge != nil, let baselineProvider = metric.baseline else {
+            switch await fetch(metric.provider, side: "canary") {
+            case .error(let message): return record(.error, nil, message)
+            case .noData(let message): return record(.inconclusive, nil, message)
+            case .value(let value): return judge(metric, value, record)
+            }
+        }
+        // A judged metric: samples of both sides, compared once every round is in.
+        var samples: [String: JSONValue] = [:]
+        for (side, provider) in [("canary", metric.provider), ("baseline", baselineProvider)] {
+            switch await fetch(provider, side: side) {
+            case .error(let message): return record(.error, nil, "\(side): \(message)")
+            case .noData(let message): return record(.inconclusive, nil, "\(side): \(message)")
+            case .value(let value):
+                do {
+                    samples[side] = .array(try Self.samples(value, select: metric.select).map(JSONValue.double))
+                } catch {
+                    return record(.error, value, "\(side): \(error)")
+                }
+            }
+        }
+        return record(.success, .object(samples), "sampled")
+    }
+
+    /// A judged metric's numbers: a number, a list of numbers, or what `select` picks from JSON.
+    static func samples(_ value: JSONValue, select: Condition?) throws -> [Double] {
+        let picked = try select?.value(result: value) ?? value
+        if let number = Condition.number(picked) { return [number] }
+        if case .array(let items) = picked {
+            let numbers = items.compactMap(Condition.number)
+            if numbers.count == items.count { return numbers }
+        }
+        throw Condition.EvaluationError(
+            description: "\(picked.canonicalJSON.prefix(80)) is not a number or a list of numbers"
+                + (select == nil ? "; pick one with select (result.p99)" : ""))
+    }
+
+    private func fetch(
+        _ provider: AnalysisManifest.Provider, metric: AnalysisManifest.Metric, analysis: AnalysisManifest,
+        round: Int, side: String, rollout: Rollout, target: DesiredTarget
+    ) async -> Fetched {
         let value: JSONValue
-        switch metric.provider {
+        switch provider {
         case .command(let argv, let timeout):
             let manifest = ExecutorManifest(
                 name: "analysis-\(analysis.name)", location: metric.location, command: argv, timeout: timeout,
-                environment: ["TIDE_METRIC": metric.name, "TIDE_ANALYSIS": analysis.name])
+                environment: ["TIDE_METRIC": metric.name, "TIDE_ANALYSIS": analysis.name, "TIDE_SIDE": side])
             let executor: any Executor
             do {
                 executor = try executors.makeExecutor(for: manifest)
             } catch {
-                return record(.error, nil, "\(error)")
+                return .error("\(error)")
             }
             let result = await executor.perform(
                 ActionRequest(
@@ -130,23 +211,24 @@ extension Reconciler {
                     version: rollout.version, previousVersion: rollout.previousVersion, weight: rollout.weight,
                     revision: rollout.revision.hex,
                     actionID: "\(target.id.service).\(target.id.environment).\(rollout.revision.short).analysis-"
-                        + "\(analysis.name)-\(round)-\(metric.name)", config: rollout.config))
-            guard result.succeeded else { return record(.error, nil, result.summary) }
+                        + "\(analysis.name)-\(round)-\(metric.name)" + (side == "baseline" ? "-baseline" : ""),
+                    config: rollout.config))
+            guard result.succeeded else { return .error(result.summary) }
             let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty {
-                return record(.inconclusive, nil, "no data")
+                return .noData("no data")
             } else if let number = Double(text) {
-                guard number.isFinite else { return record(.inconclusive, nil, "no data (\(text))") }
+                guard number.isFinite else { return .noData("no data (\(text))") }
                 value = .double(number)
             } else if let decoded = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) {
                 value = decoded
             } else {
-                return record(.error, nil, "output is neither a number nor JSON: \(text.prefix(80))")
+                return .error("output is neither a number nor JSON: \(text.prefix(80))")
             }
         case .prometheus, .http, .probe:
             let outcome: HTTPMeasurements.Outcome
             let fill = { (text: String) in Self.fill(text, target: target.id, rollout: rollout) }
-            switch metric.provider {
+            switch provider {
             case .prometheus(let address, let query, let timeout):
                 outcome = await HTTPMeasurements.prometheus(
                     address: fill(address), query: fill(query), timeout: timeout)
@@ -156,16 +238,16 @@ extension Reconciler {
                 outcome = await HTTPMeasurements.probe(
                     url: fill(url), requests: requests, concurrency: concurrency, timeout: timeout, headers: headers)
             case .command:
-                return record(.error, nil, "unreachable")
+                return .error("unreachable")
             }
             switch outcome {
-            case .failure(let error): return record(.error, nil, error.description)
-            case .success(nil): return record(.inconclusive, nil, "no data")
+            case .failure(let error): return .error(error.description)
+            case .success(nil): return .noData("no data")
             case .success(let measured?): value = measured
             }
         }
-        if value == .null || value == .array([]) { return record(.inconclusive, value, "no data") }
-        return judge(metric, value, record)
+        if value == .null || value == .array([]) { return .noData("no data") }
+        return .value(value)
     }
 
     /// `{{service}}`, `{{environment}}`, `{{version}}`, `{{previousVersion}}` and `{{weight}}` in a provider's

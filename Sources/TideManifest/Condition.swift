@@ -23,6 +23,8 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
 
     public struct EvaluationError: Error, CustomStringConvertible, Sendable {
         public var description: String
+
+        public init(description: String) { self.description = description }
     }
 
     public let text: String
@@ -45,6 +47,11 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
         case .bool(let value): return value
         case let other: throw EvaluationError(description: "'\(text)' gives \(other.canonicalJSON), not true or false")
         }
+    }
+
+    /// The value the expression gives (`result.p99`, `result.errors / result.requests`).
+    public func value(result: JSONValue) throws(EvaluationError) -> JSONValue {
+        try Self.evaluate(expression, result)
     }
 
     // MARK: - Evaluation
@@ -134,7 +141,8 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    static func number(_ value: JSONValue) -> Double? {
+    /// The number a JSON value holds, if it is one.
+    public static func number(_ value: JSONValue) -> Double? {
         switch value {
         case .int(let v): Double(v)
         case .double(let v): v

@@ -365,12 +365,44 @@ public struct AnalysisManifest: Sendable, Hashable {
         case probe(url: String, requests: Int, concurrency: Int, timeout: Double, headers: [String: String])
     }
 
+    /// How a judged metric compares the candidate with stable.
+    public enum Direction: String, Sendable, Hashable, CaseIterable {
+        /// Higher is worse (latency, errors).
+        case increase
+        /// Lower is worse (throughput, conversions).
+        case decrease
+        /// Any significant change is worse.
+        case either
+    }
+
+    /// `judge:` — the analysis compares samples of the candidate with samples of stable (each metric's
+    /// `provider` and `baseline`), Kayenta-style, once every round has been measured.
+    public struct Judge: Sendable, Hashable {
+        /// Confidence level of the Mann-Whitney interval.
+        public var confidence: Double = 0.98
+        /// Score (0–100) at or above which the candidate passes.
+        public var pass: Double = 95
+        /// Score at or above which (and below `pass`) the result is marginal: a person decides.
+        public var marginal: Double = 75
+
+        public init() {}
+    }
+
     public struct Metric: Sendable, Hashable {
         public var name: String
         public var provider: Provider
         public var successCondition: Condition?
         public var failureCondition: Condition?
         public var location: SourceLocation
+        /// Judged analyses: where stable's samples come from.
+        public var baseline: Provider?
+        /// Judged analyses: picks the number from a JSON answer (`result.p99`).
+        public var select: Condition?
+        public var direction: Direction = .increase
+        public var critical = false
+        public var weight = 1.0
+        /// A shift within this fraction of stable's mean still passes.
+        public var tolerance = 0.0
 
         public init(
             name: String, provider: Provider, successCondition: Condition?, failureCondition: Condition?,
@@ -398,6 +430,8 @@ public struct AnalysisManifest: Sendable, Hashable {
     /// More measurement errors in a row than this fail the analysis.
     public var consecutiveErrorLimit: Int = 4
     public var metrics: [Metric] = []
+    /// Set: the candidate is compared with stable by the statistical judge instead of by conditions.
+    public var judge: Judge?
 
     public init(name: String, location: SourceLocation) {
         self.name = name

@@ -329,7 +329,7 @@ extension NodeReader {
                 spec, "spec",
                 allowed: [
                     "interval", "count", "initialDelay", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit",
-                    "metrics",
+                    "metrics", "judge",
                 ], required: ["metrics"], owner: owner)
         else { return nil }
         let before = diagnostics.count
@@ -351,10 +351,32 @@ extension NodeReader {
                 error(node, "\(owner)spec.\(field): expected a whole number of at least \(minimum)")
             }
         }
+        if let node = f["judge"]?.value,
+            let j = fields(node, "spec.judge", allowed: ["confidence", "pass", "marginal"], owner: owner)
+        {
+            var judge = AnalysisManifest.Judge()
+            if let c = j["confidence"]?.value,
+                let value = number(c, "spec.judge.confidence", owner: owner, in: 0.5...0.9999)
+            {
+                judge.confidence = value
+            }
+            if let p = j["pass"]?.value, let value = number(p, "spec.judge.pass", owner: owner, in: 0...100) {
+                judge.pass = value
+            }
+            if let m = j["marginal"]?.value, let value = number(m, "spec.judge.marginal", owner: owner, in: 0...100) {
+                judge.marginal = value
+                if value > judge.pass {
+                    error(m, "\(owner)spec.judge.marginal: \(value) is above pass (\(judge.pass)); marginal ≤ pass")
+                }
+            }
+            analysis.judge = judge
+        }
         if let node = f["metrics"]?.value {
             if case .sequence(let items) = node, !items.isEmpty {
                 for (index, item) in items.enumerated() {
-                    if let metric = metric(item, "spec.metrics[\(index)]", owner: owner) {
+                    if let metric = metric(
+                        item, "spec.metrics[\(index)]", judged: analysis.judge != nil, owner: owner)
+                    {
                         analysis.metrics.append(metric)
                     }
                 }
@@ -365,30 +387,98 @@ extension NodeReader {
         return diagnostics.count == before ? analysis : nil
     }
 
-    mutating func metric(_ node: Node, _ path: String, owner: String) -> AnalysisManifest.Metric? {
+    mutating func number(_ node: Node, _ path: String, owner: String, in range: ClosedRange<Double>) -> Double? {
+        guard let text = string(node, path, owner: owner) else { return nil }
+        guard let value = Double(text), value.isFinite, range.contains(value) else {
+            error(node, "\(owner)\(path): expected a number from \(range.lowerBound) to \(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func metric(_ node: Node, _ path: String, judged: Bool, owner: String) -> AnalysisManifest.Metric? {
+        let judgeFields = ["baseline", "select", "direction", "critical", "weight", "tolerance"]
         guard
             let f = fields(
-                node, path, allowed: ["name", "provider", "successCondition", "failureCondition"],
-                required: ["name", "provider"], owner: owner),
+                node, path, allowed: ["name", "provider", "successCondition", "failureCondition"] + judgeFields,
+                required: ["name", "provider"] + (judged ? ["baseline"] : []), owner: owner),
             let nameNode = f["name"]?.value, let name = string(nameNode, "\(path).name", owner: owner),
-            let providerNode = f["provider"]?.value,
-            let p = fields(
-                providerNode, "\(path).provider", allowed: ["command", "prometheus", "http", "probe"], owner: owner)
+            let providerNode = f["provider"]?.value
+        else { return nil }
+        let provider = self.provider(providerNode, "\(path).provider", owner: owner)
+        func condition(_ field: String) -> Condition? {
+            guard let node = f[field]?.value, let text = string(node, "\(path).\(field)", owner: owner) else {
+                return nil
+            }
+            do {
+                return try Condition(text)
+            } catch {
+                self.error(node, "\(owner)\(path).\(field): \(error)")
+                return nil
+            }
+        }
+        let success = condition("successCondition")
+        let failure = condition("failureCondition")
+        if judged {
+            for field in ["successCondition", "failureCondition"] {
+                if let entry = f[field] {
+                    error(
+                        entry.key,
+                        "\(owner)\(path).\(field): a judged analysis classifies metrics by the judge; remove it")
+                }
+            }
+        } else {
+            if f["successCondition"] == nil && f["failureCondition"] == nil {
+                error(node, "\(owner)\(path): give a successCondition, a failureCondition, or both")
+            }
+            for field in judgeFields {
+                if let entry = f[field] {
+                    error(entry.key, "\(owner)\(path).\(field): only for an analysis with a judge (spec.judge)")
+                }
+            }
+        }
+        guard let provider else { return nil }
+        var metric = AnalysisManifest.Metric(
+            name: name, provider: provider, successCondition: success, failureCondition: failure,
+            location: location(node))
+        if judged {
+            if let b = f["baseline"]?.value { metric.baseline = self.provider(b, "\(path).baseline", owner: owner) }
+            metric.select = condition("select")
+            if let d = f["direction"]?.value, let text = string(d, "\(path).direction", owner: owner) {
+                if let direction = AnalysisManifest.Direction(rawValue: text) {
+                    metric.direction = direction
+                } else {
+                    error(d, "\(owner)\(path).direction: '\(text)' is not increase, decrease or either")
+                }
+            }
+            if let c = f["critical"]?.value { metric.critical = bool(c, "\(path).critical", owner: owner) ?? false }
+            if let w = f["weight"]?.value {
+                metric.weight = number(w, "\(path).weight", owner: owner, in: 0...1e6) ?? 1
+            }
+            if let t = f["tolerance"]?.value {
+                metric.tolerance = number(t, "\(path).tolerance", owner: owner, in: 0...100) ?? 0
+            }
+        }
+        return metric
+    }
+
+    /// `provider:` (and a judged metric's `baseline:`): exactly one of command, prometheus, http or probe.
+    mutating func provider(_ providerNode: Node, _ path: String, owner: String) -> AnalysisManifest.Provider? {
+        guard
+            let p = fields(providerNode, path, allowed: ["command", "prometheus", "http", "probe"], owner: owner)
         else { return nil }
         var provider: AnalysisManifest.Provider?
         if let command = p["command"]?.value,
             let c = fields(
-                command, "\(path).provider.command", allowed: ["command", "timeout"], required: ["command"],
-                owner: owner),
+                command, "\(path).command", allowed: ["command", "timeout"], required: ["command"], owner: owner),
             let argvNode = c["command"]?.value,
-            let argv = stringList(argvNode, "\(path).provider.command.command", owner: owner)
+            let argv = stringList(argvNode, "\(path).command.command", owner: owner)
         {
             var timeout = 30.0
-            if let t = c["timeout"]?.value, let seconds = duration(t, "\(path).provider.command.timeout", owner: owner)
-            {
+            if let t = c["timeout"]?.value, let seconds = duration(t, "\(path).command.timeout", owner: owner) {
                 timeout = seconds
             }
-            if argv.isEmpty { error(argvNode, "\(owner)\(path).provider.command.command: must name a program") }
+            if argv.isEmpty { error(argvNode, "\(owner)\(path).command.command: must name a program") }
             provider = .command(argv.map(\.0), timeout: timeout)
         }
         func timeout(_ g: [String: (key: Node, value: Node)], _ where_: String, default value: Double) -> Double {
@@ -410,7 +500,7 @@ extension NodeReader {
             g["headers"].flatMap { stringMap($0.value, "\(where_).headers", owner: owner) } ?? [:]
         }
         if let node = p["prometheus"]?.value {
-            let where_ = "\(path).provider.prometheus"
+            let where_ = "\(path).prometheus"
             if let g = fields(
                 node, where_, allowed: ["address", "query", "timeout"], required: ["address", "query"], owner: owner),
                 let address = url(g, "address", where_),
@@ -420,7 +510,7 @@ extension NodeReader {
             }
         }
         if let node = p["http"]?.value {
-            let where_ = "\(path).provider.http"
+            let where_ = "\(path).http"
             if let g = fields(node, where_, allowed: ["url", "headers", "timeout"], required: ["url"], owner: owner),
                 let address = url(g, "url", where_)
             {
@@ -428,7 +518,7 @@ extension NodeReader {
             }
         }
         if let node = p["probe"]?.value {
-            let where_ = "\(path).provider.probe"
+            let where_ = "\(path).probe"
             if let g = fields(
                 node, where_, allowed: ["url", "requests", "concurrency", "timeout", "headers"], required: ["url"],
                 owner: owner),
@@ -450,31 +540,12 @@ extension NodeReader {
             }
         }
         if p.count > 1 {
-            error(providerNode, "\(owner)\(path).provider: name one provider, not \(p.count)")
+            error(providerNode, "\(owner)\(path): name one provider, not \(p.count)")
         }
         if p.isEmpty {
-            error(providerNode, "\(owner)\(path).provider: name one provider (command, prometheus, http or probe)")
+            error(providerNode, "\(owner)\(path): name one provider (command, prometheus, http or probe)")
         }
-        func condition(_ field: String) -> Condition? {
-            guard let node = f[field]?.value, let text = string(node, "\(path).\(field)", owner: owner) else {
-                return nil
-            }
-            do {
-                return try Condition(text)
-            } catch {
-                self.error(node, "\(owner)\(path).\(field): \(error)")
-                return nil
-            }
-        }
-        let success = condition("successCondition")
-        let failure = condition("failureCondition")
-        if f["successCondition"] == nil && f["failureCondition"] == nil {
-            error(node, "\(owner)\(path): give a successCondition, a failureCondition, or both")
-        }
-        guard let provider else { return nil }
-        return AnalysisManifest.Metric(
-            name: name, provider: provider, successCondition: success, failureCondition: failure,
-            location: location(node))
+        return provider
     }
 
     static let weekdays = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]

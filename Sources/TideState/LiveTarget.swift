@@ -75,6 +75,8 @@ public struct AnalysisRun: Sendable, Codable, Hashable {
     public var rounds: Int = 0
     public var consecutiveErrors: Int = 0
     public var measurements: [Measurement] = []
+    /// A judged analysis: the judge's report (score, verdict, each metric's class and figures).
+    public var judgement: JSONValue?
 
     public init(name: String, step: Int, startedAt: Date) {
         self.name = name

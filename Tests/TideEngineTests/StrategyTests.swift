@@ -156,6 +156,88 @@ struct StrategyTests {
         #expect(calls(h) == ["measure 2.1.0 30", "promote 2.1.0 100", "health 2.1.0 100"])
     }
 
+    static let judged = """
+        apiVersion: tide/v1
+        kind: Analysis
+        metadata: {name: compare}
+        spec:
+          interval: 10m
+          count: 2
+          judge: {pass: 90, marginal: 50}
+          metrics:
+            - name: latency
+              provider: {command: {command: ["/usr/local/bin/latency"]}}
+              baseline: {command: {command: ["/usr/local/bin/latency"]}}
+              select: result.samples
+            - name: errors
+              provider: {command: {command: ["/usr/local/bin/errors"]}}
+              baseline: {command: {command: ["/usr/local/bin/errors"]}}
+              critical: true
+
+        """
+
+    /// Twenty latency samples around `center` for one round (a fixed spread: the test must not flake).
+    static func latencies(_ center: Double) -> String {
+        let values = (0..<20).map { String(center + 10 * sin(Double($0) * 1.7)) }
+        return "{\"samples\": [\(values.joined(separator: ", "))]}"
+    }
+
+    /// An A/B rollout judged by the statistics: each round samples the candidate (`provider`) and stable
+    /// (`baseline`, told apart by TIDE_SIDE, and here by the action id), then the judge decides.
+    func judgedAB(candidate: Double, errors: String) async throws -> (Harness, ReconcileReport) {
+        let h = try await started(
+            "    type: ab\n    match: {header: {name: X-Beta, value: \"1\"}}\n    duration: 10m\n    analysis: compare\n",
+            extra: ["tide/compare.yaml": Self.judged])
+        let baseline: @Sendable (ActionRequest) -> Bool = { $0.actionID.hasSuffix("-baseline") }
+        h.executor.respond(
+            when: { $0.action == .measure && $0.actionID.contains("latency") }, with: Self.latencies(candidate))
+        h.executor.respond(
+            when: { $0.action == .measure && $0.actionID.contains("latency") && baseline($0) },
+            with: Self.latencies(100))
+        h.executor.respond(when: { $0.action == .measure && $0.actionID.contains("errors") }, with: errors)
+        h.executor.respond(
+            when: { $0.action == .measure && $0.actionID.contains("errors") && baseline($0) }, with: "[0, 1, 0, 0, 1]")
+        _ = try await h.pass()  // deploy, split
+        h.clock.advance(by: 540)
+        _ = try await h.pass()  // first round
+        #expect(calls(h) == Array(repeating: "measure 2.1.0 0", count: 4))
+        h.clock.advance(by: 540)
+        return (h, try await h.pass())  // second round, then the judge
+    }
+
+    @Test("ab with the judge: a candidate like stable scores 100 and is promoted")
+    func judgedPass() async throws {
+        let (h, report) = try await judgedAB(candidate: 100, errors: "[0, 1, 0, 0, 1]")
+        #expect(report.outcomes.first?.result == .deployed, "\(report.outcomes.first?.message ?? "")")
+        #expect(await h.live("payments")?.version == "2.1.0")
+        let events = await h.store.events(EventQuery(limit: 1000)).map(\.message)
+        #expect(events.contains { $0.contains("score 100 (pass ≥ 90, marginal ≥ 50): pass") })
+    }
+
+    @Test("ab with the judge: a slower candidate is High on latency, scores 50 and pauses for a person")
+    func judgedMarginal() async throws {
+        let (h, report) = try await judgedAB(candidate: 140, errors: "[0, 1, 0, 0, 1]")
+        #expect(report.outcomes.first?.result == .progressing)
+        let live = try #require(await h.live("payments"))
+        #expect(live.rollout?.paused == true)
+        guard case .object(let judgement)? = live.rollout?.analysis?.judgement else {
+            Issue.record("no judgement stored")
+            return
+        }
+        #expect(judgement["score"] == .double(50) || judgement["score"] == .int(50))
+        #expect(judgement["verdict"] == .string("marginal"))
+        #expect(report.outcomes.first?.message?.contains("latency High: canary median") == true)
+    }
+
+    @Test("ab with the judge: a critical metric failing rolls the candidate back")
+    func judgedCriticalFailure() async throws {
+        let (h, report) = try await judgedAB(candidate: 100, errors: "[5, 6, 7, 5, 6]")
+        #expect(report.outcomes.first?.result == .failed)
+        #expect(report.outcomes.first?.message?.contains("score 0") == true, "\(report.outcomes.first?.message ?? "")")
+        #expect(report.outcomes.first?.message?.contains("errors High") == true)
+        #expect(await h.live("payments")?.phase == .rolledBack)
+    }
+
     @Test("canary background analysis measures beside the steps and aborts the rollout when it fails")
     func backgroundAnalysis() async throws {
         let strategy = """
@@ -239,5 +321,41 @@ struct StrategyTests {
             ])
         let report = try await h.pass()
         #expect(report.rejected.contains { $0.description.contains(message) }, "\(report.rejected)")
+    }
+
+    @Test(
+        "bad judged analyses name the file, line and field",
+        arguments: [
+            (
+                "judge: {pass: 90, marginal: 50}", "successCondition: x", "tide/compare.yaml:13:7: ",
+                "successCondition: a judged analysis classifies"
+            ),
+            (
+                "judge: {pass: 90, marginal: 95}", "direction: up", "tide/compare.yaml:7:31: ",
+                "spec.judge.marginal: 95.0 is above pass"
+            ),
+            (
+                "judge: {pass: 90}", "direction: up", "tide/compare.yaml:13:18: ",
+                "direction: 'up' is not increase, decrease or either"
+            ),
+            (
+                "initialDelay: 1m", "critical: true", "tide/compare.yaml:13:7: ",
+                "critical: only for an analysis with a judge"
+            ),
+            (
+                "judge: {confidence: 2}", "weight: 1", "tide/compare.yaml:7:23: ",
+                "spec.judge.confidence: expected a number from 0.5"
+            ),
+        ])
+    func badJudgedAnalyses(_ judge: String, _ extra: String, _ location: String, _ message: String) async throws {
+        let h = try Harness()
+        let manifest = Self.judged.replacingOccurrences(of: "judge: {pass: 90, marginal: 50}", with: judge)
+            .replacingOccurrences(
+                of: "      select: result.samples\n", with: "      select: result.samples\n      \(extra)\n")
+        try h.fixture.commit("bad", files: ["tide/compare.yaml": manifest])
+        let report = try await h.pass()
+        #expect(
+            report.rejected.contains { $0.description.hasPrefix(location) && $0.description.contains(message) },
+            "\(report.rejected)")
     }
 }
