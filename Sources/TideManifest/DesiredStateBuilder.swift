@@ -78,6 +78,9 @@ public enum DesiredStateBuilder {
             in: environments.mapValues { Array(zip($0.requires, $0.requiresLocations)) }, kind: "Environment",
             field: "spec.requires")
 
+        for service in services.values {
+            for analysis in service.strategy.inlineAnalyses { analyses[analysis.name] = analysis }
+        }
         for service in services.values.sorted(by: { $0.location < $1.location }) {
             for name in service.strategy.analyses where analyses[name] == nil && !broken.contains("Analysis/\(name)") {
                 diagnostics.append(

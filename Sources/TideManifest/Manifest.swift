@@ -199,6 +199,9 @@ public struct StrategySpec: Sendable, Hashable {
         self.steps = steps
     }
 
+    /// Analyses written inline in canary steps, named `SERVICE/step-N`.
+    public var inlineAnalyses: [AnalysisManifest] = []
+
     /// Every Analysis the strategy names.
     public var analyses: [String] {
         var names: [String] = []

@@ -323,10 +323,12 @@ extension NodeReader {
         return diagnostics.count == before ? PolicyManifest(name: name, location: at, rules: rules) : nil
     }
 
-    mutating func analysis(_ spec: Node, name: String, at: SourceLocation, owner: String) -> AnalysisManifest? {
+    mutating func analysis(
+        _ spec: Node, name: String, at: SourceLocation, owner: String, path: String = "spec"
+    ) -> AnalysisManifest? {
         guard
             let f = fields(
-                spec, "spec",
+                spec, path,
                 allowed: [
                     "interval", "count", "initialDelay", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit",
                     "metrics", "judge",
@@ -334,10 +336,10 @@ extension NodeReader {
         else { return nil }
         let before = diagnostics.count
         var analysis = AnalysisManifest(name: name, location: at)
-        if let node = f["interval"]?.value, let seconds = duration(node, "spec.interval", owner: owner) {
+        if let node = f["interval"]?.value, let seconds = duration(node, "\(path).interval", owner: owner) {
             analysis.interval = seconds
         }
-        if let node = f["initialDelay"]?.value, let seconds = duration(node, "spec.initialDelay", owner: owner) {
+        if let node = f["initialDelay"]?.value, let seconds = duration(node, "\(path).initialDelay", owner: owner) {
             analysis.initialDelay = seconds
         }
         for (field, keyPath, minimum) in [
@@ -345,28 +347,28 @@ extension NodeReader {
             ("inconclusiveLimit", \.inconclusiveLimit, 0), ("consecutiveErrorLimit", \.consecutiveErrorLimit, 0),
         ] {
             guard let node = f[field]?.value else { continue }
-            if let text = string(node, "spec.\(field)", owner: owner), let value = Int(text), value >= minimum {
+            if let text = string(node, "\(path).\(field)", owner: owner), let value = Int(text), value >= minimum {
                 analysis[keyPath: keyPath] = value
             } else if case .scalar = node {
-                error(node, "\(owner)spec.\(field): expected a whole number of at least \(minimum)")
+                error(node, "\(owner)\(path).\(field): expected a whole number of at least \(minimum)")
             }
         }
         if let node = f["judge"]?.value,
-            let j = fields(node, "spec.judge", allowed: ["confidence", "pass", "marginal"], owner: owner)
+            let j = fields(node, "\(path).judge", allowed: ["confidence", "pass", "marginal"], owner: owner)
         {
             var judge = AnalysisManifest.Judge()
             if let c = j["confidence"]?.value,
-                let value = number(c, "spec.judge.confidence", owner: owner, in: 0.5...0.9999)
+                let value = number(c, "\(path).judge.confidence", owner: owner, in: 0.5...0.9999)
             {
                 judge.confidence = value
             }
-            if let p = j["pass"]?.value, let value = number(p, "spec.judge.pass", owner: owner, in: 0...100) {
+            if let p = j["pass"]?.value, let value = number(p, "\(path).judge.pass", owner: owner, in: 0...100) {
                 judge.pass = value
             }
-            if let m = j["marginal"]?.value, let value = number(m, "spec.judge.marginal", owner: owner, in: 0...100) {
+            if let m = j["marginal"]?.value, let value = number(m, "\(path).judge.marginal", owner: owner, in: 0...100) {
                 judge.marginal = value
                 if value > judge.pass {
-                    error(m, "\(owner)spec.judge.marginal: \(value) is above pass (\(judge.pass)); marginal ≤ pass")
+                    error(m, "\(owner)\(path).judge.marginal: \(value) is above pass (\(judge.pass)); marginal ≤ pass")
                 }
             }
             analysis.judge = judge
@@ -375,13 +377,13 @@ extension NodeReader {
             if case .sequence(let items) = node, !items.isEmpty {
                 for (index, item) in items.enumerated() {
                     if let metric = metric(
-                        item, "spec.metrics[\(index)]", judged: analysis.judge != nil, owner: owner)
+                        item, "\(path).metrics[\(index)]", judged: analysis.judge != nil, owner: owner)
                     {
                         analysis.metrics.append(metric)
                     }
                 }
             } else {
-                error(node, "\(owner)spec.metrics: expected a list of at least one metric")
+                error(node, "\(owner)\(path).metrics: expected a list of at least one metric")
             }
         }
         return diagnostics.count == before ? analysis : nil
@@ -719,7 +721,7 @@ extension NodeReader {
         }
 
         var strategy = StrategySpec()
-        if let node = f["strategy"]?.value { strategy = self.strategy(node, owner: owner) }
+        if let node = f["strategy"]?.value { strategy = self.strategy(node, service: name, owner: owner) }
 
         var hotfix = false
         if let node = f["hotfix"]?.value, let value = bool(node, "spec.hotfix", owner: owner) { hotfix = value }
@@ -766,7 +768,7 @@ extension NodeReader {
         .ab: ["match", "duration", "analysis"],
     ]
 
-    mutating func strategy(_ node: Node, owner: String) -> StrategySpec {
+    mutating func strategy(_ node: Node, service: String, owner: String) -> StrategySpec {
         var strategy = StrategySpec()
         let all = ["type"] + Set(Self.strategyFields.values.joined()).sorted()
         guard let g = fields(node, "spec.strategy", allowed: all, required: ["type"], owner: owner),
@@ -801,7 +803,7 @@ extension NodeReader {
             break
         case .canary:
             if let stepsNode = g["steps"]?.value {
-                strategy.steps = canarySteps(stepsNode, owner: owner)
+                (strategy.steps, strategy.inlineAnalyses) = canarySteps(stepsNode, service: service, owner: owner)
             } else {
                 error(node, "\(owner)spec.strategy: a canary needs steps (setWeight, pause, analysis)")
             }
@@ -932,12 +934,17 @@ extension NodeReader {
         }
     }
 
-    mutating func canarySteps(_ node: Node, owner: String) -> [StrategySpec.Step] {
+    /// The steps, and the analyses written inline in them (named `SERVICE/step-N`, which no Analysis document
+    /// can be called).
+    mutating func canarySteps(
+        _ node: Node, service: String, owner: String
+    ) -> ([StrategySpec.Step], [AnalysisManifest]) {
         guard case .sequence(let items) = node else {
             error(node, "\(owner)spec.strategy.steps: expected a list, found \(describe(node))")
-            return []
+            return ([], [])
         }
         var steps: [StrategySpec.Step] = []
+        var inline: [AnalysisManifest] = []
         var lastWeight = 0
         for (index, item) in items.enumerated() {
             let path = "spec.strategy.steps[\(index)]"
@@ -978,7 +985,17 @@ extension NodeReader {
                     steps.append(.pause(seconds))
                 }
             case "analysis":
-                if let text = self.name(value, "\(path).analysis", owner: owner) { steps.append(.analysis(text)) }
+                if case .mapping = value {
+                    let name = "\(service)/step-\(index + 1)"
+                    if let analysis = analysis(
+                        value, name: name, at: location(value), owner: owner, path: "\(path).analysis")
+                    {
+                        inline.append(analysis)
+                        steps.append(.analysis(name))
+                    }
+                } else if let text = self.name(value, "\(path).analysis", owner: owner) {
+                    steps.append(.analysis(text))
+                }
             default:
                 let hint =
                     closest(name, in: ["setWeight", "pause", "analysis"]).map { "; did you mean '\($0)'?" } ?? ""
@@ -986,7 +1003,7 @@ extension NodeReader {
             }
         }
         if items.isEmpty { error(node, "\(owner)spec.strategy.steps: list at least one step") }
-        return steps
+        return (steps, inline)
     }
 
     mutating func version(_ node: Node, _ path: String, owner: String) -> String? {

@@ -238,6 +238,48 @@ struct StrategyTests {
         #expect(await h.live("payments")?.phase == .rolledBack)
     }
 
+    static let inlineCanary = """
+            type: canary
+            steps:
+              - setWeight: 20
+              - analysis:
+                  count: 2
+                  interval: 5m
+                  metrics:
+                    - name: error-rate
+                      provider: {command: {command: ["/usr/local/bin/error-rate"]}}
+                      failureCondition: "result >= 0.05"
+              - setWeight: 60
+
+        """
+
+    @Test("canary: an analysis written inline in a step measures like a named one")
+    func inlineAnalysis() async throws {
+        let h = try await started(Self.inlineCanary)
+        _ = try await h.pass()
+        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 20", "measure 2.1.0 20"])
+        #expect(await h.live("payments")?.rollout?.analysis?.name == "payments/step-2")
+        h.executor.respond(when: { $0.action == .measure }, with: "0.2")
+        h.clock.advance(by: 240)
+        let report = try await h.pass()
+        #expect(report.outcomes.first?.result == .failed)
+        #expect(report.outcomes.first?.message?.contains("analysis payments/step-2 failed") == true)
+        #expect(await h.live("payments")?.phase == .rolledBack)
+    }
+
+    @Test("canary: a broken inline analysis names its place in the steps")
+    func badInlineAnalysis() async throws {
+        let h = try Harness()
+        let strategy = Self.inlineCanary.replacingOccurrences(of: "failureCondition", with: "failCondition")
+        try h.fixture.commit("bad", files: ["services/payments.yaml": Self.service("2.0.0", strategy: strategy)])
+        let report = try await h.pass()
+        #expect(
+            report.rejected.map(\.description).contains {
+                $0.hasPrefix("services/payments.yaml:")
+                    && $0.contains("spec.strategy.steps[1].analysis.metrics[0]: unknown field 'failCondition'")
+            }, "\(report.rejected)")
+    }
+
     @Test("canary background analysis measures beside the steps and aborts the rollout when it fails")
     func backgroundAnalysis() async throws {
         let strategy = """
