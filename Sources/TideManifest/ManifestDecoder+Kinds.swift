@@ -365,7 +365,8 @@ extension NodeReader {
             if let p = j["pass"]?.value, let value = number(p, "\(path).judge.pass", owner: owner, in: 0...100) {
                 judge.pass = value
             }
-            if let m = j["marginal"]?.value, let value = number(m, "\(path).judge.marginal", owner: owner, in: 0...100) {
+            if let m = j["marginal"]?.value, let value = number(m, "\(path).judge.marginal", owner: owner, in: 0...100)
+            {
                 judge.marginal = value
                 if value > judge.pass {
                     error(m, "\(owner)\(path).judge.marginal: \(value) is above pass (\(judge.pass)); marginal ≤ pass")
