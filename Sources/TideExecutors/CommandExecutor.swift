@@ -180,6 +180,7 @@ public struct DefaultExecutorFactory: ExecutorFactory {
         case .command: CommandExecutor(manifest: manifest, workingDirectory: workingDirectory)
         case .flags: FlagsExecutor(path: FlagsExecutor.resolve(manifest.path ?? "flags.json", in: workingDirectory))
         case .nginx: NginxExecutor(manifest: manifest, workingDirectory: workingDirectory)
+        case .plugin: PluginExecutor(manifest: manifest, workingDirectory: workingDirectory)
         }
     }
 }

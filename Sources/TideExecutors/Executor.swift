@@ -97,6 +97,8 @@ public struct ActionResult: Sendable, Hashable {
         case timedOut(seconds: Double)
         /// The process could not be started at all.
         case couldNotStart(String)
+        /// The executor answered that the action failed (a plugin's `"ok": false`), or answered out of protocol.
+        case failed(String)
     }
 
     public var outcome: Outcome
@@ -124,6 +126,7 @@ public struct ActionResult: Sendable, Hashable {
         case .timedOut(let seconds):
             reason = "timed out after \(ManifestDuration.format(seconds)); process group killed"
         case .couldNotStart(let why): reason = "could not start: \(why)"
+        case .failed(let why): return "failed: \(why)"
         }
         let lastLine = standardError.split(separator: "\n").last.map { ": \($0)" } ?? ""
         return reason + lastLine

@@ -13,6 +13,8 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
 public struct ExecutorManifest: Sendable, Hashable {
     public enum ExecutorType: String, Sendable, Hashable, Codable {
         case command
+        /// A long-lived process spoken to in JSON lines over stdin/stdout (`command` is its argv).
+        case plugin
         /// Publishes each target's stable and candidate versions and weights to a JSON file (`path`), for
         /// applications that split traffic by user themselves.
         case flags

@@ -82,11 +82,13 @@ extension NodeReader {
         if let node = f["type"]?.value, let text = string(node, "spec.type", owner: owner) {
             if let known = ExecutorManifest.ExecutorType(rawValue: text) {
                 type = known
-            } else if ["plugin", "http", "sql"].contains(text) {
+            } else if ["http", "sql"].contains(text) {
                 error(node, "\(owner)spec.type: executor type '\(text)' is not supported by this version of tide yet")
                 valid = false
             } else {
-                error(node, "\(owner)spec.type: unknown executor type '\(text)'; expected command, flags or nginx")
+                error(
+                    node, "\(owner)spec.type: unknown executor type '\(text)'; expected command, plugin, flags or nginx"
+                )
                 valid = false
             }
         } else {
@@ -103,12 +105,12 @@ extension NodeReader {
             } else {
                 valid = false
             }
-        } else if type == .command {
-            error(spec, "\(owner)spec: missing required field 'command' for a command executor")
+        } else if type == .command || type == .plugin {
+            error(spec, "\(owner)spec: missing required field 'command' for a \(type.rawValue) executor")
             valid = false
         }
-        if type != .command, let node = f["command"]?.key {
-            error(node, "\(owner)spec.command: only a command executor runs a command")
+        if type != .command && type != .plugin, let node = f["command"]?.key {
+            error(node, "\(owner)spec.command: only a command or plugin executor runs a command")
             valid = false
         }
         var path: String?
