@@ -103,7 +103,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TideEndToEndTests",
-            dependencies: ["TideCLI", "TideTestSupport", "tide"],
+            dependencies: ["TideCLI", "TideExecutors", "TideManifest", "TideTestSupport", "tide"],
             swiftSettings: strict
         ),
     ]

@@ -15,7 +15,7 @@ public import TideManifest
 ///         backends: {"1.4.2": "127.0.0.1:9001", "1.5.0": "127.0.0.1:9002"}
 ///
 /// Canary and rolling weights become a weighted upstream; a blue-green promote switches the upstream whole; a
-/// shadow mirrors every request to the candidate (answers discarded); an A/B split maps a header or cookie, or
+/// shadow mirrors the strategy's share of requests to the candidate (answers discarded); an A/B split maps a header or cookie, or
 /// buckets a user key with nginx's `split_clients` (MurmurHash2 of the key, not the flags executor's hash).
 public struct NginxExecutor: Executor {
     public let manifest: ExecutorManifest
@@ -126,9 +126,17 @@ public struct NginxExecutor: Executor {
             guard let stable else { throw NginxError(description: "nothing to mirror from: no stable version") }
             out += "upstream \(name) {\n    server \(stable);\n}\n"
             out += "upstream \(name)_shadow {\n    server \(candidate);\n}\n"
+            // The share mirrored (the request's weight): split_clients on the request id picks which copies go;
+            // the others end in the internal location at once.
+            let share = max(0, min(100, request.weight))
+            var sample = ""
+            if share < 100 {
+                out += "split_clients \"$request_id\" $\(name)_mirrored {\n    \(share)% \"1\";\n    * \"\";\n}\n"
+                sample = "        if ($\(name)_mirrored = \"\") {\n            return 204;\n        }\n"
+            }
             location =
                 "        mirror /_tide_shadow;\n        mirror_request_body on;\n        proxy_pass http://\(name);\n"
-                + "    }\n    location = /_tide_shadow {\n        internal;\n"
+                + "    }\n    location = /_tide_shadow {\n        internal;\n" + sample
                 + "        proxy_pass http://\(name)_shadow$request_uri;\n"
         case .split:
             guard let stable else { throw NginxError(description: "nothing to split: no stable version") }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+import TideExecutors
 import TideGit
+import TideManifest
 import TideTestSupport
 
 /// A backend on loopback that answers its version; a flaky one fails every third request after the first.
@@ -16,6 +18,13 @@ final class Backend: @unchecked Sendable {
                 protocol_version = "HTTP/1.1"
                 def log_message(self, *a): pass
                 def do_GET(self):
+                    if self.path == "/_count":
+                        body = str(count[0]).encode()
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
+                        return
                     with lock:
                         n = count[0]; count[0] += 1
                     fail = sys.argv[2] == "flaky" and n % 10 in (3, 6, 9)
@@ -47,6 +56,20 @@ final class Backend: @unchecked Sendable {
             throw FixtureError("backend \(version) did not start")
         }
         self.port = port
+    }
+
+    /// How many requests (other than this question) it has answered.
+    func count() throws -> Int {
+        let output = try runProcess(
+            "/usr/bin/python3",
+            [
+                "-c",
+                "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:\(port)/_count', timeout=5).read().decode())",
+            ])
+        guard let n = Int(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw FixtureError("count: \(output.combined)")
+        }
+        return n
     }
 
     deinit {
@@ -101,6 +124,31 @@ final class Nginx: @unchecked Sendable {
             throw FixtureError(
                 "nginx did not start: \((try? String(contentsOfFile: prefix + "/error.log", encoding: .utf8)) ?? "")")
         }
+    }
+
+    /// `n` GETs through nginx, one after the other; the statuses seen.
+    func get(times n: Int) throws -> [Int32: Int] {
+        let output = try runProcess(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import urllib.request, urllib.error, collections
+                seen = collections.Counter()
+                for _ in range(\(n)):
+                    try:
+                        seen[urllib.request.urlopen("http://127.0.0.1:\(port)/", timeout=5).status] += 1
+                    except urllib.error.HTTPError as e:
+                        seen[e.code] += 1
+                print(" ".join("%d=%d" % kv for kv in seen.items()))
+                """,
+            ])
+        var seen: [Int32: Int] = [:]
+        for pair in output.standardOutput.split(whereSeparator: \.isWhitespace) {
+            let parts = pair.split(separator: "=")
+            if parts.count == 2, let status = Int32(parts[0]), let count = Int(parts[1]) { seen[status] = count }
+        }
+        return seen
     }
 
     /// GET through nginx: status and body.
@@ -249,5 +297,50 @@ struct NginxTests {
             "\(refused.combined)")
         #expect(!FileManager.default.fileExists(atPath: nginx.include + "/tide-cart-prod.conf"))
         for _ in 0..<5 { #expect(try nginx.get() == (200, "2.1.0")) }
+    }
+
+    @Test("shadow through nginx: the mirrored share of requests reaches the candidate, answers come from stable")
+    func mirrorShare() async throws {
+        let scratch = try TemporaryDirectory("tide-nginx-mirror")
+        let nginx = try Nginx(in: scratch)
+        let stable = try Backend(version: "1.0.0", flaky: false)
+        let shadow = try Backend(version: "2.0.0", flaky: false)
+        var manifest = ExecutorManifest(
+            name: "edge", location: SourceLocation(file: "x", line: 1, column: 1), type: .nginx, command: [],
+            timeout: 30)
+        manifest.path = nginx.include
+        manifest.nginxTest = ["/usr/sbin/nginx", "-t", "-q", "-p", nginx.prefix, "-c", nginx.conf]
+        manifest.nginxReload = ["/usr/sbin/nginx", "-s", "reload", "-p", nginx.prefix, "-c", nginx.conf]
+        let executor = NginxExecutor(manifest: manifest, workingDirectory: scratch.path)
+        func mirror(_ share: Int) async throws {
+            var request = ActionRequest(
+                action: .mirror, service: "shop", environment: "prod", version: "2.0.0", previousVersion: "1.0.0",
+                weight: share, revision: String(repeating: "a", count: 40), actionID: "shop.prod.mirror-\(share)",
+                config: .object([
+                    "nginx": .object([
+                        "listen": .int(Int64(nginx.port)),
+                        "backends": .object([
+                            "1.0.0": .string("127.0.0.1:\(stable.port)"), "2.0.0": .string("127.0.0.1:\(shadow.port)"),
+                        ]),
+                    ])
+                ]))
+            request.traffic = .object(["mirror": .int(Int64(share))])
+            let result = await executor.perform(request)
+            #expect(result.succeeded, "\(result.summary)")
+        }
+        /// Requests the shadow got while 300 went through nginx (mirrored copies are sent asynchronously).
+        func mirrored() async throws -> Int {
+            let before = try shadow.count()
+            #expect(try nginx.get(times: 300) == [200: 300])
+            try await Task.sleep(for: .milliseconds(500))
+            return try shadow.count() - before
+        }
+        try await mirror(30)
+        let share = try await mirrored()
+        // Binomial(300, 0.3): mean 90, standard deviation about 8; these bounds are more than 5 of them away.
+        #expect((45...135).contains(share), "\(share) of 300 mirrored at 30 %")
+        try await mirror(100)
+        #expect(try await mirrored() == 300)
+        #expect(try nginx.get() == (200, "1.0.0"), "answers still come from stable")
     }
 }
