@@ -75,4 +75,41 @@ struct ProviderAnalysisTests {
             ])
         #expect(await h.live("payments")?.version == "ok-2")
     }
+
+    @Test("the seeds' third trigger: a health check failing 3 times in a row rolls back")
+    func healthFailingInARow() async throws {
+        let server = try HTTPFixture()
+        let h = try Harness()
+        let health = """
+            apiVersion: tide/v1
+            kind: Analysis
+            metadata: {name: synthetic}
+            spec:
+              interval: 10s
+              count: 6
+              consecutiveErrorLimit: 2          # the third error in a row fails the analysis
+              metrics:
+                - name: health
+                  provider: {http: {url: "\(server.url("/status/503"))", timeout: 5s}}
+                  successCondition: "true"
+
+            """
+        try h.fixture.commit(
+            "canary", files: ["services/payments.yaml": Self.service("ok-1"), "tide/analysis.yaml": health])
+        _ = try await h.pass()
+        try h.fixture.commit("ok-2", files: ["services/payments.yaml": Self.service("ok-2")])
+        var rounds: [String] = []
+        for _ in 0..<3 {
+            let report = try await h.pass()
+            let run = await h.live("payments")?.rollout?.analysis
+            rounds.append("\(report.outcomes.first?.result.rawValue ?? "-") \(run?.consecutiveErrors ?? -1)")
+            h.clock.advance(by: 10 - 60)  // a pass advances 60 s; the next round is due 10 s later
+        }
+        #expect(rounds.prefix(2) == ["progressing 1", "progressing 2"], "\(rounds)")
+        #expect(rounds.last?.hasPrefix("failed") == true, "\(rounds)")
+        #expect(await h.live("payments")?.phase == .rolledBack)
+        let failed = await h.live("payments")?.failed?.message ?? ""
+        #expect(failed.contains("3 measurement errors in a row"), "\(failed)")
+        #expect(failed.contains("503"), "\(failed)")
+    }
 }
