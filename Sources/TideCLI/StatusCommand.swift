@@ -117,6 +117,7 @@ struct StatusCommand: AsyncParsableCommand {
         if let rollout = target.rollout {
             var parts = ["rolling out \(rollout.version), step \(rollout.step + 1), weight \(rollout.weight)%"]
             if rollout.paused { parts.append("paused") }
+            if let due = rollout.nextDue { parts.append("next step due \(iso(due))") }
             for (label, run) in [("analysis", rollout.analysis), ("background", rollout.background)] {
                 guard let run else { continue }
                 var text = "\(label) \(run.name): \(run.rounds) round(s)"

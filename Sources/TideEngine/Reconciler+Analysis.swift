@@ -105,9 +105,10 @@ extension Reconciler {
     /// promotes or aborts it.
     func pauseForPerson(
         _ what: String, summary: String, target: TargetID, rollout: inout Rollout, state: inout LiveTarget,
-        calls: Int, background: Date? = nil
+        calls: Int
     ) async throws -> TargetOutcome {
         rollout.paused = true
+        rollout.nextDue = nil
         state.rollout = rollout
         try await store.apply(
             StateWrite(
@@ -119,8 +120,8 @@ extension Reconciler {
                         message: "\(what) inconclusive (\(summary)); paused for a person: tide resume, promote or abort"
                     )
                 ]))
-        return progressing(
-            background: background, target, rollout,
+        return try await progressing(
+            target, rollout, state: &state,
             message: "\(what) inconclusive (\(summary)); paused: tide resume, promote or abort", executorCalls: calls)
     }
 

@@ -369,9 +369,8 @@ public final class Reconciler: Sendable {
                 }
             }
             if rollout.paused {
-                return progressing(
-                    background: backgroundDue,
-                    target.id, rollout,
+                return try await progressing(
+                    target.id, rollout, state: &state,
                     message:
                         "paused at step \(step + 1)/\(steps.count) (weight \(rollout.weight)); tide resume continues",
                     executorCalls: calls)
@@ -383,9 +382,9 @@ public final class Reconciler: Sendable {
                 let now = clock.now()
                 let due = seconds.map { rollout.stepStartedAt.addingTimeInterval($0) }
                 if !rollout.full && (due == nil || now < due!) {  // due is nil only for an open-ended pause
-                    return progressing(
+                    return try await progressing(
                         background: backgroundDue,
-                        target.id, rollout,
+                        target.id, rollout, state: &state,
                         message: due.map {
                             "weight \(rollout.weight), pausing until \(GateEvaluator.format($0))"
                         }
@@ -421,15 +420,15 @@ public final class Reconciler: Sendable {
                 switch verdict {
                 case .wait(let due, let summary):
                     try await store.apply(StateWrite(targets: [state]))
-                    return progressing(
+                    return try await progressing(
                         background: backgroundDue,
-                        target.id, rollout,
+                        target.id, rollout, state: &state,
                         message: "weight \(rollout.weight), analysis \(name): \(summary); next measurement at "
                             + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
                 case .inconclusive(let summary):
                     return try await pauseForPerson(
                         "analysis \(name)", summary: summary, target: target.id, rollout: &rollout, state: &state,
-                        calls: calls, background: backgroundDue)
+                        calls: calls)
                 case .failed(let summary):
                     return try await failRollout(
                         target: target, rollout: rollout, state: state, desired: desired,
@@ -556,14 +555,22 @@ public final class Reconciler: Sendable {
 
     /// A rollout that goes on at a later pass.
     /// `background`: when the background analysis measures next; the pass is due again at the earlier time.
+    /// The due time is kept in the rollout (written when it changes), so `tide status` can say when the rollout
+    /// goes on.
     func progressing(
-        background: Date? = nil, _ target: TargetID, _ rollout: Rollout, message: String, executorCalls: Int,
-        nextDue: Date? = nil
-    ) -> TargetOutcome {
-        TargetOutcome(
+        background: Date? = nil, _ target: TargetID, _ rollout: Rollout, state: inout LiveTarget, message: String,
+        executorCalls: Int, nextDue: Date? = nil
+    ) async throws -> TargetOutcome {
+        let due = [nextDue, background].compactMap { $0 }.min()
+        if state.rollout != nil && state.rollout?.nextDue != due {
+            var rollout = rollout
+            rollout.nextDue = due
+            state.rollout = rollout
+            try await store.apply(StateWrite(targets: [state]))
+        }
+        return TargetOutcome(
             target: target, result: .progressing, fromVersion: rollout.previousVersion, toVersion: rollout.version,
-            classification: rollout.classification, message: message, executorCalls: executorCalls,
-            nextDue: [nextDue, background].compactMap { $0 }.min())
+            classification: rollout.classification, message: message, executorCalls: executorCalls, nextDue: due)
     }
 
     /// A step (an action, or an analysis) failed: the target is marked failed with the version held, and a

@@ -103,6 +103,9 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var step: Int
     /// Share of traffic the candidate has (canary).
     public var weight: Int = 0
+    /// When the rollout goes on by itself (a timed pause ends, an analysis measures next); nil while it waits
+    /// for a person.
+    public var nextDue: Date?
     /// Held by `tide pause` until `tide resume`.
     public var paused: Bool = false
     /// `tide promote --full`: skip the remaining weights and pauses.

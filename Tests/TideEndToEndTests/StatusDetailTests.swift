@@ -32,6 +32,27 @@ struct StatusDetailTests {
                 + "1 inconclusive), last error-rate = - inconclusive")
     }
 
+    @Test("a timed step says when it is due; a judged analysis shows its score")
+    func dueAndJudgement() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        var rollout = Rollout(
+            version: "2.1.0", config: .object([:]), configDigest: "d", revision: ObjectID.blobHash(of: [1]),
+            previousVersion: "2.0.0", classification: .feature, reason: nil, step: 2, startedAt: now)
+        rollout.weight = 30
+        rollout.nextDue = now.addingTimeInterval(600)
+        var run = AnalysisRun(name: "compare", step: 2, startedAt: now)
+        run.rounds = 3
+        run.judgement = .object(["score": .double(66.7), "verdict": .string("marginal")])
+        rollout.analysis = run
+        let target = LiveTarget(
+            id: TargetID(service: "payments", environment: "prod"), executor: "local", phase: .progressing,
+            version: "2.0.0", rollout: rollout, updatedAt: now)
+        #expect(
+            StatusCommand.detail(for: target)
+                == "rolling out 2.1.0, step 3, weight 30%; next step due 2027-01-15T08:10:00Z; analysis compare: "
+                + "3 round(s), judge: score 67, marginal")
+    }
+
     @Test("a rolled-back target says which version failed and why")
     func rolledBack() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)

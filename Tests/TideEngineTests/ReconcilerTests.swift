@@ -487,6 +487,7 @@ struct CanaryTests {
         #expect(report.outcomes.first { $0.target.service == "checkout" }?.result == .unchanged)
         #expect(!report.hasFailures)
         #expect(await h.live("payments")?.rollout?.weight == 10)
+        #expect(await h.live("payments")?.rollout?.nextDue == h.clock.now().addingTimeInterval(600))
 
         h.clock.advance(by: 240)  // pass() adds 60 s: 5 minutes in
         report = try await h.pass()
@@ -497,6 +498,7 @@ struct CanaryTests {
         #expect(calls(h) == ["set-weight 2.1.0 50"])
         #expect(report.outcomes.first?.message == "weight 50, paused until tide promote payments --env prod")
         #expect(report.outcomes.first?.nextDue == nil)
+        #expect(await h.live("payments")?.rollout?.nextDue == nil, "an open-ended pause waits for a person")
 
         h.clock.advance(by: 86_400)
         _ = try await h.pass()
