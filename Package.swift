@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -44,6 +46,9 @@ let package = Package(
             dependencies: [
                 "TideManifest", .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -72,7 +77,10 @@ let package = Package(
         ),
         .target(
             name: "TideTestSupport",
-            dependencies: ["TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors"],
+            dependencies: [
+                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "TideGitTests", dependencies: ["TideGit", "TideTestSupport"], swiftSettings: strict),

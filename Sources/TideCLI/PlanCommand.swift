@@ -28,6 +28,7 @@ struct PlanCommand: AsyncParsableCommand {
         var head: String
         var revision: String?
         var rejected: [Diagnostic]
+        var warnings: [Diagnostic]
         var actions: [PlannedAction]
     }
 
@@ -43,7 +44,7 @@ struct PlanCommand: AsyncParsableCommand {
             try printJSON(
                 Output(
                     head: resolution.head.hex, revision: plan?.revision.hex, rejected: resolution.rejected,
-                    actions: plan?.actions ?? []))
+                    warnings: resolution.desired?.warnings ?? [], actions: plan?.actions ?? []))
             if !resolution.rejected.isEmpty { throw ReportedFailure() }
             return
         }
@@ -54,7 +55,9 @@ struct PlanCommand: AsyncParsableCommand {
         guard let plan else {
             throw ReportedFailure(message: "tide: no valid revision to plan from")
         }
-        let shown = all ? plan.actions : plan.pending + plan.actions.filter { $0.kind == .holdFailed }
+        for warning in resolution.desired?.warnings ?? [] { printError("warning: \(warning)") }
+        let shown =
+            all ? plan.actions : plan.pending + plan.actions.filter { $0.kind == .holdFailed || $0.kind == .refuse }
         print(
             "Plan for \(plan.revision.short)\(resolution.rejected.isEmpty ? "" : " (last good revision)"): "
                 + "\(plan.pending.count) to change, \(plan.actions.count - plan.pending.count) unchanged")

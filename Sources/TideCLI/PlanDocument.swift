@@ -12,6 +12,11 @@ enum PlanDocument {
             for diagnostic in rejected { out += "> - `\(diagnostic)`\n" }
             out += "\n"
         }
+        for action in plan.actions where action.kind == .refuse {
+            out += "> **\(action.target) is refused**: \(action.reason ?? "")\n\n"
+        }
+        for warning in desired.warnings { out += "> warning: `\(warning)`\n" }
+        if !desired.warnings.isEmpty { out += "\n" }
         let changes = plan.pending
         if changes.isEmpty {
             out += "Nothing to change: every target runs its desired version.\n"
@@ -42,6 +47,24 @@ enum PlanDocument {
                 out += "The executor's `remove` action takes it down.\n"
                 continue
             }
+            if let target = desired.target(action.target), !target.migrations.isEmpty {
+                out += "Migrations in \(action.target.environment)'s database:\n\n"
+                for name in target.migrations {
+                    guard let migration = desired.migrations[name] else { continue }
+                    var phases: [String] = []
+                    if let expand = migration.expand {
+                        phases.append("expand (\(expand.up.count) statement(s)) before the rollout, unless applied")
+                    }
+                    if migration.backfill != nil { phases.append("backfill right after expand") }
+                    if let contract = migration.contract {
+                        phases.append(
+                            "contract once every service listing it runs its new version, "
+                                + "\(ManifestDuration.format(contract.after)) after; no rollback past it")
+                    }
+                    out += "- **\(name)** (executor \(migration.executor)): " + phases.joined(separator: "; ") + "\n"
+                }
+                out += "\n"
+            }
             out += rolloutTable(service: service, desired: desired, firstDeployment: action.fromVersion == nil)
             out += "\nRollback plan: "
             if let previous = action.fromVersion {
@@ -55,6 +78,11 @@ enum PlanDocument {
                     : ".\n"
             } else {
                 out += "first deployment here: nothing to roll back to; a revert removes it.\n"
+            }
+            if let target = desired.target(action.target), !target.migrations.isEmpty {
+                out +=
+                    "Before contract, a rollback runs the app back first, then expand's `down`; after contract, "
+                    + "Tide refuses to go back past it (roll forward).\n"
             }
         }
         return out

@@ -23,7 +23,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     func run() async throws {
         let reconciler = try global.reconciler()
         var report = try await reconciler.reconcile(lockTimeout: lockTimeout)
-        while watch, let due = report.outcomes.compactMap(\.nextDue).min() {
+        while watch, let due = (report.outcomes.compactMap(\.nextDue) + report.migrations.compactMap(\.nextDue)).min() {
             try show(report, final: false)
             print("next pass at \(iso(due))")
             try await Task.sleep(for: .milliseconds(Int(max(0.2, due.timeIntervalSinceNow) * 1000) + 50))
@@ -67,6 +67,12 @@ struct ReconcileCommand: AsyncParsableCommand {
             print(
                 "\(promotion.service)@\(promotion.environment): promoted \(promotion.version) from "
                     + "\(promotion.from.joined(separator: ", ")) in commit \(promotion.commit.short)")
+        }
+        for migration in report.migrations {
+            let line =
+                "\(migration.migration)@\(migration.environment): \(migration.phase) \(migration.result.rawValue): "
+                + migration.message
+            if migration.result == .failed { printError(line) } else { print(line) }
         }
         for outcome in report.outcomes where outcome.result == .held {
             printError("\(outcome.target): held: \(outcome.message ?? "")")

@@ -58,6 +58,9 @@ struct ValidateCommand: AsyncParsableCommand {
                 valid: true, source: sourceName, revision: revisionID?.hex, services: desired.services.count,
                 environments: desired.environments.count, executors: desired.executors.count,
                 targets: desired.targets.count, diagnostics: desired.warnings)
+            if !json {
+                for warning in desired.warnings { printError("warning: \(warning)") }
+            }
             if json {
                 try printJSON(output)
             } else if !quiet {

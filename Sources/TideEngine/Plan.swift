@@ -15,6 +15,8 @@ public struct PlannedAction: Sendable, Hashable, Codable {
         case none
         /// Desired state already failed here; not retried until it changes.
         case holdFailed = "hold-failed"
+        /// Tide will not start it: a rollback past a contracted migration (the reason says what to do).
+        case refuse
         /// A deployment that gates hold for now (see `gates`).
         case wait
     }
@@ -37,6 +39,7 @@ public struct PlannedAction: Sendable, Hashable, Codable {
     public var risk: RiskLevel?
 
     public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove || kind == .wait }
+    // A refused rollout changes nothing: it is listed with the held ones.
 }
 
 /// The ordered actions that take live state to the desired state of one revision.

@@ -9,11 +9,18 @@ public struct Planner: Sendable {
     public let store: any StateStore
     /// The tracked branch is a hotfix branch (`hotfix/…`): version changes on it are HOTFIX.
     public let hotfixBranch: Bool
+    /// Per environment, the migrations whose contract ran there (read from the databases by the caller): a
+    /// target whose running version needs one cannot go back to a version that does not.
+    public let contracted: [String: [String: Date]]
 
-    public init(repository: Repository, store: any StateStore, hotfixBranch: Bool = false) {
+    public init(
+        repository: Repository, store: any StateStore, hotfixBranch: Bool = false,
+        contracted: [String: [String: Date]] = [:]
+    ) {
         self.repository = repository
         self.store = store
         self.hotfixBranch = hotfixBranch
+        self.contracted = contracted
     }
 
     public func plan(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> Plan {
@@ -92,6 +99,21 @@ public struct Planner: Sendable {
         action.classification = change.classification
         action.reason = change.reason
         action.revertedCommit = change.revertedCommit
+        let added = target.migrations.filter { !live.migrations.contains($0) }
+        if !added.isEmpty && [.feature, .config].contains(change.classification) {
+            action.classification = .migration
+            action.reason = change.reason + "; needs migration " + added.joined(separator: ", ")
+        }
+        let contractedHere = contracted[target.id.environment] ?? [:]
+        if let dropped = live.migrations.first(where: { !target.migrations.contains($0) && contractedHere[$0] != nil })
+        {
+            action.kind = .refuse
+            action.reason =
+                "cannot go to \(target.version): migration \(dropped) was contracted in \(target.id.environment) at "
+                + "\(GateEvaluator.format(contractedHere[dropped]!)), so \(target.version) (which does not list it) "
+                + "may need what the contract removed. Roll forward instead: a new version with the fix (and a new "
+                + "migration if the schema must change back). Live app and database are left as they are"
+        }
         if matchesLive {
             action.classification = .rollback
             action.reason = "redeploy \(target.version) after a failed rollout"

@@ -36,13 +36,42 @@ public struct ReconcileReport: Sendable, Codable {
     public var outcomes: [TargetOutcome]
     /// Versions this pass committed to the config repo as environments' versions (`promotion: auto`).
     public var promotions: [Promotion] = []
+    /// Contracts and downs this pass ran, or that wait (expands run with their target's rollout).
+    public var migrations: [MigrationOutcome] = []
 
     /// True when the pass has something to report as a failure (exit status 1): a rejected revision, or a
     /// target that failed, is held at a failed state, or is blocked by one. Scripts can rely on exit 0 meaning
     /// "converged".
     public var hasFailures: Bool {
         !rejected.isEmpty || outcomes.contains { [.failed, .blocked, .held].contains($0.result) }
+            || migrations.contains { $0.result == .failed }
     }
 
     public var executorCalls: Int { outcomes.reduce(0) { $0 + $1.executorCalls } }
+}
+
+/// A migration phase a pass ran, or that waits, in one environment.
+public struct MigrationOutcome: Sendable, Hashable, Codable {
+    public enum Result: String, Sendable, Codable {
+        case applied, waiting, failed
+    }
+
+    public var migration: String
+    public var environment: String
+    /// expand, backfill, contract or down.
+    public var phase: String
+    public var result: Result
+    public var message: String
+    public var nextDue: Date?
+
+    public init(
+        migration: String, environment: String, phase: String, result: Result, message: String, nextDue: Date? = nil
+    ) {
+        self.migration = migration
+        self.environment = environment
+        self.phase = phase
+        self.result = result
+        self.message = message
+        self.nextDue = nextDue
+    }
 }

@@ -102,8 +102,11 @@ public final class Reconciler: Sendable {
     public func plan() async throws -> (Resolution, Plan?) {
         let resolution = try await resolve(record: false)
         guard let desired = resolution.desired else { return (resolution, nil) }
-        let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
-            desired: desired, live: try await store.liveTargets(), now: clock.now())
+        let live = try await store.liveTargets()
+        let plan = try await Planner(
+            repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
+            contracted: try await contractedMigrations(desired: desired, live: live)
+        ).plan(desired: desired, live: live, now: clock.now())
         return (resolution, plan)
     }
 
@@ -126,6 +129,7 @@ public final class Reconciler: Sendable {
         // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
         if report.head == head, report.rejected.isEmpty, report.promotions.isEmpty, !promotes,
+            report.migrations.allSatisfy({ $0.result == .applied }),
             report.outcomes.allSatisfy({ settles.contains($0.result) })
         {
             // What the next pass would report: every target that is still desired, unchanged.
@@ -152,8 +156,10 @@ public final class Reconciler: Sendable {
             )
         }
         let live = try await store.liveTargets()
-        let plan = try await Planner(repository: repository, store: store, hotfixBranch: try onHotfixBranch()).plan(
-            desired: desired, live: live, now: clock.now())
+        let plan = try await Planner(
+            repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
+            contracted: try await contractedMigrations(desired: desired, live: live)
+        ).plan(desired: desired, live: live, now: clock.now())
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
         var outcomes: [TargetOutcome] = []
@@ -165,6 +171,13 @@ public final class Reconciler: Sendable {
                 outcome = TargetOutcome(
                     target: action.target, result: .unchanged, fromVersion: action.fromVersion,
                     toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
+            case .refuse:
+                let target = desired.target(action.target)!  // the planner made this action from it
+                outcome = try await failBeforeRollout(
+                    target: target,
+                    state: liveByID[action.target]
+                        ?? LiveTarget(id: target.id, executor: target.executor, phase: .pending, updatedAt: clock.now()),
+                    revision: revision, message: action.reason ?? "refused", calls: 0)
             case .holdFailed:
                 outcome = TargetOutcome(
                     target: action.target, result: .held, fromVersion: action.fromVersion,
@@ -183,6 +196,7 @@ public final class Reconciler: Sendable {
         }
         var report = ReconcileReport(
             head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
+        report.migrations = try await settleMigrations(desired: desired, revision: revision)
         report.promotions = try await autoPromote(desired: desired, head: resolution.head)
         return (report, desired)
     }
@@ -311,10 +325,17 @@ public final class Reconciler: Sendable {
         if action.kind == .resume, let existing = state.rollout {
             rollout = existing
         } else {
+            // Expand (and backfill) what the version needs first: a failure leaves the database and the live app
+            // as they were, and the rollout does not start.
+            if let failure = try await prepareMigrations(for: target, desired: desired, revision: revision) {
+                return try await failBeforeRollout(
+                    target: target, state: state, revision: revision, message: failure, calls: 0)
+            }
             rollout = Rollout(
                 version: target.version, config: target.config, configDigest: target.configDigest,
                 revision: revision, previousVersion: state.version, classification: classification,
                 reason: action.reason, revertedCommit: action.revertedCommit, startedAt: now)
+            rollout.migrations = target.migrations
             state.executor = target.executor
             state.phase = .progressing
             state.rollout = rollout
@@ -529,6 +550,10 @@ public final class Reconciler: Sendable {
         state.version = rollout.version
         state.configDigest = rollout.configDigest
         state.revision = rollout.revision
+        if state.migrations != rollout.migrations || (state.migratedAt == nil && !rollout.migrations.isEmpty) {
+            state.migratedAt = rollout.migrations.isEmpty ? nil : doneAt
+        }
+        state.migrations = rollout.migrations
         state.rollout = nil
         state.failed = nil
         state.updatedAt = doneAt

@@ -181,6 +181,13 @@ public struct DefaultExecutorFactory: ExecutorFactory {
         case .flags: FlagsExecutor(path: FlagsExecutor.resolve(manifest.path ?? "flags.json", in: workingDirectory))
         case .nginx: NginxExecutor(manifest: manifest, workingDirectory: workingDirectory)
         case .plugin: PluginExecutor(manifest: manifest, workingDirectory: workingDirectory)
+        case .sql:
+            throw MigrationError(
+                "executor '\(manifest.name)' is a sql executor: it runs Migrations, not a service's actions")
         }
+    }
+
+    public func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase {
+        try await MigrationDatabases.open(manifest, environment: environment, workingDirectory: workingDirectory)
     }
 }

@@ -142,4 +142,13 @@ public protocol Executor: Sendable {
 /// Builds executors from their manifests.
 public protocol ExecutorFactory: Sendable {
     func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor
+    /// The database a `sql` executor names for `environment`.
+    func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase
+}
+
+extension ExecutorFactory {
+    public func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase {
+        try await MigrationDatabases.open(
+            manifest, environment: environment, workingDirectory: FileManager.default.currentDirectoryPath)
+    }
 }

@@ -28,6 +28,8 @@ public struct DesiredTarget: Sendable, Hashable {
     /// Services in the same environment that must be deployed and healthy first.
     public var dependsOn: [String]
     public var location: SourceLocation
+    /// The Migrations the version needs (in this environment's database).
+    public var migrations: [String] = []
 
     public init(
         id: TargetID, executor: String, version: String, config: JSONValue, dependsOn: [String],
@@ -59,6 +61,7 @@ public struct DesiredState: Sendable {
     public var services: [String: ServiceManifest]
     public var policies: [PolicyManifest] = []
     public var analyses: [String: AnalysisManifest] = [:]
+    public var migrations: [String: MigrationManifest] = [:]
     /// Every target, dependencies before dependents.
     public var targets: [DesiredTarget]
     /// Warnings that did not stop the state from loading.

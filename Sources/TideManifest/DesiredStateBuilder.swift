@@ -12,6 +12,7 @@ public enum DesiredStateBuilder {
         var services: [String: ServiceManifest] = [:]
         var policies: [PolicyManifest] = []
         var analyses: [String: AnalysisManifest] = [:]
+        var migrations: [String: MigrationManifest] = [:]
         var firstSeen: [String: SourceLocation] = [:]
 
         if documents.isEmpty && broken.isEmpty {
@@ -34,6 +35,7 @@ public enum DesiredStateBuilder {
             case .service(let s): services[s.name] = s
             case .policy(let p): policies.append(p)
             case .analysis(let a): analyses[a.name] = a
+            case .migration(let m): migrations[m.name] = m
             }
         }
 
@@ -45,6 +47,12 @@ public enum DesiredStateBuilder {
                         service.executorLocation,
                         "\(owner)spec.executor: executor '\(service.executor)' is not defined"
                             + known(executors.keys)))
+            } else if executors[service.executor]?.type == .sql {
+                diagnostics.append(
+                    Diagnostic(
+                        service.executorLocation,
+                        "\(owner)spec.executor: '\(service.executor)' is a sql executor, which runs migrations; "
+                            + "name it in a Migration and the migration in spec.migrations"))
             }
             for name in service.environmentOrder
             where environments[name] == nil && !broken.contains("Environment/\(name)") {
@@ -90,6 +98,46 @@ public enum DesiredStateBuilder {
                             + known(analyses.keys)))
             }
         }
+        for migration in migrations.values.sorted(by: { $0.location < $1.location }) {
+            if let executor = executors[migration.executor] {
+                if executor.type != .sql {
+                    diagnostics.append(
+                        Diagnostic(
+                            migration.executorLocation,
+                            "Migration '\(migration.name)': spec.executor: '\(migration.executor)' is a "
+                                + "\(executor.type.rawValue) executor; migrations run on an executor of type sql"))
+                }
+            } else if !broken.contains("Executor/\(migration.executor)") {
+                diagnostics.append(
+                    Diagnostic(
+                        migration.executorLocation,
+                        "Migration '\(migration.name)': spec.executor: executor '\(migration.executor)' is not defined"
+                            + known(executors.keys)))
+            }
+        }
+        for service in services.values.sorted(by: { $0.location < $1.location }) {
+            for (name, location) in zip(service.migrations, service.migrationLocations) {
+                guard let migration = migrations[name] else {
+                    if !broken.contains("Migration/\(name)") {
+                        diagnostics.append(
+                            Diagnostic(
+                                location,
+                                "Service '\(service.name)': spec.migrations: migration '\(name)' is not defined"
+                                    + known(migrations.keys)))
+                    }
+                    continue
+                }
+                guard let database = executors[migration.executor]?.database else { continue }
+                for environment in service.environmentOrder where database.url(for: environment) == nil {
+                    diagnostics.append(
+                        Diagnostic(
+                            location,
+                            "Service '\(service.name)': spec.migrations: migration '\(name)' runs in \(environment), "
+                                + "but executor '\(migration.executor)' has no url for it (give spec.url or "
+                                + "spec.environments.\(environment).url)"))
+                }
+            }
+        }
         for policy in policies {
             for rule in policy.rules {
                 for name in rule.environments where environments[name] == nil {
@@ -114,18 +162,35 @@ public enum DesiredStateBuilder {
                 else { continue }
                 let id = TargetID(service: name, environment: environment)
                 let dependsOn = service.dependsOn.filter { services[$0]?.environments[environment] != nil }
-                targets.append(
-                    DesiredTarget(
-                        id: id, executor: service.executor,
-                        version: override.version ?? service.version ?? "", config: resolved.config,
-                        dependsOn: dependsOn, location: service.location, configDigest: resolved.digest))
+                var target = DesiredTarget(
+                    id: id, executor: service.executor,
+                    version: override.version ?? service.version ?? "", config: resolved.config,
+                    dependsOn: dependsOn, location: service.location, configDigest: resolved.digest)
+                if !service.migrations.isEmpty {
+                    // The migrations (and what their phases say) are part of the target's desired state: a
+                    // migration added, or a failed one fixed, deploys again.
+                    target.migrations = service.migrations
+                    let phases = service.migrations.map { name -> JSONValue in
+                        let migration = migrations[name]
+                        return .array(
+                            [.string(name)]
+                                + MigrationManifest.PhaseName.allCases.map {
+                                    .string(migration?.phase($0)?.checksum ?? "-")
+                                })
+                    }
+                    target.configDigest = DesiredTarget.digest(
+                        of: .object(["config": .string(resolved.digest), "migrations": .array(phases)]))
+                }
+                targets.append(target)
             }
         }
         var state = DesiredState(
             revision: revision, executors: executors, environments: environments, services: services,
-            targets: targets, warnings: [])
+            targets: targets,
+            warnings: migrations.values.sorted { $0.location < $1.location }.flatMap(\.warnings))
         state.policies = policies
         state.analyses = analyses
+        state.migrations = migrations
         return .success(state)
     }
 

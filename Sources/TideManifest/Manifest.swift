@@ -7,6 +7,7 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
     case service = "Service"
     case policy = "Policy"
     case analysis = "Analysis"
+    case migration = "Migration"
 }
 
 /// `kind: Executor` — how actions reach a real platform.
@@ -21,6 +22,8 @@ public struct ExecutorManifest: Sendable, Hashable {
         /// Routes traffic with a real nginx: one include file per target in `path` (the manifest's `configDir`),
         /// checked with `test` and applied with `reload`.
         case nginx
+        /// Runs Migrations against each environment's database (`url`, `environments.NAME.url`).
+        case sql
     }
 
     public var name: String
@@ -38,6 +41,8 @@ public struct ExecutorManifest: Sendable, Hashable {
     /// nginx: how to check a configuration, and how to apply it (argv, no shell).
     public var nginxTest = ["nginx", "-t"]
     public var nginxReload = ["nginx", "-s", "reload"]
+    /// sql: the databases.
+    public var database: DatabaseSpec?
 
     public init(
         name: String, location: SourceLocation, type: ExecutorType = .command, command: [String],
@@ -263,6 +268,9 @@ public struct ServiceManifest: Sendable, Hashable {
     /// The version is an expedited fix (HOTFIX): DORA counts the deployment it follows as failed.
     public var hotfix: Bool = false
     public var rollback = RollbackSpec()
+    /// The Migrations this service's version needs (expanded before it rolls out).
+    public var migrations: [String] = []
+    public var migrationLocations: [SourceLocation] = []
 
     /// One environment's configuration with the override merged in, and its digest.
     public struct ResolvedConfig: Sendable, Hashable {
@@ -451,6 +459,7 @@ public enum ManifestDocument: Sendable, Hashable {
     case service(ServiceManifest)
     case policy(PolicyManifest)
     case analysis(AnalysisManifest)
+    case migration(MigrationManifest)
 
     public var kind: ManifestKind {
         switch self {
@@ -459,6 +468,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .service: .service
         case .policy: .policy
         case .analysis: .analysis
+        case .migration: .migration
         }
     }
 
@@ -469,6 +479,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .service(let s): s.name
         case .policy(let p): p.name
         case .analysis(let a): a.name
+        case .migration(let m): m.name
         }
     }
 
@@ -479,6 +490,7 @@ public enum ManifestDocument: Sendable, Hashable {
         case .service(let s): s.location
         case .policy(let p): p.location
         case .analysis(let a): a.location
+        case .migration(let m): m.location
         }
     }
 }

@@ -19,7 +19,7 @@ extension NodeReader {
         }
         guard let kind = ManifestKind(rawValue: kindText) else {
             let known = ManifestKind.allCases.map(\.rawValue)
-            let planned = ["Migration"]
+            let planned: [String] = []
             if planned.contains(kindText) {
                 error(kindNode, "kind: '\(kindText)' is not supported by this version of tide yet")
             } else {
@@ -51,6 +51,8 @@ extension NodeReader {
         case .service: document = service(specNode, name: name, at: at, owner: owner).map(ManifestDocument.service)
         case .policy: document = policy(specNode, name: name, at: at, owner: owner).map(ManifestDocument.policy)
         case .analysis: document = analysis(specNode, name: name, at: at, owner: owner).map(ManifestDocument.analysis)
+        case .migration:
+            document = migration(specNode, name: name, at: at, owner: owner).map(ManifestDocument.migration)
         }
         if document == nil { brokenNames.insert("\(kind.rawValue)/\(name)") }
         return document
@@ -73,7 +75,11 @@ extension NodeReader {
     mutating func executor(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ExecutorManifest? {
         guard
             let f = fields(
-                spec, "spec", allowed: ["type", "command", "timeout", "env", "path", "configDir", "test", "reload"],
+                spec, "spec",
+                allowed: [
+                    "type", "command", "timeout", "env", "path", "configDir", "test", "reload", "url", "environments",
+                    "password",
+                ],
                 required: ["type"],
                 owner: owner)
         else { return nil }
@@ -82,12 +88,13 @@ extension NodeReader {
         if let node = f["type"]?.value, let text = string(node, "spec.type", owner: owner) {
             if let known = ExecutorManifest.ExecutorType(rawValue: text) {
                 type = known
-            } else if ["http", "sql"].contains(text) {
+            } else if ["http"].contains(text) {
                 error(node, "\(owner)spec.type: executor type '\(text)' is not supported by this version of tide yet")
                 valid = false
             } else {
                 error(
-                    node, "\(owner)spec.type: unknown executor type '\(text)'; expected command, plugin, flags or nginx"
+                    node,
+                    "\(owner)spec.type: unknown executor type '\(text)'; expected command, plugin, flags, nginx or sql"
                 )
                 valid = false
             }
@@ -173,9 +180,70 @@ extension NodeReader {
                 valid = false
             }
         }
+        var database: DatabaseSpec?
+        for field in ["url", "environments", "password"] where type != .sql {
+            if let entry = f[field] {
+                error(entry.key, "\(owner)spec.\(field): only a sql executor has '\(field)'")
+                valid = false
+            }
+        }
+        if type == .sql {
+            func databaseURL(_ node: Node, _ path: String) -> DatabaseURL? {
+                guard let text = string(node, path, owner: owner) else { return nil }
+                do {
+                    return try DatabaseURL(parsing: text)
+                } catch {
+                    self.error(node, "\(owner)\(path): \(error)")
+                    return nil
+                }
+            }
+            var db = DatabaseSpec(url: nil)
+            if let node = f["url"]?.value {
+                db.url = databaseURL(node, "spec.url")
+                if db.url == nil { valid = false }
+            }
+            if let node = f["environments"]?.value {
+                if case .mapping(let entries) = node {
+                    for (key, value) in entries {
+                        guard let environment = string(key, "spec.environments", owner: owner) else { continue }
+                        let path = "spec.environments.\(environment)"
+                        guard let g = fields(value, path, allowed: ["url"], required: ["url"], owner: owner),
+                            let urlNode = g["url"]?.value, let url = databaseURL(urlNode, "\(path).url")
+                        else {
+                            valid = false
+                            continue
+                        }
+                        db.environmentURLs[environment] = url
+                    }
+                } else {
+                    error(node, "\(owner)spec.environments: expected a mapping of environment: {url: …}")
+                    valid = false
+                }
+            }
+            if f["url"] == nil && f["environments"] == nil {
+                error(spec, "\(owner)spec: a sql executor needs url (or environments.NAME.url)")
+                valid = false
+            }
+            if let node = f["password"]?.value {
+                if let g = fields(node, "spec.password", allowed: ["env", "file"], owner: owner) {
+                    if let e = g["env"]?.value, let name = string(e, "spec.password.env", owner: owner) {
+                        db.password = .environment(name)
+                    } else if let p = g["file"]?.value, let path = string(p, "spec.password.file", owner: owner) {
+                        db.password = .file(path)
+                    } else {
+                        error(node, "\(owner)spec.password: give env: VARIABLE or file: PATH (never the password)")
+                        valid = false
+                    }
+                } else {
+                    valid = false
+                }
+            }
+            database = db
+        }
         guard valid else { return nil }
         var manifest = ExecutorManifest(
             name: name, location: at, type: type, command: command, timeout: timeout, environment: env)
+        manifest.database = database
         manifest.path = path
         if let test = nginxCommands["test"] { manifest.nginxTest = test }
         if let reload = nginxCommands["reload"] { manifest.nginxReload = reload }
@@ -553,6 +621,65 @@ extension NodeReader {
         return provider
     }
 
+    mutating func migration(_ spec: Node, name: String, at: SourceLocation, owner: String) -> MigrationManifest? {
+        guard
+            let f = fields(
+                spec, "spec", allowed: ["executor", "expand", "backfill", "contract"], required: ["executor"],
+                owner: owner),
+            let executorNode = f["executor"]?.value,
+            let executor = self.name(executorNode, "spec.executor", owner: owner)
+        else { return nil }
+        let before = diagnostics.count
+        var migration = MigrationManifest(
+            name: name, location: at, executor: executor, executorLocation: location(executorNode))
+        func statements(_ node: Node, _ path: String, required: Bool) -> [String] {
+            guard let items = stringList(node, path, owner: owner) else { return [] }
+            for (text, item) in items where text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                error(item, "\(owner)\(path): an empty statement")
+            }
+            if required && items.isEmpty { error(node, "\(owner)\(path): list at least one statement") }
+            return items.map(\.0)
+        }
+        let allowed: [MigrationManifest.PhaseName: [String]] = [
+            .expand: ["up", "down"], .backfill: ["up", "batchSize"], .contract: ["up", "after"],
+        ]
+        for phaseName in MigrationManifest.PhaseName.allCases {
+            guard let node = f[phaseName.rawValue]?.value else { continue }
+            let path = "spec.\(phaseName.rawValue)"
+            guard let g = fields(node, path, allowed: allowed[phaseName]!, required: ["up"], owner: owner),
+                let up = g["up"]?.value
+            else { continue }
+            var phase = MigrationManifest.Phase(
+                up: statements(up, "\(path).up", required: true), location: location(node))
+            if let down = g["down"]?.value { phase.down = statements(down, "\(path).down", required: false) }
+            if let batch = g["batchSize"]?.value {
+                if let text = string(batch, "\(path).batchSize", owner: owner), let size = Int(text), size > 0 {
+                    phase.batchSize = size
+                    if !phase.up.contains(where: { $0.contains("{{batch}}") }) {
+                        error(
+                            batch,
+                            "\(owner)\(path).batchSize: a batched backfill needs {{batch}} in a statement "
+                                + "(… LIMIT {{batch}}): each round changes at most that many rows")
+                    }
+                } else {
+                    error(batch, "\(owner)\(path).batchSize: expected a whole number above 0")
+                }
+            }
+            if let after = g["after"]?.value, let seconds = duration(after, "\(path).after", owner: owner) {
+                phase.after = seconds
+            }
+            switch phaseName {
+            case .expand: migration.expand = phase
+            case .backfill: migration.backfill = phase
+            case .contract: migration.contract = phase
+            }
+        }
+        if f["expand"] == nil && f["backfill"] == nil && f["contract"] == nil {
+            error(spec, "\(owner)spec: give at least one phase: expand, backfill or contract")
+        }
+        return diagnostics.count == before ? migration : nil
+    }
+
     static let weekdays = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]
 
     mutating func timeZone(_ node: Node?, _ path: String, owner: String) -> TimeZone? {
@@ -643,6 +770,7 @@ extension NodeReader {
                 spec, "spec",
                 allowed: [
                     "executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix", "rollback",
+                    "migrations",
                 ],
                 required: ["executor", "environments"], owner: owner)
         else { return nil }
@@ -723,6 +851,21 @@ extension NodeReader {
             }
         }
 
+        var migrations: [String] = []
+        var migrationLocations: [SourceLocation] = []
+        if let node = f["migrations"]?.value, let items = stringList(node, "spec.migrations", owner: owner) {
+            for (text, item) in items {
+                if !Naming.isValidName(text) {
+                    error(item, "\(owner)spec.migrations: '\(text)' is not a valid migration name")
+                } else if migrations.contains(text) {
+                    error(item, "\(owner)spec.migrations: '\(text)' is listed twice")
+                } else {
+                    migrations.append(text)
+                    migrationLocations.append(location(item))
+                }
+            }
+        }
+
         var strategy = StrategySpec()
         if let node = f["strategy"]?.value { strategy = self.strategy(node, service: name, owner: owner) }
 
@@ -755,6 +898,8 @@ extension NodeReader {
             dependsOn: dependsOn, dependsOnLocations: dependsOnLocations, strategy: strategy)
         manifest.hotfix = hotfix
         manifest.rollback = rollback
+        manifest.migrations = migrations
+        manifest.migrationLocations = migrationLocations
         manifest.resolveConfigs()
         return manifest
     }

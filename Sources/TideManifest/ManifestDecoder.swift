@@ -9,9 +9,7 @@ public enum ManifestDecoder {
 
     /// Fields of format v1 that a later version of Tide implements; naming them gets a clear "not yet" instead
     /// of "unknown field", so nobody thinks they took effect.
-    static let notYetSupported: [String: String] = [
-        "migrations": "database migrations"
-    ]
+    static let notYetSupported: [String: String] = [:]
 
     public static func decode(file: String, text: String) -> (documents: [ManifestDocument], diagnostics: [Diagnostic])
     {

@@ -26,6 +26,8 @@ public struct Event: Sendable, Codable, Hashable {
         case rolloutAborted = "rollout.aborted"
         case rolloutRetried = "rollout.retried"
         case reconcileError = "reconcile.error"
+        case migrationApplied = "migration.applied"
+        case migrationFailed = "migration.failed"
     }
 
     /// Assigned by the store, increasing.

@@ -20,6 +20,8 @@ public enum ChangeClass: String, Sendable, Codable, CaseIterable {
     case rollback = "ROLLBACK"
     case hotfix = "HOTFIX"
     case removal = "REMOVAL"
+    /// A change that brings schema migrations.
+    case migration = "MIGRATION"
 
     /// Unplanned work: what DORA's rework rate counts.
     public var isUnplanned: Bool { self == .rollback || self == .hotfix }
@@ -39,6 +41,7 @@ public enum RiskLevel: String, Sendable, Codable, CaseIterable {
         case .rollback: return .low
         case .hotfix: return production ? .high : .medium
         case .config, .removal: return production ? .medium : .low
+        case .migration: return production ? .high : .medium
         case .feature: return production ? (strategy == "recreate" ? .high : .medium) : .low
         }
     }
@@ -103,6 +106,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var step: Int
     /// Share of traffic the candidate has (canary).
     public var weight: Int = 0
+    /// The Migrations the candidate needs (expanded before it started).
+    public var migrations: [String] = []
     /// When the rollout goes on by itself (a timed pause ends, an analysis measures next); nil while it waits
     /// for a person.
     public var nextDue: Date?
@@ -168,13 +173,18 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     public var waiting: String?
     /// The kinds of the gates holding it (requires, bake, approval, window, freeze, policy).
     public var waitingOn: [String] = []
+    /// The Migrations the running version needs, and when it finished rolling out (contract waits on it).
+    public var migrations: [String] = []
+    public var migratedAt: Date?
     public var updatedAt: Date
 
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
         revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
-        waitingOn: [String] = [], updatedAt: Date
+        waitingOn: [String] = [], migrations: [String] = [], migratedAt: Date? = nil, updatedAt: Date
     ) {
+        self.migrations = migrations
+        self.migratedAt = migratedAt
         self.waiting = waiting
         self.waitingOn = waitingOn
         self.id = id

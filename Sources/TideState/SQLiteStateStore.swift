@@ -173,6 +173,10 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN waiting TEXT")
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN waiting_on TEXT")
         }
+        migrator.registerMigration("v4-migrations") { db in
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN migrations TEXT")
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN migrated_at REAL")
+        }
         return migrator
     }
 
@@ -252,13 +256,15 @@ public final class SQLiteStateStore: StateStore {
                 try db.cachedStatement(
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
-                                             rollout, failed, updated_at, waiting, waiting_on)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             rollout, failed, updated_at, waiting, waiting_on, migrations,
+                                             migrated_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (service, environment) DO UPDATE SET
                             executor = excluded.executor, phase = excluded.phase, version = excluded.version,
                             config_digest = excluded.config_digest, revision = excluded.revision,
                             rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
-                            waiting = excluded.waiting, waiting_on = excluded.waiting_on
+                            waiting = excluded.waiting, waiting_on = excluded.waiting_on,
+                            migrations = excluded.migrations, migrated_at = excluded.migrated_at
                         """
                 ).execute(
                     arguments: [
@@ -267,6 +273,8 @@ public final class SQLiteStateStore: StateStore {
                         try target.rollout.map(Self.encode), try target.failed.map(Self.encode),
                         target.updatedAt.timeIntervalSince1970, target.waiting,
                         target.waitingOn.isEmpty ? nil : target.waitingOn.joined(separator: ","),
+                        target.migrations.isEmpty ? nil : target.migrations.joined(separator: ","),
+                        target.migratedAt?.timeIntervalSince1970,
                     ])
             }
             for id in write.removedTargets {
@@ -631,6 +639,8 @@ public final class SQLiteStateStore: StateStore {
             failed: try (row["failed"] as String?).map { try decode(FailedAttempt.self, $0) },
             waiting: row["waiting"],
             waitingOn: (row["waiting_on"] as String?)?.split(separator: ",").map(String.init) ?? [],
+            migrations: (row["migrations"] as String?)?.split(separator: ",").map(String.init) ?? [],
+            migratedAt: (row["migrated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

@@ -1,0 +1,312 @@
+import Foundation
+import Synchronization
+import Testing
+import TideEngine
+import TideExecutors
+import TideGit
+import TideManifest
+import TideState
+import TideTestSupport
+
+/// Expand-contract migrations against real databases — an SQLite file and a PostgreSQL cluster on loopback —
+/// the same tests for both, advanced pass by pass under a test clock.
+@Suite("TideEngine: expand-contract migrations coordinated with rollouts")
+struct MigrationTests {
+    static func platform(_ url: String) -> String {
+        """
+        apiVersion: tide/v1
+        kind: Executor
+        metadata: {name: orders-db}
+        spec:
+          type: sql
+          url: "\(url)"
+
+        """
+    }
+
+    static let migration = """
+        apiVersion: tide/v1
+        kind: Migration
+        metadata: {name: add-email}
+        spec:
+          executor: orders-db
+          expand:
+            up: ["ALTER TABLE users ADD COLUMN email TEXT"]
+            down: ["ALTER TABLE users DROP COLUMN email"]
+          backfill:
+            up: ["UPDATE users SET email = name || '@example.com' WHERE email IS NULL"]
+          contract:
+            up: ["ALTER TABLE users DROP COLUMN legacy"]
+            after: 1h
+
+        """
+
+    static func service(_ version: String, migrations: [String] = []) -> String {
+        serviceYAML("payments", version: version) + "  migrations: [\(migrations.joined(separator: ", "))]\n"
+    }
+
+    /// payments 1.0 runs against a users table with rows; checkout 1.0 never needs migrations.
+    static func started(_ backend: SQLDatabaseFixture.Backend) async throws -> (Harness, SQLDatabaseFixture) {
+        let db = try SQLDatabaseFixture(backend)
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
+            "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x'), (2, 'bob', 'y'), (3, 'cy', 'z')")
+        let h = try Harness()
+        try h.fixture.commit(
+            "payments 1.0", files: ["tide/db.yaml": platform(db.url), "services/payments.yaml": service("1.0")])
+        _ = try await h.pass()
+        return (h, db)
+    }
+
+    /// Columns of `users` each time the executor was asked to deploy payments.
+    final class DeployProbe: Sendable {
+        let seen = Mutex<[String: [String]]>([:])
+
+        init(_ h: Harness, _ db: SQLDatabaseFixture) {
+            h.executor.respond(
+                when: { [self] request in
+                    if request.action == .deploy && request.service == "payments" {
+                        let columns = (try? db.columns("users")) ?? ["?"]
+                        seen.withLock { $0[request.version] = columns }
+                    }
+                    return false
+                }, with: "")
+        }
+
+        func columns(at version: String) -> [String]? { seen.withLock { $0[version] } }
+    }
+
+    @Test(
+        "expand and backfill before the rollout; contract only after it and `after`",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func expandThenContract(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        let probe = DeployProbe(h, db)
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": Self.migration,
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        let plan = try await h.reconciler.plan().1
+        #expect(plan?.actions.first { $0.target.service == "payments" }?.classification == .migration)
+
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
+        #expect(probe.columns(at: "2.0") == ["id", "name", "legacy", "email"], "the new version meets its column")
+        #expect(
+            try db.query("SELECT email FROM users ORDER BY id") == [
+                "ada@example.com", "bob@example.com", "cy@example.com",
+            ])
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        let waiting = try #require(report.migrations.first)
+        #expect(waiting.phase == "contract" && waiting.result == .waiting)
+        #expect(waiting.nextDue == h.clock.now().addingTimeInterval(3600))
+        #expect(try db.columns("users").contains("legacy"), "contract waits for `after`")
+
+        h.clock.advance(by: 1800)
+        _ = try await h.pass()
+        #expect(try db.columns("users").contains("legacy"))
+        h.clock.advance(by: 1800)
+        let contracted = try await h.pass()
+        #expect(contracted.migrations.map(\.result) == [.applied])
+        #expect(try db.columns("users") == ["id", "name", "email"])
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|contract"])
+        // Checksums and revision are recorded with each phase.
+        let head = try h.fixture.head()
+        #expect(try db.query("SELECT revision FROM tide_migrations WHERE phase = 'expand'") == [head.hex])
+        let expandChecksum = try #require(
+            try Self.desired(h).migrations["add-email"]?.expand?.checksum)
+        #expect(try db.query("SELECT checksum FROM tide_migrations WHERE phase = 'expand'") == [expandChecksum])
+        // Settled: nothing runs again.
+        let after = try await h.pass()
+        #expect(after.migrations.isEmpty)
+        #expect(try db.history().count == 3)
+    }
+
+    static func desired(_ h: Harness) throws -> DesiredState {
+        try ManifestLoader().load(
+            from: GitCommitSource(
+                repository: try Repository.open(at: h.fixture.repoPath), commit: try h.fixture.head(), root: ""))
+    }
+
+    @Test(
+        "a rollback before contract runs the app back first, then expand's down",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func rollbackBeforeContract(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        let probe = DeployProbe(h, db)
+        let change = try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": Self.migration,
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        #expect(try db.columns("users").contains("email"))
+
+        try h.fixture.revert(change)
+        let report = try await h.pass()
+        let outcome = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(outcome.result == .deployed && outcome.classification == .rollback)
+        #expect(probe.columns(at: "1.0") == ["id", "name", "legacy", "email"], "the app went back before the schema")
+        #expect(report.migrations.map(\.phase) == ["down"])
+        #expect(try db.columns("users") == ["id", "name", "legacy"])
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|down"])
+        #expect(await h.live("payments")?.migrations == [])
+    }
+
+    @Test(
+        "after contract, going back to a version without the migration is refused and changes nothing",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func rollbackAfterContractRefused(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        let change = try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": Self.migration,
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        h.clock.advance(by: 3600)
+        _ = try await h.pass()
+        #expect(try db.history().last == "add-email|contract")
+
+        try h.fixture.revert(change)
+        let plan = try #require(try await h.reconciler.plan().1)
+        let refused = try #require(plan.actions.first { $0.target.service == "payments" })
+        #expect(refused.kind == .refuse)
+        #expect(refused.reason?.contains("migration add-email was contracted in prod") == true)
+        #expect(refused.reason?.contains("Roll forward") == true)
+        h.executor.reset()
+        let report = try await h.pass()
+        #expect(report.hasFailures)
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .failed)
+        #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty, "the live app is left alone")
+        #expect(await h.live("payments")?.version == "2.0")
+        #expect(try db.columns("users") == ["id", "name", "email"], "and so is the database")
+        #expect(try db.history().count == 3)
+        // The next pass holds it, and still touches nothing.
+        let again = try await h.pass()
+        #expect(again.outcomes.first { $0.target.service == "payments" }?.result == .held)
+    }
+
+    @Test(
+        "a failing statement leaves nothing half-done and the rollout does not start",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func failingStatement(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        let broken = Self.migration.replacingOccurrences(
+            of: #"up: ["ALTER TABLE users ADD COLUMN email TEXT"]"#,
+            with: #"up: ["ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE no_such_table ADD COLUMN x TEXT"]"#)
+        try h.fixture.commit(
+            "payments 2.0 with a broken expand",
+            files: [
+                "tide/migrations.yaml": broken,
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        h.executor.reset()
+        let report = try await h.pass()
+        let outcome = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(outcome.result == .failed)
+        #expect(outcome.message?.hasPrefix("migration add-email: prod: ") == true, "\(outcome.message ?? "")")
+        #expect(outcome.message?.contains("no_such_table") == true, "\(outcome.message ?? "")")
+        #expect(try db.columns("users") == ["id", "name", "legacy"], "the first statement was rolled back too")
+        #expect(try db.history().isEmpty)
+        #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty)
+        #expect(await h.live("payments")?.version == "1.0")
+        let events = await h.store.events(EventQuery(kinds: [.migrationFailed]))
+        #expect(events.count == 1)
+        // Fixing the migration is a new desired state: it is tried again.
+        try h.fixture.commit(
+            "fix the expand", files: ["tide/migrations.yaml": Self.migration])
+        let fixed = try await h.pass()
+        #expect(fixed.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+    }
+
+    @Test(
+        "an edited applied phase is caught, naming the migration and phase",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func editedPhase(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": Self.migration,
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        let edited = Self.migration.replacingOccurrences(
+            of: "ADD COLUMN email TEXT", with: "ADD COLUMN email VARCHAR(200)")
+        try h.fixture.commit(
+            "payments 2.1, expand edited",
+            files: [
+                "tide/migrations.yaml": edited,
+                "services/payments.yaml": Self.service("2.1", migrations: ["add-email"]),
+            ])
+        let report = try await h.pass()
+        let outcome = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(outcome.result == .failed)
+        #expect(
+            outcome.message?.hasPrefix("migration add-email: spec.expand was applied at ") == true,
+            "\(outcome.message ?? "")")
+        #expect(outcome.message?.contains("an applied phase cannot be edited") == true)
+        #expect(await h.live("payments")?.version == "2.0")
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+    }
+
+    @Test(
+        "a batched backfill runs round after round until nothing changes",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func batchedBackfill(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        try db.execute("INSERT INTO users (id, name) VALUES (4, 'di'), (5, 'ed'), (6, 'fay'), (7, 'gus')")
+        let batched = Self.migration.replacingOccurrences(
+            of: #"up: ["UPDATE users SET email = name || '@example.com' WHERE email IS NULL"]"#,
+            with: #"""
+                up: ["UPDATE users SET email = name || '@example.com' WHERE id IN (SELECT id FROM users WHERE email IS NULL ORDER BY id LIMIT {{batch}})"]
+                    batchSize: 2
+                """#)
+        try h.fixture.commit(
+            "payments 2.0, batched backfill",
+            files: [
+                "tide/migrations.yaml": batched,
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed, "\(report.outcomes)")
+        #expect(try db.query("SELECT count(*) FROM users WHERE email IS NULL") == ["0"])
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+    }
+
+    @Test(
+        "two reconcilers with their own state on one database apply each phase once",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func concurrentReconcilers(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await Self.started(backend)
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": Self.migration.replacingOccurrences(of: "after: 1h", with: "after: 0s"),
+                "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
+            ])
+        let others = try (0..<3).map { _ in
+            Reconciler(
+                repository: try Repository.open(at: h.fixture.repoPath), branch: nil, root: "",
+                store: InMemoryStateStore(),
+                executors: RecordingExecutor(), clock: h.clock)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for reconciler in others + [h.reconciler] {
+                group.addTask {
+                    _ = try await reconciler.reconcile(lockTimeout: 30)
+                    _ = try await reconciler.reconcile(lockTimeout: 30)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|contract"])
+        #expect(try db.columns("users") == ["id", "name", "email"])
+    }
+}
