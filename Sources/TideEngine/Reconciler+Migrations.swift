@@ -163,18 +163,22 @@ extension Reconciler {
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var outcomes: [MigrationOutcome] = []
         let now = clock.now()
-        for environment in desired.environments.keys.sorted() {
-            let desiredHere = desired.targets.filter { $0.id.environment == environment }
-            let liveHere = live.filter { $0.id.environment == environment }
-            let listed = Set(desiredHere.flatMap(\.migrations))
-            let running = Set(liveHere.flatMap { $0.migrations + ($0.rollout?.migrations ?? []) })
-            guard !listed.isEmpty || !running.isEmpty else { continue }
-            for executor in migrationExecutors(
-                environment: environment, listed: listed, running: running, desired: desired)
-            {
+        // Per database: environments that share one (an executor's default url) share its schema, so what one
+        // of them still needs, none of them undoes. Every database is read: a migration nothing lists any more
+        // (a revert removed it, manifest and all) is found in its history, with the down its expand recorded.
+        for executor in desired.executors.values.filter({ $0.type == .sql }).sorted(by: { $0.name < $1.name }) {
+            guard let spec = executor.database else { continue }
+            var groups: [DatabaseURL: [String]] = [:]
+            for environment in desired.environments.keys.sorted() {
+                if let url = spec.url(for: environment) { groups[url, default: []].append(environment) }
+            }
+            for environments in groups.values.sorted(by: { $0[0] < $1[0] }) {
+                let environment = environments.joined(separator: ",")
+                let desiredHere = desired.targets.filter { environments.contains($0.id.environment) }
+                let liveHere = live.filter { environments.contains($0.id.environment) }
                 let database: any MigrationDatabase
                 do {
-                    database = try await executors.openDatabase(executor, environment: environment)
+                    database = try await executors.openDatabase(executor, environment: environments[0])
                 } catch {
                     outcomes.append(
                         MigrationOutcome(

@@ -134,6 +134,7 @@ public final class Reconciler: Sendable {
         {
             // What the next pass would report: every target that is still desired, unchanged.
             var next = report
+            next.migrations = []
             next.outcomes = report.outcomes.compactMap { outcome in
                 guard outcome.result != .removed else { return nil }
                 return TargetOutcome(

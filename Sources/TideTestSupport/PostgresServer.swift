@@ -82,22 +82,30 @@ public final class PostgresServer: Sendable {
         return try runProcess(binaries + "/" + program, arguments)
     }
 
-    /// Runs a program whose children outlive it, with output to /dev/null; waits for the program itself.
+    /// Runs a program whose children outlive it (pg_ctl), with output to /dev/null, and waits for the program
+    /// itself with waitpid (posix_spawn: Foundation's Process may never see this child exit).
     private static func detached(_ program: String, _ arguments: [String]) throws -> ProcessOutput {
-        let process = Process()
-        if asRoot {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", "postgres", "--", binaries + "/" + program] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binaries + "/" + program)
-            process.arguments = arguments
+        let argv =
+            asRoot
+            ? ["/usr/sbin/runuser", "-u", "postgres", "--", binaries + "/" + program] + arguments
+            : [binaries + "/" + program] + arguments
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd in Int32(0)...2 {
+            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
         }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return ProcessOutput(status: process.terminationStatus, standardOutput: "", standardError: "see server.log")
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
+        guard spawned == 0 else { throw FixtureError("cannot run \(argv[0]): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        return ProcessOutput(
+            status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), standardOutput: "",
+            standardError: "see server.log")
     }
 
     private static func check(_ output: ProcessOutput, _ what: String) throws(FixtureError) {

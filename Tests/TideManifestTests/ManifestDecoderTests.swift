@@ -153,10 +153,11 @@ struct ManifestDecoderTests {
                 "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: x}\nspec: {type: command, command: [a], timeout: soon}\n",
             line: 4, column: 46, message: "'soon' is not a duration"),
         BadCase(
-            name: "field of a later version",
-            yaml: "apiVersion: tide/v1\nkind: Service\nmetadata: {name: a}\nspec: {migrations: [add-email]}\n",
-            line: 4,
-            column: 8, message: "spec.migrations: not supported by this version of tide yet"),
+            name: "a password in a database URL",
+            yaml:
+                "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: db}\nspec: {type: sql, url: \"postgres://u:secret@h/db\"}\n",
+            line: 4, column: 24,
+            message: "spec.url: the URL holds a password; give it with password: {env: NAME} or {file: PATH}"),
         BadCase(
             name: "duplicate key",
             yaml:
