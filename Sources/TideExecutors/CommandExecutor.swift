@@ -37,6 +37,19 @@ public struct CommandExecutor: Executor {
     }
 
     public func perform(_ request: ActionRequest) async -> ActionResult {
+        // ETXTBSY: the program was just written, and a process forked elsewhere in this process at that moment
+        // still holds it open for writing (until it execs). It passes in milliseconds: try again, as Go's
+        // os/exec users and build tools do.
+        var result = await attempt(request)
+        for retry in 1...5 {
+            guard case .couldNotStart(let why) = result.outcome, why.contains("Text file busy") else { break }
+            try? await Task.sleep(for: .milliseconds(20 * retry))
+            result = await attempt(request)
+        }
+        return result
+    }
+
+    private func attempt(_ request: ActionRequest) async -> ActionResult {
         _ = ignoringBrokenPipes
         let start = ContinuousClock.now
         func elapsed() -> Double {

@@ -29,6 +29,9 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         }
         let db = PostgresMigrationDatabase(connection: connection)
         do {
+            // Under the lock: two processes creating the table at once would collide in the catalog.
+            try await db.run("BEGIN")
+            try await db.run("SELECT pg_advisory_xact_lock(\(lockKey))")
             try await db.run(
                 """
                 CREATE TABLE IF NOT EXISTS tide_migrations (
@@ -42,6 +45,7 @@ final class PostgresMigrationDatabase: MigrationDatabase {
                     down TEXT NOT NULL DEFAULT '[]'
                 )
                 """)
+            try await db.run("COMMIT")
         } catch {
             await db.close()
             throw error

@@ -31,38 +31,61 @@ public struct ProcessOutput: Sendable {
 }
 
 /// Runs a program (no shell) and collects its output. Test helper only: Tide itself uses swift-subprocess.
+///
+/// posix_spawn and waitpid rather than Foundation's Process: with several processes started at once from
+/// different threads, Process can miss a child's exit and wait forever (the child stays a zombie).
 @discardableResult
 public func runProcess(
     _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
     input: String? = nil
 ) throws -> ProcessOutput {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe()
-    let err = Pipe()
-    let inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    try process.run()
-    if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
-    try inPipe.fileHandleForWriting.close()
+    func makePipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw FixtureError("pipe: errno \(errno)") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return (fds[0], fds[1])
+    }
+    let stdin = try makePipe()
+    let stdout = try makePipe()
+    let stderr = try makePipe()
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, stdin.read, 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout.write, 1)
+    posix_spawn_file_actions_adddup2(&actions, stderr.write, 2)
+    let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+    // coreutils' env -C changes the directory (posix_spawn_file_actions_addchdir_np is not in Glibc's overlay).
+    let command = directory.map { ["/usr/bin/env", "-C", $0, executable] } ?? [executable]
+    let argv = (command + arguments).map { strdup($0) } + [nil]
+    let envp = variables.map { strdup($0) } + [nil]
+    defer { for pointer in argv + envp { free(pointer) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+    for fd in [stdin.read, stdout.write, stderr.write] { close(fd) }
+    guard spawned == 0 else {
+        for fd in [stdin.write, stdout.read, stderr.read] { close(fd) }
+        throw FixtureError("cannot run \(executable): \(String(cString: strerror(spawned)))")
+    }
+    let writer = FileHandle(fileDescriptor: stdin.write, closeOnDealloc: true)
+    if let input { try? writer.write(contentsOf: Data(input.utf8)) }
+    try? writer.close()
     // Read both pipes concurrently so neither fills up and blocks the child.
     let errData = LockedBox(Data())
     let group = DispatchGroup()
     group.enter()
     DispatchQueue.global().async {
-        errData.set(err.fileHandleForReading.readDataToEndOfFile())
+        errData.set(FileHandle(fileDescriptor: stderr.read, closeOnDealloc: true).readDataToEndOfFile())
         group.leave()
     }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let outData = FileHandle(fileDescriptor: stdout.read, closeOnDealloc: true).readDataToEndOfFile()
     group.wait()
-    process.waitUntilExit()
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exited = (status & 0x7f) == 0
     return ProcessOutput(
-        status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
+        status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+        standardOutput: String(decoding: outData, as: UTF8.self),
         standardError: String(decoding: errData.get(), as: UTF8.self))
 }
 

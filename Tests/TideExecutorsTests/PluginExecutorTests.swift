@@ -103,11 +103,11 @@ struct PluginExecutorTests {
 
     @Test("a plugin that does not answer in time is killed; the next action starts a new one")
     func timeout() async throws {
-        let plugin = try executor(name: "timeout", timeout: 5)
+        let plugin = try executor(name: "timeout", timeout: 15)
         let first = await plugin.perform(Self.request(.deploy))
         let hung = await plugin.perform(Self.request(.promote, mode: "hang"))
-        #expect(hung.outcome == .timedOut(seconds: 5))
-        #expect(hung.standardError.contains("did not answer within 5s"))
+        #expect(hung.outcome == .timedOut(seconds: 15))
+        #expect(hung.standardError.contains("did not answer within 15s"))
         let next = await plugin.perform(Self.request(.health))
         #expect(next.succeeded, "\(next.summary)")
         #expect(try pid(first) != pid(next))

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+import TideTestSupport
+
+/// Migrations through the tide binary, on both databases: two tide processes with state files of their own
+/// reconcile the same config repo against one database at the same time, and each phase runs once.
+@Suite("End to end: migrations through the tide binary")
+struct MigrationEndToEndTests {
+    @Test("two concurrent tide processes apply each phase once", arguments: SQLDatabaseFixture.Backend.allCases)
+    func concurrentProcesses(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
+            "INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'bob')")
+        let repo = try ConfigRepo()
+        try repo.fixture.commit(
+            "api 2.0 needs add-email",
+            files: [
+                "db.yaml": """
+                apiVersion: tide/v1
+                kind: Executor
+                metadata: {name: orders-db}
+                spec: {type: sql, url: "\(db.url)"}
+                ---
+                apiVersion: tide/v1
+                kind: Migration
+                metadata: {name: add-email}
+                spec:
+                  executor: orders-db
+                  expand: {up: ["ALTER TABLE users ADD COLUMN email TEXT"], down: ["ALTER TABLE users DROP COLUMN email"]}
+                  backfill: {up: ["UPDATE users SET email = name || '@example.com' WHERE email IS NULL"]}
+                  contract: {up: ["ALTER TABLE users DROP COLUMN legacy"]}
+
+                """,
+                "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-email]\n",
+            ])
+        // The warning-free manifest validates; a destructive expand would have been named here.
+        let validate = try repo.tide("validate")
+        #expect(validate.status == 0 && !validate.standardError.contains("warning"), "\(validate.combined)")
+        let states = [repo.scratch.appending("a.sqlite"), repo.scratch.appending("b.sqlite")]
+        func reconcile(_ state: String) async throws -> ProcessOutput {
+            try await TideBinary.runDetached(
+                ["reconcile", "--repo", repo.fixture.repoPath, "--state", state], in: repo.scratch.path)
+        }
+        async let first = reconcile(states[0])
+        async let second = reconcile(states[1])
+        let results = try await [first, second]
+        for result in results { #expect(result.status == 0, "\(result.standardError)") }
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|contract"])
+        #expect(try db.columns("users") == ["id", "name", "email"])
+        // One of them ran the contract; the other found it done (and says nothing about it).
+        #expect(
+            results.filter { $0.standardOutput.contains("add-email@prod: contract applied") }.count == 1,
+            "\(results.map(\.standardOutput))")
+    }
+
+    @Test("tide validate and tide plan warn about a destructive expand")
+    func lintThroughTheCLI() throws {
+        let repo = try ConfigRepo()
+        try repo.fixture.commit(
+            "a destructive expand",
+            files: [
+                "db.yaml": """
+                apiVersion: tide/v1
+                kind: Executor
+                metadata: {name: orders-db}
+                spec: {type: sql, url: "sqlite:orders.sqlite"}
+                ---
+                apiVersion: tide/v1
+                kind: Migration
+                metadata: {name: drop-mail}
+                spec:
+                  executor: orders-db
+                  expand: {up: ["ALTER TABLE users DROP COLUMN mail"]}
+
+                """
+            ])
+        let validate = try repo.tide("validate")
+        #expect(validate.status == 0)
+        #expect(
+            validate.standardError.contains(
+                "warning: db.yaml:11:11: Migration 'drop-mail': spec.expand.up[0]: DROP COLUMN in expand"),
+            "\(validate.combined)")
+        let plan = try repo.tide("plan")
+        #expect(
+            plan.standardError.contains("DROP COLUMN in expand breaks the version still running"), "\(plan.combined)")
+    }
+}
