@@ -79,12 +79,33 @@ struct ReadinessCommand: AsyncParsableCommand {
         }
         let previous = try await reconciler.store.deployments(DeploymentQuery(target: id, limit: 50))
             .first { $0.succeeded && $0.version != target.version }
-        checks.append(
-            Check(
-                name: "rollback path", pass: true,
-                detail: previous.map { "git revert returns to \($0.version) (no schema migrations to undo)" }
-                    ?? (live?.version == nil ? "first deployment here: a revert removes it" : "no earlier version here")
-            ))
+        var rollback = Check(
+            name: "rollback path", pass: true,
+            detail: previous.map { "git revert returns to \($0.version) (no schema migrations to undo)" }
+                ?? (live?.version == nil ? "first deployment here: a revert removes it" : "no earlier version here"))
+        if !target.migrations.isEmpty {
+            // Before contract a rollback runs expand's down; after it, going back past the migration is refused.
+            let statuses = try await reconciler.migrationStatuses(environment: environment, desired: desired)
+            let running = live?.migrations ?? []
+            let contracted = target.migrations.filter { statuses[$0]?.contract != nil && !running.contains($0) }
+            let pending = target.migrations.filter {
+                desired.migrations[$0]?.contract != nil && statuses[$0]?.contract == nil
+            }
+            if !contracted.isEmpty {
+                rollback.pass = false
+                rollback.detail =
+                    "migration \(contracted.joined(separator: ", ")) is already contracted here: a rollback past it "
+                    + "would be refused (roll forward)"
+            } else {
+                rollback.detail =
+                    (previous.map { "git revert returns to \($0.version)" } ?? "a revert removes it")
+                    + (pending.isEmpty
+                        ? ""
+                        : "; the contract of \(pending.joined(separator: ", ")) has not run: a rollback runs "
+                            + "expand's down after the app")
+            }
+        }
+        checks.append(rollback)
         checks.append(executorCheck(desired: desired, executor: target.executor, workingDirectory: reconciler))
         checks.append(
             gate(

@@ -1,7 +1,7 @@
 import Foundation
-import TideExecutors
+public import TideExecutors
 import TideGit
-import TideManifest
+public import TideManifest
 import TideState
 
 /// Expand-contract migrations, coordinated with the rollouts that need them (DESIGN.md §3): expand (and
@@ -298,5 +298,22 @@ extension Reconciler {
             try await event(.migrationFailed, message)
             return outcome("contract", .failed, message)
         }
+    }
+
+    /// Where each migration stands in `environment`'s databases (every sql executor with one there).
+    public func migrationStatuses(
+        environment: String, desired: DesiredState
+    ) async throws -> [String: MigrationStatus] {
+        var result: [String: MigrationStatus] = [:]
+        for executor in desired.executors.values.sorted(by: { $0.name < $1.name })
+        where executor.type == .sql && executor.database?.url(for: environment) != nil {
+            let database = try await executors.openDatabase(executor, environment: environment)
+            let records = try await { () async throws -> [MigrationRecord] in
+                defer { Task { await database.close() } }
+                return try await database.records()
+            }()
+            result.merge(MigrationStatus.fold(records)) { $1 }
+        }
+        return result
     }
 }

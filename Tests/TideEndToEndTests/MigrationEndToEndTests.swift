@@ -37,6 +37,10 @@ struct MigrationEndToEndTests {
         // The warning-free manifest validates; a destructive expand would have been named here.
         let validate = try repo.tide("validate")
         #expect(validate.status == 0 && !validate.standardError.contains("warning"), "\(validate.combined)")
+        let readiness = try repo.tide("readiness", "api", "--env", "prod")
+        #expect(
+            readiness.standardOutput.contains("the contract of add-email has not run: a rollback runs expand's down"),
+            "\(readiness.combined)")
         let states = [repo.scratch.appending("a.sqlite"), repo.scratch.appending("b.sqlite")]
         func reconcile(_ state: String) async throws -> ProcessOutput {
             try await TideBinary.runDetached(
