@@ -115,21 +115,6 @@ extension Reconciler {
             classification: nil, message: message, executorCalls: calls)
     }
 
-    /// The sql executors that may hold migrations for `environment`: those of the migrations `listed` there, and —
-    /// when something runs there that desired state no longer lists — every sql executor with a database there.
-    private func migrationExecutors(
-        environment: String, listed: Set<String>, running: Set<String>, desired: DesiredState
-    ) -> [ExecutorManifest] {
-        var names = Set(listed.compactMap { desired.migrations[$0]?.executor })
-        if !running.subtracting(listed).isEmpty {
-            for executor in desired.executors.values
-            where executor.type == .sql && executor.database?.url(for: environment) != nil {
-                names.insert(executor.name)
-            }
-        }
-        return names.sorted().compactMap { desired.executors[$0] }
-    }
-
     /// Per environment, the migrations contracted there that a running version needs and its desired version
     /// does not list: the planner refuses those rollbacks.
     func contractedMigrations(desired: DesiredState, live: [LiveTarget]) async throws -> [String: [String: Date]] {
@@ -141,17 +126,9 @@ extension Reconciler {
         }
         for environment in Set(dropping.map(\.id.environment)).sorted() {
             let running = Set(dropping.filter { $0.id.environment == environment }.flatMap(\.migrations))
-            for executor in migrationExecutors(
-                environment: environment, listed: [], running: running, desired: desired)
-            {
-                let database = try await executors.openDatabase(executor, environment: environment)
-                let records = try await { () async throws -> [MigrationRecord] in
-                    defer { Task { await database.close() } }
-                    return try await database.records()
-                }()
-                for (name, status) in MigrationStatus.fold(records) where running.contains(name) {
-                    if let contract = status.contract { result[environment, default: [:]][name] = contract.appliedAt }
-                }
+            for (name, status) in try await migrationStatuses(environment: environment, desired: desired)
+            where running.contains(name) {
+                if let contract = status.contract { result[environment, default: [:]][name] = contract.appliedAt }
             }
         }
         return result
