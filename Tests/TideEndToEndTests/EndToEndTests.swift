@@ -648,9 +648,11 @@ struct EndToEndTests {
             contentsOfFile: dir + "/deployments/prod/payments/current/request.json", encoding: .utf8)
         #expect(request.contains(#""replicas":4"#))
 
+        // The hook runs $TIDE, else tide from PATH (ExamplesTests covers each way).
         let git = { (args: [String]) throws -> ProcessOutput in
             try runProcess(
-                GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir)
+                GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir,
+                environment: ["TIDE": TideBinary.path])
         }
         let path = dir + "/services/checkout.yaml"
         let original = try String(contentsOfFile: path, encoding: .utf8)
