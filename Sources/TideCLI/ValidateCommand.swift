@@ -10,7 +10,9 @@ struct ValidateCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(name: .long, help: "Validate what is staged in the index (the pre-commit hook uses this).")
+    @Flag(
+        name: .long,
+        help: "Validate what is staged in the index, or in $GIT_INDEX_FILE when git sets it (the pre-commit hook).")
     var staged = false
 
     @Option(name: .long, help: "Validate this revision instead of the branch head.")
@@ -46,7 +48,10 @@ struct ValidateCommand: AsyncParsableCommand {
             if staged {
                 sourceName = "index"
                 revisionID = nil
-                desired = try loader.load(from: GitIndexSource(repository: repository, root: global.manifestRoot))
+                // `git commit -a` / `git commit PATH` stage into a temporary index named by GIT_INDEX_FILE.
+                let indexFile = ProcessInfo.processInfo.environment["GIT_INDEX_FILE"]
+                desired = try loader.load(
+                    from: GitIndexSource(repository: repository, root: global.manifestRoot, indexFile: indexFile))
             } else {
                 let id = try repository.resolveCommit(branch: revision ?? global.branch)
                 revisionID = id

@@ -87,7 +87,9 @@ public struct Planner: Sendable {
         {
             action.kind = .holdFailed
             action.reason =
-                "failed at \(failed.revision.short): \(failed.message); not retried until desired state changes"
+                "\(failed.version) failed at \(failed.revision.short): \(failed.message). Held: "
+                + "tide retry \(target.id.service) --env \(target.id.environment) tries it again, and so does a "
+                + "commit that changes its version or config (a commit that changes neither does not)"
             return action
         }
         let matchesLive = live.version == target.version && live.configDigest == target.configDigest
@@ -128,13 +130,20 @@ public struct Planner: Sendable {
         var revertedCommit: ObjectID?
     }
 
-    /// ROLLBACK when a revert commit touched the service's manifest since what is live (a revert of a revert
-    /// re-applies the change: FEATURE); HOTFIX when the service is marked `hotfix: true` or the branch is a
-    /// hotfix branch; ROLLBACK when the version ran on this target before; CONFIG when only the config changed;
-    /// FEATURE otherwise.
+    /// A change is a ROLLBACK only when what it brings to the target — the version and the config — ran healthy
+    /// on that target before: a revert commit in the range is not enough (a revert written back after a failed
+    /// rollout, followed by a new version, would otherwise take the never-run version past every gate).
+    ///
+    /// - FEATURE when a revert of a revert re-applies a change;
+    /// - ROLLBACK when a revert brings back what ran healthy here (the reason names the revert), or when the
+    ///   version changes to one that ran healthy here with this config;
+    /// - HOTFIX when the version changes and the service is marked `hotfix: true` or the branch is a hotfix branch;
+    /// - CONFIG when only the config changed; FEATURE otherwise.
     func classify(
         target: DesiredTarget, live: LiveTarget, desired: DesiredState, revision: ObjectID
     ) async throws -> Classification {
+        let ranBefore = try await ranHealthy(target)
+        var unproven: String?
         if let liveRevision = live.revision, liveRevision != revision {
             let file = target.location.file
             let commits = try repository.commits(from: revision, excluding: liveRevision, touching: [file], limit: 200)
@@ -144,31 +153,51 @@ public struct Planner: Sendable {
                         classification: .feature,
                         reason: "\(revert.id.short) re-applies \(undone.short) (reverts the revert \(reverted.short))")
                 }
-                return Classification(
-                    classification: .rollback, reason: "\(revert.id.short) reverts \(reverted.short)",
-                    revertedCommit: reverted)
+                if ranBefore != nil {
+                    return Classification(
+                        classification: .rollback, reason: "\(revert.id.short) reverts \(reverted.short)",
+                        revertedCommit: reverted)
+                }
+                unproven =
+                    "\(revert.id.short) reverts \(reverted.short), but \(target.version) with this config never ran "
+                    + "healthy on \(target.id), so it is not a rollback"
             }
         }
         let versionChanged = target.version != live.version
+        func because(_ reason: String) -> String { unproven.map { "\(reason); \($0)" } ?? reason }
         if versionChanged && (desired.services[target.id.service]?.hotfix == true || hotfixBranch) {
             return Classification(
                 classification: .hotfix,
-                reason: "hotfix \(live.version ?? "nothing") → \(target.version)"
-                    + (hotfixBranch ? " on a hotfix branch" : ""))
+                reason: because(
+                    "hotfix \(live.version ?? "nothing") → \(target.version)"
+                        + (hotfixBranch ? " on a hotfix branch" : "")))
         }
         if versionChanged {
-            let earlier = try await store.events(
-                EventQuery(
-                    service: target.id.service, environment: target.id.environment, kinds: [.deploymentSucceeded],
-                    limit: 1000))
-            if let previous = earlier.first(where: { $0.version == target.version }) {
-                let when = ISO8601DateFormatter().string(from: previous.time)
+            if let previous = ranBefore {
+                let when = ISO8601DateFormatter().string(from: previous)
                 return Classification(
-                    classification: .rollback, reason: "\(target.version) ran here before (deployed \(when))")
+                    classification: .rollback, reason: "\(target.version) ran healthy here before (deployed \(when))")
             }
-            return Classification(classification: .feature, reason: "\(live.version ?? "nothing") → \(target.version)")
+            return Classification(
+                classification: .feature, reason: because("\(live.version ?? "nothing") → \(target.version)"))
         }
-        return Classification(classification: .config, reason: "config changed")
+        return Classification(classification: .config, reason: because("config changed"))
+    }
+
+    /// When the target's desired version ran healthy on it with the desired config: a deployment that
+    /// succeeded, or a stable version that an automatic rollback brought back and checked. Events written before
+    /// config digests were recorded match by version.
+    func ranHealthy(_ target: DesiredTarget) async throws -> Date? {
+        let earlier = try await store.events(
+            EventQuery(
+                service: target.id.service, environment: target.id.environment,
+                kinds: [.deploymentSucceeded, .deploymentRolledBack], limit: 1000))
+        return earlier.first { event in
+            guard event.version == target.version else { return false }
+            guard case .object(let details)? = event.details, case .string(let digest)? = details["configDigest"]
+            else { return event.kind == .deploymentSucceeded }
+            return digest == target.configDigest
+        }?.time
     }
 }
 
@@ -177,6 +206,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
     case noRevision
     case noGoodRevision(head: ObjectID, diagnostics: [Diagnostic])
     case executorMissing(target: TargetID, executor: String)
+    /// HEAD is detached and no branch was named: Tide would deploy whatever was checked out.
+    case detachedHead(ObjectID?)
 
     public var description: String {
         switch self {
@@ -187,6 +218,10 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
                 + diagnostics.map(\.description).joined(separator: "\n")
         case .executorMissing(let target, let executor):
             return "\(target): executor '\(executor)' is not defined in desired state"
+        case .detachedHead(let commit):
+            return "HEAD is detached" + (commit.map { " at \($0.short)" } ?? "")
+                + ": Tide tracks a branch, and deploying whatever is checked out could take production back. "
+                + "Pass --branch NAME (for example --branch main), or check the branch out again"
         }
     }
 }

@@ -70,6 +70,20 @@ extension Reconciler {
                 return (.inconclusive("\(last?.metric ?? ""): \(last?.message ?? "")"), calls)
             }
         }
+        // No data is never a success: every metric needs at least one successful measurement, whatever the
+        // errors and inconclusive rounds stayed under their limits.
+        let unproven = analysis.metrics.map(\.name).filter { name in
+            !run.measurements.contains { $0.metric == name && $0.phase == .success }
+        }
+        if !unproven.isEmpty {
+            let last = run.measurements.last { unproven.contains($0.metric) }
+            return (
+                .inconclusive(
+                    "no successful measurement of \(unproven.joined(separator: ", ")) (\(summary(run, analysis)))"
+                        + (last?.message.map { "; last: \($0)" } ?? "")),
+                calls
+            )
+        }
         if let judge = analysis.judge {
             let report = Self.judgement(of: run, analysis: analysis, judge: judge)
             run.judgement = try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(report))

@@ -18,6 +18,18 @@ public enum RolloutControl: Sendable, Equatable {
     case retry
 }
 
+extension Reconciler {
+    /// One sentence on what a target runs and why, for answers that refuse a control.
+    static func describe(_ state: LiveTarget) -> String {
+        var words = "it runs \(state.version ?? "nothing") (\(state.phase.rawValue))"
+        if let failed = state.failed, state.phase == .failed || state.phase == .rolledBack {
+            words += "; \(failed.version) failed: \(failed.message)"
+        }
+        if let waiting = state.waiting { words += "; \(waiting)" }
+        return words
+    }
+}
+
 /// Why a control cannot be applied.
 public struct ControlError: Error, CustomStringConvertible, Sendable {
     public var description: String
@@ -46,17 +58,28 @@ extension Reconciler {
         switch control {
         case .retry:
             guard let failed = state.failed, state.phase == .failed || state.phase == .rolledBack else {
-                throw ControlError(description: "\(id) has no failed version to retry")
+                throw ControlError(description: "\(id) has no failed version to retry; " + Self.describe(state))
+            }
+            // Retry means "try what git asks for again": when git no longer asks for the failed version (an abort
+            // or a rollback wrote a pin or a revert), there is nothing to retry, and saying so beats a promise
+            // that the next pass would not keep.
+            if let wanted = try await resolve(record: false).desired?.target(id),
+                wanted.version != failed.version || wanted.configDigest != failed.configDigest
+            {
+                throw ControlError(
+                    description: "\(id): git asks for \(wanted.version) now, not the failed \(failed.version), so "
+                        + "there is nothing to retry (\(Self.describe(state))). To try \(failed.version) again, "
+                        + "commit it: revert the commit that took it back, or set the version")
             }
             state.failed = nil
             state.phase = state.version == nil ? .pending : .healthy
             state.updatedAt = now
             try await store.apply(
                 StateWrite(targets: [state], events: [event(.rolloutRetried, "retry \(failed.version)")]))
-            return "\(id): \(failed.version) will be tried again at the next pass"
+            return "\(id): \(failed.version) will be tried again at the next pass (tide reconcile runs one now)"
         case .abort:
             guard let rollout = state.rollout, state.phase == .progressing else {
-                throw ControlError(description: "\(id) has no rollout in progress to abort")
+                throw ControlError(description: "\(id) has no rollout in progress to abort; " + Self.describe(state))
             }
             guard let stable = rollout.previousVersion else {
                 throw ControlError(description: "\(id) has no stable version to go back to (first deployment)")
@@ -87,7 +110,7 @@ extension Reconciler {
             return "\(id): \(outcome.message ?? message)"
         case .pause, .resume, .promote:
             guard var rollout = state.rollout, state.phase == .progressing else {
-                throw ControlError(description: "\(id) has no rollout in progress")
+                throw ControlError(description: "\(id) has no rollout in progress; " + Self.describe(state))
             }
             var kind = Event.Kind.rolloutPaused
             var words = ""

@@ -115,6 +115,29 @@ extension Reconciler {
             classification: nil, message: message, executorCalls: calls)
     }
 
+    /// A rollout Tide will not start (a rollback past a contracted migration): the target keeps running what it
+    /// runs — it stays Healthy at that version — and records the refusal, with an event once per reason.
+    func refuse(_ action: PlannedAction, live: LiveTarget?, revision: ObjectID) async throws -> TargetOutcome {
+        let now = clock.now()
+        let reason = "refused \(action.toVersion ?? "-"): \(action.reason ?? "refused")"
+        if var state = live, state.waiting != reason {
+            state.waiting = reason
+            state.waitingOn = ["refused"]
+            state.updatedAt = now
+            try await store.apply(
+                StateWrite(
+                    targets: [state],
+                    events: [
+                        Event(
+                            time: now, kind: .rolloutRefused, target: action.target, revision: revision,
+                            version: action.toVersion, previousVersion: action.fromVersion, message: reason)
+                    ]))
+        }
+        return TargetOutcome(
+            target: action.target, result: .held, fromVersion: action.fromVersion, toVersion: action.toVersion,
+            classification: action.classification, message: reason, executorCalls: 0)
+    }
+
     /// Per environment, the migrations contracted there that a running version needs and its desired version
     /// does not list: the planner refuses those rollbacks.
     func contractedMigrations(desired: DesiredState, live: [LiveTarget]) async throws -> [String: [String: Date]] {

@@ -131,7 +131,7 @@ extension Reconciler {
         let text = String(decoding: try repository.blob(blob.blob), as: UTF8.self)
         let edited = try ManifestEditor.settingVersion(
             in: text, file: file, service: service, environment: environment, version: version)
-        let branchName = try branch ?? repository.headBranch() ?? "main"
+        let branchName = try trackedBranch()
         let origin = upstream.isEmpty ? "" : " from \(upstream.joined(separator: ", "))"
         let message = """
             Promote \(service) \(version) to \(environment)

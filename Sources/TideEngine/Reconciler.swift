@@ -41,6 +41,14 @@ public final class Reconciler: Sendable {
         self.loader = loader
     }
 
+    /// The branch Tide tracks: `--branch`, or the branch HEAD points to. A detached HEAD is refused: reconciling
+    /// whatever commit happens to be checked out could take every target back.
+    public func trackedBranch() throws -> String {
+        if let branch { return branch }
+        if let head = try repository.headBranch() { return head }
+        throw EngineError.detachedHead(try? repository.resolveCommit(branch: "HEAD"))
+    }
+
     /// The desired state a pass would apply.
     public struct Resolution: Sendable {
         public var head: ObjectID
@@ -52,7 +60,7 @@ public final class Reconciler: Sendable {
     /// Loads the head's desired state; when it is invalid, falls back to the last good revision.
     /// With `record`, acceptance and rejection are written to the state store (once per revision).
     public func resolve(record: Bool) async throws -> Resolution {
-        let head = try repository.resolveCommit(branch: branch)
+        let head = try repository.resolveCommit(branch: trackedBranch())
         let status = try await store.repositoryStatus()
         let now = clock.now()
         do {
@@ -118,7 +126,7 @@ public final class Reconciler: Sendable {
     }
 
     private func reconcileLocked() async throws -> ReconcileReport {
-        let head = try repository.resolveCommit(branch: branch)
+        let head = try repository.resolveCommit(branch: trackedBranch())
         if let memo = settled.withLock({ $0 }), memo.head == head,
             try await store.lastEventID() == memo.lastEventID
         {
@@ -169,16 +177,17 @@ public final class Reconciler: Sendable {
             let outcome: TargetOutcome
             switch action.kind {
             case .none:
+                if var state = liveByID[action.target], state.waiting != nil {
+                    // Desired state came back to what runs: whatever held the last desired version is moot.
+                    state.waiting = nil
+                    state.waitingOn = []
+                    try await store.apply(StateWrite(targets: [state]))
+                }
                 outcome = TargetOutcome(
                     target: action.target, result: .unchanged, fromVersion: action.fromVersion,
                     toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
             case .refuse:
-                let target = desired.target(action.target)!  // the planner made this action from it
-                outcome = try await failBeforeRollout(
-                    target: target,
-                    state: liveByID[action.target]
-                        ?? LiveTarget(id: target.id, executor: target.executor, phase: .pending, updatedAt: clock.now()),
-                    revision: revision, message: action.reason ?? "refused", calls: 0)
+                outcome = try await refuse(action, live: liveByID[action.target], revision: revision)
             case .holdFailed:
                 outcome = TargetOutcome(
                     target: action.target, result: .held, fromVersion: action.fromVersion,
@@ -571,6 +580,8 @@ public final class Reconciler: Sendable {
                         details: .object([
                             "durationSeconds": .double((lead * 1000).rounded() / 1000),
                             "deploymentId": .string(ledger[0].id),
+                            // What ran healthy: the planner's ROLLBACK rule reads it.
+                            "configDigest": .string(rollout.configDigest),
                         ]))
                 ],
                 deployments: ledger))

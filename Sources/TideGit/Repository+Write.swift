@@ -17,6 +17,14 @@ extension Repository {
     public func commitFile(
         path: String, contents: [UInt8], branch: String, parent: ObjectID, message: String
     ) throws -> FileCommit {
+        let commit = try makeFileCommit(path: path, contents: contents, parent: parent, message: message)
+        let synced = try advance(branch: branch, from: parent, to: commit, reason: String(message.prefix(60)))
+        return FileCommit(commit: commit, workTreeUpdated: synced)
+    }
+
+    /// A commit of `contents` as `path` on top of `parent`, on no branch yet (`advance(branch:from:to:)` puts it
+    /// there), so a caller can read the desired state it makes before deciding to publish it.
+    public func makeFileCommit(path: String, contents: [UInt8], parent: ObjectID, message: String) throws -> ObjectID {
         try withHandle { repo in
             var parentOID = parent.oid
             var parentCommit: OpaquePointer?
@@ -37,12 +45,10 @@ extension Repository {
             }
             try check(rc, "write blob for \(path)")
 
-            var oldBlob: git_oid?
             try path.withCString { cPath in
                 var entry = git_index_entry()
                 if let existing = git_index_get_bypath(index, cPath, 0) {
                     entry = existing.pointee
-                    oldBlob = existing.pointee.id
                 } else {
                     entry.mode = GIT_FILEMODE_BLOB.rawValue
                 }
@@ -52,105 +58,125 @@ extension Repository {
             }
             var treeOID = git_oid()
             try check(git_index_write_tree_to(&treeOID, index, repo), "write tree")
-            var tree: OpaquePointer?
-            try check(git_tree_lookup(&tree, repo, &treeOID), "read new tree")
-            defer { git_tree_free(tree) }
-
-            var signature: UnsafeMutablePointer<git_signature>?
-            if git_signature_default(&signature, repo) < 0 {
-                try check(git_signature_now(&signature, "Tide", "tide@localhost"), "make commit signature")
-            }
-            defer { git_signature_free(signature) }
-
-            var commitOID = git_oid()
-            var parents: [OpaquePointer?] = [parentCommit]
-            let created = parents.withUnsafeMutableBufferPointer { buffer in
-                git_commit_create(
-                    &commitOID, repo, nil, signature, signature, nil, message, tree, buffer.count, buffer.baseAddress)
-            }
-            try check(created, "create commit")
-
-            try Self.moveBranch(
-                repo: repo, branch: branch, from: parent, to: ObjectID(commitOID), reason: String(message.prefix(60)))
-
-            let synced = try Self.syncWorkTree(
-                repo: repo, branch: branch, path: path, oldBlob: oldBlob, newBlob: blobOID, contents: contents)
-            return FileCommit(commit: ObjectID(commitOID), workTreeUpdated: synced)
+            return try Self.createCommit(repo: repo, tree: treeOID, parent: parentCommit, message: message)
         }
     }
 
-    /// The outcome of `revert`.
-    public struct RevertResult: Sendable {
-        /// One revert commit per reverted commit, oldest first; the last is the branch's new head.
-        public var commits: [ObjectID]
-        public var workTreeUpdated: Bool
-    }
-
-    /// `git revert` of `commits` (newest first, as a log lists them) on top of `parent`, the branch's head: one
-    /// commit each, with git's "This reverts commit …" line (and `note` after it), and the branch moved with a
-    /// compare-and-swap. Fails without writing anything when a revert does not apply cleanly.
-    public func revert(
-        _ commits: [ObjectID], branch: String, parent: ObjectID, note: String? = nil
-    ) throws -> RevertResult {
+    /// Moves `branch` from `parent` to `commit` with a compare-and-swap (a branch that moved on fails this, and
+    /// nothing is overwritten), then brings a checked-out work tree and index along, file by file, where they
+    /// still hold the parent's content. Returns whether the work tree was brought along.
+    public func advance(branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) throws -> Bool {
         try withHandle { repo in
-            var signature: UnsafeMutablePointer<git_signature>?
-            if git_signature_default(&signature, repo) < 0 {
-                try check(git_signature_now(&signature, "Tide", "tide@localhost"), "make commit signature")
-            }
-            defer { git_signature_free(signature) }
-            var options = git_merge_options()
-            try check(git_merge_options_init(&options, UInt32(GIT_MERGE_OPTIONS_VERSION)), "initialise merge options")
-
-            var head = parent
-            var written: [ObjectID] = []
-            for id in commits {
-                var revertOID = id.oid
-                var reverted: OpaquePointer?
-                try check(git_commit_lookup(&reverted, repo, &revertOID), "read commit \(id.short)")
-                defer { git_commit_free(reverted) }
-                var headOID = head.oid
-                var ours: OpaquePointer?
-                try check(git_commit_lookup(&ours, repo, &headOID), "read commit \(head.short)")
-                defer { git_commit_free(ours) }
-                var index: OpaquePointer?
-                try check(git_revert_commit(&index, repo, reverted, ours, 0, &options), "revert \(id.short)")
-                defer { git_index_free(index) }
-                if git_index_has_conflicts(index) != 0 {
-                    throw GitError(
-                        code: -13, operation: "revert \(id.short)",
-                        message: "it does not apply cleanly on \(head.short) (a later commit changed the same lines); "
-                            + "nothing was written — revert by hand")
-                }
-                var treeOID = git_oid()
-                try check(git_index_write_tree_to(&treeOID, index, repo), "write tree")
-                var tree: OpaquePointer?
-                try check(git_tree_lookup(&tree, repo, &treeOID), "read new tree")
-                defer { git_tree_free(tree) }
-                let summary = git_commit_summary(reverted).map { String(cString: $0) } ?? id.short
-                let message =
-                    "Revert \"\(summary)\"\n\nThis reverts commit \(id.hex).\n" + (note.map { "\n\($0)\n" } ?? "")
-                var commitOID = git_oid()
-                var parents: [OpaquePointer?] = [ours]
-                let created = parents.withUnsafeMutableBufferPointer { buffer in
-                    git_commit_create(
-                        &commitOID, repo, nil, signature, signature, nil, message, tree, buffer.count,
-                        buffer.baseAddress)
-                }
-                try check(created, "create revert commit")
-                head = ObjectID(commitOID)
-                written.append(head)
-            }
-            guard let last = written.last else { return RevertResult(commits: [], workTreeUpdated: false) }
-            try Self.moveBranch(repo: repo, branch: branch, from: parent, to: last, reason: "revert")
-            // Bring a checked-out work tree along, file by file, where it still holds the parent's content.
+            try Self.moveBranch(repo: repo, branch: branch, from: parent, to: commit, reason: reason)
             var synced = true
-            for change in try Self.diff(repo: repo, from: parent, to: last) {
+            for change in try Self.diff(repo: repo, from: parent, to: commit) {
                 let updated = try Self.syncWorkTree(
                     repo: repo, branch: branch, path: change.path, oldBlob: change.old, newBlob: change.new,
                     contents: change.contents)
                 synced = synced && updated
             }
-            return RevertResult(commits: written, workTreeUpdated: synced)
+            return synced
+        }
+    }
+
+    private static func createCommit(
+        repo: OpaquePointer, tree treeOID: git_oid, parent: OpaquePointer?, message: String
+    ) throws -> ObjectID {
+        var treeOID = treeOID
+        var tree: OpaquePointer?
+        try check(git_tree_lookup(&tree, repo, &treeOID), "read new tree")
+        defer { git_tree_free(tree) }
+        var signature: UnsafeMutablePointer<git_signature>?
+        if git_signature_default(&signature, repo) < 0 {
+            try check(git_signature_now(&signature, "Tide", "tide@localhost"), "make commit signature")
+        }
+        defer { git_signature_free(signature) }
+        var commitOID = git_oid()
+        var parents: [OpaquePointer?] = [parent]
+        let created = parents.withUnsafeMutableBufferPointer { buffer in
+            git_commit_create(
+                &commitOID, repo, nil, signature, signature, nil, message, tree, buffer.count, buffer.baseAddress)
+        }
+        try check(created, "create commit")
+        return ObjectID(commitOID)
+    }
+
+    /// The outcome of `revert`.
+    public struct RevertResult: Sendable {
+        /// One revert commit per reverted commit that still changed something, oldest first; the last is the
+        /// branch's new head. Empty when every commit was already undone on the branch (nothing was written).
+        public var commits: [ObjectID]
+        /// The reverted commits that were already undone on the branch, so no commit was written for them.
+        public var alreadyReverted: [ObjectID] = []
+        public var workTreeUpdated: Bool
+    }
+
+    /// `git revert` of `commits` (newest first, as a log lists them) on top of `parent`, the branch's head: one
+    /// commit each, with git's "This reverts commit …" line (and `note` after it), and the branch moved with a
+    /// compare-and-swap. A commit whose revert changes nothing (it was already undone) gets no commit. Fails
+    /// without writing anything when a revert does not apply cleanly.
+    public func revert(
+        _ commits: [ObjectID], branch: String, parent: ObjectID, note: String? = nil
+    ) throws -> RevertResult {
+        var result = RevertResult(commits: [], workTreeUpdated: false)
+        var head = parent
+        for id in commits {
+            let summary = try commit(id).summary
+            let message =
+                "Revert \"\(summary)\"\n\nThis reverts commit \(id.hex).\n" + (note.map { "\n\($0)\n" } ?? "")
+            guard let written = try makeRevertCommit([id], parent: head, message: message) else {
+                result.alreadyReverted.append(id)
+                continue
+            }
+            head = written
+            result.commits.append(written)
+        }
+        guard head != parent else { return result }
+        result.workTreeUpdated = try advance(branch: branch, from: parent, to: head, reason: "revert")
+        return result
+    }
+
+    /// One commit on top of `parent` that reverts `commits` (newest first) together, on no branch yet; nil when
+    /// reverting them changes nothing. Throws when a revert does not apply cleanly.
+    public func makeRevertCommit(_ commits: [ObjectID], parent: ObjectID, message: String) throws -> ObjectID? {
+        try withHandle { repo in
+            var options = git_merge_options()
+            try check(git_merge_options_init(&options, UInt32(GIT_MERGE_OPTIONS_VERSION)), "initialise merge options")
+            var parentOID = parent.oid
+            var parentCommit: OpaquePointer?
+            try check(git_commit_lookup(&parentCommit, repo, &parentOID), "read commit \(parent.short)")
+            defer { git_commit_free(parentCommit) }
+            // Reverting several commits needs a commit to revert each onto: intermediate commits are written
+            // (unreferenced, so git's gc drops them); the result is one commit on `parent`.
+            var ours = parent
+            var tree = git_commit_tree_id(parentCommit).pointee
+            for id in commits {
+                var revertOID = id.oid
+                var reverted: OpaquePointer?
+                try check(git_commit_lookup(&reverted, repo, &revertOID), "read commit \(id.short)")
+                defer { git_commit_free(reverted) }
+                var oursOID = ours.oid
+                var oursCommit: OpaquePointer?
+                try check(git_commit_lookup(&oursCommit, repo, &oursOID), "read commit \(ours.short)")
+                defer { git_commit_free(oursCommit) }
+                var index: OpaquePointer?
+                try check(git_revert_commit(&index, repo, reverted, oursCommit, 0, &options), "revert \(id.short)")
+                defer { git_index_free(index) }
+                if git_index_has_conflicts(index) != 0 {
+                    throw GitError(
+                        code: -13, operation: "revert \(id.short)",
+                        message:
+                            "it does not apply cleanly on \(parent.short) (a later commit changed the same lines); "
+                            + "nothing was written — revert by hand")
+                }
+                try check(git_index_write_tree_to(&tree, index, repo), "write tree")
+                if id != commits.last {
+                    ours = try Self.createCommit(repo: repo, tree: tree, parent: oursCommit, message: message)
+                }
+            }
+            var parentTree = git_commit_tree_id(parentCommit).pointee
+            if git_oid_equal(&tree, &parentTree) == 1 { return nil }
+            return try Self.createCommit(repo: repo, tree: tree, parent: parentCommit, message: message)
         }
     }
 

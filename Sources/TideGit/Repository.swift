@@ -279,10 +279,18 @@ public final class Repository: @unchecked Sendable {
 
     /// Files staged in the index under `root`: what the next commit would hold. Their blobs are already in the
     /// object database (`git add` writes them), so `blob(_:)` reads them.
-    public func stagedFiles(under root: String = "") throws -> [TreeFile] {
+    ///
+    /// `indexFile` reads another index file: `git commit -a` and `git commit PATH` stage into a temporary index
+    /// and name it in `$GIT_INDEX_FILE` for the hooks (libgit2 does not read that variable itself). A relative
+    /// path is taken from the current directory, where git runs hooks.
+    public func stagedFiles(under root: String = "", indexFile: String? = nil) throws -> [TreeFile] {
         try withHandle { repo throws in
             var index: OpaquePointer?
-            try check(git_repository_index(&index, repo), "open the index")
+            if let indexFile, !indexFile.isEmpty {
+                try check(git_index_open(&index, indexFile), "open the index \(indexFile)")
+            } else {
+                try check(git_repository_index(&index, repo), "open the index")
+            }
             defer { git_index_free(index) }
             let prefix = root.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
             var files: [TreeFile] = []

@@ -75,7 +75,9 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
                 }
                 return value
             case (.array(let items), _):
-                guard let position = number(index).map(Int.init), position >= 0, position < items.count else {
+                guard let value = number(index), value.isFinite, let position = Int(exactly: value.rounded(.down)),
+                    position >= 0, position < items.count
+                else {
                     throw EvaluationError(
                         description: "index \(index.canonicalJSON) is outside a list of \(items.count)")
                 }

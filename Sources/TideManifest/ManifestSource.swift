@@ -38,16 +38,19 @@ public struct GitCommitSource: ManifestSource {
 public struct GitIndexSource: ManifestSource {
     public let repository: Repository
     public let root: String
+    /// Another index than the repository's own (`$GIT_INDEX_FILE` in a hook).
+    public let indexFile: String?
 
-    public init(repository: Repository, root: String) {
+    public init(repository: Repository, root: String, indexFile: String? = nil) {
         self.repository = repository
         self.root = root
+        self.indexFile = indexFile
     }
 
     public var revision: ObjectID? { nil }
 
     public func files() throws -> [TreeFile] {
-        try repository.stagedFiles(under: root)
+        try repository.stagedFiles(under: root, indexFile: indexFile)
     }
 
     public func contents(of blob: ObjectID) throws -> [UInt8] {

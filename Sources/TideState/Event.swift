@@ -25,6 +25,8 @@ public struct Event: Sendable, Codable, Hashable {
         case rolloutPromoted = "rollout.promoted"
         case rolloutAborted = "rollout.aborted"
         case rolloutRetried = "rollout.retried"
+        /// Tide will not start a rollout (a rollback past a contracted migration); the target keeps what it runs.
+        case rolloutRefused = "rollout.refused"
         case reconcileError = "reconcile.error"
         case migrationApplied = "migration.applied"
         case migrationFailed = "migration.failed"

@@ -5,19 +5,23 @@ public import TideManifest
 
 /// Live state and the event log in one SQLite file (WAL mode), with its own schema migrations.
 ///
-/// SQLite serialises writers itself; on top of that a reconcile pass holds an advisory `flock` on a sidecar
-/// `PATH.lock` file, so two `tide` processes never drive the same targets at once. The kernel drops the lock
-/// when a process dies, so a killed reconciler never leaves the state locked.
+/// SQLite serialises writers itself; on top of that a reconcile pass holds an advisory `flock` on the state file
+/// itself (see `FileLock`), so two `tide` processes never drive the same targets at once, whatever path they reach
+/// the file by. The kernel drops the lock when a process dies, so a killed reconciler never leaves the state
+/// locked. The file is opened by its resolved path, and a file with several hard links is refused: SQLite names
+/// its write-ahead log after the path, so two names would mean two logs for one database.
 public final class SQLiteStateStore: StateStore {
     public let path: String
     private let pool: DatabasePool
 
-    public init(path: String) throws {
-        self.path = path
-        let directory = (path as NSString).deletingLastPathComponent
+    public init(path given: String) throws {
+        let directory = (given as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
+        let path = FileLock.resolved(given)
+        self.path = path
+        try FileLock.checkSingleName(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(15)
         configuration.label = "tide-state"
@@ -34,7 +38,7 @@ public final class SQLiteStateStore: StateStore {
             // opening and migrating run under a lock of their own (not the reconcile lock, which a pass holds for
             // its whole length).
             let migrator = Self.migrator
-            pool = try FileLock.withBlockingLock(path: path + ".migrate.lock") {
+            pool = try FileLock.withBlockingLock(path: FileLock.resolved(path) + ".migrate.lock") {
                 let pool = try DatabasePool(path: path, configuration: configuration)
                 if try pool.read({ try migrator.hasBeenSuperseded($0) }) { throw StateError.newerSchema(path: path) }
                 try migrator.migrate(pool)
@@ -597,7 +601,7 @@ public final class SQLiteStateStore: StateStore {
 
     @discardableResult
     public func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T {
-        let lock = try await FileLock.acquire(path: path + ".lock", timeout: timeout, statePath: path)
+        let lock = try await FileLock.acquire(database: path, timeout: timeout)
         defer { lock.release() }
         return try await body()
     }

@@ -58,6 +58,8 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
     case locked(path: String, holder: String?, waitedSeconds: Double)
     case database(path: String, message: String)
     case newerSchema(path: String)
+    /// The state file has more than one name: SQLite would keep a write-ahead log per name and corrupt it.
+    case hardLinked(path: String, links: Int)
 
     public var description: String {
         switch self {
@@ -69,6 +71,10 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
             return "state \(path): \(message)"
         case .newerSchema(let path):
             return "state \(path) was written by a newer version of tide; upgrade tide to use it"
+        case .hardLinked(let path, let links):
+            return "state \(path) has \(links) hard links: SQLite keeps its write-ahead log beside the name a file is "
+                + "opened by, so each name would get a log of its own and the state would be corrupted. Remove the "
+                + "extra links and use one path (a symlink is fine)"
         }
     }
 }

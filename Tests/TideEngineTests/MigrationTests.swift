@@ -181,14 +181,33 @@ struct MigrationTests {
         h.executor.reset()
         let report = try await h.pass()
         #expect(report.hasFailures)
-        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .failed)
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .held)
         #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty, "the live app is left alone")
-        #expect(await h.live("payments")?.version == "2.0")
+        // A refusal is not a failure of what runs: the target stays Healthy at 2.0, with the refusal shown.
+        let refusedLive = try #require(await h.live("payments"))
+        #expect(refusedLive.version == "2.0")
+        #expect(refusedLive.phase == .healthy)
+        #expect(refusedLive.failed == nil)
+        #expect(refusedLive.waiting?.contains("refused 1.0") == true)
         #expect(try db.columns("users") == ["id", "name", "email"], "and so is the database")
         #expect(try db.history().count == 3)
         // The next pass holds it, and still touches nothing.
         let again = try await h.pass()
         #expect(again.outcomes.first { $0.target.service == "payments" }?.result == .held)
+        #expect(await h.store.events(EventQuery(kinds: [.rolloutRefused], limit: 10)).count == 1)
+
+        // Rolling forward after the refusal: 3.0 never ran here, so it is no ROLLBACK (which would pass every
+        // gate), though the revert is in the range since what runs.
+        try h.fixture.commit(
+            "payments 3.0",
+            files: [
+                "tide/migrations.yaml": Self.migration,
+                "services/payments.yaml": Self.service("3.0", migrations: ["add-email"]),
+            ])
+        let forward = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
+        #expect(forward.kind == .deploy || forward.kind == .wait)
+        #expect(forward.classification == .feature)
+        #expect(forward.reason?.contains("not a rollback") == true)
     }
 
     @Test(

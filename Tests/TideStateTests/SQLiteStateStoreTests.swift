@@ -114,6 +114,48 @@ struct SQLiteStateStoreTests {
         #expect(entered.get())
     }
 
+    @Test("the lock follows the file, not its path: a symlink and another spelling are one lock")
+    func lockByIdentity() async throws {
+        let first = try SQLiteStateStore(path: path)
+        let directory = (path as NSString).deletingLastPathComponent
+        let symlink = directory + "/through-a-symlink.sqlite"
+        let dotted = directory + "/./" + (path as NSString).lastPathComponent
+        try FileManager.default.createSymbolicLink(atPath: symlink, withDestinationPath: path)
+        let others = try [symlink, dotted].map { try SQLiteStateStore(path: $0) }
+        let entered = LockedBox(0)
+        try await first.withExclusiveLock(timeout: 1) {
+            for other in others {
+                await #expect(throws: StateError.self) {
+                    _ = try await other.withExclusiveLock(timeout: 0.2) { entered.update { $0 += 1 } }
+                }
+            }
+        }
+        #expect(entered.get() == 0)
+        // Released, each gets it in turn; none of them is shut out for good.
+        for other in others { try await other.withExclusiveLock(timeout: 0.5) { entered.update { $0 += 1 } } }
+        #expect(entered.get() == 2)
+    }
+
+    @Test("a state file with a second name (a hard link) is refused before anything is written")
+    func hardLinkRefused() async throws {
+        let first = try SQLiteStateStore(path: path)
+        try await first.apply(StateWrite(events: [Event(time: Date(), kind: .reconcileError, message: "x")]))
+        let hardLink = (path as NSString).deletingLastPathComponent + "/through-a-hard-link.sqlite"
+        try FileManager.default.linkItem(atPath: path, toPath: hardLink)
+        #expect {
+            _ = try SQLiteStateStore(path: hardLink)
+        } throws: { error in
+            "\(error)".contains("has 2 hard links")
+        }
+        // The store opened before the link was made cannot take the lock either: no pass runs on it.
+        await #expect(throws: StateError.self) {
+            try await first.withExclusiveLock(timeout: 0.2) {}
+        }
+        try FileManager.default.removeItem(atPath: hardLink)
+        try await first.withExclusiveLock(timeout: 0.2) {}
+        #expect(try await first.events(EventQuery()).count == 1)
+    }
+
     @Test("a waiting holder gets the lock as soon as the first releases it")
     func lockWaits() async throws {
         let first = try SQLiteStateStore(path: path)
