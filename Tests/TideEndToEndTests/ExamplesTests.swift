@@ -149,7 +149,7 @@ struct ExamplesTests {
             let refused = try commit(invalid, environment)
             #expect(refused.status != 0, "\(way): an invalid commit is refused")
             #expect(
-                refused.standardError.contains("services/web.yaml:5:13")
+                refused.standardError.contains("services/web.yaml:5:")
                     && refused.standardError.contains("nowhere"), "\(way): \(refused.combined)")
             #expect(try head() == before, "\(way): nothing was committed")
 

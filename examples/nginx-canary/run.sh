@@ -39,6 +39,10 @@ edit() {
 }
 
 tide=$(command -v -- "${TIDE:-tide}") || die "tide not found: put it on PATH or set TIDE=/path/to/tide"
+case $tide in
+/*) ;;
+*) tide="$PWD/$tide" ;; # the script changes directory below
+esac
 TIDE=$tide
 export TIDE # the config repo's pre-commit hook finds tide through it
 command -v nginx >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/usr/local/sbin" # Debian keeps nginx in /usr/sbin
