@@ -681,4 +681,58 @@ struct EndToEndTests {
             try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n"
         )
     }
+
+    @Test("the hook checks what `git commit -a` and `git commit PATH` stage into their own index ($GIT_INDEX_FILE)")
+    func hookSeesCommitAll() throws {
+        let scratch = try TemporaryDirectory("tide-hook-index")
+        let dir = scratch.appending("config")
+        #expect(try TideBinary.run(["init", dir]).status == 0)
+        let git = { (args: [String]) throws -> ProcessOutput in
+            try runProcess(
+                GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir,
+                environment: ["TIDE": TideBinary.path])
+        }
+        let head = { try git(["rev-parse", "HEAD"]).standardOutput }
+        let before = try head()
+        let path = dir + "/services/checkout.yaml"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        // Edited in the work tree only: the repository's index still holds the valid file.
+        try Data(original.replacingOccurrences(of: "executor: local", with: "executor: nosuch").utf8).write(
+            to: URL(fileURLWithPath: path))
+        for command in [["commit", "-a", "-m", "typo"], ["commit", "-m", "typo", "services/checkout.yaml"]] {
+            let blocked = try git(command)
+            #expect(blocked.status != 0, "git \(command.joined(separator: " ")) must be refused")
+            #expect(blocked.standardError.contains("spec.executor: executor 'nosuch' is not defined"))
+        }
+        #expect(try head() == before, "nothing was committed")
+        // A valid edit goes through the same way.
+        try Data(original.replacingOccurrences(of: "version: \"1.4.2\"", with: "version: \"1.4.3\"").utf8).write(
+            to: URL(fileURLWithPath: path))
+        #expect(try git(["commit", "-q", "-a", "-m", "checkout 1.4.3"]).status == 0)
+        #expect(try head() != before)
+    }
+
+    @Test("tide rollback on a head that already reverted the change writes nothing and says so")
+    func rollbackAlreadyReverted() throws {
+        let scratch = try TemporaryDirectory("tide-rollback-twice")
+        let dir = scratch.appending("config")
+        #expect(try TideBinary.run(["init", dir]).status == 0)
+        #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
+        let git = { (args: [String]) throws -> ProcessOutput in
+            try runProcess(
+                GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir)
+        }
+        let path = dir + "/services/checkout.yaml"
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        try Data(original.replacingOccurrences(of: "version: \"1.4.2\"", with: "version: \"1.4.3\"").utf8).write(
+            to: URL(fileURLWithPath: path))
+        #expect(try git(["commit", "-q", "--no-verify", "-a", "-m", "checkout 1.4.3"]).status == 0)
+        #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
+        _ = try git(["revert", "--no-edit", "HEAD"])
+        let head = try git(["rev-parse", "HEAD"]).standardOutput
+        let again = try TideBinary.run(["rollback", "checkout", "--env", "prod"], in: dir)
+        #expect(again.combined.contains("nothing written"), "\(again.combined)")
+        #expect(again.combined.contains("already reverted"))
+        #expect(try git(["rev-parse", "HEAD"]).standardOutput == head, "no empty commit")
+    }
 }
