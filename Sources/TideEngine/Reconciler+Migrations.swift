@@ -64,6 +64,31 @@ extension Reconciler {
         return nil
     }
 
+    /// A deployment whose migration has an applied phase the manifest no longer matches cannot start: the plan
+    /// says so with the error reconcile gives (instead of "config changed"), and the pass refuses it, leaving the
+    /// running version as it is. A database that cannot be read now is left to the rollout, which reports it.
+    func refuseEditedMigrations(_ plan: inout Plan, desired: DesiredState) async {
+        var statuses: [String: [String: MigrationStatus]] = [:]
+        for index in plan.actions.indices where [.deploy, .wait].contains(plan.actions[index].kind) {
+            let id = plan.actions[index].target
+            guard let target = desired.target(id), !target.migrations.isEmpty else { continue }
+            if statuses[id.environment] == nil {
+                statuses[id.environment] =
+                    (try? await migrationStatuses(environment: id.environment, desired: desired))
+                    ?? [:]
+            }
+            for name in target.migrations {
+                guard let migration = desired.migrations[name], let status = statuses[id.environment]?[name],
+                    let edited = Self.editedPhase(migration, status)
+                else { continue }
+                plan.actions[index].kind = .refuse
+                plan.actions[index].gates = []
+                plan.actions[index].reason = edited
+                break
+            }
+        }
+    }
+
     /// An applied phase whose statements the manifest no longer matches.
     static func editedPhase(_ migration: MigrationManifest, _ status: MigrationStatus) -> String? {
         for phaseName in MigrationManifest.PhaseName.allCases {

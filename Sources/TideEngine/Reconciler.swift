@@ -111,10 +111,11 @@ public final class Reconciler: Sendable {
         let resolution = try await resolve(record: false)
         guard let desired = resolution.desired else { return (resolution, nil) }
         let live = try await store.liveTargets()
-        let plan = try await Planner(
+        var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
             contracted: try await contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
+        await refuseEditedMigrations(&plan, desired: desired)
         return (resolution, plan)
     }
 
@@ -165,10 +166,11 @@ public final class Reconciler: Sendable {
             )
         }
         let live = try await store.liveTargets()
-        let plan = try await Planner(
+        var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
             contracted: try await contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
+        await refuseEditedMigrations(&plan, desired: desired)
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
         var outcomes: [TargetOutcome] = []

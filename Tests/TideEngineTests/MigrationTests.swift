@@ -264,14 +264,19 @@ struct MigrationTests {
                 "tide/migrations.yaml": edited,
                 "services/payments.yaml": Self.service("2.1", migrations: ["add-email"]),
             ])
+        // The plan says what reconcile will say — not "config changed".
+        let planned = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
+        #expect(planned.kind == .refuse)
+        #expect(planned.reason?.hasPrefix("migration add-email: spec.expand was applied at ") == true)
         let report = try await h.pass()
         let outcome = try #require(report.outcomes.first { $0.target.service == "payments" })
-        #expect(outcome.result == .failed)
+        #expect(outcome.result == .held)
         #expect(
-            outcome.message?.hasPrefix("migration add-email: spec.expand was applied at ") == true,
+            outcome.message?.contains("refused 2.1: migration add-email: spec.expand was applied at ") == true,
             "\(outcome.message ?? "")")
         #expect(outcome.message?.contains("an applied phase cannot be edited") == true)
         #expect(await h.live("payments")?.version == "2.0")
+        #expect(await h.live("payments")?.phase == .healthy, "what runs did not fail")
         #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
     }
 
