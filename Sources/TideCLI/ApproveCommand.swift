@@ -20,8 +20,7 @@ struct ApproveCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The version to approve (default: the version desired there at the branch head).")
     var version: String?
 
-    @Option(name: .long, help: "Who approves (default: $TIDE_USER, else git's user.name and user.email, else $USER).")
-    var by: String?
+    @OptionGroup var actor: ActorOptions
 
     @Option(name: .long, help: "Why, for the record.")
     var comment: String?
@@ -46,7 +45,7 @@ struct ApproveCommand: AsyncParsableCommand {
             }
             approved = target.version
         }
-        let who = by ?? Self.defaultApprover(repository)
+        let who = actor.who(in: repository)
         try await store.apply(
             StateWrite(events: [
                 Event(
@@ -59,12 +58,5 @@ struct ApproveCommand: AsyncParsableCommand {
                         }))
             ]))
         print("approved \(service) \(approved) for \(environment) (by \(who)); it starts at the next reconcile")
-    }
-
-    static func defaultApprover(_ repository: Repository) -> String {
-        let environment = ProcessInfo.processInfo.environment
-        if let user = environment["TIDE_USER"], !user.isEmpty { return user }
-        if let signature = try? repository.defaultSignature() { return "\(signature.name) <\(signature.email)>" }
-        return environment["USER"] ?? "unknown"
     }
 }

@@ -82,10 +82,17 @@ struct HistoryCommand: AsyncParsableCommand {
                     [
                         iso($0.time), $0.target?.description ?? "-", $0.kind.rawValue,
                         versionColumn($0), $0.classification?.rawValue ?? "-", $0.revision?.short ?? "-",
-                        record($0).map { $0.failed ? "failed: \($0.failureReason ?? "needed intervention")" : "ok" }
-                            ?? "", $0.message,
+                        record($0).map { $0.failed ? "failed" : "ok" } ?? "-", Self.message($0, record: record($0)),
                     ]
                 }))
+    }
+
+    /// The MESSAGE column: the event's message, and why DORA counts its deployment failed when the message does
+    /// not already say it (a deployment that went live and was later reverted, rolled back or hotfixed).
+    static func message(_ event: Event, record: DeploymentRecord?) -> String {
+        guard let record, record.failed else { return event.message }
+        let reason = record.failureReason ?? "needed intervention"
+        return event.message.contains(reason) ? event.message : "\(event.message); counted failed: \(reason)"
     }
 
     /// The deployment a finished-deployment event belongs to.

@@ -26,19 +26,25 @@ struct PromoteCommand: AsyncParsableCommand {
     @Option(name: .long, help: "With --to: the version (default: what the environments ENV requires run).")
     var version: String?
 
+    @OptionGroup var actor: ActorOptions
+
     func validate() throws {
         guard (environment == nil) != (to == nil) else {
             throw ValidationError("name either --env (promote a rollout) or --to (commit a version), not both")
         }
         if full && environment == nil { throw ValidationError("--full goes with --env") }
         if version != nil && to == nil { throw ValidationError("--version goes with --to") }
+        if actor.by != nil && environment == nil {
+            throw ValidationError("--by goes with --env: a --to commit is authored by git's user.name and user.email")
+        }
     }
 
     func run() async throws {
         let reconciler = try global.reconciler()
         if let environment {
             try await RolloutControlCommand.apply(
-                .promote(full: full), service: service, environment: environment, reconciler: reconciler)
+                .promote(full: full), service: service, environment: environment, reconciler: reconciler,
+                by: actor.who(in: reconciler.repository))
             return
         }
         let to = to!  // validate() requires --env or --to
@@ -61,18 +67,13 @@ struct PromoteCommand: AsyncParsableCommand {
 
 /// `tide pause|resume|abort|retry SERVICE --env E`.
 struct RolloutControlCommand {
-    static func who() -> String {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["TIDE_USER"] ?? environment["USER"] ?? "unknown"
-    }
-
-    /// Applies the control, then runs one reconcile pass so the rollout moves right away (abort has already
-    /// moved it).
+    /// Applies the control for `who`, then runs one reconcile pass so the rollout moves right away (abort has
+    /// already moved it).
     static func apply(
-        _ control: RolloutControl, service: String, environment: String, reconciler: Reconciler
+        _ control: RolloutControl, service: String, environment: String, reconciler: Reconciler, by who: String
     ) async throws {
         do {
-            print(try await reconciler.control(control, service: service, environment: environment, by: who()))
+            print(try await reconciler.control(control, service: service, environment: environment, by: who))
         } catch let error as ControlError {
             throw ReportedFailure(message: "tide: error: \(error)")
         }
@@ -90,10 +91,13 @@ struct PauseCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @OptionGroup var actor: ActorOptions
 
     func run() async throws {
+        let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
-            .pause, service: service, environment: environment, reconciler: try global.reconciler())
+            .pause, service: service, environment: environment, reconciler: reconciler,
+            by: actor.who(in: reconciler.repository))
     }
 }
 
@@ -102,10 +106,13 @@ struct ResumeCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @OptionGroup var actor: ActorOptions
 
     func run() async throws {
+        let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
-            .resume, service: service, environment: environment, reconciler: try global.reconciler())
+            .resume, service: service, environment: environment, reconciler: reconciler,
+            by: actor.who(in: reconciler.repository))
     }
 }
 
@@ -115,10 +122,13 @@ struct AbortCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @OptionGroup var actor: ActorOptions
 
     func run() async throws {
+        let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
-            .abort, service: service, environment: environment, reconciler: try global.reconciler())
+            .abort, service: service, environment: environment, reconciler: reconciler,
+            by: actor.who(in: reconciler.repository))
     }
 }
 
@@ -128,9 +138,12 @@ struct RetryCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @OptionGroup var actor: ActorOptions
 
     func run() async throws {
+        let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
-            .retry, service: service, environment: environment, reconciler: try global.reconciler())
+            .retry, service: service, environment: environment, reconciler: reconciler,
+            by: actor.who(in: reconciler.repository))
     }
 }

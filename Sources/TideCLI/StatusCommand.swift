@@ -64,8 +64,15 @@ struct StatusCommand: AsyncParsableCommand {
         let repository = try global.openRepository()
         let store = try global.openStore(for: repository)
         let status = try await store.repositoryStatus()
-        let targets = try await store.liveTargets()
         let head = try? repository.resolveCommit(branch: global.branch)
+        // The applied revision's desired state is what the live targets came from; the head's, if none applies.
+        let desired = [status.lastGoodRevision, head].lazy.compactMap { revision in
+            revision.flatMap {
+                try? ManifestLoader().load(
+                    from: GitCommitSource(repository: repository, commit: $0, root: global.manifestRoot))
+            }
+        }.first
+        let targets = Self.pipelineOrder(try await store.liveTargets(), desired: desired)
         var words: [TargetID: String] = [:]
         for target in targets {
             let last = try await store.deployments(DeploymentQuery(target: target.id, limit: 1)).first
@@ -111,6 +118,22 @@ struct StatusCommand: AsyncParsableCommand {
                 }))
     }
 
+    /// Live targets in the order a version travels: the desired state's (environments by `requires`, then
+    /// services by `dependsOn` within each), then targets only the live state still has, in the store's order
+    /// (environment, then service). Without a desired state to read, all in the store's order.
+    static func pipelineOrder(_ targets: [LiveTarget], desired: DesiredState?) -> [LiveTarget] {
+        let rank = Dictionary(
+            (desired?.targets ?? []).enumerated().map { ($0.element.id, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        return targets.enumerated().sorted { left, right in
+            switch (rank[left.element.id], rank[right.element.id]) {
+            case (let l?, let r?): l < r
+            case (.some, nil): true
+            case (nil, .some): false
+            case (nil, nil): left.offset < right.offset
+            }
+        }.map(\.element)
+    }
+
     /// The DETAIL column: how far a rollout got (step, weight, paused) and what its analyses measured, or why
     /// a target failed or waits.
     static func detail(for target: LiveTarget) -> String {
@@ -140,7 +163,10 @@ struct StatusCommand: AsyncParsableCommand {
         if let failed = target.failed, target.phase == .failed || target.phase == .rolledBack {
             return "failed \(failed.version): \(failed.message)"
         }
-        if let waiting = target.waiting { return "waiting: \(waiting)" }
+        if let waiting = target.waiting {
+            // Gate reasons that already say so ("waiting for approval: …") are not prefixed again.
+            return waiting.hasPrefix("waiting") ? waiting : "waiting: \(waiting)"
+        }
         return ""
     }
 }

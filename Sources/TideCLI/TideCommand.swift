@@ -19,6 +19,7 @@ public struct TideCommand: AsyncParsableCommand {
 
     /// Parses `arguments` (the process's own when nil), runs the command and exits with Tide's exit codes.
     public static func main(_ arguments: [String]? = nil) async -> Never {
+        lineBufferStandardOutput()
         do {
             var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
