@@ -30,6 +30,8 @@ struct PlanCommand: AsyncParsableCommand {
         var rejected: [Diagnostic]
         var warnings: [Diagnostic]
         var actions: [PlannedAction]
+        /// Auto-promotions waiting for a bake, with when they are due.
+        var promotions: [ScheduledPromotion]
     }
 
     func run() async throws {
@@ -44,7 +46,8 @@ struct PlanCommand: AsyncParsableCommand {
             try printJSON(
                 Output(
                     head: resolution.head.hex, revision: plan?.revision.hex, rejected: resolution.rejected,
-                    warnings: resolution.desired?.warnings ?? [], actions: plan?.actions ?? []))
+                    warnings: resolution.desired?.warnings ?? [], actions: plan?.actions ?? [],
+                    promotions: plan?.promotions ?? []))
             if !resolution.rejected.isEmpty { throw ReportedFailure() }
             return
         }
@@ -73,6 +76,12 @@ struct PlanCommand: AsyncParsableCommand {
                                 ? $0.reason ?? "" : "held: " + $0.gates.map(\.reason).joined(separator: "; "),
                         ]
                     }))
+        }
+        for promotion in plan.promotions {
+            print(
+                "\(promotion.service)@\(promotion.environment): promote \(promotion.version) from "
+                    + "\(promotion.from.joined(separator: ", ")) at \(iso(promotion.due)) (promotion: auto, after the bake)"
+            )
         }
         if !resolution.rejected.isEmpty { throw ReportedFailure() }
     }

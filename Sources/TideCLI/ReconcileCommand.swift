@@ -23,7 +23,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     func run() async throws {
         let reconciler = try global.reconciler()
         var report = try await reconciler.reconcile(lockTimeout: lockTimeout)
-        while watch, let due = (report.outcomes.compactMap(\.nextDue) + report.migrations.compactMap(\.nextDue)).min() {
+        while watch, let due = report.nextDue {
             try show(report, final: false)
             print("next pass at \(iso(due))")
             try await Task.sleep(for: .milliseconds(Int(max(0.2, due.timeIntervalSinceNow) * 1000) + 50))
@@ -58,15 +58,23 @@ struct ReconcileCommand: AsyncParsableCommand {
             case .unchanged, .held: continue
             }
             let classification = outcome.classification.map { " [\($0.rawValue)]" } ?? ""
-            let line =
+            var line =
                 "\(outcome.target): \(outcome.result.rawValue) \(versions)\(classification)"
                 + (outcome.message.map { ": \($0)" } ?? "")
+            if outcome.result == .waiting, let message = outcome.message, message.hasPrefix("waiting") {
+                line = "\(outcome.target): \(versions)\(classification) \(message)"  // no "waiting …: waiting for"
+            }
             if outcome.result == .failed || outcome.result == .blocked { printError(line) } else { print(line) }
         }
         for promotion in report.promotions {
             print(
                 "\(promotion.service)@\(promotion.environment): promoted \(promotion.version) from "
                     + "\(promotion.from.joined(separator: ", ")) in commit \(promotion.commit.short)")
+        }
+        for promotion in report.scheduledPromotions {
+            print(
+                "\(promotion.service)@\(promotion.environment): promote \(promotion.version) from "
+                    + "\(promotion.from.joined(separator: ", ")) at \(iso(promotion.due)) (bake)")
         }
         for migration in report.migrations {
             let line =

@@ -48,6 +48,8 @@ public struct Plan: Sendable, Codable {
     public var revision: ObjectID
     /// Dependencies before dependents; removals last, dependents first.
     public var actions: [PlannedAction]
+    /// Auto-promotions that wait for a bake to end, with when they are due.
+    public var promotions: [ScheduledPromotion] = []
 
     public var pending: [PlannedAction] { actions.filter(\.changesSomething) }
 }

@@ -36,6 +36,8 @@ public struct ReconcileReport: Sendable, Codable {
     public var outcomes: [TargetOutcome]
     /// Versions this pass committed to the config repo as environments' versions (`promotion: auto`).
     public var promotions: [Promotion] = []
+    /// Auto-promotions waiting for a bake to end, with when they are due.
+    public var scheduledPromotions: [ScheduledPromotion] = []
     /// Contracts and downs this pass ran, or that wait (expands run with their target's rollout).
     public var migrations: [MigrationOutcome] = []
 
@@ -48,6 +50,11 @@ public struct ReconcileReport: Sendable, Codable {
     }
 
     public var executorCalls: Int { outcomes.reduce(0) { $0 + $1.executorCalls } }
+
+    /// When something is due next by itself: a pause ending, a gate opening, a contract, an auto-promotion.
+    public var nextDue: Date? {
+        (outcomes.compactMap(\.nextDue) + migrations.compactMap(\.nextDue) + scheduledPromotions.map(\.due)).min()
+    }
 }
 
 /// A migration phase a pass ran, or that waits, in one environment.

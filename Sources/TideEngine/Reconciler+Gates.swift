@@ -37,7 +37,9 @@ extension Reconciler {
                         Event(
                             time: now, kind: .gateWaiting, target: action.target, revision: revision, version: version,
                             previousVersion: action.fromVersion, classification: action.classification,
-                            message: "\(version) waits: \(reason)",
+                            message: reason.hasPrefix("waiting for ")
+                                ? "\(version) waits for " + reason.dropFirst("waiting for ".count)
+                                : "\(version) waits: \(reason)",
                             details: .object([
                                 "gates": .array(gates.map { .string($0.kind.rawValue) })
                             ]))

@@ -1,6 +1,6 @@
-import Foundation
+public import Foundation
 public import TideGit
-import TideManifest
+public import TideManifest
 import TideState
 
 /// A version written into the config repo as an environment's version.
@@ -14,6 +14,17 @@ public struct Promotion: Sendable, Hashable, Codable {
     public var commit: ObjectID
     public var file: String
     public var workTreeUpdated: Bool
+}
+
+/// An auto-promotion that waits for a bake to end.
+public struct ScheduledPromotion: Sendable, Hashable, Codable {
+    public var service: String
+    public var environment: String
+    public var version: String
+    /// The environments it is taken from.
+    public var from: [String]
+    /// When the version has baked in every one of them.
+    public var due: Date
 }
 
 /// Promotion failures.
@@ -76,12 +87,35 @@ extension Reconciler {
 
     /// Auto-promotions due now: for every environment with `promotion: auto`, each service whose required
     /// environments all run one version healthy, baked for the environment's `bake`, that the environment does not
-    /// want yet and never ran. Each becomes a commit; the deployments follow in the next pass.
-    func autoPromote(desired: DesiredState, head: ObjectID) async throws -> [Promotion] {
-        guard desired.revision == head else { return [] }
+    /// want yet and never ran. Each becomes a commit; the deployments follow in the next pass. Returns what it
+    /// wrote and what waits for a bake to end (so `--watch` and `tide plan` can say when).
+    func autoPromote(
+        desired: DesiredState, head: ObjectID
+    ) async throws -> (written: [Promotion], scheduled: [ScheduledPromotion]) {
+        guard desired.revision == head else { return ([], []) }
         let now = clock.now()
         var parent = head
-        var promotions: [Promotion] = []
+        var written: [Promotion] = []
+        var scheduled: [ScheduledPromotion] = []
+        for candidate in try await scheduledPromotions(desired: desired) {
+            guard candidate.due <= now else {
+                scheduled.append(candidate)
+                continue
+            }
+            let promotion = try await writePromotion(
+                service: candidate.service, environment: candidate.environment, version: candidate.version,
+                from: candidate.from, desired: desired, parent: parent)
+            parent = promotion.commit
+            written.append(promotion)
+        }
+        return (written, scheduled)
+    }
+
+    /// Every auto-promotion the live state calls for, with when it is due: for each environment with
+    /// `promotion: auto`, a service whose required environments all run one version healthy that the environment
+    /// does not want yet and never ran; due once that version has baked in each of them (a hotfix does not bake).
+    public func scheduledPromotions(desired: DesiredState) async throws -> [ScheduledPromotion] {
+        var result: [ScheduledPromotion] = []
         for environment in desired.environments.values.sorted(by: { $0.name < $1.name })
         where environment.promotion == .auto && !environment.requires.isEmpty {
             for target in desired.targets where target.id.environment == environment.name {
@@ -89,6 +123,7 @@ extension Reconciler {
                 let upstream = environment.requires.filter { desired.services[service]?.environments[$0] != nil }
                 guard !upstream.isEmpty else { continue }
                 var candidate: String?
+                var due = Date.distantPast
                 var ready = true
                 for required in upstream {
                     let id = TargetID(service: service, environment: required)
@@ -101,24 +136,21 @@ extension Reconciler {
                     candidate = running
                     let deployment = try await store.deployments(DeploymentQuery(target: id, limit: 50))
                         .first { $0.succeeded && $0.version == running }
-                    let bakedSince = deployment?.finishedAt ?? live.updatedAt
-                    if deployment?.classification != .hotfix && now < bakedSince.addingTimeInterval(environment.bake) {
-                        ready = false
-                        break
+                    if deployment?.classification != .hotfix {
+                        let bakedSince = deployment?.finishedAt ?? live.updatedAt
+                        due = max(due, bakedSince.addingTimeInterval(environment.bake))
                     }
                 }
                 guard ready, let version = candidate, version != target.version else { continue }
                 let ranBefore = try await store.deployments(DeploymentQuery(target: target.id, limit: 500))
                     .contains { $0.succeeded && $0.version == version }
                 guard !ranBefore else { continue }
-                let promotion = try await writePromotion(
-                    service: service, environment: environment.name, version: version, from: upstream,
-                    desired: desired, parent: parent)
-                parent = promotion.commit
-                promotions.append(promotion)
+                result.append(
+                    ScheduledPromotion(
+                        service: service, environment: environment.name, version: version, from: upstream, due: due))
             }
         }
-        return promotions
+        return result
     }
 
     private func writePromotion(

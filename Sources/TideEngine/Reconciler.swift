@@ -116,6 +116,7 @@ public final class Reconciler: Sendable {
             contracted: try await contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
+        plan.promotions = try await scheduledPromotions(desired: desired)
         return (resolution, plan)
     }
 
@@ -209,7 +210,7 @@ public final class Reconciler: Sendable {
         var report = ReconcileReport(
             head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
         report.migrations = try await settleMigrations(desired: desired, revision: revision)
-        report.promotions = try await autoPromote(desired: desired, head: resolution.head)
+        (report.promotions, report.scheduledPromotions) = try await autoPromote(desired: desired, head: resolution.head)
         return (report, desired)
     }
 

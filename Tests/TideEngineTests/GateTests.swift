@@ -270,8 +270,15 @@ struct PromotionTests {
         pass = try await h.pass(at: monday + 2 * hourSeconds)
         #expect(pass.deploys == ["api@staging 2.0.0"])
         let before = try h.fixture.head()
-        pass = try await h.pass(at: monday + 2.5 * hourSeconds)
+        h.clock.set(monday + 2.5 * hourSeconds)
+        let waiting = try await h.reconciler.reconcile(lockTimeout: 1)
         #expect(try h.fixture.head() == before, "not baked yet: no promotion")
+        // The promotion is timed work that is due: the report (and so --watch) and the plan say when.
+        let scheduled = try #require(waiting.scheduledPromotions.first)
+        #expect("\(scheduled.service)@\(scheduled.environment) \(scheduled.version)" == "api@prod 2.0.0")
+        #expect(scheduled.due == monday + 3 * hourSeconds)
+        #expect(waiting.nextDue == monday + 3 * hourSeconds)
+        #expect(try await h.reconciler.plan().1?.promotions == [scheduled])
 
         h.clock.set(monday + 3 * hourSeconds)
         let promoted = try await h.reconciler.reconcile(lockTimeout: 1)
