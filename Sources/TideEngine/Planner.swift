@@ -76,7 +76,9 @@ public struct Planner: Sendable {
                 action.kind = .resume
                 action.fromVersion = rollout.previousVersion
                 action.classification = rollout.classification
-                action.reason = "resume at step \(rollout.step + 1) (interrupted)"
+                let declared = desired.services[target.id.service]?.strategy ?? StrategySpec()
+                let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
+                action.reason = "resume at \(Reconciler.stepLabel(rollout.step, strategy: strategy)) (interrupted)"
                 return action
             }
             // A newer desired state pre-empts the interrupted rollout.

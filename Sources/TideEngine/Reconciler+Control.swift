@@ -114,10 +114,13 @@ extension Reconciler {
             }
             var kind = Event.Kind.rolloutPaused
             var words = ""
+            let declared = try await resolve(record: false).desired?.services[id.service]?.strategy ?? StrategySpec()
+            let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
+            let label = Self.stepLabel(rollout.step, strategy: strategy)
             switch control {
             case .pause:
                 rollout.paused = true
-                words = "paused at step \(rollout.step + 1), weight \(rollout.weight)"
+                words = "paused at \(label), weight \(rollout.weight)"
             case .resume:
                 guard rollout.paused else { throw ControlError(description: "\(id) is not paused") }
                 rollout.paused = false
@@ -130,18 +133,14 @@ extension Reconciler {
                     rollout.full = true
                     words = "promoted fully: remaining weights and pauses skipped"
                 } else {
-                    let resolution = try await resolve(record: false)
-                    let declared = resolution.desired?.services[id.service]?.strategy ?? StrategySpec()
-                    let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
                     let steps = Self.steps(for: strategy)
                     guard rollout.step < steps.count, case .pause = steps[rollout.step] else {
                         throw ControlError(
-                            description:
-                                "\(id) is not at a pause (step \(rollout.step + 1)); promote --full skips the rest")
+                            description: "\(id) is not at a pause (it is at \(label)); promote --full skips the rest")
                     }
                     rollout.step += 1
                     rollout.stepStartedAt = now
-                    words = "promoted past the pause at step \(rollout.step)"
+                    words = "promoted past \(label)"
                 }
             default:
                 break

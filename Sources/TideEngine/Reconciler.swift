@@ -377,6 +377,7 @@ public final class Reconciler: Sendable {
         var backgroundDue: Date?
         while rollout.step < steps.count {
             let step = rollout.step
+            let label = Self.stepLabel(step, strategy: strategy)
             if !rollout.paused, !rollout.full, step >= 2, let name = strategy.backgroundAnalysis {
                 // Beside the steps, from the candidate's first check on: the background analysis.
                 let (verdict, measured) = try await analyse(
@@ -405,8 +406,7 @@ public final class Reconciler: Sendable {
             if rollout.paused {
                 return try await progressing(
                     target.id, rollout, state: &state,
-                    message:
-                        "paused at step \(step + 1)/\(steps.count) (weight \(rollout.weight)); tide resume continues",
+                    message: "paused at \(label) (weight \(rollout.weight)); tide resume continues",
                     executorCalls: calls)
             }
             let name: ExecutorAction
@@ -419,10 +419,9 @@ public final class Reconciler: Sendable {
                     return try await progressing(
                         background: backgroundDue,
                         target.id, rollout, state: &state,
-                        message: due.map {
-                            "weight \(rollout.weight), pausing until \(GateEvaluator.format($0))"
-                        }
-                            ?? "weight \(rollout.weight), paused until tide promote \(target.id.service) --env \(target.id.environment)",
+                        message: "\(label) at weight \(rollout.weight), "
+                            + (due.map { "until \(GateEvaluator.format($0))" }
+                                ?? "waiting for tide promote \(target.id.service) --env \(target.id.environment)"),
                         executorCalls: calls, nextDue: due)
                 }
                 rollout.step = step + 1
@@ -436,8 +435,7 @@ public final class Reconciler: Sendable {
                             Event(
                                 time: now, kind: .stepSucceeded, target: target.id, revision: rollout.revision,
                                 version: rollout.version,
-                                message: "step \(step + 1)/\(steps.count): pause "
-                                    + (rollout.full ? "skipped (promote --full)" : "done"))
+                                message: "\(label): " + (rollout.full ? "skipped (promote --full)" : "done"))
                         ]))
                 continue
             case .analysis(let name):
@@ -480,7 +478,7 @@ public final class Reconciler: Sendable {
                                 Event(
                                     time: clock.now(), kind: .stepSucceeded, target: target.id,
                                     revision: rollout.revision, version: rollout.version,
-                                    message: "step \(step + 1)/\(steps.count): analysis \(name) passed (\(summary))")
+                                    message: "\(label): passed (\(summary))")
                             ]))
                     continue
                 }
@@ -501,8 +499,8 @@ public final class Reconciler: Sendable {
                         Event(
                             time: startedAt, kind: .stepStarted, target: target.id, revision: rollout.revision,
                             version: rollout.version,
-                            message: "step \(step + 1)/\(steps.count): \(name.rawValue)"
-                                + (name == .setWeight ? " \(weight)%" : ""),
+                            message: strategy.type == .canary
+                                ? label : "\(label): \(name.rawValue)" + (name == .setWeight ? " \(weight)%" : ""),
                             details: .object(["actionId": .string(actionID)]))
                     ],
                     actions: [

@@ -304,7 +304,8 @@ struct EndToEndTests {
         #expect(watched.standardOutput.contains("next pass at"))
         #expect(
             watched.standardOutput.contains(
-                "api@prod: progressing 2.0.0 [FEATURE]: weight 60, paused until tide promote api --env prod"))
+                "api@prod: progressing 2.0.0 [FEATURE]: step 4/4: pause at weight 60, waiting for tide promote api --env prod"
+            ))
         let status = try repo.tide("status", "--json")
         let api = ((try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]])?.first {
             $0["service"] as? String == "api"

@@ -496,7 +496,9 @@ struct CanaryTests {
         h.clock.advance(by: 240)  // 10 minutes in
         report = try await h.pass()
         #expect(calls(h) == ["set-weight 2.1.0 50"])
-        #expect(report.outcomes.first?.message == "weight 50, paused until tide promote payments --env prod")
+        #expect(
+            report.outcomes.first?.message
+                == "step 4/4: pause at weight 50, waiting for tide promote payments --env prod")
         #expect(report.outcomes.first?.nextDue == nil)
         #expect(await h.live("payments")?.rollout?.nextDue == nil, "an open-ended pause waits for a person")
 
@@ -506,7 +508,7 @@ struct CanaryTests {
 
         let said = try await h.reconciler.control(
             .promote(full: false), service: "payments", environment: "prod", by: "dana")
-        #expect(said.contains("promoted past the pause"))
+        #expect(said.contains("promoted past step 4/4: pause"))
         report = try await h.pass()
         #expect(
             calls(h).filter { $0.hasPrefix("promote") || $0.hasPrefix("health 2.1.0 100") } == [

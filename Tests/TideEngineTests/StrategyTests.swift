@@ -78,7 +78,7 @@ struct StrategyTests {
             "    type: blue-green\n    previewAnalysis: errors\n    autoPromotion: false\n    scaleDownDelay: 5m\n")
         var report = try await h.pass()
         #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0"])
-        #expect(report.outcomes.first?.message?.contains("paused until tide promote") == true)
+        #expect(report.outcomes.first?.message?.contains("waiting for tide promote payments --env prod") == true)
         _ = try await h.reconciler.control(.promote(full: false), service: "payments", environment: "prod", by: "dana")
         report = try await h.pass()
         #expect(calls(h) == ["promote 2.1.0 100", "health 2.1.0 100"])
