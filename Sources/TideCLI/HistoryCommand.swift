@@ -28,7 +28,8 @@ struct HistoryCommand: AsyncParsableCommand {
     static let summaryKinds: [Event.Kind] = [
         .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
         .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
-        .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried,
+        .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried, .rolloutRefused,
+        .migrationApplied, .migrationFailed,
     ]
 
     struct EventOutput: Encodable {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideEngine
 import TideGit
 import TideManifest
 import TideState
@@ -22,6 +23,8 @@ struct StatusCommand: AsyncParsableCommand {
         var rejectedAt: Date?
         var rejection: [Diagnostic]
         var targets: [TargetStatus]
+        /// Timed work that is due by itself: auto-promotions waiting for a bake.
+        var scheduledPromotions: [ScheduledPromotion]
     }
 
     struct TargetStatus: Encodable {
@@ -52,6 +55,7 @@ struct StatusCommand: AsyncParsableCommand {
             case "policy": return "blocked by policy"
             case "window": return "waiting for a window"
             case "bake": return "waiting for bake"
+            case "refused": return "deployed; change refused"
             default: return "waiting for upstream"
             }
         }
@@ -73,6 +77,8 @@ struct StatusCommand: AsyncParsableCommand {
             }
         }.first
         let targets = Self.pipelineOrder(try await store.liveTargets(), desired: desired)
+        var scheduled: [ScheduledPromotion] = []
+        if let desired { scheduled = try await global.reconciler().scheduledPromotions(desired: desired) }
         var words: [TargetID: String] = [:]
         for target in targets {
             let last = try await store.deployments(DeploymentQuery(target: target.id, limit: 1)).first
@@ -88,7 +94,7 @@ struct StatusCommand: AsyncParsableCommand {
                     state: words[$0.id] ?? "", version: $0.version, configDigest: $0.configDigest,
                     revision: $0.revision?.hex,
                     rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting, updatedAt: $0.updatedAt)
-            })
+            }, scheduledPromotions: scheduled)
         if json {
             try printJSON(output)
             return
@@ -113,9 +119,15 @@ struct StatusCommand: AsyncParsableCommand {
                 targets.map { target in
                     [
                         target.id.description, target.phase.rawValue, words[target.id] ?? "", target.version ?? "-",
-                        target.revision?.short ?? "-", iso(target.updatedAt), Self.detail(for: target),
+                        target.revision?.short ?? "-", iso(target.updatedAt),
+                        Self.detail(for: target, strategy: desired?.services[target.id.service]?.strategy),
                     ]
                 }))
+        for promotion in scheduled {
+            print(
+                "Due: \(promotion.service)@\(promotion.environment): promote \(promotion.version) from "
+                    + "\(promotion.from.joined(separator: ", ")) at \(iso(promotion.due)) (after the bake)")
+        }
     }
 
     /// Live targets in the order a version travels: the desired state's (environments by `requires`, then
@@ -136,9 +148,15 @@ struct StatusCommand: AsyncParsableCommand {
 
     /// The DETAIL column: how far a rollout got (step, weight, paused) and what its analyses measured, or why
     /// a target failed or waits.
-    static func detail(for target: LiveTarget) -> String {
+    /// `strategy`: the service's strategy in desired state, to name the step as the manifest does.
+    static func detail(for target: LiveTarget, strategy: StrategySpec? = nil) -> String {
         if let rollout = target.rollout {
-            var parts = ["rolling out \(rollout.version), step \(rollout.step + 1), weight \(rollout.weight)%"]
+            let step =
+                strategy.map {
+                    Reconciler.stepLabel(rollout.step, strategy: rollout.previousVersion == nil ? StrategySpec() : $0)
+                }
+                ?? "step \(rollout.step + 1)"
+            var parts = ["rolling out \(rollout.version), \(step), weight \(rollout.weight)%"]
             if rollout.paused { parts.append("paused") }
             if let due = rollout.nextDue { parts.append("next step due \(iso(due))") }
             for (label, run) in [("analysis", rollout.analysis), ("background", rollout.background)] {

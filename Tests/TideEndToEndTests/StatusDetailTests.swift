@@ -32,6 +32,28 @@ struct StatusDetailTests {
                 + "1 inconclusive), last error-rate = - inconclusive")
     }
 
+    @Test("with the service's strategy, a canary's step is named as the manifest wrote it")
+    func stepAsWritten() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        var rollout = Rollout(
+            version: "2.1.0", config: .object([:]), configDigest: "d", revision: ObjectID.blobHash(of: [1]),
+            previousVersion: "2.0.0", classification: .feature, reason: nil, step: 3, startedAt: now)
+        rollout.weight = 10
+        let target = LiveTarget(
+            id: TargetID(service: "payments", environment: "prod"), executor: "local", phase: .progressing,
+            version: "2.0.0", rollout: rollout, updatedAt: now)
+        let strategy = StrategySpec(type: .canary, steps: [.setWeight(10), .pause(600), .setWeight(50), .pause(nil)])
+        #expect(
+            StatusCommand.detail(for: target, strategy: strategy)
+                == "rolling out 2.1.0, step 2/4: pause 10m, weight 10%")
+        rollout.step = 0
+        let starting = LiveTarget(
+            id: target.id, executor: "local", phase: .progressing, version: "2.0.0", rollout: rollout, updatedAt: now)
+        #expect(
+            StatusCommand.detail(for: starting, strategy: strategy).hasPrefix("rolling out 2.1.0, deploy the candidate")
+        )
+    }
+
     @Test("a timed step says when it is due; a judged analysis shows its score")
     func dueAndJudgement() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
