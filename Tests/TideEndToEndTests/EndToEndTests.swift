@@ -556,6 +556,49 @@ struct EndToEndTests {
         #expect(events.filter { $0["kind"] as? String == "revision.accepted" }.count == 1)
     }
 
+    @Test("concurrent reconciles reaching one state file by other paths (a symlink, ./) still run each step once")
+    func concurrentReconcilesThroughOtherPaths() async throws {
+        let repo = try ConfigRepo()
+        try repo.fixture.commit(
+            "slower",
+            files: [
+                "base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
+                    .replacingOccurrences(of: "timeout: 2s", with: "timeout: 20s")
+            ])
+        let script = repo.scratch.appending("executor.sh")
+        var text = try String(contentsOfFile: script, encoding: .utf8)
+        text = text.replacingOccurrences(of: "exit 0\n", with: "sleep 0.3\nexit 0\n")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: script))
+        #expect(try repo.tide("status").status == 0)  // creates the state file
+        let symlink = repo.scratch.appending("linked.sqlite")
+        try FileManager.default.createSymbolicLink(atPath: symlink, withDestinationPath: repo.state)
+        let spellings = [repo.state, symlink, repo.scratch.path + "/./state.sqlite"]
+        let runs = spellings.map { state in
+            Task.detached {
+                try TideBinary.run(
+                    ["reconcile", "--repo", repo.fixture.repoPath, "--state", state], in: repo.scratch.path)
+            }
+        }
+        var outputs: [ProcessOutput] = []
+        for run in runs { outputs.append(try await run.value) }
+        for output in outputs { #expect(output.status == 0, "\(output.combined)") }
+        #expect(
+            repo.calls() == [
+                "deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0",
+            ])
+        let history = try repo.tide("history", "--json", "--limit", "100")
+        let events = try #require(try repo.json(history) as? [[String: Any]])
+        #expect(events.filter { $0["kind"] as? String == "deployment.succeeded" }.count == 2)
+
+        // A second name for the file (a hard link) is refused before anything runs.
+        let hardLink = repo.scratch.appending("hard.sqlite")
+        try FileManager.default.linkItem(atPath: repo.state, toPath: hardLink)
+        let refused = try TideBinary.run(
+            ["reconcile", "--repo", repo.fixture.repoPath, "--state", hardLink], in: repo.scratch.path)
+        #expect(refused.status == 1)
+        #expect(refused.standardError.contains("has 2 hard links"), "\(refused.combined)")
+    }
+
     @Test("a waiting reconcile gives up with a clear message after --lock-timeout")
     func lockTimeout() async throws {
         let repo = try ConfigRepo()
