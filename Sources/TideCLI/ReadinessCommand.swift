@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideEngine
+import TideExecutors
 import TideManifest
 import TideState
 
@@ -83,9 +84,18 @@ struct ReadinessCommand: AsyncParsableCommand {
             name: "rollback path", pass: true,
             detail: previous.map { "git revert returns to \($0.version) (no schema migrations to undo)" }
                 ?? (live?.version == nil ? "first deployment here: a revert removes it" : "no earlier version here"))
+        var statuses: [String: MigrationStatus]?
         if !target.migrations.isEmpty {
+            do {
+                statuses = try await reconciler.migrationStatuses(environment: environment, desired: desired)
+            } catch {
+                rollback.pass = false
+                rollback.detail =
+                    "cannot read the migration history in \(environment) (\(error)); see migration database below"
+            }
+        }
+        if let statuses {
             // Before contract a rollback runs expand's down; after it, going back past the migration is refused.
-            let statuses = try await reconciler.migrationStatuses(environment: environment, desired: desired)
             let running = live?.migrations ?? []
             let contracted = target.migrations.filter { statuses[$0]?.contract != nil && !running.contains($0) }
             let pending = target.migrations.filter {
@@ -106,7 +116,7 @@ struct ReadinessCommand: AsyncParsableCommand {
             }
         }
         checks.append(rollback)
-        checks.append(executorCheck(desired: desired, executor: target.executor, workingDirectory: reconciler))
+        checks += await executorChecks(desired: desired, target: target, live: live, reconciler: reconciler)
         checks.append(
             gate(
                 [.requires, .bake], name: "previous environments healthy and baked",
@@ -130,24 +140,36 @@ struct ReadinessCommand: AsyncParsableCommand {
         if !output.ready { throw ReportedFailure() }
     }
 
-    private func executorCheck(desired: DesiredState, executor: String, workingDirectory reconciler: Reconciler)
-        -> Check
-    {
-        guard let manifest = desired.executors[executor], let program = manifest.command.first else {
-            return Check(name: "executor healthy", pass: false, detail: "executor \(executor) is not defined")
-        }
-        let base = reconciler.repository.workingDirectory ?? FileManager.default.currentDirectoryPath
-        let candidates: [String]
-        if program.contains("/") {
-            candidates = [program.hasPrefix("/") ? program : (base as NSString).appendingPathComponent(program)]
+    /// What the target's executor, and the database of each migration it needs, require on this machine.
+    private func executorChecks(
+        desired: DesiredState, target: DesiredTarget, live: LiveTarget?, reconciler: Reconciler
+    ) async -> [Check] {
+        // Where the executors run, as `GlobalOptions.reconciler()` gives it to them.
+        let readiness = ExecutorReadiness(
+            workingDirectory: reconciler.repository.workingDirectory ?? FileManager.default.currentDirectoryPath)
+        var found: [ReadinessCheck] = []
+        if let executor = desired.executors[target.executor] {
+            // During a rollout the stable side is the version it started from; otherwise what runs.
+            let stable: String?
+            if let rollout = live?.rollout { stable = rollout.previousVersion } else { stable = live?.version }
+            found += await readiness.checks(
+                executor,
+                for: ReadinessTarget(id: target.id, version: target.version, stable: stable, config: target.config))
         } else {
-            candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map {
-                ($0 as NSString).appendingPathComponent(program)
-            }
+            found.append(
+                ReadinessCheck(
+                    name: "executor", pass: false,
+                    detail: "executor \(target.executor) is not defined: define it (kind: Executor)"))
         }
-        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
-            return Check(name: "executor healthy", pass: true, detail: "\(executor): \(found) is executable")
+        var databases: [String] = []
+        for name in target.migrations {
+            guard let executor = desired.migrations[name]?.executor, !databases.contains(executor) else { continue }
+            databases.append(executor)
         }
-        return Check(name: "executor healthy", pass: false, detail: "\(executor): \(program) is not an executable here")
+        for name in databases {
+            guard let executor = desired.executors[name] else { continue }
+            found.append(await readiness.database(executor, environment: target.id.environment))
+        }
+        return found.map { Check(name: $0.name, pass: $0.pass, detail: $0.detail) }
     }
 }

@@ -28,12 +28,15 @@ public struct CommandExecutor: Executor {
     }
 
     var executable: Executable {
-        let program = manifest.command[0]
-        if program.contains("/") {
-            let path = program.hasPrefix("/") ? program : (workingDirectory as NSString).appendingPathComponent(program)
-            return .path(FilePath(path))
-        }
-        return .name(program)
+        Self.programPath(manifest.command[0], workingDirectory: workingDirectory).map { .path(FilePath($0)) }
+            ?? .name(manifest.command[0])
+    }
+
+    /// The file a program of an argv names: a path with a '/' is taken relative to `workingDirectory`; a bare
+    /// name (nil here) is looked up on the `PATH` the process gets, when it starts.
+    static func programPath(_ program: String, workingDirectory: String) -> String? {
+        guard program.contains("/") else { return nil }
+        return program.hasPrefix("/") ? program : (workingDirectory as NSString).appendingPathComponent(program)
     }
 
     public func perform(_ request: ActionRequest) async -> ActionResult {

@@ -14,6 +14,8 @@ public import TideManifest
 ///         listen: 8080                       # or "127.0.0.1:8080"
 ///         backends: {"1.4.2": "127.0.0.1:9001", "1.5.0": "127.0.0.1:9002"}
 ///
+/// (read by `NginxRouting`, whose rules validation applies to every target when a revision is read).
+///
 /// Canary and rolling weights become a weighted upstream; a blue-green promote switches the upstream whole; a
 /// shadow mirrors the strategy's share of requests to the candidate (answers discarded); an A/B split maps a header or cookie, or
 /// buckets a user key with nginx's `split_clients` (MurmurHash2 of the key, not the flags executor's hash).
@@ -35,7 +37,8 @@ public struct NginxExecutor: Executor {
     }
 
     func file(for request: ActionRequest) -> String {
-        (configDirectory as NSString).appendingPathComponent("tide-\(request.service)-\(request.environment).conf")
+        (configDirectory as NSString).appendingPathComponent(
+            NginxRouting.fileName(service: request.service, environment: request.environment))
     }
 
     public func perform(_ request: ActionRequest) async -> ActionResult {
@@ -49,58 +52,9 @@ public struct NginxExecutor: Executor {
         }
     }
 
-    /// Where the target listens and where each version runs, from `config.nginx`.
-    struct Routing {
-        var listen: String
-        /// Validated when used: a bad address for another version does not block this one.
-        var backends: [String: JSONValue]
-
-        init(_ config: JSONValue) throws {
-            guard case .object(let root) = config, case .object(let nginx)? = root["nginx"] else {
-                throw NginxError(description: "the service's config has no 'nginx' section (listen, backends)")
-            }
-            switch nginx["listen"] {
-            case .int(let port)? where (1...65535).contains(port): listen = String(port)
-            case .string(let address)?: listen = address
-            default: throw NginxError(description: "config.nginx.listen: expected a port or an address:port")
-            }
-            guard case .object(let map)? = nginx["backends"] else {
-                throw NginxError(description: "config.nginx.backends: expected a map of version → address")
-            }
-            backends = map
-
-            guard Self.isAddress(listen) || Int(listen) != nil else {
-                throw NginxError(description: "config.nginx.listen: '\(listen)' is not a port or address:port")
-            }
-        }
-
-        /// host:port (port 1–65535) or unix:/path, with nothing nginx would read as syntax.
-        static func isAddress(_ text: String) -> Bool {
-            guard !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || ".:-_/[]".contains($0) }) else {
-                return false
-            }
-            if text.hasPrefix("unix:/") { return true }
-            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
-                return false
-            }
-            return colon > text.startIndex && (1...65535).contains(port)
-        }
-
-        func address(of version: String) throws -> String {
-            guard let address = backends[version] else {
-                throw NginxError(description: "config.nginx.backends has no address for version \(version)")
-            }
-            guard case .string(let text) = address, Self.isAddress(text) else {
-                throw NginxError(
-                    description: "config.nginx.backends.\(version): expected host:port (port 1–65535) or unix:/path")
-            }
-            return text
-        }
-    }
-
     /// The configuration for one target after `request`.
-    func render(_ request: ActionRequest, routing: Routing) throws -> String? {
-        let name = "tide_\(request.service)_\(request.environment)".replacingOccurrences(of: "-", with: "_")
+    func render(_ request: ActionRequest, routing: NginxRouting) throws -> String? {
+        let name = NginxRouting.upstream(service: request.service, environment: request.environment)
         let candidate = try routing.address(of: request.version)
         // Only the actions that keep both sides need the stable side's address (a rollback's previous version
         // is the failed one, whose address may be what failed).
@@ -161,8 +115,7 @@ public struct NginxExecutor: Executor {
             // promote, rollback, a first deploy, a recreate deploy, set-weight at 100: one version takes it all.
             out += "upstream \(name) {\n    server \(candidate);\n}\n"
         }
-        let listen = Int(routing.listen) != nil ? "127.0.0.1:\(routing.listen)" : routing.listen
-        out += "server {\n    listen \(listen);\n    location / {\n\(location)    }\n}\n"
+        out += "server {\n    listen \(routing.listen);\n    location / {\n\(location)    }\n}\n"
         return out
     }
 
@@ -204,7 +157,7 @@ public struct NginxExecutor: Executor {
         default:
             break
         }
-        let routing = try Routing(request.config)
+        let routing = try NginxRouting(request.config)
         let rendered = try render(request, routing: routing)
         let path = file(for: request)
         try FileManager.default.createDirectory(atPath: configDirectory, withIntermediateDirectories: true)
@@ -268,7 +221,7 @@ public struct NginxExecutor: Executor {
 
     /// The version's backend answers (any status below 500) — directly, not through nginx.
     private func health(_ request: ActionRequest) async throws -> String {
-        let routing = try Routing(request.config)
+        let routing = try NginxRouting(request.config)
         let address = try routing.address(of: request.version)
         let (status, _) = try await HTTPMeasurements.get("http://\(address)/", headers: [:], timeout: 5)
         guard status < 500 else {

@@ -224,11 +224,8 @@ final class PluginHost: Sendable {
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
         let program = manifest.command[0]
         let executable: Executable =
-            program.contains("/")
-            ? .path(
-                FilePath(
-                    program.hasPrefix("/") ? program : (workingDirectory as NSString).appendingPathComponent(program)))
-            : .name(program)
+            CommandExecutor.programPath(program, workingDirectory: workingDirectory).map { .path(FilePath($0)) }
+            ?? .name(program)
         let configuration = Configuration(
             executable: executable, arguments: Arguments(Array(manifest.command.dropFirst())),
             environment: .inherit.updating(variables), workingDirectory: FilePath(workingDirectory),

@@ -72,6 +72,7 @@ public enum DesiredStateBuilder {
         diagnostics += cycles(
             in: services.mapValues { Array(zip($0.dependsOn, $0.dependsOnLocations)) }, kind: "Service",
             field: "spec.dependsOn")
+        diagnostics += executorDiagnostics(services: Array(services.values), executors: executors)
         for environment in environments.values.sorted(by: { $0.location < $1.location }) {
             for (required, location) in zip(environment.requires, environment.requiresLocations)
             where environments[required] == nil && !broken.contains("Environment/\(required)") {

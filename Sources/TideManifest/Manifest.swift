@@ -243,6 +243,7 @@ public struct ServiceManifest: Sendable, Hashable {
     public struct EnvironmentOverride: Sendable, Hashable {
         public var location: SourceLocation
         public var version: String?
+        public var versionLocation: SourceLocation?
         public var config: JSONValue?
 
         public init(location: SourceLocation, version: String? = nil, config: JSONValue? = nil) {
@@ -265,12 +266,46 @@ public struct ServiceManifest: Sendable, Hashable {
     public var dependsOn: [String]
     public var dependsOnLocations: [SourceLocation]
     public var strategy: StrategySpec
+    /// Where `spec.strategy.type` was written (nil: the default, recreate).
+    public var strategyLocation: SourceLocation?
+    /// Where each value under `spec.config` and under each environment's `config` was written, so a problem an
+    /// executor would find in a target's configuration is reported at its line (see `configField`).
+    public var configLocations = ConfigLocations()
     /// The version is an expedited fix (HOTFIX): DORA counts the deployment it follows as failed.
     public var hotfix: Bool = false
     public var rollback = RollbackSpec()
     /// The Migrations this service's version needs (expanded before it rolls out).
     public var migrations: [String] = []
     public var migrationLocations: [SourceLocation] = []
+
+    /// Places of configuration values, by key path (`["nginx", "listen"]`; `[]` is the `config` mapping itself).
+    public struct ConfigLocations: Sendable, Hashable {
+        public var base: [[String]: SourceLocation] = [:]
+        public var environments: [String: [[String]: SourceLocation]] = [:]
+
+        public init() {}
+    }
+
+    /// Where the value at `path` of `environment`'s configuration is set: `scope` is the mapping that sets it
+    /// (`spec.environments.prod.config` when the environment's override does, else `spec.config`), `location` the
+    /// value's place — or, for a value set nowhere, the place of the nearest mapping that would hold it.
+    public func configField(_ path: [String], environment: String) -> (scope: String, location: SourceLocation) {
+        let override = configLocations.environments[environment] ?? [:]
+        for length in stride(from: path.count, through: 0, by: -1) {
+            let prefix = Array(path.prefix(length))
+            if let location = override[prefix] { return ("spec.environments.\(environment).config", location) }
+            if let location = configLocations.base[prefix] { return ("spec.config", location) }
+        }
+        return ("spec.config", location)
+    }
+
+    /// Where the version desired in `environment` was written: the override's version, else `spec.version`.
+    public func versionField(environment: String) -> (field: String, location: SourceLocation) {
+        if let override = environments[environment], override.version != nil {
+            return ("spec.environments.\(environment).version", override.versionLocation ?? override.location)
+        }
+        return ("spec.version", versionLocation ?? location)
+    }
 
     /// One environment's configuration with the override merged in, and its digest.
     public struct ResolvedConfig: Sendable, Hashable {

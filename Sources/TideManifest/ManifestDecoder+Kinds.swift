@@ -632,10 +632,18 @@ extension NodeReader {
         let before = diagnostics.count
         var migration = MigrationManifest(
             name: name, location: at, executor: executor, executorLocation: location(executorNode))
-        func statements(_ node: Node, _ path: String, required: Bool) -> [String] {
+        func statements(_ node: Node, _ path: String, required: Bool, batched: Bool = false) -> [String] {
             guard let items = stringList(node, path, owner: owner) else { return [] }
-            for (text, item) in items where text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                error(item, "\(owner)\(path): an empty statement")
+            for (index, (text, item)) in items.enumerated() {
+                if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                    error(item, "\(owner)\(path): an empty statement")
+                } else if !batched && text.contains("{{batch}}") {
+                    // Only a batched backfill replaces it; anywhere else the database would get it verbatim.
+                    error(
+                        item,
+                        "\(owner)\(path)[\(index)]: {{batch}} is replaced only in a backfill with batchSize "
+                            + "(spec.backfill.batchSize); the database would be sent it as written")
+                }
             }
             if required && items.isEmpty { error(node, "\(owner)\(path): list at least one statement") }
             return items.map(\.0)
@@ -649,8 +657,9 @@ extension NodeReader {
             guard let g = fields(node, path, allowed: allowed[phaseName]!, required: ["up"], owner: owner),
                 let up = g["up"]?.value
             else { continue }
+            let batched = phaseName == .backfill && g["batchSize"] != nil
             var phase = MigrationManifest.Phase(
-                up: statements(up, "\(path).up", required: true), location: location(node))
+                up: statements(up, "\(path).up", required: true, batched: batched), location: location(node))
             if let down = g["down"]?.value { phase.down = statements(down, "\(path).down", required: false) }
             if let batch = g["batchSize"]?.value {
                 if let text = string(batch, "\(path).batchSize", owner: owner), let size = Int(text), size > 0 {
@@ -789,9 +798,11 @@ extension NodeReader {
             versionLocation = location(node)
         }
         var config = JSONValue.object([:])
+        var configLocations = ServiceManifest.ConfigLocations()
         if let node = f["config"]?.value, let value = json(node, "spec.config", owner: owner) {
             if case .object = value {
                 config = value
+                valueLocations(node, into: &configLocations.base)
             } else if value != .null {
                 error(node, "\(owner)spec.config: expected a mapping, found \(describe(node))")
             }
@@ -811,10 +822,12 @@ extension NodeReader {
                     } else if let g = fields(value, path, allowed: ["version", "config"], owner: owner) {
                         if let v = g["version"]?.value {
                             override.version = self.version(v, "\(path).version", owner: owner)
+                            override.versionLocation = location(v)
                         }
                         if let c = g["config"]?.value, let value = json(c, "\(path).config", owner: owner) {
                             if case .object = value {
                                 override.config = value
+                                valueLocations(c, into: &configLocations.environments[envName, default: [:]])
                             } else if value != .null {
                                 error(c, "\(owner)\(path).config: expected a mapping, found \(describe(c))")
                             }
@@ -867,7 +880,11 @@ extension NodeReader {
         }
 
         var strategy = StrategySpec()
-        if let node = f["strategy"]?.value { strategy = self.strategy(node, service: name, owner: owner) }
+        var strategyLocation: SourceLocation?
+        if let node = f["strategy"]?.value {
+            strategy = self.strategy(node, service: name, owner: owner)
+            if case .mapping(let mapping) = node, let type = mapping["type"] { strategyLocation = location(type) }
+        }
 
         var hotfix = false
         if let node = f["hotfix"]?.value, let value = bool(node, "spec.hotfix", owner: owner) { hotfix = value }
@@ -900,6 +917,8 @@ extension NodeReader {
         manifest.rollback = rollback
         manifest.migrations = migrations
         manifest.migrationLocations = migrationLocations
+        manifest.strategyLocation = strategyLocation
+        manifest.configLocations = configLocations
         manifest.resolveConfigs()
         return manifest
     }

@@ -199,6 +199,23 @@ struct NodeReader {
         }
     }
 
+    /// Where each value of a YAML tree was written, by key path (list items by their index).
+    func valueLocations(_ node: Node, at path: [String] = [], into places: inout [[String]: SourceLocation]) {
+        places[path] = location(node)
+        switch node {
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                if case .scalar(let scalar) = key { valueLocations(value, at: path + [scalar.string], into: &places) }
+            }
+        case .sequence(let sequence):
+            for (index, item) in sequence.enumerated() {
+                valueLocations(item, at: path + [String(index)], into: &places)
+            }
+        case .scalar, .alias:
+            break
+        }
+    }
+
     func describe(_ node: Node) -> String {
         switch node {
         case .mapping: return "a mapping"

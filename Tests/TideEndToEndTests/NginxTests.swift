@@ -220,7 +220,7 @@ struct NginxTests {
                   failureCondition: "result.errorRate > 0.01 || result.p99 > 10000"
 
             """
-        func service(_ version: String) -> String {
+        func service(_ version: String, extraBackend: String = "") -> String {
             """
             apiVersion: tide/v1
             kind: Service
@@ -236,8 +236,7 @@ struct NginxTests {
                     "1.0.0": "127.0.0.1:\(stable.port)"
                     "2.0.0": "127.0.0.1:\(flaky.port)"
                     "2.1.0": "127.0.0.1:\(healthy.port)"
-                    "3.0.0": "127.0.0.1:99999"
-                    "4.0.0": "no-such-host.invalid:9000"
+                    "4.0.0": "no-such-host.invalid:9000"\(extraBackend)
               strategy:
                 type: canary
                 steps: [{setWeight: 10}, {analysis: synthetic}, {setWeight: 25}, {analysis: synthetic}, {setWeight: 50}]
@@ -277,13 +276,19 @@ struct NginxTests {
         #expect(Set(weights.filter { Int($0) != nil }) == ["10", "25", "50"], "\(history)")
         #expect(history.contains("analysis synthetic passed"))
 
-        // A backend address that is not one is refused before anything is written.
-        _ = try fixture.commit("shop 3.0.0", files: ["shop.yaml": service("3.0.0")])
+        // A backend address that is not one is refused with the revision, at its line: nothing is deployed.
+        _ = try fixture.commit(
+            "shop 3.0.0",
+            files: ["shop.yaml": service("3.0.0", extraBackend: "\n        \"3.0.0\": \"127.0.0.1:99999\"")])
         let invalid = try await tide("reconcile")
         #expect(invalid.status == 1, "\(invalid.combined)")
-        #expect(invalid.combined.contains("config.nginx.backends.3.0.0: expected host:port"), "\(invalid.combined)")
-        #expect(invalid.combined.contains("reverted in git"), "\(invalid.combined)")
+        #expect(
+            invalid.combined.contains(
+                "shop.yaml:16:18: Service 'shop': spec.config.nginx.backends.3.0.0: expected host:port (port "
+                    + "1–65535) or unix:/path; nginx executor 'edge' would refuse the deployment"),
+            "\(invalid.combined)")
         for _ in 0..<5 { #expect(try nginx.get() == (200, "2.1.0")) }
+        _ = try fixture.commit("shop back to 2.1.0", files: ["shop.yaml": service("2.1.0")])
 
         // A configuration nginx -t refuses (an upstream host that does not resolve) never reaches nginx: a new
         // service's first deployment fails, no file is left for it, and the old configuration keeps serving.
