@@ -218,10 +218,10 @@ struct ExamplesTests {
             ["history", "--all", "--service", "shop", "--limit", "500", "--json"], in: config)
         let events = try #require(try json(history) as? [[String: Any]])
         let canary = events.filter { $0["version"] as? String == "2.0.0" }.compactMap { $0["message"] as? String }
-        for step in ["set-weight 20%", "set-weight 50%", "promote"] {
+        for step in ["setWeight 20%", "setWeight 50%", "promote"] {
             #expect(canary.contains { $0.contains(step) }, "\(step) in \(canary)")
         }
-        #expect(canary.filter { $0.contains("analysis through-nginx passed") }.count == 2, "\(canary)")
+        #expect(canary.filter { $0.contains("analysis through-nginx: passed") }.count == 2, "\(canary)")
 
         // Tide wrote git back after the rollback: a commit after "shop 3.0.0", and nothing left to do.
         let subjects = try git(["log", "--format=%s"], in: config).standardOutput.split(separator: "\n")

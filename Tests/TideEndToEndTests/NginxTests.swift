@@ -270,11 +270,11 @@ struct NginxTests {
         for _ in 0..<10 { #expect(try nginx.get() == (200, "2.1.0")) }
         let history = try await tide("history", "--all", "--service", "shop", "--limit", "500").standardOutput
         let weights = history.split(separator: "\n").compactMap { line -> String? in
-            guard line.contains("2.1.0"), let range = line.range(of: "set-weight ") else { return nil }
+            guard line.contains("2.1.0"), let range = line.range(of: "setWeight ") else { return nil }
             return String(line[range.upperBound...].prefix { $0 != "%" })
         }
         #expect(Set(weights.filter { Int($0) != nil }) == ["10", "25", "50"], "\(history)")
-        #expect(history.contains("analysis synthetic passed"))
+        #expect(history.contains("analysis synthetic: passed"))
 
         // A backend address that is not one is refused with the revision, at its line: nothing is deployed.
         _ = try fixture.commit(
