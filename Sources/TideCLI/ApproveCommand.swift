@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideEngine
 import TideGit
 import TideManifest
 import TideState
@@ -35,7 +36,15 @@ struct ApproveCommand: AsyncParsableCommand {
             }
             approved = version
         } else {
-            let head = try repository.resolveCommit(branch: global.branch)
+            // The tracked branch, never a detached HEAD: approving what happens to be checked out would approve
+            // the wrong version.
+            let branch: String
+            do {
+                branch = try global.reconciler().trackedBranch()
+            } catch let error as EngineError {
+                throw ReportedFailure(message: "tide: error: \(error)")
+            }
+            let head = try repository.resolveCommit(branch: branch)
             let desired = try ManifestLoader().load(
                 from: GitCommitSource(repository: repository, commit: head, root: global.manifestRoot))
             guard let target = desired.target(TargetID(service: service, environment: environment)) else {

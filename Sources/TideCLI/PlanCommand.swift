@@ -32,6 +32,10 @@ struct PlanCommand: AsyncParsableCommand {
         var actions: [PlannedAction]
         /// Auto-promotions waiting for a bake, with when they are due.
         var promotions: [ScheduledPromotion]
+        /// Contracts and downs due or waiting, with their statements.
+        var migrations: [MigrationReportEntry]
+        /// Environments a rollback pinned that no longer follow spec.version.
+        var pins: [RollbackPin]
     }
 
     func run() async throws {
@@ -47,7 +51,7 @@ struct PlanCommand: AsyncParsableCommand {
                 Output(
                     head: resolution.head.hex, revision: plan?.revision.hex, rejected: resolution.rejected,
                     warnings: resolution.desired?.warnings ?? [], actions: plan?.actions ?? [],
-                    promotions: plan?.promotions ?? []))
+                    promotions: plan?.promotions ?? [], migrations: plan?.migrations ?? [], pins: plan?.pins ?? []))
             if !resolution.rejected.isEmpty { throw ReportedFailure() }
             return
         }
@@ -63,7 +67,8 @@ struct PlanCommand: AsyncParsableCommand {
             all ? plan.actions : plan.pending + plan.actions.filter { $0.kind == .holdFailed || $0.kind == .refuse }
         print(
             "Plan for \(plan.revision.short)\(resolution.rejected.isEmpty ? "" : " (last good revision)"): "
-                + "\(plan.pending.count) to change, \(plan.actions.count - plan.pending.count) unchanged")
+                + "\(plan.pending.count) to change, \(plan.actions.count - plan.pending.count) unchanged"
+                + (plan.migrations.isEmpty ? "" : ", \(plan.migrations.count) migration phase(s) due or waiting"))
         if !shown.isEmpty {
             print(
                 table(
@@ -73,9 +78,15 @@ struct PlanCommand: AsyncParsableCommand {
                             $0.target.description, $0.kind.rawValue, $0.fromVersion ?? "-", $0.toVersion ?? "-",
                             $0.classification?.rawValue ?? "-", $0.risk?.rawValue ?? "-",
                             $0.gates.isEmpty
-                                ? $0.reason ?? "" : "held: " + $0.gates.map(\.reason).joined(separator: "; "),
+                                ? $0.reason ?? "" : "waits: " + $0.gates.map(\.reason).joined(separator: "; "),
                         ]
                     }))
+        }
+        for pin in plan.pins { print("note: \(pin.description)") }
+        for entry in plan.migrations {
+            print(
+                "\(entry.migration) (\(entry.executor), \(entry.environments.joined(separator: ","))): \(entry.next)")
+            for statement in entry.statements { print("    \(statement)") }
         }
         for promotion in plan.promotions {
             print(

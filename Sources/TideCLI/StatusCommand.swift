@@ -25,6 +25,8 @@ struct StatusCommand: AsyncParsableCommand {
         var targets: [TargetStatus]
         /// Timed work that is due by itself: auto-promotions waiting for a bake.
         var scheduledPromotions: [ScheduledPromotion]
+        /// Every migration in every database, with its phase, owner and what Tide does next about it.
+        var migrations: [MigrationReportEntry]
     }
 
     struct TargetStatus: Encodable {
@@ -45,10 +47,9 @@ struct StatusCommand: AsyncParsableCommand {
     /// The deployment-state words of the seed playbooks.
     static func word(for target: LiveTarget, lastDeployment: DeploymentRecord?) -> String {
         if target.phase == .progressing { return "in progress" }
-        if target.phase == .failed { return "failed" }
         if target.phase == .removing { return "removing" }
-        if target.phase == .rolledBack { return "rolled back" }
-        if let kind = target.waitingOn.first {
+        // A newer version waiting at a gate is the news, whatever happened to the one before.
+        if let kind = target.waitingOn.first, kind != "refused" || target.phase == .healthy {
             switch kind {
             case "approval": return "blocked by approval"
             case "freeze": return "blocked by freeze"
@@ -59,6 +60,8 @@ struct StatusCommand: AsyncParsableCommand {
             default: return "waiting for upstream"
             }
         }
+        if target.phase == .failed { return "failed" }
+        if target.phase == .rolledBack { return "rolled back" }
         if target.phase == .pending { return "waiting" }
         if lastDeployment?.classification == .rollback { return "rolled back" }
         return "deployed"
@@ -68,7 +71,8 @@ struct StatusCommand: AsyncParsableCommand {
         let repository = try global.openRepository()
         let store = try global.openStore(for: repository)
         let status = try await store.repositoryStatus()
-        let head = try? repository.resolveCommit(branch: global.branch)
+        let tracked = try? global.reconciler().trackedBranch()
+        let head = tracked.flatMap { try? repository.resolveCommit(branch: $0) }
         // The applied revision's desired state is what the live targets came from; the head's, if none applies.
         let desired = [status.lastGoodRevision, head].lazy.compactMap { revision in
             revision.flatMap {
@@ -78,7 +82,12 @@ struct StatusCommand: AsyncParsableCommand {
         }.first
         let targets = Self.pipelineOrder(try await store.liveTargets(), desired: desired)
         var scheduled: [ScheduledPromotion] = []
-        if let desired { scheduled = try await global.reconciler().scheduledPromotions(desired: desired) }
+        var migrations: [MigrationReportEntry] = []
+        if let desired {
+            let reconciler = try global.reconciler()
+            scheduled = try await reconciler.scheduledPromotions(desired: desired)
+            migrations = (try? await reconciler.migrationReport()) ?? []
+        }
         var words: [TargetID: String] = [:]
         for target in targets {
             let last = try await store.deployments(DeploymentQuery(target: target.id, limit: 1)).first
@@ -94,12 +103,12 @@ struct StatusCommand: AsyncParsableCommand {
                     state: words[$0.id] ?? "", version: $0.version, configDigest: $0.configDigest,
                     revision: $0.revision?.hex,
                     rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting, updatedAt: $0.updatedAt)
-            }, scheduledPromotions: scheduled)
+            }, scheduledPromotions: scheduled, migrations: migrations)
         if json {
             try printJSON(output)
             return
         }
-        print("Branch head:    \(head?.short ?? "-")")
+        print("Branch head:    \(head?.short ?? (tracked == nil ? "- (HEAD is detached: pass --branch)" : "-"))")
         print(
             "Applied:        \(status.lastGoodRevision?.short ?? "nothing yet")"
                 + (status.lastGoodAt.map { " (accepted \(iso($0)))" } ?? ""))
@@ -123,6 +132,14 @@ struct StatusCommand: AsyncParsableCommand {
                         Self.detail(for: target, strategy: desired?.services[target.id.service]?.strategy),
                     ]
                 }))
+        if let desired {
+            for pin in try global.reconciler().rollbackPins(desired: desired) { print("Pinned:    \(pin.description)") }
+        }
+        for entry in migrations where entry.next != "in use" {
+            print(
+                "Migration: \(entry.migration) (\(entry.executor), \(entry.environments.joined(separator: ","))) "
+                    + "\(entry.phase): \(entry.next)")
+        }
         for promotion in scheduled {
             print(
                 "Due: \(promotion.service)@\(promotion.environment): promote \(promotion.version) from "
@@ -178,12 +195,16 @@ struct StatusCommand: AsyncParsableCommand {
             }
             return parts.joined(separator: "; ")
         }
+        if let waiting = target.waiting {
+            // Gate reasons that already say so ("waiting for approval: …") and refusals are not prefixed again.
+            let text = waiting.hasPrefix("waiting") || waiting.hasPrefix("refused") ? waiting : "waiting: \(waiting)"
+            if let failed = target.failed, target.phase == .failed || target.phase == .rolledBack {
+                return "\(text); before that \(failed.version) failed: \(failed.message)"
+            }
+            return text
+        }
         if let failed = target.failed, target.phase == .failed || target.phase == .rolledBack {
             return "failed \(failed.version): \(failed.message)"
-        }
-        if let waiting = target.waiting {
-            // Gate reasons that already say so ("waiting for approval: …") are not prefixed again.
-            return waiting.hasPrefix("waiting") ? waiting : "waiting: \(waiting)"
         }
         return ""
     }

@@ -50,6 +50,11 @@ public struct Plan: Sendable, Codable {
     public var actions: [PlannedAction]
     /// Auto-promotions that wait for a bake to end, with when they are due.
     public var promotions: [ScheduledPromotion] = []
+    /// Contracts and downs that are due, or wait (for their time, or for what blocks them), with their statements:
+    /// a plan shows a `DROP COLUMN` before it runs.
+    public var migrations: [MigrationReportEntry] = []
+    /// Environments a rollback pinned that no longer follow `spec.version`.
+    public var pins: [RollbackPin] = []
 
     public var pending: [PlannedAction] { actions.filter(\.changesSomething) }
 }

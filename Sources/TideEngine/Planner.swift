@@ -78,7 +78,7 @@ public struct Planner: Sendable {
                 action.classification = rollout.classification
                 let declared = desired.services[target.id.service]?.strategy ?? StrategySpec()
                 let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
-                action.reason = "resume at \(Reconciler.stepLabel(rollout.step, strategy: strategy)) (interrupted)"
+                action.reason = "goes on at \(Reconciler.stepLabel(rollout.step, strategy: strategy))"
                 return action
             }
             // A newer desired state pre-empts the interrupted rollout.
@@ -119,8 +119,15 @@ public struct Planner: Sendable {
                 + "migration if the schema must change back). Live app and database are left as they are"
         }
         if matchesLive {
-            action.classification = .rollback
-            action.reason = "redeploy \(target.version) after a failed rollout"
+            // Live is what is desired, but not healthy: a rollout failed after it, or this very version failed
+            // and is tried again. A ROLLBACK only when it ran healthy here.
+            if try await ranHealthy(target) != nil {
+                action.classification = .rollback
+                action.reason = "redeploy \(target.version), which ran healthy here, after a failed rollout"
+            } else {
+                action.classification = .feature
+                action.reason = "retry \(target.version)"
+            }
         }
         return action
     }

@@ -61,6 +61,8 @@ public struct ReconcileReport: Sendable, Codable {
 public struct MigrationOutcome: Sendable, Hashable, Codable {
     public enum Result: String, Sendable, Codable {
         case applied, waiting, failed
+        /// Reported, never acted on: another install's, abandoned, or a down that waits.
+        case leftAlone = "left-alone"
     }
 
     public var migration: String

@@ -96,6 +96,16 @@ extension Reconciler {
         return (.passed(summary(run, analysis)), calls)
     }
 
+    /// The metrics of analysis `name` that have no successful measurement in `run`, joined for a message; nil
+    /// when every metric has one.
+    func unprovenMetrics(_ name: String, _ run: AnalysisRun?, desired: DesiredState) -> String? {
+        guard let analysis = desired.analyses[name] else { return nil }
+        let unproven = analysis.metrics.map(\.name).filter { metric in
+            !(run?.measurements.contains { $0.metric == metric && $0.phase == .success } ?? false)
+        }
+        return unproven.isEmpty ? nil : unproven.joined(separator: ", ")
+    }
+
     /// Every round's samples of each metric, canary against baseline, through the statistical judge.
     static func judgement(
         of run: AnalysisRun, analysis: AnalysisManifest, judge: AnalysisManifest.Judge

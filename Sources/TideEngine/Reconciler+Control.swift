@@ -72,7 +72,9 @@ extension Reconciler {
                         + "commit it: revert the commit that took it back, or set the version")
             }
             state.failed = nil
-            state.phase = state.version == nil ? .pending : .healthy
+            // A recreate that failed past its deploy runs the failed version itself: it must be rolled out again.
+            let runsFailed = state.version == failed.version && state.configDigest == failed.configDigest
+            state.phase = state.version == nil || runsFailed ? .pending : .healthy
             state.updatedAt = now
             try await store.apply(
                 StateWrite(targets: [state], events: [event(.rolloutRetried, "retry \(failed.version)")]))

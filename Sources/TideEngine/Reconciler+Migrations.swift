@@ -37,12 +37,15 @@ extension Reconciler {
                 let status = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
                 if let edited = Self.editedPhase(migration, status) { return edited }
                 if status.contract != nil { continue }
+                // Another install's migration: its phases are its owner's to run; what is applied serves here too.
+                if status.isApplied, !owns(name, status, owner: try migrationOwner(), desired: desired) { continue }
                 for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
                     guard let phase = migration.phase(phaseName), status.record(phaseName) == nil else { continue }
                     let record = MigrationRecord(
                         name: name, phase: phaseName == .expand ? .expand : .backfill, checksum: phase.checksum,
                         revision: revision.hex, appliedAt: clock.now(), durationMilliseconds: 0,
-                        down: phaseName == .expand ? phase.down : [])
+                        down: phaseName == .expand ? phase.down : [],
+                        owner: try migrationOwner().record(environment: environment))
                     let ran = try await database.apply(
                         phase.up, record: record, batchSize: phase.batchSize,
                         due: { records in
@@ -173,8 +176,19 @@ extension Reconciler {
             return target.migrations.contains { !wanted.migrations.contains($0) }
         }
         for environment in Set(dropping.map(\.id.environment)).sorted() {
-            let running = Set(dropping.filter { $0.id.environment == environment }.flatMap(\.migrations))
-            for (name, status) in try await migrationStatuses(environment: environment, desired: desired)
+            let here = dropping.filter { $0.id.environment == environment }
+            let running = Set(here.flatMap(\.migrations))
+            // The databases as the running versions knew them: a revert that takes the version back usually
+            // removes the Migration — and its sql executor — from desired state too.
+            var executors = desired.executors
+            for target in here {
+                guard let revision = target.revision,
+                    let then = try? loader.load(
+                        from: GitCommitSource(repository: repository, commit: revision, root: root))
+                else { continue }
+                executors.merge(then.executors) { current, _ in current }
+            }
+            for (name, status) in try await migrationStatuses(environment: environment, executors: executors)
             where running.contains(name) {
                 if let contract = status.contract { result[environment, default: [:]][name] = contract.appliedAt }
             }
@@ -182,15 +196,55 @@ extension Reconciler {
         return result
     }
 
-    /// After the pass's rollouts: contracts that are due, and downs for migrations nothing needs any more.
-    func settleMigrations(desired: DesiredState, revision: ObjectID) async throws -> [MigrationOutcome] {
-        let live = try await store.liveTargets()
-        let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var outcomes: [MigrationOutcome] = []
-        let now = clock.now()
-        // Per database: environments that share one (an executor's default url) share its schema, so what one
-        // of them still needs, none of them undoes. Every database is read: a migration nothing lists any more
-        // (a revert removed it, manifest and all) is found in its history, with the down its expand recorded.
+    /// What a target's migration use becomes when its running version goes from needing `old` to needing
+    /// `new`: the databases are remembered; what it stops needing is released by a rollback (a down may become
+    /// due) or abandoned otherwise (never undone by itself); what it needs again is neither.
+    static func migrationUse(
+        _ use: MigrationUse, from old: [String], to new: [String], rollback: Bool, service: ServiceManifest?,
+        desired: DesiredState
+    ) -> MigrationUse {
+        var use = use
+        let executors = new.compactMap { desired.migrations[$0]?.executor } + (service?.databases ?? [])
+        for executor in executors where !use.databases.contains(executor) { use.databases.append(executor) }
+        let dropped = old.filter { !new.contains($0) }
+        use.released.removeAll { new.contains($0) }
+        use.abandoned.removeAll { new.contains($0) }
+        for name in dropped {
+            if rollback {
+                if !use.released.contains(name) && !use.abandoned.contains(name) { use.released.append(name) }
+            } else if !use.abandoned.contains(name) {
+                use.released.removeAll { $0 == name }
+                use.abandoned.append(name)
+            }
+        }
+        return use
+    }
+
+    /// This install, as migration history records it.
+    public func migrationOwner() throws -> MigrationOwner {
+        MigrationOwner(
+            repository: repository.gitDirectory, branch: try trackedBranch(), path: root, state: store.location)
+    }
+
+    /// Whether this install may act on a migration: its rows are this install's, or they predate owners and
+    /// this install's desired state lists the migration.
+    func owns(_ name: String, _ status: MigrationStatus, owner: MigrationOwner, desired: DesiredState) -> Bool {
+        guard let recorded = status.owner else {
+            return desired.targets.contains { $0.migrations.contains(name) }
+        }
+        return owner.owns(recorded)
+    }
+
+    /// One database and the environments that share it (an executor's default url serves every environment
+    /// without one of its own).
+    struct DatabaseGroup {
+        var executor: ExecutorManifest
+        var environments: [String]
+        var label: String { environments.joined(separator: ",") }
+    }
+
+    func databaseGroups(_ desired: DesiredState) -> [DatabaseGroup] {
+        var result: [DatabaseGroup] = []
         for executor in desired.executors.values.filter({ $0.type == .sql }).sorted(by: { $0.name < $1.name }) {
             guard let spec = executor.database else { continue }
             var groups: [DatabaseURL: [String]] = [:]
@@ -198,130 +252,202 @@ extension Reconciler {
                 if let url = spec.url(for: environment) { groups[url, default: []].append(environment) }
             }
             for environments in groups.values.sorted(by: { $0[0] < $1[0] }) {
-                let environment = environments.joined(separator: ",")
-                let desiredHere = desired.targets.filter { environments.contains($0.id.environment) }
-                let liveHere = live.filter { environments.contains($0.id.environment) }
-                let database: any MigrationDatabase
-                do {
-                    database = try await executors.openDatabase(executor, environment: environments[0])
-                } catch {
-                    outcomes.append(
-                        MigrationOutcome(
-                            migration: "*", environment: environment, phase: "-", result: .failed,
-                            message: "cannot open executor \(executor.name)'s database: \(error)"))
-                    continue
-                }
-                defer { Task { await database.close() } }
-                let statuses: [String: MigrationStatus]
-                do {
-                    statuses = MigrationStatus.fold(try await database.records())
-                } catch {
-                    outcomes.append(
-                        MigrationOutcome(
-                            migration: "*", environment: environment, phase: "-", result: .failed,
-                            message: "cannot read executor \(executor.name)'s migration history: \(error)"))
-                    continue
-                }
-                for (name, status) in statuses.sorted(by: { $0.key < $1.key })
-                where status.isApplied && status.contract == nil {
-                    if let outcome = try await settle(
-                        name, status: status, database: database, environment: environment, desired: desired,
-                        desiredHere: desiredHere, liveHere: liveHere, liveByID: liveByID, executor: executor.name,
-                        revision: revision, now: now)
-                    {
-                        outcomes.append(outcome)
-                    }
+                result.append(DatabaseGroup(executor: executor, environments: environments))
+            }
+        }
+        return result
+    }
+
+    /// The targets of `group` whose service uses its database: a migration (in any environment) or
+    /// `spec.databases` names the executor, or one of its live targets' versions ever used it.
+    func users(of group: DatabaseGroup, desired: DesiredState, live: [LiveTarget]) -> Set<TargetID> {
+        let executor = group.executor.name
+        var services = Set(live.filter { $0.migrationUse.databases.contains(executor) }.map(\.id.service))
+        for service in desired.services.values {
+            let lists = [service.migrations] + service.environments.values.compactMap(\.migrations)
+            if service.databases.contains(executor)
+                || lists.joined().contains(where: { desired.migrations[$0]?.executor == executor })
+            {
+                services.insert(service.name)
+            }
+        }
+        let ids =
+            desired.targets.map(\.id).filter { group.environments.contains($0.environment) }
+            + live.map(\.id).filter { group.environments.contains($0.environment) }
+        return Set(ids.filter { services.contains($0.service) })
+    }
+
+    /// Every owned, applied, uncontracted migration's decision in each database, with the open database (the
+    /// caller closes it). `statuses` may be read but not decided (a database that cannot be read is reported).
+    struct GroupDecisions {
+        var group: DatabaseGroup
+        var database: (any MigrationDatabase)?
+        var statuses: [String: MigrationStatus] = [:]
+        var decisions: [(name: String, decision: MigrationDecision)] = []
+        var error: String?
+    }
+
+    func decideMigrations(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> [GroupDecisions] {
+        let owner = try migrationOwner()
+        var result: [GroupDecisions] = []
+        for group in databaseGroups(desired) {
+            var entry = GroupDecisions(group: group)
+            do {
+                let database = try await executors.openDatabase(group.executor, environment: group.environments[0])
+                entry.database = database
+                entry.statuses = MigrationStatus.fold(try await database.records())
+            } catch {
+                entry.error = "\(error)"
+                result.append(entry)
+                continue
+            }
+            let desiredHere = desired.targets.filter { group.environments.contains($0.id.environment) }
+            let liveHere = live.filter { group.environments.contains($0.id.environment) }
+            let users = users(of: group, desired: desired, live: live)
+            for (name, status) in entry.statuses.sorted(by: { $0.key < $1.key }) where status.isApplied {
+                let manifest = desired.migrations[name].flatMap { $0.executor == group.executor.name ? $0 : nil }
+                let context = MigrationDecision.Context(
+                    name: name, status: status, owned: owns(name, status, owner: owner, desired: desired),
+                    manifest: manifest, desired: desiredHere, live: liveHere, users: users, now: now)
+                entry.decisions.append((name, MigrationDecision.decide(context)))
+            }
+            result.append(entry)
+        }
+        return result
+    }
+
+    /// After the pass's rollouts: contracts that are due, downs that explicit rollbacks made due; everything
+    /// else that looks abandoned is reported and left alone.
+    func settleMigrations(desired: DesiredState, revision: ObjectID) async throws -> [MigrationOutcome] {
+        let now = clock.now()
+        let owner = try migrationOwner()
+        var outcomes: [MigrationOutcome] = []
+        for entry in try await decideMigrations(desired: desired, live: try await store.liveTargets(), now: now) {
+            defer { if let database = entry.database { Task { await database.close() } } }
+            let label = entry.group.label
+            guard let database = entry.database, entry.error == nil else {
+                outcomes.append(
+                    MigrationOutcome(
+                        migration: "*", environment: label, phase: "-", result: .failed,
+                        message: "cannot read executor \(entry.group.executor.name)'s migration history: "
+                            + (entry.error ?? "")))
+                continue
+            }
+            for (name, decision) in entry.decisions {
+                if let outcome = try await carryOut(
+                    decision, name: name, status: entry.statuses[name] ?? MigrationStatus(), database: database,
+                    group: entry.group, desired: desired, owner: owner, revision: revision, now: now)
+                {
+                    outcomes.append(outcome)
                 }
             }
         }
         return outcomes
     }
 
-    private func settle(
-        _ name: String, status: MigrationStatus, database: any MigrationDatabase, environment: String,
-        desired: DesiredState, desiredHere: [DesiredTarget], liveHere: [LiveTarget],
-        liveByID: [TargetID: LiveTarget], executor: String, revision: ObjectID, now: Date
+    private func carryOut(
+        _ decision: MigrationDecision, name: String, status: MigrationStatus, database: any MigrationDatabase,
+        group: DatabaseGroup, desired: DesiredState, owner: MigrationOwner, revision: ObjectID, now: Date
     ) async throws -> MigrationOutcome? {
-        let inUse = liveHere.contains { $0.migrations.contains(name) || $0.rollout?.migrations.contains(name) == true }
-        let wanters = desiredHere.filter { $0.migrations.contains(name) }
-        let wanted = wanters.contains { target in
-            guard let failed = liveByID[target.id]?.failed else { return true }
-            return !(failed.version == target.version && failed.configDigest == target.configDigest)
-        }
-        func outcome(_ phase: String, _ result: MigrationOutcome.Result, _ message: String, due: Date? = nil)
-            -> MigrationOutcome
-        {
-            MigrationOutcome(
-                migration: name, environment: environment, phase: phase, result: result, message: message,
-                nextDue: due)
-        }
+        let label = group.label
         func event(_ kind: Event.Kind, _ message: String) async throws {
             try await store.apply(
                 StateWrite(events: [Event(time: now, kind: kind, revision: revision, message: message)]))
         }
-        if !inUse && !wanted {
-            // Rolled back before contract: the app went back first (this pass or earlier); now the schema does.
+        switch decision {
+        case .inUse:
+            return nil
+        case .leftAlone(let why):
+            return MigrationOutcome(
+                migration: name, environment: label, phase: "-", result: .leftAlone,
+                message: "migration \(name) in \(label): \(why)")
+        case .contractBlocked(let why):
+            return MigrationOutcome(
+                migration: name, environment: label, phase: "contract", result: .waiting,
+                message: "migration \(name): contract in \(label) waits: \(why)")
+        case .contractWaits(let due):
+            let after = desired.migrations[name]?.contract?.after ?? 0
+            return MigrationOutcome(
+                migration: name, environment: label, phase: "contract", result: .waiting,
+                message: "migration \(name): contract in \(label) at \(GateEvaluator.format(due)) "
+                    + "(after: \(ManifestDuration.format(after)) since the last rollout that needs it)",
+                nextDue: due)
+        case .contract:
+            guard let contract = desired.migrations[name]?.contract else { return nil }
+            if let migration = desired.migrations[name], let edited = Self.editedPhase(migration, status) {
+                return MigrationOutcome(
+                    migration: name, environment: label, phase: "contract", result: .failed, message: edited)
+            }
             let record = MigrationRecord(
-                name: name, phase: .down, checksum: "-", revision: revision.hex, appliedAt: now,
-                durationMilliseconds: 0)
+                name: name, phase: .contract, checksum: contract.checksum, revision: revision.hex, appliedAt: now,
+                durationMilliseconds: 0, owner: owner.record(environment: label))
             do {
                 let ran = try await database.apply(
-                    status.expand?.down ?? [], record: record, batchSize: nil,
+                    contract.up, record: record, batchSize: nil,
                     due: { records in
                         let current = MigrationStatus.fold(records)[name] ?? MigrationStatus()
                         return current.isApplied && current.contract == nil
                     })
                 guard ran else { return nil }
                 let message =
-                    "migration \(name): expand undone in \(environment) (its down ran): nothing that needed it runs "
-                    + "any more"
+                    "migration \(name): contract applied in \(label): every target that uses the database runs a "
+                    + "version that needs it; rolling back past it is refused from now on"
                 try await event(.migrationApplied, message)
-                return outcome("down", .applied, message)
+                return MigrationOutcome(
+                    migration: name, environment: label, phase: "contract", result: .applied, message: message)
             } catch {
-                let message = "migration \(name): down failed in \(environment): \(error); the database is as before"
+                let message = "migration \(name): contract failed in \(label): \(error); the database is as before"
                 try await event(.migrationFailed, message)
-                return outcome("down", .failed, message)
+                return MigrationOutcome(
+                    migration: name, environment: label, phase: "contract", result: .failed, message: message)
             }
+        case .down(let statements, let reason):
+            return try await runDown(
+                name, statements: statements, reason: reason, database: database, group: group, owner: owner,
+                revision: revision, now: now)
         }
-        guard let migration = desired.migrations[name], migration.executor == executor,
-            let contract = migration.contract, !wanters.isEmpty
-        else { return nil }
-        if let edited = Self.editedPhase(migration, status) { return outcome("contract", .failed, edited) }
-        let finished = wanters.allSatisfy { target in
-            guard let live = liveByID[target.id] else { return false }
-            return live.phase == .healthy && live.rollout == nil && live.version == target.version
-                && live.configDigest == target.configDigest && live.migrations.contains(name)
-        }
-        guard finished else { return nil }
-        let since = wanters.compactMap { liveByID[$0.id]?.migratedAt }.max() ?? now
-        let due = since.addingTimeInterval(contract.after)
-        if now < due {
-            return outcome(
-                "contract", .waiting,
-                "migration \(name): contract in \(environment) waits until \(GateEvaluator.format(due)) "
-                    + "(after: \(ManifestDuration.format(contract.after)) since the last rollout that needs it)",
-                due: due)
-        }
+    }
+
+    /// Runs expand's down under the database's lock (unless another process did it meanwhile), records it, and
+    /// clears the migration from every target's released and abandoned lists in the group.
+    func runDown(
+        _ name: String, statements: [String], reason: String, database: any MigrationDatabase, group: DatabaseGroup,
+        owner: MigrationOwner, revision: ObjectID, now: Date
+    ) async throws -> MigrationOutcome? {
+        let label = group.label
         let record = MigrationRecord(
-            name: name, phase: .contract, checksum: contract.checksum, revision: revision.hex, appliedAt: now,
-            durationMilliseconds: 0)
+            name: name, phase: .down, checksum: "-", revision: revision.hex, appliedAt: now, durationMilliseconds: 0,
+            owner: owner.record(environment: label))
         do {
             let ran = try await database.apply(
-                contract.up, record: record, batchSize: nil,
+                statements, record: record, batchSize: nil,
                 due: { records in
                     let current = MigrationStatus.fold(records)[name] ?? MigrationStatus()
                     return current.isApplied && current.contract == nil
                 })
             guard ran else { return nil }
-            let message =
-                "migration \(name): contract applied in \(environment): every service that needs it runs its new "
-                + "version; rolling back past it is refused from now on"
-            try await event(.migrationApplied, message)
-            return outcome("contract", .applied, message)
+            let message = "migration \(name): expand undone in \(label) (its down ran): \(reason)"
+            var cleared: [LiveTarget] = []
+            for var target in try await store.liveTargets() where group.environments.contains(target.id.environment) {
+                let before = target.migrationUse
+                target.migrationUse.released.removeAll { $0 == name }
+                target.migrationUse.abandoned.removeAll { $0 == name }
+                if target.migrationUse != before { cleared.append(target) }
+            }
+            try await store.apply(
+                StateWrite(
+                    targets: cleared,
+                    events: [Event(time: now, kind: .migrationApplied, revision: revision, message: message)]))
+            return MigrationOutcome(
+                migration: name, environment: label, phase: "down", result: .applied, message: message)
         } catch {
-            let message = "migration \(name): contract failed in \(environment): \(error); the database is as before"
-            try await event(.migrationFailed, message)
-            return outcome("contract", .failed, message)
+            let message =
+                "migration \(name): down failed in \(label): \(error); the database is as before. Fix expand.down in "
+                + "the Migration manifest (the current manifest's down is the one that runs) and commit"
+            try await store.apply(
+                StateWrite(events: [Event(time: now, kind: .migrationFailed, revision: revision, message: message)]))
+            return MigrationOutcome(
+                migration: name, environment: label, phase: "down", result: .failed, message: message)
         }
     }
 
@@ -329,8 +455,14 @@ extension Reconciler {
     public func migrationStatuses(
         environment: String, desired: DesiredState
     ) async throws -> [String: MigrationStatus] {
+        try await migrationStatuses(environment: environment, executors: desired.executors)
+    }
+
+    func migrationStatuses(
+        environment: String, executors manifests: [String: ExecutorManifest]
+    ) async throws -> [String: MigrationStatus] {
         var result: [String: MigrationStatus] = [:]
-        for executor in desired.executors.values.sorted(by: { $0.name < $1.name })
+        for executor in manifests.values.sorted(by: { $0.name < $1.name })
         where executor.type == .sql && executor.database?.url(for: environment) != nil {
             let database = try await executors.openDatabase(executor, environment: environment)
             let records = try await { () async throws -> [MigrationRecord] in

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import TideExecutors
 public import TideGit
 public import TideManifest
@@ -28,8 +28,9 @@ extension Reconciler {
             let result = await executor.perform(
                 ActionRequest(
                     action: action, service: target.id.service, environment: target.id.environment, version: stable,
-                    previousVersion: rollout.version, weight: 100, revision: rollout.revision.hex,
-                    actionID: actionID, config: rollout.config))
+                    previousVersion: rollout.version, weight: 100,
+                    revision: (rollout.stableRevision ?? rollout.revision).hex, actionID: actionID,
+                    config: rollout.stableConfig ?? rollout.config))
             calls += 1
             try await store.apply(
                 StateWrite(actions: [
@@ -73,10 +74,11 @@ extension Reconciler {
                 time: now, kind: .deploymentRolledBack, target: target.id, revision: rollout.revision,
                 version: stable, previousVersion: rollout.version, classification: .rollback,
                 message: "rolled back to \(stable) automatically: \(reason)",
-                // The rollback action carried the rollout's config: stable ran healthy with its own config only
-                // when the two are the same (the planner's ROLLBACK rule reads this).
-                details: rollout.configDigest == state.configDigest
-                    ? .object(["configDigest": .string(rollout.configDigest)]) : nil)
+                // What ran healthy after the rollback (the planner's ROLLBACK rule reads it): the stable config,
+                // which the rollback carried — or, for a rollout started before stable configs were kept, the
+                // rollout's, which is the stable one only when the two are the same.
+                details: (rollout.stableConfig != nil || rollout.configDigest == state.configDigest)
+                    ? state.configDigest.map { .object(["configDigest": .string($0)]) } : nil)
         ]
         var message = "rolled back to \(stable) automatically"
         if spec.writeBack == .revert {
@@ -117,6 +119,16 @@ extension Reconciler {
             classification: rollout.classification, message: "\(reason); \(message)", executorCalls: calls)
     }
 
+    /// The config the target runs now and the revision it came from, read from that revision's desired state
+    /// (live state keeps only the config's digest). Nil when nothing runs, or that revision cannot be read.
+    func stableSide(of state: LiveTarget) -> (JSONValue?, ObjectID?) {
+        guard state.version != nil, let revision = state.revision,
+            let desired = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root)),
+            let stable = desired.target(state.id), stable.configDigest == state.configDigest
+        else { return (nil, state.revision) }
+        return (stable.config, revision)
+    }
+
     /// What writing a rollback back to git did.
     enum WriteBack {
         /// One commit on the tracked branch: `kind` is "revert" or "pin"; `words` say what it did.
@@ -127,17 +139,38 @@ extension Reconciler {
         case skipped(String)
     }
 
-    /// Writes **one** commit that makes git say what runs on the target after a rollback: the revert of the
-    /// commits that asked for the failed version when that revert changes nothing but this target, otherwise an
-    /// in-place edit pinning the environment's version to stable (as `tide promote --to` edits it). Each
-    /// candidate commit is checked by loading the desired state it makes before the branch is moved (with a
-    /// compare-and-swap): no other target may change. Never written when the branch no longer asks for the
-    /// failed version, or when only a config change could restore stable and a revert would touch other targets.
+    /// Writes **one** commit that makes git say what runs on the target after an automatic rollback (see
+    /// `writeOneCommit`).
     func writeBack(
         target: DesiredTarget, failed rollout: Rollout, stableDigest: String?, stableRevision: ObjectID?,
         reason: String
     ) throws -> WriteBack {
         guard let stable = rollout.previousVersion else { return .skipped("there is no stable version") }
+        let commits = try repository.commits(
+            from: rollout.revision, excluding: stableRevision, touching: [target.location.file], limit: 50)
+        return try writeOneCommit(
+            id: target.id, file: target.location.file, failed: (rollout.version, rollout.configDigest),
+            stable: (stable, stableDigest), commits: commits.map(\.id),
+            note: "Tide rolled \(target.id) back to \(stable) after \(rollout.version) failed: \(reason)")
+    }
+
+    /// Writes **one** commit on the tracked branch that takes `id` from the failed version back to the stable
+    /// one, and nothing else:
+    ///
+    /// - a revert, when a single commit asked for the failed version and reverting it changes only manifests and,
+    ///   of all targets, only this one;
+    /// - otherwise an in-place edit that pins the environment's version to stable (as `tide promote --to` does),
+    ///   when the failed change did not also change the config (a pin cannot bring a config back).
+    ///
+    /// Each candidate commit is made on no branch and the desired state it makes is loaded and checked before the
+    /// branch moves (compare-and-swap). What must never happen: a commit that changes another target's desired
+    /// state, or any file that is not a manifest; a commit on a branch that no longer asks for the failed version.
+    /// `stable.digest` nil: the stable config is not known (it is not checked, and a pin is written).
+    func writeOneCommit(
+        id: TargetID, file: String, failed: (version: String, digest: String),
+        stable: (version: String, digest: String?),
+        commits: [ObjectID], note: String
+    ) throws -> WriteBack {
         let branchName = try trackedBranch()
         let head = try repository.resolveCommit(branch: branchName)
         let before: DesiredState
@@ -146,110 +179,206 @@ extension Reconciler {
         } catch let error as ManifestError {
             return .skipped("\(head.short) does not validate (\(error.diagnostics.count) problem(s))")
         }
-        guard let wanted = before.target(target.id) else {
-            return .skipped("\(target.id) is not in desired state at \(head.short) any more")
+        guard let wanted = before.target(id) else {
+            return .skipped("\(id) is not in desired state at \(head.short) any more")
         }
-        if wanted.version == stable && wanted.configDigest == stableDigest { return .matches(head) }
-        guard wanted.version == rollout.version && wanted.configDigest == rollout.configDigest else {
-            return .skipped("\(branchName) moved on: \(head.short) asks for \(wanted.version), not \(rollout.version)")
+        func isStable(_ target: DesiredTarget) -> Bool {
+            target.version == stable.version && (stable.digest == nil || target.configDigest == stable.digest)
+        }
+        if isStable(wanted) { return .matches(head) }
+        guard wanted.version == failed.version && wanted.configDigest == failed.digest else {
+            return .skipped("\(branchName) moved on: \(head.short) asks for \(wanted.version), not \(failed.version)")
         }
         func restoresOnlyThisTarget(_ commit: ObjectID) -> Bool {
             guard
                 let after = try? loader.load(from: GitCommitSource(repository: repository, commit: commit, root: root)),
-                after.targets.count == before.targets.count,
-                let mine = after.target(target.id), mine.version == stable, mine.configDigest == stableDigest
+                after.targets.count == before.targets.count, let mine = after.target(id), isStable(mine)
             else { return false }
-            return before.targets.allSatisfy { other in
-                other.id == target.id
-                    || after.target(other.id).map {
-                        $0.version == other.version && $0.configDigest == other.configDigest
-                    }
-                        == true
+            let prefix = root.isEmpty ? "" : root.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/"
+            let onlyManifests = ((try? repository.changedPaths(from: head, to: commit)) ?? []).allSatisfy { change in
+                [change.oldPath, change.newPath].allSatisfy {
+                    $0.hasPrefix(prefix) && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml"))
+                }
             }
+            return onlyManifests
+                && before.targets.allSatisfy { other in
+                    other.id == id
+                        || after.target(other.id).map {
+                            $0.version == other.version && $0.configDigest == other.configDigest
+                        } == true
+                }
         }
-        let trailer = "\nTide rolled \(target.id) back to \(stable) after \(rollout.version) failed: \(reason)\n"
-        let commits = try repository.commits(
-            from: rollout.revision, excluding: stableRevision, touching: [target.location.file], limit: 50)
-        if !commits.isEmpty {
-            let subject =
-                commits.count == 1
-                ? "Revert \"\(commits[0].summary)\""
-                : "Revert \(commits.count) commits that took \(target.id) to \(rollout.version)"
-            let message =
-                subject + "\n\n" + commits.map { "This reverts commit \($0.id.hex).\n" }.joined() + trailer
-            if let candidate = try? repository.makeRevertCommit(commits.map(\.id), parent: head, message: message),
+        if commits.count == 1, let commit = commits.first {
+            let summary = (try? repository.commit(commit).summary) ?? commit.short
+            let message = "Revert \"\(summary)\"\n\nThis reverts commit \(commit.hex).\n\n\(note)\n"
+            if let candidate = try? repository.makeRevertCommit([commit], parent: head, message: message),
                 restoresOnlyThisTarget(candidate)
             {
                 _ = try repository.advance(branch: branchName, from: head, to: candidate, reason: "revert")
                 return .written(
                     candidate, kind: "revert",
-                    words: "reverted \(commits.map(\.id.short).joined(separator: ", ")) in \(candidate.short) so git "
-                        + "says what runs")
+                    words: "reverted \(commit.short) in \(candidate.short) so git says what runs")
             }
         }
-        guard rollout.configDigest == stableDigest else {
+        guard stable.digest == nil || failed.digest == stable.digest else {
             return .skipped(
-                "\(rollout.version) also changed the config, and reverting it would change other targets; git "
+                "\(failed.version) also changed the config, and a revert would change other targets or files; git "
                     + "still asks for the failed version, which is held — fix or revert it in git")
         }
-        let file = target.location.file
         guard let blob = try repository.files(at: head, under: "").first(where: { $0.path == file }) else {
             return .skipped("\(file) is not in \(head.short)")
         }
         let edited = try ManifestEditor.settingVersion(
-            in: String(decoding: try repository.blob(blob.blob), as: UTF8.self), file: file,
-            service: target.id.service, environment: target.id.environment, version: stable)
+            in: String(decoding: try repository.blob(blob.blob), as: UTF8.self), file: file, service: id.service,
+            environment: id.environment, version: stable.version)
         let message = """
-            Pin \(target.id.service) to \(stable) in \(target.id.environment): \(rollout.version) failed
-            \(trailer)
-            This commit makes git say what runs in \(target.id.environment); other environments keep their versions.
-            To try \(rollout.version) again there, remove the pin (or commit a fixed version).
+            Pin \(id.service) to \(stable.version) in \(id.environment): \(failed.version) failed
 
-            Tide-Rollback: \(target.id.service) \(target.id.environment) \(stable)
+            \(note)
+
+            This commit makes git say what runs in \(id.environment) (spec.environments.\(id.environment).version);
+            other environments keep their versions. While the pin is there, \(id.environment) does not follow
+            spec.version: to try \(failed.version) or a newer version there, change or remove the pin.
+
+            Tide-Rollback: \(id.service) \(id.environment) \(stable.version)
 
             """
         let candidate = try repository.makeFileCommit(
             path: file, contents: Array(edited.utf8), parent: head, message: message)
         guard restoresOnlyThisTarget(candidate) else {
-            return .skipped("pinning \(target.id.environment) to \(stable) would change other targets")
+            return .skipped("pinning \(id.environment) to \(stable.version) would change other targets")
         }
         _ = try repository.advance(branch: branchName, from: head, to: candidate, reason: "pin after rollback")
         return .written(
             candidate, kind: "pin",
-            words: "pinned \(target.id.environment) to \(stable) in \(candidate.short) so git says what runs")
+            words: "pinned \(id.environment) to \(stable.version) in \(candidate.short) so git says what runs")
     }
 
-    /// `tide rollback`: revert the commits the live deployment of a target shipped, so the next pass rolls back
-    /// on the fast path (ROLLBACK passes every gate).
+    /// `tide rollback`: one commit that takes the target back to the version before its live deployment — the
+    /// revert of what that deployment shipped when it changes nothing but this target, else a pin of the
+    /// environment's version (as an automatic rollback writes back) — so the next pass rolls back on the fast path
+    /// (ROLLBACK passes every gate). Nothing is written when the branch already asks for that version, or the
+    /// rollback would go past a contracted migration.
     public func rollbackCommit(service: String, environment: String) async throws -> [ObjectID] {
         let id = TargetID(service: service, environment: environment)
-        guard let live = try await store.liveTarget(id), let version = live.version else {
+        guard let live = try await store.liveTarget(id), let version = live.version, let digest = live.configDigest
+        else {
             throw RollbackError.nothingLive(id)
         }
         let deployment = try await store.deployments(DeploymentQuery(target: id, limit: 100))
             .first { $0.succeeded && $0.version == version && $0.classification != .rollback }
         // A first deployment has nothing to go back to: reverting the commits that created the service would
         // remove it, which is a different decision.
-        guard let deployment, deployment.previousVersion != nil, !deployment.changes.isEmpty else {
+        guard let deployment, let previous = deployment.previousVersion, !deployment.changes.isEmpty,
+            let file = try await resolve(record: false).desired?.services[service]?.location.file
+        else {
             throw RollbackError.nothingToRevert(id, version)
         }
-        let branchName = try trackedBranch()
-        let head = try repository.resolveCommit(branch: branchName)
+        let head = try repository.resolveCommit(branch: trackedBranch())
         let commits = deployment.changes.sorted { $0.committedAt > $1.committedAt }.map(\.commit)
-        let result = try repository.revert(
-            commits, branch: branchName, parent: head,
-            note: "Rolled back with tide rollback \(service) --env \(environment).")
-        guard !result.commits.isEmpty else {
-            throw RollbackError.alreadyReverted(id, version, commits)
+        try await refuseRollbackPastContract(id, live: live, reverting: commits, head: head)
+        // The config the previous version ran with, when its deployment recorded it.
+        let earlier = try await store.events(
+            EventQuery(service: service, environment: environment, kinds: [.deploymentSucceeded], limit: 1000))
+        let previousDigest = earlier.first { $0.version == previous && $0.time < deployment.startedAt }.flatMap {
+            event -> String? in
+            guard case .object(let details)? = event.details, case .string(let digest)? = details["configDigest"] else {
+                return nil
+            }
+            return digest
         }
-        try await store.apply(
-            StateWrite(events: [
-                Event(
-                    time: clock.now(), kind: .revertCommitted, target: id, revision: result.commits.last,
-                    version: deployment.previousVersion, previousVersion: version, classification: .rollback,
-                    message: "tide rollback reverted " + commits.map(\.short).joined(separator: ", "))
-            ]))
-        return result.commits
+        let written = try writeOneCommit(
+            id: id, file: file, failed: (version, digest), stable: (previous, previousDigest), commits: commits,
+            note: "Rolled back with tide rollback \(service) --env \(environment).")
+        switch written {
+        case .matches:
+            throw RollbackError.alreadyReverted(id, version, commits)
+        case .skipped(let why):
+            throw RollbackError.cannotWrite(id, why)
+        case .written(let commit, let kind, let words):
+            try await store.apply(
+                StateWrite(events: [
+                    Event(
+                        time: clock.now(), kind: .revertCommitted, target: id, revision: commit, version: previous,
+                        previousVersion: version, classification: .rollback, message: "tide rollback \(words)",
+                        details: .object(["writeBack": .string(kind), "commit": .string(commit.hex)]))
+                ]))
+            return [commit]
+        }
+    }
+}
+
+/// An environment's version that a Tide rollback pinned, and that still holds it back from `spec.version`.
+public struct RollbackPin: Sendable, Hashable, Codable {
+    public var target: TargetID
+    public var version: String
+    /// What the service's `spec.version` asks for everywhere else.
+    public var specVersion: String
+    /// The pin commit.
+    public var commit: ObjectID
+
+    public var description: String {
+        "\(target) stays on \(version), pinned by Tide's rollback commit \(commit.short) "
+            + "(spec.environments.\(target.environment).version); spec.version is \(specVersion) — change or remove "
+            + "the pin to let \(target.environment) follow it"
+    }
+}
+
+extension Reconciler {
+    /// The environments a rollback write-back pinned whose pin still holds them back from `spec.version`: found by
+    /// the `Tide-Rollback:` trailer of the newest commits that touched each such service's file.
+    public func rollbackPins(desired: DesiredState) -> [RollbackPin] {
+        guard let revision = desired.revision else { return [] }
+        var pins: [RollbackPin] = []
+        for service in desired.services.values.sorted(by: { $0.name < $1.name }) {
+            guard let specVersion = service.version else { continue }
+            let held = service.environmentOrder.compactMap { environment -> (String, String)? in
+                guard let version = service.environments[environment]?.version, version != specVersion else {
+                    return nil
+                }
+                return (environment, version)
+            }
+            guard !held.isEmpty,
+                let commits = try? repository.commits(
+                    from: revision, touching: [service.location.file], limit: 50)
+            else { continue }
+            for (environment, version) in held {
+                let trailer = "Tide-Rollback: \(service.name) \(environment) \(version)"
+                // The newest commit that set this environment's version is Tide's pin when it carries the trailer.
+                if let pin = commits.first(where: { $0.message.contains(trailer) }) {
+                    pins.append(
+                        RollbackPin(
+                            target: TargetID(service: service.name, environment: environment), version: version,
+                            specVersion: specVersion, commit: pin.id))
+                }
+            }
+        }
+        return pins
+    }
+
+    /// A rollback whose version would not list a migration that was contracted here is refused before anything is
+    /// written (reconcile would refuse the revert anyway): the reverts are tried on a commit on no branch, and the
+    /// desired state they make is read.
+    func refuseRollbackPastContract(
+        _ id: TargetID, live: LiveTarget, reverting commits: [ObjectID], head: ObjectID
+    ) async throws {
+        guard !live.migrations.isEmpty,
+            let candidate = try? repository.makeRevertCommit(commits, parent: head, message: "tide rollback check"),
+            let after = try? loader.load(from: GitCommitSource(repository: repository, commit: candidate, root: root)),
+            let wanted = after.target(id)
+        else { return }
+        let dropped = live.migrations.filter { !wanted.migrations.contains($0) }
+        guard !dropped.isEmpty else { return }
+        var executors = after.executors
+        if let revision = live.revision,
+            let then = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root))
+        {
+            executors.merge(then.executors) { current, _ in current }
+        }
+        let statuses = try await migrationStatuses(environment: id.environment, executors: executors)
+        if let name = dropped.first(where: { statuses[$0]?.contract != nil }), let contract = statuses[name]?.contract {
+            throw RollbackError.pastContract(id, wanted.version, name, contract.appliedAt)
+        }
     }
 }
 
@@ -259,6 +388,10 @@ public enum RollbackError: Error, CustomStringConvertible, Sendable {
     case nothingToRevert(TargetID, String)
     /// Every commit that brought the version is already reverted on the branch: nothing was written.
     case alreadyReverted(TargetID, String, [ObjectID])
+    /// No single commit can take the target back without touching others (the reason says why).
+    case cannotWrite(TargetID, String)
+    /// Going back would take the target to a version without a migration whose contract ran.
+    case pastContract(TargetID, String, String, Date)
 
     public var description: String {
         switch self {
@@ -270,6 +403,12 @@ public enum RollbackError: Error, CustomStringConvertible, Sendable {
             "nothing written: the commits that brought \(version) to \(id) ("
                 + commits.map(\.short).joined(separator: ", ") + ") are already reverted on the branch; "
                 + "tide reconcile rolls back"
+        case .cannotWrite(let id, let why):
+            "nothing written for \(id): \(why)"
+        case .pastContract(let id, let version, let migration, let at):
+            "nothing written: \(id) would go back to \(version), which does not list migration \(migration), and "
+                + "its contract ran at \(GateEvaluator.format(at)) (what it removed is gone). Roll forward instead: "
+                + "a new version with the fix"
         }
     }
 }

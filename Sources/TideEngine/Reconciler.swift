@@ -117,6 +117,8 @@ public final class Reconciler: Sendable {
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
         plan.promotions = try await scheduledPromotions(desired: desired)
+        plan.migrations = try await migrationReport(desired: desired, live: live).filter { !$0.statements.isEmpty }
+        plan.pins = rollbackPins(desired: desired)
         return (resolution, plan)
     }
 
@@ -139,7 +141,7 @@ public final class Reconciler: Sendable {
         // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
         if report.head == head, report.rejected.isEmpty, report.promotions.isEmpty, !promotes,
-            report.migrations.allSatisfy({ $0.result == .applied }),
+            report.migrations.allSatisfy({ [.applied, .leftAlone].contains($0.result) }),
             report.outcomes.allSatisfy({ settles.contains($0.result) })
         {
             // What the next pass would report: every target that is still desired, unchanged.
@@ -349,6 +351,7 @@ public final class Reconciler: Sendable {
                 revision: revision, previousVersion: state.version, classification: classification,
                 reason: action.reason, revertedCommit: action.revertedCommit, startedAt: now)
             rollout.migrations = target.migrations
+            (rollout.stableConfig, rollout.stableRevision) = stableSide(of: state)
             state.executor = target.executor
             state.phase = .progressing
             state.rollout = rollout
@@ -487,6 +490,23 @@ public final class Reconciler: Sendable {
                     rollout.step = step + 1
                     continue
                 }
+                if action == .promote, !rollout.full, let background = strategy.backgroundAnalysis,
+                    let unproven = unprovenMetrics(background, rollout.background, desired: desired)
+                {
+                    // No data is never a success: the background analysis must have measured every metric
+                    // successfully once before the candidate gets all the traffic.
+                    if let due = backgroundDue {
+                        return try await progressing(
+                            background: due, target.id, rollout, state: &state,
+                            message: "\(label): waits for background analysis \(background) to measure "
+                                + "\(unproven) successfully before promotion",
+                            executorCalls: calls)
+                    }
+                    return try await pauseForPerson(
+                        "background analysis \(background)",
+                        summary: "no successful measurement of \(unproven) before promotion", target: target.id,
+                        rollout: &rollout, state: &state, calls: calls)
+                }
                 name = action
                 weight = actionWeight
             }
@@ -564,6 +584,10 @@ public final class Reconciler: Sendable {
         if state.migrations != rollout.migrations || (state.migratedAt == nil && !rollout.migrations.isEmpty) {
             state.migratedAt = rollout.migrations.isEmpty ? nil : doneAt
         }
+        state.migrationUse = Self.migrationUse(
+            state.migrationUse, from: state.migrations, to: rollout.migrations,
+            rollback: rollout.classification == .rollback, service: desired.services[target.id.service],
+            desired: desired)
         state.migrations = rollout.migrations
         state.rollout = nil
         state.failed = nil
@@ -621,6 +645,21 @@ public final class Reconciler: Sendable {
         var state = failedState
         state.phase = .failed
         state.rollout = nil
+        let service = desired.services[target.id.service]
+        let rollsBack = service.map { $0.rollback.automatic || $0.strategy.type.keepsStable } ?? false
+        if !rollsBack, rollout.step > 0, rollout.previousVersion == state.version {
+            // Recreate without rollback, past its deploy: the candidate is what runs now (unhealthy), and so
+            // are the migrations it needs — status must not say the old version runs, and nothing may undo the
+            // schema the candidate writes to.
+            state.version = rollout.version
+            state.configDigest = rollout.configDigest
+            state.revision = rollout.revision
+            state.migrationUse = Self.migrationUse(
+                state.migrationUse, from: state.migrations, to: rollout.migrations, rollback: false,
+                service: service, desired: desired)
+            state.migrations = rollout.migrations
+            state.migratedAt = rollout.migrations.isEmpty ? nil : now
+        }
         state.failed = FailedAttempt(
             version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
             message: message, at: now)

@@ -110,7 +110,16 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
             let right = try evaluate(rhs, result)
             if op == "==" || op == "!=" {
                 let equal: Bool
-                if let a = number(left), let b = number(right) { equal = a == b } else { equal = left == right }
+                if let a = number(left), let b = number(right) {
+                    equal = a == b
+                } else if number(left) != nil || number(right) != nil, left != .null, right != .null {
+                    // A number against a string (or a list, a bool): the condition is wrong for the data; an
+                    // evaluation error, never a quiet false that lets a canary through.
+                    throw EvaluationError(
+                        description: "cannot compare \(left.canonicalJSON) and \(right.canonicalJSON) with \(op)")
+                } else {
+                    equal = left == right
+                }
                 return .bool(op == "==" ? equal : !equal)
             }
             if let a = number(left), let b = number(right) {

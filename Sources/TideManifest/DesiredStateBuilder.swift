@@ -117,25 +117,61 @@ public enum DesiredStateBuilder {
             }
         }
         for service in services.values.sorted(by: { $0.location < $1.location }) {
-            for (name, location) in zip(service.migrations, service.migrationLocations) {
-                guard let migration = migrations[name] else {
-                    if !broken.contains("Migration/\(name)") {
+            // spec.migrations serve the environments without a list of their own; each list is checked against
+            // the environments it serves.
+            var lists: [(path: String, names: [String], places: [SourceLocation], environments: [String])] = [
+                (
+                    "spec.migrations", service.migrations, service.migrationLocations,
+                    service.environmentOrder.filter { service.environments[$0]?.migrations == nil }
+                )
+            ]
+            for environment in service.environmentOrder {
+                guard let override = service.environments[environment], let names = override.migrations else {
+                    continue
+                }
+                lists.append(
+                    ("spec.environments.\(environment).migrations", names, override.migrationLocations, [environment]))
+            }
+            for list in lists {
+                for (name, location) in zip(list.names, list.places) {
+                    guard let migration = migrations[name] else {
+                        if !broken.contains("Migration/\(name)") {
+                            diagnostics.append(
+                                Diagnostic(
+                                    location,
+                                    "Service '\(service.name)': \(list.path): migration '\(name)' is not defined"
+                                        + known(migrations.keys)))
+                        }
+                        continue
+                    }
+                    guard let database = executors[migration.executor]?.database else { continue }
+                    for environment in list.environments where database.url(for: environment) == nil {
                         diagnostics.append(
                             Diagnostic(
                                 location,
-                                "Service '\(service.name)': spec.migrations: migration '\(name)' is not defined"
-                                    + known(migrations.keys)))
+                                "Service '\(service.name)': \(list.path): migration '\(name)' runs in \(environment), "
+                                    + "but executor '\(migration.executor)' has no url for it (give spec.url or "
+                                    + "spec.environments.\(environment).url)"))
+                    }
+                }
+            }
+            for (name, location) in zip(service.databases, service.databaseLocations) {
+                guard let executor = executors[name] else {
+                    if !broken.contains("Executor/\(name)") {
+                        diagnostics.append(
+                            Diagnostic(
+                                location,
+                                "Service '\(service.name)': spec.databases: executor '\(name)' is not defined"
+                                    + known(executors.keys)))
                     }
                     continue
                 }
-                guard let database = executors[migration.executor]?.database else { continue }
-                for environment in service.environmentOrder where database.url(for: environment) == nil {
+                if executor.type != .sql {
                     diagnostics.append(
                         Diagnostic(
                             location,
-                            "Service '\(service.name)': spec.migrations: migration '\(name)' runs in \(environment), "
-                                + "but executor '\(migration.executor)' has no url for it (give spec.url or "
-                                + "spec.environments.\(environment).url)"))
+                            "Service '\(service.name)': spec.databases: executor '\(name)' is a "
+                                + "\(executor.type.rawValue) executor; name sql executors here"))
                 }
             }
         }
@@ -167,11 +203,12 @@ public enum DesiredStateBuilder {
                     id: id, executor: service.executor,
                     version: override.version ?? service.version ?? "", config: resolved.config,
                     dependsOn: dependsOn, location: service.location, configDigest: resolved.digest)
-                if !service.migrations.isEmpty {
+                let needed = service.migrations(for: environment)
+                if !needed.isEmpty {
                     // The migrations (and what their phases say) are part of the target's desired state: a
                     // migration added, or a failed one fixed, deploys again.
-                    target.migrations = service.migrations
-                    let phases = service.migrations.map { name -> JSONValue in
+                    target.migrations = needed
+                    let phases = needed.map { name -> JSONValue in
                         let migration = migrations[name]
                         return .array(
                             [.string(name)]
@@ -188,7 +225,9 @@ public enum DesiredStateBuilder {
         var state = DesiredState(
             revision: revision, executors: executors, environments: environments, services: services,
             targets: targets,
-            warnings: migrations.values.sorted { $0.location < $1.location }.flatMap(\.warnings))
+            warnings: migrations.values.sorted { $0.location < $1.location }.flatMap {
+                $0.warnings(executor: executors[$0.executor])
+            })
         state.policies = policies
         state.analyses = analyses
         state.migrations = migrations

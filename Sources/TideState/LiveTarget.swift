@@ -108,6 +108,10 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var weight: Int = 0
     /// The Migrations the candidate needs (expanded before it started).
     public var migrations: [String] = []
+    /// The stable side's config and the revision it came from, when it started: a rollback (automatic, or
+    /// `tide abort`) gives the executor these, not the candidate's.
+    public var stableConfig: JSONValue?
+    public var stableRevision: ObjectID?
     /// When the rollout goes on by itself (a timed pause ends, an analysis measures next); nil while it waits
     /// for a person.
     public var nextDue: Date?
@@ -176,13 +180,18 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     /// The Migrations the running version needs, and when it finished rolling out (contract waits on it).
     public var migrations: [String] = []
     public var migratedAt: Date?
+    /// What this target's versions did with migrations over time — which databases they used, and how they
+    /// stopped needing a migration — so downs and contracts can be decided conservatively.
+    public var migrationUse = MigrationUse()
     public var updatedAt: Date
 
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
         revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
-        waitingOn: [String] = [], migrations: [String] = [], migratedAt: Date? = nil, updatedAt: Date
+        waitingOn: [String] = [], migrations: [String] = [], migratedAt: Date? = nil,
+        migrationUse: MigrationUse = MigrationUse(), updatedAt: Date
     ) {
+        self.migrationUse = migrationUse
         self.migrations = migrations
         self.migratedAt = migratedAt
         self.waiting = waiting
@@ -197,6 +206,27 @@ public struct LiveTarget: Sendable, Codable, Hashable {
         self.failed = failed
         self.updatedAt = updatedAt
     }
+}
+
+/// What a target's versions did with migrations, kept across deployments.
+public struct MigrationUse: Sendable, Codable, Hashable {
+    /// sql executors whose databases a version of this target used (its migrations' executors and the service's
+    /// `databases`). Kept when a later version needs no migration there: the app still reads that database.
+    public var databases: [String] = []
+    /// Migrations the target stopped needing through an explicit rollback that finished healthy: the only way a
+    /// migration's `down` can become due by itself.
+    public var released: [String] = []
+    /// Migrations the target stopped needing any other way (a newer version, a rename): never undone
+    /// automatically, only reported — `tide migrations down` is for a person who decides.
+    public var abandoned: [String] = []
+
+    public init(databases: [String] = [], released: [String] = [], abandoned: [String] = []) {
+        self.databases = databases
+        self.released = released
+        self.abandoned = abandoned
+    }
+
+    public var isEmpty: Bool { databases.isEmpty && released.isEmpty && abandoned.isEmpty }
 }
 
 /// Which revision of the config repo is applied, and the last one rejected.

@@ -13,6 +13,7 @@ public import TideManifest
 public final class SQLiteStateStore: StateStore {
     public let path: String
     private let pool: DatabasePool
+    public var location: String { "sqlite:" + path }
 
     public init(path given: String) throws {
         let directory = (given as NSString).deletingLastPathComponent
@@ -181,6 +182,9 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN migrations TEXT")
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN migrated_at REAL")
         }
+        migrator.registerMigration("v5-migration-use") { db in
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN migration_use TEXT")
+        }
         return migrator
     }
 
@@ -261,14 +265,15 @@ public final class SQLiteStateStore: StateStore {
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
                                              rollout, failed, updated_at, waiting, waiting_on, migrations,
-                                             migrated_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             migrated_at, migration_use)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (service, environment) DO UPDATE SET
                             executor = excluded.executor, phase = excluded.phase, version = excluded.version,
                             config_digest = excluded.config_digest, revision = excluded.revision,
                             rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
                             waiting = excluded.waiting, waiting_on = excluded.waiting_on,
-                            migrations = excluded.migrations, migrated_at = excluded.migrated_at
+                            migrations = excluded.migrations, migrated_at = excluded.migrated_at,
+                            migration_use = excluded.migration_use
                         """
                 ).execute(
                     arguments: [
@@ -279,6 +284,7 @@ public final class SQLiteStateStore: StateStore {
                         target.waitingOn.isEmpty ? nil : target.waitingOn.joined(separator: ","),
                         target.migrations.isEmpty ? nil : target.migrations.joined(separator: ","),
                         target.migratedAt?.timeIntervalSince1970,
+                        target.migrationUse.isEmpty ? nil : try Self.encode(target.migrationUse),
                     ])
             }
             for id in write.removedTargets {
@@ -645,6 +651,8 @@ public final class SQLiteStateStore: StateStore {
             waitingOn: (row["waiting_on"] as String?)?.split(separator: ",").map(String.init) ?? [],
             migrations: (row["migrations"] as String?)?.split(separator: ",").map(String.init) ?? [],
             migratedAt: (row["migrated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            migrationUse: try (row["migration_use"] as String?).map { try decode(MigrationUse.self, $0) }
+                ?? MigrationUse(),
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

@@ -26,6 +26,9 @@ public struct StateWrite: Sendable {
 
 /// Live state and the event log.
 public protocol StateStore: Sendable {
+    /// Where the state lives (`sqlite:/var/lib/tide/state.sqlite`): part of the install's identity, which
+    /// migration history records as its owner.
+    var location: String { get }
     func liveTargets() async throws -> [LiveTarget]
     func liveTarget(_ id: TargetID) async throws -> LiveTarget?
     func events(_ query: EventQuery) async throws -> [Event]

@@ -68,6 +68,8 @@ public final class RecordingExecutor: Executor, ExecutorFactory, @unchecked Send
 
 /// Live state and events in memory, with the same semantics as the SQLite store.
 public actor InMemoryStateStore: StateStore {
+    /// One identity per store, as two state files have two.
+    public nonisolated let location = "memory:" + UUID().uuidString
     private var targets: [TargetID: LiveTarget] = [:]
     private var log: [Event] = []
     private var actions: [String: ActionRecord] = [:]

@@ -82,6 +82,21 @@ struct MigrationManifestTests {
         #expect(try #require(before?.target(id)).configDigest != (try #require(after?.target(id)).configDigest))
     }
 
+    @Test("each environment's version needs its own migrations: spec.environments.ENV.migrations")
+    func perEnvironmentMigrations() throws {
+        let (state, diagnostics) = try load(
+            base([
+                "m.yaml": Self.migration(),
+                "c.yaml": service(
+                    "checkout", version: "1.0",
+                    envs: "{staging: {version: \"1.1\", migrations: [add-email]}, prod: {migrations: []}}"),
+            ]))
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let desired = try #require(state)
+        #expect(desired.target(TargetID(service: "checkout", environment: "staging"))?.migrations == ["add-email"])
+        #expect(desired.target(TargetID(service: "checkout", environment: "prod"))?.migrations == [])
+    }
+
     @Test("lint: destructive statements in expand, a contract without expand")
     func lint() throws {
         let (state, diagnostics) = try load(
@@ -153,6 +168,33 @@ struct MigrationManifestTests {
             (
                 ["s.yaml": service("s").replacingOccurrences(of: "executor: local", with: "executor: orders-db")],
                 "'orders-db' is a sql executor, which runs migrations"
+            ),
+            (
+                // spec.migrations belong to spec.version: staging's 1.1 must say what it needs.
+                [
+                    "m.yaml": migration(),
+                    "c.yaml": service("checkout", version: "1.0", envs: "{staging: {version: \"1.1\"}, prod: {}}")
+                        + "  migrations: [add-email]\n",
+                ],
+                "c.yaml:7:37: Service 'checkout': spec.environments.staging.version: 1.1 is not spec.version (1.0), "
+                    + "which needs migrations add-email; say which migrations 1.1 needs with "
+                    + "spec.environments.staging.migrations ([] for none)"
+            ),
+            (
+                [
+                    "c.yaml": service(
+                        "checkout", envs: "{staging: {version: \"1.1\", migrations: [nope]}, prod: {}}")
+                ],
+                "Service 'checkout': spec.environments.staging.migrations: migration 'nope' is not defined"
+            ),
+            (
+                ["c.yaml": service("checkout") + "  databases: [local]\n"],
+                "c.yaml:9:15: Service 'checkout': spec.databases: executor 'local' is a command executor; name sql "
+                    + "executors here"
+            ),
+            (
+                ["c.yaml": service("checkout") + "  databases: [gone]\n"],
+                "Service 'checkout': spec.databases: executor 'gone' is not defined"
             ),
         ])
     func bad(_ files: [String: String], _ message: String) throws {

@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import TideEngine
+
+/// `tide migrations`: where every migration stands in every database, and what Tide will do next about it.
+struct MigrationsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrations",
+        abstract: "Show each migration's phase per database, its owner, and what blocks its contract or down.",
+        subcommands: [MigrationsListCommand.self, MigrationsDownCommand.self],
+        defaultSubcommand: MigrationsListCommand.self)
+}
+
+struct MigrationsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "Show each migration's phase per database (the default).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("env"), help: "Only the databases of this environment.")
+    var environment: String?
+
+    @Flag(name: .long, help: "Print the report as JSON.")
+    var json = false
+
+    func run() async throws {
+        let entries = try await global.reconciler().migrationReport(environment: environment)
+        if json {
+            try printJSON(entries)
+            return
+        }
+        guard !entries.isEmpty else {
+            print("No migrations" + (environment.map { " in \($0)" } ?? "") + ".")
+            return
+        }
+        print(
+            table(
+                ["MIGRATION", "DATABASE", "PHASE", "OWNER", "RUNNING ON", "NEXT"],
+                entries.map {
+                    [
+                        $0.migration, "\($0.executor) (\($0.environments.joined(separator: ",")))", $0.phase,
+                        $0.owner == nil ? "-" : ($0.ours ? "this install" : "another install"),
+                        $0.runningOn.isEmpty ? "-" : $0.runningOn.joined(separator: ", "), $0.next,
+                    ]
+                }))
+    }
+}
+
+struct MigrationsDownCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Undo a migration's expand (its down) in an environment's database — a person's decision.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var actor: ActorOptions
+
+    @Argument(help: "The migration.")
+    var name: String
+
+    @Option(name: .customLong("env"), help: "The environment whose database to undo it in.")
+    var environment: String
+
+    func run() async throws {
+        let reconciler = try global.reconciler()
+        do {
+            print(
+                try await reconciler.migrationDown(
+                    name: name, environment: environment, by: actor.who(in: reconciler.repository)))
+        } catch let error as MigrationCommandError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+    }
+}

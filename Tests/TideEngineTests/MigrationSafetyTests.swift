@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+import TideEngine
+import TideExecutors
+import TideGit
+import TideManifest
+import TideState
+import TideTestSupport
+
+/// The five ways a trial lost data through a `down` or `contract` Tide decided on its own, each on SQLite and
+/// PostgreSQL. What must never happen: a down without an explicit rollback of every target that needed the
+/// migration; a contract while a target using the database runs a version without the migration; any action on
+/// another install's migration.
+@Suite("TideEngine: migrations never lose data")
+struct MigrationSafetyTests {
+    typealias M = MigrationTests
+
+    static let addPhone = """
+        apiVersion: tide/v1
+        kind: Migration
+        metadata: {name: add-phone}
+        spec:
+          executor: orders-db
+          expand:
+            up: ["ALTER TABLE users ADD COLUMN phone TEXT"]
+            down: ["ALTER TABLE users DROP COLUMN phone"]
+
+        """
+
+    @Test(
+        "a failed forward rollout keeps the expand its candidate writes to",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func failedForwardRollout(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        h.executor.fail { $0.action == .health && $0.version == "2.0" }
+        try h.fixture.commit(
+            "payments 2.0 with phone",
+            files: [
+                "tide/phone.yaml": Self.addPhone, "services/payments.yaml": M.service("2.0", migrations: ["add-phone"]),
+            ])
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .failed)
+        #expect(!report.migrations.contains { $0.phase == "down" })
+        #expect(try db.columns("users") == ["id", "name", "legacy", "phone"], "2.0 runs and writes to phone")
+        #expect(try db.history() == ["add-phone|expand"])
+        // Status says what runs: the failed candidate (recreate, no rollback).
+        let live = try #require(await h.live("payments"))
+        #expect(live.version == "2.0")
+        #expect(live.phase == .failed)
+        _ = try await h.pass()
+        #expect(try db.columns("users") == ["id", "name", "legacy", "phone"], "and stays, pass after pass")
+    }
+
+    @Test(
+        "a second install on the same database never undoes what it does not own",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func secondInstall(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+
+        // Another repo (and state) with a service on the same database, that lists no migration at all.
+        let other = try GitFixture()
+        try other.commit(
+            "other install",
+            files: [
+                "tide/base.yaml": executorYAML, "tide/db.yaml": M.platform(db.url),
+                "services/reports.yaml": serviceYAML("reports", version: "1.0").replacingOccurrences(
+                    of: "  executor: local\n", with: "  executor: local\n  databases: [orders-db]\n"),
+            ])
+        let store = InMemoryStateStore()
+        let second = Reconciler(
+            repository: try Repository.open(at: other.repoPath), branch: nil, root: "", store: store,
+            executors: h.executor, clock: h.clock)
+        let report = try await second.reconcile(lockTimeout: 1)
+        #expect(!report.migrations.contains { $0.phase == "down" || $0.phase == "contract" })
+        let reported = try #require(report.migrations.first { $0.migration == "add-email" })
+        #expect(reported.result == .leftAlone)
+        #expect(reported.message.contains("applied by another install"))
+        #expect(try db.columns("users") == ["id", "name", "legacy", "email"])
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+
+        // Its owner contracts it as usual.
+        h.clock.advance(by: 3600)
+        _ = try await h.pass()
+        #expect(try db.history().last == "add-email|contract")
+    }
+
+    @Test(
+        "a per-environment version that does not need the migration holds the contract",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func perEnvironmentVersions(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        // staging and prod share the database (one url); prod keeps 1.0, which needs nothing, staging takes 1.1.
+        let service = serviceYAML(
+            "payments", version: "1.0",
+            envs: "{staging: {version: \"1.1\", migrations: [add-email]}, prod: {migrations: []}}")
+        try h.fixture.commit(
+            "payments 1.1 to staging", files: ["tide/migrations.yaml": M.migration, "services/payments.yaml": service])
+        var report = try await h.pass()
+        #expect(
+            report.outcomes.first { $0.target == TargetID(service: "payments", environment: "staging") }?.result
+                == .deployed)
+        #expect(
+            report.outcomes.first { $0.target == TargetID(service: "payments", environment: "prod") }?.result
+                == .unchanged)
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        h.clock.advance(by: 2 * 3600)
+        report = try await h.pass()
+        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: prod 1.0 reads it")
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(waits.result == .waiting)
+        #expect(waits.message.contains("payments@prod is to run 1.0, which does not list it"), "\(waits.message)")
+    }
+
+    @Test(
+        "a shared migration does not contract after one of its services was reverted",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func sharedMigrationAfterRevert(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        let checkout = try h.fixture.commit(
+            "checkout 1.1 with email",
+            files: [
+                "services/checkout.yaml": serviceYAML("checkout", version: "1.1", dependsOn: ["payments"])
+                    + "  migrations: [add-email]\n"
+            ])
+        _ = try await h.pass()
+        #expect(await h.live("checkout")?.migrations == ["add-email"])
+        try h.fixture.revert(checkout)
+        var report = try await h.pass()
+        let back = try #require(report.outcomes.first { $0.target.service == "checkout" })
+        #expect(back.result == .deployed && back.classification == .rollback)
+        #expect(!report.migrations.contains { $0.phase == "down" }, "payments still needs it")
+        h.clock.advance(by: 2 * 3600)
+        report = try await h.pass()
+        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: checkout 1.0 reads it")
+        #expect(!(try db.history()).contains("add-email|contract"))
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(waits.message.contains("checkout@prod is to run 1.0.0, which does not list it"), "\(waits.message)")
+    }
+
+    @Test(
+        "a renamed migration with idempotent SQL leaves the old one's column alone",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func renamedMigration(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        try h.fixture.commit(
+            "payments 2.0 with phone",
+            files: [
+                "tide/phone.yaml": Self.addPhone, "services/payments.yaml": M.service("2.0", migrations: ["add-phone"]),
+            ])
+        _ = try await h.pass()
+        try db.execute("UPDATE users SET phone = '555' WHERE id = 1")
+        // Renamed: the new expand finds the column there already (PostgreSQL: IF NOT EXISTS; SQLite has no such
+        // clause, so a statement that changes nothing stands in for it).
+        let idempotent =
+            backend == .postgres ? "ALTER TABLE users ADD COLUMN IF NOT EXISTS phone TEXT" : "SELECT 1"
+        let renamed = Self.addPhone.replacingOccurrences(of: "name: add-phone}", with: "name: add-phone-numbers}")
+            .replacingOccurrences(of: "ALTER TABLE users ADD COLUMN phone TEXT", with: idempotent)
+        try h.fixture.remove("tide/phone.yaml")
+        try h.fixture.commit(
+            "rename add-phone",
+            files: [
+                "tide/phone-numbers.yaml": renamed,
+                "services/payments.yaml": M.service("2.1", migrations: ["add-phone-numbers"]),
+            ])
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
+        #expect(!report.migrations.contains { $0.phase == "down" })
+        #expect(try db.query("SELECT phone FROM users WHERE id = 1") == ["555"], "the data 2.1 reads is still there")
+        let left = try #require(report.migrations.first { $0.migration == "add-phone" })
+        #expect(left.result == .leftAlone)
+        #expect(left.message.contains("tide migrations down add-phone"))
+    }
+}
