@@ -57,6 +57,7 @@ struct StatusCommand: AsyncParsableCommand {
             case "window": return "waiting for a window"
             case "bake": return "waiting for bake"
             case "refused": return "deployed; change refused"
+            case "database": return "waiting for the database"
             default: return "waiting for upstream"
             }
         }

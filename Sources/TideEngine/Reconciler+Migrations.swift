@@ -8,13 +8,22 @@ import TideState
 /// backfill) before the first rollout of a version that lists the migration; contract once every target of the
 /// environment that lists it runs such a version, `after` since; expand's `down` once nothing that needed it
 /// runs (or will run) any more; and no way back past a contract.
+/// Whether a rollout's migrations are ready.
+enum MigrationPreparation {
+    case ready
+    /// A permanent failure: the rollout does not start and the version is held.
+    case failed(String)
+    /// A transient database error: the rollout waits and the phase is retried.
+    case retry(String)
+}
+
 extension Reconciler {
     /// Expands and backfills, in `target`'s environment, the migrations its version needs; checks that no applied
     /// phase was edited since. Returns why the rollout cannot start, or nil.
     func prepareMigrations(
         for target: DesiredTarget, desired: DesiredState, revision: ObjectID
-    ) async throws -> String? {
-        guard !target.migrations.isEmpty else { return nil }
+    ) async throws -> MigrationPreparation {
+        guard !target.migrations.isEmpty else { return .ready }
         let environment = target.id.environment
         var databases: [String: any MigrationDatabase] = [:]
         defer {
@@ -24,7 +33,7 @@ extension Reconciler {
         for name in target.migrations {
             // The builder checked that the migration and its sql executor exist.
             guard let migration = desired.migrations[name], let executor = desired.executors[migration.executor] else {
-                return "migration \(name) is not defined"
+                return .failed("migration \(name) is not defined")
             }
             let database: any MigrationDatabase
             do {
@@ -35,7 +44,7 @@ extension Reconciler {
                     databases[executor.name] = database
                 }
                 let status = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
-                if let edited = Self.editedPhase(migration, status) { return edited }
+                if let edited = Self.editedPhase(migration, status) { return .failed(edited) }
                 if status.contract != nil { continue }
                 // Another install's migration: its phases are its owner's to run; what is applied serves here too.
                 if status.isApplied, !owns(name, status, owner: try migrationOwner(), desired: desired) { continue }
@@ -58,13 +67,20 @@ extension Reconciler {
                             message: "migration \(name): \(phaseName.rawValue) applied in \(environment)")
                     }
                 }
+            } catch let error as MigrationError where error.isTransient {
+                // Out of reach, busy, or out of time: the database is as before the phase (a batched backfill
+                // keeps its committed rounds), nothing is undone, and the phase is tried again later.
+                return .retry(
+                    "migration \(name): \(environment): \(error)"
+                        + (error.partial ? " (the work committed so far is kept)" : ""))
             } catch {
                 // failBeforeRollout records it.
-                return "migration \(name): \(environment): \(error); the database is as before the phase, and the "
-                    + "rollout of \(target.version) did not start"
+                return .failed(
+                    "migration \(name): \(environment): \(error); the database is as before the phase, and the "
+                        + "rollout of \(target.version) did not start")
             }
         }
-        return nil
+        return .ready
     }
 
     /// A deployment whose migration has an applied phase the manifest no longer matches cannot start: the plan
@@ -117,6 +133,36 @@ extension Reconciler {
                         time: clock.now(), kind: kind, target: target.id, revision: revision, version: target.version,
                         message: message)
                 ]))
+    }
+
+    /// A migration phase hit a transient database error before a rollout: nothing is marked failed or undone;
+    /// the target waits, and the phase is tried again with backoff (30 s, doubling to 10 min).
+    func waitForDatabase(
+        target: DesiredTarget, state: LiveTarget, revision: ObjectID, message: String
+    ) async throws -> TargetOutcome {
+        var state = state
+        let now = clock.now()
+        let attempt = state.migrationUse.retries
+        let due = now.addingTimeInterval(min(600, 30 * pow(2, Double(min(attempt, 10)))))
+        state.migrationUse.retries = attempt + 1
+        let reason = "waiting for the database: \(message); retry at \(GateEvaluator.format(due))"
+        let firstTime = state.waitingOn != ["database"]
+        state.waiting = reason
+        state.waitingOn = ["database"]
+        state.updatedAt = now
+        try await store.apply(
+            StateWrite(
+                targets: [state],
+                events: firstTime
+                    ? [
+                        Event(
+                            time: now, kind: .migrationFailed, target: target.id, revision: revision,
+                            version: target.version, previousVersion: state.version,
+                            message: "\(message); transient: nothing undone, retried with backoff")
+                    ] : []))
+        return TargetOutcome(
+            target: target.id, result: .waiting, fromVersion: state.version, toVersion: target.version,
+            classification: nil, message: reason, executorCalls: 0, nextDue: due)
     }
 
     /// A rollout that cannot start (a migration failed, or a rollback past a contract): the target keeps what
@@ -285,6 +331,8 @@ extension Reconciler {
         var statuses: [String: MigrationStatus] = [:]
         var decisions: [(name: String, decision: MigrationDecision)] = []
         var error: String?
+        /// The error is transient (the database is out of reach or busy): contracts and downs just wait.
+        var transient = false
     }
 
     func decideMigrations(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> [GroupDecisions] {
@@ -298,6 +346,7 @@ extension Reconciler {
                 entry.statuses = MigrationStatus.fold(try await database.records())
             } catch {
                 entry.error = "\(error)"
+                entry.transient = (error as? MigrationError)?.isTransient ?? false
                 result.append(entry)
                 continue
             }
@@ -328,9 +377,9 @@ extension Reconciler {
             guard let database = entry.database, entry.error == nil else {
                 outcomes.append(
                     MigrationOutcome(
-                        migration: "*", environment: label, phase: "-", result: .failed,
+                        migration: "*", environment: label, phase: "-", result: entry.transient ? .waiting : .failed,
                         message: "cannot read executor \(entry.group.executor.name)'s migration history: "
-                            + (entry.error ?? "")))
+                            + (entry.error ?? "") + (entry.transient ? "; contracts and downs wait for it" : "")))
                 continue
             }
             for (name, decision) in entry.decisions {

@@ -342,9 +342,14 @@ public final class Reconciler: Sendable {
         } else {
             // Expand (and backfill) what the version needs first: a failure leaves the database and the live app
             // as they were, and the rollout does not start.
-            if let failure = try await prepareMigrations(for: target, desired: desired, revision: revision) {
+            switch try await prepareMigrations(for: target, desired: desired, revision: revision) {
+            case .ready:
+                state.migrationUse.retries = 0
+            case .failed(let failure):
                 return try await failBeforeRollout(
                     target: target, state: state, revision: revision, message: failure, calls: 0)
+            case .retry(let message):
+                return try await waitForDatabase(target: target, state: state, revision: revision, message: message)
             }
             rollout = Rollout(
                 version: target.version, config: target.config, configDigest: target.configDigest,

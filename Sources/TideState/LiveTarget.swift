@@ -219,6 +219,8 @@ public struct MigrationUse: Sendable, Codable, Hashable {
     /// Migrations the target stopped needing any other way (a newer version, a rename): never undone
     /// automatically, only reported — `tide migrations down` is for a person who decides.
     public var abandoned: [String] = []
+    /// Transient database errors in a row before this target's rollout (the retry backs off with them).
+    public var retries: Int = 0
 
     public init(databases: [String] = [], released: [String] = [], abandoned: [String] = []) {
         self.databases = databases
@@ -226,7 +228,7 @@ public struct MigrationUse: Sendable, Codable, Hashable {
         self.abandoned = abandoned
     }
 
-    public var isEmpty: Bool { databases.isEmpty && released.isEmpty && abandoned.isEmpty }
+    public var isEmpty: Bool { databases.isEmpty && released.isEmpty && abandoned.isEmpty && retries == 0 }
 }
 
 /// Which revision of the config repo is applied, and the last one rejected.

@@ -185,4 +185,44 @@ struct MigrationSafetyTests {
         #expect(left.result == .leftAlone)
         #expect(left.message.contains("tide migrations down add-phone"))
     }
+
+    @Test("a database that is down during expand: nothing is failed or undone, the phase is retried and runs")
+    func databaseDownDuringExpand() async throws {
+        let server = try PostgresServer.startDedicated()
+        defer { try? server.stop() }
+        let database = try server.makeDatabase()
+        _ = try server.psql(
+            database,
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT); "
+                + "INSERT INTO users (id, name) VALUES (1, 'ada')")
+        let h = try Harness()
+        try h.fixture.commit(
+            "payments 1.0",
+            files: ["tide/db.yaml": M.platform(server.url(database)), "services/payments.yaml": M.service("1.0")])
+        _ = try await h.pass()
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
+            ])
+        try server.stop(mode: "immediate")
+        var report = try await h.pass()
+        let waiting = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(waiting.result == .waiting, "\(waiting)")
+        #expect(waiting.message?.contains("waiting for the database") == true)
+        let due = try #require(waiting.nextDue)
+        #expect(!report.hasFailures)
+        let live = try #require(await h.live("payments"))
+        #expect(live.phase == .healthy && live.version == "1.0" && live.failed == nil, "nothing is marked failed")
+        #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty, "the rollout did not start")
+
+        try server.start()
+        h.clock.set(due)
+        report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
+        let rows = try server.psql(database, "SELECT name || '|' || phase FROM tide_migrations ORDER BY id")
+        #expect(rows.standardOutput.contains("add-email|expand"))
+        #expect(!rows.standardOutput.contains("down"))
+    }
 }
