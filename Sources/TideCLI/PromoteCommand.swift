@@ -79,9 +79,15 @@ struct RolloutControlCommand {
         }
         guard control != .pause && control != .abort else { return }
         let report = try await reconciler.reconcile()
+        var failed = false
         for outcome in report.outcomes
         where outcome.target.service == service && outcome.target.environment == environment {
             print("\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
+            failed = failed || [.failed, .blocked, .held].contains(outcome.result)
+        }
+        // The pass ran what the control asked for: when that failed again, say so in the exit status.
+        if failed {
+            throw ReportedFailure(message: "tide: the pass after \(control) failed for \(service)@\(environment)")
         }
     }
 }

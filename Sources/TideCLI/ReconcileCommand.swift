@@ -78,8 +78,10 @@ struct ReconcileCommand: AsyncParsableCommand {
         }
         for migration in report.migrations {
             let line =
-                "\(migration.migration)@\(migration.environment): \(migration.phase) \(migration.result.rawValue): "
-                + migration.message
+                migration.result == .leftAlone
+                ? "\(migration.migration)@\(migration.environment): left alone: \(migration.message)"
+                : "\(migration.migration)@\(migration.environment): \(migration.phase) \(migration.result.rawValue): "
+                    + migration.message
             if migration.result == .failed { printError(line) } else { print(line) }
         }
         for outcome in report.outcomes where outcome.result == .held {

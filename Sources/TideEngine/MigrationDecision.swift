@@ -44,11 +44,14 @@ public enum MigrationDecision: Sendable, Hashable {
         /// The targets (of these environments) whose service uses the database.
         public var users: Set<TargetID>
         public var now: Date
+        /// An environment of the database, for the commands the reasons name.
+        public var environment: String
 
         public init(
             name: String, status: MigrationStatus, owned: Bool, manifest: MigrationManifest?,
-            desired: [DesiredTarget], live: [LiveTarget], users: Set<TargetID>, now: Date
+            desired: [DesiredTarget], live: [LiveTarget], users: Set<TargetID>, now: Date, environment: String
         ) {
+            self.environment = environment
             self.name = name
             self.status = status
             self.owned = owned
@@ -85,7 +88,7 @@ public enum MigrationDecision: Sendable, Hashable {
     private static func unneeded(_ c: Context) -> MigrationDecision {
         let released = c.live.filter { $0.migrationUse.released.contains(c.name) }
         let abandoned = c.live.filter { $0.migrationUse.abandoned.contains(c.name) }
-        let undo = "tide migrations down \(c.name) --env ENV undoes it if you decide to"
+        let undo = "tide migrations down \(c.name) --env \(c.environment) undoes it if you decide to"
         if !abandoned.isEmpty {
             return .leftAlone(
                 "no version needs it any more, but \(names(abandoned)) moved on without it other than by a "

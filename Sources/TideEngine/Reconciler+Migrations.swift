@@ -47,19 +47,22 @@ extension Reconciler {
                 if let edited = Self.editedPhase(migration, status) { return .failed(edited) }
                 if status.contract != nil { continue }
                 // Another install's migration: its phases are its owner's to run; what is applied serves here too.
-                if status.isApplied, !owns(name, status, owner: try migrationOwner(), desired: desired) { continue }
+                let owner = try migrationOwner()
+                if status.isApplied, !owns(name, status, owner: owner, desired: desired) { continue }
                 for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
                     guard let phase = migration.phase(phaseName), status.record(phaseName) == nil else { continue }
                     let record = MigrationRecord(
                         name: name, phase: phaseName == .expand ? .expand : .backfill, checksum: phase.checksum,
                         revision: revision.hex, appliedAt: clock.now(), durationMilliseconds: 0,
-                        down: phaseName == .expand ? phase.down : [],
-                        owner: try migrationOwner().record(environment: environment))
+                        down: phaseName == .expand ? phase.down : [], owner: owner.record(environment: environment))
                     let ran = try await database.apply(
                         phase.up, record: record, batchSize: phase.batchSize,
-                        due: { records in
+                        due: { [owner] records in
+                            // Still due once the lock is held, and still this install's to run: another install
+                            // may have expanded it meanwhile.
                             let now = MigrationStatus.fold(records)[name] ?? MigrationStatus()
                             return now.record(phaseName) == nil && now.contract == nil
+                                && (now.owner.map(owner.owns) ?? true)
                         })
                     if ran {
                         try await recordMigration(
@@ -357,7 +360,8 @@ extension Reconciler {
                 let manifest = desired.migrations[name].flatMap { $0.executor == group.executor.name ? $0 : nil }
                 let context = MigrationDecision.Context(
                     name: name, status: status, owned: owns(name, status, owner: owner, desired: desired),
-                    manifest: manifest, desired: desiredHere, live: liveHere, users: users, now: now)
+                    manifest: manifest, desired: desiredHere, live: liveHere, users: users, now: now,
+                    environment: group.environments[0])
                 entry.decisions.append((name, MigrationDecision.decide(context)))
             }
             result.append(entry)
@@ -408,8 +412,7 @@ extension Reconciler {
             return nil
         case .leftAlone(let why):
             return MigrationOutcome(
-                migration: name, environment: label, phase: "-", result: .leftAlone,
-                message: "migration \(name) in \(label): \(why)")
+                migration: name, environment: label, phase: "-", result: .leftAlone, message: why)
         case .contractBlocked(let why):
             return MigrationOutcome(
                 migration: name, environment: label, phase: "contract", result: .waiting,

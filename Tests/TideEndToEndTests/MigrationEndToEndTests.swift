@@ -89,4 +89,58 @@ struct MigrationEndToEndTests {
         #expect(
             plan.standardError.contains("DROP COLUMN in expand breaks the version still running"), "\(plan.combined)")
     }
+
+    @Test(
+        "tide migrations shows phase, owner and what comes next; migrations down is a person's decision, refused while needed"
+    )
+    func migrationsCommand() throws {
+        let db = try SQLDatabaseFixture(.sqlite)
+        try db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        let repo = try ConfigRepo()
+        let platform = """
+            apiVersion: tide/v1
+            kind: Executor
+            metadata: {name: orders-db}
+            spec: {type: sql, url: "\(db.url)"}
+            ---
+            apiVersion: tide/v1
+            kind: Migration
+            metadata: {name: add-phone}
+            spec:
+              executor: orders-db
+              expand: {up: ["ALTER TABLE users ADD COLUMN phone TEXT"], down: ["ALTER TABLE users DROP COLUMN phone"]}
+
+            """
+        try repo.fixture.commit(
+            "api 2.0 needs add-phone",
+            files: ["db.yaml": platform, "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-phone]\n"])
+        #expect(try repo.tide("reconcile").status == 0)
+        let listed = try repo.tide("migrations")
+        #expect(listed.status == 0, "\(listed.combined)")
+        for word in ["add-phone", "expanded", "this install", "api@prod", "in use"] {
+            #expect(listed.standardOutput.contains(word), "\(word) in \(listed.standardOutput)")
+        }
+        let refused = try repo.tide("migrations", "down", "add-phone", "--env", "prod")
+        #expect(refused.status == 1)
+        #expect(refused.standardError.contains("still needed in prod by api@prod"), "\(refused.combined)")
+
+        // A newer version without it: not a rollback, so nothing is undone by itself — it is reported.
+        try repo.fixture.commit("api 3.0", files: ["api.yaml": ConfigRepo.service("api", "3.0")])
+        let forward = try repo.tide("reconcile")
+        #expect(forward.status == 0, "\(forward.combined)")
+        #expect(forward.standardOutput.contains("left alone"), "\(forward.combined)")
+        #expect(try db.columns("users") == ["id", "name", "phone"])
+        let json = try #require(try repo.json(try repo.tide("migrations", "--json")) as? [[String: Any]])
+        let entry = try #require(json.first { $0["migration"] as? String == "add-phone" })
+        #expect((entry["next"] as? String)?.hasPrefix("left alone") == true)
+        #expect(entry["ours"] as? Bool == true)
+        #expect((entry["owner"] as? String)?.contains("state=sqlite:") == true)
+
+        let down = try repo.tide("migrations", "down", "add-phone", "--env", "prod", "--by", "alice")
+        #expect(down.status == 0, "\(down.combined)")
+        #expect(try db.columns("users") == ["id", "name"])
+        #expect(try db.history() == ["add-phone|expand", "add-phone|down"])
+        let history = try repo.tide("history")
+        #expect(history.standardOutput.contains("undone by alice"), "\(history.standardOutput)")
+    }
 }
