@@ -172,6 +172,15 @@ struct MigrationTests {
         _ = try await h.pass()
         #expect(try db.history().last == "add-email|contract")
 
+        // tide rollback refuses before writing anything (reconcile would refuse the revert anyway).
+        let headBefore = try h.fixture.head()
+        await #expect {
+            _ = try await h.reconciler.rollbackCommit(service: "payments", environment: "prod")
+        } throws: { error in
+            "\(error)".contains("which does not list migration add-email, and its contract ran")
+        }
+        #expect(try h.fixture.head() == headBefore, "no commit written")
+
         try h.fixture.revert(change)
         let plan = try #require(try await h.reconciler.plan().1)
         let refused = try #require(plan.actions.first { $0.target.service == "payments" })
