@@ -59,10 +59,8 @@ public struct CommandExecutor: Executor {
             let d = ContinuousClock.now - start
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         }
-        var variables: [Environment.Key: String?] = [:]
-        for (key, value) in manifest.environment.merging(request.environmentVariables, uniquingKeysWith: { $1 }) {
-            if let key = Environment.Key(rawValue: key) { variables[key] = value }
-        }
+        let variables = Self.environment(
+            manifest.environment.merging(request.environmentVariables, uniquingKeysWith: { $1 }))
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
@@ -133,6 +131,19 @@ public struct CommandExecutor: Executor {
             }
             return ActionResult(outcome: .timedOut(seconds: timeout), duration: elapsed())
         }
+    }
+
+    /// What a process Tide starts gets on top of Tide's own environment: `variables`, and none of Tide's secrets
+    /// (`SecretVariables`: the sql executors' password variables) unless `variables` sets them itself.
+    static func environment(_ variables: [String: String]) -> [Environment.Key: String?] {
+        var result: [Environment.Key: String?] = [:]
+        for name in SecretVariables.withheld {
+            if let key = Environment.Key(rawValue: name) { result.updateValue(nil, forKey: key) }
+        }
+        for (name, value) in variables {
+            if let key = Environment.Key(rawValue: name) { result[key] = value }
+        }
+        return result
     }
 
     private static func requestFile(_ text: String) throws -> FileDescriptor {

@@ -30,7 +30,7 @@ extension ExecutorReadiness {
                 return check(false, "sqlite:\(file) is not writable by this user (uid \(getuid())): make it writable")
             }
             return check(true, "sqlite:\(file) exists and is writable")
-        case .postgres(let user, let host, let port, let name):
+        case .postgres(let user, let host, let port, let name, let tlsSpec):
             let password: String?
             do {
                 password = try database.password.map {
@@ -40,8 +40,10 @@ extension ExecutorReadiness {
                 return check(false, "\(error): set it where tide runs")
             }
             do {
+                let tls = try PostgresMigrationDatabase.tls(tlsSpec, workingDirectory: workingDirectory)
                 try await PostgresMigrationDatabase.probe(
-                    host: host, port: port, user: user, password: password, database: name, timeout: timeout)
+                    host: host, port: port, user: user, password: password, database: name, tls: tls,
+                    timeout: timeout)
             } catch {
                 return check(
                     false,

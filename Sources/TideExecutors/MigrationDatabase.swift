@@ -19,11 +19,16 @@ public struct MigrationRecord: Sendable, Hashable, Codable {
     /// For expand: its `down` statements, kept so the migration can be undone even after the manifest is gone
     /// (a revert commit usually removes it).
     public var down: [String]
+    /// Which Tide install wrote it (`MigrationOwner.id`); nil for rows written before owners were recorded.
+    public var owner: String?
+    /// For expand: false when its phase said `transaction: false`, so its `down` runs that way too.
+    public var downInTransaction = true
 
     public init(
         name: String, phase: Phase, checksum: String, revision: String, appliedAt: Date, durationMilliseconds: Int,
-        down: [String] = []
+        down: [String] = [], owner: String? = nil
     ) {
+        self.owner = owner
         self.name = name
         self.phase = phase
         self.checksum = checksum
@@ -44,6 +49,9 @@ public struct MigrationStatus: Sendable, Hashable {
 
     /// Expanded (or, for a migration without expand, started) and not undone.
     public var isApplied: Bool { expand != nil || backfill != nil || contract != nil }
+
+    /// The install that applied it (the owner of its first phase row); nil for rows from before owners.
+    public var owner: String? { (expand ?? backfill ?? contract)?.owner }
 
     public func record(_ phase: MigrationManifest.PhaseName) -> MigrationRecord? {
         switch phase {
@@ -72,49 +80,211 @@ public struct MigrationStatus: Sendable, Hashable {
 
 /// Why a migration phase could not run.
 public struct MigrationError: Error, CustomStringConvertible, Sendable {
-    public var description: String
+    /// Whether the same phase can succeed later without anyone changing anything.
+    public enum Kind: String, Sendable, Hashable, Codable {
+        /// The database was out of reach or busy: the connection was refused, lost or timed out, the server was
+        /// shutting down or starting (SQLSTATE 57P01, 57P02, 57P03, class 08), a lock was not granted in time
+        /// (55P03), the transaction lost a race (40001, 40P01), SQLite was busy or locked, or the phase ran out of
+        /// time. Retry with backoff.
+        case transient
+        /// The statements, the URL, the credentials or the certificate are wrong (a syntax error, a missing
+        /// table, a failed login): trying again gives the same error until desired state or the setup changes.
+        case permanent
+    }
 
-    public init(_ description: String) { self.description = description }
+    public var description: String
+    public var kind: Kind
+    /// The PostgreSQL error code, when the server gave one.
+    public var sqlState: String?
+    /// Part of the phase's work is committed although its history row is not: rounds of a batched backfill, or
+    /// the statements before the failing one in a `transaction: false` phase. Running the phase again goes on from
+    /// there. False means the database is as it was before the phase.
+    public var partial: Bool
+
+    /// Retrying later can succeed (see `Kind.transient`).
+    public var isTransient: Bool { kind == .transient }
+
+    public init(_ description: String, kind: Kind = .permanent, sqlState: String? = nil, partial: Bool = false) {
+        self.description = description
+        self.kind = kind
+        self.sqlState = sqlState
+        self.partial = partial
+    }
+
+    /// The same error, marked as leaving committed work behind, with what was kept said in its description.
+    func keeping(_ what: String) -> MigrationError {
+        var error = self
+        error.partial = true
+        error.description += "; \(what)"
+        return error
+    }
+
+    /// After `count` rounds of a batched backfill.
+    func keeping(rounds count: Int) -> MigrationError {
+        keeping(
+            count == 1
+                ? "the round before it stays committed, and the backfill goes on from there when it runs again"
+                : "the \(count) rounds before it stay committed, and the backfill goes on from there when it runs "
+                    + "again")
+    }
+
+    /// After `count` statements of a `transaction: false` phase.
+    func keeping(statements count: Int) -> MigrationError {
+        keeping(
+            (count == 1 ? "the statement before it stays applied" : "the \(count) statements before it stay applied")
+                + " (transaction: false); the phase is not recorded, and runs all its statements again next time")
+    }
+
+    static func deadline(_ what: String, after limit: Duration) -> MigrationError {
+        MigrationError(
+            "\(what) did not finish within \(MigrationLimits.format(limit)) (the sql executor's timeout)",
+            kind: .transient)
+    }
+}
+
+/// How long a migration database may take: the sql executor's `timeout` bounds each phase.
+public struct MigrationLimits: Sendable, Hashable {
+    /// One phase — all its statements and, for a batched backfill, all its rounds — and reading the history.
+    /// PostgreSQL: `statement_timeout`, and the client closes a connection that does not answer in that time;
+    /// SQLite: the busy timeout, and the statement is interrupted.
+    public var phase: Duration
+    /// Opening a connection (TCP, TLS, login).
+    public var connect: Duration
+    /// PostgreSQL: `lock_timeout` for each try of a phase (or a backfill round), so that a statement waiting for a
+    /// table lock does not hold up the application's queries queued behind it for longer than this.
+    public var lock: Duration
+    /// PostgreSQL: how many times a phase (or a round) is tried when it did not get its locks (55P03), or lost a
+    /// serialization race or a deadlock (40001, 40P01), with a growing pause between tries.
+    public var lockAttempts: Int
+
+    public init(
+        phase: Duration = .seconds(300), connect: Duration? = nil, lock: Duration = .seconds(2), lockAttempts: Int = 10
+    ) {
+        self.phase = phase
+        self.connect = connect ?? min(phase, .seconds(10))
+        self.lock = lock
+        self.lockAttempts = max(1, lockAttempts)
+    }
+
+    /// The limits of a sql executor: its `timeout` for each phase.
+    public init(_ executor: ExecutorManifest) {
+        self.init(phase: .milliseconds(Int64((executor.timeout * 1000).rounded())))
+    }
+
+    /// The pause before try `attempt` (1, 2, …): 100 ms doubling up to 2 s, with jitter so two Tide processes
+    /// do not retry in step.
+    func backoff(_ attempt: Int) -> Duration {
+        let base = min(100 * (1 << min(attempt - 1, 5)), 2000)
+        return .milliseconds(base / 2 + Int.random(in: 0...(base / 2)))
+    }
+
+    static func format(_ duration: Duration) -> String {
+        ManifestDuration.format(Double(duration / .milliseconds(1)) / 1000)
+    }
+}
+
+/// What `MigrationDatabase.apply` runs, and how.
+public struct MigrationRun: Sendable, Hashable {
+    public var statements: [String]
+    /// A batched backfill: `{{batch}}` in the statements becomes this, and they are repeated, one transaction per
+    /// round, until a round's INSERT, UPDATE, DELETE and MERGE statements change no row.
+    public var batchSize: Int?
+    /// A batched backfill stops with an error after this many rounds.
+    public var maxRounds: Int
+    /// false: one statement at a time, outside a transaction (`CREATE INDEX CONCURRENTLY`).
+    public var transaction: Bool
+
+    public init(
+        _ statements: [String], batchSize: Int? = nil, maxRounds: Int = MigrationManifest.Phase.defaultMaxRounds,
+        transaction: Bool = true
+    ) {
+        self.statements = statements
+        self.batchSize = batchSize
+        self.maxRounds = maxRounds
+        self.transaction = transaction
+    }
+
+    /// A phase's `up`, run as the manifest says.
+    public init(_ phase: MigrationManifest.Phase) {
+        self.init(phase.up, batchSize: phase.batchSize, maxRounds: phase.maxRounds, transaction: phase.transaction)
+    }
+
+    /// The `down` an expand recorded, run as that expand ran (`transaction`).
+    public init(down expand: MigrationRecord) {
+        self.init(expand.down, transaction: expand.downInTransaction)
+    }
 }
 
 /// One environment's database, as a `sql` executor reaches it.
 ///
 /// Every phase runs under the database's migration lock (PostgreSQL: a transaction-level advisory lock; SQLite:
 /// `BEGIN IMMEDIATE`), in one transaction with its history row, after checking — with the lock held — that it is
-/// still due: two Tide processes on one database apply each phase once.
+/// still due: two Tide processes on one database apply each phase once. Every wait is bounded (`MigrationLimits`),
+/// and every error is a `MigrationError` that says whether it is transient.
 public protocol MigrationDatabase: Sendable {
     /// The history table's rows, oldest first (the table is created if missing).
     func records() async throws -> [MigrationRecord]
 
-    /// Runs `statements` and writes `record`, in one transaction under the lock, unless `due` says otherwise once
-    /// the lock is held (another process did it). With `batchSize`, `{{batch}}` in the statements is replaced by
-    /// it and the statements are repeated, one transaction per round, until a round changes no row; the record is
-    /// written with the last round. Returns whether it ran.
+    /// Runs `run` and writes `record`, in one transaction under the lock, unless `due` says otherwise once the
+    /// lock is held (another process did it). Returns whether it ran.
+    ///
+    /// A batched backfill commits each round on its own (the record with the last one): when it fails, the rounds
+    /// before stay (`MigrationError.partial`). With `transaction: false` the statements run one by one under a
+    /// session-level lock (PostgreSQL `pg_advisory_lock`, SQLite a lock file), and the record is written after
+    /// the last one; when one fails, those before it stay.
     func apply(
-        _ statements: [String], record: MigrationRecord, batchSize: Int?,
-        due: @Sendable ([MigrationRecord]) -> Bool
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool
     ) async throws -> Bool
 
     func close() async
 }
 
+extension MigrationDatabase {
+    /// Runs `statements` in one transaction (with `batchSize`: a batched backfill); see `apply(_:record:due:)`.
+    public func apply(
+        _ statements: [String], record: MigrationRecord, batchSize: Int?,
+        due: @Sendable ([MigrationRecord]) -> Bool
+    ) async throws -> Bool {
+        try await apply(MigrationRun(statements, batchSize: batchSize), record: record, due: due)
+    }
+
+    /// Runs a phase's `up` as the manifest says (batches, rounds, `transaction`); an expand's record keeps
+    /// whether its `down` runs in a transaction.
+    public func apply(
+        _ phase: MigrationManifest.Phase, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool
+    ) async throws -> Bool {
+        var record = record
+        if record.phase == .expand {
+            record.down = phase.down
+            record.downInTransaction = phase.transaction
+        }
+        return try await apply(MigrationRun(phase), record: record, due: due)
+    }
+}
+
 /// Opens the database a `sql` executor names for an environment.
 public enum MigrationDatabases {
+    /// `limits`: by default the executor's (`timeout` bounds each phase).
     public static func open(
-        _ executor: ExecutorManifest, environment: String, workingDirectory: String
+        _ executor: ExecutorManifest, environment: String, workingDirectory: String, limits: MigrationLimits? = nil
     ) async throws -> any MigrationDatabase {
         guard let database = executor.database, let url = database.url(for: environment) else {
             throw MigrationError("executor '\(executor.name)' has no database for \(environment)")
         }
+        let limits = limits ?? MigrationLimits(executor)
         switch url {
         case .sqlite(let path):
-            let resolved = path.hasPrefix("/") ? path : (workingDirectory as NSString).appendingPathComponent(path)
-            return try SQLiteMigrationDatabase(path: resolved)
-        case .postgres(let user, let host, let port, let name):
+            return try SQLiteMigrationDatabase(path: resolve(path, workingDirectory), limits: limits)
+        case .postgres(let user, let host, let port, let name, let tls):
             let password = try database.password.map { try Self.password(from: $0, workingDirectory: workingDirectory) }
             return try await PostgresMigrationDatabase.connect(
-                host: host, port: port, user: user, password: password, database: name)
+                host: host, port: port, user: user, password: password, database: name,
+                tls: try PostgresMigrationDatabase.tls(tls, workingDirectory: workingDirectory), limits: limits)
         }
+    }
+
+    static func resolve(_ path: String, _ workingDirectory: String) -> String {
+        path.hasPrefix("/") ? path : (workingDirectory as NSString).appendingPathComponent(path)
     }
 
     static func password(from source: PasswordSource, workingDirectory: String) throws -> String {

@@ -215,10 +215,7 @@ final class PluginHost: Sendable {
     }
 
     private func serve(_ queue: AsyncStream<Pending>, generation: Int) async {
-        var variables: [Environment.Key: String?] = ["TIDE_PLUGIN_PROTOCOL": "1"]
-        for (key, value) in manifest.environment {
-            if let key = Environment.Key(rawValue: key) { variables[key] = value }
-        }
+        let variables = CommandExecutor.environment(manifest.environment.merging(["TIDE_PLUGIN_PROTOCOL": "1"]) { $1 })
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]

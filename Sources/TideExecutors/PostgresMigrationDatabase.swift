@@ -1,37 +1,80 @@
 import Foundation
 internal import Logging
 internal import PostgresNIO
+import Synchronization
+import TideManifest
 
 /// A migration target in PostgreSQL, through postgres-nio. Each phase is one transaction that first takes
 /// `pg_advisory_xact_lock` on a key of Tide's own, so concurrent Tide processes queue up and the second sees
 /// the first one's history row.
+///
+/// Nothing waits without bound: the connection has a connect timeout; each phase runs with `statement_timeout`
+/// set to what is left of the executor's `timeout`, and with a short `lock_timeout` — a statement that cannot get
+/// its table lock gives up quickly instead of queueing the application's queries behind it, and the phase is
+/// tried again after a pause (as pgroll does); and a server that stops answering altogether is noticed by the
+/// client, which closes the connection at the deadline.
 final class PostgresMigrationDatabase: MigrationDatabase {
     /// `hashtext('tide_migrations')` would do as well; a constant is easier to find in pg_locks.
     static let lockKey: Int64 = 0x7469_6465_6d69_67  // "tidemig"
     private let connection: PostgresConnection
+    private let limits: MigrationLimits
     private let logger = Logger(label: "tide.migrations")
+    /// Set when Tide gave up on the server and closed the connection.
+    private let abandoned = Flag()
 
-    private init(connection: PostgresConnection) {
+    private init(connection: PostgresConnection, limits: MigrationLimits) {
         self.connection = connection
+        self.limits = limits
+    }
+
+    /// The TLS `sslmode` asks for: prefer and require encrypt without checking the certificate (as libpq does),
+    /// verify-ca checks it against `sslrootcert` (else the system's authorities), verify-full also checks that
+    /// it names the host.
+    static func tls(
+        _ spec: DatabaseURL.PostgresTLS, workingDirectory: String
+    ) throws -> PostgresConnection.Configuration.TLS {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        switch spec.mode {
+        case .disable: return .disable
+        case .prefer, .require: configuration.certificateVerification = .none
+        case .verifyCA: configuration.certificateVerification = .noHostnameVerification
+        case .verifyFull: configuration.certificateVerification = .fullVerification
+        }
+        if let root = spec.rootCertificate {
+            let path = MigrationDatabases.resolve(root, workingDirectory)
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw MigrationError("cannot read sslrootcert \(path)")
+            }
+            configuration.trustRoots = .file(path)
+        }
+        do {
+            let context = try NIOSSLContext(configuration: configuration)
+            return spec.mode == .prefer ? .prefer(context) : .require(context)
+        } catch {
+            throw MigrationError("cannot set up TLS for sslmode=\(spec.mode.rawValue): \(error)")
+        }
     }
 
     static func connect(
-        host: String, port: Int, user: String, password: String?, database: String
+        host: String, port: Int, user: String, password: String?, database: String,
+        tls: PostgresConnection.Configuration.TLS, limits: MigrationLimits
     ) async throws -> PostgresMigrationDatabase {
-        let configuration = PostgresConnection.Configuration(
-            host: host, port: port, username: user, password: password, database: database, tls: .disable)
-        let connection: PostgresConnection
+        // The URL as it was written, less the password it cannot hold.
+        let place = "postgres://\(user)@\(host):\(port)/\(database)"
+        let connection = try await open(
+            host: host, port: port, user: user, password: password, database: database, tls: tls,
+            timeout: limits.connect, place: place)
+        let db = PostgresMigrationDatabase(connection: connection, limits: limits)
+        let deadline = ContinuousClock.now + limits.phase
         do {
-            connection = try await PostgresConnection.connect(
-                configuration: configuration, id: 1, logger: Logger(label: "tide.migrations"))
-        } catch {
-            throw MigrationError("cannot connect to postgres://\(user)@\(host):\(port)/\(database): \(describe(error))")
-        }
-        let db = PostgresMigrationDatabase(connection: connection)
-        do {
+            // A Tide that stops answering in a transaction (killed, partitioned) must not keep its locks.
+            try await db.run(
+                "SET idle_in_transaction_session_timeout = \(milliseconds(limits.phase + grace(limits.phase)))",
+                until: deadline)
             // Under the lock: two processes creating the table at once would collide in the catalog.
-            try await db.run("BEGIN")
-            try await db.run("SELECT pg_advisory_xact_lock(\(lockKey))")
+            try await db.run("BEGIN", until: deadline)
+            try await db.run("SET LOCAL statement_timeout = \(try remaining(deadline, limits))", until: deadline)
+            try await db.run("SELECT pg_advisory_xact_lock(\(lockKey))", until: deadline)
             try await db.run(
                 """
                 CREATE TABLE IF NOT EXISTS tide_migrations (
@@ -44,91 +87,361 @@ final class PostgresMigrationDatabase: MigrationDatabase {
                     duration_ms INTEGER NOT NULL,
                     down TEXT NOT NULL DEFAULT '[]'
                 )
-                """)
-            try await db.run("COMMIT")
+                """, until: deadline)
+            // Owners came later: tables made before them get the column (rows without one read as NULL).
+            try await db.run("ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS owner TEXT", until: deadline)
+            try await db.run(
+                "ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS down_transaction BOOLEAN NOT NULL DEFAULT true",
+                until: deadline)
+            try await db.run("COMMIT", until: deadline)
         } catch {
             await db.close()
-            throw error
+            throw error.prefixed("cannot set up the migration history in \(place)")
         }
         return db
     }
 
+    /// Connects within `timeout` — TCP, TLS and login together: a server that accepts the connection and then
+    /// says nothing does not hold the caller longer.
+    private static func open(
+        host: String, port: Int, user: String, password: String?, database: String,
+        tls: PostgresConnection.Configuration.TLS, timeout: Duration, place: String
+    ) async throws -> PostgresConnection {
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: user, password: password, database: database, tls: tls)
+        configuration.options.connectTimeout = .milliseconds(Int64(milliseconds(timeout)))
+        configuration.options.additionalStartupParameters = [("application_name", "tide")]
+        let logger = Logger(label: "tide.migrations")
+        do {
+            return try await withDeadline(
+                .now + timeout, expire: {},
+                late: {
+                    MigrationError(
+                        "no answer within \(MigrationLimits.format(timeout)) (the connect timeout)", kind: .transient)
+                }
+            ) { [configuration] in
+                let connection = try await PostgresConnection.connect(
+                    configuration: configuration, id: 1, logger: logger)
+                if Task.isCancelled {
+                    // Connected just as the deadline passed: nobody will use it.
+                    try? await connection.close()
+                    throw CancellationError()
+                }
+                return connection
+            }
+        } catch {
+            throw classify(error).prefixed("cannot connect to \(place)")
+        }
+    }
+
     func records() async throws -> [MigrationRecord] {
-        let rows = try await connection.query(
+        try await records(until: .now + limits.phase)
+    }
+
+    private func records(until deadline: ContinuousClock.Instant) async throws -> [MigrationRecord] {
+        let rows = try await query(
             PostgresQuery(
                 unsafeSQL: """
-                    SELECT name, phase, checksum, revision, extract(epoch from applied_at)::float8, duration_ms, down
+                    SELECT name, phase, checksum, revision, extract(epoch from applied_at)::float8, duration_ms, down,
+                           owner, down_transaction
                     FROM tide_migrations ORDER BY id
-                    """), logger: logger
-        ).get().rows
-        return try rows.compactMap { row in
-            let (name, phase, checksum, revision, epoch, duration, down) = try row.decode(
-                (String, String, String, String, Double, Int, String).self)
-            guard let phase = MigrationRecord.Phase(rawValue: phase) else { return nil }
-            return MigrationRecord(
-                name: name, phase: phase, checksum: checksum, revision: revision,
-                appliedAt: Date(timeIntervalSince1970: epoch), durationMilliseconds: duration,
-                down: (try? JSONDecoder().decode([String].self, from: Data(down.utf8))) ?? [])
+                    """), until: deadline
+        ).rows
+        do {
+            return try rows.compactMap { row in
+                let (name, phase, checksum, revision, epoch, duration, down, owner, downInTransaction) =
+                    try row.decode((String, String, String, String, Double, Int, String, String?, Bool).self)
+                guard let phase = MigrationRecord.Phase(rawValue: phase) else { return nil }
+                var record = MigrationRecord(
+                    name: name, phase: phase, checksum: checksum, revision: revision,
+                    appliedAt: Date(timeIntervalSince1970: epoch), durationMilliseconds: duration,
+                    down: (try? JSONDecoder().decode([String].self, from: Data(down.utf8))) ?? [], owner: owner)
+                record.downInTransaction = downInTransaction
+                return record
+            }
+        } catch {
+            throw MigrationError("cannot read tide_migrations: \(Self.describe(error))")
         }
     }
 
     func apply(
-        _ statements: [String], record: MigrationRecord, batchSize: Int?,
-        due: @Sendable ([MigrationRecord]) -> Bool
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool
     ) async throws -> Bool {
         let start = ContinuousClock.now
+        let deadline = start + limits.phase
+        guard run.transaction else {
+            return try await applyOneByOne(run, record: record, due: due, start: start, deadline: deadline)
+        }
+        var rounds = 0
         while true {
-            try await run("BEGIN")
+            if run.batchSize != nil && rounds == run.maxRounds {
+                throw MigrationError(
+                    "the batched backfill ran \(rounds) rounds (spec.backfill.maxRounds) and the last one still "
+                        + "changed rows: a statement that changes rows every round never ends; check that each "
+                        + "round's UPDATE only picks rows it has not changed yet (WHERE … IS NULL), or raise "
+                        + "maxRounds"
+                ).keeping("the \(rounds) rounds stay committed")
+            }
+            let outcome: RoundOutcome
             do {
-                try await run("SELECT pg_advisory_xact_lock(\(Self.lockKey))")
-                guard due(try await records()) else {
-                    try await run("ROLLBACK")
-                    return false
+                outcome = try await withLockRetries(deadline: deadline) {
+                    try await self.transaction(run, record: record, due: due, start: start, deadline: deadline)
                 }
-                var changed = 0
-                for statement in statements {
-                    changed += try await run(MigrationDatabases.batched(statement, batchSize))
-                }
-                let finished = batchSize == nil || changed == 0
-                if finished {
-                    var done = record
-                    done.durationMilliseconds = Int((ContinuousClock.now - start) / .milliseconds(1))
-                    var binds = PostgresBindings()
-                    binds.append(done.name)
-                    binds.append(done.phase.rawValue)
-                    binds.append(done.checksum)
-                    binds.append(done.revision)
-                    binds.append(done.appliedAt.timeIntervalSince1970)
-                    binds.append(done.durationMilliseconds)
-                    binds.append(String(decoding: try JSONEncoder().encode(done.down), as: UTF8.self))
-                    _ = try await connection.query(
-                        PostgresQuery(
-                            unsafeSQL: """
-                                INSERT INTO tide_migrations (name, phase, checksum, revision, applied_at, duration_ms, down)
-                                VALUES ($1, $2, $3, $4, to_timestamp($5), $6, $7)
-                                """, binds: binds), logger: logger
-                    ).get()
-                }
-                try await run("COMMIT")
-                if finished { return true }
             } catch {
-                _ = try? await run("ROLLBACK")
-                throw error
+                let error = Self.classify(error)
+                throw rounds > 0 ? error.keeping(rounds: rounds) : error
+            }
+            rounds += 1
+            switch outcome {
+            case .notDue: return false
+            case .finished: return true
+            case .changed: continue
             }
         }
+    }
+
+    private enum RoundOutcome: Sendable {
+        /// Another process did it: nothing ran.
+        case notDue
+        /// The phase is done and recorded.
+        case finished
+        /// A batched round changed rows: another round follows.
+        case changed
+    }
+
+    /// One transaction: the lock, the check that the phase is still due, the statements, and — when it is the
+    /// last round — the history row.
+    private func transaction(
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool,
+        start: ContinuousClock.Instant, deadline: ContinuousClock.Instant
+    ) async throws -> RoundOutcome {
+        try await self.run("BEGIN", until: deadline)
+        do {
+            // Waiting for another Tide process's phase does not hold up the application: only the time left.
+            try await self.run("SET LOCAL statement_timeout = \(try remaining(deadline))", until: deadline)
+            try await self.run("SELECT pg_advisory_xact_lock(\(Self.lockKey))", until: deadline)
+            guard due(try await records(until: deadline)) else {
+                try await self.run("ROLLBACK", until: deadline)
+                return .notDue
+            }
+            try await self.run("SET LOCAL lock_timeout = \(Self.milliseconds(limits.lock))", until: deadline)
+            var changed = 0
+            for statement in run.statements {
+                try await self.run("SET LOCAL statement_timeout = \(try remaining(deadline))", until: deadline)
+                let result = try await query(
+                    PostgresQuery(unsafeSQL: MigrationDatabases.batched(statement, run.batchSize)), until: deadline)
+                changed += Self.changedRows(result.metadata)
+            }
+            let finished = run.batchSize == nil || changed == 0
+            if finished { try await insert(record, start: start, deadline: deadline) }
+            try await self.run("COMMIT", until: deadline)
+            return finished ? .finished : .changed
+        } catch {
+            // Bounded by its own short deadline: if the server stopped answering, the connection is closed anyway.
+            _ = try? await self.run("ROLLBACK", until: .now + .seconds(5))
+            throw error
+        }
+    }
+
+    /// `transaction: false`: the statements one by one, outside a transaction, under the session-level advisory
+    /// lock (taken and released on this connection; the server releases it if the connection goes); then the
+    /// history row. No `lock_timeout` here: `CREATE INDEX CONCURRENTLY` waits for older transactions by design,
+    /// and cutting that short would leave an invalid index behind.
+    private func applyOneByOne(
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool,
+        start: ContinuousClock.Instant, deadline: ContinuousClock.Instant
+    ) async throws -> Bool {
+        var done = 0
+        var locked = false
+        do {
+            try await self.run("SET statement_timeout = \(try remaining(deadline))", until: deadline)
+            try await self.run("SELECT pg_advisory_lock(\(Self.lockKey))", until: deadline)
+            locked = true
+            guard due(try await records(until: deadline)) else {
+                try await self.run("SELECT pg_advisory_unlock(\(Self.lockKey))", until: deadline)
+                try await self.run("RESET statement_timeout", until: deadline)
+                return false
+            }
+            for statement in run.statements {
+                try await self.run("SET statement_timeout = \(try remaining(deadline))", until: deadline)
+                try await self.run(statement, until: deadline)
+                done += 1
+            }
+            try await self.run("RESET statement_timeout", until: deadline)
+            try await self.run("BEGIN", until: deadline)
+            try await insert(record, start: start, deadline: deadline)
+            try await self.run("COMMIT", until: deadline)
+            try await self.run("SELECT pg_advisory_unlock(\(Self.lockKey))", until: deadline)
+            return true
+        } catch {
+            _ = try? await self.run("ROLLBACK", until: .now + .seconds(5))
+            if locked {
+                _ = try? await self.run("SELECT pg_advisory_unlock(\(Self.lockKey))", until: .now + .seconds(5))
+            }
+            _ = try? await self.run("RESET statement_timeout", until: .now + .seconds(5))
+            let error = Self.classify(error)
+            throw done > 0 ? error.keeping(statements: done) : error
+        }
+    }
+
+    /// Runs `body` again after a pause when it did not get a lock in time (55P03) or lost a serialization race or
+    /// a deadlock (40001, 40P01): those leave nothing behind and usually pass a moment later.
+    private func withLockRetries<T: Sendable>(
+        deadline: ContinuousClock.Instant, _ body: () async throws -> T
+    ) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await body()
+            } catch let error as MigrationError {
+                guard let state = error.sqlState, ["55P03", "40001", "40P01"].contains(state) else { throw error }
+                let pause = limits.backoff(attempt)
+                guard attempt < limits.lockAttempts, ContinuousClock.now + pause < deadline else {
+                    var error = error
+                    error.description +=
+                        " (tried \(attempt) time\(attempt == 1 ? "" : "s"), each waiting at most "
+                        + "\(MigrationLimits.format(limits.lock)) for locks)"
+                    throw error
+                }
+                try await Task.sleep(for: pause)
+                attempt += 1
+            }
+        }
+    }
+
+    private func insert(
+        _ record: MigrationRecord, start: ContinuousClock.Instant, deadline: ContinuousClock.Instant
+    ) async throws {
+        var done = record
+        done.durationMilliseconds = Int((ContinuousClock.now - start) / .milliseconds(1))
+        var binds = PostgresBindings()
+        binds.append(done.name)
+        binds.append(done.phase.rawValue)
+        binds.append(done.checksum)
+        binds.append(done.revision)
+        binds.append(done.appliedAt.timeIntervalSince1970)
+        binds.append(done.durationMilliseconds)
+        binds.append(String(decoding: try JSONEncoder().encode(done.down), as: UTF8.self))
+        if let owner = done.owner { binds.append(owner) } else { binds.appendNull() }
+        binds.append(done.downInTransaction)
+        _ = try await query(
+            PostgresQuery(
+                unsafeSQL: """
+                    INSERT INTO tide_migrations
+                        (name, phase, checksum, revision, applied_at, duration_ms, down, owner, down_transaction)
+                    VALUES ($1, $2, $3, $4, to_timestamp($5), $6, $7, $8, $9)
+                    """, binds: binds), until: deadline)
     }
 
     func close() async {
         try? await connection.close()
     }
 
-    /// Runs one statement; returns the rows it changed.
-    @discardableResult
-    private func run(_ sql: String) async throws -> Int {
+    /// Runs one statement.
+    private func run(_ sql: String, until deadline: ContinuousClock.Instant) async throws {
+        _ = try await query(PostgresQuery(unsafeSQL: sql), until: deadline)
+    }
+
+    /// Runs one query. The server cancels it at the deadline (`statement_timeout`, set by the caller); if the
+    /// server does not answer even a little after that, it is not going to: the connection is closed.
+    private func query(_ query: PostgresQuery, until deadline: ContinuousClock.Instant) async throws
+        -> PostgresQueryResult
+    {
+        let connection = self.connection
+        let logger = self.logger
+        let limit = limits.phase
+        let abandoned = self.abandoned
+        // postgres-nio never answers a query written to a closed connection: say so instead of waiting.
+        guard !connection.isClosed && !abandoned.isSet else {
+            throw MigrationError(
+                "the connection to the database is closed (the server went away, or did not answer in time)",
+                kind: .transient)
+        }
         do {
-            return try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).get().metadata.rows ?? 0
+            return try await withDeadline(
+                deadline + Self.grace(limit),
+                expire: {
+                    abandoned.set()
+                    let _: EventLoopFuture<Void> = connection.close()
+                },
+                late: {
+                    MigrationError(
+                        "the database did not answer within \(MigrationLimits.format(limit)) (the sql executor's "
+                            + "timeout); tide closed the connection", kind: .transient)
+                }
+            ) {
+                try await connection.query(query, logger: logger).get()
+            }
         } catch {
-            throw MigrationError(Self.describe(error))
+            throw Self.classify(error)
+        }
+    }
+
+    /// What is left of the phase, in milliseconds for `statement_timeout`; none left is a transient error.
+    private func remaining(_ deadline: ContinuousClock.Instant) throws -> Int {
+        try Self.remaining(deadline, limits)
+    }
+
+    private static func remaining(_ deadline: ContinuousClock.Instant, _ limits: MigrationLimits) throws -> Int {
+        let left = milliseconds(deadline - .now)
+        guard left > 0 else { throw MigrationError.deadline("the phase", after: limits.phase) }
+        return left
+    }
+
+    /// How long after the server should have cancelled a statement the client stops waiting for its answer.
+    private static func grace(_ limit: Duration) -> Duration {
+        min(max(limit / 10, .milliseconds(500)), .seconds(5))
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration / .milliseconds(1))
+    }
+
+    /// Rows changed by a data-modifying statement, read from its command tag: `SELECT pg_sleep(1)` or a `SELECT`
+    /// returning rows changes none.
+    static func changedRows(_ metadata: PostgresQueryMetadata) -> Int {
+        switch metadata.command {
+        case "INSERT", "UPDATE", "DELETE": return metadata.rows ?? 0
+        default:
+            // postgres-nio passes tags it does not know through whole: "MERGE 12".
+            let parts = metadata.command.split(separator: " ")
+            guard parts.count == 2, parts[0] == "MERGE" else { return 0 }
+            return Int(parts[1]) ?? 0
+        }
+    }
+
+    /// SQLSTATEs after which the same phase can pass later: connection exceptions (class 08), the server shutting
+    /// down or starting (57P01–57P03), a cancelled statement (57014: the timeout), a lock not granted (55P03), a
+    /// lost serialization race or deadlock (40001, 40P01), too many connections (53300), and a session ended for
+    /// idling in a transaction (25P03).
+    static func isTransient(sqlState: String) -> Bool {
+        sqlState.hasPrefix("08")
+            || ["57P01", "57P02", "57P03", "57014", "55P03", "40001", "40P01", "53300", "25P03"].contains(sqlState)
+    }
+
+    /// A `MigrationError` for any error of a PostgreSQL call, with its SQLSTATE and whether it is transient.
+    static func classify(_ error: any Error) -> MigrationError {
+        if let error = error as? MigrationError { return error }
+        if error is CancellationError { return MigrationError("cancelled", kind: .transient) }
+        let text = describe(error)
+        guard let error = error as? PSQLError else {
+            // NIO's own errors come from the network (a refused or reset connection, a connect timeout), except
+            // TLS failures, which a retry does not fix.
+            let type = String(reflecting: Swift.type(of: error))
+            return MigrationError(text, kind: type.contains("NIOSSL") ? .permanent : .transient)
+        }
+        switch error.code {
+        case .server:
+            let state = error.serverInfo?[.sqlState]
+            var text = text
+            if state == "57014" { text += "; the phase ran out of time (the sql executor's timeout)" }
+            return MigrationError(
+                text, kind: state.map { isTransient(sqlState: $0) } == true ? .transient : .permanent, sqlState: state)
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .queryCancelled:
+            let underlying = error.underlying.map { String(reflecting: type(of: $0)) } ?? ""
+            return MigrationError(text, kind: underlying.contains("NIOSSL") ? .permanent : .transient)
+        default:
+            return MigrationError(text)
         }
     }
 
@@ -141,5 +454,23 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         }
         if let error = error as? MigrationError { return error.description }
         return "\(error)"
+    }
+}
+
+/// A flag that is set once and read from any thread.
+private final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    var isSet: Bool { value.load(ordering: .acquiring) }
+
+    func set() { value.store(true, ordering: .releasing) }
+}
+
+fileprivate extension Error {
+    /// A `MigrationError` whose description starts with `context`.
+    func prefixed(_ context: String) -> MigrationError {
+        var error = PostgresMigrationDatabase.classify(self)
+        error.description = "\(context): \(error.description)"
+        return error
     }
 }

@@ -1,14 +1,23 @@
 import Foundation
 internal import GRDB
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A migration target in an SQLite file, through GRDB. `BEGIN IMMEDIATE` is the lock: one writer at a time,
-/// others wait (busy timeout) and then see what it wrote.
+/// others wait (busy timeout) and then see what it wrote. Waiting is bounded by the executor's `timeout`: the
+/// busy timeout is no longer, and a statement still running at the phase's deadline is interrupted.
 final class SQLiteMigrationDatabase: MigrationDatabase {
     private let queue: DatabaseQueue
+    private let path: String
+    private let limits: MigrationLimits
 
-    init(path: String) throws {
+    init(path: String, limits: MigrationLimits = MigrationLimits()) throws {
+        self.path = path
+        self.limits = limits
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        configuration.busyMode = .timeout(Double(limits.phase / .milliseconds(1)) / 1000)
         do {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.writeWithoutTransaction { db in
@@ -25,80 +34,189 @@ final class SQLiteMigrationDatabase: MigrationDatabase {
                             down TEXT NOT NULL DEFAULT '[]'
                         )
                         """)
+                // Owners came later: tables made before them get the column (rows without one read as nil).
+                let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(tide_migrations)").map {
+                    $0["name"] as String
+                }
+                if !columns.contains("owner") {
+                    try db.execute(sql: "ALTER TABLE tide_migrations ADD COLUMN owner TEXT")
+                }
+                if !columns.contains("down_transaction") {
+                    try db.execute(
+                        sql: "ALTER TABLE tide_migrations ADD COLUMN down_transaction INTEGER NOT NULL DEFAULT 1")
+                }
             }
         } catch {
-            throw MigrationError("cannot open sqlite:\(path): \(Self.describe(error))")
+            var error = Self.classify(error, limits: limits)
+            error.description = "cannot open sqlite:\(path): \(error.description)"
+            throw error
         }
     }
 
     func records() async throws -> [MigrationRecord] {
         do {
-            return try await queue.read { try Self.records($0) }
+            return try await bounded(until: .now + limits.phase) {
+                try await self.queue.read { try Self.records($0) }
+            }
         } catch {
-            throw MigrationError(Self.describe(error))
+            throw Self.classify(error, limits: limits)
         }
     }
 
     func apply(
-        _ statements: [String], record: MigrationRecord, batchSize: Int?,
-        due: @Sendable ([MigrationRecord]) -> Bool
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool
     ) async throws -> Bool {
         let start = ContinuousClock.now
-        do {
-            while true {
-                let (ran, changed) = try await queue.writeWithoutTransaction { db -> (Bool, Int) in
-                    var ran = false
-                    var changed = 0
-                    try db.inTransaction(.immediate) {
-                        guard due(try Self.records(db)) else { return .rollback }
-                        for statement in statements {
-                            try db.execute(sql: MigrationDatabases.batched(statement, batchSize))
-                            changed += db.changesCount
+        let deadline = start + limits.phase
+        guard run.transaction else {
+            return try await applyOneByOne(run, record: record, due: due, start: start, deadline: deadline)
+        }
+        var rounds = 0
+        while true {
+            if run.batchSize != nil && rounds == run.maxRounds {
+                throw MigrationError(
+                    "the batched backfill ran \(rounds) rounds (spec.backfill.maxRounds) and the last one still "
+                        + "changed rows: a statement that changes rows every round never ends; check that each "
+                        + "round's UPDATE only picks rows it has not changed yet (WHERE … IS NULL), or raise "
+                        + "maxRounds"
+                ).keeping("the \(rounds) rounds stay committed")
+            }
+            let (ran, finished): (Bool, Bool)
+            do {
+                (ran, finished) = try await bounded(until: deadline) {
+                    try await self.queue.writeWithoutTransaction { db -> (Bool, Bool) in
+                        var ran = false
+                        var finished = false
+                        try db.inTransaction(.immediate) {
+                            guard due(try Self.records(db)) else { return .rollback }
+                            var changed = 0
+                            for statement in run.statements {
+                                // Rows changed by INSERT, UPDATE and DELETE only: a SELECT leaves it as it is.
+                                let before = db.totalChangesCount
+                                try db.execute(sql: MigrationDatabases.batched(statement, run.batchSize))
+                                changed += db.totalChangesCount - before
+                            }
+                            ran = true
+                            finished = run.batchSize == nil || changed == 0
+                            if finished {
+                                try Self.insert(record, duration: ContinuousClock.now - start, db)
+                            }
+                            return .commit
                         }
-                        ran = true
-                        if batchSize == nil || changed == 0 {
-                            var finished = record
-                            finished.durationMilliseconds = Int((ContinuousClock.now - start) / .milliseconds(1))
-                            try Self.insert(finished, db)
-                        }
-                        return .commit
+                        return (ran, finished)
                     }
-                    return (ran, changed)
                 }
-                guard ran else { return false }
-                if batchSize == nil || changed == 0 { return true }
+            } catch {
+                let error = Self.classify(error, limits: limits)
+                throw rounds > 0 ? error.keeping(rounds: rounds) : error
+            }
+            guard ran else { return false }
+            rounds += 1
+            if finished { return true }
+        }
+    }
+
+    /// `transaction: false`: the statements one by one, each committed on its own, then the history row; a lock
+    /// file beside the database keeps another Tide process from doing the same at once.
+    private func applyOneByOne(
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool,
+        start: ContinuousClock.Instant, deadline: ContinuousClock.Instant
+    ) async throws -> Bool {
+        let lock = try await lockFile(until: deadline)
+        defer {
+            flock(lock, LOCK_UN)
+            Glibc.close(lock)
+        }
+        var done = 0
+        do {
+            return try await bounded(until: deadline) {
+                guard due(try await self.queue.read { try Self.records($0) }) else { return false }
+                for statement in run.statements {
+                    try await self.queue.writeWithoutTransaction { try $0.execute(sql: statement) }
+                    done += 1
+                }
+                try await self.queue.write { try Self.insert(record, duration: ContinuousClock.now - start, $0) }
+                return true
             }
         } catch {
-            throw MigrationError(Self.describe(error))
+            let error = Self.classify(error, limits: limits)
+            throw done > 0 ? error.keeping(statements: done) : error
         }
+    }
+
+    /// Takes `PATH-tide.lock` (flock), trying until `deadline`.
+    private func lockFile(until deadline: ContinuousClock.Instant) async throws -> Int32 {
+        let lockPath = path + "-tide.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw MigrationError("cannot open the lock file \(lockPath): \(String(cString: strerror(errno)))")
+        }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR, ContinuousClock.now < deadline else {
+                let why = errno == EWOULDBLOCK ? "another Tide process held it" : String(cString: strerror(errno))
+                Glibc.close(fd)
+                throw MigrationError(
+                    "cannot lock \(lockPath) within \(MigrationLimits.format(limits.phase)): \(why)",
+                    kind: .transient)
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return fd
     }
 
     func close() async {
         try? queue.close()
     }
 
+    /// Runs `body`, interrupting the statement it runs when `deadline` comes.
+    private func bounded<T>(until deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T {
+        let queue = self.queue
+        let timer = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled { queue.interrupt() }
+        }
+        defer { timer.cancel() }
+        return try await body()
+    }
+
     private static func records(_ db: Database) throws -> [MigrationRecord] {
         try Row.fetchAll(db, sql: "SELECT * FROM tide_migrations ORDER BY id").compactMap { row in
             guard let phase = MigrationRecord.Phase(rawValue: row["phase"]) else { return nil }
             let down = (try? JSONDecoder().decode([String].self, from: Data((row["down"] as String).utf8))) ?? []
-            return MigrationRecord(
+            var record = MigrationRecord(
                 name: row["name"], phase: phase, checksum: row["checksum"], revision: row["revision"],
                 appliedAt: ISO8601DateFormatter().date(from: row["applied_at"]) ?? Date(timeIntervalSince1970: 0),
-                durationMilliseconds: row["duration_ms"], down: down)
+                durationMilliseconds: row["duration_ms"], down: down, owner: row["owner"])
+            record.downInTransaction = row["down_transaction"]
+            return record
         }
     }
 
-    private static func insert(_ record: MigrationRecord, _ db: Database) throws {
+    private static func insert(_ record: MigrationRecord, duration: Duration, _ db: Database) throws {
         let down = String(decoding: try JSONEncoder().encode(record.down), as: UTF8.self)
         try db.execute(
             sql: """
-                INSERT INTO tide_migrations (name, phase, checksum, revision, applied_at, duration_ms, down)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO tide_migrations
+                    (name, phase, checksum, revision, applied_at, duration_ms, down, owner, down_transaction)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 record.name, record.phase.rawValue, record.checksum, record.revision,
-                ISO8601DateFormatter().string(from: record.appliedAt), record.durationMilliseconds, down,
+                ISO8601DateFormatter().string(from: record.appliedAt), Int(duration / .milliseconds(1)), down,
+                record.owner, record.downInTransaction,
             ])
+    }
+
+    /// A `MigrationError` for an error of GRDB: busy and locked databases and an interrupted statement (the
+    /// deadline) are transient.
+    static func classify(_ error: any Error, limits: MigrationLimits) -> MigrationError {
+        if let error = error as? MigrationError { return error }
+        guard let error = error as? DatabaseError else { return MigrationError("\(error)") }
+        if error.isInterruptionError {
+            return MigrationError.deadline("the phase", after: limits.phase)
+        }
+        let transient = [ResultCode.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode)
+        return MigrationError(describe(error), kind: transient ? .transient : .permanent)
     }
 
     static func describe(_ error: any Error) -> String {

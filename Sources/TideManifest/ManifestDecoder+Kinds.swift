@@ -228,6 +228,8 @@ extension NodeReader {
                 if let g = fields(node, "spec.password", allowed: ["env", "file"], owner: owner) {
                     if let e = g["env"]?.value, let name = string(e, "spec.password.env", owner: owner) {
                         db.password = .environment(name)
+                        // The variable is Tide's secret from now on: no process Tide starts inherits it.
+                        SecretVariables.withhold(name)
                     } else if let p = g["file"]?.value, let path = string(p, "spec.password.file", owner: owner) {
                         db.password = .file(path)
                     } else {
@@ -649,7 +651,8 @@ extension NodeReader {
             return items.map(\.0)
         }
         let allowed: [MigrationManifest.PhaseName: [String]] = [
-            .expand: ["up", "down"], .backfill: ["up", "batchSize"], .contract: ["up", "after"],
+            .expand: ["up", "down", "transaction"], .backfill: ["up", "batchSize", "maxRounds", "transaction"],
+            .contract: ["up", "after", "transaction"],
         ]
         for phaseName in MigrationManifest.PhaseName.allCases {
             guard let node = f[phaseName.rawValue]?.value else { continue }
@@ -676,6 +679,37 @@ extension NodeReader {
             }
             if let after = g["after"]?.value, let seconds = duration(after, "\(path).after", owner: owner) {
                 phase.after = seconds
+            }
+            if let rounds = g["maxRounds"]?.value {
+                if let text = string(rounds, "\(path).maxRounds", owner: owner), let count = Int(text), count > 0 {
+                    phase.maxRounds = count
+                    if g["batchSize"] == nil {
+                        error(rounds, "\(owner)\(path).maxRounds: only a batched backfill (batchSize) runs in rounds")
+                    }
+                } else {
+                    error(rounds, "\(owner)\(path).maxRounds: expected a whole number above 0")
+                }
+            }
+            if let node = g["transaction"]?.value, let value = bool(node, "\(path).transaction", owner: owner) {
+                phase.transaction = value
+                if !value && g["batchSize"] != nil {
+                    error(
+                        node,
+                        "\(owner)\(path).transaction: a batched backfill commits each round in a transaction of "
+                            + "its own; transaction: false is for statements that cannot run in one")
+                }
+            }
+            if phase.transaction {
+                let lists = [("up", phase.up), ("down", phase.down)]
+                for (field, list) in lists {
+                    for (index, statement) in list.enumerated() where MigrationManifest.needsNoTransaction(statement) {
+                        error(
+                            g[field]?.value ?? node,
+                            "\(owner)\(path).\(field)[\(index)]: the database refuses this statement inside a "
+                                + "transaction; set \(path).transaction: false (and make the phase's statements "
+                                + "idempotent: CREATE INDEX CONCURRENTLY IF NOT EXISTS …)")
+                    }
+                }
             }
             switch phaseName {
             case .expand: migration.expand = phase

@@ -14,7 +14,15 @@ public struct MigrationManifest: Sendable, Hashable {
         public var batchSize: Int?
         /// contract: how long every service that needs the migration must have run its new version first.
         public var after: Double = 0
+        /// false: the statements run one by one outside a transaction (PostgreSQL `CREATE INDEX CONCURRENTLY`),
+        /// and the history row is written after the last one. A run cut short leaves the statements before the
+        /// failing one applied, so they must be idempotent (`IF NOT EXISTS`). For expand it holds for `down` too.
+        public var transaction = true
+        /// A batched backfill stops with an error after this many rounds that still changed rows.
+        public var maxRounds = Self.defaultMaxRounds
         public var location: SourceLocation
+
+        public static let defaultMaxRounds = 100_000
 
         public init(up: [String], location: SourceLocation) {
             self.up = up
@@ -22,7 +30,8 @@ public struct MigrationManifest: Sendable, Hashable {
         }
 
         /// The checksum recorded when the phase is applied: the git blob id of its statements (and batch size),
-        /// so an applied phase whose statements were edited afterwards is caught.
+        /// so an applied phase whose statements were edited afterwards is caught. How they run (`transaction`,
+        /// `maxRounds`) is not part of it: changing that does not change what the phase did.
         public var checksum: String {
             var text = up.joined(separator: "\n;\n")
             if let batchSize { text += "\n-- batch \(batchSize)" }
@@ -83,6 +92,71 @@ public struct MigrationManifest: Sendable, Hashable {
         return found
     }
 
+    /// The lint that depends on where the migration runs: on PostgreSQL, a `CREATE INDEX` without `CONCURRENTLY`
+    /// on a table the migration did not create blocks the application's writes to it while the index builds.
+    public func warnings(executor: ExecutorManifest?) -> [Diagnostic] {
+        guard let database = executor?.database,
+            ([database.url].compactMap { $0 } + Array(database.environmentURLs.values)).contains(where: \.isPostgres)
+        else { return warnings }
+        var found = warnings
+        var created: Set<String> = []
+        for phaseName in PhaseName.allCases {
+            guard let phase = phase(phaseName) else { continue }
+            for (index, statement) in phase.up.enumerated() {
+                if let table = Self.createdTable(statement) { created.insert(table) }
+                guard let table = Self.lockingIndex(statement), !created.contains(table) else { continue }
+                found.append(
+                    Diagnostic(
+                        phase.location,
+                        "Migration '\(name)': spec.\(phaseName.rawValue).up[\(index)]: CREATE INDEX on "
+                            + "\(table.lowercased()) blocks writes to it while the index builds on PostgreSQL; use CREATE INDEX "
+                            + "CONCURRENTLY IF NOT EXISTS in a phase with transaction: false"))
+            }
+        }
+        return found
+    }
+
+    /// The words of a statement as written; quoted identifiers lose their quotes.
+    static func words(_ statement: String) -> [String] {
+        statement.split { !($0.isLetter || $0.isNumber || $0 == "_" || $0 == ".") }.map(String.init)
+    }
+
+    /// `CREATE [UNIQUE] INDEX` without `CONCURRENTLY`: the table it locks (upper-cased, for comparing).
+    static func lockingIndex(_ statement: String) -> String? {
+        let words = words(statement).map { $0.uppercased() }
+        guard words.first == "CREATE" else { return nil }
+        var rest = words.dropFirst()
+        if rest.first == "UNIQUE" { rest = rest.dropFirst() }
+        guard rest.first == "INDEX", rest.dropFirst().first != "CONCURRENTLY",
+            let on = rest.firstIndex(of: "ON")
+        else { return nil }
+        var table = words.index(after: on)
+        if table < words.count && words[table] == "ONLY" { table += 1 }
+        return table < words.count ? words[table] : nil
+    }
+
+    /// `CREATE TABLE [IF NOT EXISTS] name`: the table (upper-cased).
+    static func createdTable(_ statement: String) -> String? {
+        let words = words(statement).map { $0.uppercased() }
+        guard words.count > 2, words[0] == "CREATE" else { return nil }
+        var index = words[1...].firstIndex(of: "TABLE").map { $0 + 1 } ?? words.count
+        if words[index...].starts(with: ["IF", "NOT", "EXISTS"]) { index += 3 }
+        return index < words.count ? words[index] : nil
+    }
+
+    /// `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `VACUUM`: statements a
+    /// database refuses inside a transaction.
+    public static func needsNoTransaction(_ statement: String) -> Bool {
+        let words = words(statement).map { $0.uppercased() }
+        guard let first = words.first else { return false }
+        if first == "VACUUM" { return true }
+        if first == "REINDEX" { return words.contains("CONCURRENTLY") }
+        guard first == "CREATE" || first == "DROP" else { return false }
+        var rest = words.dropFirst()
+        if rest.first == "UNIQUE" { rest = rest.dropFirst() }
+        return rest.first == "INDEX" && rest.dropFirst().first == "CONCURRENTLY"
+    }
+
     /// `DROP TABLE`, `DROP COLUMN` (also `ALTER TABLE … DROP name`), `RENAME`: what a running version can trip on.
     static func destructive(_ statement: String) -> String? {
         let words = statement.uppercased().split { !($0.isLetter || $0.isNumber || $0 == "_") }.map(String.init)
@@ -105,13 +179,51 @@ public struct MigrationManifest: Sendable, Hashable {
 public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// `sqlite:PATH` (relative paths are resolved against the working directory).
     case sqlite(path: String)
-    /// `postgres://user@host:port/database` (or `postgresql://`); the password never comes from the URL.
-    case postgres(user: String, host: String, port: Int, database: String)
+    /// `postgres://user@host:port/database[?sslmode=…&sslrootcert=PATH]` (or `postgresql://`); the password
+    /// never comes from the URL.
+    case postgres(user: String, host: String, port: Int, database: String, tls: PostgresTLS = PostgresTLS())
 
+    /// `sslmode` and `sslrootcert`, as libpq reads them.
+    public struct PostgresTLS: Sendable, Hashable {
+        public enum Mode: String, Sendable, Hashable, CaseIterable {
+            /// Plain TCP.
+            case disable
+            /// TLS when the server offers it, unverified; plain TCP otherwise (libpq's default).
+            case prefer
+            /// TLS or no connection; the certificate is not verified.
+            case require
+            /// TLS with a certificate signed by a trusted authority (`sslrootcert`, else the system's).
+            case verifyCA = "verify-ca"
+            /// verify-ca, and the certificate names the host.
+            case verifyFull = "verify-full"
+        }
+
+        public var mode: Mode
+        /// The authorities' certificates (PEM) that verify-ca and verify-full trust; relative to the working
+        /// directory.
+        public var rootCertificate: String?
+
+        public init(mode: Mode = .prefer, rootCertificate: String? = nil) {
+            self.mode = mode
+            self.rootCertificate = rootCertificate
+        }
+    }
+
+    public var isPostgres: Bool {
+        if case .postgres = self { return true }
+        return false
+    }
+
+    /// Never holds a password: the URL was refused if it had one.
     public var description: String {
         switch self {
-        case .sqlite(let path): "sqlite:\(path)"
-        case .postgres(let user, let host, let port, let database): "postgres://\(user)@\(host):\(port)/\(database)"
+        case .sqlite(let path): return "sqlite:\(path)"
+        case .postgres(let user, let host, let port, let database, let tls):
+            var query: [String] = []
+            if tls.mode != .prefer { query.append("sslmode=\(tls.mode.rawValue)") }
+            if let root = tls.rootCertificate { query.append("sslrootcert=\(root)") }
+            return "postgres://\(user)@\(host):\(port)/\(database)"
+                + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
         }
     }
 
@@ -138,19 +250,51 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             self = .sqlite(path: path)
             return
         }
+        let shown = Self.redacted(text)
         guard text.hasPrefix("postgres://") || text.hasPrefix("postgresql://"),
             let components = URLComponents(string: text)
-        else { throw .unsupported(text) }
+        else { throw .unsupported(shown) }
         if components.password != nil { throw .passwordInURL }
-        guard let user = components.user, !user.isEmpty else {
-            throw .malformed("'\(text)': name the user (postgres://user@host:5432/database)")
+        var tls = PostgresTLS()
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "password": throw .passwordInURL
+            case "sslmode":
+                guard let mode = item.value.flatMap(PostgresTLS.Mode.init(rawValue:)) else {
+                    throw .malformed(
+                        "'\(shown)': sslmode=\(item.value ?? "") is not one of "
+                            + PostgresTLS.Mode.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                tls.mode = mode
+            case "sslrootcert":
+                guard let path = item.value, !path.isEmpty else {
+                    throw .malformed("'\(shown)': sslrootcert needs a file (sslrootcert=/etc/ssl/db-ca.pem)")
+                }
+                tls.rootCertificate = path
+            default:
+                throw .malformed(
+                    "'\(shown)': '\(item.name)' is not a parameter tide reads; it reads sslmode and sslrootcert")
+            }
         }
-        guard let host = components.host, !host.isEmpty else { throw .malformed("'\(text)': name the host") }
+        if tls.rootCertificate != nil && ![.verifyCA, .verifyFull].contains(tls.mode) {
+            throw .malformed("'\(shown)': sslrootcert is used only with sslmode=verify-ca or verify-full")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw .malformed("'\(shown)': name the user (postgres://user@host:5432/database)")
+        }
+        guard let host = components.host, !host.isEmpty else { throw .malformed("'\(shown)': name the host") }
         let database = String(components.path.drop { $0 == "/" })
         guard !database.isEmpty, !database.contains("/") else {
-            throw .malformed("'\(text)': name the database (postgres://user@host:5432/database)")
+            throw .malformed("'\(shown)': name the database (postgres://user@host:5432/database)")
         }
-        self = .postgres(user: user, host: host, port: components.port ?? 5432, database: database)
+        self = .postgres(user: user, host: host, port: components.port ?? 5432, database: database, tls: tls)
+    }
+
+    /// `text` with any password in it — `user:PASSWORD@`, `password=PASSWORD` — replaced by `***`: what an
+    /// error message may show of a URL someone wrote.
+    public static func redacted(_ text: String) -> String {
+        text.replacing(#/(://[^/?#@:]*):[^/?#@]*@/#) { "\($0.1):***@" }
+            .replacing(#/([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^&#\s]*/#) { "\($0.1)***" }
     }
 }
 

@@ -24,32 +24,85 @@ public final class PostgresServer: Sendable {
         }
     }
 
-    private init() throws(FixtureError) {
+    /// A cluster of its own, for a test that stops, crashes or reconfigures its server (the shared one must stay
+    /// up for the other tests). With `tls`, the server has `ssl = on` and a self-signed certificate for
+    /// `localhost` and 127.0.0.1 (`certificate`, which is also its own authority). Stopped at exit.
+    public static func startDedicated(tls: Bool = false) throws -> PostgresServer {
+        try PostgresServer(
+            name: "tide-pg-\(ProcessInfo.processInfo.processIdentifier)-\(counter.add(1, ordering: .relaxed).newValue)",
+            tls: tls)
+    }
+
+    /// The certificate (PEM) of a dedicated server started with `tls`.
+    public var certificate: String? { tls ? directory + "/server.crt" : nil }
+
+    private let tls: Bool
+
+    private init(name: String? = nil, tls: Bool = false) throws(FixtureError) {
         let base = FileManager.default.temporaryDirectory.path
-        directory = (base as NSString).appendingPathComponent("tide-pg-\(ProcessInfo.processInfo.processIdentifier)")
+        directory = (base as NSString).appendingPathComponent(
+            name ?? "tide-pg-\(ProcessInfo.processInfo.processIdentifier)")
+        self.tls = tls
         do {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             port = try freeLoopbackPort()
+            if tls {
+                try Self.check(
+                    runProcess(
+                        "/usr/bin/openssl",
+                        [
+                            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout",
+                            directory + "/server.key", "-out", directory + "/server.crt",
+                        ]), "openssl req")
+                _ = chmod(directory + "/server.key", 0o600)
+            }
             if Self.asRoot {
                 try Self.check(runProcess("/usr/bin/chown", ["-R", "postgres:postgres", directory]), "chown")
             }
             try Self.check(
                 Self.run("initdb", ["-D", directory + "/data", "-A", "trust", "-U", user, "--no-sync"]), "initdb")
-            // pg_ctl's server keeps whatever stdout/stderr it inherits open: no pipes for this one.
-            try Self.check(
-                Self.detached(
-                    "pg_ctl",
-                    [
-                        "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o",
-                        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off", "start",
-                    ]), "pg_ctl start")
+            try start()
         } catch let error as FixtureError {
             throw error
         } catch {
             throw FixtureError("cannot start PostgreSQL: \(error)")
         }
         PostgresServer.stopAtExit(directory: directory + "/data")
+    }
+
+    /// Starts the server (again, after `stop`), on the same port and data.
+    public func start() throws(FixtureError) {
+        let ssl =
+            tls
+            ? " -c ssl=on -c ssl_cert_file=\(directory)/server.crt -c ssl_key_file=\(directory)/server.key" : ""
+        // pg_ctl's server keeps whatever stdout/stderr it inherits open: no pipes for this one.
+        do {
+            try Self.check(
+                Self.detached(
+                    "pg_ctl",
+                    [
+                        "-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o",
+                        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off" + ssl, "start",
+                    ]), "pg_ctl start")
+        } catch let error as FixtureError {
+            throw error
+        } catch {
+            throw FixtureError("cannot start PostgreSQL: \(error)")
+        }
+    }
+
+    /// Stops the server: `immediate` is a crash as far as clients can tell (no goodbye to them).
+    public func stop(mode: String = "immediate") throws(FixtureError) {
+        do {
+            try Self.check(
+                Self.detached("pg_ctl", ["-D", directory + "/data", "-m", mode, "-w", "stop"]), "pg_ctl stop")
+        } catch let error as FixtureError {
+            throw error
+        } catch {
+            throw FixtureError("cannot stop PostgreSQL: \(error)")
+        }
     }
 
     /// A new, empty database: `postgres://tide@127.0.0.1:PORT/NAME`.
@@ -112,14 +165,19 @@ public final class PostgresServer: Sendable {
         guard output.status == 0 else { throw FixtureError("\(what) failed: \(output.combined)") }
     }
 
-    private static let toStop = Mutex<String?>(nil)
+    private static let toStop = Mutex<[String]>([])
 
     private static func stopAtExit(directory: String) {
-        toStop.withLock { $0 = directory }
+        let first = toStop.withLock { list in
+            list.append(directory)
+            return list.count == 1
+        }
+        guard first else { return }
         atexit {
-            guard let directory = PostgresServer.toStop.withLock({ $0 }) else { return }
-            _ = try? PostgresServer.detached("pg_ctl", ["-D", directory, "-m", "immediate", "-w", "stop"])
-            try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent)
+            for directory in PostgresServer.toStop.withLock({ $0 }) {
+                _ = try? PostgresServer.detached("pg_ctl", ["-D", directory, "-m", "immediate", "-w", "stop"])
+                try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent)
+            }
         }
     }
 }

@@ -34,6 +34,15 @@ public final class SQLDatabaseFixture: Sendable {
         }
     }
 
+    /// A database already made in `server` (a dedicated cluster, or one a test set up itself).
+    public init(server: PostgresServer, database: String) throws {
+        backend = .postgres
+        directory = try TemporaryDirectory("tide-sql")
+        sqlitePath = nil
+        postgres = (server, database)
+        url = server.url(database)
+    }
+
     /// Runs statements (separated by `;` at line ends are not split: one statement per element).
     public func execute(_ statements: String...) throws {
         for statement in statements {

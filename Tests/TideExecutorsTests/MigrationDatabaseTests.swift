@@ -1,0 +1,545 @@
+import Foundation
+import Synchronization
+import Testing
+import TideManifest
+import TideTestSupport
+
+@testable import TideExecutors
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The migration databases against real SQLite files and a real PostgreSQL 15: bounded waits, transient errors,
+/// batched backfills, `transaction: false`, TLS. Every test bounds its own time, so a regression fails instead of
+/// hanging.
+@Suite("TideExecutors: migration databases (SQLite, PostgreSQL)")
+struct MigrationDatabaseTests {
+    static func open(
+        _ url: String, limits: MigrationLimits = MigrationLimits(phase: .seconds(30))
+    ) async throws -> any MigrationDatabase {
+        var executor = ExecutorManifest(
+            name: "db", location: SourceLocation(file: "db.yaml", line: 1, column: 1), type: .sql, command: [])
+        executor.database = DatabaseSpec(url: try DatabaseURL(parsing: url))
+        return try await MigrationDatabases.open(executor, environment: "prod", workingDirectory: "/", limits: limits)
+    }
+
+    static func record(_ name: String, _ phase: MigrationRecord.Phase = .backfill) -> MigrationRecord {
+        MigrationRecord(
+            name: name, phase: phase, checksum: "c", revision: "r", appliedAt: Date(), durationMilliseconds: 0)
+    }
+
+    /// Due while no row of `name` is in the history.
+    static func due(_ name: String) -> @Sendable ([MigrationRecord]) -> Bool {
+        { records in !records.contains { $0.name == name } }
+    }
+
+    /// Fails the test after `seconds` instead of waiting for a call that never returns.
+    static func within<T: Sendable>(
+        _ seconds: Int, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await withDeadline(
+            .now + .seconds(seconds), expire: {}, late: { TestTimeout(seconds: seconds) }, body)
+    }
+
+    struct TestTimeout: Error, CustomStringConvertible {
+        var seconds: Int
+        var description: String { "the call did not return within \(seconds)s" }
+    }
+
+    /// `users` with `count` rows and no email yet.
+    static func users(_ db: SQLDatabaseFixture, count: Int = 10) throws {
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, n INTEGER NOT NULL DEFAULT 0, "
+                + "CHECK (email IS NULL OR email <> 'bad@x'))")
+        let rows = (1...count).map { "(\($0), 'u\($0)')" }.joined(separator: ", ")
+        try db.execute("INSERT INTO users (id, name) VALUES \(rows)")
+    }
+
+    static let fillEmails =
+        "UPDATE users SET email = lower(name) || '@x' WHERE id IN "
+        + "(SELECT id FROM users WHERE email IS NULL ORDER BY id LIMIT {{batch}})"
+
+    static func idle(_ backend: SQLDatabaseFixture.Backend) -> String {
+        backend == .postgres ? "SELECT pg_sleep(0.01)" : "SELECT count(*) FROM users"
+    }
+
+    // MARK: Batched backfill
+
+    @Test(
+        "a batched backfill counts rows changed by INSERT/UPDATE/DELETE only: a SELECT in the list ends no later",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func backfillCountsChangedRows(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try Self.users(db)
+        let database = try await Self.open(db.url)
+        let ran = try await Self.within(60) {
+            try await database.apply(
+                MigrationRun([Self.idle(backend), Self.fillEmails, Self.idle(backend)], batchSize: 3, maxRounds: 20),
+                record: Self.record("fill"), due: Self.due("fill"))
+        }
+        await database.close()
+        #expect(ran)
+        #expect(try db.query("SELECT count(*) FROM users WHERE email IS NULL") == ["0"])
+        #expect(try db.history() == ["fill|backfill"])
+    }
+
+    @Test(
+        "a batched backfill that changes rows every round stops at maxRounds, keeping the rounds it committed",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func backfillMaxRounds(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try Self.users(db, count: 4)
+        let database = try await Self.open(db.url)
+        let error = await #expect(throws: MigrationError.self) {
+            try await Self.within(60) {
+                try await database.apply(
+                    MigrationRun(
+                        ["UPDATE users SET n = n + 1 WHERE id IN (SELECT id FROM users ORDER BY id LIMIT {{batch}})"],
+                        batchSize: 2, maxRounds: 5),
+                    record: Self.record("forever"), due: Self.due("forever"))
+            }
+        }
+        await database.close()
+        #expect(error?.isTransient == false)
+        #expect(error?.partial == true)
+        #expect(error?.description.contains("maxRounds") == true, "\(String(describing: error))")
+        #expect(try db.query("SELECT n FROM users ORDER BY id") == ["5", "5", "0", "0"])
+        #expect(try db.history() == [])
+    }
+
+    @Test(
+        "a failing round keeps the rounds before it; run again, the backfill goes on from there",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func backfillFailureKeepsRounds(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try Self.users(db)
+        try db.execute("UPDATE users SET name = 'BAD' WHERE id = 8")  // its email breaks the CHECK
+        let database = try await Self.open(db.url)
+        let run = MigrationRun([Self.fillEmails], batchSize: 3)
+        let error = await #expect(throws: MigrationError.self) {
+            try await Self.within(60) {
+                try await database.apply(run, record: Self.record("fill"), due: Self.due("fill"))
+            }
+        }
+        #expect(error?.partial == true)
+        #expect(error?.isTransient == false)
+        #expect(
+            error?.description.contains("the 2 rounds before it stay committed") == true, "\(String(describing: error))"
+        )
+        #expect(try db.query("SELECT count(*) FROM users WHERE email IS NOT NULL") == ["6"])
+        #expect(try db.history() == [])
+
+        try db.execute("UPDATE users SET name = 'ok' WHERE id = 8")
+        let ran = try await Self.within(60) {
+            try await database.apply(run, record: Self.record("fill"), due: Self.due("fill"))
+        }
+        await database.close()
+        #expect(ran)
+        #expect(try db.query("SELECT count(*) FROM users WHERE email IS NULL") == ["0"])
+        #expect(try db.history() == ["fill|backfill"])
+    }
+
+    @Test(
+        "a failing statement rolls its whole phase back: permanent, nothing kept",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func failingPhaseRollsBack(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try Self.users(db)
+        let database = try await Self.open(db.url)
+        let error = await #expect(throws: MigrationError.self) {
+            try await Self.within(60) {
+                try await database.apply(
+                    MigrationRun(["ALTER TABLE users ADD COLUMN phone TEXT", "ALTER TABLE nowhere ADD COLUMN x TEXT"]),
+                    record: Self.record("phone", .expand), due: Self.due("phone"))
+            }
+        }
+        await database.close()
+        #expect(error?.isTransient == false)
+        #expect(error?.partial == false)
+        #expect(error?.sqlState == (backend == .postgres ? "42P01" : nil))
+        #expect(try !db.columns("users").contains("phone"))
+        #expect(try db.history() == [])
+    }
+
+    // MARK: transaction: false
+
+    static func concurrentIndex(_ backend: SQLDatabaseFixture.Backend) -> String {
+        backend == .postgres ? "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email ON users (email)" : "VACUUM"
+    }
+
+    @Test(
+        "transaction: false runs statements one by one; a failure keeps those before it; the down runs so too",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func outsideTransaction(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try Self.users(db)
+        let database = try await Self.open(db.url)
+        let statements = [
+            "CREATE TABLE IF NOT EXISTS marks (x INTEGER)", Self.concurrentIndex(backend),
+            "INSERT INTO nowhere VALUES (1)",
+        ]
+        var phase = MigrationManifest.Phase(
+            up: statements, location: SourceLocation(file: "m.yaml", line: 1, column: 1))
+        phase.transaction = false
+        phase.down = ["DROP TABLE marks"]
+        let failing = phase
+        let error = await #expect(throws: MigrationError.self) {
+            try await Self.within(60) {
+                try await database.apply(failing, record: Self.record("index", .expand), due: Self.due("index"))
+            }
+        }
+        #expect(error?.partial == true)
+        #expect(
+            error?.description.contains("the 2 statements before it stay applied") == true,
+            "\(String(describing: error))")
+        #expect(try db.query("SELECT count(*) FROM marks") == ["0"])
+        #expect(try db.history() == [])
+        if backend == .postgres {
+            #expect(try db.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email'::regclass") == ["t"])
+        }
+
+        phase.up[2] = "INSERT INTO marks VALUES (1)"
+        let fixed = phase
+        let ran = try await Self.within(60) {
+            try await database.apply(fixed, record: Self.record("index", .expand), due: Self.due("index"))
+        }
+        #expect(ran)
+        #expect(try db.query("SELECT count(*) FROM marks") == ["1"])
+        #expect(try db.history() == ["index|expand"])
+        let expand = try #require(try await database.records().first)
+        #expect(!expand.downInTransaction)
+        #expect(MigrationRun(down: expand) == MigrationRun(["DROP TABLE marks"], transaction: false))
+        await database.close()
+    }
+
+    @Test(
+        "two processes running one transaction: false phase at once: it runs once",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func outsideTransactionOnce(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try db.execute("CREATE TABLE marks (x INTEGER)")
+        let first = try await Self.open(db.url)
+        let second = try await Self.open(db.url)
+        let idle = backend == .postgres ? "SELECT pg_sleep(0.2)" : "SELECT count(*) FROM marks"
+        let run = MigrationRun(
+            ["INSERT INTO marks VALUES (1)", idle, "INSERT INTO marks VALUES (2)"], transaction: false)
+        let ran = try await Self.within(60) {
+            async let a = first.apply(run, record: Self.record("marks", .expand), due: Self.due("marks"))
+            async let b = second.apply(run, record: Self.record("marks", .expand), due: Self.due("marks"))
+            return try await [a, b]
+        }
+        await first.close()
+        await second.close()
+        #expect(ran.sorted { !$0 && $1 } == [false, true])
+        #expect(try db.query("SELECT x FROM marks ORDER BY x") == ["1", "2"])
+        #expect(try db.history() == ["marks|expand"])
+    }
+
+    // MARK: Bounded waits, PostgreSQL
+
+    /// The pid of the backend in `database` whose query contains `text`, once there is one.
+    static func backend(
+        _ server: PostgresServer, _ database: String, running text: String, application: String? = nil
+    ) async throws -> Int32 {
+        for _ in 0..<400 {
+            let output = try server.psql(
+                database,
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    + "AND state = 'active' AND query LIKE '%\(text)%'"
+                    + (application.map { " AND application_name = '\($0)'" } ?? ""))
+            if let pid = Int32(output.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) { return pid }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw FixtureError("no backend runs \(text)")
+    }
+
+    /// Runs psql off the cooperative pool (it blocks its thread until psql exits).
+    static func psqlInBackground(_ server: PostgresServer, _ database: String, _ sql: String) -> Task<
+        ProcessOutput, any Error
+    > {
+        Task {
+            try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try server.psql(database, sql) })
+                }
+            }
+        }
+    }
+
+    @Test(
+        "PostgreSQL: a statement that cannot get its lock gives up after lock_timeout, reads are not queued behind it, and it is tried again"
+    )
+    func lockTimeout() async throws {
+        let server = try PostgresServer.start()
+        let name = try server.makeDatabase()
+        let db = try SQLDatabaseFixture(server: server, database: name)
+        try Self.users(db)
+        // A long read holds ACCESS SHARE on users: ALTER TABLE waits for it, and every query after it would too.
+        let holder = Self.psqlInBackground(
+            server, name, "BEGIN; SELECT count(*) FROM users; SELECT pg_sleep(4); COMMIT;")
+        _ = try await Self.backend(server, name, running: "pg_sleep(4)")
+
+        let limits = MigrationLimits(phase: .seconds(30), lock: .milliseconds(300), lockAttempts: 3)
+        let database = try await Self.open(server.url(name), limits: limits)
+        let start = ContinuousClock.now
+        let attempt = Task {
+            try await Self.within(30) {
+                try await database.apply(
+                    MigrationRun(["ALTER TABLE users ADD COLUMN phone TEXT"]), record: Self.record("phone", .expand),
+                    due: Self.due("phone"))
+            }
+        }
+        _ = try await Self.backend(server, name, running: "ADD COLUMN phone", application: "tide")
+        let readStart = ContinuousClock.now
+        let read = try server.psql(name, "SELECT count(*) FROM users")
+        let readTime = ContinuousClock.now - readStart
+        #expect(read.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "10")
+        #expect(readTime < .seconds(2), "a read waited \(readTime) behind the ALTER TABLE")
+
+        let error = await #expect(throws: MigrationError.self) { try await attempt.value }
+        #expect(error?.isTransient == true)
+        #expect(error?.sqlState == "55P03")
+        #expect(error?.description.contains("tried 3 times") == true, "\(String(describing: error))")
+        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(try !db.columns("users").contains("phone"))
+
+        // With tries enough to outlast the reader, the phase passes once it commits.
+        _ = try await holder.value
+        let patient = try await Self.open(
+            server.url(name), limits: MigrationLimits(phase: .seconds(30), lock: .milliseconds(300), lockAttempts: 40))
+        let holder2 = Self.psqlInBackground(
+            server, name, "BEGIN; SELECT count(*) FROM users; SELECT pg_sleep(1.5); COMMIT;")
+        _ = try await Self.backend(server, name, running: "pg_sleep(1.5)")
+        let ran = try await Self.within(30) {
+            try await patient.apply(
+                MigrationRun(["ALTER TABLE users ADD COLUMN phone TEXT"]), record: Self.record("phone", .expand),
+                due: Self.due("phone"))
+        }
+        _ = try await holder2.value
+        await database.close()
+        await patient.close()
+        #expect(ran)
+        #expect(try db.columns("users").contains("phone"))
+    }
+
+    @Test(
+        "PostgreSQL: a server that stops answering mid-phase (SIGSTOP) ends the phase within its timeout, rolled back")
+    func stoppedServer() async throws {
+        let server = try PostgresServer.start()
+        let name = try server.makeDatabase()
+        let db = try SQLDatabaseFixture(server: server, database: name)
+        let database = try await Self.open(server.url(name), limits: MigrationLimits(phase: .seconds(2)))
+        let start = ContinuousClock.now
+        let attempt = Task {
+            try await Self.within(20) {
+                try await database.apply(
+                    MigrationRun(["CREATE TABLE t2 (x INTEGER)", "SELECT pg_sleep(1)"]),
+                    record: Self.record("t2", .expand), due: Self.due("t2"))
+            }
+        }
+        let pid = try await Self.backend(server, name, running: "pg_sleep(1)", application: "tide")
+        kill(pid, SIGSTOP)
+        let result = await attempt.result
+        let elapsed = ContinuousClock.now - start
+        kill(pid, SIGCONT)
+        let error = try #require(
+            { () -> MigrationError? in
+                if case .failure(let error) = result { return error as? MigrationError }
+                return nil
+            }())
+        #expect(error.isTransient, "\(error)")
+        #expect(error.description.contains("did not answer"), "\(error)")
+        #expect(elapsed < .seconds(6), "the phase took \(elapsed)")
+        // The backend notices the closed connection once it runs again, and its transaction goes with it.
+        for _ in 0..<200 {
+            let left = try server.psql(name, "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid)")
+            if left.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0" { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(try db.query("SELECT count(*) FROM pg_tables WHERE tablename = 't2'") == ["0"])
+        #expect(try db.history() == [])
+        await database.close()
+    }
+
+    @Test(
+        "PostgreSQL: a server that crashes mid-phase (pg_ctl stop -m immediate): a transient error at once; after the restart the phase runs"
+    )
+    func crashedServer() async throws {
+        let server = try PostgresServer.startDedicated()
+        defer { try? server.stop() }
+        let name = try server.makeDatabase()
+        let limits = MigrationLimits(phase: .seconds(5))
+        let database = try await Self.open(server.url(name), limits: limits)
+        let run = MigrationRun(["CREATE TABLE t2 (x INTEGER)", "SELECT pg_sleep(2)"])
+        let start = ContinuousClock.now
+        let attempt = Task {
+            try await Self.within(30) {
+                try await database.apply(run, record: Self.record("t2", .expand), due: Self.due("t2"))
+            }
+        }
+        _ = try await Self.backend(server, name, running: "pg_sleep(2)", application: "tide")
+        let crash = ContinuousClock.now
+        try server.stop(mode: "immediate")
+        let error = await #expect(throws: MigrationError.self) { try await attempt.value }
+        #expect(error?.isTransient == true, "\(String(describing: error))")
+        // The server said goodbye (57P01) or just went: either way, well before the 5s timeout.
+        #expect(ContinuousClock.now - crash < .seconds(4), "\(String(describing: error))")
+        #expect(ContinuousClock.now - start < .seconds(10))
+        await database.close()
+
+        // Down: refused at once, and transient.
+        let refused = await #expect(throws: MigrationError.self) {
+            try await Self.within(30) { try await Self.open(server.url(name), limits: limits) }
+        }
+        #expect(refused?.isTransient == true, "\(String(describing: refused))")
+        #expect(refused?.description.contains("cannot connect to postgres://tide@127.0.0.1") == true)
+
+        try server.start()
+        let again = try await Self.open(server.url(name), limits: limits)
+        let ran = try await Self.within(30) {
+            try await again.apply(run, record: Self.record("t2", .expand), due: Self.due("t2"))
+        }
+        let history = try await again.records().map(\.name)
+        await again.close()
+        #expect(ran)
+        #expect(history == ["t2"])
+    }
+
+    @Test(
+        "PostgreSQL: a server that accepts the connection and says nothing: connecting ends within the connect timeout")
+    func silentServer() async throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let start = ContinuousClock.now
+        let error = await #expect(throws: MigrationError.self) {
+            try await Self.within(20) {
+                try await Self.open(
+                    "postgres://tide@127.0.0.1:\(port)/app?sslmode=disable",
+                    limits: MigrationLimits(phase: .seconds(30), connect: .seconds(1)))
+            }
+        }
+        #expect(error?.isTransient == true, "\(String(describing: error))")
+        #expect(
+            error?.description.hasPrefix("cannot connect to postgres://tide@127.0.0.1:\(port)/app") == true,
+            "\(String(describing: error))")
+        #expect(ContinuousClock.now - start < .seconds(4))
+    }
+
+    @Test("PostgreSQL: statement_timeout comes from the executor's timeout; the error is transient")
+    func statementTimeout() async throws {
+        let db = try SQLDatabaseFixture(.postgres)
+        let database = try await Self.open(
+            db.url, limits: MigrationLimits(phase: .seconds(1), connect: .seconds(10)))
+        let start = ContinuousClock.now
+        let error = await #expect(throws: MigrationError.self) {
+            try await Self.within(20) {
+                try await database.apply(
+                    MigrationRun(["SELECT pg_sleep(10)"]), record: Self.record("slow", .expand),
+                    due: Self.due("slow"))
+            }
+        }
+        await database.close()
+        #expect(error?.isTransient == true)
+        #expect(error?.sqlState == "57014", "\(String(describing: error))")
+        #expect(ContinuousClock.now - start < .seconds(4))
+        #expect(try db.history() == [])
+    }
+
+    // MARK: Bounded waits, SQLite
+
+    static let burn =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) SELECT count(*) FROM c"
+
+    @Test(
+        "SQLite: a statement still running at the deadline is interrupted; a database another writer holds is busy, transient, within the timeout"
+    )
+    func sqliteBounded() async throws {
+        let db = try SQLDatabaseFixture(.sqlite)
+        try db.execute("CREATE TABLE marks (x INTEGER)")
+        let holder = try await Self.open(db.url, limits: MigrationLimits(phase: .seconds(3)))
+        let waiter = try await Self.open(db.url, limits: MigrationLimits(phase: .milliseconds(500)))
+        let start = ContinuousClock.now
+        // The holder writes first (BEGIN IMMEDIATE), then burns CPU until its deadline interrupts it.
+        let held = Task {
+            try await Self.within(30) {
+                try await holder.apply(
+                    MigrationRun(["INSERT INTO marks VALUES (1)", Self.burn]), record: Self.record("burn", .expand),
+                    due: Self.due("burn"))
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let busy = await #expect(throws: MigrationError.self) {
+            try await Self.within(30) {
+                try await waiter.apply(
+                    MigrationRun(["INSERT INTO marks VALUES (2)"]), record: Self.record("wait", .expand),
+                    due: Self.due("wait"))
+            }
+        }
+        #expect(busy?.isTransient == true, "\(String(describing: busy))")
+        #expect(ContinuousClock.now - start < .seconds(3))
+
+        let interrupted = await #expect(throws: MigrationError.self) { try await held.value }
+        #expect(interrupted?.isTransient == true, "\(String(describing: interrupted))")
+        #expect(interrupted?.description.contains("did not finish within 3s") == true)
+        #expect(ContinuousClock.now - start < .seconds(8))
+        await holder.close()
+        await waiter.close()
+        #expect(try db.query("SELECT count(*) FROM marks") == ["0"])
+        #expect(try db.history() == [])
+    }
+
+    // MARK: TLS
+
+    /// Whether the open connection of application `tide` in `database` uses TLS.
+    static func usesTLS(_ server: PostgresServer, _ database: String) throws -> String {
+        try server.psql(
+            database,
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tide' "
+                + "AND a.datname = current_database()"
+        ).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("PostgreSQL: sslmode is honoured — disable, prefer, require, verify-ca and verify-full with sslrootcert")
+    func sslModes() async throws {
+        let server = try PostgresServer.startDedicated(tls: true)
+        defer { try? server.stop() }
+        let name = try server.makeDatabase()
+        let root = try #require(server.certificate)
+        let base = "postgres://tide@127.0.0.1:\(server.port)/\(name)"
+        let local = "postgres://tide@localhost:\(server.port)/\(name)"
+        for (url, tls) in [
+            (base + "?sslmode=disable", "f"), (base, "t"), (base + "?sslmode=require", "t"),
+            (base + "?sslmode=verify-ca&sslrootcert=\(root)", "t"),
+            (local + "?sslmode=verify-full&sslrootcert=\(root)", "t"),
+        ] {
+            let database = try await Self.within(30) { try await Self.open(url) }
+            #expect(try Self.usesTLS(server, name) == tls, "\(url)")
+            await database.close()
+        }
+        // An authority the client does not trust (the system's, here), and a server without TLS when it is required.
+        let untrusted = await #expect(throws: MigrationError.self) {
+            try await Self.within(30) { try await Self.open(local + "?sslmode=verify-full") }
+        }
+        #expect(untrusted?.isTransient == false, "\(String(describing: untrusted))")
+        let plain = try PostgresServer.start()
+        let plainName = try plain.makeDatabase()
+        let refused = await #expect(throws: MigrationError.self) {
+            try await Self.within(30) { try await Self.open(plain.url(plainName) + "?sslmode=require") }
+        }
+        #expect(refused?.isTransient == false, "\(String(describing: refused))")
+        let prefer = try await Self.within(30) { try await Self.open(plain.url(plainName)) }
+        await prefer.close()
+    }
+}
