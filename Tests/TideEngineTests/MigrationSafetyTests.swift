@@ -225,4 +225,35 @@ struct MigrationSafetyTests {
         #expect(rows.standardOutput.contains("add-email|expand"))
         #expect(!rows.standardOutput.contains("down"))
     }
+
+    @Test(
+        "a revert that also removes the Migration and its executor is still refused past the contract",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func refusalWhenTheRevertRemovesEverything(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
+            "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x')")
+        let h = try Harness()
+        _ = try await h.pass()
+        // One commit brings the database, the migration and the version that needs it (the README's pattern).
+        let change = try h.fixture.commit(
+            "payments 2.1 with its database and migration",
+            files: [
+                "tide/db.yaml": M.platform(db.url), "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.1", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        h.clock.advance(by: 3600)
+        _ = try await h.pass()
+        #expect(try db.history().last == "add-email|contract")
+        try h.fixture.revert(change)
+        let refused = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
+        #expect(refused.kind == .refuse, "\(refused)")
+        h.executor.reset()
+        _ = try await h.pass()
+        #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty)
+        #expect(await h.live("payments")?.version == "2.1")
+        #expect(await h.live("payments")?.phase == .healthy)
+    }
 }
