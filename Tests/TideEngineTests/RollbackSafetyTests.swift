@@ -300,4 +300,25 @@ struct RollbackSafetyTests {
         #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.rollout?.weight == 10)
         #expect(!h.executor.requests.contains { $0.action == .promote })
     }
+
+    @Test("a rollback gives the executor the stable side's config and revision, not the failed change's")
+    func rollbackCarriesStableConfig() async throws {
+        let service = { (version: String, replicas: Int) in
+            Self.service(version).replacingOccurrences(
+                of: "  executor: x\n", with: "  executor: x\n  config: {replicas: \(replicas)}\n")
+        }
+        let h = try GateHarness(
+            environments: GateHarness.environment("prod", "{}") + Self.analysis, service: service("1.0.0", 1))
+        _ = try await h.pass(at: monday)
+        let stableRevision = try h.fixture.head()
+        try h.fixture.commit("2.0.0 with 5 replicas", files: ["api.yaml": service("2.0.0", 5)])
+        h.executor.fail { $0.action == .health && $0.version == "2.0.0" }
+        _ = try await h.pass(at: monday + minute)
+        let rollback = try #require(h.executor.requests.first { $0.action == .rollback })
+        #expect(rollback.version == "1.0.0")
+        #expect(rollback.config == .object(["replicas": .int(1)]), "\(rollback.config)")
+        #expect(rollback.revision == stableRevision.hex)
+        let check = try #require(h.executor.requests.last { $0.action == .health })
+        #expect(check.version == "1.0.0" && check.config == .object(["replicas": .int(1)]))
+    }
 }
