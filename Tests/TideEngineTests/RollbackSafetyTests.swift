@@ -321,4 +321,40 @@ struct RollbackSafetyTests {
         let check = try #require(h.executor.requests.last { $0.action == .health })
         #expect(check.version == "1.0.0" && check.config == .object(["replicas": .int(1)]))
     }
+
+    @Test("a write-back never reverts files that are not manifests: a commit that also changed a script is pinned")
+    func writeBackLeavesOtherFiles() async throws {
+        let h = try GateHarness(
+            environments: GateHarness.environment("prod", "{}") + Self.analysis, service: Self.service("1.0.0"))
+        h.executor.respond(when: { $0.action == .measure }, with: "0.001")
+        _ = try await h.pass(at: monday)
+        try h.fixture.commit(
+            "2.0.0, a runbook and a script", files: ["api.yaml": Self.service("2.0.0"), "RUNBOOK.md": "call Ada\n"])
+        h.executor.fail { $0.action == .health && $0.version == "2.0.0" }
+        _ = try await h.pass(at: monday + minute)
+        #expect(try h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
+        #expect(try h.fixture.git("show", "HEAD:RUNBOOK.md") == "call Ada\n")
+        #expect(try h.fixture.git("status", "--porcelain") == "")
+    }
+
+    @Test("tide rollback of one environment never takes the others back: a shared version is pinned")
+    func rollbackCommandPinsSharedVersion() async throws {
+        let envs = "{dev: {}, prod: {}}"
+        let h = try GateHarness(
+            environments: GateHarness.environment("dev", "{}") + GateHarness.environment("prod", "{}") + Self.analysis,
+            service: Self.service("1.0.0", environments: envs))
+        h.executor.respond(when: { $0.action == .measure }, with: "0.001")
+        _ = try await h.pass(at: monday)
+        try h.fixture.commit("2.0.0", files: ["api.yaml": Self.service("2.0.0", environments: envs)])
+        _ = try await h.pass(at: monday + minute)
+        _ = try await h.pass(at: monday + 10 * minute)
+        #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.version == "2.0.0")
+        let written = try await h.reconciler.rollbackCommit(service: "api", environment: "prod")
+        #expect(written.count == 1)
+        #expect(try h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
+        let plan = try #require(try await h.reconciler.plan().1)
+        #expect(plan.pending.map(\.target.description) == ["api@prod"], "dev keeps 2.0.0")
+        #expect(plan.pending.first?.classification == .rollback)
+        #expect(plan.pins.map(\.target.description) == ["api@prod"])
+    }
 }
