@@ -29,7 +29,7 @@ struct HistoryCommand: AsyncParsableCommand {
         .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
         .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
         .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried, .rolloutRefused,
-        .migrationApplied, .migrationFailed, .reconcileError,
+        .migrationApplied, .migrationFailed, .reconcileError, .deploymentSuperseded,
     ]
 
     struct EventOutput: Encodable {

@@ -71,17 +71,22 @@ public struct Planner: Sendable {
             action.reason = "first deployment"
             return action
         }
+        var preempted: String?
         if let rollout = live.rollout, live.phase == .progressing {
-            if rollout.version == target.version && rollout.configDigest == target.configDigest {
+            let declared = desired.services[target.id.service]?.strategy ?? StrategySpec()
+            let used = rollout.previousVersion == nil ? StrategySpec() : declared
+            let sameSteps = rollout.stepsDigest == nil || rollout.stepsDigest == Reconciler.stepsDigest(used)
+            if rollout.version == target.version && rollout.configDigest == target.configDigest && !sameSteps {
+                preempted = "the strategy's steps changed while \(rollout.version) rolled out: it is pre-empted"
+            } else if rollout.version == target.version && rollout.configDigest == target.configDigest {
                 action.kind = .resume
                 action.fromVersion = rollout.previousVersion
                 action.classification = rollout.classification
-                let declared = desired.services[target.id.service]?.strategy ?? StrategySpec()
-                let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
-                action.reason = "goes on at \(Reconciler.stepLabel(rollout.step, strategy: strategy))"
+                action.reason = "goes on at \(Reconciler.stepLabel(rollout.step, strategy: used))"
                 return action
+            } else {
+                preempted = "pre-empts \(rollout.version), which was rolling out"
             }
-            // A newer desired state pre-empts the interrupted rollout.
         }
         if let failed = live.failed, live.phase == .failed || live.phase == .rolledBack,
             failed.version == target.version,
@@ -118,6 +123,7 @@ public struct Planner: Sendable {
                 + "may need what the contract removed. Roll forward instead: a new version with the fix (and a new "
                 + "migration if the schema must change back). Live app and database are left as they are"
         }
+        if let preempted { action.reason = "\(action.reason ?? ""); \(preempted)" }
         if matchesLive {
             // Live is what is desired, but not healthy: a rollout failed after it, or this very version failed
             // and is tried again. A ROLLBACK only when it ran healthy here.

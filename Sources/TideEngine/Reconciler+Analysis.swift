@@ -235,8 +235,11 @@ extension Reconciler {
                     action: .measure, service: target.id.service, environment: target.id.environment,
                     version: rollout.version, previousVersion: rollout.previousVersion, weight: rollout.weight,
                     revision: rollout.revision.hex,
-                    actionID: "\(target.id.service).\(target.id.environment).\(rollout.revision.short).analysis-"
-                        + "\(analysis.name)-\(round)-\(metric.name)" + (side == "baseline" ? "-baseline" : ""),
+                    actionID: ActionID(
+                        target.id, rollout,
+                        step: "analysis-\(analysis.name)-\(round)-\(metric.name)"
+                            + (side == "baseline" ? "-baseline" : "")
+                    ).description,
                     config: rollout.config))
             guard result.succeeded else { return .error(result.summary) }
             let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -14,10 +14,10 @@ extension Reconciler {
     ) async throws -> TargetOutcome {
         var state = failedState
         var calls = calls
-        let base = "\(target.id.service).\(target.id.environment).\(rollout.revision.short)"
+
         var failure: String?
         for (action, step) in [(ExecutorAction.rollback, "rollback"), (.health, "rollback-health")] {
-            let actionID = "\(base).\(step)"
+            let actionID = ActionID(target.id, rollout, step: step).description
             let startedAt = clock.now()
             try await store.apply(
                 StateWrite(actions: [

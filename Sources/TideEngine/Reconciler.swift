@@ -342,6 +342,13 @@ public final class Reconciler: Sendable {
         } else {
             // Expand (and backfill) what the version needs first: a failure leaves the database and the live app
             // as they were, and the rollout does not start.
+            // A rollout still in progress for an older desired state (a newer commit, or steps that changed) is
+            // pre-empted: the executor hears that its candidate is gone before the new one is deployed.
+            if let old = state.rollout, state.phase == .progressing {
+                if let failure = try await preempt(old, target: target, state: &state, executor: executor) {
+                    return failure
+                }
+            }
             switch try await prepareMigrations(for: target, desired: desired, revision: revision) {
             case .ready:
                 state.migrationUse.retries = 0
@@ -357,6 +364,9 @@ public final class Reconciler: Sendable {
                 reason: action.reason, revertedCommit: action.revertedCommit, startedAt: now)
             rollout.migrations = target.migrations
             (rollout.stableConfig, rollout.stableRevision) = stableSide(of: state)
+            rollout.attempt = Self.newAttempt()
+            rollout.stepsDigest = Self.stepsDigest(
+                state.version == nil ? StrategySpec() : desired.services[target.id.service]?.strategy ?? StrategySpec())
             state.executor = target.executor
             state.phase = .progressing
             state.rollout = rollout
@@ -515,8 +525,7 @@ public final class Reconciler: Sendable {
                 name = action
                 weight = actionWeight
             }
-            let actionID =
-                "\(target.id.service).\(target.id.environment).\(rollout.revision.short).\(step)-\(name.rawValue)"
+            let actionID = ActionID(target.id, rollout, step: "\(step)-\(name.rawValue)").description
             let startedAt = clock.now()
             try await store.apply(
                 StateWrite(
@@ -721,7 +730,7 @@ public final class Reconciler: Sendable {
                 classification: .removal, message: message, executorCalls: 0)
         }
         let executor = try executors.makeExecutor(for: manifest)
-        let actionID = "\(live.id.service).\(live.id.environment).\(revision.short).remove"
+        let actionID = ActionID(target: live.id, revision: revision, attempt: "", step: "remove").description
         let startedAt = clock.now()
         var state = live
         state.phase = .removing

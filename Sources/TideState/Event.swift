@@ -19,6 +19,8 @@ public struct Event: Sendable, Codable, Hashable {
         case gateWaiting = "gate.waiting"
         case promotionCommitted = "promotion.committed"
         case deploymentRolledBack = "deployment.rolled-back"
+        /// A rollout pre-empted by a newer desired state (a newer version, changed steps) before it finished.
+        case deploymentSuperseded = "deployment.superseded"
         case revertCommitted = "revert.committed"
         case rolloutPaused = "rollout.paused"
         case rolloutResumed = "rollout.resumed"

@@ -112,6 +112,12 @@ public struct Rollout: Sendable, Codable, Hashable {
     /// `tide abort`) gives the executor these, not the candidate's.
     public var stableConfig: JSONValue?
     public var stableRevision: ObjectID?
+    /// Identifies this attempt of the rollout in its action ids (nil for rollouts started before attempts were
+    /// kept): a retry of the same version is a new attempt with new ids.
+    public var attempt: String?
+    /// Digest of the steps this rollout runs, fixed when it started: when the desired strategy's steps differ,
+    /// the rollout is pre-empted like one for an older version (Argo Rollouts' step hash).
+    public var stepsDigest: String?
     /// When the rollout goes on by itself (a timed pause ends, an analysis measures next); nil while it waits
     /// for a person.
     public var nextDue: Date?

@@ -263,7 +263,8 @@ struct ReconcilerTests {
 
         let report = try await h.pass()
         #expect(h.calls() == ["health payments@prod 2.1.0"])
-        #expect(h.executor.requests.first?.actionID == "payments.prod.\(head.short).1-health")
+        let id = try #require(h.executor.requests.first?.actionID)
+        #expect(id.hasPrefix("payments.prod.\(head.short).") && id.hasSuffix(".1-health"), "\(id)")
         #expect(report.outcomes.first?.result == .deployed)
         #expect(await h.live("payments")?.version == "2.1.0")
     }
@@ -282,7 +283,12 @@ struct ReconcilerTests {
         await h.store.apply(StateWrite(targets: [payments]))
         try h.fixture.commit("2.2.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.2.0")])
         _ = try await h.pass()
-        #expect(h.calls() == ["deploy payments@prod 2.2.0", "health payments@prod 2.2.0"])
+        // The executor hears that 2.1.0 is gone (traffic back to 2.0.0) before 2.2.0 is deployed.
+        #expect(
+            h.calls() == ["rollback payments@prod 2.0.0", "deploy payments@prod 2.2.0", "health payments@prod 2.2.0"])
+        #expect(h.executor.requests.first?.previousVersion == "2.1.0")
+        let superseded = await h.store.events(EventQuery(kinds: [.deploymentSuperseded]))
+        #expect(superseded.map(\.version) == ["2.1.0"])
     }
 
     @Test("an invalid commit is rejected whole: live state untouched, the last good revision kept, one event")
@@ -583,7 +589,30 @@ struct CanaryTests {
         _ = try await h.pass()
         try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
         _ = try await h.pass()
-        #expect(calls(h) == ["deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10"])
+        #expect(calls(h) == ["rollback 2.0.0 100", "deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10"])
+        #expect(h.executor.requests.first?.previousVersion == "2.1.0", "the pre-empted candidate")
+    }
+
+    @Test("a canary whose strategy changes under it is pre-empted, never marked healthy without a promote")
+    func strategyChangeMidRollout() async throws {
+        let h = try await started()
+        _ = try await h.pass()  // 2.1.0 at weight 10, pausing
+        #expect(await h.live("payments")?.rollout?.weight == 10)
+        // Same version, recreate now: the old step index must not run off the end of a shorter list.
+        try h.fixture.commit(
+            "recreate", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
+        let plan = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
+        #expect(plan.kind == .deploy)
+        #expect(plan.reason?.contains("the strategy's steps changed while 2.1.0 rolled out") == true)
+        _ = try await h.pass()
+        // Traffic back to stable first, then the new desired state rolls out with its own steps.
+        #expect(calls(h) == ["rollback 2.0.0 100", "deploy 2.1.0 100", "health 2.1.0 100"])
+        let live = try #require(await h.live("payments"))
+        #expect(live.phase == .healthy && live.version == "2.1.0")
+        // Every step of the new attempt has an id of its own, not the pre-empted attempt's.
+        let ids = h.executor.requests.map(\.actionID)
+        #expect(Set(ids).count == ids.count)
+        #expect(ids[0].split(separator: ".")[3] != ids[1].split(separator: ".")[3], "\(ids)")
     }
 }
 

@@ -1,0 +1,102 @@
+import Foundation
+import TideExecutors
+import TideGit
+public import TideManifest
+import TideState
+
+extension Reconciler {
+    /// A digest of the steps a rollout with `strategy` runs — the steps themselves and what their traffic actions
+    /// carry — so a rollout can tell that the desired steps changed under it.
+    public static func stepsDigest(_ strategy: StrategySpec) -> String {
+        let steps: [JSONValue] = steps(for: strategy).map { step in
+            switch step {
+            case .action(let action, let weight): .string("action \(action.rawValue) \(weight)")
+            case .pause(let seconds): .string("pause \(seconds.map { String($0) } ?? "open")")
+            case .analysis(let name): .string("analysis \(name)")
+            }
+        }
+        let traffic: [JSONValue] = [
+            .string("background \(strategy.backgroundAnalysis ?? "-")"), .string("mirror \(strategy.mirror)"),
+            strategy.match?.json ?? .null,
+        ]
+        return DesiredTarget.digest(of: .array(steps + traffic))
+    }
+
+    /// A new attempt's identity in action ids: eight hex digits.
+    static func newAttempt() -> String {
+        String(UInt32.random(in: 0...UInt32.max), radix: 16).leftPadded(to: 8)
+    }
+
+    /// Ends a rollout that a newer desired state pre-empts: the executor gets a `rollback` for the pre-empted
+    /// candidate (traffic back to stable, `TIDE_PREVIOUS_VERSION` = the candidate) — so it can clean up what it
+    /// started — and a `deployment.superseded` event ends it in the history. Returns the target's outcome when the
+    /// rollback failed (the new rollout does not start; the next pass tries again), nil when the way is clear.
+    func preempt(
+        _ old: Rollout, target: DesiredTarget, state: inout LiveTarget, executor: any Executor
+    ) async throws -> TargetOutcome? {
+        var calls = 0
+        if let stable = old.previousVersion {
+            let actionID = ActionID(target.id, old, step: "preempted-rollback").description
+            let startedAt = clock.now()
+            try await store.apply(
+                StateWrite(actions: [
+                    ActionRecord(
+                        id: actionID, target: target.id, action: ExecutorAction.rollback.rawValue, status: .started,
+                        startedAt: startedAt)
+                ]))
+            var request = ActionRequest(
+                action: .rollback, service: target.id.service, environment: target.id.environment, version: stable,
+                previousVersion: old.version, weight: 100, revision: (old.stableRevision ?? old.revision).hex,
+                actionID: actionID, config: old.stableConfig ?? old.config)
+            request.strategy = "preempted"
+            let result = await executor.perform(request)
+            calls += 1
+            let finishedAt = clock.now()
+            try await store.apply(
+                StateWrite(
+                    events: result.succeeded
+                        ? []
+                        : [
+                            Event(
+                                time: finishedAt, kind: .stepFailed, target: target.id, revision: old.revision,
+                                version: stable,
+                                message: "could not send traffic back to \(stable) before \(target.version): "
+                                    + "rollback \(result.summary); \(old.version) is still rolling out")
+                        ],
+                    actions: [
+                        ActionRecord(
+                            id: actionID, target: target.id, action: ExecutorAction.rollback.rawValue,
+                            status: result.succeeded ? .succeeded : .failed, startedAt: startedAt,
+                            finishedAt: finishedAt, message: result.succeeded ? nil : result.summary)
+                    ]))
+            guard result.succeeded else {
+                return TargetOutcome(
+                    target: target.id, result: .failed, fromVersion: old.previousVersion, toVersion: target.version,
+                    classification: nil,
+                    message: "pre-empting \(old.version): rollback to \(stable) \(result.summary)", executorCalls: calls
+                )
+            }
+        }
+        let now = clock.now()
+        state.rollout = nil
+        state.phase = state.version == nil ? .pending : .healthy
+        state.updatedAt = now
+        try await store.apply(
+            StateWrite(
+                targets: [state],
+                events: [
+                    Event(
+                        time: now, kind: .deploymentSuperseded, target: target.id, revision: old.revision,
+                        version: old.version, previousVersion: old.previousVersion, classification: old.classification,
+                        message: "\(old.version) superseded by \(target.version) before it finished (weight "
+                            + "\(old.weight)%)" + (old.previousVersion.map { "; traffic back to \($0)" } ?? ""))
+                ]))
+        return nil
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to length: Int) -> String {
+        count >= length ? self : String(repeating: "0", count: length - count) + self
+    }
+}
