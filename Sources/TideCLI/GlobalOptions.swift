@@ -56,13 +56,13 @@ struct GlobalOptions: ParsableArguments {
         try SQLiteStateStore(path: statePath(for: repository))
     }
 
-    func reconciler() throws -> Reconciler {
+    func reconciler(concurrency: Int = 16) throws -> Reconciler {
         let repository = try openRepository()
         let store = try openStore(for: repository)
         let workingDirectory = repository.workingDirectory ?? FileManager.default.currentDirectoryPath
         return Reconciler(
             repository: repository, branch: branch, root: manifestRoot, store: store,
-            executors: DefaultExecutorFactory(workingDirectory: workingDirectory))
+            executors: DefaultExecutorFactory(workingDirectory: workingDirectory), concurrency: concurrency)
     }
 }
 

@@ -15,13 +15,19 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .long, help: "How many targets a pass runs at once (independent ones; the rest wait their turn).")
+    var concurrency: Int = 16
+
     @Flag(
         name: .long,
         help: "Keep reconciling, sleeping until the next pause ends or gate opens, until every target is settled.")
     var watch = false
 
     func run() async throws {
-        let reconciler = try global.reconciler()
+        guard concurrency >= 1 && concurrency <= 1024 else {
+            throw ValidationError("--concurrency: give a number from 1 to 1024")
+        }
+        let reconciler = try global.reconciler(concurrency: concurrency)
         var report = try await reconciler.reconcile(lockTimeout: lockTimeout)
         while watch, let due = report.nextDue {
             try show(report, final: false)

@@ -44,7 +44,8 @@ public struct NginxExecutor: Executor {
     public func perform(_ request: ActionRequest) async -> ActionResult {
         let start = Date()
         do {
-            let message = try await apply(request)
+            // Targets of one nginx share its configuration and its reload: one change at a time.
+            let message = try await KeyedLock.shared.withLock(configDirectory) { try await apply(request) }
             return ActionResult(outcome: .succeeded, standardOutput: message, duration: Date().timeIntervalSince(start))
         } catch {
             return ActionResult(
