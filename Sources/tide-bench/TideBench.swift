@@ -16,7 +16,7 @@ struct TideBench: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object keyed by scenario.")
     var json = false
 
-    static let scenarios = ["coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries"]
+    static let scenarios = ["coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries", "slowExecutors"]
 
     @Option(name: .long, help: "Scenarios to run (default: all). Known: \(scenarios.joined(separator: ", ")).")
     var scenario: [String] = []
@@ -32,6 +32,12 @@ struct TideBench: AsyncParsableCommand {
 
     @Option(name: .long, help: "Targets in canary rollouts for the canaries scenario.")
     var canaries: Int = 1_000
+
+    @Option(name: .long, help: "Targets in the slowExecutors scenario (each action sleeps 1 s).")
+    var slowTargets: Int = 100
+
+    @Option(name: .long, help: "Concurrencies the slowExecutors scenario measures, comma-separated.")
+    var slowConcurrency: String = "1,16,64"
 
     @Option(name: .long, help: "Timed runs per scenario (after one warm-up).")
     var runs: Int = 5
@@ -99,6 +105,13 @@ struct TideBench: AsyncParsableCommand {
         if wanted.contains("canaries") {
             results["canaries"] = try await CanaryScenario(targets: canaries, runs: runs).run(scratch: scratch)
             log("canaries done")
+        }
+        if wanted.contains("slowExecutors") {
+            let concurrencies = slowConcurrency.split(separator: ",").compactMap { Int($0) }
+            results["slowExecutors"] = try await SlowExecutorsScenario(
+                targets: slowTargets, concurrencies: concurrencies
+            ).run(scratch: scratch)
+            log("slowExecutors done")
         }
         if json {
             let encoder = JSONEncoder()
