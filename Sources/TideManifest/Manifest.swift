@@ -245,6 +245,9 @@ public struct ServiceManifest: Sendable, Hashable {
         public var version: String?
         public var versionLocation: SourceLocation?
         public var config: JSONValue?
+        /// The migrations this environment's version needs, when it says so itself (else `spec.migrations`).
+        public var migrations: [String]?
+        public var migrationLocations: [SourceLocation] = []
 
         public init(location: SourceLocation, version: String? = nil, config: JSONValue? = nil) {
             self.location = location
@@ -274,9 +277,19 @@ public struct ServiceManifest: Sendable, Hashable {
     /// The version is an expedited fix (HOTFIX): DORA counts the deployment it follows as failed.
     public var hotfix: Bool = false
     public var rollback = RollbackSpec()
-    /// The Migrations this service's version needs (expanded before it rolls out).
+    /// The Migrations `spec.version` needs (expanded before it rolls out). An environment that runs another
+    /// version says what that one needs in `spec.environments.ENV.migrations`.
     public var migrations: [String] = []
     public var migrationLocations: [SourceLocation] = []
+    /// sql executors whose databases this service uses besides its migrations' (`spec.databases`): a contract
+    /// waits for every service using a database.
+    public var databases: [String] = []
+    public var databaseLocations: [SourceLocation] = []
+
+    /// The migrations the service's version in `environment` needs.
+    public func migrations(for environment: String) -> [String] {
+        environments[environment]?.migrations ?? migrations
+    }
 
     /// Places of configuration values, by key path (`["nginx", "listen"]`; `[]` is the `config` mapping itself).
     public struct ConfigLocations: Sendable, Hashable {

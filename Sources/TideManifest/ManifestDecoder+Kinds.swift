@@ -807,13 +807,32 @@ extension NodeReader {
         return EnvironmentManifest.Freeze(from: from, until: until, reason: reason, location: location(node))
     }
 
+    /// A list of distinct valid names (migrations, executors), with where each was written.
+    mutating func nameList(
+        _ node: Node, _ path: String, kind: String, owner: String
+    ) -> ([String], [SourceLocation]) {
+        var names: [String] = []
+        var places: [SourceLocation] = []
+        for (text, item) in stringList(node, path, owner: owner) ?? [] {
+            if !Naming.isValidName(text) {
+                error(item, "\(owner)\(path): '\(text)' is not a valid \(kind) name")
+            } else if names.contains(text) {
+                error(item, "\(owner)\(path): '\(text)' is listed twice")
+            } else {
+                names.append(text)
+                places.append(location(item))
+            }
+        }
+        return (names, places)
+    }
+
     mutating func service(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ServiceManifest? {
         guard
             let f = fields(
                 spec, "spec",
                 allowed: [
                     "executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix", "rollback",
-                    "migrations",
+                    "migrations", "databases",
                 ],
                 required: ["executor", "environments"], owner: owner)
         else { return nil }
@@ -853,7 +872,7 @@ extension NodeReader {
                     var override = ServiceManifest.EnvironmentOverride(location: location(key))
                     if case .scalar = value, value.tagName == .null {
                         // `prod:` with nothing after it: runs there with the defaults.
-                    } else if let g = fields(value, path, allowed: ["version", "config"], owner: owner) {
+                    } else if let g = fields(value, path, allowed: ["version", "config", "migrations"], owner: owner) {
                         if let v = g["version"]?.value {
                             override.version = self.version(v, "\(path).version", owner: owner)
                             override.versionLocation = location(v)
@@ -865,6 +884,11 @@ extension NodeReader {
                             } else if value != .null {
                                 error(c, "\(owner)\(path).config: expected a mapping, found \(describe(c))")
                             }
+                        }
+                        if let m = g["migrations"]?.value {
+                            let (names, places) = nameList(m, "\(path).migrations", kind: "migration", owner: owner)
+                            override.migrations = names
+                            override.migrationLocations = places
                         }
                     }
                     if override.version == nil && version == nil && f["version"] == nil {
@@ -900,17 +924,32 @@ extension NodeReader {
 
         var migrations: [String] = []
         var migrationLocations: [SourceLocation] = []
-        if let node = f["migrations"]?.value, let items = stringList(node, "spec.migrations", owner: owner) {
-            for (text, item) in items {
-                if !Naming.isValidName(text) {
-                    error(item, "\(owner)spec.migrations: '\(text)' is not a valid migration name")
-                } else if migrations.contains(text) {
-                    error(item, "\(owner)spec.migrations: '\(text)' is listed twice")
-                } else {
-                    migrations.append(text)
-                    migrationLocations.append(location(item))
-                }
+        if let node = f["migrations"]?.value {
+            (migrations, migrationLocations) = nameList(node, "spec.migrations", kind: "migration", owner: owner)
+            // spec.migrations are what spec.version needs: an environment that runs another version must say
+            // what that one needs, or a contract could run under a version that still reads what it drops.
+            if version == nil && !migrations.isEmpty {
+                error(
+                    node,
+                    "\(owner)spec.migrations: they belong to spec.version, which is not set; list each environment's "
+                        + "in spec.environments.ENV.migrations")
             }
+            for envName in order {
+                guard let override = environments[envName], let other = override.version, override.migrations == nil,
+                    let version, other != version, !migrations.isEmpty
+                else { continue }
+                diagnostics.append(
+                    Diagnostic(
+                        override.versionLocation ?? override.location,
+                        "\(owner)spec.environments.\(envName).version: \(other) is not spec.version (\(version)), which "
+                            + "needs migrations \(migrations.joined(separator: ", ")); say which migrations \(other) needs "
+                            + "with spec.environments.\(envName).migrations ([] for none)"))
+            }
+        }
+        var databases: [String] = []
+        var databaseLocations: [SourceLocation] = []
+        if let node = f["databases"]?.value {
+            (databases, databaseLocations) = nameList(node, "spec.databases", kind: "executor", owner: owner)
         }
 
         var strategy = StrategySpec()
@@ -951,6 +990,8 @@ extension NodeReader {
         manifest.rollback = rollback
         manifest.migrations = migrations
         manifest.migrationLocations = migrationLocations
+        manifest.databases = databases
+        manifest.databaseLocations = databaseLocations
         manifest.strategyLocation = strategyLocation
         manifest.configLocations = configLocations
         manifest.resolveConfigs()
