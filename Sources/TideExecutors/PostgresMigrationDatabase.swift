@@ -27,6 +27,14 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         self.limits = limits
     }
 
+    deinit {
+        // Dropped without close() (a caller's error path): close it, and keep it until it is closed, which
+        // postgres-nio insists on.
+        guard !connection.isClosed else { return }
+        let connection = self.connection
+        connection.close().whenComplete { _ in _ = connection }
+    }
+
     /// The TLS `sslmode` asks for: prefer and require encrypt without checking the certificate (as libpq does),
     /// verify-ca checks it against `sslrootcert` (else the system's authorities), verify-full also checks that
     /// it names the host.
@@ -101,8 +109,8 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         return db
     }
 
-    /// Connects within `timeout` — TCP, TLS and login together: a server that accepts the connection and then
-    /// says nothing does not hold the caller longer.
+    /// Connects within `timeout` — TCP, TLS and login together (postgres-nio's connect timeout covers the whole
+    /// start-up): a server that accepts the connection and then says nothing does not hold the caller longer.
     private static func open(
         host: String, port: Int, user: String, password: String?, database: String,
         tls: PostgresConnection.Configuration.TLS, timeout: Duration, place: String
@@ -111,26 +119,15 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .milliseconds(Int64(milliseconds(timeout)))
         configuration.options.additionalStartupParameters = [("application_name", "tide")]
-        let logger = Logger(label: "tide.migrations")
         do {
-            return try await withDeadline(
-                .now + timeout, expire: {},
-                late: {
-                    MigrationError(
-                        "no answer within \(MigrationLimits.format(timeout)) (the connect timeout)", kind: .transient)
-                }
-            ) { [configuration] in
-                let connection = try await PostgresConnection.connect(
-                    configuration: configuration, id: 1, logger: logger)
-                if Task.isCancelled {
-                    // Connected just as the deadline passed: nobody will use it.
-                    try? await connection.close()
-                    throw CancellationError()
-                }
-                return connection
-            }
+            return try await PostgresConnection.connect(
+                configuration: configuration, id: 1, logger: Logger(label: "tide.migrations"))
         } catch {
-            throw classify(error).prefixed("cannot connect to \(place)")
+            var error = classify(error)
+            if error.description.contains("connectTimeout") {
+                error.description = "no answer within \(MigrationLimits.format(timeout)) (the connect timeout)"
+            }
+            throw error.prefixed("cannot connect to \(place)")
         }
     }
 
@@ -347,34 +344,51 @@ final class PostgresMigrationDatabase: MigrationDatabase {
     private func query(_ query: PostgresQuery, until deadline: ContinuousClock.Instant) async throws
         -> PostgresQueryResult
     {
-        let connection = self.connection
-        let logger = self.logger
-        let limit = limits.phase
-        let abandoned = self.abandoned
         // postgres-nio never answers a query written to a closed connection: say so instead of waiting.
         guard !connection.isClosed && !abandoned.isSet else {
             throw MigrationError(
                 "the connection to the database is closed (the server went away, or did not answer in time)",
                 kind: .transient)
         }
+        let limit = limits.phase
+        let abandoned = self.abandoned
         do {
-            return try await withDeadline(
-                deadline + Self.grace(limit),
-                expire: {
-                    abandoned.set()
-                    let _: EventLoopFuture<Void> = connection.close()
-                },
-                late: {
+            return try await Self.query(
+                query, on: connection, logger: logger, within: deadline + Self.grace(limit) - .now,
+                onTimeout: { abandoned.set() },
+                timedOut: {
                     MigrationError(
                         "the database did not answer within \(MigrationLimits.format(limit)) (the sql executor's "
                             + "timeout); tide closed the connection", kind: .transient)
-                }
-            ) {
-                try await connection.query(query, logger: logger).get()
-            }
+                })
         } catch {
             throw Self.classify(error)
         }
+    }
+
+    /// Runs `query` on `connection`; when no answer has come within `limit`, closes the connection and fails with
+    /// `timedOut()`. The timer runs on the connection's event loop, where the answer arrives too, so which came
+    /// first is decided there: a process too busy to resume its tasks at once cannot turn an answer that came in
+    /// time into a timeout.
+    static func query(
+        _ query: PostgresQuery, on connection: PostgresConnection, logger: Logger, within limit: Duration,
+        onTimeout: @escaping @Sendable () -> Void = {}, timedOut: @escaping @Sendable () -> MigrationError
+    ) async throws -> PostgresQueryResult {
+        let eventLoop = connection.eventLoop
+        let answer = eventLoop.makePromise(of: PostgresQueryResult.self)
+        let settled = Flag()
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(max(limit, .zero) / .nanoseconds(1)))) {
+            guard settled.setOnce() else { return }
+            onTimeout()
+            answer.fail(timedOut())
+            let _: EventLoopFuture<Void> = connection.close()
+        }
+        connection.query(query, logger: logger).whenComplete { result in
+            guard settled.setOnce() else { return }
+            timer.cancel()
+            answer.completeWith(result)
+        }
+        return try await answer.futureResult.get()
     }
 
     /// What is left of the phase, in milliseconds for `statement_timeout`; none left is a transient error.
@@ -458,12 +472,15 @@ final class PostgresMigrationDatabase: MigrationDatabase {
 }
 
 /// A flag that is set once and read from any thread.
-private final class Flag: Sendable {
+final class Flag: Sendable {
     private let value = Atomic<Bool>(false)
 
     var isSet: Bool { value.load(ordering: .acquiring) }
 
     func set() { value.store(true, ordering: .releasing) }
+
+    /// Sets it; returns whether this call did (it was not set before).
+    func setOnce() -> Bool { !value.exchange(true, ordering: .acquiringAndReleasing) }
 }
 
 fileprivate extension Error {

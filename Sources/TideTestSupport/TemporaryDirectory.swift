@@ -54,6 +54,7 @@ public func runProcess(
     posix_spawn_file_actions_adddup2(&actions, stdin.read, 0)
     posix_spawn_file_actions_adddup2(&actions, stdout.write, 1)
     posix_spawn_file_actions_adddup2(&actions, stderr.write, 2)
+    closeInheritedDescriptors(&actions)
     let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
     // coreutils' env -C changes the directory (posix_spawn_file_actions_addchdir_np is not in Glibc's overlay).
     let command = directory.map { ["/usr/bin/env", "-C", $0, executable] } ?? [executable]
@@ -88,6 +89,21 @@ public func runProcess(
         standardOutput: String(decoding: outData, as: UTF8.self),
         standardError: String(decoding: errData.get(), as: UTF8.self))
 }
+
+/// The child gets stdin, stdout and stderr and nothing else of the test process: SwiftNIO opens its sockets
+/// without close-on-exec, and a child holding a copy of a database connection keeps it open after the test
+/// closed it (a `psql` started while a session holds an advisory lock would keep that lock for as long as it
+/// runs). glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34) is not in Swift's Glibc module: looked up.
+func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    guard let addCloseFrom = addCloseFrom else { return }
+    _ = addCloseFrom(&actions, 3)
+}
+
+private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(
+        symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+}()
 
 /// A value behind a lock, for handing results between threads in test helpers.
 public final class LockedBox<Value: Sendable>: @unchecked Sendable {

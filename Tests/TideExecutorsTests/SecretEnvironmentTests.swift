@@ -9,14 +9,22 @@ import TideTestSupport
 @Suite("TideExecutors: database passwords stay out of executor processes")
 struct SecretEnvironmentTests {
     let directory: TemporaryDirectory
-    /// Names of this test's own, so tests running at once do not meet.
-    let secret = "ORDERS_DB_PASSWORD_\(UUID().uuidString.prefix(8))"
-    let visible = "ORDERS_REGION_\(UUID().uuidString.prefix(8))"
+    let secret = Self.variables.secret
+    let visible = Self.variables.visible
+    let password = Self.variables.password
+
+    /// Names and a value of this suite's own, set once (setenv is no thing to do while other threads read the
+    /// environment, so not once per test).
+    static let variables: (secret: String, visible: String, password: String) = {
+        let tag = UUID().uuidString.prefix(8)
+        let names = (secret: "ORDERS_DB_PASSWORD_\(tag)", visible: "ORDERS_REGION_\(tag)", password: "pw-\(tag)")
+        setenv(names.secret, names.password, 1)
+        setenv(names.visible, "eu", 1)
+        return names
+    }()
 
     init() throws {
         directory = try TemporaryDirectory("tide-secret")
-        setenv(secret, "hunter2", 1)
-        setenv(visible, "eu", 1)
     }
 
     /// The executors of a config repo: a sql executor naming the password variable, a command executor that
@@ -77,12 +85,12 @@ struct SecretEnvironmentTests {
         #expect(result.succeeded, "\(result.summary)")
         let env = try String(contentsOfFile: out, encoding: .utf8)
         #expect(!env.contains(secret), "the password variable reached the executor")
-        #expect(!env.contains("hunter2"))
+        #expect(!env.contains(password))
         #expect(env.contains("\(visible)=eu\n"))
         #expect(env.contains("FROM_MANIFEST=yes\n"))
         #expect(env.contains("TIDE_ACTION=deploy\n"))
         // Tide itself still reads it, for its database connection.
-        #expect(ProcessInfo.processInfo.environment[secret] == "hunter2")
+        #expect(ProcessInfo.processInfo.environment[secret] == password)
 
         // An analysis `command` provider, as the engine makes it: a command executor of its own.
         let provider = ExecutorManifest(
