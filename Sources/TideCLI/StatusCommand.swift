@@ -46,7 +46,9 @@ struct StatusCommand: AsyncParsableCommand {
 
     /// The deployment-state words of the seed playbooks.
     static func word(for target: LiveTarget, lastDeployment: DeploymentRecord?) -> String {
-        if target.phase == .progressing { return "in progress" }
+        if target.phase == .progressing {
+            return target.waitingOn.first == "paused" ? "paused; a newer version waits" : "in progress"
+        }
         if target.phase == .removing { return "removing" }
         // A newer version waiting at a gate is the news, whatever happened to the one before.
         if let kind = target.waitingOn.first, kind != "refused" || target.phase == .healthy {
@@ -194,6 +196,7 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 parts.append(text)
             }
+            if let waiting = target.waiting, target.waitingOn.first == "paused" { parts.append(waiting) }
             return parts.joined(separator: "; ")
         }
         if let waiting = target.waiting {

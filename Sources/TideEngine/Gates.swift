@@ -18,6 +18,8 @@ public struct Gate: Sendable, Hashable, Codable {
         case freeze
         /// A Policy rule the change does not meet (a stronger strategy); needs a change to desired state.
         case policy
+        /// An operator paused the rollout in progress (`tide pause`): newer commits wait for `tide resume`.
+        case paused
     }
 
     public var kind: Kind
@@ -62,6 +64,23 @@ public struct GateEvaluator: Sendable {
             .map { (policy.name, $0) }
         }
         var gates: [Gate] = []
+        let current: LiveTarget?
+        if let snapshot = self.live {
+            current = snapshot[target]
+        } else {
+            current = try await store.liveTarget(target)
+        }
+        if let rollout = current?.rollout, current?.phase == .progressing, let who = rollout.heldBy,
+            rollout.version != version
+        {
+            // As in Argo Rollouts, a paused rollout holds: a newer commit waits instead of pre-empting it.
+            gates.append(
+                Gate(
+                    kind: .paused,
+                    reason: "\(target)'s rollout of \(rollout.version) is paused (by \(who)); \(version) waits: "
+                        + "tide resume \(target.service) --env \(target.environment)"))
+            if classification != .rollback { return gates }
+        }
         if classification == .rollback {
             // Rollbacks pass every gate but the policy rules written for rollbacks.
             let explicit = rules.filter { $0.1.classes.contains(ChangeClass.rollback.rawValue) }

@@ -122,15 +122,18 @@ extension Reconciler {
             switch control {
             case .pause:
                 rollout.paused = true
+                rollout.heldBy = who
                 words = "paused at \(label), weight \(rollout.weight)"
             case .resume:
                 guard rollout.paused else { throw ControlError(description: "\(id) is not paused") }
                 rollout.paused = false
+                rollout.heldBy = nil
                 kind = .rolloutResumed
                 words = "resumed"
             case .promote(let full):
                 kind = .rolloutPromoted
                 rollout.paused = false
+                rollout.heldBy = nil
                 if full {
                     rollout.full = true
                     words = "promoted fully: remaining weights and pauses skipped"

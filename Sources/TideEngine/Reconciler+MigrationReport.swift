@@ -146,11 +146,10 @@ extension Reconciler {
                             + Set(needing).sorted().joined(separator: ", ")
                             + "; roll those back (or forward to versions without it) first")
                 }
-                let current = desired.migrations[name].flatMap { $0.executor == group.executor.name ? $0 : nil }
-                let statements = (current?.expand?.down).flatMap { $0.isEmpty ? nil : $0 } ?? status.expand?.down ?? []
                 let revision = try repository.resolveCommit(branch: trackedBranch())
                 let outcome = try await runDown(
-                    name, statements: statements, reason: "undone by \(who) with tide migrations down",
+                    name, run: Self.downRun(status, current: desired.migrations[name], executor: group.executor.name),
+                    reason: "undone by \(who) with tide migrations down",
                     database: database,
                     group: group, owner: owner, revision: revision, now: now)
                 guard let outcome else { return "\(name) in \(group.label): already undone by another process" }

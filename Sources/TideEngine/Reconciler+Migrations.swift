@@ -56,7 +56,7 @@ extension Reconciler {
                         revision: revision.hex, appliedAt: clock.now(), durationMilliseconds: 0,
                         down: phaseName == .expand ? phase.down : [], owner: owner.record(environment: environment))
                     let ran = try await database.apply(
-                        phase.up, record: record, batchSize: phase.batchSize,
+                        phase, record: record,
                         due: { [owner] records in
                             // Still due once the lock is held, and still this install's to run: another install
                             // may have expanded it meanwhile.
@@ -435,7 +435,7 @@ extension Reconciler {
                 durationMilliseconds: 0, owner: owner.record(environment: label))
             do {
                 let ran = try await database.apply(
-                    contract.up, record: record, batchSize: nil,
+                    contract, record: record,
                     due: { records in
                         let current = MigrationStatus.fold(records)[name] ?? MigrationStatus()
                         return current.isApplied && current.contract == nil
@@ -453,17 +453,27 @@ extension Reconciler {
                 return MigrationOutcome(
                     migration: name, environment: label, phase: "contract", result: .failed, message: message)
             }
-        case .down(let statements, let reason):
+        case .down(_, let reason):
             return try await runDown(
-                name, statements: statements, reason: reason, database: database, group: group, owner: owner,
-                revision: revision, now: now)
+                name, run: Self.downRun(status, current: desired.migrations[name], executor: group.executor.name),
+                reason: reason, database: database, group: group, owner: owner, revision: revision, now: now)
         }
+    }
+
+    /// The down that runs: the current manifest's (with its expand's `transaction`) when it still has the
+    /// migration on this executor and a down — so a failing down is fixed in git — else the one expand recorded.
+    static func downRun(_ status: MigrationStatus, current: MigrationManifest?, executor: String) -> MigrationRun {
+        if let manifest = current, manifest.executor == executor, let expand = manifest.expand, !expand.down.isEmpty {
+            return MigrationRun(expand.down, transaction: expand.transaction)
+        }
+        guard let recorded = status.expand else { return MigrationRun([]) }
+        return MigrationRun(down: recorded)
     }
 
     /// Runs expand's down under the database's lock (unless another process did it meanwhile), records it, and
     /// clears the migration from every target's released and abandoned lists in the group.
     func runDown(
-        _ name: String, statements: [String], reason: String, database: any MigrationDatabase, group: DatabaseGroup,
+        _ name: String, run: MigrationRun, reason: String, database: any MigrationDatabase, group: DatabaseGroup,
         owner: MigrationOwner, revision: ObjectID, now: Date
     ) async throws -> MigrationOutcome? {
         let label = group.label
@@ -472,7 +482,7 @@ extension Reconciler {
             owner: owner.record(environment: label))
         do {
             let ran = try await database.apply(
-                statements, record: record, batchSize: nil,
+                run, record: record,
                 due: { records in
                     let current = MigrationStatus.fold(records)[name] ?? MigrationStatus()
                     return current.isApplied && current.contract == nil

@@ -123,6 +123,9 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var nextDue: Date?
     /// Held by `tide pause` until `tide resume`.
     public var paused: Bool = false
+    /// Who paused it with `tide pause` (not a pause for a person after an inconclusive analysis): while set, newer
+    /// commits wait instead of pre-empting it.
+    public var heldBy: String?
     /// `tide promote --full`: skip the remaining weights and pauses.
     public var full: Bool = false
     /// The analysis step under way, with its measurements.

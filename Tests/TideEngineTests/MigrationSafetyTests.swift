@@ -256,4 +256,35 @@ struct MigrationSafetyTests {
         #expect(await h.live("payments")?.version == "2.1")
         #expect(await h.live("payments")?.phase == .healthy)
     }
+
+    @Test(
+        "a phase with transaction: false runs through the engine (CREATE INDEX CONCURRENTLY on PostgreSQL)",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func phaseOutsideTransaction(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        let create =
+            backend == .postgres
+            ? "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_name ON users (name)"
+            : "CREATE INDEX IF NOT EXISTS users_name ON users (name)"
+        let index = """
+            apiVersion: tide/v1
+            kind: Migration
+            metadata: {name: index-name}
+            spec:
+              executor: orders-db
+              expand: {up: ["\(create)"], down: ["DROP INDEX IF EXISTS users_name"], transaction: false}
+
+            """
+        try h.fixture.commit(
+            "payments 2.0 with an index",
+            files: ["tide/index.yaml": index, "services/payments.yaml": M.service("2.0", migrations: ["index-name"])])
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed, "\(report.outcomes)")
+        let indexes =
+            backend == .postgres
+            ? try db.query("SELECT indexname FROM pg_indexes WHERE indexname = 'users_name'")
+            : try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'users_name'")
+        #expect(indexes == ["users_name"])
+        #expect(try db.history() == ["index-name|expand"])
+    }
 }

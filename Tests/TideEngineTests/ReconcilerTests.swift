@@ -593,6 +593,23 @@ struct CanaryTests {
         #expect(h.executor.requests.first?.previousVersion == "2.1.0", "the pre-empted candidate")
     }
 
+    @Test("tide pause holds the rollout across newer commits until tide resume; then the newer one pre-empts it")
+    func pauseHoldsAcrossCommits() async throws {
+        let h = try await started()
+        _ = try await h.pass()  // 2.1.0 at weight 10
+        _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
+        try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
+        var report = try await h.pass()
+        #expect(calls(h).isEmpty, "held: nothing pre-empts a paused rollout")
+        let waiting = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(waiting.result == .waiting)
+        #expect(waiting.message?.contains("paused (by dana); 2.2.0 waits: tide resume payments --env prod") == true)
+        #expect(await h.live("payments")?.rollout?.version == "2.1.0")
+        _ = try await h.reconciler.control(.resume, service: "payments", environment: "prod", by: "dana")
+        report = try await h.pass()
+        #expect(calls(h) == ["rollback 2.0.0 100", "deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10"])
+    }
+
     @Test("a canary whose strategy changes under it is pre-empted, never marked healthy without a promote")
     func strategyChangeMidRollout() async throws {
         let h = try await started()
