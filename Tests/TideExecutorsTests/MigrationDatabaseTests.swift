@@ -425,7 +425,7 @@ struct MigrationDatabaseTests {
         let port = Int(UInt16(bigEndian: address.sin_port))
         let start = ContinuousClock.now
         let error = await #expect(throws: MigrationError.self) {
-            try await Self.within(20) {
+            try await Self.within(60) {
                 try await Self.open(
                     "postgres://tide@127.0.0.1:\(port)/app?sslmode=disable",
                     limits: MigrationLimits(phase: .seconds(30), connect: .seconds(1)))
@@ -435,17 +435,18 @@ struct MigrationDatabaseTests {
         #expect(
             error?.description.hasPrefix("cannot connect to postgres://tide@127.0.0.1:\(port)/app") == true,
             "\(String(describing: error))")
-        #expect(ContinuousClock.now - start < .seconds(15))
+        // Bounded, not fast: on two busy cores (the whole suite at once) the timer can fire late.
+        #expect(ContinuousClock.now - start < .seconds(45))
     }
 
     @Test("PostgreSQL: statement_timeout comes from the executor's timeout; the error is transient")
     func statementTimeout() async throws {
         let db = try SQLDatabaseFixture(.postgres)
         let database = try await Self.open(
-            db.url, limits: MigrationLimits(phase: .seconds(3), connect: .seconds(10)))
+            db.url, limits: MigrationLimits(phase: .seconds(10), connect: .seconds(10)))
         let start = ContinuousClock.now
         let error = await #expect(throws: MigrationError.self) {
-            try await Self.within(20) {
+            try await Self.within(60) {
                 try await database.apply(
                     MigrationRun(["SELECT pg_sleep(60)"]), record: Self.record("slow", .expand),
                     due: Self.due("slow"))
@@ -454,7 +455,7 @@ struct MigrationDatabaseTests {
         await database.close()
         #expect(error?.isTransient == true)
         #expect(error?.sqlState == "57014", "\(String(describing: error))")
-        #expect(ContinuousClock.now - start < .seconds(20))
+        #expect(ContinuousClock.now - start < .seconds(45))
         #expect(try db.history() == [])
     }
 
@@ -500,12 +501,12 @@ struct MigrationDatabaseTests {
             }
         }
         #expect(busy?.isTransient == true, "\(String(describing: busy))")
-        #expect(ContinuousClock.now - waited < .seconds(5))
+        #expect(ContinuousClock.now - waited < .seconds(15))
 
         let interrupted = await #expect(throws: MigrationError.self) { try await held.value }
         #expect(interrupted?.isTransient == true, "\(String(describing: interrupted))")
         #expect(interrupted?.description.contains("did not finish within 8s") == true)
-        #expect(ContinuousClock.now - start < .seconds(30))
+        #expect(ContinuousClock.now - start < .seconds(45))
         await holder.close()
         await waiter.close()
         #expect(try db.query("SELECT count(*) FROM marks") == ["0"])
