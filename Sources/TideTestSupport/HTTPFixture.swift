@@ -4,7 +4,7 @@ import Foundation
 ///
 /// - `/ok…` → 200; `/flaky…` → 500 for 3 of every 10 requests (in arrival order), 200 otherwise;
 /// - `/json` → `{"errors": 3, "total": 100, "ok": true}`; `/number` → `0.004`; `/empty` → an empty body;
-/// - `/status/N` → status N; `/slow` → answers after 2 s; `/count` → how many requests `/flaky` has had.
+/// - `/status/N` → status N; `/slow` → answers after 15 s (long past any timeout, even on a loaded machine); `/count` → how many requests `/flaky` has had.
 ///
 /// Stopped (SIGKILL, then reaped) when released.
 public final class HTTPFixture: @unchecked Sendable {
@@ -37,7 +37,7 @@ public final class HTTPFixture: @unchecked Sendable {
                 if p == "/number": return self.send(200, "0.004")
                 if p == "/empty": return self.send(200, "")
                 if p == "/slow":
-                    time.sleep(2); return self.send(200, "1")
+                    time.sleep(15); return self.send(200, "1")
                 if p.startswith("/status/"): return self.send(int(p[8:]), "{}")
                 return self.send(404, "{}")
         s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
