@@ -55,7 +55,8 @@ extension Reconciler {
             let decisions = Dictionary(entry.decisions.map { ($0.name, $0.decision) }, uniquingKeysWith: { a, _ in a })
             var names = Set(entry.statuses.filter { $0.value.isApplied }.keys)
             for target in desired.targets where here(target.id) {
-                for name in target.migrations where desired.migrations[name]?.executor == group.executor.name {
+                for name in target.migrations
+                where desired.migrations[name].map({ group.names.contains($0.executor) }) == true {
                     names.insert(name)
                 }
             }
@@ -148,7 +149,7 @@ extension Reconciler {
                 }
                 let revision = try repository.resolveCommit(branch: trackedBranch())
                 let outcome = try await runDown(
-                    name, run: Self.downRun(status, current: desired.migrations[name], executor: group.executor.name),
+                    name, run: Self.downRun(status, current: desired.migrations[name], executors: group.names),
                     reason: "undone by \(who) with tide migrations down",
                     database: database,
                     group: group, owner: owner, revision: revision, now: now)

@@ -254,7 +254,12 @@ extension Reconciler {
     ) -> MigrationUse {
         var use = use
         let executors = new.compactMap { desired.migrations[$0]?.executor } + (service?.databases ?? [])
-        for executor in executors where !use.databases.contains(executor) { use.databases.append(executor) }
+        for executor in executors {
+            if !use.databases.contains(executor) { use.databases.append(executor) }
+            if let revision = desired.revision {
+                use.databaseRevisions = (use.databaseRevisions ?? [:]).merging([executor: revision.hex]) { $1 }
+            }
+        }
         let dropped = old.filter { !new.contains($0) }
         use.released.removeAll { new.contains($0) }
         use.abandoned.removeAll { new.contains($0) }
@@ -284,38 +289,87 @@ extension Reconciler {
         return owner.owns(recorded)
     }
 
-    /// One database and the environments that share it (an executor's default url serves every environment
-    /// without one of its own).
+    /// One database and the environments that share it — under every executor name that reaches it (two
+    /// executors with the same URL, or two spellings of one: `localhost`/`127.0.0.1`, `./` in a path, are one
+    /// database, and what one of its users still needs, none of them undoes).
     struct DatabaseGroup {
-        var executor: ExecutorManifest
+        var executors: [ExecutorManifest]
         var environments: [String]
+        /// The executor the database is opened through.
+        var executor: ExecutorManifest { executors[0] }
+        var names: Set<String> { Set(executors.map(\.name)) }
         var label: String { environments.joined(separator: ",") }
     }
 
-    func databaseGroups(_ desired: DesiredState) -> [DatabaseGroup] {
-        var result: [DatabaseGroup] = []
-        for executor in desired.executors.values.filter({ $0.type == .sql }).sorted(by: { $0.name < $1.name }) {
-            guard let spec = executor.database else { continue }
-            var groups: [DatabaseURL: [String]] = [:]
-            for environment in desired.environments.keys.sorted() {
-                if let url = spec.url(for: environment) { groups[url, default: []].append(environment) }
-            }
-            for environments in groups.values.sorted(by: { $0[0] < $1[0] }) {
-                result.append(DatabaseGroup(executor: executor, environments: environments))
+    /// The sql executors to look at: desired state's, and those the running versions' revisions had — a revert
+    /// that took a version back usually removed the Migration and its executor too, and what they applied must
+    /// stay visible (and be undone only by the rules).
+    func sqlExecutors(_ desired: DesiredState, live: [LiveTarget]) -> [ExecutorManifest] {
+        var executors = desired.executors.filter { $0.value.type == .sql }
+        let remembered = live.flatMap { ($0.migrationUse.databaseRevisions ?? [:]).values }.compactMap(
+            ObjectID.init(hex:))
+        for revision in Set(live.compactMap(\.revision) + remembered) where revision != desired.revision {
+            guard
+                let then = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root))
+            else { continue }
+            for (name, executor) in then.executors where executor.type == .sql && executors[name] == nil {
+                executors[name] = executor
             }
         }
-        return result
+        return executors.values.sorted { $0.name < $1.name }
+    }
+
+    func databaseGroups(_ desired: DesiredState, live: [LiveTarget] = []) -> [DatabaseGroup] {
+        var groups: [String: DatabaseGroup] = [:]
+        var order: [String] = []
+        for executor in sqlExecutors(desired, live: live) {
+            guard let spec = executor.database else { continue }
+            for environment in desired.environments.keys.sorted() {
+                guard let url = spec.url(for: environment) else { continue }
+                let place = Self.place(url)
+                if groups[place] == nil {
+                    groups[place] = DatabaseGroup(executors: [], environments: [])
+                    order.append(place)
+                }
+                if !groups[place]!.executors.contains(where: { $0.name == executor.name }) {
+                    groups[place]!.executors.append(executor)
+                }
+                if !groups[place]!.environments.contains(environment) {
+                    groups[place]!.environments.append(environment)
+                }
+            }
+        }
+        return order.compactMap { groups[$0] }.map { group in
+            var group = group
+            group.environments.sort()
+            return group
+        }
+    }
+
+    /// Where a database is, whatever it is called: an SQLite file's standardised path, a PostgreSQL database's
+    /// host (loopback names folded), port and name.
+    static func place(_ url: DatabaseURL) -> String {
+        switch url {
+        case .sqlite(let path):
+            let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            return "sqlite:" + (URL(fileURLWithPath: absolute).standardizedFileURL.resolvingSymlinksInPath().path)
+        case .postgres(_, let host, let port, let database, _):
+            let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"]
+            return
+                "postgres:\(loopback.contains(host.lowercased()) ? "loopback" : host.lowercased()):\(port)/\(database)"
+        }
     }
 
     /// The targets of `group` whose service uses its database: a migration (in any environment) or
-    /// `spec.databases` names the executor, or one of its live targets' versions ever used it.
+    /// `spec.databases` names one of its executors, or one of its live targets' versions ever used one.
     func users(of group: DatabaseGroup, desired: DesiredState, live: [LiveTarget]) -> Set<TargetID> {
-        let executor = group.executor.name
-        var services = Set(live.filter { $0.migrationUse.databases.contains(executor) }.map(\.id.service))
+        let names = group.names
+        var services = Set(live.filter { !names.isDisjoint(with: $0.migrationUse.databases) }.map(\.id.service))
         for service in desired.services.values {
             let lists = [service.migrations] + service.environments.values.compactMap(\.migrations)
-            if service.databases.contains(executor)
-                || lists.joined().contains(where: { desired.migrations[$0]?.executor == executor })
+            if !names.isDisjoint(with: service.databases)
+                || lists.joined().contains(where: { desired.migrations[$0].map { names.contains($0.executor) } == true }
+                )
             {
                 services.insert(service.name)
             }
@@ -341,7 +395,7 @@ extension Reconciler {
     func decideMigrations(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> [GroupDecisions] {
         let owner = try migrationOwner()
         var result: [GroupDecisions] = []
-        for group in databaseGroups(desired) {
+        for group in databaseGroups(desired, live: live) {
             var entry = GroupDecisions(group: group)
             do {
                 let database = try await executors.openDatabase(group.executor, environment: group.environments[0])
@@ -357,7 +411,7 @@ extension Reconciler {
             let liveHere = live.filter { group.environments.contains($0.id.environment) }
             let users = users(of: group, desired: desired, live: live)
             for (name, status) in entry.statuses.sorted(by: { $0.key < $1.key }) where status.isApplied {
-                let manifest = desired.migrations[name].flatMap { $0.executor == group.executor.name ? $0 : nil }
+                let manifest = desired.migrations[name].flatMap { group.names.contains($0.executor) ? $0 : nil }
                 let context = MigrationDecision.Context(
                     name: name, status: status, owned: owns(name, status, owner: owner, desired: desired),
                     manifest: manifest, desired: desiredHere, live: liveHere, users: users, now: now,
@@ -455,15 +509,18 @@ extension Reconciler {
             }
         case .down(_, let reason):
             return try await runDown(
-                name, run: Self.downRun(status, current: desired.migrations[name], executor: group.executor.name),
+                name, run: Self.downRun(status, current: desired.migrations[name], executors: group.names),
                 reason: reason, database: database, group: group, owner: owner, revision: revision, now: now)
         }
     }
 
     /// The down that runs: the current manifest's (with its expand's `transaction`) when it still has the
     /// migration on this executor and a down — so a failing down is fixed in git — else the one expand recorded.
-    static func downRun(_ status: MigrationStatus, current: MigrationManifest?, executor: String) -> MigrationRun {
-        if let manifest = current, manifest.executor == executor, let expand = manifest.expand, !expand.down.isEmpty {
+    static func downRun(_ status: MigrationStatus, current: MigrationManifest?, executors: Set<String>) -> MigrationRun
+    {
+        if let manifest = current, executors.contains(manifest.executor), let expand = manifest.expand,
+            !expand.down.isEmpty
+        {
             return MigrationRun(expand.down, transaction: expand.transaction)
         }
         guard let recorded = status.expand else { return MigrationRun([]) }

@@ -222,6 +222,9 @@ public struct MigrationUse: Sendable, Codable, Hashable {
     /// sql executors whose databases a version of this target used (its migrations' executors and the service's
     /// `databases`). Kept when a later version needs no migration there: the app still reads that database.
     public var databases: [String] = []
+    /// For each of those executors, a revision that defines it (hex): a revert can remove an executor from
+    /// desired state while its database still holds what a version applied.
+    public var databaseRevisions: [String: String]?
     /// Migrations the target stopped needing through an explicit rollback that finished healthy: the only way a
     /// migration's `down` can become due by itself.
     public var released: [String] = []

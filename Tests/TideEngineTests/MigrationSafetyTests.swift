@@ -287,4 +287,51 @@ struct MigrationSafetyTests {
         #expect(indexes == ["users_name"])
         #expect(try db.history() == ["index-name|expand"])
     }
+
+    @Test(
+        "one database under two executor names is one database: a service using the other name holds the contract",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func oneDatabaseTwoNames(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        let second = M.platform(db.url).replacingOccurrences(of: "name: orders-db}", with: "name: orders-db-2}")
+        try h.fixture.commit(
+            "payments 2.0 with email; checkout reads the same database by another name",
+            files: [
+                "tide/db2.yaml": second, "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
+                "services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"])
+                    + "  databases: [orders-db-2]\n",
+            ])
+        _ = try await h.pass()
+        h.clock.advance(by: 2 * 3600)
+        let report = try await h.pass()
+        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: checkout reads it")
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(waits.message.contains("checkout@prod is to run 1.0.0, which does not list it"), "\(waits.message)")
+    }
+
+    @Test(
+        "a revert that removed the Migration and its executor still runs the recorded down, visibly",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func revertRemovingExecutorStillDowns(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)")
+        let h = try Harness()
+        _ = try await h.pass()
+        let noContract = M.migration.replacingOccurrences(
+            of: "  contract:\n    up: [\"ALTER TABLE users DROP COLUMN legacy\"]\n    after: 1h\n", with: "")
+        let change = try h.fixture.commit(
+            "payments 2.1 with its database and migration",
+            files: [
+                "tide/db.yaml": M.platform(db.url), "tide/migrations.yaml": noContract,
+                "services/payments.yaml": M.service("2.1", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        #expect(try db.columns("users") == ["id", "name", "legacy", "email"])
+        try h.fixture.revert(change)
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.classification == .rollback)
+        #expect(report.migrations.map(\.phase).contains("down"), "\(report.migrations)")
+        #expect(try db.columns("users") == ["id", "name", "legacy"])
+    }
 }
