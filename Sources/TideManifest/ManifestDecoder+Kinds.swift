@@ -672,6 +672,18 @@ extension NodeReader {
                             batch,
                             "\(owner)\(path).batchSize: a batched backfill needs {{batch}} in a statement "
                                 + "(… LIMIT {{batch}}): each round changes at most that many rows")
+                    } else if !phase.up.contains(where: {
+                        MigrationManifest.topLevelCommand($0).map(Self.modifying.contains) == true
+                    }) {
+                        // Rounds end when a round's INSERT/UPDATE/DELETE/MERGE statements change no row: rows changed
+                        // inside a SELECT (a data-modifying WITH, a function) are not counted, so such a backfill would
+                        // stop after its first round — and a contract would then drop what it had not copied yet.
+                        error(
+                            batch,
+                            "\(owner)\(path).batchSize: a batched backfill ends when a round's INSERT, UPDATE, DELETE "
+                                + "or MERGE statements change no row, and none of these statements is one at the top "
+                                + "level (rows changed inside a SELECT — WITH … AS (UPDATE …) SELECT, a function — are "
+                                + "not counted); write the UPDATE itself")
                     }
                 } else {
                     error(batch, "\(owner)\(path).batchSize: expected a whole number above 0")
@@ -806,6 +818,8 @@ extension NodeReader {
         }
         return EnvironmentManifest.Freeze(from: from, until: until, reason: reason, location: location(node))
     }
+
+    static let modifying: Set<String> = ["INSERT", "UPDATE", "DELETE", "MERGE"]
 
     /// A list of distinct valid names (migrations, executors), with where each was written.
     mutating func nameList(

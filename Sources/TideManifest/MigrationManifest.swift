@@ -146,6 +146,69 @@ public struct MigrationManifest: Sendable, Hashable {
 
     /// `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`, `VACUUM`: statements a
     /// database refuses inside a transaction.
+    /// The statement's top-level command (`UPDATE` for `WITH x AS (…) UPDATE …`, `SELECT` for
+    /// `WITH x AS (UPDATE …) SELECT …`), upper-cased; nil when it cannot be told. Comments, strings and
+    /// parenthesised groups are skipped.
+    public static func topLevelCommand(_ statement: String) -> String? {
+        var words: [String] = []
+        var depth = 0
+        var index = statement.startIndex
+        var word = ""
+        func flush() {
+            if !word.isEmpty && depth == 0 { words.append(word.uppercased()) }
+            word = ""
+        }
+        while index < statement.endIndex {
+            let c = statement[index]
+            let next = statement.index(after: index)
+            if c == "-", next < statement.endIndex, statement[next] == "-" {
+                flush()
+                index = statement[index...].firstIndex(of: "\n") ?? statement.endIndex
+                continue
+            }
+            if c == "/", next < statement.endIndex, statement[next] == "*" {
+                flush()
+                index = statement[next...].range(of: "*/")?.upperBound ?? statement.endIndex
+                continue
+            }
+            if c == "'" || c == "\"" {
+                flush()
+                index = statement[next...].firstIndex(of: c).map { statement.index(after: $0) } ?? statement.endIndex
+                continue
+            }
+            if c == "(" {
+                flush()
+                depth += 1
+            } else if c == ")" {
+                flush()
+                depth = max(0, depth - 1)
+            } else if c.isLetter || c == "_" {
+                word.append(c)
+            } else {
+                flush()
+            }
+            index = next
+        }
+        flush()
+        // WITH [RECURSIVE] name [AS] [NOT] [MATERIALIZED] (…), … COMMAND: the command is the first word after the
+        // CTEs, which at depth 0 are only names and these keywords.
+        guard let first = words.first else { return nil }
+        guard first == "WITH" else { return first }
+        let cteWords: Set<String> = ["WITH", "RECURSIVE", "AS", "NOT", "MATERIALIZED"]
+        var sawAs = false
+        for word in words.dropFirst() {
+            if cteWords.contains(word) {
+                if word == "AS" { sawAs = true }
+                continue
+            }
+            if sawAs && ["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"].contains(word) {
+                return word
+            }
+            sawAs = false  // the next CTE's name
+        }
+        return nil
+    }
+
     public static func needsNoTransaction(_ statement: String) -> Bool {
         let words = words(statement).map { $0.uppercased() }
         guard let first = words.first else { return false }

@@ -97,6 +97,22 @@ struct MigrationManifestTests {
         #expect(desired.target(TargetID(service: "checkout", environment: "prod"))?.migrations == [])
     }
 
+    @Test("a statement's top-level command, past comments, strings and data-modifying WITHs")
+    func topLevelCommand() {
+        #expect(MigrationManifest.topLevelCommand("UPDATE users SET a = 1") == "UPDATE")
+        #expect(MigrationManifest.topLevelCommand("/* batch */ update users SET a = 1") == "UPDATE")
+        #expect(MigrationManifest.topLevelCommand("-- note\nDELETE FROM t") == "DELETE")
+        #expect(MigrationManifest.topLevelCommand("WITH x AS (SELECT 1) UPDATE t SET a = 1") == "UPDATE")
+        #expect(
+            MigrationManifest.topLevelCommand("WITH d AS (UPDATE t SET a = 1 RETURNING 1) SELECT count(*) FROM d")
+                == "SELECT")
+        #expect(
+            MigrationManifest.topLevelCommand("WITH RECURSIVE c(x) AS (SELECT 1), e AS (DELETE FROM t) SELECT 1")
+                == "SELECT")
+        #expect(MigrationManifest.topLevelCommand("SELECT backfill_email(100)") == "SELECT")
+        #expect(MigrationManifest.topLevelCommand("WITH 'update' AS (x) INSERT INTO t VALUES (1)") == "INSERT")
+    }
+
     @Test("lint: destructive statements in expand, a contract without expand")
     func lint() throws {
         let (state, diagnostics) = try load(
@@ -191,6 +207,18 @@ struct MigrationManifestTests {
                 ["c.yaml": service("checkout") + "  databases: [local]\n"],
                 "c.yaml:9:15: Service 'checkout': spec.databases: executor 'local' is a command executor; name sql "
                     + "executors here"
+            ),
+            (
+                // Rows changed inside a SELECT are not counted: this backfill would stop after one round.
+                [
+                    "m.yaml": migration().replacingOccurrences(
+                        of: #"backfill: {up: ["UPDATE users SET email = mail WHERE email IS NULL"]}"#,
+                        with:
+                            #"backfill: {batchSize: 100, up: ["WITH done AS (UPDATE users SET email = mail WHERE id IN (SELECT id FROM users WHERE email IS NULL LIMIT {{batch}}) RETURNING 1) SELECT count(*) FROM done"]}"#
+                    )
+                ],
+                "spec.backfill.batchSize: a batched backfill ends when a round's INSERT, UPDATE, DELETE or MERGE "
+                    + "statements change no row, and none of these statements is one at the top level"
             ),
             (
                 ["c.yaml": service("checkout") + "  databases: [gone]\n"],
