@@ -32,6 +32,8 @@ public enum PromotionError: Error, CustomStringConvertible, Sendable {
     case unknownTarget(service: String, environment: String)
     case noVersion(service: String, environment: String, reason: String)
     case rejectedHead(ObjectID)
+    /// The commit would not validate (nothing was written).
+    case wouldBeInvalid(service: String, environment: String, version: String, diagnostics: [Diagnostic])
 
     public var description: String {
         switch self {
@@ -41,6 +43,9 @@ public enum PromotionError: Error, CustomStringConvertible, Sendable {
             "cannot tell which version of \(service) to promote to \(environment): \(reason); name it with --version"
         case .rejectedHead(let head):
             "the branch head \(head.short) is rejected; fix it before promoting"
+        case .wouldBeInvalid(let service, let environment, let version, let diagnostics):
+            "promoting \(service) \(version) to \(environment) would write manifests that do not validate, so "
+                + "nothing was written:\n" + diagnostics.map(\.description).joined(separator: "\n")
         }
     }
 }
@@ -102,11 +107,22 @@ extension Reconciler {
                 scheduled.append(candidate)
                 continue
             }
-            let promotion = try await writePromotion(
-                service: candidate.service, environment: candidate.environment, version: candidate.version,
-                from: candidate.from, desired: desired, parent: parent)
-            parent = promotion.commit
-            written.append(promotion)
+            do {
+                let promotion = try await writePromotion(
+                    service: candidate.service, environment: candidate.environment, version: candidate.version,
+                    from: candidate.from, desired: desired, parent: parent)
+                parent = promotion.commit
+                written.append(promotion)
+            } catch let error as PromotionError {
+                // Recorded, never written: the other promotions go on.
+                try await store.apply(
+                    StateWrite(events: [
+                        Event(
+                            time: now, kind: .reconcileError,
+                            target: TargetID(service: candidate.service, environment: candidate.environment),
+                            version: candidate.version, message: "auto-promotion not written: \(error)")
+                    ]))
+            }
         }
         return (written, scheduled)
     }
@@ -173,8 +189,18 @@ extension Reconciler {
             Tide-Promotion: \(service) \(environment) \(version)
 
             """
-        let written = try repository.commitFile(
-            path: file, contents: Array(edited.utf8), branch: branchName, parent: parent, message: message)
+        // A promotion commit is checked before the branch moves: Tide never writes a revision it would reject.
+        let candidate = try repository.makeFileCommit(
+            path: file, contents: Array(edited.utf8), parent: parent, message: message)
+        do {
+            _ = try loader.load(from: GitCommitSource(repository: repository, commit: candidate, root: root))
+        } catch let error as ManifestError {
+            throw PromotionError.wouldBeInvalid(
+                service: service, environment: environment, version: version, diagnostics: error.diagnostics)
+        }
+        let synced = try repository.advance(
+            branch: branchName, from: parent, to: candidate, reason: String(message.prefix(60)))
+        let written = Repository.FileCommit(commit: candidate, workTreeUpdated: synced)
         let now = clock.now()
         try await store.apply(
             StateWrite(events: [

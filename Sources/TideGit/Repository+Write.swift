@@ -8,6 +8,11 @@ extension Repository {
         /// The work tree was brought along (it had the branch checked out and the file unmodified); false when it
         /// was left as it was, and `git status` will show the difference.
         public var workTreeUpdated: Bool
+
+        public init(commit: ObjectID, workTreeUpdated: Bool) {
+            self.commit = commit
+            self.workTreeUpdated = workTreeUpdated
+        }
     }
 
     /// Commits `contents` as `path` on `branch`, on top of `parent` (which must still be the branch's head: the

@@ -960,6 +960,27 @@ extension NodeReader {
                             + "with spec.environments.\(envName).migrations ([] for none)"))
             }
         }
+        // One version needs the same migrations wherever it runs: a promotion that copies a version into an
+        // environment with a list of its own (`migrations: []`) would otherwise let a rollback elsewhere undo
+        // what it runs on.
+        var needs: [String: (migrations: Set<String>, place: String)] = [:]
+        if let version { needs[version] = (Set(migrations), "spec.migrations") }
+        for envName in order {
+            guard let override = environments[envName] else { continue }
+            guard let runs = override.version ?? version else { continue }
+            let list = Set(override.migrations ?? migrations)
+            let place = override.migrations == nil ? "spec.migrations" : "spec.environments.\(envName).migrations"
+            if let earlier = needs[runs], earlier.migrations != list {
+                diagnostics.append(
+                    Diagnostic(
+                        override.migrationLocations.first ?? override.versionLocation ?? override.location,
+                        "\(owner)spec.environments.\(envName): \(runs) needs migrations [\(list.sorted().joined(separator: ", "))] "
+                            + "here (\(place)) but [\(earlier.migrations.sorted().joined(separator: ", "))] by "
+                            + "\(earlier.place); one version needs the same migrations everywhere it runs"))
+            } else if needs[runs] == nil {
+                needs[runs] = (list, place)
+            }
+        }
         var databases: [String] = []
         var databaseLocations: [SourceLocation] = []
         if let node = f["databases"]?.value {

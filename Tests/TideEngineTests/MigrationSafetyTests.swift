@@ -334,4 +334,26 @@ struct MigrationSafetyTests {
         #expect(report.migrations.map(\.phase).contains("down"), "\(report.migrations)")
         #expect(try db.columns("users") == ["id", "name", "legacy"])
     }
+
+    @Test(
+        "tide promote never writes a version into an environment whose own migration list would contradict it",
+        arguments: [SQLDatabaseFixture.Backend.sqlite])
+    func promotionThatWouldContradict(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, _) = try await M.started(backend)
+        let service =
+            serviceYAML(
+                "payments", version: "1.1", envs: "{staging: {}, prod: {version: \"1.0\", migrations: []}}")
+            + "  migrations: [add-email]\n"
+        try h.fixture.commit(
+            "payments 1.1 to staging", files: ["tide/migrations.yaml": M.migration, "services/payments.yaml": service])
+        _ = try await h.pass()
+        let head = try h.fixture.head()
+        await #expect {
+            _ = try await h.reconciler.promote(service: "payments", to: "prod", version: "1.1")
+        } throws: { error in
+            "\(error)".contains("would write manifests that do not validate, so nothing was written")
+                && "\(error)".contains("one version needs the same migrations everywhere it runs")
+        }
+        #expect(try h.fixture.head() == head)
+    }
 }

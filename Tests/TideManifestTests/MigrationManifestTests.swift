@@ -221,6 +221,18 @@ struct MigrationManifestTests {
                     + "statements change no row, and none of these statements is one at the top level"
             ),
             (
+                // One version, two migration lists: what tide promote --to used to write.
+                [
+                    "m.yaml": migration(),
+                    "c.yaml": service(
+                        "checkout", version: "1.1", envs: "{staging: {}, prod: {version: \"1.1\", migrations: []}}")
+                        + "  migrations: [add-email]\n",
+                ],
+                "Service 'checkout': spec.environments.prod: 1.1 needs migrations [] here "
+                    + "(spec.environments.prod.migrations) but [add-email] by spec.migrations; one version needs the "
+                    + "same migrations everywhere it runs"
+            ),
+            (
                 ["c.yaml": service("checkout") + "  databases: [gone]\n"],
                 "Service 'checkout': spec.databases: executor 'gone' is not defined"
             ),
