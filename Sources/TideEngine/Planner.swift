@@ -12,15 +12,18 @@ public struct Planner: Sendable {
     /// Per environment, the migrations whose contract ran there (read from the databases by the caller): a
     /// target whose running version needs one cannot go back to a version that does not.
     public let contracted: [String: [String: Date]]
+    /// Environments whose databases could not be read, and why: going back past a migration there is refused.
+    public let unreadable: [String: String]
 
     public init(
         repository: Repository, store: any StateStore, hotfixBranch: Bool = false,
-        contracted: [String: [String: Date]] = [:]
+        contracted: (contracted: [String: [String: Date]], unreadable: [String: String]) = ([:], [:])
     ) {
         self.repository = repository
         self.store = store
         self.hotfixBranch = hotfixBranch
-        self.contracted = contracted
+        self.contracted = contracted.contracted
+        self.unreadable = contracted.unreadable
     }
 
     public func plan(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> Plan {
@@ -122,6 +125,14 @@ public struct Planner: Sendable {
                 + "\(GateEvaluator.format(contractedHere[dropped]!)), so \(target.version) (which does not list it) "
                 + "may need what the contract removed. Roll forward instead: a new version with the fix (and a new "
                 + "migration if the schema must change back). Live app and database are left as they are"
+        }
+        if let why = unreadable[target.id.environment],
+            let dropped = live.migrations.first(where: { !target.migrations.contains($0) })
+        {
+            action.kind = .refuse
+            action.reason =
+                "cannot go to \(target.version) now: it drops migration \(dropped), and the database cannot be read to "
+                + "tell whether its contract ran (\(why)); tried again at the next pass"
         }
         if let preempted { action.reason = "\(action.reason ?? ""); \(preempted)" }
         if matchesLive {

@@ -217,8 +217,13 @@ extension Reconciler {
 
     /// Per environment, the migrations contracted there that a running version needs and its desired version
     /// does not list: the planner refuses those rollbacks.
-    func contractedMigrations(desired: DesiredState, live: [LiveTarget]) async throws -> [String: [String: Date]] {
+    /// An environment whose databases cannot be read now is in `unreadable`, with why: the planner refuses the
+    /// rollbacks there that would drop a migration (it cannot tell whether a contract ran), and the pass goes on.
+    func contractedMigrations(
+        desired: DesiredState, live: [LiveTarget]
+    ) async -> (contracted: [String: [String: Date]], unreadable: [String: String]) {
         var result: [String: [String: Date]] = [:]
+        var unreadable: [String: String] = [:]
         let desiredByID = Dictionary(desired.targets.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let dropping = live.filter { target in
             guard let wanted = desiredByID[target.id] else { return false }
@@ -237,12 +242,18 @@ extension Reconciler {
                 else { continue }
                 executors.merge(then.executors) { current, _ in current }
             }
-            for (name, status) in try await migrationStatuses(environment: environment, executors: executors)
-            where running.contains(name) {
+            let statuses: [String: MigrationStatus]
+            do {
+                statuses = try await migrationStatuses(environment: environment, executors: executors)
+            } catch {
+                unreadable[environment] = "\(error)"
+                continue
+            }
+            for (name, status) in statuses where running.contains(name) {
                 if let contract = status.contract { result[environment, default: [:]][name] = contract.appliedAt }
             }
         }
-        return result
+        return (result, unreadable)
     }
 
     /// What a target's migration use becomes when its running version goes from needing `old` to needing

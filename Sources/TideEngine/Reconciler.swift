@@ -117,7 +117,7 @@ public final class Reconciler: Sendable {
         let live = try await store.liveTargets()
         var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: try await contractedMigrations(desired: desired, live: live)
+            contracted: await contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
         plan.promotions = try await scheduledPromotions(desired: desired)
@@ -175,7 +175,7 @@ public final class Reconciler: Sendable {
         let live = try await store.liveTargets()
         var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: try await contractedMigrations(desired: desired, live: live)
+            contracted: await contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })

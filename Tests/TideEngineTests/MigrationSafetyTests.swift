@@ -356,4 +356,33 @@ struct MigrationSafetyTests {
         }
         #expect(try h.fixture.head() == head)
     }
+
+    @Test("a database that cannot be read refuses the rollbacks that would drop its migrations; the pass goes on")
+    func unreadableDatabaseDuringPlanning() async throws {
+        let server = try PostgresServer.startDedicated()
+        defer { try? server.stop() }
+        let database = try server.makeDatabase()
+        _ = try server.psql(database, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)")
+        let h = try Harness()
+        try h.fixture.commit(
+            "payments 1.0",
+            files: ["tide/db.yaml": M.platform(server.url(database)), "services/payments.yaml": M.service("1.0")])
+        _ = try await h.pass()
+        let change = try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        try server.stop(mode: "immediate")
+        try h.fixture.revert(change)
+        try h.fixture.commit("reports", files: ["services/reports.yaml": serviceYAML("reports", version: "1.0")])
+        let report = try await h.pass()
+        let payments = try #require(report.outcomes.first { $0.target.service == "payments" })
+        #expect(payments.result == .held)
+        #expect(payments.message?.contains("the database cannot be read to tell whether its contract ran") == true)
+        #expect(report.outcomes.first { $0.target.service == "reports" }?.result == .deployed, "the pass went on")
+        #expect(await h.live("payments")?.version == "2.0")
+    }
 }
