@@ -148,6 +148,7 @@ extension Reconciler {
         let attempt = state.migrationUse.retries
         let due = now.addingTimeInterval(min(600, 30 * pow(2, Double(min(attempt, 10)))))
         state.migrationUse.retries = attempt + 1
+        state.migrationUse.retryAt = due
         let reason = "waiting for the database: \(message); retry at \(GateEvaluator.format(due))"
         let firstTime = state.waitingOn != ["database"]
         state.waiting = reason

@@ -421,9 +421,16 @@ public final class Reconciler: Sendable {
                     return failure
                 }
             }
+            if state.waitingOn == ["database"], let due = state.migrationUse.retryAt, now < due {
+                // Backing off after a transient database error: not before the announced time.
+                return TargetOutcome(
+                    target: target.id, result: .waiting, fromVersion: state.version, toVersion: target.version,
+                    classification: nil, message: state.waiting, executorCalls: 0, nextDue: due)
+            }
             switch try await prepareMigrations(for: target, desired: desired, revision: revision) {
             case .ready:
                 state.migrationUse.retries = 0
+                state.migrationUse.retryAt = nil
             case .failed(let failure):
                 return try await failBeforeRollout(
                     target: target, state: state, revision: revision, message: failure, calls: 0)

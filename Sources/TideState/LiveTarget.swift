@@ -233,6 +233,8 @@ public struct MigrationUse: Sendable, Codable, Hashable {
     public var abandoned: [String] = []
     /// Transient database errors in a row before this target's rollout (the retry backs off with them).
     public var retries: Int = 0
+    /// When the next attempt is due after one.
+    public var retryAt: Date?
 
     public init(databases: [String] = [], released: [String] = [], abandoned: [String] = []) {
         self.databases = databases

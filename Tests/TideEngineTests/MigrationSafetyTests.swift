@@ -216,9 +216,13 @@ struct MigrationSafetyTests {
         let live = try #require(await h.live("payments"))
         #expect(live.phase == .healthy && live.version == "1.0" && live.failed == nil, "nothing is marked failed")
         #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty, "the rollout did not start")
-
+        // Before the announced time, a pass does not try again (the server is still down: it would wait).
         try server.start()
-        h.clock.set(due)
+        h.clock.set(due.addingTimeInterval(-65))  // pass() adds a minute: 5 s before the due time
+        report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .waiting, "backing off")
+
+        h.clock.set(due.addingTimeInterval(-60))
         report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
         let rows = try server.psql(database, "SELECT name || '|' || phase FROM tide_migrations ORDER BY id")
