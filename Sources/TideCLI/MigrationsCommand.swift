@@ -60,12 +60,15 @@ struct MigrationsDownCommand: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: "The environment whose database to undo it in.")
     var environment: String
 
+    @Flag(name: .long, help: "Run it: without --yes the statements are shown and nothing is done.")
+    var yes = false
+
     func run() async throws {
         let reconciler = try global.reconciler()
         do {
             print(
                 try await reconciler.migrationDown(
-                    name: name, environment: environment, by: actor.who(in: reconciler.repository)))
+                    name: name, environment: environment, by: actor.who(in: reconciler.repository), confirmed: yes))
         } catch let error as MigrationCommandError {
             throw ReportedFailure(message: "tide: error: \(error)")
         }

@@ -88,7 +88,9 @@ public enum MigrationDecision: Sendable, Hashable {
     private static func unneeded(_ c: Context) -> MigrationDecision {
         let released = c.live.filter { $0.migrationUse.released.contains(c.name) }
         let abandoned = c.live.filter { $0.migrationUse.abandoned.contains(c.name) }
-        let undo = "tide migrations down \(c.name) --env \(c.environment) undoes it if you decide to"
+        let undo =
+            "tide migrations down \(c.name) --env \(c.environment) undoes it if you decide to (check first that "
+            + "no renamed migration uses what it added)"
         if !abandoned.isEmpty {
             return .leftAlone(
                 "no version needs it any more, but \(names(abandoned)) moved on without it other than by a "

@@ -108,7 +108,9 @@ extension Reconciler {
     /// `tide migrations down NAME --env E`: a person decides to undo a migration's expand. Refused when it was
     /// contracted, belongs to another install, or a target runs or wants a version that needs it. The down that
     /// runs is the current manifest's when it still has the migration, else the one expand recorded.
-    public func migrationDown(name: String, environment: String, by who: String) async throws -> String {
+    public func migrationDown(
+        name: String, environment: String, by who: String, confirmed: Bool = true
+    ) async throws -> String {
         try await store.withExclusiveLock(timeout: 60) {
             guard let desired = try await resolve(record: false).desired else {
                 throw MigrationCommandError(description: "no valid desired state to read the databases from")
@@ -147,10 +149,17 @@ extension Reconciler {
                             + Set(needing).sorted().joined(separator: ", ")
                             + "; roll those back (or forward to versions without it) first")
                 }
+                let run = Self.downRun(status, current: desired.migrations[name], executors: group.names)
+                guard confirmed else {
+                    throw MigrationCommandError(
+                        description: "nothing done: the down of \(name) in \(group.label) would run\n"
+                            + run.statements.map { "    \($0)" }.joined(separator: "\n")
+                            + "\nand what it removes is gone for good — another migration (a renamed one) may use "
+                            + "it too. Run again with --yes to undo it")
+                }
                 let revision = try repository.resolveCommit(branch: trackedBranch())
                 let outcome = try await runDown(
-                    name, run: Self.downRun(status, current: desired.migrations[name], executors: group.names),
-                    reason: "undone by \(who) with tide migrations down",
+                    name, run: run, reason: "undone by \(who) with tide migrations down",
                     database: database,
                     group: group, owner: owner, revision: revision, now: now)
                 guard let outcome else { return "\(name) in \(group.label): already undone by another process" }

@@ -136,7 +136,12 @@ struct MigrationEndToEndTests {
         #expect(entry["ours"] as? Bool == true)
         #expect((entry["owner"] as? String)?.contains("state=sqlite:") == true)
 
-        let down = try repo.tide("migrations", "down", "add-phone", "--env", "prod", "--by", "alice")
+        let preview = try repo.tide("migrations", "down", "add-phone", "--env", "prod")
+        #expect(preview.status == 1)
+        #expect(preview.standardError.contains("ALTER TABLE users DROP COLUMN phone"), "\(preview.combined)")
+        #expect(preview.standardError.contains("--yes"))
+        #expect(try db.columns("users") == ["id", "name", "phone"], "a preview changes nothing")
+        let down = try repo.tide("migrations", "down", "add-phone", "--env", "prod", "--by", "alice", "--yes")
         #expect(down.status == 0, "\(down.combined)")
         #expect(try db.columns("users") == ["id", "name"])
         #expect(try db.history() == ["add-phone|expand", "add-phone|down"])
