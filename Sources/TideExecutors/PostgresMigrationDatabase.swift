@@ -79,6 +79,13 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             try await db.run(
                 "SET idle_in_transaction_session_timeout = \(milliseconds(limits.phase + grace(limits.phase)))",
                 until: deadline)
+            // A history table that is there already with every column needs no lock: reading it must not queue
+            // behind a phase another Tide runs (tide status, tide migrations while a long backfill holds the lock).
+            if (try? await db.run("SELECT owner, down_transaction FROM tide_migrations LIMIT 0", until: deadline))
+                != nil
+            {
+                return db
+            }
             // Under the lock: two processes creating the table at once would collide in the catalog.
             try await db.run("BEGIN", until: deadline)
             try await db.run("SET LOCAL statement_timeout = \(try remaining(deadline, limits))", until: deadline)

@@ -439,6 +439,31 @@ struct MigrationDatabaseTests {
         #expect(ContinuousClock.now - start < .seconds(45))
     }
 
+    @Test("PostgreSQL: reading the history does not queue behind a phase another process is running")
+    func readsDoNotQueueBehindAPhase() async throws {
+        let db = try SQLDatabaseFixture(.postgres)
+        let runner = try await Self.open(db.url)
+        let slow = Task {
+            try await runner.apply(
+                MigrationRun(["SELECT pg_sleep(8)"]), record: Self.record("slow", .expand), due: Self.due("slow"))
+        }
+        // Wait until the phase holds the migration lock.
+        for _ in 0..<200 {
+            if try db.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted") != ["0"] { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let start = ContinuousClock.now
+        let reader = try await Self.within(30) { try await Self.open(db.url) }
+        let history = try await reader.records()
+        let waited = ContinuousClock.now - start
+        await reader.close()
+        #expect(history.isEmpty)
+        // The phase sleeps 8 s holding the lock; a reader that queued behind it would wait that long.
+        #expect(waited < .seconds(5), "the reader waited \(waited)")
+        _ = try await slow.value
+        await runner.close()
+    }
+
     @Test("PostgreSQL: statement_timeout comes from the executor's timeout; the error is transient")
     func statementTimeout() async throws {
         let db = try SQLDatabaseFixture(.postgres)
