@@ -1,12 +1,15 @@
 import TideState
 
-/// The install a migration history row belongs to: one config repo, branch and manifest root, driven from one
-/// state. Another install on the same database (another repo, branch, `--path` or state file) sees the rows as
-/// not its own and never undoes or contracts them.
+/// The install a migration history row belongs to: one config repo (known by its first commit, so a clone or a
+/// moved checkout is the same repo), branch and manifest root, driven from one state (known by the id made when
+/// it was created, so a moved state file is the same state). Another install on the same database — another
+/// repo, branch, `--path` or state — sees the rows as not its own and never undoes or contracts them.
 public struct MigrationOwner: Sendable, Hashable {
+    /// The tracked branch's root commit.
     public var repository: String
     public var branch: String
     public var path: String
+    /// The state's install id.
     public var state: String
 
     public init(repository: String, branch: String, path: String, state: String) {

@@ -45,7 +45,7 @@ extension Reconciler {
     func migrationReport(
         desired: DesiredState, live: [LiveTarget], environment: String? = nil
     ) async throws -> [MigrationReportEntry] {
-        let owner = try migrationOwner()
+        let owner = try await migrationOwner()
         var entries: [MigrationReportEntry] = []
         for entry in try await decideMigrations(desired: desired, live: live, now: clock.now()) {
             defer { if let database = entry.database { Task { await database.close() } } }
@@ -116,7 +116,7 @@ extension Reconciler {
                 throw MigrationCommandError(description: "no valid desired state to read the databases from")
             }
             let live = try await store.liveTargets()
-            let owner = try migrationOwner()
+            let owner = try await migrationOwner()
             let now = clock.now()
             for entry in try await decideMigrations(desired: desired, live: live, now: now) {
                 defer { if let database = entry.database { Task { await database.close() } } }

@@ -47,7 +47,7 @@ extension Reconciler {
                 if let edited = Self.editedPhase(migration, status) { return .failed(edited) }
                 if status.contract != nil { continue }
                 // Another install's migration: its phases are its owner's to run; what is applied serves here too.
-                let owner = try migrationOwner()
+                let owner = try await migrationOwner()
                 if status.isApplied, !owns(name, status, owner: owner, desired: desired) { continue }
                 for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
                     guard let phase = migration.phase(phaseName), status.record(phaseName) == nil else { continue }
@@ -287,9 +287,18 @@ extension Reconciler {
     }
 
     /// This install, as migration history records it.
-    public func migrationOwner() throws -> MigrationOwner {
-        MigrationOwner(
-            repository: repository.gitDirectory, branch: try trackedBranch(), path: root, state: store.location)
+    public func migrationOwner() async throws -> MigrationOwner {
+        let branch = try trackedBranch()
+        let head = try repository.resolveCommit(branch: branch)
+        let root =
+            try rootCommits.withLock { $0[head] }
+            ?? {
+                let found = try repository.commits(from: head).last?.id ?? head
+                rootCommits.withLock { $0[head] = found }
+                return found
+            }()
+        return MigrationOwner(
+            repository: root.hex, branch: branch, path: self.root, state: try await store.installID())
     }
 
     /// Whether this install may act on a migration: its rows are this install's, or they predate owners and
@@ -405,7 +414,7 @@ extension Reconciler {
     }
 
     func decideMigrations(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> [GroupDecisions] {
-        let owner = try migrationOwner()
+        let owner = try await migrationOwner()
         var result: [GroupDecisions] = []
         for group in databaseGroups(desired, live: live) {
             var entry = GroupDecisions(group: group)
@@ -439,7 +448,7 @@ extension Reconciler {
     /// else that looks abandoned is reported and left alone.
     func settleMigrations(desired: DesiredState, revision: ObjectID) async throws -> [MigrationOutcome] {
         let now = clock.now()
-        let owner = try migrationOwner()
+        let owner = try await migrationOwner()
         var outcomes: [MigrationOutcome] = []
         for entry in try await decideMigrations(desired: desired, live: try await store.liveTargets(), now: now) {
             defer { if let database = entry.database { Task { await database.close() } } }

@@ -23,6 +23,8 @@ public final class Reconciler: Sendable {
     /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
     /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
     private let settled = Mutex<SettledPass?>(nil)
+    /// The root commit of each head seen (migration owners name the repository by it; the walk is done once).
+    let rootCommits = Mutex<[ObjectID: ObjectID]>([:])
 
     private struct SettledPass {
         var head: ObjectID

@@ -185,10 +185,18 @@ public final class SQLiteStateStore: StateStore {
         migrator.registerMigration("v5-migration-use") { db in
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN migration_use TEXT")
         }
+        migrator.registerMigration("v6-install") { db in
+            try db.execute(sql: "CREATE TABLE install (id TEXT NOT NULL)")
+            try db.execute(sql: "INSERT INTO install (id) VALUES (?)", arguments: [UUID().uuidString.lowercased()])
+        }
         return migrator
     }
 
     // MARK: - Reads
+
+    public func installID() async throws -> String {
+        try await read { db in try String.fetchOne(db, sql: "SELECT id FROM install LIMIT 1") ?? "" }
+    }
 
     public func liveTargets() async throws -> [LiveTarget] {
         try await read { db in

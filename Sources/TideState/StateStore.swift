@@ -29,6 +29,9 @@ public protocol StateStore: Sendable {
     /// Where the state lives (`sqlite:/var/lib/tide/state.sqlite`): part of the install's identity, which
     /// migration history records as its owner.
     var location: String { get }
+    /// A random id made when the state was created and kept with it (moved or copied, it stays the same): part of
+    /// the install's identity, which migration history records as its owner.
+    func installID() async throws -> String
     func liveTargets() async throws -> [LiveTarget]
     func liveTarget(_ id: TargetID) async throws -> LiveTarget?
     func events(_ query: EventQuery) async throws -> [Event]

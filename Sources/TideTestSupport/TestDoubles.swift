@@ -70,6 +70,8 @@ public final class RecordingExecutor: Executor, ExecutorFactory, @unchecked Send
 public actor InMemoryStateStore: StateStore {
     /// One identity per store, as two state files have two.
     public nonisolated let location = "memory:" + UUID().uuidString
+
+    public func installID() -> String { location }
     private var targets: [TargetID: LiveTarget] = [:]
     private var log: [Event] = []
     private var actions: [String: ActionRecord] = [:]

@@ -134,7 +134,7 @@ struct MigrationEndToEndTests {
         let entry = try #require(json.first { $0["migration"] as? String == "add-phone" })
         #expect((entry["next"] as? String)?.hasPrefix("left alone") == true)
         #expect(entry["ours"] as? Bool == true)
-        #expect((entry["owner"] as? String)?.contains("state=sqlite:") == true)
+        #expect((entry["owner"] as? String)?.contains(" state=") == true)
 
         let preview = try repo.tide("migrations", "down", "add-phone", "--env", "prod")
         #expect(preview.status == 1)

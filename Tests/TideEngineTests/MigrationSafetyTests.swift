@@ -389,4 +389,29 @@ struct MigrationSafetyTests {
         #expect(report.outcomes.first { $0.target.service == "reports" }?.result == .deployed, "the pass went on")
         #expect(await h.live("payments")?.version == "2.0")
     }
+
+    @Test(
+        "an install is its repository (by its first commit) and its state (by its id), not their paths",
+        arguments: [SQLDatabaseFixture.Backend.sqlite])
+    func ownerSurvivesAMove(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        try h.fixture.commit(
+            "payments 2.0 with email",
+            files: [
+                "tide/migrations.yaml": M.migration,
+                "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
+            ])
+        _ = try await h.pass()
+        // The same install after its checkout moved: a copy of the repository, the same state.
+        let moved = try TemporaryDirectory("tide-moved")
+        let copy = moved.appending("config")
+        _ = try runProcess("/bin/cp", ["-r", h.fixture.workTree, copy])
+        let same = Reconciler(
+            repository: try Repository.open(at: copy), branch: nil, root: "", store: h.store, executors: h.executor,
+            clock: h.clock)
+        h.clock.advance(by: 2 * 3600)
+        let report = try await same.reconcile(lockTimeout: 1)
+        #expect(report.migrations.contains { $0.phase == "contract" && $0.result == .applied }, "\(report.migrations)")
+        #expect(try db.history().last == "add-email|contract")
+    }
 }
