@@ -46,6 +46,8 @@ public enum MigrationDecision: Sendable, Hashable {
         public var now: Date
         /// An environment of the database, for the commands the reasons name.
         public var environment: String
+        /// Other installs that recorded they run a version needing it (their owner ids).
+        public var otherUsers: [String] = []
 
         public init(
             name: String, status: MigrationStatus, owned: Bool, manifest: MigrationManifest?,
@@ -100,6 +102,11 @@ public enum MigrationDecision: Sendable, Hashable {
             return .leftAlone(
                 "applied, but nothing desired or running needs it (a failed rollout, a removed service or document, "
                     + "a rename): left in place; \(undo)")
+        }
+        if !c.otherUsers.isEmpty {
+            return .leftAlone(
+                "its down is due here, but another install recorded that it runs a version that needs it ("
+                    + c.otherUsers.sorted().joined(separator: "; ") + "): left in place; \(undo) once it does not")
         }
         let unsettled = released.filter { $0.phase != .healthy || $0.rollout != nil }
         if !unsettled.isEmpty {

@@ -135,6 +135,12 @@ extension Reconciler {
                         description: "\(name) in \(group.label) belongs to another install (\(status.owner ?? "?")); "
                             + "run this from that install")
                 }
+                let others = status.usedBy.filter { !owner.owns($0) }
+                if !others.isEmpty {
+                    throw MigrationCommandError(
+                        description: "\(name) in \(group.label) is used by another install ("
+                            + others.sorted().joined(separator: "; ") + "); it must stop needing it first")
+                }
                 let here = { (id: TargetID) in group.environments.contains(id.environment) }
                 let needing =
                     live.filter {

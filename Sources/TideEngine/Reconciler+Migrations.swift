@@ -46,9 +46,22 @@ extension Reconciler {
                 let status = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
                 if let edited = Self.editedPhase(migration, status) { return .failed(edited) }
                 if status.contract != nil { continue }
-                // Another install's migration: its phases are its owner's to run; what is applied serves here too.
+                // Another install's migration: its phases are its owner's to run; what is applied serves here too,
+                // and the owner is told (a `use` row) so it never undoes it by itself while this install needs it.
                 let owner = try await migrationOwner()
-                if status.isApplied, !owns(name, status, owner: owner, desired: desired) { continue }
+                if status.isApplied, !owns(name, status, owner: owner, desired: desired) {
+                    if !status.usedBy.contains(owner.id) {
+                        let use = MigrationRecord(
+                            name: name, phase: .use, checksum: "-", revision: revision.hex, appliedAt: clock.now(),
+                            durationMilliseconds: 0, owner: owner.record(environment: environment))
+                        _ = try await database.apply(
+                            MigrationRun([]), record: use,
+                            due: { [owner] records in
+                                !(MigrationStatus.fold(records)[name]?.usedBy.contains(owner.id) ?? true)
+                            })
+                    }
+                    continue
+                }
                 for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
                     guard let phase = migration.phase(phaseName), status.record(phaseName) == nil else { continue }
                     let record = MigrationRecord(
@@ -433,10 +446,11 @@ extension Reconciler {
             let users = users(of: group, desired: desired, live: live)
             for (name, status) in entry.statuses.sorted(by: { $0.key < $1.key }) where status.isApplied {
                 let manifest = desired.migrations[name].flatMap { group.names.contains($0.executor) ? $0 : nil }
-                let context = MigrationDecision.Context(
+                var context = MigrationDecision.Context(
                     name: name, status: status, owned: owns(name, status, owner: owner, desired: desired),
                     manifest: manifest, desired: desiredHere, live: liveHere, users: users, now: now,
                     environment: group.environments[0])
+                context.otherUsers = status.usedBy.filter { !owner.owns($0) }.sorted()
                 entry.decisions.append((name, MigrationDecision.decide(context)))
             }
             result.append(entry)

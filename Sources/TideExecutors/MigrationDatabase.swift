@@ -7,6 +7,9 @@ public struct MigrationRecord: Sendable, Hashable, Codable {
         case expand, backfill, contract
         /// expand's `down`: the migration was undone before contract.
         case down
+        /// Another install runs a version that needs the migration (no statements): its owner leaves the down to
+        /// a person while this row is there.
+        case use
     }
 
     public var name: String
@@ -47,6 +50,9 @@ public struct MigrationStatus: Sendable, Hashable {
 
     public init() {}
 
+    /// Installs other than the owner that recorded they use it (their owner ids, without the environment).
+    public var usedBy: Set<String> = []
+
     /// Expanded (or, for a migration without expand, started) and not undone.
     public var isApplied: Bool { expand != nil || backfill != nil || contract != nil }
 
@@ -71,6 +77,10 @@ public struct MigrationStatus: Sendable, Hashable {
             case .backfill: status.backfill = record
             case .contract: status.contract = record
             case .down: status = MigrationStatus()
+            case .use:
+                if let owner = record.owner {
+                    status.usedBy.insert(owner.components(separatedBy: " env=").first ?? owner)
+                }
             }
             result[record.name] = status
         }

@@ -50,7 +50,13 @@ struct MigrationEndToEndTests {
         async let second = reconcile(states[1])
         let results = try await [first, second]
         for result in results { #expect(result.status == 0, "\(result.standardError)") }
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|contract"])
+        // Each phase once, by the install that expanded it; the other records that it uses the migration.
+        let history = try db.history()
+        #expect(
+            history.filter { !$0.hasSuffix("|use") } == [
+                "add-email|expand", "add-email|backfill", "add-email|contract",
+            ])
+        #expect(history.filter { $0.hasSuffix("|use") }.count <= 1, "\(history)")
         #expect(try db.columns("users") == ["id", "name", "email"])
         // One of them ran the contract; the other found it done (and says nothing about it).
         #expect(

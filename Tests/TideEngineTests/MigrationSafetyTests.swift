@@ -414,4 +414,39 @@ struct MigrationSafetyTests {
         #expect(report.migrations.contains { $0.phase == "contract" && $0.result == .applied }, "\(report.migrations)")
         #expect(try db.history().last == "add-email|contract")
     }
+
+    @Test(
+        "an install's explicit rollback never downs a migration another install runs a version of",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func rollbackWhileAnotherInstallUsesIt(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let (h, db) = try await M.started(backend)
+        let change = try h.fixture.commit(
+            "payments 2.0 with phone",
+            files: [
+                "tide/phone.yaml": Self.addPhone, "services/payments.yaml": M.service("2.0", migrations: ["add-phone"]),
+            ])
+        _ = try await h.pass()
+        // Install B: another repo and state on the same database, whose web 2.0 needs add-phone too.
+        let other = try GitFixture()
+        try other.commit(
+            "web 2.0",
+            files: [
+                "tide/base.yaml": executorYAML, "tide/db.yaml": M.platform(db.url), "tide/phone.yaml": Self.addPhone,
+                "services/web.yaml": serviceYAML("web", version: "2.0") + "  migrations: [add-phone]\n",
+            ])
+        let second = Reconciler(
+            repository: try Repository.open(at: other.repoPath), branch: nil, root: "", store: InMemoryStateStore(),
+            executors: h.executor, clock: h.clock)
+        let b = try await second.reconcile(lockTimeout: 1)
+        #expect(b.outcomes.first { $0.target.service == "web" }?.result == .deployed)
+        #expect(try db.history() == ["add-phone|expand", "add-phone|use"])
+        // A rolls back explicitly: normally its down would be due — but B runs a version that needs the column.
+        try h.fixture.revert(change)
+        let report = try await h.pass()
+        #expect(report.outcomes.first { $0.target.service == "payments" }?.classification == .rollback)
+        #expect(!report.migrations.contains { $0.phase == "down" })
+        let left = try #require(report.migrations.first { $0.migration == "add-phone" })
+        #expect(left.message.contains("another install recorded that it runs a version that needs it"), "\(left)")
+        #expect(try db.columns("users") == ["id", "name", "legacy", "phone"])
+    }
 }
