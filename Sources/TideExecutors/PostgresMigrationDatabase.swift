@@ -272,6 +272,7 @@ final class PostgresMigrationDatabase: MigrationDatabase {
                 done += 1
             }
             try await self.run("RESET statement_timeout", until: deadline)
+            try await dropInvalidIndexes(Self.concurrentIndexes(in: run.statements), deadline: deadline)
             try await self.run("BEGIN", until: deadline)
             try await insert(record, start: start, deadline: deadline)
             try await self.run("COMMIT", until: deadline)
@@ -285,6 +286,49 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             _ = try? await self.run("RESET statement_timeout", until: .now + .seconds(5))
             let error = Self.classify(error)
             throw done > 0 ? error.keeping(statements: done) : error
+        }
+    }
+
+    /// The indexes `CREATE INDEX CONCURRENTLY` statements name.
+    static func concurrentIndexes(in statements: [String]) -> [String] {
+        statements.compactMap { statement in
+            let words = statement.split(whereSeparator: { $0.isWhitespace }).map(String.init)
+            guard let create = words.firstIndex(where: { $0.uppercased() == "CREATE" }) else { return nil }
+            var rest = Array(words[(create + 1)...])
+            if rest.first?.uppercased() == "UNIQUE" { rest.removeFirst() }
+            guard rest.count > 2, rest[0].uppercased() == "INDEX", rest[1].uppercased() == "CONCURRENTLY" else {
+                return nil
+            }
+            rest.removeFirst(2)
+            if rest.count > 3, rest[0].uppercased() == "IF", rest[1].uppercased() == "NOT",
+                rest[2].uppercased() == "EXISTS"
+            {
+                rest.removeFirst(3)
+            }
+            guard let name = rest.first, name.uppercased() != "ON" else { return nil }
+            return name.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+    }
+
+    /// A `CREATE INDEX CONCURRENTLY` cut short (a timeout, a conflicting transaction) leaves an invalid index that
+    /// `IF NOT EXISTS` then skips, so the phase would be recorded over an index that is never used: such an index
+    /// is dropped and the phase fails as transient, to build it again at the next try.
+    private func dropInvalidIndexes(_ names: [String], deadline: ContinuousClock.Instant) async throws {
+        for name in names {
+            let literal = "'" + name.replacingOccurrences(of: "'", with: "''") + "'"
+            do {
+                try await self.run(
+                    """
+                    DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                    WHERE NOT i.indisvalid AND c.relname = \(literal)) THEN RAISE EXCEPTION 'invalid index'; END IF; END $$
+                    """, until: deadline)
+            } catch  where "\(error)".contains("invalid index") {
+                let quoted = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                _ = try? await self.run("DROP INDEX CONCURRENTLY IF EXISTS \(quoted)", until: deadline)
+                throw MigrationError(
+                    "index \(name) was left invalid by a CREATE INDEX CONCURRENTLY that did not finish; it was dropped "
+                        + "and is built again at the next try", kind: .transient)
+            }
         }
     }
 

@@ -1,9 +1,10 @@
 import Foundation
 import Synchronization
 import Testing
-import TideExecutors
 import TideManifest
 import TideTestSupport
+
+@testable import TideExecutors
 
 #if canImport(Glibc)
     import Glibc
@@ -437,6 +438,16 @@ struct MigrationDatabaseTests {
             "\(String(describing: error))")
         // Bounded, not fast: on two busy cores (the whole suite at once) the timer can fire late.
         #expect(ContinuousClock.now - start < .seconds(45))
+    }
+
+    @Test("the indexes CREATE INDEX CONCURRENTLY statements build, for the invalid-index check")
+    func concurrentIndexNames() {
+        #expect(
+            PostgresMigrationDatabase.concurrentIndexes(in: [
+                "CREATE INDEX CONCURRENTLY IF NOT EXISTS users_mail ON users (mail)",
+                "create unique index concurrently \"Users_Name\" on users (name)",
+                "CREATE INDEX users_plain ON users (x)", "ALTER TABLE users ADD COLUMN y TEXT",
+            ]) == ["users_mail", "Users_Name"])
     }
 
     @Test("PostgreSQL: reading the history does not queue behind a phase another process is running")
