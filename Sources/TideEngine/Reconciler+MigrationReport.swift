@@ -63,12 +63,16 @@ extension Reconciler {
             for name in names.sorted() {
                 let status = entry.statuses[name] ?? MigrationStatus()
                 let phase =
-                    status.contract != nil
-                    ? "contracted"
-                    : status.backfill != nil ? "backfilled" : status.expand != nil ? "expanded" : "pending"
+                    entry.error != nil
+                    ? "unknown"
+                    : status.contract != nil
+                        ? "contracted"
+                        : status.backfill != nil ? "backfilled" : status.expand != nil ? "expanded" : "pending"
                 var (next, due) = Self.describe(decisions[name])
                 if let error = entry.error { next = "cannot read the database: \(error)" }
-                if !status.isApplied { next = "expand runs before the first rollout that needs it" }
+                if !status.isApplied && entry.error == nil {
+                    next = "expand runs before the first rollout that needs it"
+                }
                 if status.contract != nil { next = "contracted: rolling back past it is refused" }
                 var statements: [String] = []
                 switch decisions[name] {
