@@ -154,4 +154,61 @@ struct MigrationEndToEndTests {
         let history = try repo.tide("history")
         #expect(history.standardOutput.contains("undone by alice"), "\(history.standardOutput)")
     }
+
+    @Test(
+        "kill -9 of tide in the middle of a batched backfill, then a restart: the rounds done stay, each phase is recorded once"
+    )
+    func killNineMidBackfill() async throws {
+        let db = try SQLDatabaseFixture(.sqlite)
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000) "
+                + "INSERT INTO users (id, name) SELECT i, 'u' || i FROM n")
+        let repo = try ConfigRepo()
+        try repo.fixture.commit(
+            "api 2.0 needs add-email",
+            files: [
+                "db.yaml": """
+                apiVersion: tide/v1
+                kind: Executor
+                metadata: {name: orders-db}
+                spec: {type: sql, url: "\(db.url)", timeout: 10m}
+                ---
+                apiVersion: tide/v1
+                kind: Migration
+                metadata: {name: add-email}
+                spec:
+                  executor: orders-db
+                  expand: {up: ["ALTER TABLE users ADD COLUMN email TEXT"], down: ["ALTER TABLE users DROP COLUMN email"]}
+                  backfill:
+                    up: ["UPDATE users SET email = name || '@example.com' WHERE id IN (SELECT id FROM users WHERE email IS NULL LIMIT {{batch}})"]
+                    batchSize: 10
+
+                """,
+                "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-email]\n",
+            ])
+        func filled() -> Int { Int((try? db.query("SELECT count(email) FROM users"))?.first ?? "0") ?? 0 }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TideBinary.path)
+        process.arguments = ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Kill it 0.3 s into the backfill: 3,000 rounds of one transaction each take far longer.
+        for _ in 0..<1200 where ((try? db.history()) ?? []) != ["add-email|expand"] {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let atKill = filled()
+        #expect(atKill > 0 && atKill < 30000, "\(atKill) rows filled when killed")
+        #expect(try db.history() == ["add-email|expand"], "the backfill is not recorded until it is done")
+
+        let restarted = try repo.tide("reconcile")
+        #expect(restarted.status == 0, "\(restarted.combined)")
+        #expect(filled() == 30000, "the backfill went on from where it was")
+        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try db.columns("users") == ["id", "name", "email"])
+    }
 }
