@@ -428,19 +428,53 @@ extension Reconciler {
 
     func decideMigrations(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> [GroupDecisions] {
         let owner = try await migrationOwner()
-        var result: [GroupDecisions] = []
+        // Open and read every database first.
+        var opened: [(entry: GroupDecisions, records: [MigrationRecord])] = []
         for group in databaseGroups(desired, live: live) {
             var entry = GroupDecisions(group: group)
             do {
                 let database = try await executors.openDatabase(group.executor, environment: group.environments[0])
                 entry.database = database
-                entry.statuses = MigrationStatus.fold(try await database.records())
+                let records = try await database.records()
+                entry.statuses = MigrationStatus.fold(records)
+                opened.append((entry, records))
             } catch {
                 entry.error = "\(error)"
                 entry.transient = (error as? MigrationError)?.isTransient ?? false
+                opened.append((entry, []))
+            }
+        }
+        // One database reached under names that do not look alike (a DNS name and an address, a hard link) shows
+        // the same history through each: those are one database, and one decision covers every environment that
+        // reaches it — or a contract made for one environment would drop what another's version still reads.
+        var merged: [(entry: GroupDecisions, records: [MigrationRecord])] = []
+        for item in opened {
+            let fingerprint = Self.fingerprint(item.records)
+            if !item.records.isEmpty, item.entry.error == nil,
+                let index = merged.firstIndex(where: {
+                    $0.entry.error == nil && Self.fingerprint($0.records) == fingerprint
+                })
+            {
+                for environment in item.entry.group.environments
+                where !merged[index].entry.group.environments.contains(environment) {
+                    merged[index].entry.group.environments.append(environment)
+                }
+                for executor in item.entry.group.executors
+                where !merged[index].entry.group.names.contains(executor.name) {
+                    merged[index].entry.group.executors.append(executor)
+                }
+                if let database = item.entry.database { Task { await database.close() } }
+                continue
+            }
+            merged.append(item)
+        }
+        var result: [GroupDecisions] = []
+        for (var entry, _) in merged {
+            guard entry.error == nil else {
                 result.append(entry)
                 continue
             }
+            let group = entry.group
             let desiredHere = desired.targets.filter { group.environments.contains($0.id.environment) }
             let liveHere = live.filter { group.environments.contains($0.id.environment) }
             let users = users(of: group, desired: desired, live: live)
@@ -456,6 +490,15 @@ extension Reconciler {
             result.append(entry)
         }
         return result
+    }
+
+    /// What a history says, row by row: two reads of one database's history are equal; two databases' are not
+    /// (rows carry their times to the millisecond and who wrote them).
+    static func fingerprint(_ records: [MigrationRecord]) -> [String] {
+        records.map {
+            "\($0.name)|\($0.phase.rawValue)|\($0.checksum)|\($0.revision)|"
+                + "\(Int($0.appliedAt.timeIntervalSince1970 * 1000))|\($0.owner ?? "")"
+        }
     }
 
     /// After the pass's rollouts: contracts that are due, downs that explicit rollbacks made due; everything

@@ -449,4 +449,29 @@ struct MigrationSafetyTests {
         #expect(left.message.contains("another install recorded that it runs a version that needs it"), "\(left)")
         #expect(try db.columns("users") == ["id", "name", "legacy", "phone"])
     }
+
+    @Test("one database under two names that do not look alike (a hard link) is still one: the contract waits for both")
+    func oneDatabaseUnrelatedNames() async throws {
+        let db = try SQLDatabaseFixture(.sqlite)
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
+            "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x')")
+        let path = String(db.url.dropFirst("sqlite:".count))
+        let other = (path as NSString).deletingLastPathComponent + "/another-name.sqlite"
+        try FileManager.default.linkItem(atPath: path, toPath: other)
+        let platform = M.platform(db.url) + "  environments: {prod: {url: \"sqlite:\(other)\"}}\n"
+        let h = try Harness()
+        let service = serviceYAML(
+            "payments", version: "1.0",
+            envs: "{staging: {version: \"1.1\", migrations: [add-email]}, prod: {migrations: []}}")
+        try h.fixture.commit(
+            "payments 1.1 to staging",
+            files: ["tide/db.yaml": platform, "tide/migrations.yaml": M.migration, "services/payments.yaml": service])
+        _ = try await h.pass()
+        h.clock.advance(by: 2 * 3600)
+        let report = try await h.pass()
+        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: prod 1.0 reads it")
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(waits.message.contains("payments@prod is to run 1.0, which does not list it"), "\(waits.message)")
+    }
 }
