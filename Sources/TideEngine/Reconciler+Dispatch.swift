@@ -1,0 +1,132 @@
+import Foundation
+import TideExecutors
+import TideGit
+import TideManifest
+import TideState
+
+extension Reconciler {
+    /// Runs the plan's actions: independent targets concurrently (at most `concurrency` at once), a target only
+    /// once what it waits for in this pass has finished — its `dependsOn` in its environment, the same service in
+    /// the environments its environment `requires` — and removals last, in order. An error stays with its
+    /// target: it is recorded (an event, and the outcome) and the pass goes on with the others. Outcomes come back
+    /// in plan order.
+    func dispatch(
+        _ plan: Plan, liveByID: [TargetID: LiveTarget], desired: DesiredState, revision: ObjectID
+    ) async -> [TargetOutcome] {
+        let actions = plan.actions.filter { $0.kind != .remove }
+        let planned = Set(actions.map(\.target))
+        func prerequisites(_ action: PlannedAction) -> [TargetID] {
+            let environment = action.target.environment
+            let sameEnvironment = action.dependsOn.map { TargetID(service: $0, environment: environment) }
+            let upstream = (desired.environments[environment]?.requires ?? []).map {
+                TargetID(service: action.target.service, environment: $0)
+            }
+            return (sameEnvironment + upstream).filter(planned.contains)
+        }
+        var results: [TargetID: TargetOutcome] = [:]
+        var waiting = actions
+        await withTaskGroup(of: TargetOutcome.self) { group in
+            var running = 0
+            func launch() {
+                let settled = results.mapValues(\.result)
+                var index = 0
+                while index < waiting.count && running < max(1, concurrency) {
+                    let action = waiting[index]
+                    guard prerequisites(action).allSatisfy({ settled[$0] != nil }) else {
+                        index += 1
+                        continue
+                    }
+                    waiting.remove(at: index)
+                    running += 1
+                    group.addTask {
+                        await self.run(
+                            action, live: liveByID[action.target], desired: desired, revision: revision,
+                            settled: settled)
+                    }
+                }
+            }
+            launch()
+            while let outcome = await group.next() {
+                running -= 1
+                results[outcome.target] = outcome
+                launch()
+            }
+        }
+        var outcomes = actions.compactMap { results[$0.target] }
+        for action in plan.actions where action.kind == .remove {
+            outcomes.append(
+                await run(action, live: liveByID[action.target], desired: desired, revision: revision, settled: [:]))
+        }
+        return outcomes
+    }
+
+    /// One target's part of a pass, with its errors kept to itself.
+    func run(
+        _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
+        settled: [TargetID: TargetOutcome.Result]
+    ) async -> TargetOutcome {
+        do {
+            switch action.kind {
+            case .none:
+                if var state = live, state.waiting != nil {
+                    // Desired state came back to what runs: whatever held the last desired version is moot.
+                    state.waiting = nil
+                    state.waitingOn = []
+                    try await store.apply(StateWrite(targets: [state]))
+                }
+                return TargetOutcome(
+                    target: action.target, result: .unchanged, fromVersion: action.fromVersion,
+                    toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
+            case .refuse:
+                return try await refuse(action, live: live, revision: revision)
+            case .holdFailed:
+                return TargetOutcome(
+                    target: action.target, result: .held, fromVersion: action.fromVersion,
+                    toVersion: action.toVersion, classification: nil, message: action.reason, executorCalls: 0)
+            case .wait:
+                return try await waitOrRoll(action, live: live, desired: desired, revision: revision, settled: settled)
+            case .deploy, .resume:
+                return try await deploy(action, live: live, desired: desired, revision: revision, settled: settled)
+            case .remove:
+                guard let live else { throw ControlError(description: "\(action.target) has no live record to remove") }
+                return try await remove(action, live: live, desired: desired, revision: revision)
+            }
+        } catch {
+            let message = "\(action.kind.rawValue) failed: \(error)"
+            try? await store.apply(
+                StateWrite(events: [
+                    Event(
+                        time: clock.now(), kind: .reconcileError, target: action.target, revision: revision,
+                        version: action.toVersion, message: message)
+                ]))
+            return TargetOutcome(
+                target: action.target, result: .failed, fromVersion: action.fromVersion, toVersion: action.toVersion,
+                classification: action.classification, message: message, executorCalls: 0)
+        }
+    }
+
+    /// Rolls a deploy or resume action out, unless a same-environment dependency is not healthy.
+    func deploy(
+        _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
+        settled: [TargetID: TargetOutcome.Result]
+    ) async throws -> TargetOutcome {
+        // A dependency that failed blocks (a failure to report); one still rolling out or waiting at a gate only
+        // makes this wait.
+        let unsettled = action.dependsOn.compactMap { dependency -> (TargetID, TargetOutcome.Result)? in
+            let id = TargetID(service: dependency, environment: action.target.environment)
+            guard let result = settled[id], result != .unchanged, result != .deployed else { return nil }
+            return (id, result)
+        }
+        if !unsettled.isEmpty {
+            let failed = unsettled.contains { [.failed, .blocked, .held].contains($0.1) }
+            return TargetOutcome(
+                target: action.target, result: failed ? .blocked : .waiting, fromVersion: action.fromVersion,
+                toVersion: action.toVersion, classification: action.classification,
+                message: "waiting for \(unsettled.map(\.0.description).joined(separator: ", ")) to be healthy",
+                executorCalls: 0)
+        }
+        // desired.target(...) exists: the planner made this action from it.
+        let target = desired.target(action.target)!
+        return try await roll(action, target: target, live: live, desired: desired, revision: revision)
+    }
+}

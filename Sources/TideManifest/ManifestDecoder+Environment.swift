@@ -1,0 +1,151 @@
+import Foundation
+internal import Yams
+
+extension NodeReader {
+    mutating func environment(_ spec: Node, name: String, at: SourceLocation, owner: String) -> EnvironmentManifest? {
+        var environment = EnvironmentManifest(name: name, location: at)
+        if case .scalar = spec, spec.tagName == .null { return environment }
+        guard
+            let f = fields(
+                spec, "spec",
+                allowed: ["production", "requires", "bake", "approval", "promotion", "windows", "freezes"],
+                owner: owner)
+        else { return nil }
+        let before = diagnostics.count
+        if let node = f["production"]?.value, let value = bool(node, "spec.production", owner: owner) {
+            environment.production = value
+        }
+        if let node = f["requires"]?.value, let items = stringList(node, "spec.requires", owner: owner) {
+            for (text, item) in items {
+                if !Naming.isValidName(text) {
+                    error(item, "\(owner)spec.requires: '\(text)' is not a valid environment name")
+                } else if text == name {
+                    error(item, "\(owner)spec.requires: an environment cannot require itself")
+                } else if environment.requires.contains(text) {
+                    error(item, "\(owner)spec.requires: '\(text)' is listed twice")
+                } else {
+                    environment.requires.append(text)
+                    environment.requiresLocations.append(location(item))
+                }
+            }
+        }
+        if let node = f["bake"]?.value, let seconds = duration(node, "spec.bake", owner: owner) {
+            environment.bake = seconds
+        }
+        for (field, keyPath) in [("approval", \EnvironmentManifest.approval), ("promotion", \.promotion)] {
+            guard let node = f[field]?.value, let text = string(node, "spec.\(field)", owner: owner) else { continue }
+            if let mode = EnvironmentManifest.Mode(rawValue: text) {
+                environment[keyPath: keyPath] = mode
+            } else {
+                error(node, "\(owner)spec.\(field): '\(text)' is not one of manual, auto")
+            }
+        }
+        if let node = f["windows"]?.value {
+            if case .sequence(let items) = node {
+                for (index, item) in items.enumerated() {
+                    if let window = window(item, "spec.windows[\(index)]", owner: owner) {
+                        environment.windows.append(window)
+                    }
+                }
+            } else {
+                error(node, "\(owner)spec.windows: expected a list, found \(describe(node))")
+            }
+        }
+        if let node = f["freezes"]?.value {
+            if case .sequence(let items) = node {
+                for (index, item) in items.enumerated() {
+                    if let freeze = freeze(item, "spec.freezes[\(index)]", owner: owner) {
+                        environment.freezes.append(freeze)
+                    }
+                }
+            } else {
+                error(node, "\(owner)spec.freezes: expected a list, found \(describe(node))")
+            }
+        }
+        return diagnostics.count == before ? environment : nil
+    }
+
+    static let weekdays = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]
+
+    mutating func timeZone(_ node: Node?, _ path: String, owner: String) -> TimeZone? {
+        guard let node else { return TimeZone(identifier: "UTC") }
+        guard let text = string(node, path, owner: owner) else { return nil }
+        guard let zone = TimeZone(identifier: text) else {
+            error(node, "\(owner)\(path): '\(text)' is not an IANA time zone (like Europe/Berlin or UTC)")
+            return nil
+        }
+        return zone
+    }
+
+    mutating func window(_ node: Node, _ path: String, owner: String) -> EnvironmentManifest.Window? {
+        guard
+            let f = fields(
+                node, path, allowed: ["days", "start", "end", "timezone"], required: ["days", "start", "end"],
+                owner: owner)
+        else { return nil }
+        let before = diagnostics.count
+        var weekdays: Set<Int> = []
+        if let days = f["days"]?.value, let items = stringList(days, "\(path).days", owner: owner) {
+            for (text, item) in items {
+                if let day = Self.weekdays[text.lowercased()] {
+                    weekdays.insert(day)
+                } else {
+                    error(item, "\(owner)\(path).days: '\(text)' is not a day (mon, tue, wed, thu, fri, sat, sun)")
+                }
+            }
+            if items.isEmpty { error(days, "\(owner)\(path).days: list at least one day") }
+        }
+        let start = f["start"].flatMap { clock($0.value, "\(path).start", owner: owner) }
+        let end = f["end"].flatMap { clock($0.value, "\(path).end", owner: owner) }
+        let zone = timeZone(f["timezone"]?.value, "\(path).timezone", owner: owner)
+        guard diagnostics.count == before, let start, let end, let zone else { return nil }
+        if start == end { error(node, "\(owner)\(path): start and end are the same time; the window would be empty") }
+        return EnvironmentManifest.Window(
+            weekdays: weekdays, start: start, end: end, timeZone: zone, location: location(node))
+    }
+
+    /// "HH:MM" as minutes after midnight ("24:00" is the end of the day).
+    mutating func clock(_ node: Node, _ path: String, owner: String) -> Int? {
+        guard let text = string(node, path, owner: owner) else { return nil }
+        let parts = text.split(separator: ":")
+        if parts.count == 2, parts[0].count == 2, parts[1].count == 2, let hours = Int(parts[0]),
+            let minutes = Int(parts[1]), (0...59).contains(minutes),
+            (0...23).contains(hours) || (hours == 24 && minutes == 0)
+        {
+            return hours * 60 + minutes
+        }
+        error(node, "\(owner)\(path): '\(text)' is not a time of day (write it as HH:MM, like 09:00)")
+        return nil
+    }
+
+    mutating func freeze(_ node: Node, _ path: String, owner: String) -> EnvironmentManifest.Freeze? {
+        guard
+            let f = fields(
+                node, path, allowed: ["from", "to", "reason", "timezone"], required: ["from", "to"], owner: owner)
+        else { return nil }
+        let zone = timeZone(f["timezone"]?.value, "\(path).timezone", owner: owner)
+        var calendar = Calendar(identifier: .gregorian)
+        if let zone { calendar.timeZone = zone }
+        func day(_ field: String) -> Date? {
+            guard let node = f[field]?.value, let text = string(node, "\(path).\(field)", owner: owner) else {
+                return nil
+            }
+            let parts = text.split(separator: "-").compactMap { Int($0) }
+            if parts.count == 3, text.count == 10,
+                let date = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])),
+                calendar.component(.day, from: date) == parts[2]
+            {
+                return date
+            }
+            error(node, "\(owner)\(path).\(field): '\(text)' is not a date (write it as YYYY-MM-DD)")
+            return nil
+        }
+        let reason = f["reason"].flatMap { string($0.value, "\(path).reason", owner: owner) }
+        guard let from = day("from"), let to = day("to"), zone != nil else { return nil }
+        guard from <= to, let until = calendar.date(byAdding: .day, value: 1, to: to) else {
+            error(node, "\(owner)\(path): 'from' is after 'to'")
+            return nil
+        }
+        return EnvironmentManifest.Freeze(from: from, until: until, reason: reason, location: location(node))
+    }
+}
