@@ -42,23 +42,7 @@ struct CanaryScenario {
     static func manifests(targets: Int, version: String, pairs: Int) -> [(String, String)] {
         var steps = ""
         for k in 1...pairs { steps += "      - setWeight: \(k * 90 / pairs)\n      - pause: 1m\n" }
-        var files: [(String, String)] = [
-            (
-                "platform.yaml",
-                """
-                apiVersion: tide/v1
-                kind: Executor
-                metadata: {name: local}
-                spec: {type: command, command: [/bin/true]}
-                ---
-                apiVersion: tide/v1
-                kind: Environment
-                metadata: {name: prod}
-                spec: {production: true}
-
-                """
-            )
-        ]
+        var files = [SyntheticRepo.singleProdPlatform]
         for n in 0..<targets {
             files.append(
                 (

@@ -25,23 +25,7 @@ struct SlowExecutorsScenario {
 
     func run(scratch: Scratch) async throws -> Result {
         let repo = scratch.file("slow")
-        var files: [(String, String)] = [
-            (
-                "platform.yaml",
-                """
-                apiVersion: tide/v1
-                kind: Executor
-                metadata: {name: local}
-                spec: {type: command, command: [/bin/true]}
-                ---
-                apiVersion: tide/v1
-                kind: Environment
-                metadata: {name: prod}
-                spec: {production: true}
-
-                """
-            )
-        ]
+        var files = [SyntheticRepo.singleProdPlatform]
         for n in 0..<targets {
             let name = SyntheticRepo.serviceName(n)
             files.append(

@@ -4,6 +4,24 @@ import Foundation
 enum SyntheticRepo {
     static let environments = ["dev", "staging", "prod"]
 
+    /// One command executor and one production environment: the platform of the canary and slow-executor
+    /// repositories.
+    static let singleProdPlatform = (
+        "platform.yaml",
+        """
+        apiVersion: tide/v1
+        kind: Executor
+        metadata: {name: local}
+        spec: {type: command, command: [/bin/true]}
+        ---
+        apiVersion: tide/v1
+        kind: Environment
+        metadata: {name: prod}
+        spec: {production: true}
+
+        """
+    )
+
     static func serviceName(_ n: Int) -> String { "svc-\(String(format: "%05d", n))" }
     static func servicePath(_ n: Int) -> String { "services/team-\(n % 50)/\(serviceName(n)).yaml" }
 
