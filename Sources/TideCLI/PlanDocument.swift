@@ -1,6 +1,7 @@
 import Foundation
 import TideEngine
 import TideManifest
+import TideState
 
 /// The deployment plan as the seed playbooks write it: per target, a rollout table (step, action, success
 /// criteria, rollback trigger), the gates, and the rollback plan.
@@ -72,7 +73,7 @@ enum PlanDocument {
                     "`tide rollback \(action.target.service) --env \(action.target.environment)` (or `git revert` "
                     + "of this change) returns to \(previous) on the fast path, past every gate"
                 out +=
-                    service.rollback.automatic || service.strategy.type.keepsStable
+                    service.rollback.automatic || service.strategy.engine.keepsStable
                     ? "; a failing step returns traffic to \(previous) automatically"
                         + (service.rollback.writeBack == .revert ? " and reverts the change in git" : "") + ".\n"
                     : ".\n"
@@ -91,41 +92,41 @@ enum PlanDocument {
     private static func rolloutTable(service: ServiceManifest, desired: DesiredState, firstDeployment: Bool) -> String {
         var rows: [[String]] = []
         let health = "the executor's `health` exits 0"
-        let keepsStable = service.strategy.type.keepsStable && !firstDeployment
+        let plan = RolloutPlan.of(service.strategy, firstDeployment: firstDeployment)
+        let keepsStable = plan.keepsStable
         let trigger =
             service.rollback.automatic || keepsStable
             ? "step fails → `rollback` to stable" : "step fails → target Failed, version held"
-        let strategy = firstDeployment ? StrategySpec() : service.strategy
-        let steps = Reconciler.steps(for: strategy)
-        for (index, step) in steps.enumerated() {
+        for (index, step) in plan.steps.map(\.step).enumerated() {
             switch step {
-            case .action(.deploy, let weight) where keepsStable:
+            case .action(.deploy, let weight, _) where keepsStable:
                 rows.append(["deploy", "start the candidate beside stable (\(weight) %)", "exit 0", trigger])
-            case .action(.deploy, _):
+            case .action(.deploy, _, _):
                 rows.append(["deploy", "stop old, start new (100 %)", "exit 0", trigger])
-            case .action(.health, _):
+            case .action(.health, _, _):
                 let what = index == 1 ? (keepsStable ? "the candidate" : "the new version") : "it"
                 rows.append(["health", "check \(what)", health, trigger])
-            case .action(.setWeight, let weight):
+            case .action(.setWeight, let weight, _):
                 let share =
-                    strategy.type == .rolling
+                    plan.strategy == .rolling
                     ? "replace \(weight) % of the instances" : "send \(weight) % of traffic to the candidate"
                 rows.append(["set-weight", share, "exit 0", trigger])
-            case .action(.mirror, let weight):
+            case .action(.mirror, let weight, _):
                 rows.append([
                     "mirror", "mirror \(weight) % of traffic to the candidate (answers discarded)", "exit 0", trigger,
                 ])
-            case .action(.split, _):
-                let match = strategy.match.map { $0.json.canonicalJSON } ?? "?"
+            case .action(.split, _, let traffic):
+                var match = "?"
+                if case .object(let fields)? = traffic, let value = fields["match"] { match = value.canonicalJSON }
                 rows.append(["split", "send requests matching `\(match)` to the candidate", "exit 0", trigger])
-            case .action(.promote, _):
+            case .action(.promote, _, _):
                 let what =
-                    strategy.type == .blueGreen
+                    plan.strategy == .blueGreen
                     ? "switch all traffic to the candidate" : "make the candidate stable (100 %)"
                 rows.append(["promote", what, "exit 0", trigger])
-            case .action(.scaleDown, _):
+            case .action(.scaleDown, _, _):
                 rows.append(["scale-down", "stop the old side", "exit 0", "–"])
-            case .action(let other, let weight):
+            case .action(let other, let weight, _):
                 rows.append([other.rawValue, "\(weight) %", "exit 0", trigger])
             case .pause(let seconds?):
                 rows.append(["pause", "wait \(ManifestDuration.format(seconds))", "time passes", "`tide abort`"])

@@ -62,7 +62,7 @@ struct ReadinessCommand: AsyncParsableCommand {
         }
         let live = try await reconciler.store.liveTarget(id)
         var checks: [Check] = []
-        let strategy = desired.services[service]?.strategy.type.rawValue ?? "recreate"
+        let strategy = (desired.services[service]?.strategy.type ?? .recreate).rawValue
         let analysisNames = desired.services[service]?.strategy.analyses ?? []
         if !env.production {
             checks.append(

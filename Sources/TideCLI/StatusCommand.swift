@@ -172,10 +172,8 @@ struct StatusCommand: AsyncParsableCommand {
     static func detail(for target: LiveTarget, strategy: StrategySpec? = nil) -> String {
         if let rollout = target.rollout {
             let step =
-                strategy.map {
-                    Reconciler.stepLabel(rollout.step, strategy: rollout.previousVersion == nil ? StrategySpec() : $0)
-                }
-                ?? "step \(rollout.step + 1)"
+                rollout.plan == nil && strategy == nil
+                ? "step \(rollout.step + 1)" : rollout.steps(declared: strategy).label(rollout.step)
             var parts = ["rolling out \(rollout.version), \(step), weight \(rollout.weight)%"]
             if rollout.paused { parts.append("paused") }
             if let due = rollout.nextDue { parts.append("next step due \(iso(due))") }

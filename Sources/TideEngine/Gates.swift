@@ -83,7 +83,7 @@ public struct GateEvaluator: Sendable {
         }
         if classification == .rollback {
             // Rollbacks pass every gate but the policy rules written for rollbacks.
-            let explicit = rules.filter { $0.1.classes.contains(ChangeClass.rollback.rawValue) }
+            let explicit = rules.filter { $0.1.classes.contains(.rollback) }
             return try await policyGates(explicit, target: target, version: version, approvalNeeded: false)
         }
         for required in environment.requires
@@ -135,7 +135,7 @@ public struct GateEvaluator: Sendable {
     public func risk(of change: ChangeClass, for target: TargetID) -> RiskLevel {
         RiskLevel.of(
             change, production: desired.environments[target.environment]?.production ?? false,
-            strategy: desired.services[target.service]?.strategy.type.rawValue ?? "recreate")
+            strategy: desired.services[target.service]?.strategy.type ?? .recreate)
     }
 
     static func matches(
@@ -143,8 +143,8 @@ public struct GateEvaluator: Sendable {
         risk: RiskLevel
     ) -> Bool {
         (rule.environments.isEmpty || rule.environments.contains(target.environment))
-            && (rule.classes.isEmpty || rule.classes.contains(change.rawValue))
-            && (rule.risks.isEmpty || rule.risks.contains(risk.rawValue))
+            && (rule.classes.isEmpty || rule.classes.contains(change))
+            && (rule.risks.isEmpty || rule.risks.contains(risk))
             && (rule.production == nil || rule.production == environment.production)
     }
 
@@ -168,17 +168,14 @@ public struct GateEvaluator: Sendable {
                             + "--version \(version)\(why)"))
             }
         }
-        let strategy = desired.services[target.service]?.strategy.type.rawValue ?? "recreate"
-        let rank = PolicyManifest.rank(of: strategy)
+        let strategy = desired.services[target.service]?.strategy.type ?? .recreate
         for (name, rule) in rules {
-            if let minimum = rule.minimumStrategy, let needed = PolicyManifest.strategyOrder.firstIndex(of: minimum),
-                rank < needed
-            {
+            if let minimum = rule.minimumStrategy, strategy.rank < minimum.rank {
                 gates.append(
                     Gate(
                         kind: .policy,
-                        reason: "policy \(name) requires at least a \(minimum) strategy here; "
-                            + "\(target.service) uses \(strategy)"))
+                        reason: "policy \(name) requires at least a \(minimum.rawValue) strategy here; "
+                            + "\(target.service) uses \(strategy.rawValue)"))
             }
             if rule.requireAnalysis && !Self.hasAnalysis(desired.services[target.service]?.strategy) {
                 gates.append(

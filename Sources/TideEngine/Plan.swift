@@ -1,6 +1,6 @@
 public import TideGit
 public import TideManifest
-public import TideState
+import TideState
 
 /// What one target needs to reach desired state.
 public struct PlannedAction: Sendable, Hashable, Codable {

@@ -55,7 +55,7 @@ public struct Planner: Sendable {
                     reason: "no longer in desired state", dependsOn: [],
                     risk: RiskLevel.of(
                         .removal, production: desired.environments[target.id.environment]?.production ?? false,
-                        strategy: "recreate")))
+                        strategy: .recreate)))
         }
         return Plan(revision: revision, actions: actions)
     }
@@ -76,16 +76,15 @@ public struct Planner: Sendable {
         }
         var preempted: String?
         if let rollout = live.rollout, live.phase == .progressing {
-            let declared = desired.services[target.id.service]?.strategy ?? StrategySpec()
-            let used = rollout.previousVersion == nil ? StrategySpec() : declared
-            let sameSteps = rollout.stepsDigest == nil || rollout.stepsDigest == Reconciler.stepsDigest(used)
+            let declared = desired.services[target.id.service]?.strategy
+            let sameSteps = rollout.runsSameSteps(as: declared)
             if rollout.version == target.version && rollout.configDigest == target.configDigest && !sameSteps {
                 preempted = "the strategy's steps changed while \(rollout.version) rolled out: it is pre-empted"
             } else if rollout.version == target.version && rollout.configDigest == target.configDigest {
                 action.kind = .resume
                 action.fromVersion = rollout.previousVersion
                 action.classification = rollout.classification
-                action.reason = "goes on at \(Reconciler.stepLabel(rollout.step, strategy: used))"
+                action.reason = "goes on at \(rollout.steps(declared: declared).label(rollout.step))"
                 return action
             } else {
                 preempted = "pre-empts \(rollout.version), which was rolling out"

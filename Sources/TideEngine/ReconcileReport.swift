@@ -1,7 +1,7 @@
 public import Foundation
 public import TideGit
 public import TideManifest
-public import TideState
+import TideState
 
 /// What happened to one target in a pass.
 public struct TargetOutcome: Sendable, Hashable, Codable {

@@ -34,7 +34,10 @@ extension Reconciler {
         }
         var calls = 0
         while run.rounds < analysis.count {
-            let due = run.startedAt.addingTimeInterval(analysis.initialDelay + Double(run.rounds) * analysis.interval)
+            // A late pass takes one round, not every round it missed: the next counted round is due an interval
+            // after the last one at the earliest.
+            var due = run.startedAt.addingTimeInterval(analysis.initialDelay + Double(run.rounds) * analysis.interval)
+            if let last = run.measurements.last?.at { due = max(due, last.addingTimeInterval(analysis.interval)) }
             let now = clock.now()
             if now < due {
                 return (.wait(due, summary(run, analysis)), calls)
@@ -134,7 +137,7 @@ extension Reconciler {
         rollout.paused = true
         rollout.nextDue = nil
         state.rollout = rollout
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 targets: [state],
                 events: [
@@ -230,17 +233,17 @@ extension Reconciler {
             } catch {
                 return .error("\(error)")
             }
-            let result = await executor.perform(
-                ActionRequest(
-                    action: .measure, service: target.id.service, environment: target.id.environment,
-                    version: rollout.version, previousVersion: rollout.previousVersion, weight: rollout.weight,
-                    revision: rollout.revision.hex,
-                    actionID: ActionID(
-                        target.id, rollout,
-                        step: "analysis-\(analysis.name)-\(round)-\(metric.name)"
-                            + (side == "baseline" ? "-baseline" : "")
-                    ).description,
-                    config: rollout.config))
+            var request = ActionRequest(
+                action: .measure, service: target.id.service, environment: target.id.environment,
+                version: rollout.version, previousVersion: rollout.previousVersion, weight: rollout.weight,
+                revision: rollout.revision.hex,
+                actionID: ActionID(
+                    target.id, rollout,
+                    step: "analysis-\(analysis.name)-\(round)-\(metric.name)" + (side == "baseline" ? "-baseline" : "")
+                ).description,
+                config: rollout.config)
+            request.strategy = rollout.steps(declared: nil).strategy.rawValue
+            let result = await executor.perform(request)
             guard result.succeeded else { return .error(result.summary) }
             let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
             if text.isEmpty {

@@ -116,9 +116,9 @@ extension Reconciler {
             }
             var kind = Event.Kind.rolloutPaused
             var words = ""
-            let declared = try await resolve(record: false).desired?.services[id.service]?.strategy ?? StrategySpec()
-            let strategy = rollout.previousVersion == nil ? StrategySpec() : declared
-            let label = Self.stepLabel(rollout.step, strategy: strategy)
+            let declared = try await resolve(record: false).desired?.services[id.service]?.strategy
+            let plan = rollout.steps(declared: declared)
+            let label = plan.label(rollout.step)
             switch control {
             case .pause:
                 rollout.paused = true
@@ -138,8 +138,7 @@ extension Reconciler {
                     rollout.full = true
                     words = "promoted fully: remaining weights and pauses skipped"
                 } else {
-                    let steps = Self.steps(for: strategy)
-                    guard rollout.step < steps.count, case .pause = steps[rollout.step] else {
+                    guard rollout.step < plan.steps.count, case .pause = plan.steps[rollout.step].step else {
                         throw ControlError(
                             description: "\(id) is not at a pause (it is at \(label)); promote --full skips the rest")
                     }

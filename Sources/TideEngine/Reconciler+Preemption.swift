@@ -1,27 +1,10 @@
 import Foundation
 import TideExecutors
 import TideGit
-public import TideManifest
+import TideManifest
 import TideState
 
 extension Reconciler {
-    /// A digest of the steps a rollout with `strategy` runs — the steps themselves and what their traffic actions
-    /// carry — so a rollout can tell that the desired steps changed under it.
-    public static func stepsDigest(_ strategy: StrategySpec) -> String {
-        let steps: [JSONValue] = steps(for: strategy).map { step in
-            switch step {
-            case .action(let action, let weight): .string("action \(action.rawValue) \(weight)")
-            case .pause(let seconds): .string("pause \(seconds.map { String($0) } ?? "open")")
-            case .analysis(let name): .string("analysis \(name)")
-            }
-        }
-        let traffic: [JSONValue] = [
-            .string("background \(strategy.backgroundAnalysis ?? "-")"), .string("mirror \(strategy.mirror)"),
-            strategy.match?.json ?? .null,
-        ]
-        return DesiredTarget.digest(of: .array(steps + traffic))
-    }
-
     /// A new attempt's identity in action ids: eight hex digits.
     static func newAttempt() -> String {
         String(UInt32.random(in: 0...UInt32.max), radix: 16).leftPadded(to: 8)
@@ -36,39 +19,27 @@ extension Reconciler {
     ) async throws -> TargetOutcome? {
         var calls = 0
         if let stable = old.previousVersion {
-            let actionID = ActionID(target.id, old, step: "preempted-rollback").description
-            let startedAt = clock.now()
-            try await store.apply(
-                StateWrite(actions: [
-                    ActionRecord(
-                        id: actionID, target: target.id, action: ExecutorAction.rollback.rawValue, status: .started,
-                        startedAt: startedAt)
-                ]))
             var request = ActionRequest(
                 action: .rollback, service: target.id.service, environment: target.id.environment, version: stable,
                 previousVersion: old.version, weight: 100, revision: (old.stableRevision ?? old.revision).hex,
-                actionID: actionID, config: old.stableConfig ?? old.config)
-            request.strategy = "preempted"
-            let result = await executor.perform(request)
+                actionID: "", config: old.stableConfig ?? old.config)
+            request.strategy = old.steps(declared: nil).strategy.rawValue
+            let done = try await perform(
+                request, id: ActionID(target.id, old, step: "preempted-rollback"), executor: executor)
+            let result = done.result
             calls += 1
-            let finishedAt = clock.now()
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     events: result.succeeded
                         ? []
                         : [
                             Event(
-                                time: finishedAt, kind: .stepFailed, target: target.id, revision: old.revision,
+                                time: done.finishedAt, kind: .stepFailed, target: target.id, revision: old.revision,
                                 version: stable,
                                 message: "could not send traffic back to \(stable) before \(target.version): "
                                     + "rollback \(result.summary); \(old.version) is still rolling out")
                         ],
-                    actions: [
-                        ActionRecord(
-                            id: actionID, target: target.id, action: ExecutorAction.rollback.rawValue,
-                            status: result.succeeded ? .succeeded : .failed, startedAt: startedAt,
-                            finishedAt: finishedAt, message: result.succeeded ? nil : result.summary)
-                    ]))
+                    actions: [done.record]))
             guard result.succeeded else {
                 return TargetOutcome(
                     target: target.id, result: .failed, fromVersion: old.previousVersion, toVersion: target.version,
@@ -81,7 +52,7 @@ extension Reconciler {
         state.rollout = nil
         state.phase = state.version == nil ? .pending : .healthy
         state.updatedAt = now
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 targets: [state],
                 events: [

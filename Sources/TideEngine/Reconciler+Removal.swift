@@ -11,7 +11,7 @@ extension Reconciler {
     ) async throws -> TargetOutcome {
         if live.version == nil && live.rollout == nil {
             // Never deployed (it only waited at a gate): nothing to tell the executor.
-            try await store.apply(StateWrite(removedTargets: [live.id]))
+            try await journal.commit(StateWrite(removedTargets: [live.id]))
             return TargetOutcome(
                 target: live.id, result: .removed, fromVersion: nil, toVersion: nil, classification: .removal,
                 message: "never deployed", executorCalls: 0)
@@ -25,29 +25,24 @@ extension Reconciler {
                 classification: .removal, message: message, executorCalls: 0)
         }
         let executor = try executors.makeExecutor(for: manifest)
-        let actionID = ActionID(target: live.id, revision: revision, attempt: "", step: "remove").description
-        let startedAt = clock.now()
+        let id = ActionID(target: live.id, revision: revision, attempt: "", step: "remove")
+        let actionID = id.description
         var state = live
         state.phase = .removing
-        state.updatedAt = startedAt
-        try await store.apply(
-            StateWrite(
-                targets: [state],
-                actions: [
-                    ActionRecord(
-                        id: actionID, target: live.id, action: "remove", status: .started, startedAt: startedAt)
-                ]))
-        let result = await executor.perform(
-            ActionRequest(
-                action: .remove, service: live.id.service, environment: live.id.environment,
-                version: live.version ?? "", previousVersion: nil, weight: 0, revision: revision.hex,
-                actionID: actionID, config: .object([:])))
-        let finishedAt = clock.now()
+        state.updatedAt = clock.now()
+        var request = ActionRequest(
+            action: .remove, service: live.id.service, environment: live.id.environment,
+            version: live.version ?? "", previousVersion: nil, weight: 0, revision: revision.hex,
+            actionID: actionID, config: .object([:]))
+        request.strategy = live.rollout?.steps(declared: nil).strategy.rawValue
+        let done = try await perform(request, id: id, executor: executor, announce: StateWrite(targets: [state]))
+        let result = done.result
+        let finishedAt = done.finishedAt
         guard result.succeeded else {
             let message = "remove \(result.summary)"
             state.phase = .failed
             state.updatedAt = finishedAt
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     targets: [state],
                     events: [
@@ -56,16 +51,12 @@ extension Reconciler {
                             version: live.version, message: message,
                             details: .object(["actionId": .string(actionID), "stderr": .string(result.standardError)]))
                     ],
-                    actions: [
-                        ActionRecord(
-                            id: actionID, target: live.id, action: "remove", status: .failed, startedAt: startedAt,
-                            finishedAt: finishedAt, message: result.summary)
-                    ]))
+                    actions: [done.record]))
             return TargetOutcome(
                 target: live.id, result: .failed, fromVersion: live.version, toVersion: nil,
                 classification: .removal, message: message, executorCalls: 1)
         }
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 removedTargets: [live.id],
                 events: [
@@ -74,11 +65,7 @@ extension Reconciler {
                         previousVersion: live.version, classification: .removal,
                         message: "removed (was \(live.version ?? "nothing"))")
                 ],
-                actions: [
-                    ActionRecord(
-                        id: actionID, target: live.id, action: "remove", status: .succeeded, startedAt: startedAt,
-                        finishedAt: finishedAt)
-                ]))
+                actions: [done.record]))
         return TargetOutcome(
             target: live.id, result: .removed, fromVersion: live.version, toVersion: nil, classification: .removal,
             message: action.reason, executorCalls: 1)

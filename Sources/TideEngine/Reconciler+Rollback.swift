@@ -16,29 +16,19 @@ extension Reconciler {
         var calls = calls
 
         var failure: String?
+        let strategy = rollout.steps(declared: nil).strategy
         for (action, step) in [(ExecutorAction.rollback, "rollback"), (.health, "rollback-health")] {
-            let actionID = ActionID(target.id, rollout, step: step).description
-            let startedAt = clock.now()
-            try await store.apply(
-                StateWrite(actions: [
-                    ActionRecord(
-                        id: actionID, target: target.id, action: action.rawValue, status: .started,
-                        startedAt: startedAt)
-                ]))
-            let result = await executor.perform(
-                ActionRequest(
-                    action: action, service: target.id.service, environment: target.id.environment, version: stable,
-                    previousVersion: rollout.version, weight: 100,
-                    revision: (rollout.stableRevision ?? rollout.revision).hex, actionID: actionID,
-                    config: rollout.stableConfig ?? rollout.config))
+            // The stable side as it ran: its config and revision, not the failed candidate's.
+            var request = ActionRequest(
+                action: action, service: target.id.service, environment: target.id.environment, version: stable,
+                previousVersion: rollout.version, weight: 100,
+                revision: (rollout.stableRevision ?? rollout.revision).hex, actionID: "",
+                config: rollout.stableConfig ?? rollout.config)
+            request.strategy = strategy.rawValue
+            let result = try await perform(
+                request, id: ActionID(target.id, rollout, step: step), executor: executor, finish: true
+            ).result
             calls += 1
-            try await store.apply(
-                StateWrite(actions: [
-                    ActionRecord(
-                        id: actionID, target: target.id, action: action.rawValue,
-                        status: result.succeeded ? .succeeded : .failed, startedAt: startedAt,
-                        finishedAt: clock.now(), message: result.succeeded ? nil : result.summary)
-                ]))
             if !result.succeeded {
                 failure = "\(action.rawValue) of \(stable) \(result.summary)"
                 break
@@ -46,7 +36,7 @@ extension Reconciler {
         }
         let now = clock.now()
         if let failure {
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [
                     Event(
                         time: now, kind: .stepFailed, target: target.id, revision: rollout.revision, version: stable,
@@ -113,7 +103,7 @@ extension Reconciler {
                 message += "; could not write the rollback back to git: \(error)"
             }
         }
-        try await store.apply(StateWrite(targets: [state], events: events, deployments: ledger))
+        try await journal.commit(StateWrite(targets: [state], events: events, deployments: ledger))
         return TargetOutcome(
             target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: "\(reason); \(message)", executorCalls: calls)
@@ -296,7 +286,7 @@ extension Reconciler {
         case .skipped(let why):
             throw RollbackError.cannotWrite(id, why)
         case .written(let commit, let kind, let words):
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [
                     Event(
                         time: clock.now(), kind: .revertCommitted, target: id, revision: commit, version: previous,

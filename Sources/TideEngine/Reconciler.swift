@@ -20,6 +20,8 @@ public final class Reconciler: Sendable {
     public let loader: ManifestLoader
     /// How many targets a pass runs at once.
     public let concurrency: Int
+    /// Where every step is recorded, grouping concurrent targets' writes.
+    public let journal: StepJournal
     /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
     /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
     private let settled = Mutex<SettledPass?>(nil)
@@ -38,6 +40,7 @@ public final class Reconciler: Sendable {
         concurrency: Int = 16
     ) {
         self.concurrency = concurrency
+        self.journal = StepJournal(store: store)
         self.repository = repository
         self.branch = branch
         self.root = root
@@ -239,15 +242,15 @@ public final class Reconciler: Sendable {
             rollout.migrations = target.migrations
             (rollout.stableConfig, rollout.stableRevision) = stableSide(of: state)
             rollout.attempt = Self.newAttempt()
-            rollout.stepsDigest = Self.stepsDigest(
-                state.version == nil ? StrategySpec() : desired.services[target.id.service]?.strategy ?? StrategySpec())
+            rollout.plan = RolloutPlan.of(
+                desired.services[target.id.service]?.strategy ?? StrategySpec(), firstDeployment: state.version == nil)
             state.executor = target.executor
             state.phase = .progressing
             state.rollout = rollout
             state.waiting = nil
             state.waitingOn = []
             state.updatedAt = now
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     targets: [state],
                     events: [
@@ -261,17 +264,13 @@ public final class Reconciler: Sendable {
         }
 
         var calls = 0
-        var strategy = desired.services[target.id.service]?.strategy ?? StrategySpec()
-        // With nothing running yet there is no stable side to compare with: a first deployment goes straight to
-        // 100 %, as Argo Rollouts does.
-        if rollout.previousVersion == nil { strategy = StrategySpec() }
-        let steps = Self.steps(for: strategy)
+        let plan = rollout.steps(declared: desired.services[target.id.service]?.strategy)
+        let promote = "tide promote \(target.id.service) --env \(target.id.environment)"
         var backgroundDue: Date?
-        while rollout.step < steps.count {
-            let step = rollout.step
-            let label = Self.stepLabel(step, strategy: strategy)
-            if !rollout.paused, !rollout.full, step >= 2, let name = strategy.backgroundAnalysis {
-                // Beside the steps, from the candidate's first check on: the background analysis.
+        steps: while true {
+            if RolloutMachine.measuresInBackground(rollout, plan: plan), let name = plan.backgroundAnalysis {
+                // Beside the steps, from the candidate's first check to promotion — also while the rollout waits
+                // for a person, whom a failing background analysis overrules.
                 let (verdict, measured) = try await analyse(
                     name, step: -1, rollout: &rollout, target: target, desired: desired, background: true)
                 calls += measured
@@ -280,62 +279,51 @@ public final class Reconciler: Sendable {
                 switch verdict {
                 case .wait(let due, _):
                     backgroundDue = due
-                    if measured > 0 { try await store.apply(StateWrite(targets: [state])) }
                 case .passed:
                     backgroundDue = nil
-                    if measured > 0 { try await store.apply(StateWrite(targets: [state])) }
                 case .inconclusive(let summary):
-                    return try await pauseForPerson(
-                        "background analysis \(name)", summary: summary, target: target.id, rollout: &rollout,
-                        state: &state, calls: calls)
+                    backgroundDue = nil
+                    if !rollout.paused {
+                        return try await pauseForPerson(
+                            "background analysis \(name)", summary: summary, target: target.id, rollout: &rollout,
+                            state: &state, calls: calls)
+                    }
                 case .failed(let summary):
                     return try await failRollout(
                         target: target, rollout: rollout, state: state, desired: desired,
                         message: "background analysis \(name) failed: \(summary)",
                         details: ["analysis": .string(name)], action: nil, executor: executor, calls: calls)
                 }
+                if measured > 0 { try await journal.commit(StateWrite(targets: [state])) }
             }
-            if rollout.paused {
+            let step = rollout.step
+            let label = plan.label(step)
+            switch RolloutMachine.next(rollout, plan: plan, now: clock.now(), promoteCommand: promote) {
+            case .complete:
+                break steps
+            case .held(let message):
                 return try await progressing(
-                    target.id, rollout, state: &state,
-                    message: "paused at \(label) (weight \(rollout.weight)); tide resume continues",
+                    background: backgroundDue, target.id, rollout, state: &state, message: message,
                     executorCalls: calls)
-            }
-            let name: ExecutorAction
-            let weight: Int
-            switch steps[step] {
-            case .pause(let seconds):
+            case .wait(let due, let message):
+                return try await progressing(
+                    background: backgroundDue, target.id, rollout, state: &state, message: message,
+                    executorCalls: calls, nextDue: due)
+            case .skip(let words):
                 let now = clock.now()
-                let due = seconds.map { rollout.stepStartedAt.addingTimeInterval($0) }
-                if !rollout.full && (due == nil || now < due!) {  // due is nil only for an open-ended pause
-                    return try await progressing(
-                        background: backgroundDue,
-                        target.id, rollout, state: &state,
-                        message: "\(label) at weight \(rollout.weight), "
-                            + (due.map { "until \(GateEvaluator.format($0))" }
-                                ?? "waiting for tide promote \(target.id.service) --env \(target.id.environment)"),
-                        executorCalls: calls, nextDue: due)
-                }
-                rollout.step = step + 1
-                rollout.stepStartedAt = now
+                rollout = RolloutMachine.advanced(rollout, plan: plan, at: now)
                 state.rollout = rollout
                 state.updatedAt = now
-                try await store.apply(
+                guard case .pause = plan.steps[step].step else { continue }
+                try await journal.commit(
                     StateWrite(
                         targets: [state],
                         events: [
                             Event(
                                 time: now, kind: .stepSucceeded, target: target.id, revision: rollout.revision,
-                                version: rollout.version,
-                                message: "\(label): " + (rollout.full ? "skipped (promote --full)" : "done"))
+                                version: rollout.version, message: "\(label): \(words)")
                         ]))
-                continue
-            case .analysis(let name):
-                if rollout.full {
-                    rollout.step = step + 1
-                    rollout.analysis = nil
-                    continue
-                }
+            case .analyse(let name):
                 let (verdict, measured) = try await analyse(
                     name, step: step, rollout: &rollout, target: target, desired: desired)
                 calls += measured
@@ -343,7 +331,7 @@ public final class Reconciler: Sendable {
                 state.updatedAt = clock.now()
                 switch verdict {
                 case .wait(let due, let summary):
-                    try await store.apply(StateWrite(targets: [state]))
+                    try await journal.commit(StateWrite(targets: [state]))
                     return try await progressing(
                         background: backgroundDue,
                         target.id, rollout, state: &state,
@@ -359,11 +347,9 @@ public final class Reconciler: Sendable {
                         message: "analysis \(name) failed: \(summary)", details: ["analysis": .string(name)],
                         action: nil, executor: executor, calls: calls)
                 case .passed(let summary):
-                    rollout.step = step + 1
-                    rollout.stepStartedAt = clock.now()
-                    rollout.analysis = nil
+                    rollout = RolloutMachine.advanced(rollout, plan: plan, at: clock.now())
                     state.rollout = rollout
-                    try await store.apply(
+                    try await journal.commit(
                         StateWrite(
                             targets: [state],
                             events: [
@@ -372,14 +358,10 @@ public final class Reconciler: Sendable {
                                     revision: rollout.revision, version: rollout.version,
                                     message: "\(label): passed (\(summary))")
                             ]))
-                    continue
                 }
-            case .action(let action, let actionWeight):
-                if rollout.full && [.setWeight, .mirror, .split].contains(action) {
-                    rollout.step = step + 1
-                    continue
-                }
-                if action == .promote, !rollout.full, let background = strategy.backgroundAnalysis,
+            case .act(let action, let weight, let traffic):
+                if RolloutMachine.promotes(rollout, plan: plan), !rollout.full,
+                    let background = plan.backgroundAnalysis,
                     let unproven = unprovenMetrics(background, rollout.background, desired: desired)
                 {
                     // No data is never a success: the background analysis must have measured every metric
@@ -396,70 +378,49 @@ public final class Reconciler: Sendable {
                         summary: "no successful measurement of \(unproven) before promotion", target: target.id,
                         rollout: &rollout, state: &state, calls: calls)
                 }
-                name = action
-                weight = actionWeight
-            }
-            let actionID = ActionID(target.id, rollout, step: "\(step)-\(name.rawValue)").description
-            let startedAt = clock.now()
-            try await store.apply(
-                StateWrite(
-                    events: [
+                var request = ActionRequest(
+                    action: action, service: target.id.service, environment: target.id.environment,
+                    version: rollout.version, previousVersion: rollout.previousVersion, weight: weight,
+                    revision: rollout.revision.hex, actionID: "", config: rollout.config)
+                request.strategy = plan.strategy.rawValue
+                request.traffic = traffic
+                let actionID = ActionID(target.id, rollout, step: "\(step)-\(action.rawValue)")
+                let done = try await perform(
+                    request, id: actionID, executor: executor,
+                    announce: StateWrite(events: [
                         Event(
-                            time: startedAt, kind: .stepStarted, target: target.id, revision: rollout.revision,
-                            version: rollout.version,
-                            message: strategy.type == .canary
-                                ? label : "\(label): \(name.rawValue)" + (name == .setWeight ? " \(weight)%" : ""),
-                            details: .object(["actionId": .string(actionID)]))
-                    ],
-                    actions: [
-                        ActionRecord(
-                            id: actionID, target: target.id, action: name.rawValue, status: .started,
-                            startedAt: startedAt)
+                            time: clock.now(), kind: .stepStarted, target: target.id, revision: rollout.revision,
+                            version: rollout.version, message: label,
+                            details: .object(["actionId": .string(actionID.description)]))
                     ]))
-            var request = ActionRequest(
-                action: name, service: target.id.service, environment: target.id.environment,
-                version: rollout.version, previousVersion: rollout.previousVersion, weight: weight,
-                revision: rollout.revision.hex, actionID: actionID, config: rollout.config)
-            request.strategy = strategy.type.rawValue
-            request.traffic = Self.traffic(for: name, strategy: strategy)
-            let result = await executor.perform(request)
-            calls += 1
-            let finishedAt = clock.now()
-            var details: [String: JSONValue] = [
-                "actionId": .string(actionID), "durationSeconds": .double((result.duration * 1000).rounded() / 1000),
-            ]
-            if !result.standardError.isEmpty { details["stderr"] = .string(result.standardError) }
-
-            guard result.succeeded else {
-                details["outcome"] = .string(result.summary)
-                return try await failRollout(
-                    target: target, rollout: rollout, state: state, desired: desired,
-                    message: "\(name.rawValue) of \(rollout.version) \(result.summary)", details: details,
-                    action: ActionRecord(
-                        id: actionID, target: target.id, action: name.rawValue, status: .failed,
-                        startedAt: startedAt, finishedAt: finishedAt, message: result.summary),
-                    executor: executor, calls: calls)
+                calls += 1
+                let result = done.result
+                var details: [String: JSONValue] = [
+                    "actionId": .string(actionID.description),
+                    "durationSeconds": .double((result.duration * 1000).rounded() / 1000),
+                ]
+                if !result.standardError.isEmpty { details["stderr"] = .string(result.standardError) }
+                guard result.succeeded else {
+                    details["outcome"] = .string(result.summary)
+                    return try await failRollout(
+                        target: target, rollout: rollout, state: state, desired: desired,
+                        message: "\(action.rawValue) of \(rollout.version) \(result.summary)", details: details,
+                        action: done.record, executor: executor, calls: calls)
+                }
+                rollout = RolloutMachine.advanced(rollout, plan: plan, at: done.finishedAt)
+                state.rollout = rollout
+                state.updatedAt = done.finishedAt
+                try await journal.commit(
+                    StateWrite(
+                        targets: [state],
+                        events: [
+                            Event(
+                                time: done.finishedAt, kind: .stepSucceeded, target: target.id,
+                                revision: rollout.revision, version: rollout.version,
+                                message: "\(action.rawValue) succeeded", details: .object(details))
+                        ],
+                        actions: [done.record]))
             }
-
-            rollout.step = step + 1
-            rollout.stepStartedAt = finishedAt
-            if [.deploy, .setWeight, .promote, .split].contains(name) { rollout.weight = weight }
-            state.rollout = rollout
-            state.updatedAt = finishedAt
-            try await store.apply(
-                StateWrite(
-                    targets: [state],
-                    events: [
-                        Event(
-                            time: finishedAt, kind: .stepSucceeded, target: target.id, revision: rollout.revision,
-                            version: rollout.version, message: "\(name.rawValue) succeeded",
-                            details: .object(details))
-                    ],
-                    actions: [
-                        ActionRecord(
-                            id: actionID, target: target.id, action: name.rawValue, status: .succeeded,
-                            startedAt: startedAt, finishedAt: finishedAt)
-                    ]))
         }
 
         let doneAt = clock.now()
@@ -481,7 +442,7 @@ public final class Reconciler: Sendable {
         state.failed = nil
         state.updatedAt = doneAt
         let lead = doneAt.timeIntervalSince(rollout.startedAt)
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 targets: [state],
                 events: [
@@ -516,7 +477,7 @@ public final class Reconciler: Sendable {
             var rollout = rollout
             rollout.nextDue = due
             state.rollout = rollout
-            try await store.apply(StateWrite(targets: [state]))
+            try await journal.commit(StateWrite(targets: [state]))
         }
         return TargetOutcome(
             target: target, result: .progressing, fromVersion: rollout.previousVersion, toVersion: rollout.version,
@@ -534,7 +495,8 @@ public final class Reconciler: Sendable {
         state.phase = .failed
         state.rollout = nil
         let service = desired.services[target.id.service]
-        let rollsBack = service.map { $0.rollback.automatic || $0.strategy.type.keepsStable } ?? false
+        let keepsStable = rollout.steps(declared: service?.strategy).keepsStable
+        let rollsBack = service.map { $0.rollback.automatic || keepsStable } ?? false
         if !rollsBack, rollout.step > 0, rollout.previousVersion == state.version {
             // Recreate without rollback, past its deploy: the candidate is what runs now (unhealthy), and so
             // are the migrations it needs — status must not say the old version runs, and nothing may undo the
@@ -552,7 +514,7 @@ public final class Reconciler: Sendable {
             version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
             message: message, at: now)
         state.updatedAt = now
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 targets: [state],
                 events: [
@@ -572,7 +534,7 @@ public final class Reconciler: Sendable {
         // Stable never stopped in any strategy but recreate: traffic always goes back to it. A recreate rolls
         // back only when asked to.
         if let service = desired.services[target.id.service],
-            service.rollback.automatic || service.strategy.type.keepsStable, let stable = rollout.previousVersion
+            service.rollback.automatic || keepsStable, let stable = rollout.previousVersion
         {
             return try await rollBack(
                 target: target, to: stable, after: rollout, state: state, reason: message, spec: service.rollback,

@@ -120,7 +120,7 @@ public struct NginxExecutor: Executor {
         return out
     }
 
-    static func match(_ traffic: JSONValue?) -> StrategySpec.Match? {
+    static func match(_ traffic: JSONValue?) -> ABStrategy.Match? {
         guard case .object(let t)? = traffic, case .object(let m)? = t["match"] else { return nil }
         func pair(_ key: String, _ a: String, _ b: String) -> (String, JSONValue)? {
             guard case .object(let o)? = m[key], case .string(let first)? = o[a], let second = o[b] else { return nil }

@@ -122,102 +122,6 @@ public struct EnvironmentManifest: Sendable, Hashable {
     }
 }
 
-/// How a new version replaces the running one.
-public struct StrategySpec: Sendable, Hashable {
-    public enum StrategyType: String, Sendable, Hashable, Codable, CaseIterable {
-        /// Stop old, start new.
-        case recreate
-        /// Replace instances in batches, with a health check between batches.
-        case rolling
-        /// Bring the candidate up beside stable, switch all traffic at once, keep the old side for a while.
-        case blueGreen = "blue-green"
-        /// Walk traffic over in steps of weights, pauses and analyses.
-        case canary
-        /// Mirror traffic to the candidate (its answers are discarded); analysis decides promote or discard.
-        case shadow
-        /// Split traffic by a match (header, cookie, user bucket) for a while, then compare.
-        case ab
-
-        /// Every strategy but recreate keeps the stable version running until the candidate is promoted, so a
-        /// failure can always send traffic back to it.
-        public var keepsStable: Bool { self != .recreate }
-    }
-
-    /// One step of a canary.
-    public enum Step: Sendable, Hashable, Codable {
-        /// Send this share (0–100) of traffic to the candidate.
-        case setWeight(Int)
-        /// Wait this many seconds, or (nil) until `tide promote`.
-        case pause(Double?)
-        /// Run the named Analysis; its verdict decides go, pause or roll back.
-        case analysis(String)
-    }
-
-    /// Which requests an A/B split sends to the candidate.
-    public enum Match: Sendable, Hashable {
-        /// Requests whose header `name` equals `value`.
-        case header(name: String, value: String)
-        /// Requests whose cookie `name` equals `value`.
-        case cookie(name: String, value: String)
-        /// Users whose key (the value of header `header`) falls in the first `percent` of 100 buckets of the
-        /// stable hash (see `TrafficSplit.bucket`).
-        case userKey(header: String, percent: Int)
-
-        /// As the executor receives it.
-        public var json: JSONValue {
-            switch self {
-            case .header(let name, let value):
-                .object(["header": .object(["name": .string(name), "value": .string(value)])])
-            case .cookie(let name, let value):
-                .object(["cookie": .object(["name": .string(name), "value": .string(value)])])
-            case .userKey(let header, let percent):
-                .object(["userKey": .object(["header": .string(header), "percent": .int(Int64(percent))])])
-            }
-        }
-    }
-
-    public var type: StrategyType
-    /// canary: the walk.
-    public var steps: [Step]
-    /// canary: an analysis that runs for the whole rollout, beside the steps.
-    public var backgroundAnalysis: String?
-    /// rolling: cumulative share of instances replaced after each batch (the last is 100).
-    public var batches: [Int] = []
-    /// blue-green: analysis of the preview (candidate up, no traffic) before the switch.
-    public var previewAnalysis: String?
-    /// blue-green: analysis after the switch, while the old side is still up.
-    public var postPromotionAnalysis: String?
-    /// blue-green: switch without a person (after `autoPromotionAfter`); false waits for `tide promote`.
-    public var autoPromotion = true
-    public var autoPromotionAfter: Double = 0
-    /// blue-green: how long the old side stays up after the switch, so switching back is instant.
-    public var scaleDownDelay: Double = 30
-    /// shadow: share of traffic mirrored to the candidate.
-    public var mirror = 100
-    /// shadow and ab: how long to mirror or split before the analysis decides.
-    public var duration: Double = 0
-    /// shadow and ab: the analysis that decides.
-    public var analysis: String?
-    /// ab: which requests the candidate gets.
-    public var match: Match?
-
-    public init(type: StrategyType = .recreate, steps: [Step] = []) {
-        self.type = type
-        self.steps = steps
-    }
-
-    /// Analyses written inline in canary steps, named `SERVICE/step-N`.
-    public var inlineAnalyses: [AnalysisManifest] = []
-
-    /// Every Analysis the strategy names.
-    public var analyses: [String] {
-        var names: [String] = []
-        for case .analysis(let name) in steps { names.append(name) }
-        names += [backgroundAnalysis, previewAnalysis, postPromotionAnalysis, analysis].compactMap { $0 }
-        return names
-    }
-}
-
 /// What happens when a rollout fails.
 public struct RollbackSpec: Sendable, Hashable {
     public enum WriteBack: String, Sendable, Hashable, Codable {
@@ -369,28 +273,16 @@ public struct ServiceManifest: Sendable, Hashable {
 
 /// `kind: Policy` — release rules by environment, change class and risk.
 public struct PolicyManifest: Sendable, Hashable {
-    /// Strategies from least to most careful; a policy's `minimumStrategy` accepts its own and later ones.
-    public static let strategyOrder = ["recreate", "rolling", "blue-green", "canary"]
-
-    /// Where a strategy ranks in `strategyOrder`: shadow and A/B test a candidate on real traffic before it
-    /// takes any, so they count as careful as a canary.
-    public static func rank(of strategy: String) -> Int {
-        switch strategy {
-        case "shadow", "ab": strategyOrder.firstIndex(of: "canary")!
-        default: strategyOrder.firstIndex(of: strategy) ?? 0
-        }
-    }
-
     public struct Rule: Sendable, Hashable {
         /// Empty: any.
         public var environments: [String] = []
-        public var classes: [String] = []
-        public var risks: [String] = []
+        public var classes: [ChangeClass] = []
+        public var risks: [RiskLevel] = []
         public var production: Bool?
         public var requireApproval = false
         /// The service's strategy must have at least one analysis step.
         public var requireAnalysis = false
-        public var minimumStrategy: String?
+        public var minimumStrategy: StrategyType?
         /// Deployments that match start only inside these windows.
         public var windows: [EnvironmentManifest.Window] = []
         public var location: SourceLocation

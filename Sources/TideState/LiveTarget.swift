@@ -13,40 +13,6 @@ public enum TargetPhase: String, Sendable, Codable, CaseIterable {
     case rolledBack = "RolledBack"
 }
 
-/// What kind of change a deployment is.
-public enum ChangeClass: String, Sendable, Codable, CaseIterable {
-    case feature = "FEATURE"
-    case config = "CONFIG"
-    case rollback = "ROLLBACK"
-    case hotfix = "HOTFIX"
-    case removal = "REMOVAL"
-    /// A change that brings schema migrations.
-    case migration = "MIGRATION"
-
-    /// Unplanned work: what DORA's rework rate counts.
-    public var isUnplanned: Bool { self == .rollback || self == .hotfix }
-}
-
-/// How risky a change is; policy can demand gates by risk.
-public enum RiskLevel: String, Sendable, Codable, CaseIterable {
-    case low = "LOW"
-    case medium = "MEDIUM"
-    case high = "HIGH"
-
-    /// Derived from the change class, the environment and the strategy: rollbacks are low; anything outside
-    /// production is low (a hotfix: medium); in production a config change or a removal is medium, a new version
-    /// is medium with a progressive strategy and high with recreate (big bang), and a hotfix is high.
-    public static func of(_ change: ChangeClass, production: Bool, strategy: String) -> RiskLevel {
-        switch change {
-        case .rollback: return .low
-        case .hotfix: return production ? .high : .medium
-        case .config, .removal: return production ? .medium : .low
-        case .migration: return production ? .high : .medium
-        case .feature: return production ? (strategy == "recreate" ? .high : .medium) : .low
-        }
-    }
-}
-
 /// The measurements of an analysis step so far.
 public struct AnalysisRun: Sendable, Codable, Hashable {
     public struct Measurement: Sendable, Codable, Hashable {
@@ -115,8 +81,10 @@ public struct Rollout: Sendable, Codable, Hashable {
     /// Identifies this attempt of the rollout in its action ids (nil for rollouts started before attempts were
     /// kept): a retry of the same version is a new attempt with new ids.
     public var attempt: String?
-    /// Digest of the steps this rollout runs, fixed when it started: when the desired strategy's steps differ,
+    /// The steps this rollout runs, frozen when it started: when the desired strategy's steps differ (by digest),
     /// the rollout is pre-empted like one for an older version (Argo Rollouts' step hash).
+    public var plan: RolloutPlan?
+    /// The steps' digest of a rollout started before plans were kept.
     public var stepsDigest: String?
     /// When the rollout goes on by itself (a timed pause ends, an analysis measures next); nil while it waits
     /// for a person.

@@ -42,7 +42,8 @@ struct StatusDetailTests {
         let target = LiveTarget(
             id: TargetID(service: "payments", environment: "prod"), executor: "local", phase: .progressing,
             version: "2.0.0", rollout: rollout, updatedAt: now)
-        let strategy = StrategySpec(type: .canary, steps: [.setWeight(10), .pause(600), .setWeight(50), .pause(nil)])
+        let strategy = StrategySpec.canary(
+            CanaryStrategy(steps: [.setWeight(10), .pause(600), .setWeight(50), .pause(nil)]))
         #expect(
             StatusCommand.detail(for: target, strategy: strategy)
                 == "rolling out 2.1.0, step 2/4: pause 10m, weight 10%")

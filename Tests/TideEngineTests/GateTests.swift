@@ -326,12 +326,12 @@ struct PolicyTests {
 
     @Test("risk comes from class, environment and strategy")
     func risk() {
-        #expect(RiskLevel.of(.feature, production: true, strategy: "recreate") == .high)
-        #expect(RiskLevel.of(.feature, production: true, strategy: "canary") == .medium)
-        #expect(RiskLevel.of(.feature, production: false, strategy: "recreate") == .low)
-        #expect(RiskLevel.of(.config, production: true, strategy: "recreate") == .medium)
-        #expect(RiskLevel.of(.hotfix, production: true, strategy: "recreate") == .high)
-        #expect(RiskLevel.of(.rollback, production: true, strategy: "recreate") == .low)
+        #expect(RiskLevel.of(.feature, production: true, strategy: .recreate) == .high)
+        #expect(RiskLevel.of(.feature, production: true, strategy: .canary) == .medium)
+        #expect(RiskLevel.of(.feature, production: false, strategy: .recreate) == .low)
+        #expect(RiskLevel.of(.config, production: true, strategy: .recreate) == .medium)
+        #expect(RiskLevel.of(.hotfix, production: true, strategy: .recreate) == .high)
+        #expect(RiskLevel.of(.rollback, production: true, strategy: .recreate) == .low)
     }
 
     @Test("a policy demands approval for high-risk production changes, not for low-risk ones")

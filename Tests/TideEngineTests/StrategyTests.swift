@@ -115,11 +115,12 @@ struct StrategyTests {
         #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 50"])
         let mirror = try #require(h.executor.requests.last)
         #expect(mirror.traffic == .object(["mirror": .int(50)]))
-        #expect(await h.live("payments")?.rollout?.weight == 0, "mirrored traffic is not live traffic")
+        // TIDE_WEIGHT is the share of traffic the candidate sees: here mirrored copies, whose answers are discarded.
+        #expect(await h.live("payments")?.rollout?.weight == 50)
         #expect(report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(600))
         h.clock.advance(by: 540)
         report = try await h.pass()
-        #expect(calls(h) == ["measure 2.1.0 0", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(calls(h) == ["measure 2.1.0 50", "promote 2.1.0 100", "health 2.1.0 100"])
         #expect(report.outcomes.first?.result == .deployed)
     }
 
@@ -129,7 +130,7 @@ struct StrategyTests {
         let report = try await h.pass()
         #expect(
             calls(h) == [
-                "deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 100", "measure 2.1.0 0", "rollback 2.0.0 100",
+                "deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 100", "measure 2.1.0 100", "rollback 2.0.0 100",
                 "health 2.0.0 100",
             ])
         #expect(report.outcomes.first?.result == .failed)
@@ -351,7 +352,11 @@ struct StrategyTests {
                 "missing required field 'value'"
             ),
             ("    type: blue-green\n    previewAnalysis: nope\n", "analysis 'nope' is not defined"),
-            ("    type: bluegreen\n", "unknown strategy 'bluegreen'; did you mean 'blue-green'?"),
+            (
+                "    type: bluegreen\n",
+                "spec.strategy.type: 'bluegreen' is not one of recreate, rolling, blue-green, canary, shadow, ab; "
+                    + "did you mean 'blue-green'?"
+            ),
         ])
     func badStrategies(_ strategy: String, _ message: String) async throws {
         let h = try Harness()

@@ -1,0 +1,119 @@
+import Foundation
+import TideExecutors
+import TideManifest
+public import TideState
+
+/// Every executor action is recorded here before it runs and after it ends, under its typed `ActionID`: the one
+/// place that writes action records, so a crash between the two leaves a `started` record that the next pass
+/// re-runs with the same id.
+///
+/// Writes of concurrent targets are grouped (group commit): while one transaction is being written, what other
+/// targets write waits and goes out together in the next one. Each step's writes stay in one transaction, in
+/// order, and `commit` returns only once they are durable — so 1,000 canaries advancing at once cost a few
+/// transactions, not 1,000, with every step still persisted.
+public actor StepJournal {
+    private let store: any StateStore
+    private var pending: [(write: StateWrite, done: CheckedContinuation<Void, any Error>)] = []
+    private var writing = false
+    /// Transactions written, and writes they carried (for tide-bench).
+    public private(set) var transactions = 0
+    public private(set) var writes = 0
+
+    public init(store: any StateStore) {
+        self.store = store
+    }
+
+    /// Writes `write` in one transaction (possibly shared with other targets' writes) and returns once it is
+    /// durable.
+    public func commit(_ write: StateWrite) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            pending.append((write, done))
+            if !writing {
+                writing = true
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            transactions += 1
+            writes += batch.count
+            do {
+                try await store.apply(StateWrite(merging: batch.map(\.write)))
+                for entry in batch { entry.done.resume() }
+            } catch {
+                // One bad write must not fail the others: write them one by one.
+                for entry in batch {
+                    do {
+                        try await store.apply(entry.write)
+                        entry.done.resume()
+                    } catch {
+                        entry.done.resume(throwing: error)
+                    }
+                }
+            }
+        }
+        writing = false
+    }
+}
+
+extension StateWrite {
+    /// Several writes as one, in order (a later write of the same target wins).
+    public init(merging writes: [StateWrite]) {
+        self.init()
+        var order: [TargetID] = []
+        var latest: [TargetID: LiveTarget] = [:]
+        for write in writes {
+            for target in write.targets {
+                if latest[target.id] == nil { order.append(target.id) }
+                latest[target.id] = target
+            }
+            removedTargets += write.removedTargets
+            events += write.events
+            actions += write.actions
+            deployments += write.deployments
+            repositoryStatus = write.repositoryStatus ?? repositoryStatus
+        }
+        targets = order.compactMap { latest[$0] }
+    }
+}
+
+/// One executor action as the journal saw it.
+struct JournaledAction {
+    var result: ActionResult
+    /// The finished record, for the caller to write with the step's outcome (target, events) in one transaction.
+    var record: ActionRecord
+    var startedAt: Date
+    var finishedAt: Date
+}
+
+extension Reconciler {
+    /// Runs one executor action: records it started (with `announce`, in the same transaction), performs it with
+    /// the id `id`, and returns the finished record. With `finish`, the finished record is written here too;
+    /// without, the caller writes it together with what the step changed.
+    func perform(
+        _ request: ActionRequest, id: ActionID, executor: any Executor, announce: StateWrite = StateWrite(),
+        finish: Bool = false
+    ) async throws -> JournaledAction {
+        var request = request
+        request.actionID = id.description
+        let startedAt = clock.now()
+        var started = announce
+        started.actions.append(
+            ActionRecord(
+                id: id.description, target: id.target, action: request.action.rawValue, status: .started,
+                startedAt: startedAt))
+        try await journal.commit(started)
+        let result = await executor.perform(request)
+        let finishedAt = clock.now()
+        let record = ActionRecord(
+            id: id.description, target: id.target, action: request.action.rawValue,
+            status: result.succeeded ? .succeeded : .failed, startedAt: startedAt, finishedAt: finishedAt,
+            message: result.succeeded ? nil : result.summary)
+        if finish { try await journal.commit(StateWrite(actions: [record])) }
+        return JournaledAction(result: result, record: record, startedAt: startedAt, finishedAt: finishedAt)
+    }
+}
