@@ -132,7 +132,7 @@ extension Reconciler {
     /// promotes or aborts it.
     func pauseForPerson(
         _ what: String, summary: String, target: TargetID, rollout: inout Rollout, state: inout LiveTarget,
-        calls: Int
+        calls: Int, background: Date? = nil
     ) async throws -> TargetOutcome {
         rollout.paused = true
         rollout.nextDue = nil
@@ -147,8 +147,9 @@ extension Reconciler {
                         message: "\(what) inconclusive (\(summary)); paused for a person: tide resume, promote or abort"
                     )
                 ]))
+        // A background analysis goes on measuring while the person decides: the pass is due again for it.
         return try await progressing(
-            target, rollout, state: &state,
+            background: background, target, rollout, state: &state,
             message: "\(what) inconclusive (\(summary)); paused: tide resume, promote or abort", executorCalls: calls)
     }
 

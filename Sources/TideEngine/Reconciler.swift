@@ -340,7 +340,7 @@ public final class Reconciler: Sendable {
                 case .inconclusive(let summary):
                     return try await pauseForPerson(
                         "analysis \(name)", summary: summary, target: target.id, rollout: &rollout, state: &state,
-                        calls: calls)
+                        calls: calls, background: backgroundDue)
                 case .failed(let summary):
                     return try await failRollout(
                         target: target, rollout: rollout, state: state, desired: desired,
