@@ -16,7 +16,9 @@ struct TideBench: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object keyed by scenario.")
     var json = false
 
-    static let scenarios = ["coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries", "slowExecutors"]
+    static let scenarios = [
+        "coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries", "slowExecutors", "stepJournal",
+    ]
 
     @Option(name: .long, help: "Scenarios to run (default: all). Known: \(scenarios.joined(separator: ", ")).")
     var scenario: [String] = []
@@ -112,6 +114,10 @@ struct TideBench: AsyncParsableCommand {
                 targets: slowTargets, concurrencies: concurrencies
             ).run(scratch: scratch)
             log("slowExecutors done")
+        }
+        if wanted.contains("stepJournal") {
+            results["stepJournal"] = try await StepJournalScenario(targets: canaries, runs: runs).run(scratch: scratch)
+            log("stepJournal done")
         }
         if json {
             let encoder = JSONEncoder()
