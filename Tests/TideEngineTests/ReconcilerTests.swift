@@ -43,37 +43,18 @@ func serviceYAML(
     """
 }
 
-/// One reconciler over a real git repo, with a recording executor, an in-memory store and a test clock.
-struct Harness {
-    let fixture: GitFixture
-    let executor = RecordingExecutor()
-    let store = InMemoryStateStore()
-    let clock = TestClock()
-    let reconciler: Reconciler
+/// The engine suites' harness: payments 2.0.0, and checkout 1.0.0 that depends on it, in prod; a minute a pass.
+typealias Harness = EngineHarness<InMemoryStateStore>
 
+extension EngineHarness<InMemoryStateStore> {
     init() throws {
-        fixture = try GitFixture()
-        try fixture.write("tide/base.yaml", executorYAML)
-        try fixture.write("services/payments.yaml", serviceYAML("payments", version: "2.0.0"))
-        try fixture.write("services/checkout.yaml", serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"]))
-        try fixture.commit("initial")
-        reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: store,
-            executors: executor, clock: clock)
-    }
-
-    func pass() async throws -> ReconcileReport {
-        executor.reset()
-        clock.advance(by: 60)
-        return try await reconciler.reconcile(lockTimeout: 1)
-    }
-
-    func calls() -> [String] {
-        executor.requests.map { "\($0.action.rawValue) \($0.service)@\($0.environment) \($0.version)" }
-    }
-
-    func live(_ service: String, _ environment: String = "prod") async -> LiveTarget? {
-        await store.liveTarget(TargetID(service: service, environment: environment))
+        try self.init(
+            store: .inMemory,
+            files: [
+                "tide/base.yaml": executorYAML,
+                "services/payments.yaml": serviceYAML("payments", version: "2.0.0"),
+                "services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"]),
+            ])
     }
 }
 
@@ -107,10 +88,7 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         let remembered = try await h.pass()
-        let fresh = try await Reconciler(
-            repository: h.reconciler.repository, branch: nil, root: "", store: h.store, executors: h.executor,
-            clock: h.clock
-        ).reconcile(lockTimeout: 1)
+        let fresh = try await h.makeReconciler().reconcile(lockTimeout: 1)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         #expect(
