@@ -115,3 +115,15 @@ extension EngineHarness where Store == InMemoryStateStore {
         await store.liveTarget(TargetID(service: service, environment: environment))
     }
 }
+
+/// The manifest of a `command` executor called `name` that runs `/bin/true`. Under an ``EngineHarness`` the
+/// recording executor answers for it, so the command never runs.
+public func commandExecutorManifest(_ name: String) -> String {
+    """
+    apiVersion: tide/v1
+    kind: Executor
+    metadata: {name: \(name)}
+    spec: {type: command, command: [/bin/true]}
+
+    """
+}
