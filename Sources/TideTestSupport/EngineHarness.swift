@@ -94,6 +94,11 @@ public struct EngineHarness<Store: StateStore>: Sendable {
         executor.requests.map { "\($0.action.rawValue) \($0.service)@\($0.environment) \($0.version)" }
     }
 
+    /// `"set-weight 2.1.0 20"` for each action of the last pass on `service`, in order.
+    public func calls(of service: String) -> [String] {
+        executor.requests.filter { $0.service == service }.map { "\($0.action.rawValue) \($0.version) \($0.weight)" }
+    }
+
     /// Another reconciler on this harness's clock, otherwise like ``reconciler`` but for what is given: the
     /// repository at `path` (a moved copy, or the same one through a handle of its own), `--branch`, another
     /// store or executors (another install), another concurrency.
