@@ -49,8 +49,7 @@ struct DispatchTests {
         var description: String { "executor \(name) cannot be set up here" }
     }
 
-    static func repo(services: [(String, [String], String)]) throws -> GitFixture {
-        let fixture = try GitFixture()
+    static func files(services: [(String, [String], String)]) -> [String: String] {
         var files = [
             "base.yaml": """
             apiVersion: tide/v1
@@ -74,20 +73,19 @@ struct DispatchTests {
             files["\(name).yaml"] = serviceYAML(name, version: "1.0", dependsOn: dependsOn).replacingOccurrences(
                 of: "executor: local", with: "executor: \(executor)")
         }
-        try fixture.commit("services", files: files)
-        return fixture
+        return files
     }
 
     @Test("independent targets deploy at once; a dependent one only after what it depends on")
     func concurrentThenOrdered() async throws {
-        let fixture = try Self.repo(services: [
-            ("a", [], "local"), ("b", [], "local"), ("c", [], "local"), ("d", ["a", "b", "c"], "local"),
-        ])
         let barrier = Barrier(width: 3)
-        let reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: InMemoryStateStore(),
-            executors: barrier, clock: TestClock())
-        let report = try await reconciler.reconcile(lockTimeout: 1)
+        let h = try Harness(
+            store: .inMemory,
+            files: Self.files(services: [
+                ("a", [], "local"), ("b", [], "local"), ("c", [], "local"), ("d", ["a", "b", "c"], "local"),
+            ]),
+            executors: barrier)
+        let report = try await h.reconciler.reconcile(lockTimeout: 1)
         #expect(report.outcomes.map(\.result) == [.deployed, .deployed, .deployed, .deployed], "\(report.outcomes)")
         #expect(barrier.widest.withLock { $0 } >= 3, "a, b and c were in flight together")
         let order = barrier.order.withLock { $0 }
@@ -101,30 +99,27 @@ struct DispatchTests {
 
     @Test("with --concurrency 1 targets run one at a time")
     func serial() async throws {
-        let fixture = try Self.repo(services: [("a", [], "local"), ("b", [], "local")])
         let barrier = Barrier(width: 1)
-        let reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: InMemoryStateStore(),
-            executors: barrier, clock: TestClock(), concurrency: 1)
-        _ = try await reconciler.reconcile(lockTimeout: 1)
+        let h = try Harness(
+            store: .inMemory, files: Self.files(services: [("a", [], "local"), ("b", [], "local")]), executors: barrier)
+        _ = try await h.makeReconciler(concurrency: 1).reconcile(lockTimeout: 1)
         #expect(barrier.widest.withLock { $0 } == 1)
         #expect(barrier.order.withLock { $0 } == ["deploy a", "health a", "deploy b", "health b"])
     }
 
     @Test("an error in one target is recorded on it and the pass goes on with the others")
     func isolation() async throws {
-        let fixture = try Self.repo(services: [("a", [], "broken"), ("b", [], "local"), ("c", ["a"], "local")])
-        let store = InMemoryStateStore()
-        let reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: store,
-            executors: Barrier(width: 1), clock: TestClock())
-        let report = try await reconciler.reconcile(lockTimeout: 1)
+        let h = try Harness(
+            store: .inMemory,
+            files: Self.files(services: [("a", [], "broken"), ("b", [], "local"), ("c", ["a"], "local")]),
+            executors: Barrier(width: 1))
+        let report = try await h.reconciler.reconcile(lockTimeout: 1)
         let results = Dictionary(uniqueKeysWithValues: report.outcomes.map { ($0.target.service, $0) })
         #expect(results["a"]?.result == .failed)
         #expect(results["a"]?.message?.contains("executor broken cannot be set up here") == true)
         #expect(results["b"]?.result == .deployed, "the pass went on")
         #expect(results["c"]?.result == .blocked, "what depends on the failed one waits for it")
-        let errors = await store.events(EventQuery(kinds: [.reconcileError]))
+        let errors = await h.store.events(EventQuery(kinds: [.reconcileError]))
         #expect(errors.map { $0.target?.service } == ["a"])
     }
 }

@@ -12,30 +12,23 @@ let monday = Date(timeIntervalSince1970: 1_805_702_400)
 let minute = 60.0
 let hourSeconds = 3600.0
 
+/// The gate suites' harness: one service, api, on the given environments; each pass at a date of its own.
+@dynamicMemberLookup
 struct GateHarness {
-    let fixture: GitFixture
-    let executor = RecordingExecutor()
-    let store = InMemoryStateStore()
-    let clock = TestClock(monday)
-    let reconciler: Reconciler
+    let engine: EngineHarness<InMemoryStateStore>
 
     init(environments: String, service: String) throws {
-        fixture = try GitFixture()
-        try fixture.commit(
-            "initial",
+        engine = try EngineHarness(
+            store: .inMemory,
             files: [
-                "base.yaml": """
-                apiVersion: tide/v1
-                kind: Executor
-                metadata: {name: x}
-                spec: {type: command, command: [/bin/true]}
-
-                """ + environments,
+                "base.yaml": commandExecutorManifest("x") + environments,
                 "api.yaml": service,
-            ])
-        reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: store,
-            executors: executor, clock: clock)
+            ],
+            clock: TestClock(monday))
+    }
+
+    subscript<Value>(dynamicMember member: KeyPath<EngineHarness<InMemoryStateStore>, Value>) -> Value {
+        engine[keyPath: member]
     }
 
     static func environment(_ name: String, _ spec: String) -> String {
@@ -62,17 +55,15 @@ struct GateHarness {
 
     /// One pass at `date`; returns "deploy api@env v" for each deploy call and the outcomes by target.
     func pass(at date: Date) async throws -> (deploys: [String], outcomes: [String: TargetOutcome]) {
-        executor.reset()
-        clock.set(date)
-        let report = try await reconciler.reconcile(lockTimeout: 1)
-        let deploys = executor.requests.filter { $0.action == .deploy }.map {
+        let report = try await engine.pass(at: date)
+        let deploys = engine.executor.requests.filter { $0.action == .deploy }.map {
             "\($0.service)@\($0.environment) \($0.version)"
         }
         return (deploys, Dictionary(uniqueKeysWithValues: report.outcomes.map { ($0.target.environment, $0) }))
     }
 
     func approve(_ environment: String, _ version: String, at date: Date) async {
-        await store.apply(
+        await engine.store.apply(
             StateWrite(events: [
                 Event(
                     time: date, kind: .approvalGranted, target: TargetID(service: "api", environment: environment),

@@ -66,19 +66,15 @@ struct MigrationSafetyTests {
         #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
 
         // Another repo (and state) with a service on the same database, that lists no migration at all.
-        let other = try GitFixture()
-        try other.commit(
-            "other install",
+        let second = try Harness(
+            store: .inMemory,
             files: [
                 "tide/base.yaml": executorYAML, "tide/db.yaml": M.platform(db.url),
                 "services/reports.yaml": serviceYAML("reports", version: "1.0").replacingOccurrences(
                     of: "  executor: local\n", with: "  executor: local\n  databases: [orders-db]\n"),
-            ])
-        let store = InMemoryStateStore()
-        let second = Reconciler(
-            repository: try Repository.open(at: other.repoPath), branch: nil, root: "", store: store,
-            executors: h.executor, clock: h.clock)
-        let report = try await second.reconcile(lockTimeout: 1)
+            ],
+            commit: "other install", clock: h.clock, executor: h.executor)
+        let report = try await second.reconciler.reconcile(lockTimeout: 1)
         #expect(!report.migrations.contains { $0.phase == "down" || $0.phase == "contract" })
         let reported = try #require(report.migrations.first { $0.migration == "add-email" })
         #expect(reported.result == .leftAlone)
@@ -406,9 +402,7 @@ struct MigrationSafetyTests {
         let moved = try TemporaryDirectory("tide-moved")
         let copy = moved.appending("config")
         _ = try runProcess("/bin/cp", ["-r", h.fixture.workTree, copy])
-        let same = Reconciler(
-            repository: try Repository.open(at: copy), branch: nil, root: "", store: h.store, executors: h.executor,
-            clock: h.clock)
+        let same = try h.makeReconciler(at: copy)
         h.clock.advance(by: 2 * 3600)
         let report = try await same.reconcile(lockTimeout: 1)
         #expect(report.migrations.contains { $0.phase == "contract" && $0.result == .applied }, "\(report.migrations)")
@@ -427,17 +421,14 @@ struct MigrationSafetyTests {
             ])
         _ = try await h.pass()
         // Install B: another repo and state on the same database, whose web 2.0 needs add-phone too.
-        let other = try GitFixture()
-        try other.commit(
-            "web 2.0",
+        let second = try Harness(
+            store: .inMemory,
             files: [
                 "tide/base.yaml": executorYAML, "tide/db.yaml": M.platform(db.url), "tide/phone.yaml": Self.addPhone,
                 "services/web.yaml": serviceYAML("web", version: "2.0") + "  migrations: [add-phone]\n",
-            ])
-        let second = Reconciler(
-            repository: try Repository.open(at: other.repoPath), branch: nil, root: "", store: InMemoryStateStore(),
-            executors: h.executor, clock: h.clock)
-        let b = try await second.reconcile(lockTimeout: 1)
+            ],
+            commit: "web 2.0", clock: h.clock, executor: h.executor)
+        let b = try await second.reconciler.reconcile(lockTimeout: 1)
         #expect(b.outcomes.first { $0.target.service == "web" }?.result == .deployed)
         #expect(try db.history() == ["add-phone|expand", "add-phone|use"])
         // A rolls back explicitly: normally its down would be due — but B runs a version that needs the column.

@@ -325,10 +325,7 @@ struct MigrationTests {
                 "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
             ])
         let others = try (0..<3).map { _ in
-            Reconciler(
-                repository: try Repository.open(at: h.fixture.repoPath), branch: nil, root: "",
-                store: InMemoryStateStore(),
-                executors: RecordingExecutor(), clock: h.clock)
+            try h.makeReconciler(at: h.fixture.repoPath, store: InMemoryStateStore(), executors: RecordingExecutor())
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for reconciler in others + [h.reconciler] {

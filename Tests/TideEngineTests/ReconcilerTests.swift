@@ -43,37 +43,18 @@ func serviceYAML(
     """
 }
 
-/// One reconciler over a real git repo, with a recording executor, an in-memory store and a test clock.
-struct Harness {
-    let fixture: GitFixture
-    let executor = RecordingExecutor()
-    let store = InMemoryStateStore()
-    let clock = TestClock()
-    let reconciler: Reconciler
+/// The engine suites' harness: payments 2.0.0, and checkout 1.0.0 that depends on it, in prod; a minute a pass.
+typealias Harness = EngineHarness<InMemoryStateStore>
 
+extension EngineHarness<InMemoryStateStore> {
     init() throws {
-        fixture = try GitFixture()
-        try fixture.write("tide/base.yaml", executorYAML)
-        try fixture.write("services/payments.yaml", serviceYAML("payments", version: "2.0.0"))
-        try fixture.write("services/checkout.yaml", serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"]))
-        try fixture.commit("initial")
-        reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: store,
-            executors: executor, clock: clock)
-    }
-
-    func pass() async throws -> ReconcileReport {
-        executor.reset()
-        clock.advance(by: 60)
-        return try await reconciler.reconcile(lockTimeout: 1)
-    }
-
-    func calls() -> [String] {
-        executor.requests.map { "\($0.action.rawValue) \($0.service)@\($0.environment) \($0.version)" }
-    }
-
-    func live(_ service: String, _ environment: String = "prod") async -> LiveTarget? {
-        await store.liveTarget(TargetID(service: service, environment: environment))
+        try self.init(
+            store: .inMemory,
+            files: [
+                "tide/base.yaml": executorYAML,
+                "services/payments.yaml": serviceYAML("payments", version: "2.0.0"),
+                "services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"]),
+            ])
     }
 }
 
@@ -107,10 +88,7 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         let remembered = try await h.pass()
-        let fresh = try await Reconciler(
-            repository: h.reconciler.repository, branch: nil, root: "", store: h.store, executors: h.executor,
-            clock: h.clock
-        ).reconcile(lockTimeout: 1)
+        let fresh = try await h.makeReconciler().reconcile(lockTimeout: 1)
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         #expect(
@@ -460,12 +438,6 @@ struct CanaryTests {
                 """)
     }
 
-    func calls(_ h: Harness) -> [String] {
-        h.executor.requests.filter { $0.service == "payments" }.map {
-            "\($0.action.rawValue) \($0.version) \($0.weight)"
-        }
-    }
-
     func started() async throws -> Harness {
         let h = try Harness()
         try h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
@@ -479,14 +451,14 @@ struct CanaryTests {
         let h = try Harness()
         try h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
         _ = try await h.pass()
-        #expect(calls(h) == ["deploy 2.0.0 100", "health 2.0.0 100"])
+        #expect(h.calls(of: "payments") == ["deploy 2.0.0 100", "health 2.0.0 100"])
     }
 
     @Test("weights and pauses advance with the clock; an open-ended pause waits for promote")
     func walk() async throws {
         let h = try await started()
         var report = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10"])
+        #expect(h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10"])
         let first = try #require(report.outcomes.first { $0.target.service == "payments" })
         #expect(first.result == .progressing)
         #expect(first.nextDue == h.clock.now().addingTimeInterval(600))
@@ -497,11 +469,11 @@ struct CanaryTests {
 
         h.clock.advance(by: 240)  // pass() adds 60 s: 5 minutes in
         report = try await h.pass()
-        #expect(calls(h).isEmpty)
+        #expect(h.calls(of: "payments").isEmpty)
 
         h.clock.advance(by: 240)  // 10 minutes in
         report = try await h.pass()
-        #expect(calls(h) == ["set-weight 2.1.0 50"])
+        #expect(h.calls(of: "payments") == ["set-weight 2.1.0 50"])
         #expect(
             report.outcomes.first?.message
                 == "step 4/4: pause at weight 50, waiting for tide promote payments --env prod")
@@ -510,14 +482,14 @@ struct CanaryTests {
 
         h.clock.advance(by: 86_400)
         _ = try await h.pass()
-        #expect(calls(h).isEmpty, "an open-ended pause does not time out")
+        #expect(h.calls(of: "payments").isEmpty, "an open-ended pause does not time out")
 
         let said = try await h.reconciler.control(
             .promote(full: false), service: "payments", environment: "prod", by: "dana")
         #expect(said.contains("promoted past step 4/4: pause"))
         report = try await h.pass()
         #expect(
-            calls(h).filter { $0.hasPrefix("promote") || $0.hasPrefix("health 2.1.0 100") } == [
+            h.calls(of: "payments").filter { $0.hasPrefix("promote") || $0.hasPrefix("health 2.1.0 100") } == [
                 "promote 2.1.0 100", "health 2.1.0 100",
             ])
         #expect(await h.live("payments")?.version == "2.1.0")
@@ -530,7 +502,7 @@ struct CanaryTests {
         _ = try await h.pass()
         _ = try await h.reconciler.control(.promote(full: true), service: "payments", environment: "prod", by: "dana")
         _ = try await h.pass()
-        #expect(calls(h) == ["promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["promote 2.1.0 100", "health 2.1.0 100"])
         #expect(await h.live("payments")?.version == "2.1.0")
     }
 
@@ -541,11 +513,11 @@ struct CanaryTests {
         _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
         h.clock.advance(by: 3600)
         let held = try await h.pass()
-        #expect(calls(h).isEmpty)
+        #expect(h.calls(of: "payments").isEmpty)
         #expect(held.outcomes.first?.message?.contains("tide resume continues") == true)
         _ = try await h.reconciler.control(.resume, service: "payments", environment: "prod", by: "dana")
         _ = try await h.pass()
-        #expect(calls(h) == ["set-weight 2.1.0 50"])
+        #expect(h.calls(of: "payments") == ["set-weight 2.1.0 50"])
     }
 
     @Test("abort sends traffic back to stable and holds the version; retry tries it again")
@@ -555,16 +527,16 @@ struct CanaryTests {
         h.executor.reset()
         let said = try await h.reconciler.control(.abort, service: "payments", environment: "prod", by: "dana")
         #expect(said.contains("rolled back to 2.0.0"))
-        #expect(calls(h) == ["rollback 2.0.0 100", "health 2.0.0 100"])
+        #expect(h.calls(of: "payments") == ["rollback 2.0.0 100", "health 2.0.0 100"])
         let payments = try #require(await h.live("payments"))
         #expect(payments.phase == .rolledBack)
         #expect(payments.version == "2.0.0")
         #expect(payments.failed?.message == "aborted by dana")
         _ = try await h.pass()
-        #expect(calls(h).isEmpty, "held after abort")
+        #expect(h.calls(of: "payments").isEmpty, "held after abort")
         _ = try await h.reconciler.control(.retry, service: "payments", environment: "prod", by: "dana")
         _ = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10"])
+        #expect(h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10"])
         await #expect(throws: ControlError.self) {
             try await h.reconciler.control(.retry, service: "checkout", environment: "prod", by: "dana")
         }
@@ -576,7 +548,7 @@ struct CanaryTests {
         h.executor.fail(when: { $0.action == .setWeight && $0.weight == 10 })
         let report = try await h.pass()
         #expect(
-            calls(h) == [
+            h.calls(of: "payments") == [
                 "deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 10", "rollback 2.0.0 100", "health 2.0.0 100",
             ])
         #expect(report.hasFailures)
@@ -589,7 +561,10 @@ struct CanaryTests {
         _ = try await h.pass()
         try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
         _ = try await h.pass()
-        #expect(calls(h) == ["rollback 2.0.0 100", "deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10"])
+        #expect(
+            h.calls(of: "payments") == [
+                "rollback 2.0.0 100", "deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10",
+            ])
         #expect(h.executor.requests.first?.previousVersion == "2.1.0", "the pre-empted candidate")
     }
 
@@ -600,14 +575,17 @@ struct CanaryTests {
         _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
         try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
         var report = try await h.pass()
-        #expect(calls(h).isEmpty, "held: nothing pre-empts a paused rollout")
+        #expect(h.calls(of: "payments").isEmpty, "held: nothing pre-empts a paused rollout")
         let waiting = try #require(report.outcomes.first { $0.target.service == "payments" })
         #expect(waiting.result == .waiting)
         #expect(waiting.message?.contains("paused (by dana); 2.2.0 waits: tide resume payments --env prod") == true)
         #expect(await h.live("payments")?.rollout?.version == "2.1.0")
         _ = try await h.reconciler.control(.resume, service: "payments", environment: "prod", by: "dana")
         report = try await h.pass()
-        #expect(calls(h) == ["rollback 2.0.0 100", "deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10"])
+        #expect(
+            h.calls(of: "payments") == [
+                "rollback 2.0.0 100", "deploy 2.2.0 0", "health 2.2.0 0", "set-weight 2.2.0 10",
+            ])
     }
 
     @Test("a canary whose strategy changes under it is pre-empted, never marked healthy without a promote")
@@ -623,7 +601,7 @@ struct CanaryTests {
         #expect(plan.reason?.contains("the strategy's steps changed while 2.1.0 rolled out") == true)
         _ = try await h.pass()
         // Traffic back to stable first, then the new desired state rolls out with its own steps.
-        #expect(calls(h) == ["rollback 2.0.0 100", "deploy 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["rollback 2.0.0 100", "deploy 2.1.0 100", "health 2.1.0 100"])
         let live = try #require(await h.live("payments"))
         #expect(live.phase == .healthy && live.version == "2.1.0")
         // Every step of the new attempt has an id of its own, not the pre-empted attempt's.
@@ -674,25 +652,23 @@ struct AnalysisTests {
         return h
     }
 
-    func payments(_ h: Harness) -> [String] {
-        h.executor.requests.filter { $0.service == "payments" }.map {
-            "\($0.action.rawValue) \($0.version) \($0.weight)"
-        }
-    }
-
     @Test("three good measurements a minute apart let the canary go on")
     func passes() async throws {
         let h = try await started(rate: "0.002\n")
         var report = try await h.pass()
-        #expect(payments(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 20", "measure 2.1.0 20"])
+        #expect(
+            h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 20", "measure 2.1.0 20"])
         #expect(report.outcomes.first?.message?.contains("analysis error-budget: 1/3 rounds, 1 ok") == true)
         let measurement = h.executor.requests.last { $0.action == .measure }
         #expect(measurement?.weight == 20)
         // pass() moves the clock a minute: each pass finds the next round due.
         report = try await h.pass()
-        #expect(payments(h) == ["measure 2.1.0 20"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 20"])
         report = try await h.pass()
-        #expect(payments(h) == ["measure 2.1.0 20", "set-weight 2.1.0 60", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(
+            h.calls(of: "payments") == [
+                "measure 2.1.0 20", "set-weight 2.1.0 60", "promote 2.1.0 100", "health 2.1.0 100",
+            ])
         #expect(await h.live("payments")?.version == "2.1.0")
     }
 
@@ -700,7 +676,7 @@ struct AnalysisTests {
     func fails() async throws {
         let h = try await started(rate: "0.3")
         let report = try await h.pass()
-        #expect(payments(h).suffix(2) == ["rollback 2.0.0 100", "health 2.0.0 100"])
+        #expect(h.calls(of: "payments").suffix(2) == ["rollback 2.0.0 100", "health 2.0.0 100"])
         #expect(
             report.outcomes.first?.message?.contains("analysis error-budget failed: 1 failed measurement(s)") == true)
         #expect(report.outcomes.first?.message?.contains("error-rate = 0.3") == true)
@@ -717,7 +693,7 @@ struct AnalysisTests {
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         _ = try await h.reconciler.control(.resume, service: "payments", environment: "prod", by: "dana")
         _ = try await h.pass()
-        #expect(payments(h).contains("measure 2.1.0 20"))
+        #expect(h.calls(of: "payments").contains("measure 2.1.0 20"))
     }
 
     @Test("between the conditions is inconclusive")

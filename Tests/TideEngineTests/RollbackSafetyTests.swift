@@ -261,9 +261,7 @@ struct RollbackSafetyTests {
             #expect(error.description.contains("--branch"))
         }
         #expect(h.executor.requests.isEmpty)
-        let tracking = Reconciler(
-            repository: try Repository.open(at: h.fixture.repoPath), branch: "main", root: "", store: h.store,
-            executors: h.executor, clock: h.clock)
+        let tracking = try h.engine.makeReconciler(at: h.fixture.repoPath, branch: "main")
         let plan = try #require(try await tracking.plan().1)
         #expect(plan.actions.first?.toVersion == "2.0.0")
     }

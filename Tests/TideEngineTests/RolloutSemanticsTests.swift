@@ -77,7 +77,7 @@ struct RolloutSemanticsTests {
             ])
         h.clock.advance(by: 300)
         _ = try await h.pass()
-        #expect(strategies.calls(h) == ["promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["promote 2.1.0 100", "health 2.1.0 100"])
     }
 
     @Test("canary weights may go down, as in Argo Rollouts")
@@ -86,7 +86,7 @@ struct RolloutSemanticsTests {
             "    type: canary\n    steps: [{setWeight: 50}, {setWeight: 10}, {setWeight: 30}]\n")
         _ = try await h.pass()
         #expect(
-            strategies.calls(h) == [
+            h.calls(of: "payments") == [
                 "deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 50", "set-weight 2.1.0 10", "set-weight 2.1.0 30",
                 "promote 2.1.0 100", "health 2.1.0 100",
             ])
@@ -111,7 +111,7 @@ struct RolloutSemanticsTests {
         h.executor.respond(when: { $0.actionID.contains("analysis-watch") }, with: "0.5")
         h.clock.advance(by: 120)
         report = try await h.pass()
-        #expect(strategies.calls(h) == ["measure 2.1.0 10", "rollback 2.0.0 100", "health 2.0.0 100"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 10", "rollback 2.0.0 100", "health 2.0.0 100"])
         #expect(report.outcomes.first?.message?.contains("background analysis watch failed") == true)
         #expect(await h.live("payments")?.phase == .rolledBack)
     }
@@ -122,15 +122,15 @@ struct RolloutSemanticsTests {
             "    type: canary\n    steps: [{setWeight: 10}, {analysis: slow}]\n",
             extra: ["tide/slow.yaml": analysis("slow", interval: "1m", count: 3)])
         _ = try await h.pass()
-        #expect(strategies.calls(h).filter { $0.hasPrefix("measure") }.count == 1)
+        #expect(h.calls(of: "payments").filter { $0.hasPrefix("measure") }.count == 1)
         // Tide was down for 10 minutes: 2 rounds are overdue, but only one is taken now.
         h.clock.advance(by: 600)
         var report = try await h.pass()
-        #expect(strategies.calls(h) == ["measure 2.1.0 10"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 10"])
         let due = try #require(report.outcomes.first?.nextDue)
         #expect(due == h.clock.now().addingTimeInterval(60), "the next round an interval after this one")
         report = try await h.pass()  // the harness moves the clock one minute per pass: the third round is due
-        #expect(strategies.calls(h) == ["measure 2.1.0 10", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 10", "promote 2.1.0 100", "health 2.1.0 100"])
         #expect(report.outcomes.first?.result == .deployed)
     }
 }

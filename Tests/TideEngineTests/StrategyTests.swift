@@ -42,18 +42,12 @@ struct StrategyTests {
         return h
     }
 
-    func calls(_ h: Harness) -> [String] {
-        h.executor.requests.filter { $0.service == "payments" }.map {
-            "\($0.action.rawValue) \($0.version) \($0.weight)"
-        }
-    }
-
     @Test("rolling replaces instances batch by batch with a health check after each")
     func rolling() async throws {
         let h = try await started("    type: rolling\n    batches: [25%, 50%, 100%]\n")
         let report = try await h.pass()
         #expect(
-            calls(h) == [
+            h.calls(of: "payments") == [
                 "deploy 2.1.0 25", "health 2.1.0 25", "set-weight 2.1.0 50", "health 2.1.0 50", "promote 2.1.0 100",
                 "health 2.1.0 100",
             ])
@@ -66,7 +60,8 @@ struct StrategyTests {
         let h = try await started("    type: rolling\n    maxSurge: 50%\n    maxUnavailable: 0\n")
         h.executor.fail(when: { $0.action == .health && $0.weight == 50 && $0.version == "2.1.0" })
         let report = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 50", "health 2.1.0 50", "rollback 2.0.0 100", "health 2.0.0 100"])
+        #expect(
+            h.calls(of: "payments") == ["deploy 2.1.0 50", "health 2.1.0 50", "rollback 2.0.0 100", "health 2.0.0 100"])
         #expect(report.outcomes.first?.result == .failed)
         #expect(await h.live("payments")?.phase == .rolledBack)
         #expect(await h.live("payments")?.version == "2.0.0")
@@ -77,11 +72,11 @@ struct StrategyTests {
         let h = try await started(
             "    type: blue-green\n    previewAnalysis: errors\n    autoPromotion: false\n    scaleDownDelay: 5m\n")
         var report = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0"])
+        #expect(h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0"])
         #expect(report.outcomes.first?.message?.contains("waiting for tide promote payments --env prod") == true)
         _ = try await h.reconciler.control(.promote(full: false), service: "payments", environment: "prod", by: "dana")
         report = try await h.pass()
-        #expect(calls(h) == ["promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["promote 2.1.0 100", "health 2.1.0 100"])
         #expect(report.outcomes.first?.result == .progressing)
         #expect(report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(300))
         #expect(await h.live("payments")?.rollout?.weight == 100)
@@ -89,7 +84,7 @@ struct StrategyTests {
         h.clock.advance(by: 240)  // + 60 s in pass(): the old side may go
         report = try await h.pass()
         let scaleDown = try #require(h.executor.requests.last)
-        #expect(calls(h) == ["scale-down 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["scale-down 2.1.0 100"])
         #expect(scaleDown.previousVersion == "2.0.0")
         #expect(report.outcomes.first?.result == .deployed)
         #expect(await h.live("payments")?.version == "2.1.0")
@@ -100,7 +95,7 @@ struct StrategyTests {
         let h = try await started("    type: blue-green\n    postPromotionAnalysis: errors\n", rate: "0.2")
         let report = try await h.pass()
         #expect(
-            calls(h) == [
+            h.calls(of: "payments") == [
                 "deploy 2.1.0 0", "health 2.1.0 0", "promote 2.1.0 100", "health 2.1.0 100", "measure 2.1.0 100",
                 "rollback 2.0.0 100", "health 2.0.0 100",
             ])
@@ -112,7 +107,7 @@ struct StrategyTests {
     func shadowPromotes() async throws {
         let h = try await started("    type: shadow\n    mirror: 50%\n    duration: 10m\n    analysis: errors\n")
         var report = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 50"])
+        #expect(h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 50"])
         let mirror = try #require(h.executor.requests.last)
         #expect(mirror.traffic == .object(["mirror": .int(50)]))
         // TIDE_WEIGHT is the share of traffic the candidate sees: here mirrored copies, whose answers are discarded.
@@ -120,7 +115,7 @@ struct StrategyTests {
         #expect(report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(600))
         h.clock.advance(by: 540)
         report = try await h.pass()
-        #expect(calls(h) == ["measure 2.1.0 50", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 50", "promote 2.1.0 100", "health 2.1.0 100"])
         #expect(report.outcomes.first?.result == .deployed)
     }
 
@@ -129,7 +124,7 @@ struct StrategyTests {
         let h = try await started("    type: shadow\n    analysis: errors\n", rate: "0.5")
         let report = try await h.pass()
         #expect(
-            calls(h) == [
+            h.calls(of: "payments") == [
                 "deploy 2.1.0 0", "health 2.1.0 0", "mirror 2.1.0 100", "measure 2.1.0 100", "rollback 2.0.0 100",
                 "health 2.0.0 100",
             ])
@@ -143,7 +138,7 @@ struct StrategyTests {
             "    type: ab\n    match: {userKey: {header: X-User-Id, percent: 30}}\n    duration: 1h\n    analysis: errors\n"
         )
         _ = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "split 2.1.0 30"])
+        #expect(h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "split 2.1.0 30"])
         let split = try #require(h.executor.requests.last)
         #expect(
             split.traffic
@@ -154,7 +149,7 @@ struct StrategyTests {
         #expect(await h.live("payments")?.rollout?.weight == 30)
         h.clock.advance(by: 3540)
         _ = try await h.pass()
-        #expect(calls(h) == ["measure 2.1.0 30", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 30", "promote 2.1.0 100", "health 2.1.0 100"])
     }
 
     static let judged = """
@@ -201,7 +196,7 @@ struct StrategyTests {
         _ = try await h.pass()  // deploy, split
         h.clock.advance(by: 540)
         _ = try await h.pass()  // first round
-        #expect(calls(h) == Array(repeating: "measure 2.1.0 0", count: 4))
+        #expect(h.calls(of: "payments") == Array(repeating: "measure 2.1.0 0", count: 4))
         h.clock.advance(by: 540)
         return (h, try await h.pass())  // second round, then the judge
     }
@@ -258,7 +253,8 @@ struct StrategyTests {
     func inlineAnalysis() async throws {
         let h = try await started(Self.inlineCanary)
         _ = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 20", "measure 2.1.0 20"])
+        #expect(
+            h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "set-weight 2.1.0 20", "measure 2.1.0 20"])
         #expect(await h.live("payments")?.rollout?.analysis?.name == "payments/step-2")
         h.executor.respond(when: { $0.action == .measure }, with: "0.2")
         h.clock.advance(by: 240)
@@ -291,18 +287,19 @@ struct StrategyTests {
             """
         let h = try await started(strategy)
         var report = try await h.pass()
-        #expect(calls(h) == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0", "set-weight 2.1.0 10"])
+        #expect(
+            h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0", "set-weight 2.1.0 10"])
         // The background analysis has one round (count 1) and passed: it does not measure again.
         h.clock.advance(by: 240)
         report = try await h.pass()
-        #expect(calls(h) == ["set-weight 2.1.0 50"])
+        #expect(h.calls(of: "payments") == ["set-weight 2.1.0 50"])
         #expect(report.outcomes.first?.result == .progressing)
 
         // With errors: the first background measurement fails the canary, whatever step it is at.
         let failing = try await started(strategy, rate: "0.4")
         report = try await failing.pass()
         #expect(
-            calls(failing) == [
+            failing.calls(of: "payments") == [
                 "deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0", "rollback 2.0.0 100", "health 2.0.0 100",
             ])
         #expect(report.outcomes.first?.message?.contains("background analysis errors failed") == true)
@@ -322,12 +319,12 @@ struct StrategyTests {
                     .replacingOccurrences(of: "spec:\n", with: "spec:\n  interval: 2m\n  count: 3\n")
             ])
         var report = try await h.pass()
-        #expect(calls(h).filter { $0.hasPrefix("measure") }.count == 1)
+        #expect(h.calls(of: "payments").filter { $0.hasPrefix("measure") }.count == 1)
         #expect(
             report.outcomes.first?.nextDue == h.clock.now().addingTimeInterval(120), "open pause, but a round is due")
         h.clock.advance(by: 60)
         report = try await h.pass()
-        #expect(calls(h) == ["measure 2.1.0 10"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 10"])
         #expect(await h.live("payments")?.rollout?.background?.rounds == 2)
     }
 

@@ -14,35 +14,24 @@ let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
 /// Drives real reconcile passes over a git repo whose commits carry chosen dates, with a test clock, and a real
 /// SQLite state file, so every DORA figure below is known in advance.
-struct DoraHarness {
-    let fixture: GitFixture
-    let scratch: TemporaryDirectory
-    let executor = RecordingExecutor()
-    let store: SQLiteStateStore
-    let clock = TestClock(t0)
-    let reconciler: Reconciler
+typealias DoraHarness = EngineHarness<SQLiteStateStore>
 
+extension EngineHarness<SQLiteStateStore> {
+    /// base.yaml is written but not committed: the first deployment's commit carries it, at its own date.
     init(production: Bool = true) throws {
-        fixture = try GitFixture()
-        scratch = try TemporaryDirectory("tide-dora")
-        store = try SQLiteStateStore(path: scratch.appending("state.sqlite"))
-        try fixture.write(
-            "base.yaml",
-            """
-            apiVersion: tide/v1
-            kind: Executor
-            metadata: {name: x}
-            spec: {type: command, command: [/bin/true]}
-            ---
-            apiVersion: tide/v1
-            kind: Environment
-            metadata: {name: prod}
-            spec: {production: \(production)}
+        try self.init(
+            store: .sqliteFile,
+            files: [
+                "base.yaml": commandExecutorManifest("x") + """
+                    ---
+                    apiVersion: tide/v1
+                    kind: Environment
+                    metadata: {name: prod}
+                    spec: {production: \(production)}
 
-            """)
-        reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: store,
-            executors: executor, clock: clock)
+                    """
+            ],
+            commit: nil, clock: TestClock(t0))
     }
 
     static func service(_ version: String, note: String = "", hotfix: Bool = false) -> String {
@@ -65,20 +54,15 @@ struct DoraHarness {
     func deploy(_ version: String, committed: Date, deployed: Date, hotfix: Bool = false) async throws -> ObjectID {
         let id = try fixture.commit(
             "api \(version)", files: ["api.yaml": Self.service(version, hotfix: hotfix)], date: committed)
-        try await reconcile(at: deployed)
+        try await pass(at: deployed)
         return id
     }
 
     @discardableResult
     func revert(_ commit: ObjectID, committed: Date, deployed: Date) async throws -> ObjectID {
         let id = try fixture.revert(commit, date: committed)
-        try await reconcile(at: deployed)
+        try await pass(at: deployed)
         return id
-    }
-
-    func reconcile(at date: Date) async throws {
-        clock.set(date)
-        _ = try await reconciler.reconcile(lockTimeout: 1)
     }
 
     func report(from: Date = t0 - 30 * day, to: Date = t0 + 30 * day, environment: String? = nil) async throws
@@ -105,7 +89,7 @@ struct DoraHistoryTests {
                 date: t0 + Double(n) * hour)
         }
         try h.fixture.commit("2.0.0", files: ["api.yaml": DoraHarness.service("2.0.0")], date: t0 + 11 * hour)
-        try await h.reconcile(at: t0 + 12 * hour)
+        try await h.pass(at: t0 + 12 * hour)
         let report = try await h.report()
         #expect(report.deployments == 2)
         // Lead times: 1h (first deployment), then 11h, 10h, ..., 1h for the eleven commits of the second.
