@@ -267,7 +267,21 @@ public final class Reconciler: Sendable {
         let plan = rollout.steps(declared: desired.services[target.id.service]?.strategy)
         let promote = "tide promote \(target.id.service) --env \(target.id.environment)"
         var backgroundDue: Date?
+        let service = target.id.service
+        let deadline = desired.progressDeadline(for: service)
         steps: while true {
+            if RolloutMachine.stalled(
+                rollout, plan: plan, now: clock.now(), deadline: deadline.seconds,
+                abortWhileWaiting: deadline.abortWhileWaiting)
+            {
+                return try await failRollout(
+                    target: target, rollout: rollout, state: state, desired: desired,
+                    message:
+                        "no progress for \(ManifestDuration.format(deadline.seconds)) at \(plan.label(rollout.step)) "
+                        + "(progressDeadline)" + (rollout.retryReason.map { ": \($0)" } ?? ""),
+                    details: ["progressDeadlineSeconds": .double(deadline.seconds)], action: nil, executor: executor,
+                    calls: calls)
+            }
             if RolloutMachine.measuresInBackground(rollout, plan: plan), let name = plan.backgroundAnalysis {
                 // Beside the steps, from the candidate's first check to promotion — also while the rollout waits
                 // for a person, whom a failing background analysis overrules.
@@ -378,6 +392,13 @@ public final class Reconciler: Sendable {
                         summary: "no successful measurement of \(unproven) before promotion", target: target.id,
                         rollout: &rollout, state: &state, calls: calls)
                 }
+                if let due = rollout.retryAt, clock.now() < due {
+                    // Backing off after a transient failure: not before the announced time.
+                    return try await progressing(
+                        background: backgroundDue, target.id, rollout, state: &state,
+                        message: "\(label): \(rollout.retryReason ?? "failed transiently"); tries again at "
+                            + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
+                }
                 var request = ActionRequest(
                     action: action, service: target.id.service, environment: target.id.environment,
                     version: rollout.version, previousVersion: rollout.previousVersion, weight: weight,
@@ -385,8 +406,9 @@ public final class Reconciler: Sendable {
                 request.strategy = plan.strategy.rawValue
                 request.traffic = traffic
                 let actionID = ActionID(target.id, rollout, step: "\(step)-\(action.rawValue)")
+                let retry = desired.retry(for: service)
                 let done = try await perform(
-                    request, id: actionID, executor: executor,
+                    request, id: actionID, executor: executor, retry: retry,
                     announce: StateWrite(events: [
                         Event(
                             time: clock.now(), kind: .stepStarted, target: target.id, revision: rollout.revision,
@@ -400,6 +422,12 @@ public final class Reconciler: Sendable {
                     "durationSeconds": .double((result.duration * 1000).rounded() / 1000),
                 ]
                 if !result.standardError.isEmpty { details["stderr"] = .string(result.standardError) }
+                if done.attempts > 1 { details["attempts"] = .int(Int64(done.attempts)) }
+                if !result.succeeded && result.isTransient {
+                    return try await waitAfterTransientFailure(
+                        action, done: done, details: details, retry: retry, target: target.id, label: label,
+                        rollout: &rollout, state: &state, calls: calls, background: backgroundDue)
+                }
                 guard result.succeeded else {
                     details["outcome"] = .string(result.summary)
                     return try await failRollout(

@@ -62,6 +62,9 @@ public enum RolloutMachine {
             next.weight = weight
         }
         if rollout.step < plan.steps.count, case .analysis = plan.steps[rollout.step].step { next.analysis = nil }
+        next.transientFailures = nil
+        next.retryAt = nil
+        next.retryReason = nil
         next.step += 1
         next.stepStartedAt = at
         return next
@@ -76,6 +79,25 @@ public enum RolloutMachine {
         }
         let promotion = plan.steps.firstIndex { if case .action(.promote, _, _) = $0.step { true } else { false } }
         return rollout.step <= (promotion ?? plan.steps.count)
+    }
+
+    /// Whether the rollout has made no progress for longer than `deadline` (seconds) and is to be aborted.
+    ///
+    /// Progress is a step that ends; a timed pause and an analysis taking its rounds are progress by definition
+    /// (their own durations and limits bound them). What stalls is an action that keeps failing transiently. A
+    /// rollout waiting for a person (an open pause, an inconclusive analysis) counts only with
+    /// `abortWhileWaiting` (Argo Rollouts' progressDeadlineAbort); one held by `tide pause` never does. Tide's
+    /// own downtime never counts: an action that has not failed yet is not stalled.
+    public static func stalled(
+        _ rollout: Rollout, plan: RolloutPlan, now: Date, deadline: Double, abortWhileWaiting: Bool
+    ) -> Bool {
+        guard rollout.step < plan.steps.count, rollout.heldBy == nil,
+            now.timeIntervalSince(rollout.stepStartedAt) > deadline
+        else { return false }
+        let step = plan.steps[rollout.step].step
+        if rollout.paused || step == .pause(nil) { return abortWhileWaiting }
+        if case .action = step { return rollout.transientFailures != nil }
+        return false
     }
 
     /// Whether step `rollout.step` promotes the candidate (all traffic), which needs the background analysis'

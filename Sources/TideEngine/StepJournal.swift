@@ -84,6 +84,8 @@ extension StateWrite {
 /// One executor action as the journal saw it.
 struct JournaledAction {
     var result: ActionResult
+    /// Tries it took (1 + retries of transient failures).
+    var attempts: Int
     /// The finished record, for the caller to write with the step's outcome (target, events) in one transaction.
     var record: ActionRecord
     var startedAt: Date
@@ -94,9 +96,12 @@ extension Reconciler {
     /// Runs one executor action: records it started (with `announce`, in the same transaction), performs it with
     /// the id `id`, and returns the finished record. With `finish`, the finished record is written here too;
     /// without, the caller writes it together with what the step changed.
+    ///
+    /// A transient failure (`ActionResult.isTransient`) is retried `retry.limit` times with the same id, waiting
+    /// `retry.backoff`, then `factor` times longer each time; what is returned is the last try's result.
     func perform(
-        _ request: ActionRequest, id: ActionID, executor: any Executor, announce: StateWrite = StateWrite(),
-        finish: Bool = false
+        _ request: ActionRequest, id: ActionID, executor: any Executor, retry: RetryPolicy = RetryPolicy(limit: 0),
+        announce: StateWrite = StateWrite(), finish: Bool = false
     ) async throws -> JournaledAction {
         var request = request
         request.actionID = id.description
@@ -107,13 +112,20 @@ extension Reconciler {
                 id: id.description, target: id.target, action: request.action.rawValue, status: .started,
                 startedAt: startedAt))
         try await journal.commit(started)
-        let result = await executor.perform(request)
+        var result = await executor.perform(request)
+        var attempts = 1
+        while !result.succeeded, result.isTransient, attempts <= retry.limit {
+            await clock.sleep(seconds: retry.delay(before: attempts))
+            attempts += 1
+            result = await executor.perform(request)
+        }
         let finishedAt = clock.now()
         let record = ActionRecord(
             id: id.description, target: id.target, action: request.action.rawValue,
             status: result.succeeded ? .succeeded : .failed, startedAt: startedAt, finishedAt: finishedAt,
             message: result.succeeded ? nil : result.summary)
         if finish { try await journal.commit(StateWrite(actions: [record])) }
-        return JournaledAction(result: result, record: record, startedAt: startedAt, finishedAt: finishedAt)
+        return JournaledAction(
+            result: result, attempts: attempts, record: record, startedAt: startedAt, finishedAt: finishedAt)
     }
 }

@@ -3,6 +3,15 @@ public import Foundation
 /// Where a reconcile pass gets "now" from. Injected, so a `pause: 24h` is testable in milliseconds.
 public protocol TideClock: Sendable {
     func now() -> Date
+    /// Waits `seconds` (a retry's backoff). A test clock moves itself instead.
+    func sleep(seconds: Double) async
+}
+
+extension TideClock {
+    public func sleep(seconds: Double) async {
+        guard seconds > 0 else { return }
+        try? await Task.sleep(for: .seconds(seconds))
+    }
 }
 
 /// The wall clock.

@@ -98,6 +98,20 @@ public struct ActionResult: Sendable, Hashable {
 
     public var succeeded: Bool { outcome == .succeeded }
 
+    /// A failure that may well pass on a later try: the executor exited with 75 (EX_TEMPFAIL, "try again later"),
+    /// timed out, or could not reach what it talks to (a refused connection, a busy or locked database). Tide
+    /// retries these with the same action id and, when they persist, lets the target wait instead of failing it.
+    public var isTransient: Bool {
+        switch outcome {
+        case .exited(75), .timedOut: return true
+        case .couldNotStart(let why), .failed(let why):
+            let text = (why + " " + standardError).lowercased()
+            return ["connection refused", "temporarily unavailable", "database is locked", "database is busy"]
+                .contains { text.contains($0) }
+        default: return false
+        }
+    }
+
     /// One line a person can read in `tide status`.
     public var summary: String {
         let reason: String

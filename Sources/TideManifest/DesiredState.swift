@@ -70,4 +70,21 @@ public struct DesiredState: Sendable {
     public func target(_ id: TargetID) -> DesiredTarget? {
         targets.first { $0.id == id }
     }
+
+    /// How a service's actions are retried: its own `retry`, else its executor's, else the defaults.
+    public func retry(for service: String) -> RetryPolicy {
+        let executor = services[service].flatMap { executors[$0.executor] }
+        return services[service]?.resilience.retry ?? executor?.resilience.retry ?? RetryPolicy()
+    }
+
+    /// An executor's circuit breaker.
+    public func circuitBreaker(for executor: String) -> CircuitBreakerPolicy {
+        executors[executor]?.resilience.circuitBreaker ?? CircuitBreakerPolicy()
+    }
+
+    /// A service's progress deadline, and whether it also counts while a rollout waits for a person.
+    public func progressDeadline(for service: String) -> (seconds: Double, abortWhileWaiting: Bool) {
+        let settings = services[service]?.resilience ?? Resilience()
+        return (settings.progressDeadline, settings.progressDeadlineAbort)
+    }
 }

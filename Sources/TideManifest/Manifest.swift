@@ -43,6 +43,8 @@ public struct ExecutorManifest: Sendable, Hashable {
     public var nginxReload = ["nginx", "-s", "reload"]
     /// sql: the databases.
     public var database: DatabaseSpec?
+    /// Retries of transient failures (for services that do not set their own) and the circuit breaker.
+    public var resilience = Resilience()
 
     public init(
         name: String, location: SourceLocation, type: ExecutorType = .command, command: [String],
@@ -181,6 +183,8 @@ public struct ServiceManifest: Sendable, Hashable {
     /// The version is an expedited fix (HOTFIX): DORA counts the deployment it follows as failed.
     public var hotfix: Bool = false
     public var rollback = RollbackSpec()
+    /// Retries of transient failures for this service's targets (nil: its executor's) and the progress deadline.
+    public var resilience = Resilience()
     /// The Migrations `spec.version` needs (expanded before it rolls out). An environment that runs another
     /// version says what that one needs in `spec.environments.ENV.migrations`.
     public var migrations: [String] = []

@@ -9,11 +9,13 @@ extension NodeReader {
                 allowed: [
                     "type", "command", "timeout", "env", "path", "configDir", "test", "reload", "url", "environments",
                     "password",
-                ],
+                ] + Resilience.executorFields,
                 required: ["type"],
                 owner: owner)
         else { return nil }
-        var valid = true
+        let before = diagnostics.count
+        let settings = resilience(f, owner: owner)
+        var valid = diagnostics.count == before
         var type = ExecutorManifest.ExecutorType.command
         if let node = f["type"]?.value, let text = string(node, "spec.type", owner: owner) {
             if let known = ExecutorManifest.ExecutorType(rawValue: text) {
@@ -176,6 +178,7 @@ extension NodeReader {
         var manifest = ExecutorManifest(
             name: name, location: at, type: type, command: command, timeout: timeout, environment: env)
         manifest.database = database
+        manifest.resilience = settings
         manifest.path = path
         if let test = nginxCommands["test"] { manifest.nginxTest = test }
         if let reload = nginxCommands["reload"] { manifest.nginxReload = reload }

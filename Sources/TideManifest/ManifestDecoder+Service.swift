@@ -9,10 +9,11 @@ extension NodeReader {
                 allowed: [
                     "executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix", "rollback",
                     "migrations", "databases",
-                ],
+                ] + Resilience.serviceFields,
                 required: ["executor", "environments"], owner: owner)
         else { return nil }
         let before = diagnostics.count
+        let settings = resilience(f, owner: owner)
 
         var executor = ""
         var executorLocation = at
@@ -185,6 +186,7 @@ extension NodeReader {
             dependsOn: dependsOn, dependsOnLocations: dependsOnLocations, strategy: strategy)
         manifest.hotfix = hotfix
         manifest.rollback = rollback
+        manifest.resilience = settings
         manifest.migrations = migrations
         manifest.migrationLocations = migrationLocations
         manifest.databases = databases

@@ -12,6 +12,8 @@ public struct Event: Sendable, Codable, Hashable {
         case stepStarted = "step.started"
         case stepSucceeded = "step.succeeded"
         case stepFailed = "step.failed"
+        /// A step failed transiently after its retries: the target waits and tries it again (same action id).
+        case stepRetrying = "step.retrying"
         case deploymentSucceeded = "deployment.succeeded"
         case deploymentFailed = "deployment.failed"
         case targetRemoved = "target.removed"

@@ -89,6 +89,11 @@ public struct Rollout: Sendable, Codable, Hashable {
     /// When the rollout goes on by itself (a timed pause ends, an analysis measures next); nil while it waits
     /// for a person.
     public var nextDue: Date?
+    /// The current step failed transiently this many times (after its in-pass retries); nil once it succeeds.
+    public var transientFailures: Int?
+    /// When the current step is tried again after a transient failure, and why it waits.
+    public var retryAt: Date?
+    public var retryReason: String?
     /// Held by `tide pause` until `tide resume`.
     public var paused: Bool = false
     /// Who paused it with `tide pause` (not a pause for a person after an inconclusive analysis): while set, newer

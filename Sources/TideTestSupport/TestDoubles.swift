@@ -22,6 +22,9 @@ public final class TestClock: TideClock, @unchecked Sendable {
     public func set(_ date: Date) {
         lock.withLock { current = date }
     }
+
+    /// A retry's backoff passes at once: the clock moves by it.
+    public func sleep(seconds: Double) async { advance(by: seconds) }
 }
 
 /// An executor that records every request and answers from a script of outcomes.
@@ -54,10 +57,22 @@ public final class RecordingExecutor: Executor, ExecutorFactory, @unchecked Send
     public func perform(_ request: ActionRequest) async -> ActionResult {
         let (outcome, stdout): (ActionResult.Outcome, String) = lock.withLock {
             recorded.append(request)
-            return (
-                failures.lazy.compactMap { $0(request) }.first ?? .succeeded,
-                outputs.lazy.compactMap { $0(request) }.first ?? ""
-            )
+            // Each script is asked once per request (a lazy `first` would ask the matching one twice).
+            var outcome = ActionResult.Outcome.succeeded
+            for failure in failures {
+                if let scripted = failure(request) {
+                    outcome = scripted
+                    break
+                }
+            }
+            var stdout = ""
+            for output in outputs {
+                if let scripted = output(request) {
+                    stdout = scripted
+                    break
+                }
+            }
+            return (outcome, stdout)
         }
         return ActionResult(
             outcome: outcome, standardOutput: stdout, standardError: outcome == .succeeded ? "" : "scripted failure\n")

@@ -19,6 +19,7 @@ final class BenchClock: TideClock, @unchecked Sendable {
     init(_ start: Date) { current = start }
     func now() -> Date { lock.withLock { current } }
     func advance(by seconds: Double) { lock.withLock { current = current.addingTimeInterval(seconds) } }
+    func sleep(seconds: Double) async { advance(by: seconds) }
 }
 
 /// A scratch directory removed at the end of a scenario.

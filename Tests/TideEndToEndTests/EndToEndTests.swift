@@ -506,21 +506,31 @@ struct EndToEndTests {
         #expect(repo.calls().count == calls)
     }
 
-    @Test("an executor that outlives its timeout is killed and reported")
+    @Test("an executor that outlives its timeout is killed, retried as a transient failure, and the target waits")
     func executorTimeout() throws {
         let repo = try ConfigRepo()
         _ = try repo.tide("reconcile")
-        try repo.fixture.commit("slow", files: ["api.yaml": ConfigRepo.service("api", "slow")])
+        let base = try String(contentsOfFile: repo.fixture.repoPath + "/base.yaml", encoding: .utf8)
+        try repo.fixture.commit(
+            "slow",
+            files: [
+                "api.yaml": ConfigRepo.service("api", "slow"),
+                "base.yaml": base.replacingOccurrences(
+                    of: "  timeout: 2s\n", with: "  timeout: 2s\n  retry: {limit: 1, backoff: 1s}\n"),
+            ])
         let start = Date()
         let result = try repo.tide("reconcile")
-        #expect(Date().timeIntervalSince(start) < 20)
-        #expect(result.status == 1)
-        #expect(result.standardError.contains("timed out after 2s"))
+        #expect(Date().timeIntervalSince(start) < 20, "2 tries of 2 s and a backoff of 1 s")
+        #expect(result.standardOutput.contains("timed out after 2s"), "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("tries again at"))
         let status = try repo.tide("status", "--json")
         let targets = (try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]]
         let api = try #require(targets?.first { $0["service"] as? String == "api" })
-        #expect(api["phase"] as? String == "Failed")
-        #expect(((api["failed"] as? [String: Any])?["message"] as? String)?.contains("timed out") == true)
+        #expect(api["phase"] as? String == "Progressing", "a timeout is transient: nothing failed yet")
+        let rollout = try #require(api["rollout"] as? [String: Any])
+        #expect((rollout["retryReason"] as? String)?.contains("timed out") == true)
+        #expect(rollout["transientFailures"] as? Int == 1)
+        #expect(repo.calls().filter { $0.contains("slow") }.count == 2)
     }
 
     @Test("two concurrent reconciles on one state file: each step runs once, nothing is corrupted")
