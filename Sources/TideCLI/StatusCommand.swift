@@ -27,6 +27,17 @@ struct StatusCommand: AsyncParsableCommand {
         var scheduledPromotions: [ScheduledPromotion]
         /// Every migration in every database, with its phase, owner and what Tide does next about it.
         var migrations: [MigrationReportEntry]
+        /// Executors whose circuit breaker is not closed, or that failed lately.
+        var executors: [ExecutorStatus]
+    }
+
+    struct ExecutorStatus: Encodable {
+        var executor: String
+        /// closed, open or half-open.
+        var circuit: String
+        var consecutiveFailures: Int
+        var openUntil: Date?
+        var lastFailure: String?
     }
 
     struct TargetStatus: Encodable {
@@ -106,7 +117,13 @@ struct StatusCommand: AsyncParsableCommand {
                     state: words[$0.id] ?? "", version: $0.version, configDigest: $0.configDigest,
                     revision: $0.revision?.hex,
                     rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting, updatedAt: $0.updatedAt)
-            }, scheduledPromotions: scheduled, migrations: migrations)
+            }, scheduledPromotions: scheduled, migrations: migrations,
+            executors: try await store.executorHealth().filter { $0.consecutiveFailures > 0 || $0.openUntil != nil }.map
+            {
+                ExecutorStatus(
+                    executor: $0.executor, circuit: $0.state(at: Date()).rawValue,
+                    consecutiveFailures: $0.consecutiveFailures, openUntil: $0.openUntil, lastFailure: $0.lastFailure)
+            })
         if json {
             try printJSON(output)
             return
@@ -142,6 +159,12 @@ struct StatusCommand: AsyncParsableCommand {
             print(
                 "Migration: \(entry.migration) (\(entry.executor), \(entry.environments.joined(separator: ","))) "
                     + "\(entry.phase): \(entry.next)")
+        }
+        for executor in output.executors where executor.circuit != "closed" {
+            print(
+                "Executor:  \(executor.executor): circuit \(executor.circuit)"
+                    + (executor.circuit == "open" ? " until \(iso(executor.openUntil))" : ", one trial action next")
+                    + " (\(executor.consecutiveFailures) failures in a row; last: \(executor.lastFailure ?? "-"))")
         }
         for promotion in scheduled {
             print(

@@ -244,6 +244,7 @@ extension Reconciler {
                 ).description,
                 config: rollout.config)
             request.strategy = rollout.steps(declared: nil).strategy.rawValue
+            request.identifySides(of: rollout)
             let result = await executor.perform(request)
             guard result.succeeded else { return .error(result.summary) }
             let text = result.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)

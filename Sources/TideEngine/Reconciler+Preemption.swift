@@ -24,6 +24,7 @@ extension Reconciler {
                 previousVersion: old.version, weight: 100, revision: (old.stableRevision ?? old.revision).hex,
                 actionID: "", config: old.stableConfig ?? old.config)
             request.strategy = old.steps(declared: nil).strategy.rawValue
+            request.identifySides(undoing: old)
             let done = try await perform(
                 request, id: ActionID(target.id, old, step: "preempted-rollback"), executor: executor)
             let result = done.result

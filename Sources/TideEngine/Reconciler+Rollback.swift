@@ -25,6 +25,7 @@ extension Reconciler {
                 revision: (rollout.stableRevision ?? rollout.revision).hex, actionID: "",
                 config: rollout.stableConfig ?? rollout.config)
             request.strategy = strategy.rawValue
+            request.identifySides(undoing: rollout)
             let result = try await perform(
                 request, id: ActionID(target.id, rollout, step: step), executor: executor, finish: true
             ).result

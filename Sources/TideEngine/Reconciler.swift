@@ -22,6 +22,8 @@ public final class Reconciler: Sendable {
     public let concurrency: Int
     /// Where every step is recorded, grouping concurrent targets' writes.
     public let journal: StepJournal
+    /// Executors' circuit breakers.
+    public let breakers = CircuitBreakers()
     /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
     /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
     private let settled = Mutex<SettledPass?>(nil)
@@ -120,6 +122,7 @@ public final class Reconciler: Sendable {
         let resolution = try await resolve(record: false)
         guard let desired = resolution.desired else { return (resolution, nil) }
         let live = try await store.liveTargets()
+        await breakers.load(try await store.executorHealth())
         var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
             contracted: await contractedMigrations(desired: desired, live: live)
@@ -178,6 +181,7 @@ public final class Reconciler: Sendable {
             )
         }
         let live = try await store.liveTargets()
+        await breakers.load(try await store.executorHealth())
         var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
             contracted: await contractedMigrations(desired: desired, live: live)
@@ -241,6 +245,7 @@ public final class Reconciler: Sendable {
                 reason: action.reason, revertedCommit: action.revertedCommit, startedAt: now)
             rollout.migrations = target.migrations
             (rollout.stableConfig, rollout.stableRevision) = stableSide(of: state)
+            rollout.stableConfigDigest = state.configDigest
             rollout.attempt = Self.newAttempt()
             rollout.plan = RolloutPlan.of(
                 desired.services[target.id.service]?.strategy ?? StrategySpec(), firstDeployment: state.version == nil)
@@ -399,16 +404,23 @@ public final class Reconciler: Sendable {
                         message: "\(label): \(rollout.retryReason ?? "failed transiently"); tries again at "
                             + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
                 }
+                if let open = await breakers.refusal(for: target.executor, now: clock.now()) {
+                    return try await progressing(
+                        background: backgroundDue, target.id, rollout, state: &state,
+                        message: "\(label): waits: \(open.reason)", executorCalls: calls, nextDue: open.until)
+                }
                 var request = ActionRequest(
                     action: action, service: target.id.service, environment: target.id.environment,
                     version: rollout.version, previousVersion: rollout.previousVersion, weight: weight,
                     revision: rollout.revision.hex, actionID: "", config: rollout.config)
                 request.strategy = plan.strategy.rawValue
                 request.traffic = traffic
+                request.identifySides(of: rollout)
                 let actionID = ActionID(target.id, rollout, step: "\(step)-\(action.rawValue)")
                 let retry = desired.retry(for: service)
                 let done = try await perform(
                     request, id: actionID, executor: executor, retry: retry,
+                    breaker: (target.executor, desired.circuitBreaker(for: target.executor)),
                     announce: StateWrite(events: [
                         Event(
                             time: clock.now(), kind: .stepStarted, target: target.id, revision: rollout.revision,

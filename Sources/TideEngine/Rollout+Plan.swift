@@ -1,3 +1,4 @@
+import TideExecutors
 public import TideManifest
 public import TideState
 
@@ -13,5 +14,25 @@ extension Rollout {
         let desired = RolloutPlan.of(declared ?? StrategySpec(), firstDeployment: previousVersion == nil)
         if let plan { return plan.digest == desired.digest }
         return stepsDigest == nil || stepsDigest == desired.digest
+    }
+}
+
+extension ActionRequest {
+    /// Names both sides of `rollout` on a request for its candidate: the candidate's config digest, and stable's
+    /// digest, config and revision — so a config-only change (same version on both sides) can still be told apart.
+    mutating func identifySides(of rollout: Rollout) {
+        configDigest = rollout.configDigest
+        previousConfigDigest = rollout.stableConfigDigest
+        previousConfig = rollout.stableConfig
+        previousRevision = rollout.stableRevision?.hex
+    }
+
+    /// Names both sides of a request that goes back to stable (a rollback): `version` is stable, with its config
+    /// digest; the previous side is the candidate being undone.
+    mutating func identifySides(undoing rollout: Rollout) {
+        configDigest = rollout.stableConfigDigest
+        previousConfigDigest = rollout.configDigest
+        previousConfig = rollout.config
+        previousRevision = rollout.revision.hex
     }
 }

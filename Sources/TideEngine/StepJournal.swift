@@ -75,6 +75,7 @@ extension StateWrite {
             events += write.events
             actions += write.actions
             deployments += write.deployments
+            executorHealth += write.executorHealth
             repositoryStatus = write.repositoryStatus ?? repositoryStatus
         }
         targets = order.compactMap { latest[$0] }
@@ -98,10 +99,12 @@ extension Reconciler {
     /// without, the caller writes it together with what the step changed.
     ///
     /// A transient failure (`ActionResult.isTransient`) is retried `retry.limit` times with the same id, waiting
-    /// `retry.backoff`, then `factor` times longer each time; what is returned is the last try's result.
+    /// `retry.backoff`, then `factor` times longer each time; what is returned is the last try's result. With
+    /// `breaker`, the outcome counts for that executor's circuit breaker.
     func perform(
         _ request: ActionRequest, id: ActionID, executor: any Executor, retry: RetryPolicy = RetryPolicy(limit: 0),
-        announce: StateWrite = StateWrite(), finish: Bool = false
+        breaker: (name: String, policy: CircuitBreakerPolicy)? = nil, announce: StateWrite = StateWrite(),
+        finish: Bool = false
     ) async throws -> JournaledAction {
         var request = request
         request.actionID = id.description
@@ -124,6 +127,13 @@ extension Reconciler {
             id: id.description, target: id.target, action: request.action.rawValue,
             status: result.succeeded ? .succeeded : .failed, startedAt: startedAt, finishedAt: finishedAt,
             message: result.succeeded ? nil : result.summary)
+        if let breaker,
+            let changed = await breakers.record(
+                breaker.name, succeeded: result.succeeded, failure: "\(request.action.rawValue) \(result.summary)",
+                policy: breaker.policy, now: finishedAt)
+        {
+            try await journal.commit(StateWrite(executorHealth: [changed]))
+        }
         if finish { try await journal.commit(StateWrite(actions: [record])) }
         return JournaledAction(
             result: result, attempts: attempts, record: record, startedAt: startedAt, finishedAt: finishedAt)

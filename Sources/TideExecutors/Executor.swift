@@ -19,6 +19,14 @@ public struct ActionRequest: Sendable, Codable, Hashable {
     public var strategy: String?
     /// What the traffic action needs besides the weight: `{"match": …}` for split, `{"mirror": N}` for mirror.
     public var traffic: JSONValue?
+    /// Identifies `version`'s side: the digest of its config (and migrations). Two sides of one version — a
+    /// config-only change rolled out progressively — differ here.
+    public var configDigest: String?
+    /// The other side (`previousVersion`'s) as it runs: its config digest, config and revision, so an executor
+    /// can run both sides of a config-only change, and a `rollback` knows what it goes back to.
+    public var previousConfigDigest: String?
+    public var previousConfig: JSONValue?
+    public var previousRevision: String?
 
     public init(
         action: ExecutorAction, service: String, environment: String, version: String, previousVersion: String?,
@@ -38,7 +46,7 @@ public struct ActionRequest: Sendable, Codable, Hashable {
     enum CodingKeys: String, CodingKey {
         case action, service, environment, version, previousVersion, weight, revision
         case actionID = "actionId"
-        case config, strategy, traffic
+        case config, strategy, traffic, configDigest, previousConfigDigest, previousConfig, previousRevision
     }
 
     /// The `TIDE_*` variables of the protocol.
@@ -54,6 +62,9 @@ public struct ActionRequest: Sendable, Codable, Hashable {
             "TIDE_ACTION_ID": actionID,
         ]
         if let strategy { variables["TIDE_STRATEGY"] = strategy }
+        if let configDigest { variables["TIDE_CONFIG_DIGEST"] = configDigest }
+        if let previousConfigDigest { variables["TIDE_PREVIOUS_CONFIG_DIGEST"] = previousConfigDigest }
+        if let previousRevision { variables["TIDE_PREVIOUS_REVISION"] = previousRevision }
         return variables
     }
 

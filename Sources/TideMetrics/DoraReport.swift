@@ -57,11 +57,11 @@ public struct DoraReport: Sendable, Codable, Equatable {
 /// Computes DORA reports. Counting and filtering happen in the state store (SQL over covering indexes); only
 /// per-day counts, lead times and recovery times come back to be ranked here.
 public struct DoraCalculator: Sendable {
-    public let store: any StateStore
+    public let store: any DeploymentLedger
     /// Below this many deployments in a window the figures get a small-sample warning.
     public static let smallSample = 20
 
-    public init(store: any StateStore) {
+    public init(store: any DeploymentLedger) {
         self.store = store
     }
 

@@ -78,6 +78,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     /// `tide abort`) gives the executor these, not the candidate's.
     public var stableConfig: JSONValue?
     public var stableRevision: ObjectID?
+    /// The stable side's config digest (nil for a first deployment).
+    public var stableConfigDigest: String?
     /// Identifies this attempt of the rollout in its action ids (nil for rollouts started before attempts were
     /// kept): a retry of the same version is a new attempt with new ids.
     public var attempt: String?

@@ -189,6 +189,9 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(sql: "CREATE TABLE install (id TEXT NOT NULL)")
             try db.execute(sql: "INSERT INTO install (id) VALUES (?)", arguments: [UUID().uuidString.lowercased()])
         }
+        migrator.registerMigration("v7-executor-health") { db in
+            try db.execute(sql: "CREATE TABLE executor_health (executor TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        }
         return migrator
     }
 
@@ -249,6 +252,14 @@ public final class SQLiteStateStore: StateStore {
         }
     }
 
+    public func executorHealth() async throws -> [ExecutorHealth] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM executor_health ORDER BY executor").map {
+                try Self.decode(ExecutorHealth.self, $0)
+            }
+        }
+    }
+
     public func action(_ id: String) async throws -> ActionRecord? {
         try await read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM actions WHERE id = ?", arguments: [id]).map { row in
@@ -294,6 +305,14 @@ public final class SQLiteStateStore: StateStore {
                         target.migratedAt?.timeIntervalSince1970,
                         target.migrationUse.isEmpty ? nil : try Self.encode(target.migrationUse),
                     ])
+            }
+            for health in write.executorHealth {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO executor_health (executor, body) VALUES (?, ?)
+                        ON CONFLICT (executor) DO UPDATE SET body = excluded.body
+                        """
+                ).execute(arguments: [health.executor, try Self.encode(health)])
             }
             for id in write.removedTargets {
                 try db.cachedStatement(

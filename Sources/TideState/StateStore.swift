@@ -10,11 +10,15 @@ public struct StateWrite: Sendable {
     public var repositoryStatus: RepositoryStatus?
     /// Deployment records to insert, or (for existing ids) whose failure and recovery fields to update.
     public var deployments: [DeploymentRecord] = []
+    /// Executors' circuit breakers to record (replacing what was recorded for the same executor).
+    public var executorHealth: [ExecutorHealth] = []
 
     public init(
         targets: [LiveTarget] = [], removedTargets: [TargetID] = [], events: [Event] = [],
-        actions: [ActionRecord] = [], repositoryStatus: RepositoryStatus? = nil, deployments: [DeploymentRecord] = []
+        actions: [ActionRecord] = [], repositoryStatus: RepositoryStatus? = nil, deployments: [DeploymentRecord] = [],
+        executorHealth: [ExecutorHealth] = []
     ) {
+        self.executorHealth = executorHealth
         self.targets = targets
         self.removedTargets = removedTargets
         self.events = events
@@ -24,8 +28,9 @@ public struct StateWrite: Sendable {
     }
 }
 
-/// Live state and the event log.
-public protocol StateStore: Sendable {
+/// Live state: targets, the event log, executor actions, executors' health and the repository's status — what a
+/// pass reads and writes. A second store (PostgreSQL, say) implements this and `DeploymentLedger`.
+public protocol LiveStateStore: Sendable {
     /// Where the state lives (`sqlite:/var/lib/tide/state.sqlite`): part of the install's identity, which
     /// migration history records as its owner.
     var location: String { get }
@@ -40,6 +45,19 @@ public protocol StateStore: Sendable {
     /// an event, so an unchanged id and an unchanged branch head mean an unchanged plan for settled targets.
     func lastEventID() async throws -> Int64
     func action(_ id: String) async throws -> ActionRecord?
+    /// Every executor's circuit breaker as last recorded.
+    func executorHealth() async throws -> [ExecutorHealth]
+    /// Applies a write atomically — live state and the ledger records that go with it, in one transaction.
+    func apply(_ write: StateWrite) async throws
+    /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state
+    /// at once. Waits up to `timeout` seconds for another holder, then throws `StateError.locked`.
+    @discardableResult
+    func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T
+}
+
+/// The deployment ledger: one record per finished deployment, as DORA counts it. Written through
+/// `LiveStateStore.apply` (in the transaction of the event that ends the deployment); read here.
+public protocol DeploymentLedger: Sendable {
     /// Deployment records, newest first.
     func deployments(_ query: DeploymentQuery) async throws -> [DeploymentRecord]
     /// Counts over the deployments that finished in the filter's window, aggregated by the store.
@@ -51,13 +69,10 @@ public protocol StateStore: Sendable {
     /// Recovery time in seconds of every failed deployment in the window that has recovered, and how many
     /// have not recovered yet.
     func recoveryTimes(_ filter: DeploymentFilter) async throws -> (seconds: [Double], unrecovered: Int)
-    /// Applies a write atomically.
-    func apply(_ write: StateWrite) async throws
-    /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state
-    /// at once. Waits up to `timeout` seconds for another holder, then throws `StateError.locked`.
-    @discardableResult
-    func withExclusiveLock<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T
 }
+
+/// What the engine uses: live state and the ledger, kept together so a step's writes to both are atomic.
+public typealias StateStore = LiveStateStore & DeploymentLedger
 
 /// State store failures, with what to do about them.
 public enum StateError: Error, CustomStringConvertible, Sendable {

@@ -93,6 +93,7 @@ public actor InMemoryStateStore: StateStore {
     private var status = RepositoryStatus()
     private var deploymentLog: [DeploymentRecord] = []
     private var locked = false
+    private var health: [String: ExecutorHealth] = [:]
 
     public init() {}
 
@@ -112,7 +113,10 @@ public actor InMemoryStateStore: StateStore {
 
     public func action(_ id: String) -> ActionRecord? { actions[id] }
 
+    public func executorHealth() -> [ExecutorHealth] { health.values.sorted { $0.executor < $1.executor } }
+
     public func apply(_ write: StateWrite) {
+        for entry in write.executorHealth { health[entry.executor] = entry }
         for target in write.targets { targets[target.id] = target }
         for id in write.removedTargets { targets[id] = nil }
         for var event in write.events {

@@ -134,3 +134,30 @@ struct RolloutSemanticsTests {
         #expect(report.outcomes.first?.result == .deployed)
     }
 }
+
+extension RolloutSemanticsTests {
+    @Test("a config-only change rolled out as a canary names both sides; its rollback carries stable's config")
+    func configOnlySides() async throws {
+        let canary = "    type: canary\n    steps: [{setWeight: 10}, {analysis: errors}]\n"
+        let h = try await strategies.started(canary)
+        _ = try await h.pass()  // 2.1.0 live
+        h.executor.respond(when: { $0.action == .measure }, with: "0.5")
+        let changed = StrategyTests.service("2.1.0", strategy: canary).replacingOccurrences(
+            of: "config: {replicas: 1}", with: "config: {replicas: 5}")
+        try h.fixture.commit("replicas 5", files: ["services/payments.yaml": changed])
+        _ = try await h.pass()
+        let requests = h.executor.requests.filter { $0.service == "payments" }
+        let deploy = try #require(requests.first { $0.action == .deploy })
+        #expect(deploy.version == "2.1.0" && deploy.previousVersion == "2.1.0", "one version on both sides")
+        let candidate = try #require(deploy.configDigest)
+        let stable = try #require(deploy.previousConfigDigest)
+        #expect(candidate != stable, "the sides are told apart by their config digests")
+        #expect(deploy.config == .object(["replicas": .int(5)]))
+        #expect(deploy.previousConfig == .object(["replicas": .int(1)]))
+        #expect(deploy.environmentVariables["TIDE_CONFIG_DIGEST"] == candidate)
+        let rollback = try #require(requests.first { $0.action == .rollback })
+        #expect(rollback.config == .object(["replicas": .int(1)]), "back to stable's config, not the failed one")
+        #expect(rollback.configDigest == stable)
+        #expect(rollback.previousConfigDigest == candidate)
+    }
+}
