@@ -10,55 +10,6 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
     case migration = "Migration"
 }
 
-/// `kind: Executor` — how actions reach a real platform.
-public struct ExecutorManifest: Sendable, Hashable {
-    public enum ExecutorType: String, Sendable, Hashable, Codable {
-        case command
-        /// A long-lived process spoken to in JSON lines over stdin/stdout (`command` is its argv).
-        case plugin
-        /// Publishes each target's stable and candidate versions and weights to a JSON file (`path`), for
-        /// applications that split traffic by user themselves.
-        case flags
-        /// Routes traffic with a real nginx: one include file per target in `path` (the manifest's `configDir`),
-        /// checked with `test` and applied with `reload`.
-        case nginx
-        /// Runs Migrations against each environment's database (`url`, `environments.NAME.url`).
-        case sql
-    }
-
-    public var name: String
-    public var location: SourceLocation
-    public var type: ExecutorType
-    /// argv of the command executor; never run through a shell.
-    public var command: [String]
-    /// Seconds an action may take before its process group is killed.
-    public var timeout: Double
-    /// Extra environment variables for the executor's process.
-    public var environment: [String: String]
-    /// flags: the JSON file to publish; nginx: the directory of the include files (relative paths are resolved
-    /// against the working directory).
-    public var path: String?
-    /// nginx: how to check a configuration, and how to apply it (argv, no shell).
-    public var nginxTest = ["nginx", "-t"]
-    public var nginxReload = ["nginx", "-s", "reload"]
-    /// sql: the databases.
-    public var database: DatabaseSpec?
-    /// Retries of transient failures (for services that do not set their own) and the circuit breaker.
-    public var resilience = Resilience()
-
-    public init(
-        name: String, location: SourceLocation, type: ExecutorType = .command, command: [String],
-        timeout: Double = 300, environment: [String: String] = [:]
-    ) {
-        self.name = name
-        self.location = location
-        self.type = type
-        self.command = command
-        self.timeout = timeout
-        self.environment = environment
-    }
-}
-
 /// `kind: Environment` — a place services run in, and the gates a version passes to run there.
 public struct EnvironmentManifest: Sendable, Hashable {
     public enum Mode: String, Sendable, Hashable, Codable {

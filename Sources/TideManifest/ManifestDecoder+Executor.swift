@@ -175,13 +175,20 @@ extension NodeReader {
             database = db
         }
         guard valid else { return nil }
-        var manifest = ExecutorManifest(
-            name: name, location: at, type: type, command: command, timeout: timeout, environment: env)
-        manifest.database = database
+        let kind: ExecutorManifest.Kind
+        switch type {
+        case .command: kind = .command(command)
+        case .plugin: kind = .plugin(command)
+        case .flags: kind = .flags(path: path ?? "")
+        case .nginx:
+            var nginx = ExecutorManifest.Nginx(configDir: path ?? "")
+            if let test = nginxCommands["test"] { nginx.test = test }
+            if let reload = nginxCommands["reload"] { nginx.reload = reload }
+            kind = .nginx(nginx)
+        case .sql: kind = .sql(database ?? DatabaseSpec(url: nil))
+        }
+        var manifest = ExecutorManifest(name: name, location: at, kind: kind, timeout: timeout, environment: env)
         manifest.resilience = settings
-        manifest.path = path
-        if let test = nginxCommands["test"] { manifest.nginxTest = test }
-        if let reload = nginxCommands["reload"] { manifest.nginxReload = reload }
         return manifest
     }
 }

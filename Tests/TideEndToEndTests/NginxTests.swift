@@ -310,12 +310,11 @@ struct NginxTests {
         let nginx = try Nginx(in: scratch)
         let stable = try Backend(version: "1.0.0", flaky: false)
         let shadow = try Backend(version: "2.0.0", flaky: false)
-        var manifest = ExecutorManifest(
-            name: "edge", location: SourceLocation(file: "x", line: 1, column: 1), type: .nginx, command: [],
-            timeout: 30)
-        manifest.path = nginx.include
-        manifest.nginxTest = ["/usr/sbin/nginx", "-t", "-q", "-p", nginx.prefix, "-c", nginx.conf]
-        manifest.nginxReload = ["/usr/sbin/nginx", "-s", "reload", "-p", nginx.prefix, "-c", nginx.conf]
+        var routing = ExecutorManifest.Nginx(configDir: nginx.include)
+        routing.test = ["/usr/sbin/nginx", "-t", "-q", "-p", nginx.prefix, "-c", nginx.conf]
+        routing.reload = ["/usr/sbin/nginx", "-s", "reload", "-p", nginx.prefix, "-c", nginx.conf]
+        let manifest = ExecutorManifest(
+            name: "edge", location: SourceLocation(file: "x", line: 1, column: 1), kind: .nginx(routing), timeout: 30)
         let executor = NginxExecutor(manifest: manifest, workingDirectory: scratch.path)
         func mirror(_ share: Int) async throws {
             var request = ActionRequest(
