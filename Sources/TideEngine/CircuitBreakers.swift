@@ -38,6 +38,9 @@ public actor CircuitBreakers {
         return nil
     }
 
+    /// Whether `executor`'s next action is the half-open trial (which gets one try, no retries).
+    public func inTrial(_ executor: String) -> Bool { trials.contains(executor) }
+
     /// Records an action's outcome; returns the breaker to write when it changed.
     public func record(
         _ executor: String, succeeded: Bool, failure: String, policy: CircuitBreakerPolicy, now: Date

@@ -70,9 +70,10 @@ public struct GateEvaluator: Sendable {
         } else {
             current = try await store.liveTarget(target)
         }
-        if let rollout = current?.rollout, current?.phase == .progressing, let who = rollout.heldBy,
-            rollout.version != version
-        {
+        if let rollout = current?.rollout, current?.phase == .progressing, let who = rollout.heldBy {
+            // Any change holds, not only a newer version: a config-only commit or a strategy edit would pre-empt
+            // the paused rollout just the same. (Going on with the paused rollout itself is a resume, which the
+            // planner decides before any gate.)
             // As in Argo Rollouts, a paused rollout holds: a newer commit waits instead of pre-empting it.
             gates.append(
                 Gate(

@@ -27,7 +27,8 @@ extension Reconciler {
             request.strategy = strategy.rawValue
             request.identifySides(undoing: rollout)
             let result = try await perform(
-                request, id: ActionID(target.id, rollout, step: step), executor: executor, finish: true
+                request, id: ActionID(target.id, rollout, step: step), executor: executor, retry: RetryPolicy(),
+                finish: true
             ).result
             calls += 1
             if !result.succeeded {

@@ -17,6 +17,7 @@ extension Reconciler {
         let due = done.finishedAt.addingTimeInterval(wait)
         let reason = "\(action.rawValue) \(done.result.summary)"
         rollout.transientFailures = failures
+        if rollout.stalledSince == nil { rollout.stalledSince = done.startedAt }
         rollout.retryAt = due
         rollout.retryReason = reason
         state.rollout = rollout

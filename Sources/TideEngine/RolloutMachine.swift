@@ -63,6 +63,7 @@ public enum RolloutMachine {
         }
         if rollout.step < plan.steps.count, case .analysis = plan.steps[rollout.step].step { next.analysis = nil }
         next.transientFailures = nil
+        next.stalledSince = nil
         next.retryAt = nil
         next.retryReason = nil
         next.step += 1
@@ -77,8 +78,7 @@ public enum RolloutMachine {
         guard plan.backgroundAnalysis != nil, !rollout.full, rollout.heldBy == nil, rollout.step >= 2 else {
             return false
         }
-        let promotion = plan.steps.firstIndex { if case .action(.promote, _, _) = $0.step { true } else { false } }
-        return rollout.step <= (promotion ?? plan.steps.count)
+        return rollout.step <= promotionIndex(plan)
     }
 
     /// Whether the rollout has made no progress for longer than `deadline` (seconds) and is to be aborted.
@@ -91,21 +91,30 @@ public enum RolloutMachine {
     public static func stalled(
         _ rollout: Rollout, plan: RolloutPlan, now: Date, deadline: Double, abortWhileWaiting: Bool
     ) -> Bool {
-        guard rollout.step < plan.steps.count, rollout.heldBy == nil,
-            now.timeIntervalSince(rollout.stepStartedAt) > deadline
-        else { return false }
+        guard rollout.step < plan.steps.count, rollout.heldBy == nil, rollout.step <= promotionIndex(plan) else {
+            // After promotion the candidate is what serves: going back is no longer the safe way out.
+            return false
+        }
         let step = plan.steps[rollout.step].step
-        if rollout.paused || step == .pause(nil) { return abortWhileWaiting }
-        if case .action = step { return rollout.transientFailures != nil }
+        if rollout.paused || step == .pause(nil) {
+            return abortWhileWaiting && now.timeIntervalSince(rollout.stepStartedAt) > deadline
+        }
+        // Stuck since the step first failed transiently (not since it started: a step may wait for a person or
+        // the background analysis' proof before it is tried).
+        if case .action = step, let since = rollout.stalledSince { return now.timeIntervalSince(since) > deadline }
         return false
     }
 
-    /// Whether step `rollout.step` promotes the candidate (all traffic), which needs the background analysis'
-    /// proof first.
+    /// Whether step `rollout.step` gives the candidate all the traffic (`promote`, or a canary's `setWeight: 100`),
+    /// which needs the background analysis' proof first.
     public static func promotes(_ rollout: Rollout, plan: RolloutPlan) -> Bool {
-        guard rollout.step < plan.steps.count, case .action(.promote, _, _) = plan.steps[rollout.step].step else {
-            return false
-        }
-        return true
+        guard rollout.step < plan.steps.count, case .action(let action, let weight, _) = plan.steps[rollout.step].step
+        else { return false }
+        return action == .promote || (action == .setWeight && weight >= 100)
+    }
+
+    /// The index of the promote step (the steps' count when there is none).
+    static func promotionIndex(_ plan: RolloutPlan) -> Int {
+        plan.steps.firstIndex { if case .action(.promote, _, _) = $0.step { true } else { false } } ?? plan.steps.count
     }
 }

@@ -94,6 +94,9 @@ struct JournaledAction {
 }
 
 extension Reconciler {
+    /// How long one action's retries may wait in a pass, all together.
+    static let longestRetryWaitInPass = 30.0
+
     /// Runs one executor action: records it started (with `announce`, in the same transaction), performs it with
     /// the id `id`, and returns the finished record. With `finish`, the finished record is written here too;
     /// without, the caller writes it together with what the step changed.
@@ -117,8 +120,15 @@ extension Reconciler {
         try await journal.commit(started)
         var result = await executor.perform(request)
         var attempts = 1
-        while !result.succeeded, result.isTransient, attempts <= retry.limit {
+        var waited = 0.0
+        // Retried here only while the waits stay short and the failure was quick: a timeout already took the
+        // action's whole timeout, and long backoffs would hold the pass (and the state lock). Those are left to a
+        // later pass (see `waitAfterTransientFailure`).
+        while !result.succeeded, result.isTransient, !result.isTimeout, attempts <= retry.limit,
+            waited + retry.delay(before: attempts) <= Self.longestRetryWaitInPass
+        {
             await clock.sleep(seconds: retry.delay(before: attempts))
+            waited += retry.delay(before: attempts)
             attempts += 1
             result = await executor.perform(request)
         }

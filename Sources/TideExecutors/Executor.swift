@@ -112,6 +112,8 @@ public struct ActionResult: Sendable, Hashable {
     /// A failure that may well pass on a later try: the executor exited with 75 (EX_TEMPFAIL, "try again later"),
     /// timed out, or could not reach what it talks to (a refused connection, a busy or locked database). Tide
     /// retries these with the same action id and, when they persist, lets the target wait instead of failing it.
+    public var isTimeout: Bool { if case .timedOut = outcome { true } else { false } }
+
     public var isTransient: Bool {
         switch outcome {
         case .exited(75), .timedOut: return true

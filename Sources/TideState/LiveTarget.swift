@@ -93,6 +93,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var nextDue: Date?
     /// The current step failed transiently this many times (after its in-pass retries); nil once it succeeds.
     public var transientFailures: Int?
+    /// When the current step first failed transiently: the progress deadline counts from here.
+    public var stalledSince: Date?
     /// When the current step is tried again after a transient failure, and why it waits.
     public var retryAt: Date?
     public var retryReason: String?

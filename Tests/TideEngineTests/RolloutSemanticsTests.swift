@@ -161,3 +161,32 @@ extension RolloutSemanticsTests {
         #expect(rollback.previousConfigDigest == candidate)
     }
 }
+
+extension RolloutSemanticsTests {
+    @Test("tide pause holds against a config-only commit too, until tide resume")
+    func pauseHoldsConfigChange() async throws {
+        let canary = "    type: canary\n    steps: [{setWeight: 10}, {pause: 1h}]\n"
+        let h = try await strategies.started(canary)
+        _ = try await h.pass()
+        _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
+        let changed = StrategyTests.service("2.1.0", strategy: canary).replacingOccurrences(
+            of: "config: {replicas: 1}", with: "config: {replicas: 5}")
+        try h.fixture.commit("replicas 5", files: ["services/payments.yaml": changed])
+        let report = try await h.pass()
+        #expect(h.calls(of: "payments").isEmpty, "no rollback, no new deploy while held")
+        #expect(report.outcomes.first?.message?.contains("paused (by dana)") == true, "\(report.outcomes)")
+        _ = try await h.reconciler.control(.resume, service: "payments", environment: "prod", by: "dana")
+        _ = try await h.pass()
+        #expect(h.calls(of: "payments").prefix(2) == ["rollback 2.0.0 100", "deploy 2.1.0 0"])
+    }
+
+    @Test("a canary's setWeight: 100 waits for the background analysis' proof like promote does")
+    func fullWeightNeedsProof() async throws {
+        let h = try await strategies.started(
+            "    type: canary\n    backgroundAnalysis: errors\n    steps: [{setWeight: 100}]\n")
+        h.executor.respond(when: { $0.action == .measure }, with: "")  // no data: never a proof
+        _ = try await h.pass()
+        #expect(!h.calls(of: "payments").contains("set-weight 2.1.0 100"))
+        #expect(await h.live("payments")?.rollout?.paused == true, "no proof: a person decides")
+    }
+}
