@@ -6,14 +6,40 @@ public import TideState
 /// of the same attempt — a step re-run after a crash carries the key it had — and new for every new attempt of a
 /// version (a retry, a rollout started again), so an idempotent executor never skips a step it has not done.
 public struct ActionID: Sendable, Hashable, CustomStringConvertible {
+    /// Which executor call of a target's attempt: each kind of call written in one place.
+    public enum Step: Sendable, Hashable, CustomStringConvertible {
+        /// Step `index` of the rollout's frozen plan: `3-set-weight`.
+        case rollout(index: Int, ExecutorAction)
+        /// The automatic rollback (or `tide abort`) to stable, and its health check.
+        case rollback
+        case rollbackHealth
+        /// The rollback that tells the executor a pre-empted candidate is gone.
+        case preemptedRollback
+        /// One measurement: analysis, round, metric, and whether of the baseline (stable) side.
+        case measure(analysis: String, round: Int, metric: String, baseline: Bool)
+        /// Removing a target no longer desired.
+        case remove
+
+        public var description: String {
+            switch self {
+            case .rollout(let index, let action): "\(index)-\(action.rawValue)"
+            case .rollback: "rollback"
+            case .rollbackHealth: "rollback-health"
+            case .preemptedRollback: "preempted-rollback"
+            case .measure(let analysis, let round, let metric, let baseline):
+                "analysis-\(analysis)-\(round)-\(metric)" + (baseline ? "-baseline" : "")
+            case .remove: "remove"
+            }
+        }
+    }
+
     public var target: TargetID
     public var revision: ObjectID
     /// The rollout attempt (`Rollout.attempt`); empty for calls outside a rollout (a removal).
     public var attempt: String
-    /// The step: `3-set-weight`, `rollback`, `rollback-health`, `remove`, `analysis-NAME-ROUND-METRIC`.
-    public var step: String
+    public var step: Step
 
-    public init(target: TargetID, revision: ObjectID, attempt: String, step: String) {
+    public init(target: TargetID, revision: ObjectID, attempt: String, step: Step) {
         self.target = target
         self.revision = revision
         self.attempt = attempt
@@ -21,7 +47,7 @@ public struct ActionID: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// A step of `rollout`.
-    public init(_ target: TargetID, _ rollout: Rollout, step: String) {
+    public init(_ target: TargetID, _ rollout: Rollout, step: Step) {
         self.init(target: target, revision: rollout.revision, attempt: rollout.attempt ?? "", step: step)
     }
 

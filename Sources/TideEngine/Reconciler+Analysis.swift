@@ -240,7 +240,8 @@ extension Reconciler {
                 revision: rollout.revision.hex,
                 actionID: ActionID(
                     target.id, rollout,
-                    step: "analysis-\(analysis.name)-\(round)-\(metric.name)" + (side == "baseline" ? "-baseline" : "")
+                    step: .measure(
+                        analysis: analysis.name, round: round, metric: metric.name, baseline: side == "baseline")
                 ).description,
                 config: rollout.config)
             request.strategy = rollout.steps(declared: nil).strategy.rawValue

@@ -93,17 +93,32 @@ extension Reconciler {
             }
         } catch {
             let message = "\(action.kind.rawValue) failed: \(error)"
+            // Recorded on the target too, so `tide status` shows it there until a pass gets past it.
+            var targets: [LiveTarget] = []
+            if action.kind != .remove {
+                var target =
+                    (try? await store.liveTarget(action.target)).flatMap { $0 }
+                    ?? LiveTarget(id: action.target, executor: action.executor, phase: .pending, updatedAt: clock.now())
+                target.waiting = Self.errorPrefix + message
+                target.updatedAt = clock.now()
+                targets.append(target)
+            }
             try? await store.apply(
-                StateWrite(events: [
-                    Event(
-                        time: clock.now(), kind: .reconcileError, target: action.target, revision: revision,
-                        version: action.toVersion, message: message)
-                ]))
+                StateWrite(
+                    targets: targets,
+                    events: [
+                        Event(
+                            time: clock.now(), kind: .reconcileError, target: action.target, revision: revision,
+                            version: action.toVersion, message: message)
+                    ]))
             return TargetOutcome(
                 target: action.target, result: .failed, fromVersion: action.fromVersion, toVersion: action.toVersion,
                 classification: action.classification, message: message, executorCalls: 0)
         }
     }
+
+    /// How an error recorded on a target (`LiveTarget.waiting`) starts.
+    static let errorPrefix = "error: "
 
     /// Rolls a deploy or resume action out, unless a same-environment dependency is not healthy.
     func deploy(

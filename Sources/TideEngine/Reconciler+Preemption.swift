@@ -26,7 +26,7 @@ extension Reconciler {
             request.strategy = old.steps(declared: nil).strategy.rawValue
             request.identifySides(undoing: old)
             let done = try await perform(
-                request, id: ActionID(target.id, old, step: "preempted-rollback"), executor: executor,
+                request, id: ActionID(target.id, old, step: .preemptedRollback), executor: executor,
                 retry: RetryPolicy())
             let result = done.result
             calls += 1

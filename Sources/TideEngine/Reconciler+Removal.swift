@@ -25,7 +25,7 @@ extension Reconciler {
                 classification: .removal, message: message, executorCalls: 0)
         }
         let executor = try executors.makeExecutor(for: manifest)
-        let id = ActionID(target: live.id, revision: revision, attempt: "", step: "remove")
+        let id = ActionID(target: live.id, revision: revision, attempt: "", step: .remove)
         let actionID = id.description
         var state = live
         state.phase = .removing

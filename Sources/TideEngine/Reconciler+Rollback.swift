@@ -17,7 +17,7 @@ extension Reconciler {
 
         var failure: String?
         let strategy = rollout.steps(declared: nil).strategy
-        for (action, step) in [(ExecutorAction.rollback, "rollback"), (.health, "rollback-health")] {
+        for (action, step) in [(ExecutorAction.rollback, ActionID.Step.rollback), (.health, .rollbackHealth)] {
             // The stable side as it ran: its config and revision, not the failed candidate's.
             var request = ActionRequest(
                 action: action, service: target.id.service, environment: target.id.environment, version: stable,

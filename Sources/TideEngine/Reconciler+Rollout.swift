@@ -20,6 +20,8 @@ extension Reconciler {
         var state =
             live
             ?? LiveTarget(id: target.id, executor: target.executor, phase: .pending, updatedAt: now)
+        // An error an earlier pass recorded on the target is over once this one gets this far.
+        if state.waiting?.hasPrefix(Self.errorPrefix) == true { state.waiting = nil }
         var rollout: Rollout
         if action.kind == .resume, let existing = state.rollout {
             rollout = existing
@@ -102,14 +104,7 @@ extension Reconciler {
                 state.rollout = rollout
                 state.updatedAt = now
                 guard case .pause = plan.steps[step].step else { continue }
-                try await journal.commit(
-                    StateWrite(
-                        targets: [state],
-                        events: [
-                            Event(
-                                time: now, kind: .stepSucceeded, target: target.id, revision: rollout.revision,
-                                version: rollout.version, message: "\(label): \(words)")
-                        ]))
+                try await commitStep(state, .stepSucceeded, target.id, rollout, at: now, "\(label): \(words)")
             case .analyse(let name):
                 let (verdict, measured) = try await analyse(
                     name, step: step, rollout: &rollout, target: target, desired: desired)
@@ -136,15 +131,8 @@ extension Reconciler {
                 case .passed(let summary):
                     rollout = RolloutMachine.advanced(rollout, plan: plan, at: clock.now())
                     state.rollout = rollout
-                    try await journal.commit(
-                        StateWrite(
-                            targets: [state],
-                            events: [
-                                Event(
-                                    time: clock.now(), kind: .stepSucceeded, target: target.id,
-                                    revision: rollout.revision, version: rollout.version,
-                                    message: "\(label): passed (\(summary))")
-                            ]))
+                    try await commitStep(
+                        state, .stepSucceeded, target.id, rollout, at: clock.now(), "\(label): passed (\(summary))")
                 }
             case .act(let action, let weight, let traffic):
                 if RolloutMachine.promotes(rollout, plan: plan), !rollout.full,
@@ -184,17 +172,16 @@ extension Reconciler {
                 request.strategy = plan.strategy.rawValue
                 request.traffic = traffic
                 request.identifySides(of: rollout)
-                let actionID = ActionID(target.id, rollout, step: "\(step)-\(action.rawValue)")
+                let actionID = ActionID(target.id, rollout, step: .rollout(index: step, action))
                 let retry =
                     await breakers.inTrial(target.executor) ? RetryPolicy(limit: 0) : desired.retry(for: service)
                 let done = try await perform(
                     request, id: actionID, executor: executor, retry: retry,
                     breaker: (target.executor, desired.circuitBreaker(for: target.executor)),
                     announce: StateWrite(events: [
-                        Event(
-                            time: clock.now(), kind: .stepStarted, target: target.id, revision: rollout.revision,
-                            version: rollout.version, message: label,
-                            details: .object(["actionId": .string(actionID.description)]))
+                        stepEvent(
+                            .stepStarted, target.id, rollout, at: clock.now(), label,
+                            details: ["actionId": .string(actionID.description)])
                     ]))
                 calls += 1
                 let result = done.result
@@ -220,16 +207,9 @@ extension Reconciler {
                 rollout = RolloutMachine.advanced(rollout, plan: plan, at: done.finishedAt)
                 state.rollout = rollout
                 state.updatedAt = done.finishedAt
-                try await journal.commit(
-                    StateWrite(
-                        targets: [state],
-                        events: [
-                            Event(
-                                time: done.finishedAt, kind: .stepSucceeded, target: target.id,
-                                revision: rollout.revision, version: rollout.version,
-                                message: "\(action.rawValue) succeeded", details: .object(details))
-                        ],
-                        actions: [done.record]))
+                try await commitStep(
+                    state, .stepSucceeded, target.id, rollout, at: done.finishedAt, "\(action.rawValue) succeeded",
+                    details: details, actions: [done.record])
             }
         }
 
@@ -430,5 +410,28 @@ extension Reconciler {
         return TargetOutcome(
             target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: message, executorCalls: calls)
+    }
+}
+
+extension Reconciler {
+    /// An event about a step of `rollout` on `target`.
+    func stepEvent(
+        _ kind: Event.Kind, _ target: TargetID, _ rollout: Rollout, at time: Date, _ message: String,
+        details: [String: JSONValue]? = nil
+    ) -> Event {
+        Event(
+            time: time, kind: kind, target: target, revision: rollout.revision, version: rollout.version,
+            message: message, details: details.map(JSONValue.object))
+    }
+
+    /// Writes a target's state with one event about its step (and the action record it finished), atomically.
+    func commitStep(
+        _ state: LiveTarget, _ kind: Event.Kind, _ target: TargetID, _ rollout: Rollout, at time: Date,
+        _ message: String, details: [String: JSONValue]? = nil, actions: [ActionRecord] = []
+    ) async throws {
+        try await journal.commit(
+            StateWrite(
+                targets: [state], events: [stepEvent(kind, target, rollout, at: time, message, details: details)],
+                actions: actions))
     }
 }

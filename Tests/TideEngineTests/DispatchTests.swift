@@ -121,5 +121,8 @@ struct DispatchTests {
         #expect(results["c"]?.result == .blocked, "what depends on the failed one waits for it")
         let errors = await h.store.events(EventQuery(kinds: [.reconcileError]))
         #expect(errors.map { $0.target?.service } == ["a"])
+        let a = try #require(await h.live("a"))
+        #expect(a.waiting?.contains("executor broken cannot be set up here") == true, "shown on the target")
+        #expect(a.version == nil)
     }
 }

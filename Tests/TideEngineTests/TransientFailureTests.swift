@@ -79,7 +79,8 @@ struct TransientFailureTests {
         // After it: the same step, the same id; once the platform is back, the rollout goes on.
         let firstID = try #require(
             live.rollout.map {
-                ActionID(TargetID(service: "payments", environment: "prod"), $0, step: "2-set-weight").description
+                ActionID(TargetID(service: "payments", environment: "prod"), $0, step: .rollout(index: 2, .setWeight))
+                    .description
             })
         h.executor.clearFailures()
         h.clock.set(due)
