@@ -58,11 +58,10 @@ extension Reconciler {
             StateWrite(
                 targets: [state],
                 events: [
-                    Event(
-                        time: now, kind: .deploymentSuperseded, target: target.id, revision: old.revision,
-                        version: old.version, previousVersion: old.previousVersion, classification: old.classification,
-                        message: "\(old.version) superseded by \(target.version) before it finished (weight "
-                            + "\(old.weight)%)" + (old.previousVersion.map { "; traffic back to \($0)" } ?? ""))
+                    deploymentEvent(
+                        .deploymentSuperseded, target.id, old, at: now,
+                        "\(old.version) superseded by \(target.version) before it finished (weight \(old.weight)%)"
+                            + (old.previousVersion.map { "; traffic back to \($0)" } ?? ""))
                 ]))
         return nil
     }

@@ -244,17 +244,15 @@ extension Reconciler {
             StateWrite(
                 targets: [state],
                 events: [
-                    Event(
-                        time: doneAt, kind: .deploymentSucceeded, target: target.id, revision: rollout.revision,
-                        version: rollout.version, previousVersion: rollout.previousVersion,
-                        classification: rollout.classification,
-                        message: "\(rollout.version) is live" + (rollout.reason.map { " (\($0))" } ?? ""),
-                        details: .object([
+                    deploymentEvent(
+                        .deploymentSucceeded, target.id, rollout, at: doneAt,
+                        "\(rollout.version) is live" + (rollout.reason.map { " (\($0))" } ?? ""),
+                        details: [
                             "durationSeconds": .double((lead * 1000).rounded() / 1000),
                             "deploymentId": .string(ledger[0].id),
                             // What ran healthy: the planner's ROLLBACK rule reads it.
                             "configDigest": .string(rollout.configDigest),
-                        ]))
+                        ])
                 ],
                 deployments: ledger))
         return TargetOutcome(
@@ -385,14 +383,10 @@ extension Reconciler {
             StateWrite(
                 targets: [state],
                 events: [
-                    Event(
-                        time: now, kind: .stepFailed, target: target.id, revision: rollout.revision,
-                        version: rollout.version, message: message, details: .object(details)),
-                    Event(
-                        time: now, kind: .deploymentFailed, target: target.id, revision: rollout.revision,
-                        version: rollout.version, previousVersion: rollout.previousVersion,
-                        classification: rollout.classification, message: message,
-                        details: .object(["deploymentId": .string(Self.deploymentID(target.id, rollout))])),
+                    stepEvent(.stepFailed, target.id, rollout, at: now, message, details: details),
+                    deploymentEvent(
+                        .deploymentFailed, target.id, rollout, at: now, message,
+                        details: ["deploymentId": .string(Self.deploymentID(target.id, rollout))]),
                 ],
                 actions: action.map { [$0] } ?? [],
                 deployments: [
@@ -422,6 +416,17 @@ extension Reconciler {
         Event(
             time: time, kind: kind, target: target, revision: rollout.revision, version: rollout.version,
             message: message, details: details.map(JSONValue.object))
+    }
+
+    /// An event about the deployment `rollout` as a whole (started, succeeded, failed, superseded).
+    func deploymentEvent(
+        _ kind: Event.Kind, _ target: TargetID, _ rollout: Rollout, at time: Date, _ message: String,
+        details: [String: JSONValue]? = nil
+    ) -> Event {
+        Event(
+            time: time, kind: kind, target: target, revision: rollout.revision, version: rollout.version,
+            previousVersion: rollout.previousVersion, classification: rollout.classification, message: message,
+            details: details.map(JSONValue.object))
     }
 
     /// Writes a target's state with one event about its step (and the action record it finished), atomically.
