@@ -12,7 +12,7 @@ public enum ManifestKind: String, Sendable, Codable, CaseIterable {
 
 /// `kind: Environment` — a place services run in, and the gates a version passes to run there.
 public struct EnvironmentManifest: Sendable, Hashable {
-    public enum Mode: String, Sendable, Hashable, Codable {
+    public enum Mode: String, Sendable, Hashable, Codable, CaseIterable {
         case manual, auto
     }
 

@@ -7,59 +7,45 @@ extension NodeReader {
         if case .scalar = spec, spec.tagName == .null { return environment }
         guard
             let f = fields(
-                spec, "spec",
-                allowed: ["production", "requires", "bake", "approval", "promotion", "windows", "freezes"],
-                owner: owner)
+                Field(node: spec, path: "spec", owner: owner),
+                allowed: ["production", "requires", "bake", "approval", "promotion", "windows", "freezes"])
         else { return nil }
         let before = diagnostics.count
-        if let node = f["production"]?.value, let value = bool(node, "spec.production", owner: owner) {
-            environment.production = value
-        }
-        if let node = f["requires"]?.value, let items = stringList(node, "spec.requires", owner: owner) {
+        if let value = f["production"].flatMap({ bool($0) }) { environment.production = value }
+        if let field = f["requires"], let items = stringList(field.node, field.path, owner: owner) {
             for (text, item) in items {
+                let at = field.at(item)
                 if !Naming.isValidName(text) {
-                    error(item, "\(owner)spec.requires: '\(text)' is not a valid environment name")
+                    error(at, "'\(text)' is not a valid environment name")
                 } else if text == name {
-                    error(item, "\(owner)spec.requires: an environment cannot require itself")
+                    error(at, "an environment cannot require itself")
                 } else if environment.requires.contains(text) {
-                    error(item, "\(owner)spec.requires: '\(text)' is listed twice")
+                    error(at, "'\(text)' is listed twice")
                 } else {
                     environment.requires.append(text)
                     environment.requiresLocations.append(location(item))
                 }
             }
         }
-        if let node = f["bake"]?.value, let seconds = duration(node, "spec.bake", owner: owner) {
-            environment.bake = seconds
+        if let seconds = f["bake"].flatMap({ duration($0) }) { environment.bake = seconds }
+        if let mode = f["approval"].flatMap({ oneOf($0, EnvironmentManifest.Mode.self) }) {
+            environment.approval = mode
         }
-        for (field, keyPath) in [("approval", \EnvironmentManifest.approval), ("promotion", \.promotion)] {
-            guard let node = f[field]?.value, let text = string(node, "spec.\(field)", owner: owner) else { continue }
-            if let mode = EnvironmentManifest.Mode(rawValue: text) {
-                environment[keyPath: keyPath] = mode
+        if let mode = f["promotion"].flatMap({ oneOf($0, EnvironmentManifest.Mode.self) }) {
+            environment.promotion = mode
+        }
+        if let field = f["windows"] {
+            if let items = field.items {
+                environment.windows = items.compactMap { window($0.node, $0.path, owner: owner) }
             } else {
-                error(node, "\(owner)spec.\(field): '\(text)' is not one of manual, auto")
+                error(field, "expected a list, found \(describe(field.node))")
             }
         }
-        if let node = f["windows"]?.value {
-            if case .sequence(let items) = node {
-                for (index, item) in items.enumerated() {
-                    if let window = window(item, "spec.windows[\(index)]", owner: owner) {
-                        environment.windows.append(window)
-                    }
-                }
+        if let field = f["freezes"] {
+            if let items = field.items {
+                environment.freezes = items.compactMap { freeze($0.node, $0.path, owner: owner) }
             } else {
-                error(node, "\(owner)spec.windows: expected a list, found \(describe(node))")
-            }
-        }
-        if let node = f["freezes"]?.value {
-            if case .sequence(let items) = node {
-                for (index, item) in items.enumerated() {
-                    if let freeze = freeze(item, "spec.freezes[\(index)]", owner: owner) {
-                        environment.freezes.append(freeze)
-                    }
-                }
-            } else {
-                error(node, "\(owner)spec.freezes: expected a list, found \(describe(node))")
+                error(field, "expected a list, found \(describe(field.node))")
             }
         }
         return diagnostics.count == before ? environment : nil

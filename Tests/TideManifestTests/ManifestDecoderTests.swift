@@ -218,3 +218,43 @@ struct ManifestDecoderTests {
         #expect(JSONValue.string("a\"b\n").canonicalJSON == #""a\"b\n""#)
     }
 }
+
+@Suite("TideManifest: executor fields name their place")
+struct ExecutorFieldTests {
+    @Test(
+        "each executor problem names file:line:column and the field path",
+        arguments: [
+            ("{type: kubectl}", "spec.type: unknown executor type 'kubectl'; expected command, plugin"),
+            (
+                "{type: flags, path: f.json, command: [x]}",
+                "spec.command: only a command or plugin executor runs a command"
+            ),
+            (
+                "{type: command, command: [x], configDir: d}", "spec.configDir: only an nginx executor has 'configDir'"
+            ),
+            (
+                "{type: command, command: [x], env: {TIDE_X: 1}}",
+                "spec.env.TIDE_X: TIDE_* variables are set by tide itself"
+            ),
+            ("{type: command, command: [x], timeout: 0s}", "spec.timeout: must be longer than 0s"),
+            ("{type: command, command: [\"\"]}", "spec.command: must name a program to run"),
+            (
+                "{type: nginx, configDir: d, test: []}", "spec.test: expected a command (a list: program and arguments)"
+            ),
+            ("{type: sql, environments: {prod: {}}}", "spec.environments.prod: missing required field 'url'"),
+            ("{type: plugin}", "spec: missing required field 'command' for a plugin executor"),
+            (
+                "{type: command, command: [x], retry: {limit: -1}}",
+                "spec.retry.limit: expected a whole number from 0 to 20"
+            ),
+        ])
+    func problems(_ spec: String, _ message: String) {
+        let text = "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: x}\nspec: \(spec)\n"
+        let (_, diagnostics) = ManifestDecoder.decode(file: "x.yaml", text: text)
+        let match = diagnostics.first { $0.message.contains(message) }
+        #expect(match != nil, "expected '\(message)' in \(diagnostics)")
+        #expect(match?.message.hasPrefix("Executor 'x': ") == true)
+        #expect(match?.location.file == "x.yaml")
+        #expect(match?.location.line == 4, "\(String(describing: match?.location))")
+    }
+}
