@@ -77,7 +77,7 @@ public struct EnvironmentManifest: Sendable, Hashable {
 
 /// What happens when a rollout fails.
 public struct RollbackSpec: Sendable, Hashable {
-    public enum WriteBack: String, Sendable, Hashable, Codable {
+    public enum WriteBack: String, Sendable, Hashable, Codable, CaseIterable {
         /// Leave git as it is: the failed version stays desired, and is held until desired state changes.
         case none
         /// Commit `git revert` of the commits that asked for the failed version, so git matches what runs.

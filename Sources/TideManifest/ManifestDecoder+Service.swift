@@ -5,93 +5,83 @@ extension NodeReader {
     mutating func service(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ServiceManifest? {
         guard
             let f = fields(
-                spec, "spec",
+                Field(node: spec, path: "spec", owner: owner),
                 allowed: [
                     "executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix", "rollback",
                     "migrations", "databases",
                 ] + Resilience.serviceFields,
-                required: ["executor", "environments"], owner: owner)
+                required: ["executor", "environments"])
         else { return nil }
         let before = diagnostics.count
-        let settings = resilience(f, owner: owner)
+        let settings = resilience(f.entries, owner: owner)
 
         var executor = ""
         var executorLocation = at
-        if let node = f["executor"]?.value, let text = self.name(node, "spec.executor", owner: owner) {
+        if let field = f["executor"], let text = self.name(field) {
             executor = text
-            executorLocation = location(node)
+            executorLocation = location(field.node)
         }
         var version: String?
         var versionLocation: SourceLocation?
-        if let node = f["version"]?.value {
-            version = self.version(node, "spec.version", owner: owner)
-            versionLocation = location(node)
+        if let field = f["version"] {
+            version = self.version(field)
+            versionLocation = location(field.node)
         }
         var config = JSONValue.object([:])
         var configLocations = ServiceManifest.ConfigLocations()
-        if let node = f["config"]?.value, let value = json(node, "spec.config", owner: owner) {
-            if case .object = value {
-                config = value
-                valueLocations(node, into: &configLocations.base)
-            } else if value != .null {
-                error(node, "\(owner)spec.config: expected a mapping, found \(describe(node))")
-            }
+        if let field = f["config"], let value = configMapping(field) {
+            config = value
+            valueLocations(field.node, into: &configLocations.base)
         }
 
         var environments: [String: ServiceManifest.EnvironmentOverride] = [:]
         var order: [String] = []
-        if let node = f["environments"]?.value {
-            if case .mapping(let mapping) = node {
-                if mapping.count == 0 { error(node, "\(owner)spec.environments: list at least one environment") }
+        if let field = f["environments"] {
+            if case .mapping(let mapping) = field.node {
+                if mapping.count == 0 { error(field, "list at least one environment") }
                 for (key, value) in mapping {
-                    guard let envName = self.name(key, "spec.environments", owner: owner) else { continue }
-                    let path = "spec.environments.\(envName)"
+                    guard let envName = self.name(field.at(key)) else { continue }
+                    let place = field.child(envName, value)
                     var override = ServiceManifest.EnvironmentOverride(location: location(key))
                     if case .scalar = value, value.tagName == .null {
                         // `prod:` with nothing after it: runs there with the defaults.
-                    } else if let g = fields(value, path, allowed: ["version", "config", "migrations"], owner: owner) {
-                        if let v = g["version"]?.value {
-                            override.version = self.version(v, "\(path).version", owner: owner)
-                            override.versionLocation = location(v)
+                    } else if let g = fields(place, allowed: ["version", "config", "migrations"]) {
+                        if let v = g["version"] {
+                            override.version = self.version(v)
+                            override.versionLocation = location(v.node)
                         }
-                        if let c = g["config"]?.value, let value = json(c, "\(path).config", owner: owner) {
-                            if case .object = value {
-                                override.config = value
-                                valueLocations(c, into: &configLocations.environments[envName, default: [:]])
-                            } else if value != .null {
-                                error(c, "\(owner)\(path).config: expected a mapping, found \(describe(c))")
-                            }
+                        if let c = g["config"], let value = configMapping(c) {
+                            override.config = value
+                            valueLocations(c.node, into: &configLocations.environments[envName, default: [:]])
                         }
-                        if let m = g["migrations"]?.value {
-                            let (names, places) = nameList(m, "\(path).migrations", kind: "migration", owner: owner)
-                            override.migrations = names
-                            override.migrationLocations = places
+                        if let m = g["migrations"] {
+                            (override.migrations, override.migrationLocations) = nameList(
+                                m.node, m.path, kind: "migration", owner: owner)
                         }
                     }
                     if override.version == nil && version == nil && f["version"] == nil {
                         error(
-                            key,
-                            "\(owner)\(path): no version for this environment; set spec.version or \(path).version")
+                            place.at(key),
+                            "no version for this environment; set spec.version or \(place.path).version")
                     }
                     environments[envName] = override
                     order.append(envName)
                 }
             } else {
-                error(
-                    node, "\(owner)spec.environments: expected a mapping of environment names, found \(describe(node))")
+                error(field, "expected a mapping of environment names, found \(describe(field.node))")
             }
         }
 
         var dependsOn: [String] = []
         var dependsOnLocations: [SourceLocation] = []
-        if let node = f["dependsOn"]?.value, let items = stringList(node, "spec.dependsOn", owner: owner) {
+        if let field = f["dependsOn"], let items = stringList(field.node, field.path, owner: owner) {
             for (text, item) in items {
                 if !Naming.isValidName(text) {
-                    error(item, "\(owner)spec.dependsOn: '\(text)' is not a valid service name")
+                    error(field.at(item), "'\(text)' is not a valid service name")
                 } else if text == name {
-                    error(item, "\(owner)spec.dependsOn: a service cannot depend on itself")
+                    error(field.at(item), "a service cannot depend on itself")
                 } else if dependsOn.contains(text) {
-                    error(item, "\(owner)spec.dependsOn: '\(text)' is listed twice")
+                    error(field.at(item), "'\(text)' is listed twice")
                 } else {
                     dependsOn.append(text)
                     dependsOnLocations.append(location(item))
@@ -101,8 +91,9 @@ extension NodeReader {
 
         var migrations: [String] = []
         var migrationLocations: [SourceLocation] = []
-        if let node = f["migrations"]?.value {
-            (migrations, migrationLocations) = nameList(node, "spec.migrations", kind: "migration", owner: owner)
+        if let field = f["migrations"] {
+            let node = field.node
+            (migrations, migrationLocations) = nameList(node, field.path, kind: "migration", owner: owner)
             // spec.migrations are what spec.version needs: an environment that runs another version must say
             // what that one needs, or a contract could run under a version that still reads what it drops.
             if version == nil && !migrations.isEmpty {
@@ -146,36 +137,23 @@ extension NodeReader {
         }
         var databases: [String] = []
         var databaseLocations: [SourceLocation] = []
-        if let node = f["databases"]?.value {
-            (databases, databaseLocations) = nameList(node, "spec.databases", kind: "executor", owner: owner)
+        if let field = f["databases"] {
+            (databases, databaseLocations) = nameList(field.node, field.path, kind: "executor", owner: owner)
         }
 
         var strategy = StrategySpec()
         var strategyLocation: SourceLocation?
-        if let node = f["strategy"]?.value {
-            strategy = self.strategy(Field(node: node, path: "spec.strategy", owner: owner), service: name) ?? strategy
-            if case .mapping(let mapping) = node, let type = mapping["type"] { strategyLocation = location(type) }
+        if let field = f["strategy"] {
+            strategy = self.strategy(field, service: name) ?? strategy
+            if case .mapping(let mapping) = field.node, let type = mapping["type"] { strategyLocation = location(type) }
         }
 
-        var hotfix = false
-        if let node = f["hotfix"]?.value, let value = bool(node, "spec.hotfix", owner: owner) { hotfix = value }
+        let hotfix = f["hotfix"].flatMap { bool($0) } ?? false
         var rollback = RollbackSpec()
-        if let node = f["rollback"]?.value,
-            let g = fields(node, "spec.rollback", allowed: ["automatic", "writeBack"], owner: owner)
-        {
-            if let automatic = g["automatic"]?.value,
-                let value = bool(automatic, "spec.rollback.automatic", owner: owner)
-            {
-                rollback.automatic = value
-            }
-            if let writeBack = g["writeBack"]?.value,
-                let text = string(writeBack, "spec.rollback.writeBack", owner: owner)
-            {
-                if let value = RollbackSpec.WriteBack(rawValue: text) {
-                    rollback.writeBack = value
-                } else {
-                    error(writeBack, "\(owner)spec.rollback.writeBack: '\(text)' is not one of none, revert")
-                }
+        if let field = f["rollback"], let g = fields(field, allowed: ["automatic", "writeBack"]) {
+            if let value = g["automatic"].flatMap({ bool($0) }) { rollback.automatic = value }
+            if let value = g["writeBack"].flatMap({ oneOf($0, RollbackSpec.WriteBack.self) }) {
+                rollback.writeBack = value
             }
         }
 
@@ -195,5 +173,13 @@ extension NodeReader {
         manifest.configLocations = configLocations
         manifest.resolveConfigs()
         return manifest
+    }
+
+    /// A config mapping (`spec.config`, `spec.environments.ENV.config`); null is none.
+    private mutating func configMapping(_ field: Field) -> JSONValue? {
+        guard let value = json(field.node, field.path, owner: field.owner) else { return nil }
+        if case .object = value { return value }
+        if value != .null { error(field, "expected a mapping, found \(describe(field.node))") }
+        return nil
     }
 }

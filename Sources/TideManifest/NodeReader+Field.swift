@@ -57,6 +57,7 @@ extension NodeReader {
     mutating func bool(_ field: Field) -> Bool? { bool(field.node, field.path, owner: field.owner) }
     mutating func duration(_ field: Field) -> Double? { duration(field.node, field.path, owner: field.owner) }
     mutating func name(_ field: Field) -> String? { name(field.node, field.path, owner: field.owner) }
+    mutating func version(_ field: Field) -> String? { version(field.node, field.path, owner: field.owner) }
 
     mutating func percent(_ field: Field, minimum: Int = 0) -> Int? {
         percent(field.node, field.path, owner: field.owner, minimum: minimum)
