@@ -190,3 +190,38 @@ extension RolloutSemanticsTests {
         #expect(await h.live("payments")?.rollout?.paused == true, "no proof: a person decides")
     }
 }
+
+extension RolloutSemanticsTests {
+    @Test(
+        "a rollout recorded before plans were kept (no plan, the old step digest) goes on where it was, not pre-empted")
+    func upgradeMidRollout() async throws {
+        let canary = "    type: canary\n    steps: [{setWeight: 10}, {pause: 5m}, {setWeight: 50}]\n"
+        let h = try await strategies.started(canary)
+        _ = try await h.pass()  // at the 5-minute pause, weight 10
+        var live = try #require(await h.live("payments"))
+        var rollout = try #require(live.rollout)
+        // As an older Tide wrote it: no plan, no stable digest, the digest in the old field.
+        let plan = try #require(rollout.plan)
+        rollout.stepsDigest = plan.digest
+        rollout.plan = nil
+        rollout.stableConfigDigest = nil
+        live.rollout = rollout
+        // The JSON an older Tide stored decodes without the new keys.
+        let encoded = try JSONEncoder().encode(live)
+        var object = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        var stored = try #require(object["rollout"] as? [String: Any])
+        for key in ["plan", "transientFailures", "stalledSince", "retryAt", "retryReason", "stableConfigDigest"] {
+            stored[key] = nil
+        }
+        object["rollout"] = stored
+        let old = try JSONDecoder().decode(LiveTarget.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(old.rollout?.plan == nil)
+        await h.store.apply(StateWrite(targets: [old]))
+
+        h.clock.advance(by: 300)
+        _ = try await h.pass()
+        #expect(h.calls(of: "payments") == ["set-weight 2.1.0 50", "promote 2.1.0 100", "health 2.1.0 100"])
+        #expect(h.executor.requests.allSatisfy { $0.service != "payments" || $0.strategy == "canary" })
+        #expect(await h.live("payments")?.phase == .healthy)
+    }
+}
