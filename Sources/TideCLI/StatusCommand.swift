@@ -164,7 +164,7 @@ struct StatusCommand: AsyncParsableCommand {
             print(
                 "Executor:  \(executor.executor): circuit \(executor.circuit)"
                     + (executor.circuit == "open" ? " until \(iso(executor.openUntil))" : ", one trial action next")
-                    + " (\(executor.consecutiveFailures) failures in a row; last: \(executor.lastFailure ?? "-"))")
+                    + " (\(ExecutorHealth.inARow(executor.consecutiveFailures)); last: \(executor.lastFailure ?? "-"))")
         }
         for promotion in scheduled {
             print(

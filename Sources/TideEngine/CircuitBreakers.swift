@@ -28,7 +28,7 @@ public actor CircuitBreakers {
     public func refusal(for executor: String, now: Date) -> (reason: String, until: Date)? {
         guard let entry = health[executor], let until = entry.openUntil else { return nil }
         let why =
-            "executor \(executor)'s circuit breaker is open (\(entry.consecutiveFailures) failures in a row"
+            "executor \(executor)'s circuit breaker is open (\(ExecutorHealth.inARow(entry.consecutiveFailures))"
             + (entry.lastFailure.map { "; last: \($0)" } ?? "") + ")"
         if now < until { return (why + " until \(GateEvaluator.format(until))", until) }
         if trials.contains(executor) {

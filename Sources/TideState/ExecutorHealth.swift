@@ -31,6 +31,11 @@ public struct ExecutorHealth: Sendable, Codable, Hashable {
         self.updatedAt = updatedAt
     }
 
+    /// "1 failure in a row", "5 failures in a row".
+    public static func inARow(_ count: Int) -> String {
+        "\(count) failure\(count == 1 ? "" : "s") in a row"
+    }
+
     public func state(at now: Date) -> State {
         guard let openUntil else { return .closed }
         return now < openUntil ? .open : .halfOpen

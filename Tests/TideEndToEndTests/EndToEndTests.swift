@@ -506,6 +506,30 @@ struct EndToEndTests {
         #expect(repo.calls().count == calls)
     }
 
+    @Test("an executor's open circuit breaker is shown by tide status, in text and JSON")
+    func circuitBreakerInStatus() throws {
+        let repo = try ConfigRepo()
+        _ = try repo.tide("reconcile")
+        let base = try String(contentsOfFile: repo.fixture.repoPath + "/base.yaml", encoding: .utf8)
+        try repo.fixture.commit(
+            "bad",
+            files: [
+                "api.yaml": ConfigRepo.service("api", "bad"),
+                "base.yaml": base.replacingOccurrences(
+                    of: "  timeout: 2s\n",
+                    with: "  timeout: 2s\n  circuitBreaker: {failureThreshold: 1, coolDown: 10m}\n"),
+            ])
+        #expect(try repo.tide("reconcile").status == 1)
+        let text = try repo.tide("status").standardOutput
+        #expect(text.contains("Executor:  script: circuit open until"), "\(text)")
+        #expect(text.contains("1 failure in a row; last: deploy exited with status 4"), "\(text)")
+        let json = try #require(try repo.json(try repo.tide("status", "--json")) as? [String: Any])
+        let executors = try #require(json["executors"] as? [[String: Any]])
+        #expect(executors.first?["executor"] as? String == "script")
+        #expect(executors.first?["circuit"] as? String == "open")
+        #expect(executors.first?["consecutiveFailures"] as? Int == 1)
+    }
+
     @Test("an executor that outlives its timeout is killed, retried as a transient failure, and the target waits")
     func executorTimeout() throws {
         let repo = try ConfigRepo()
