@@ -99,6 +99,14 @@ extension Reconciler {
         return (.passed(summary(run, analysis)), calls)
     }
 
+    /// When `run`'s next round is due (an interval after its last), nil when it has taken all its rounds.
+    func nextRound(of run: AnalysisRun?, analysis: AnalysisManifest?) -> Date? {
+        guard let run, let analysis, run.rounds < analysis.count, let last = run.measurements.last?.at else {
+            return nil
+        }
+        return last.addingTimeInterval(analysis.interval)
+    }
+
     /// The metrics of analysis `name` that have no successful measurement in `run`, joined for a message; nil
     /// when every metric has one.
     func unprovenMetrics(_ name: String, _ run: AnalysisRun?, desired: DesiredState) -> String? {

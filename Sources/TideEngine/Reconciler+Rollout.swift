@@ -71,11 +71,12 @@ extension Reconciler {
                 case .passed:
                     backgroundDue = nil
                 case .inconclusive(let summary):
-                    backgroundDue = nil
+                    // Its remaining rounds go on while a person decides: the pass is due again for the next one.
+                    backgroundDue = nextRound(of: rollout.background, analysis: desired.analyses[name])
                     if !rollout.paused {
                         return try await pauseForPerson(
                             "background analysis \(name)", summary: summary, target: target.id, rollout: &rollout,
-                            state: &state, calls: calls)
+                            state: &state, calls: calls, background: backgroundDue)
                     }
                 case .failed(let summary):
                     return try await failRollout(

@@ -225,3 +225,26 @@ extension RolloutSemanticsTests {
         #expect(await h.live("payments")?.phase == .healthy)
     }
 }
+
+extension RolloutSemanticsTests {
+    @Test("a background analysis that turns inconclusive while a person decides still schedules its next round")
+    func backgroundInconclusiveWhilePaused() async throws {
+        let h = try await strategies.started(
+            """
+                type: canary
+                backgroundAnalysis: watch
+                steps: [{setWeight: 10}, {analysis: errors}, {setWeight: 50}]
+
+            """,
+            extra: ["tide/watch.yaml": analysis("watch")])
+        h.executor.respond(when: { $0.actionID.contains("analysis-errors") }, with: "0.02")
+        _ = try await h.pass()
+        #expect(await h.live("payments")?.rollout?.paused == true)
+        h.executor.respond(when: { $0.actionID.contains("analysis-watch") }, with: "0.02")
+        h.clock.advance(by: 120)
+        let report = try await h.pass()
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 10"])
+        let due = try #require(report.outcomes.first?.nextDue, "the third round is still to come")
+        #expect(due == h.clock.now().addingTimeInterval(120))
+    }
+}
