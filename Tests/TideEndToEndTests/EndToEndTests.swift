@@ -75,8 +75,9 @@ struct ConfigRepo {
     }
 
     @discardableResult
-    func tide(_ arguments: String..., extra: [String] = []) throws -> ProcessOutput {
-        try TideBinary.run(arguments + ["--repo", fixture.repoPath, "--state", state] + extra, in: scratch.path)
+    func tide(_ arguments: String..., extra: [String] = []) async throws -> ProcessOutput {
+        try await TideBinary.runDetached(
+            arguments + ["--repo", fixture.repoPath, "--state", state] + extra, in: scratch.path)
     }
 
     func calls() -> [String] {
@@ -93,9 +94,9 @@ struct ConfigRepo {
 @Suite("End to end: the tide binary against real git repositories")
 struct EndToEndTests {
     @Test("first deploy, no-op second pass, version change, revert classified as rollback")
-    func lifecycle() throws {
+    func lifecycle() async throws {
         let repo = try ConfigRepo()
-        let first = try repo.tide("reconcile")
+        let first = try await repo.tide("reconcile")
         #expect(first.status == 0, "\(first.combined)")
         #expect(
             repo.calls() == [
@@ -103,24 +104,24 @@ struct EndToEndTests {
             ])
         #expect(first.standardOutput.contains("web@prod: deployed - → 1.0.0 [FEATURE]"))
 
-        let second = try repo.tide("reconcile")
+        let second = try await repo.tide("reconcile")
         #expect(second.status == 0)
         #expect(repo.calls().count == 4, "a second pass must not call the executor")
         #expect(second.standardOutput.contains("2 unchanged"))
 
         let bump = try repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
-        let third = try repo.tide("reconcile")
+        let third = try await repo.tide("reconcile")
         #expect(third.status == 0)
         #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.1.0", "health web@prod 1.1.0"])
 
         let revert = try repo.fixture.revert(bump)
-        let fourth = try repo.tide("reconcile")
+        let fourth = try await repo.tide("reconcile")
         #expect(fourth.status == 0)
         #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.0.0", "health web@prod 1.0.0"])
         #expect(fourth.standardOutput.contains("[ROLLBACK]"))
 
-        let history = try repo.tide("history", "--json", "--service", "web")
+        let history = try await repo.tide("history", "--json", "--service", "web")
         let events = try #require(try repo.json(history) as? [[String: Any]])
         let latest = try #require(events.first { $0["kind"] as? String == "deployment.succeeded" })
         #expect(latest["classification"] as? String == "ROLLBACK")
@@ -128,7 +129,7 @@ struct EndToEndTests {
         #expect(latest["previousVersion"] as? String == "1.1.0")
         #expect(latest["revision"] as? String == revert.hex)
 
-        let status = try repo.tide("status", "--json")
+        let status = try await repo.tide("status", "--json")
         let object = try #require(try repo.json(status) as? [String: Any])
         #expect(object["lastGoodRevision"] as? String == revert.hex)
         let targets = try #require(object["targets"] as? [[String: Any]])
@@ -139,17 +140,17 @@ struct EndToEndTests {
     }
 
     @Test("tide dora reports from what tide did, in a table, JSON and the Prometheus format")
-    func dora() throws {
+    func dora() async throws {
         let repo = try ConfigRepo()
-        #expect(try repo.tide("dora", "--json").status == 0)
-        _ = try repo.tide("reconcile")
+        #expect(try await repo.tide("dora", "--json").status == 0)
+        _ = try await repo.tide("reconcile")
         let bump = try repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         try repo.fixture.revert(bump)
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
 
-        let json = try repo.tide("dora", "--json")
+        let json = try await repo.tide("dora", "--json")
         #expect(json.status == 0, "\(json.combined)")
         let report = try #require(try repo.json(json) as? [String: Any])
         #expect(report["deployments"] as? Int == 4)
@@ -163,33 +164,33 @@ struct EndToEndTests {
         let previous = try #require(report["previous"] as? [String: Any])
         #expect((previous["leadTime"] as? [String: Any])?["medianSeconds"] is NSNull)
 
-        let table = try repo.tide("dora")
+        let table = try await repo.tide("dora")
         #expect(table.standardOutput.contains("Change failure rate              25.0% (1 failed)"))
         #expect(table.standardOutput.contains("warning: only 4 deployment(s)"))
 
-        let prometheus = try repo.tide("dora", "--format", "prometheus", "--env", "prod")
+        let prometheus = try await repo.tide("dora", "--format", "prometheus", "--env", "prod")
         #expect(
             prometheus.standardOutput.contains(#"tide_dora_change_failure_rate{environment="prod",service="all"} 0.25"#)
         )
         #expect(prometheus.standardOutput.contains("# TYPE tide_dora_lead_time_seconds gauge"))
 
-        let scoped = try repo.tide("dora", "--json", "--service", "api")
+        let scoped = try await repo.tide("dora", "--json", "--service", "api")
         #expect((try repo.json(scoped) as? [String: Any])?["deployments"] as? Int == 1)
 
-        let history = try repo.tide("history", "--json", "--service", "web")
+        let history = try await repo.tide("history", "--json", "--service", "web")
         let events = try #require(try repo.json(history) as? [[String: Any]])
         let finished = events.filter { $0["kind"] as? String == "deployment.succeeded" }
         #expect(finished.map { $0["countedFailed"] as? Bool } == [false, true, false])
         #expect((finished[1]["failureReason"] as? String)?.hasPrefix("reverted by") == true)
 
-        #expect(try repo.tide("dora", "--since", "3x").status == 2)
-        #expect(try repo.tide("dora", "--since", "7d", "--from", "2026-01-01").status == 2)
-        #expect(try repo.tide("dora", "--from", "2026-02-01", "--to", "2026-01-01").status == 2)
-        #expect(try repo.tide("dora", "--from", "2020-01-01", "--to", "2020-02-01", "--json").status == 0)
+        #expect(try await repo.tide("dora", "--since", "3x").status == 2)
+        #expect(try await repo.tide("dora", "--since", "7d", "--from", "2026-01-01").status == 2)
+        #expect(try await repo.tide("dora", "--from", "2026-02-01", "--to", "2026-01-01").status == 2)
+        #expect(try await repo.tide("dora", "--from", "2020-01-01", "--to", "2020-02-01", "--json").status == 0)
     }
 
     @Test("staging → prod through the CLI: readiness, approve, promote --to, status words")
-    func promotionFlow() throws {
+    func promotionFlow() async throws {
         let repo = try ConfigRepo()
         try repo.fixture.commit(
             "pipeline",
@@ -210,67 +211,67 @@ struct EndToEndTests {
                     of: "environments: {prod: {}}",
                     with: "environments: {prod: {}, staging: {version: \"2.0.0\"}, live: {}}"),
             ])
-        let first = try repo.tide("reconcile")
+        let first = try await repo.tide("reconcile")
         #expect(first.status == 0, "\(first.combined)")
         #expect(
             first.standardOutput.contains(
                 "api@live: waiting 1.0.0 [FEATURE]: api@staging must run 1.0.0 healthy first; it runs 2.0.0 (Healthy)"))
 
-        let notReady = try repo.tide("readiness", "api", "--env", "live")
+        let notReady = try await repo.tide("readiness", "api", "--env", "live")
         #expect(notReady.status == 1)
         #expect(notReady.standardOutput.contains("previous environments healthy and baked  FAIL"))
         #expect(notReady.standardOutput.contains("approvals present                        FAIL"))
         #expect(notReady.standardOutput.contains("NOT READY"))
 
-        let promote = try repo.tide("promote", "api", "--to", "live")
+        let promote = try await repo.tide("promote", "api", "--to", "live")
         #expect(promote.status == 0, "\(promote.combined)")
         #expect(promote.standardOutput.contains("api 2.0.0 in live (api.yaml), from staging"))
         let text = try String(contentsOfFile: repo.fixture.workTree + "/api.yaml", encoding: .utf8)
         #expect(text.contains("live: {version: \"2.0.0\"}"))
 
-        _ = try repo.tide("reconcile")
-        let status = try repo.tide("status", "--json")
+        _ = try await repo.tide("reconcile")
+        let status = try await repo.tide("status", "--json")
         let targets = (try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]]
         let live = try #require(targets?.first { $0["environment"] as? String == "live" })
         #expect(live["state"] as? String == "blocked by approval")
         #expect((live["waiting"] as? String)?.contains("tide approve api --env live --version 2.0.0") == true)
 
-        let approve = try repo.tide("approve", "api", "--env", "live", "--by", "Dana <dana@example.com>")
+        let approve = try await repo.tide("approve", "api", "--env", "live", "--by", "Dana <dana@example.com>")
         #expect(approve.status == 0, "\(approve.combined)")
         #expect(approve.standardOutput.contains("approved api 2.0.0 for live (by Dana <dana@example.com>)"))
-        let ready = try repo.tide("readiness", "api", "--env", "live", "--json")
+        let ready = try await repo.tide("readiness", "api", "--env", "live", "--json")
         let checks = (try repo.json(ready) as? [String: Any])?["checks"] as? [[String: Any]]
         #expect(checks?.first { $0["name"] as? String == "approvals present" }?["pass"] as? Bool == true)
 
-        let deploy = try repo.tide("reconcile")
+        let deploy = try await repo.tide("reconcile")
         #expect(deploy.standardOutput.contains("api@live: deployed - → 2.0.0"))
-        let history = try repo.tide("history", "--json", "--env", "live", "--all")
+        let history = try await repo.tide("history", "--json", "--env", "live", "--all")
         let kinds = (try repo.json(history) as? [[String: Any]])?.compactMap { $0["kind"] as? String } ?? []
         #expect(kinds.contains("approval.granted"))
         #expect(kinds.contains("promotion.committed"))
         #expect(kinds.contains("gate.waiting"))
 
-        #expect(try repo.tide("promote", "api", "--to", "nowhere").status == 1)
-        #expect(try repo.tide("promote", "api").status == 2)
+        #expect(try await repo.tide("promote", "api", "--to", "nowhere").status == 1)
+        #expect(try await repo.tide("promote", "api").status == 2)
     }
 
     @Test("tide rollback writes the revert; automatic rollback with writeBack keeps git in step")
-    func rollback() throws {
+    func rollback() async throws {
         let repo = try ConfigRepo()
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         try repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
-        _ = try repo.tide("reconcile")
-        let rollback = try repo.tide("rollback", "web", "--env", "prod", "--reconcile")
+        _ = try await repo.tide("reconcile")
+        let rollback = try await repo.tide("rollback", "web", "--env", "prod", "--reconcile")
         #expect(rollback.status == 0, "\(rollback.combined)")
         #expect(rollback.standardOutput.contains("web@prod: deployed 1.1.0 → 1.0.0"))
         #expect(try repo.fixture.git("log", "-1", "--format=%s") == "Revert \"web 1.1.0\"\n")
-        #expect(try repo.tide("rollback", "api", "--env", "prod").status == 1)
+        #expect(try await repo.tide("rollback", "api", "--env", "prod").status == 1)
 
         let auto = ConfigRepo.service("api", "bad").replacingOccurrences(
             of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
         try repo.fixture.commit("api bad", files: ["api.yaml": auto])
-        let failed = try repo.tide("reconcile")
+        let failed = try await repo.tide("reconcile")
         #expect(failed.status == 1)
         #expect(failed.standardError.contains("rolled back to 1.0.0 automatically; reverted "))
         #expect(failed.standardError.contains("so git says what runs"))
@@ -279,16 +280,16 @@ struct EndToEndTests {
                 "deploy api@prod bad", "rollback api@prod 1.0.0", "health api@prod 1.0.0",
             ])
         #expect(try repo.fixture.git("log", "-1", "--format=%s") == "Revert \"api bad\"\n")
-        let settled = try repo.tide("reconcile")
+        let settled = try await repo.tide("reconcile")
         #expect(settled.status == 0, "\(settled.combined)")
-        let status = try repo.tide("status")
+        let status = try await repo.tide("status")
         #expect(status.standardOutput.contains("RolledBack  rolled back"))
     }
 
     @Test("a canary through the CLI: reconcile --watch sleeps through a timed pause, promote --env ends it")
-    func canary() throws {
+    func canary() async throws {
         let repo = try ConfigRepo()
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         let canary = { (version: String) in
             ConfigRepo.service("api", version).replacingOccurrences(
                 of: "  executor: script\n",
@@ -297,28 +298,28 @@ struct EndToEndTests {
             )
         }
         try repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0")])
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         try repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
-        let watched = try repo.tide("reconcile", "--watch")
+        let watched = try await repo.tide("reconcile", "--watch")
         #expect(watched.status == 0, "\(watched.combined)")
         #expect(watched.standardOutput.contains("next pass at"))
         #expect(
             watched.standardOutput.contains(
                 "api@prod: progressing 2.0.0 [FEATURE]: step 4/4: pause at weight 60, waiting for tide promote api --env prod"
             ))
-        let status = try repo.tide("status", "--json")
+        let status = try await repo.tide("status", "--json")
         let api = ((try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]])?.first {
             $0["service"] as? String == "api"
         }
         #expect(api?["state"] as? String == "in progress")
         #expect((api?["rollout"] as? [String: Any])?["weight"] as? Int == 60)
 
-        let promoted = try repo.tide("promote", "api", "--env", "prod")
+        let promoted = try await repo.tide("promote", "api", "--env", "prod")
         #expect(promoted.status == 0, "\(promoted.combined)")
         #expect(promoted.standardOutput.contains("api@prod: deployed"))
         #expect(Array(repo.calls().suffix(2)) == ["promote api@prod 2.0.0", "health api@prod 2.0.0"])
-        #expect(try repo.tide("pause", "api", "--env", "prod").status == 1)
-        #expect(try repo.tide("promote", "api", "--env", "prod", "--to", "prod").status == 2)
+        #expect(try await repo.tide("pause", "api", "--env", "prod").status == 1)
+        #expect(try await repo.tide("promote", "api", "--env", "prod", "--to", "prod").status == 2)
     }
 
     @Test("kill -9 in the middle of a canary, then a restart: no completed step runs twice")
@@ -334,7 +335,7 @@ struct EndToEndTests {
         let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
             .replacingOccurrences(of: "timeout: 2s", with: "timeout: 120s")
         try repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0"), "base.yaml": base])
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         try repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
         try Data().write(to: URL(fileURLWithPath: repo.log + ".hold-weights"))
 
@@ -353,7 +354,7 @@ struct EndToEndTests {
         try Data().write(to: URL(fileURLWithPath: repo.log + ".release"))
         try FileManager.default.removeItem(atPath: repo.log + ".hold-weights")
 
-        let restarted = try repo.tide("reconcile")
+        let restarted = try await repo.tide("reconcile")
         #expect(restarted.status == 0, "\(restarted.combined)")
         let lines = ((try? String(contentsOfFile: repo.log, encoding: .utf8)) ?? "").split(separator: "\n")
             .filter { $0.contains("2.0.0") }.map(String.init)
@@ -365,7 +366,7 @@ struct EndToEndTests {
         }
         #expect(weightIDs[0] == weightIDs[1])
         #expect(weightIDs[1] != weightIDs[2])
-        let status = try repo.tide("status", "--json")
+        let status = try await repo.tide("status", "--json")
         let api = ((try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]])?.first {
             $0["service"] as? String == "api"
         }
@@ -374,9 +375,9 @@ struct EndToEndTests {
     }
 
     @Test("plan --format markdown renders the rollout plan people review")
-    func markdownPlan() throws {
+    func markdownPlan() async throws {
         let repo = try ConfigRepo()
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         try repo.fixture.commit(
             "canary with analysis",
             files: [
@@ -399,7 +400,7 @@ struct EndToEndTests {
                         "  executor: script\n  strategy: {type: canary, steps: [{setWeight: 20}, {analysis: errors}, {pause: {}}]}\n"
                 ),
             ])
-        let plan = try repo.tide("plan", "--format", "markdown")
+        let plan = try await repo.tide("plan", "--format", "markdown")
         #expect(plan.status == 0, "\(plan.combined)")
         let text = plan.standardOutput
         #expect(text.contains("| api@prod | 1.0.0 → 2.0.0 | FEATURE | MEDIUM | deploy |"))
@@ -452,49 +453,49 @@ struct EndToEndTests {
     ]
 
     @Test("an invalid commit is rejected whole, with path:line:column, and nothing changes", arguments: invalid)
-    func rejected(_ case_: Invalid) throws {
+    func rejected(_ case_: Invalid) async throws {
         let repo = try ConfigRepo()
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
         let good = try repo.fixture.head()
         // A valid change rides along with the invalid one: it must not be applied either.
         try repo.fixture.write("api.yaml", ConfigRepo.service("api", "9.9.9"))
         let bad = try repo.fixture.commit("broken", files: [case_.file: case_.contents])
 
-        let validate = try repo.tide("validate")
+        let validate = try await repo.tide("validate")
         #expect(validate.status == 1)
         #expect(validate.standardError.contains(case_.expected), "\(validate.standardError)")
 
-        let reconcile = try repo.tide("reconcile")
+        let reconcile = try await repo.tide("reconcile")
         #expect(reconcile.status == 1)
         #expect(reconcile.standardError.contains(case_.expected), "\(reconcile.standardError)")
         #expect(repo.calls().count == 4, "no executor call for a rejected revision")
 
-        let status = try repo.tide("status")
+        let status = try await repo.tide("status")
         #expect(status.standardOutput.contains("Applied:        \(good.short)"))
         #expect(status.standardOutput.contains("Rejected:       \(bad.short)"))
-        let history = try repo.tide("history", "--json", "--limit", "1")
+        let history = try await repo.tide("history", "--json", "--limit", "1")
         let latest = try #require((try repo.json(history) as? [[String: Any]])?.first)
         #expect(latest["kind"] as? String == "revision.rejected")
         #expect(latest["revision"] as? String == bad.hex)
-        let live = try #require(try repo.json(try repo.tide("status", "--json")) as? [String: Any])
+        let live = try #require(try repo.json(try await repo.tide("status", "--json")) as? [String: Any])
         let versions = (live["targets"] as? [[String: Any]])?.compactMap { $0["version"] as? String }
         #expect(versions == ["1.0.0", "1.0.0"])
     }
 
     @Test("an executor that exits non-zero leaves a failed event and a clear status")
-    func executorFailure() throws {
+    func executorFailure() async throws {
         let repo = try ConfigRepo()
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         try repo.fixture.commit("bad", files: ["api.yaml": ConfigRepo.service("api", "bad")])
-        let result = try repo.tide("reconcile")
+        let result = try await repo.tide("reconcile")
         #expect(result.status == 1)
         #expect(result.standardError.contains("api@prod: failed 1.0.0 → bad"))
         #expect(result.standardError.contains("exited with status 4: cannot pull image bad"))
         #expect(!result.standardError.contains("web@prod"), "web did not change, so nothing blocks it")
-        let status = try repo.tide("status")
+        let status = try await repo.tide("status")
         #expect(status.standardOutput.contains("Failed"))
         #expect(status.standardOutput.contains("failed bad: deploy of bad exited with status 4: cannot pull image bad"))
-        let history = try repo.tide("history", "--all", "--json", "--service", "api", "--limit", "5")
+        let history = try await repo.tide("history", "--all", "--json", "--service", "api", "--limit", "5")
         let events = try #require(try repo.json(history) as? [[String: Any]])
         #expect(events.first?["kind"] as? String == "deployment.failed")
         let step = try #require(events.first { $0["kind"] as? String == "step.failed" })
@@ -502,14 +503,14 @@ struct EndToEndTests {
         #expect(details["stderr"] as? String == "cannot pull image bad\n")
         // Held until desired state changes: no retry on the next pass.
         let calls = repo.calls().count
-        #expect(try repo.tide("reconcile").status == 1)
+        #expect(try await repo.tide("reconcile").status == 1)
         #expect(repo.calls().count == calls)
     }
 
     @Test("an executor's open circuit breaker is shown by tide status, in text and JSON")
-    func circuitBreakerInStatus() throws {
+    func circuitBreakerInStatus() async throws {
         let repo = try ConfigRepo()
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         let base = try String(contentsOfFile: repo.fixture.repoPath + "/base.yaml", encoding: .utf8)
         try repo.fixture.commit(
             "bad",
@@ -519,11 +520,11 @@ struct EndToEndTests {
                     of: "  timeout: 2s\n",
                     with: "  timeout: 2s\n  circuitBreaker: {failureThreshold: 1, coolDown: 10m}\n"),
             ])
-        #expect(try repo.tide("reconcile").status == 1)
-        let text = try repo.tide("status").standardOutput
+        #expect(try await repo.tide("reconcile").status == 1)
+        let text = try await repo.tide("status").standardOutput
         #expect(text.contains("Executor:  script: circuit open until"), "\(text)")
         #expect(text.contains("1 failure in a row; last: deploy exited with status 4"), "\(text)")
-        let json = try #require(try repo.json(try repo.tide("status", "--json")) as? [String: Any])
+        let json = try #require(try repo.json(try await repo.tide("status", "--json")) as? [String: Any])
         let executors = try #require(json["executors"] as? [[String: Any]])
         #expect(executors.first?["executor"] as? String == "script")
         #expect(executors.first?["circuit"] as? String == "open")
@@ -531,9 +532,9 @@ struct EndToEndTests {
     }
 
     @Test("an executor that outlives its timeout is killed, retried as a transient failure, and the target waits")
-    func executorTimeout() throws {
+    func executorTimeout() async throws {
         let repo = try ConfigRepo()
-        _ = try repo.tide("reconcile")
+        _ = try await repo.tide("reconcile")
         let base = try String(contentsOfFile: repo.fixture.repoPath + "/base.yaml", encoding: .utf8)
         try repo.fixture.commit(
             "slow",
@@ -543,11 +544,11 @@ struct EndToEndTests {
                     of: "  timeout: 2s\n", with: "  timeout: 2s\n  retry: {limit: 1, backoff: 1s}\n"),
             ])
         let start = Date()
-        let result = try repo.tide("reconcile")
+        let result = try await repo.tide("reconcile")
         #expect(Date().timeIntervalSince(start) < 20, "one try of 2 s: a timeout is retried at a later pass")
         #expect(result.standardOutput.contains("timed out after 2s"), "\(result.standardOutput)")
         #expect(result.standardOutput.contains("tries again at"))
-        let status = try repo.tide("status", "--json")
+        let status = try await repo.tide("status", "--json")
         let targets = (try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]]
         let api = try #require(targets?.first { $0["service"] as? String == "api" })
         #expect(api["phase"] as? String == "Progressing", "a timeout is transient: nothing failed yet")
@@ -573,8 +574,8 @@ struct EndToEndTests {
         text = text.replacingOccurrences(of: "exit 0\n", with: "sleep 0.3\nexit 0\n")
         try Data(text.utf8).write(to: URL(fileURLWithPath: script))
 
-        async let a = Task.detached { try repo.tide("reconcile") }.value
-        async let b = Task.detached { try repo.tide("reconcile") }.value
+        async let a = Task.detached { try await repo.tide("reconcile") }.value
+        async let b = Task.detached { try await repo.tide("reconcile") }.value
         let (first, second) = try await (a, b)
         #expect(first.status == 0, "\(first.combined)")
         #expect(second.status == 0, "\(second.combined)")
@@ -585,7 +586,7 @@ struct EndToEndTests {
         let outputs = [first.standardOutput, second.standardOutput]
         #expect(outputs.filter { $0.contains("2 deployed") }.count == 1)
         #expect(outputs.filter { $0.contains("2 unchanged") }.count == 1)
-        let history = try repo.tide("history", "--json", "--limit", "100")
+        let history = try await repo.tide("history", "--json", "--limit", "100")
         let events = try #require(try repo.json(history) as? [[String: Any]])
         #expect(events.filter { $0["kind"] as? String == "deployment.succeeded" }.count == 2)
         #expect(events.filter { $0["kind"] as? String == "revision.accepted" }.count == 1)
@@ -604,13 +605,13 @@ struct EndToEndTests {
         var text = try String(contentsOfFile: script, encoding: .utf8)
         text = text.replacingOccurrences(of: "exit 0\n", with: "sleep 0.3\nexit 0\n")
         try Data(text.utf8).write(to: URL(fileURLWithPath: script))
-        #expect(try repo.tide("status").status == 0)  // creates the state file
+        #expect(try await repo.tide("status").status == 0)  // creates the state file
         let symlink = repo.scratch.appending("linked.sqlite")
         try FileManager.default.createSymbolicLink(atPath: symlink, withDestinationPath: repo.state)
         let spellings = [repo.state, symlink, repo.scratch.path + "/./state.sqlite"]
         let runs = spellings.map { state in
             Task.detached {
-                try TideBinary.run(
+                try await TideBinary.runDetached(
                     ["reconcile", "--repo", repo.fixture.repoPath, "--state", state], in: repo.scratch.path)
             }
         }
@@ -621,14 +622,14 @@ struct EndToEndTests {
             repo.calls() == [
                 "deploy api@prod 1.0.0", "health api@prod 1.0.0", "deploy web@prod 1.0.0", "health web@prod 1.0.0",
             ])
-        let history = try repo.tide("history", "--json", "--limit", "100")
+        let history = try await repo.tide("history", "--json", "--limit", "100")
         let events = try #require(try repo.json(history) as? [[String: Any]])
         #expect(events.filter { $0["kind"] as? String == "deployment.succeeded" }.count == 2)
 
         // A second name for the file (a hard link) is refused before anything runs.
         let hardLink = repo.scratch.appending("hard.sqlite")
         try FileManager.default.linkItem(atPath: repo.state, toPath: hardLink)
-        let refused = try TideBinary.run(
+        let refused = try await TideBinary.runDetached(
             ["reconcile", "--repo", repo.fixture.repoPath, "--state", hardLink], in: repo.scratch.path)
         #expect(refused.status == 1)
         #expect(refused.standardError.contains("has 2 hard links"), "\(refused.combined)")
@@ -644,13 +645,13 @@ struct EndToEndTests {
                 "base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
                     .replacingOccurrences(of: "timeout: 2s", with: "timeout: 120s"),
             ])
-        async let holder = Task.detached { try repo.tide("reconcile") }.value
+        async let holder = Task.detached { try await repo.tide("reconcile") }.value
         // Wait until the holder is inside its executor call, so it surely holds the lock; it stays there until
         // the release file appears.
         for _ in 0..<600 where !repo.calls().contains("deploy api@prod hold") {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let waiter = try repo.tide("reconcile", "--lock-timeout", "0.5")
+        let waiter = try await repo.tide("reconcile", "--lock-timeout", "0.5")
         try Data().write(to: URL(fileURLWithPath: repo.log + ".release"))
         #expect(waiter.status == 1)
         #expect(waiter.standardError.contains("is locked by another tide process (pid"), "\(waiter.standardError)")
@@ -659,7 +660,7 @@ struct EndToEndTests {
     }
 
     @Test("a bare repository, a branch and a manifest root")
-    func bareBranchPath() throws {
+    func bareBranchPath() async throws {
         let repo = try ConfigRepo(bare: true, root: "deploy/prod")
         try repo.fixture.git("checkout", "-q", "-b", "release")
         try repo.fixture.write("deploy/prod/api.yaml", ConfigRepo.service("api", "1.5.0"))
@@ -667,42 +668,42 @@ struct EndToEndTests {
         try repo.fixture.git("commit", "-q", "-m", "release api 1.5.0")
         try repo.fixture.git("push", "-q", "origin", "release")
 
-        let plan = try repo.tide("plan", "--json", extra: ["--branch", "release", "--path", "deploy/prod"])
+        let plan = try await repo.tide("plan", "--json", extra: ["--branch", "release", "--path", "deploy/prod"])
         #expect(plan.status == 0, "\(plan.combined)")
         let actions = (try repo.json(plan) as? [String: Any])?["actions"] as? [[String: Any]]
         #expect(actions?.map { "\($0["target"].map { "\($0)" } ?? "") \($0["toVersion"] as? String ?? "")" }.count == 2)
         #expect(actions?.contains { $0["toVersion"] as? String == "1.5.0" } == true)
 
-        let main = try repo.tide("reconcile", extra: ["--path", "deploy/prod"])
+        let main = try await repo.tide("reconcile", extra: ["--path", "deploy/prod"])
         #expect(main.status == 0, "\(main.combined)")
         #expect(repo.calls().contains("deploy api@prod 1.0.0"))
-        let release = try repo.tide("reconcile", extra: ["--branch", "release", "--path", "deploy/prod"])
+        let release = try await repo.tide("reconcile", extra: ["--branch", "release", "--path", "deploy/prod"])
         #expect(release.status == 0)
         #expect(repo.calls().contains("deploy api@prod 1.5.0"))
 
-        let missing = try repo.tide("validate", extra: ["--path", "nope"])
+        let missing = try await repo.tide("validate", extra: ["--path", "nope"])
         #expect(missing.status == 1)
         #expect(missing.standardError.contains("nope"))
     }
 
     @Test("usage errors exit 2; reported failures exit 1")
-    func exitCodes() throws {
+    func exitCodes() async throws {
         let repo = try ConfigRepo()
-        #expect(try TideBinary.run(["reconcile", "--no-such-flag"]).status == 2)
-        #expect(try TideBinary.run(["frobnicate"]).status == 2)
-        #expect(try TideBinary.run(["history", "--limit", "many"]).status == 2)
-        #expect(try repo.tide("status", extra: ["--state", "postgres://x@y/z"]).status == 2)
-        let notARepo = try TideBinary.run(["status", "--repo", repo.scratch.appending("nothing")])
+        #expect(try await TideBinary.runDetached(["reconcile", "--no-such-flag"]).status == 2)
+        #expect(try await TideBinary.runDetached(["frobnicate"]).status == 2)
+        #expect(try await TideBinary.runDetached(["history", "--limit", "many"]).status == 2)
+        #expect(try await repo.tide("status", extra: ["--state", "postgres://x@y/z"]).status == 2)
+        let notARepo = try await TideBinary.runDetached(["status", "--repo", repo.scratch.appending("nothing")])
         #expect(notARepo.status == 1)
         #expect(notARepo.standardError.contains("cannot open config repo"))
-        #expect(try TideBinary.run(["--help"]).status == 0)
+        #expect(try await TideBinary.runDetached(["--help"]).status == 0)
     }
 
     @Test("tide init makes a working config repo whose demo executor deploys; the hook blocks bad commits")
-    func initDemo() throws {
+    func initDemo() async throws {
         let scratch = try TemporaryDirectory("tide-init")
         let dir = scratch.appending("config")
-        let created = try TideBinary.run(["init", dir])
+        let created = try await TideBinary.runDetached(["init", dir])
         #expect(created.status == 0, "\(created.combined)")
 
         // What init wrote is exactly manifests/ of this repository.
@@ -716,7 +717,7 @@ struct EndToEndTests {
             #expect(ours == theirs, "\(file) differs from manifests/\(file): run scripts/embed-examples")
         }
 
-        let reconcile = try TideBinary.run(["reconcile"], in: dir)
+        let reconcile = try await TideBinary.runDetached(["reconcile"], in: dir)
         #expect(reconcile.status == 0, "\(reconcile.combined)")
         #expect(
             try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n"
@@ -750,12 +751,12 @@ struct EndToEndTests {
             to: URL(fileURLWithPath: path))
         _ = try git(["add", "-A"])
         #expect(try git(["commit", "-q", "-m", "checkout 1.5.0 to prod"]).status == 0)
-        #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
+        #expect(try await TideBinary.runDetached(["reconcile"], in: dir).status == 0)
         #expect(
             try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.5.0\n"
         )
         _ = try git(["revert", "--no-edit", "HEAD"])
-        let rollback = try TideBinary.run(["reconcile"], in: dir)
+        let rollback = try await TideBinary.runDetached(["reconcile"], in: dir)
         #expect(rollback.standardOutput.contains("checkout@prod: deployed 1.5.0 → 1.4.2 [ROLLBACK]"))
         #expect(
             try String(contentsOfFile: dir + "/deployments/prod/checkout/current/VERSION", encoding: .utf8) == "1.4.2\n"
@@ -763,10 +764,10 @@ struct EndToEndTests {
     }
 
     @Test("the hook checks what `git commit -a` and `git commit PATH` stage into their own index ($GIT_INDEX_FILE)")
-    func hookSeesCommitAll() throws {
+    func hookSeesCommitAll() async throws {
         let scratch = try TemporaryDirectory("tide-hook-index")
         let dir = scratch.appending("config")
-        #expect(try TideBinary.run(["init", dir]).status == 0)
+        #expect(try await TideBinary.runDetached(["init", dir]).status == 0)
         let git = { (args: [String]) throws -> ProcessOutput in
             try runProcess(
                 GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir,
@@ -793,11 +794,11 @@ struct EndToEndTests {
     }
 
     @Test("tide rollback on a head that already reverted the change writes nothing and says so")
-    func rollbackAlreadyReverted() throws {
+    func rollbackAlreadyReverted() async throws {
         let scratch = try TemporaryDirectory("tide-rollback-twice")
         let dir = scratch.appending("config")
-        #expect(try TideBinary.run(["init", dir]).status == 0)
-        #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
+        #expect(try await TideBinary.runDetached(["init", dir]).status == 0)
+        #expect(try await TideBinary.runDetached(["reconcile"], in: dir).status == 0)
         let git = { (args: [String]) throws -> ProcessOutput in
             try runProcess(
                 GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir)
@@ -807,10 +808,10 @@ struct EndToEndTests {
         try Data(original.replacingOccurrences(of: "version: \"1.4.2\"", with: "version: \"1.4.3\"").utf8).write(
             to: URL(fileURLWithPath: path))
         #expect(try git(["commit", "-q", "--no-verify", "-a", "-m", "checkout 1.4.3"]).status == 0)
-        #expect(try TideBinary.run(["reconcile"], in: dir).status == 0)
+        #expect(try await TideBinary.runDetached(["reconcile"], in: dir).status == 0)
         _ = try git(["revert", "--no-edit", "HEAD"])
         let head = try git(["rev-parse", "HEAD"]).standardOutput
-        let again = try TideBinary.run(["rollback", "checkout", "--env", "prod"], in: dir)
+        let again = try await TideBinary.runDetached(["rollback", "checkout", "--env", "prod"], in: dir)
         #expect(again.combined.contains("nothing written"), "\(again.combined)")
         #expect(again.combined.contains("already reverted"))
         #expect(try git(["rev-parse", "HEAD"]).standardOutput == head, "no empty commit")

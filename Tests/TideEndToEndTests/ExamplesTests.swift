@@ -39,8 +39,10 @@ private func json(_ output: ProcessOutput) throws -> Any {
 }
 
 /// `tide status --json`'s targets, by "service@environment".
-private func targets(in directory: String, environment: [String: String] = [:]) throws -> [String: [String: Any]] {
-    let status = try TideBinary.run(["status", "--json"], in: directory, environment: environment)
+private func targets(
+    in directory: String, environment: [String: String] = [:]
+) async throws -> [String: [String: Any]] {
+    let status = try await TideBinary.runDetached(["status", "--json"], in: directory, environment: environment)
     let root = try #require(try json(status) as? [String: Any], "\(status.combined)")
     let list = try #require(root["targets"] as? [[String: Any]])
     var byName: [String: [String: Any]] = [:]
@@ -60,10 +62,10 @@ struct ExamplesTests {
     @Test(
         "tide init --template writes exactly the template's files, commits them, installs the hook, and validates",
         arguments: templates)
-    func template(name: String, directory: String) throws {
+    func template(name: String, directory: String) async throws {
         let scratch = try TemporaryDirectory("tide-template")
         let dir = scratch.appending("config")
-        let created = try TideBinary.run(["init", "--template", name, dir])
+        let created = try await TideBinary.runDetached(["init", "--template", name, dir])
         #expect(created.status == 0, "\(created.combined)")
 
         // The embedded copy is the directory in this repository: same files, contents and executable bits.
@@ -91,26 +93,26 @@ struct ExamplesTests {
         #expect(installed == (try String(contentsOfFile: repositoryRoot + "/hooks/pre-commit", encoding: .utf8)))
         #expect(!installed.contains(TideBinary.path))
 
-        let validate = try TideBinary.run(["validate"], in: dir)
+        let validate = try await TideBinary.runDetached(["validate"], in: dir)
         #expect(validate.status == 0, "\(validate.combined)")
         #expect(validate.standardOutput.contains("valid"), "\(validate.combined)")
     }
 
     @Test("tide init --template with an unknown name is a usage error and creates nothing")
-    func unknownTemplate() throws {
+    func unknownTemplate() async throws {
         let scratch = try TemporaryDirectory("tide-template")
         let dir = scratch.appending("config")
-        let refused = try TideBinary.run(["init", "--template", "kubernetes", dir])
+        let refused = try await TideBinary.runDetached(["init", "--template", "kubernetes", dir])
         #expect(refused.status == 2, "\(refused.combined)")
         #expect(refused.standardError.contains("nginx-canary"), "names the templates there are: \(refused.combined)")
         #expect(!FileManager.default.fileExists(atPath: dir))
     }
 
     @Test("the installed pre-commit hook runs $TIDE, else tide from PATH, and refuses the commit when neither is there")
-    func hookResolution() throws {
+    func hookResolution() async throws {
         let scratch = try TemporaryDirectory("tide-hook")
         let dir = scratch.appending("config")
-        #expect(try TideBinary.run(["init", "--template", "empty", dir]).status == 0)
+        #expect(try await TideBinary.runDetached(["init", "--template", "empty", dir]).status == 0)
         // A PATH with tide on it, and one without (git finds its own helpers through its exec path, not PATH).
         let withTide = scratch.appending("bin")
         let withoutTide = scratch.appending("empty-bin")
@@ -209,12 +211,12 @@ struct ExamplesTests {
         #expect(output.contains("analysis through-nginx failed"), "\(run.combined)")
 
         let config = work + "/config"
-        let shop = try #require(try targets(in: config)["shop@prod"])
+        let shop = try #require(try await targets(in: config)["shop@prod"])
         #expect(shop["phase"] as? String == "RolledBack")
         #expect(shop["version"] as? String == "2.0.0")
 
         // 2.0.0 walked the steps: 20 %, an analysis that passed, 50 %, another, then promoted.
-        let history = try TideBinary.run(
+        let history = try await TideBinary.runDetached(
             ["history", "--all", "--service", "shop", "--limit", "500", "--json"], in: config)
         let events = try #require(try json(history) as? [[String: Any]])
         let canary = events.filter { $0["version"] as? String == "2.0.0" }.compactMap { $0["message"] as? String }
@@ -227,7 +229,7 @@ struct ExamplesTests {
         let subjects = try git(["log", "--format=%s"], in: config).standardOutput.split(separator: "\n")
         let failed = try #require(subjects.firstIndex(of: "shop 3.0.0"))
         #expect(failed > 0, "a write-back commit follows the failed version: \(subjects)")
-        let plan = try TideBinary.run(["plan", "--json"], in: config)
+        let plan = try await TideBinary.runDetached(["plan", "--json"], in: config)
         let actions = try #require((try json(plan) as? [String: Any])?["actions"] as? [[String: Any]])
         #expect(actions.allSatisfy { $0["kind"] as? String == "none" }, "\(plan.standardOutput)")
 
@@ -237,12 +239,12 @@ struct ExamplesTests {
     }
 
     @Test("examples/promotion-pipeline: dev deploys, staging after the bake (faketime), prod after tide approve")
-    func promotionPipeline() throws {
+    func promotionPipeline() async throws {
         let faketime = "/usr/bin/faketime"
         try #require(FileManager.default.isExecutableFile(atPath: faketime), "faketime is needed: scripts/install-deps")
         let scratch = try TemporaryDirectory("tide-example-pipeline")
         let dir = scratch.appending("config")
-        #expect(try TideBinary.run(["init", "--template", "pipeline", dir]).status == 0)
+        #expect(try await TideBinary.runDetached(["init", "--template", "pipeline", dir]).status == 0)
         func version(_ environment: String) -> String? {
             try? String(contentsOfFile: dir + "/deployments/\(environment)/web/current/VERSION", encoding: .utf8)
         }
@@ -253,17 +255,17 @@ struct ExamplesTests {
                 environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"])
         }
 
-        let first = try TideBinary.run(["reconcile"], in: dir)
+        let first = try await TideBinary.runDetached(["reconcile"], in: dir)
         #expect(first.status == 0, "\(first.combined)")
         #expect(first.standardOutput.contains("web@dev: deployed"), "\(first.combined)")
         #expect(first.standardOutput.contains("bakes in dev for 1h"), "\(first.combined)")
         #expect(version("dev") == "1.0.0\n")
         #expect(version("staging") == nil && version("prod") == nil)
-        var now = try targets(in: dir)
+        var now = try await targets(in: dir)
         #expect(now["web@staging"]?["state"] as? String == "waiting for bake")
 
         // Within the hour, nothing moves.
-        let again = try TideBinary.run(["reconcile"], in: dir)
+        let again = try await TideBinary.runDetached(["reconcile"], in: dir)
         #expect(again.status == 0, "\(again.combined)")
         #expect(version("staging") == nil)
 
@@ -274,7 +276,7 @@ struct ExamplesTests {
         #expect(baked.standardOutput.contains("tide approve web --env prod"), "\(baked.combined)")
         #expect(version("staging") == "1.0.0\n")
         #expect(version("prod") == nil)
-        now = try targets(in: dir)
+        now = try await targets(in: dir)
         #expect(now["web@prod"]?["state"] as? String == "blocked by approval")
 
         let approved = try later("approve", "web", "--env", "prod", "--by", "alice")
@@ -283,7 +285,7 @@ struct ExamplesTests {
         #expect(released.status == 0, "\(released.combined)")
         #expect(released.standardOutput.contains("web@prod: deployed"), "\(released.combined)")
         #expect(version("prod") == "1.0.0\n")
-        now = try targets(in: dir)
+        now = try await targets(in: dir)
         #expect(now.values.allSatisfy { $0["phase"] as? String == "Healthy" }, "\(now)")
     }
 }

@@ -35,9 +35,9 @@ struct MigrationEndToEndTests {
                 "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-email]\n",
             ])
         // The warning-free manifest validates; a destructive expand would have been named here.
-        let validate = try repo.tide("validate")
+        let validate = try await repo.tide("validate")
         #expect(validate.status == 0 && !validate.standardError.contains("warning"), "\(validate.combined)")
-        let readiness = try repo.tide("readiness", "api", "--env", "prod")
+        let readiness = try await repo.tide("readiness", "api", "--env", "prod")
         #expect(
             readiness.standardOutput.contains("the contract of add-email has not run: a rollback runs expand's down"),
             "\(readiness.combined)")
@@ -65,7 +65,7 @@ struct MigrationEndToEndTests {
     }
 
     @Test("tide validate and tide plan warn about a destructive expand")
-    func lintThroughTheCLI() throws {
+    func lintThroughTheCLI() async throws {
         let repo = try ConfigRepo()
         try repo.fixture.commit(
             "a destructive expand",
@@ -85,13 +85,13 @@ struct MigrationEndToEndTests {
 
                 """
             ])
-        let validate = try repo.tide("validate")
+        let validate = try await repo.tide("validate")
         #expect(validate.status == 0)
         #expect(
             validate.standardError.contains(
                 "warning: db.yaml:11:11: Migration 'drop-mail': spec.expand.up[0]: DROP COLUMN in expand"),
             "\(validate.combined)")
-        let plan = try repo.tide("plan")
+        let plan = try await repo.tide("plan")
         #expect(
             plan.standardError.contains("DROP COLUMN in expand breaks the version still running"), "\(plan.combined)")
     }
@@ -99,7 +99,7 @@ struct MigrationEndToEndTests {
     @Test(
         "tide migrations shows phase, owner and what comes next; migrations down is a person's decision, refused while needed"
     )
-    func migrationsCommand() throws {
+    func migrationsCommand() async throws {
         let db = try SQLDatabaseFixture(.sqlite)
         try db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
         let repo = try ConfigRepo()
@@ -120,38 +120,38 @@ struct MigrationEndToEndTests {
         try repo.fixture.commit(
             "api 2.0 needs add-phone",
             files: ["db.yaml": platform, "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-phone]\n"])
-        #expect(try repo.tide("reconcile").status == 0)
-        let listed = try repo.tide("migrations")
+        #expect(try await repo.tide("reconcile").status == 0)
+        let listed = try await repo.tide("migrations")
         #expect(listed.status == 0, "\(listed.combined)")
         for word in ["add-phone", "expanded", "this install", "api@prod", "in use"] {
             #expect(listed.standardOutput.contains(word), "\(word) in \(listed.standardOutput)")
         }
-        let refused = try repo.tide("migrations", "down", "add-phone", "--env", "prod")
+        let refused = try await repo.tide("migrations", "down", "add-phone", "--env", "prod")
         #expect(refused.status == 1)
         #expect(refused.standardError.contains("still needed in prod by api@prod"), "\(refused.combined)")
 
         // A newer version without it: not a rollback, so nothing is undone by itself — it is reported.
         try repo.fixture.commit("api 3.0", files: ["api.yaml": ConfigRepo.service("api", "3.0")])
-        let forward = try repo.tide("reconcile")
+        let forward = try await repo.tide("reconcile")
         #expect(forward.status == 0, "\(forward.combined)")
         #expect(forward.standardOutput.contains("left alone"), "\(forward.combined)")
         #expect(try db.columns("users") == ["id", "name", "phone"])
-        let json = try #require(try repo.json(try repo.tide("migrations", "--json")) as? [[String: Any]])
+        let json = try #require(try repo.json(try await repo.tide("migrations", "--json")) as? [[String: Any]])
         let entry = try #require(json.first { $0["migration"] as? String == "add-phone" })
         #expect((entry["next"] as? String)?.hasPrefix("left alone") == true)
         #expect(entry["ours"] as? Bool == true)
         #expect((entry["owner"] as? String)?.contains(" state=") == true)
 
-        let preview = try repo.tide("migrations", "down", "add-phone", "--env", "prod")
+        let preview = try await repo.tide("migrations", "down", "add-phone", "--env", "prod")
         #expect(preview.status == 1)
         #expect(preview.standardError.contains("ALTER TABLE users DROP COLUMN phone"), "\(preview.combined)")
         #expect(preview.standardError.contains("--yes"))
         #expect(try db.columns("users") == ["id", "name", "phone"], "a preview changes nothing")
-        let down = try repo.tide("migrations", "down", "add-phone", "--env", "prod", "--by", "alice", "--yes")
+        let down = try await repo.tide("migrations", "down", "add-phone", "--env", "prod", "--by", "alice", "--yes")
         #expect(down.status == 0, "\(down.combined)")
         #expect(try db.columns("users") == ["id", "name"])
         #expect(try db.history() == ["add-phone|expand", "add-phone|down"])
-        let history = try repo.tide("history")
+        let history = try await repo.tide("history")
         #expect(history.standardOutput.contains("undone by alice"), "\(history.standardOutput)")
     }
 
@@ -207,7 +207,7 @@ struct MigrationEndToEndTests {
         #expect(atKill > 0 && atKill < 30, "\(atKill) rows filled when killed")
         #expect(try db.history() == ["add-email|expand"], "the backfill is not recorded until it is done")
 
-        let restarted = try repo.tide("reconcile")
+        let restarted = try await repo.tide("reconcile")
         #expect(restarted.status == 0, "\(restarted.combined)")
         #expect(filled() == 30, "the backfill went on from where it was")
         #expect(try db.history() == ["add-email|expand", "add-email|backfill"])

@@ -41,7 +41,7 @@ struct PluginTests {
                 "web.yaml": ConfigRepo.service("web", "1.0.0", dependsOn: "[api]").replacingOccurrences(
                     of: "executor: script", with: "executor: platform"),
             ])
-        let result = try repo.tide("reconcile")
+        let result = try await repo.tide("reconcile")
         #expect(result.status == 0, "\(result.combined)")
         let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
         #expect(

@@ -18,8 +18,10 @@ struct TruthfulOutputTests {
     }
 
     /// Runs `tide ARGS --repo … --state …` with extra environment variables.
-    static func tide(_ repo: ConfigRepo, _ arguments: [String], environment: [String: String]) throws -> ProcessOutput {
-        try TideBinary.run(
+    static func tide(_ repo: ConfigRepo, _ arguments: [String], environment: [String: String]) async throws
+        -> ProcessOutput
+    {
+        try await TideBinary.runDetached(
             arguments + ["--repo", repo.fixture.repoPath, "--state", repo.state], in: repo.scratch.path,
             environment: environment)
     }
@@ -46,20 +48,20 @@ struct TruthfulOutputTests {
     }
 
     @Test("history: the DORA column says ok, failed or -, and why a deployment failed is said once, in MESSAGE")
-    func historyColumns() throws {
+    func historyColumns() async throws {
         let repo = try ConfigRepo()
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
         let bump = try repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
         try repo.fixture.revert(bump)
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
         try repo.fixture.commit("web bad", files: ["web.yaml": ConfigRepo.service("web", "bad", dependsOn: "[api]")])
-        #expect(try repo.tide("reconcile").status == 1)
+        #expect(try await repo.tide("reconcile").status == 1)
 
         // What the deployment ledger says about the two web deployments that needed intervention.
         let events = try #require(
-            try repo.json(try repo.tide("history", "--json", "--service", "web")) as? [[String: Any]])
+            try repo.json(try await repo.tide("history", "--json", "--service", "web")) as? [[String: Any]])
         for key in ["id", "time", "kind", "message", "countedFailed", "failureReason"] {
             #expect(events.contains { $0[key] != nil }, "history --json lost the key \(key)")
         }
@@ -70,7 +72,7 @@ struct TruthfulOutputTests {
         #expect(undone["countedFailed"] as? Bool == true)
         let undoneReason = try #require(undone["failureReason"] as? String)
 
-        let text = try repo.tide("history", "--service", "web")
+        let text = try await repo.tide("history", "--service", "web")
         #expect(text.status == 0, "\(text.combined)")
         let lines = text.standardOutput.split(separator: "\n").map(String.init)
         let header = try #require(lines.first)
@@ -100,7 +102,7 @@ struct TruthfulOutputTests {
     }
 
     @Test("status lists targets in pipeline order: environments by requires, services by dependsOn")
-    func statusPipelineOrder() throws {
+    func statusPipelineOrder() async throws {
         let repo = try ConfigRepo()
         let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
             .replacingOccurrences(
@@ -131,20 +133,20 @@ struct TruthfulOutputTests {
                 "base.yaml": base, "store.yaml": service("store", dependsOn: "[]"),
                 "api.yaml": service("api", dependsOn: "[store]"), "web.yaml": service("web", dependsOn: "[api]"),
             ])
-        let reconciled = try repo.tide("reconcile")
+        let reconciled = try await repo.tide("reconcile")
         #expect(reconciled.status == 0, "\(reconciled.combined)")
 
         let expected = ["zeta", "beta", "alpha"].flatMap { environment in
             ["store", "api", "web"].map { "\($0)@\(environment)" }
         }
-        let status = try repo.tide("status")
+        let status = try await repo.tide("status")
         #expect(status.status == 0, "\(status.combined)")
         let lines = status.standardOutput.split(separator: "\n").map(String.init)
         let header = try #require(lines.firstIndex { $0.hasPrefix("TARGET ") })
         let rows = lines[(header + 1)...]
         #expect(rows.map { String($0.prefix { $0 != " " }) } == expected)
 
-        let json = try #require(try repo.json(try repo.tide("status", "--json")) as? [String: Any])
+        let json = try #require(try repo.json(try await repo.tide("status", "--json")) as? [String: Any])
         let targets = try #require(json["targets"] as? [[String: Any]])
         #expect(targets.map { "\($0["service"] as? String ?? "")@\($0["environment"] as? String ?? "")" } == expected)
 
@@ -156,7 +158,7 @@ struct TruthfulOutputTests {
     }
 
     @Test("status puts targets only the live state still has after the desired ones")
-    func liveOnlyTargetsLast() throws {
+    func liveOnlyTargetsLast() async throws {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let fixture = try GitFixture()
         let commit = try fixture.commit(
@@ -200,13 +202,13 @@ struct TruthfulOutputTests {
     }
 
     @Test("pause, resume, promote, abort and retry record who used them: --by, $TIDE_USER, git's user")
-    func controlsRecordWho() throws {
+    func controlsRecordWho() async throws {
         let repo = try ConfigRepo()
         let steps = "[{setWeight: 20}, {pause: {}}, {setWeight: 60}, {pause: {}}]"
         try repo.fixture.commit("canary", files: ["api.yaml": Self.canary("api", "1.0.0", steps: steps)])
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
         try repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
 
         let api = ["api", "--env", "prod"]
         let runs: [([String], [String: String], String)] = [
@@ -217,15 +219,15 @@ struct TruthfulOutputTests {
             (["abort"] + api, ["TIDE_USER": "carol"], "carol"),
         ]
         for (arguments, environment, _) in runs {
-            let result = try Self.tide(repo, arguments, environment: environment)
+            let result = try await Self.tide(repo, arguments, environment: environment)
             #expect(result.status == 0, "\(arguments): \(result.combined)")
         }
         try repo.fixture.commit("api bad", files: ["api.yaml": Self.canary("api", "bad", steps: steps)])
-        #expect(try repo.tide("reconcile").status == 1)
-        let retried = try Self.tide(repo, ["retry"] + api + ["--by", "dave"], environment: [:])
+        #expect(try await repo.tide("reconcile").status == 1)
+        let retried = try await Self.tide(repo, ["retry"] + api + ["--by", "dave"], environment: [:])
         #expect(retried.standardOutput.contains("api@prod: bad will be tried again"), "\(retried.combined)")
 
-        let events = try #require(try repo.json(try repo.tide("history", "--json")) as? [[String: Any]])
+        let events = try #require(try repo.json(try await repo.tide("history", "--json")) as? [[String: Any]])
         let expected: [(kind: String, by: String)] = [
             ("rollout.paused", "alice"), ("rollout.resumed", "bob"),
             ("rollout.promoted", "Test Author <author@example.com>"), ("rollout.aborted", "carol"),
@@ -238,7 +240,7 @@ struct TruthfulOutputTests {
         }
         #expect(!events.contains { ($0["message"] as? String)?.contains("by unknown") == true })
 
-        let misused = try repo.tide("promote", "api", "--to", "prod", "--by", "erin")
+        let misused = try await repo.tide("promote", "api", "--to", "prod", "--by", "erin")
         #expect(misused.status == 2)
         #expect(misused.standardError.contains("--by goes with --env"), "\(misused.combined)")
     }
@@ -248,7 +250,7 @@ struct TruthfulOutputTests {
         let repo = try ConfigRepo()
         let steps = "[{setWeight: 20}, {pause: 10m}, {setWeight: 60}]"
         try repo.fixture.commit("canary", files: ["api.yaml": Self.canary("api", "1.0.0", steps: steps)])
-        #expect(try repo.tide("reconcile").status == 0)
+        #expect(try await repo.tide("reconcile").status == 0)
         try repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
 
         let log = repo.scratch.appending("watch.log")
