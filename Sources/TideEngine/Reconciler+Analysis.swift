@@ -252,7 +252,7 @@ extension Reconciler {
                         analysis: analysis.name, round: round, metric: metric.name, baseline: side == "baseline")
                 ).description,
                 config: rollout.config)
-            request.strategy = rollout.steps(declared: nil).strategy.rawValue
+            request.strategy = rollout.strategy.rawValue
             request.identifySides(of: rollout)
             let result = await executor.perform(request)
             guard result.succeeded else { return .error(result.summary) }

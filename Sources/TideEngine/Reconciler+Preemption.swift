@@ -23,7 +23,7 @@ extension Reconciler {
                 action: .rollback, service: target.id.service, environment: target.id.environment, version: stable,
                 previousVersion: old.version, weight: 100, revision: (old.stableRevision ?? old.revision).hex,
                 actionID: "", config: old.stableConfig ?? old.config)
-            request.strategy = old.steps(declared: nil).strategy.rawValue
+            request.strategy = old.strategy.rawValue
             request.identifySides(undoing: old)
             let done = try await perform(
                 request, id: ActionID(target.id, old, step: .preemptedRollback), executor: executor,

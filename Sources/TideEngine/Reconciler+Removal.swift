@@ -34,7 +34,7 @@ extension Reconciler {
             action: .remove, service: live.id.service, environment: live.id.environment,
             version: live.version ?? "", previousVersion: nil, weight: 0, revision: revision.hex,
             actionID: actionID, config: .object([:]))
-        request.strategy = live.rollout?.steps(declared: nil).strategy.rawValue
+        request.strategy = live.rollout?.strategy.rawValue
         let done = try await perform(request, id: id, executor: executor, announce: StateWrite(targets: [state]))
         let result = done.result
         let finishedAt = done.finishedAt

@@ -16,7 +16,7 @@ extension Reconciler {
         var calls = calls
 
         var failure: String?
-        let strategy = rollout.steps(declared: nil).strategy
+        let strategy = rollout.strategy
         for (action, step) in [(ExecutorAction.rollback, ActionID.Step.rollback), (.health, .rollbackHealth)] {
             // The stable side as it ran: its config and revision, not the failed candidate's.
             var request = ActionRequest(

@@ -9,6 +9,10 @@ extension Rollout {
         plan ?? RolloutPlan.of(declared ?? StrategySpec(), firstDeployment: previousVersion == nil)
     }
 
+    /// The strategy the rollout runs (`TIDE_STRATEGY` of its actions): its plan's; recreate for a rollout from before
+    /// plans were kept that has not taken a step since (the next one records its plan).
+    public var strategy: StrategyType { plan?.strategy ?? .recreate }
+
     /// Whether the desired strategy still runs the steps this rollout runs; when not, the rollout is pre-empted.
     public func runsSameSteps(as declared: StrategySpec?) -> Bool {
         let desired = RolloutPlan.of(declared ?? StrategySpec(), firstDeployment: previousVersion == nil)

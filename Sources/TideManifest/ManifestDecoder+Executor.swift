@@ -17,7 +17,7 @@ extension NodeReader {
                 required: ["type"])
         else { return nil }
         let before = diagnostics.count
-        let settings = resilience(f.entries, owner: owner)
+        let settings = resilience(f)
         guard let typeField = f["type"], let type = executorType(typeField) else { return nil }
         for name in f.names.sorted() {
             guard let types = Self.typeFields[name], !types.contains(type), let key = f.key(name) else { continue }

@@ -13,7 +13,7 @@ extension NodeReader {
                 required: ["executor", "environments"])
         else { return nil }
         let before = diagnostics.count
-        let settings = resilience(f.entries, owner: owner)
+        let settings = resilience(f)
 
         var executor = ""
         var executorLocation = at

@@ -58,12 +58,11 @@ public struct Resilience: Sendable, Hashable {
 }
 
 extension NodeReader {
-    /// The resilience fields of a Service or Executor spec (`fields` came from the spec's allowed-keys check).
-    mutating func resilience(_ fields: [String: (key: Node, value: Node)], owner: String) -> Resilience {
+    /// The resilience fields of a Service or Executor spec (`spec` passed its allowed-keys check).
+    mutating func resilience(_ spec: FieldMap) -> Resilience {
         var settings = Resilience()
-        if let entry = fields["retry"] {
-            let field = Field(node: entry.value, path: "spec.retry", owner: owner)
-            if let map = self.fields(field, allowed: ["limit", "backoff", "factor"]) {
+        if let field = spec["retry"] {
+            if let map = fields(field, allowed: ["limit", "backoff", "factor"]) {
                 var retry = RetryPolicy()
                 if let limit = map["limit"], let text = string(limit) {
                     if let value = Int(text), (0...20).contains(value) {
@@ -85,9 +84,8 @@ extension NodeReader {
                 settings.retry = retry
             }
         }
-        if let entry = fields["circuitBreaker"] {
-            let field = Field(node: entry.value, path: "spec.circuitBreaker", owner: owner)
-            if let map = self.fields(field, allowed: ["failureThreshold", "coolDown"]) {
+        if let field = spec["circuitBreaker"] {
+            if let map = fields(field, allowed: ["failureThreshold", "coolDown"]) {
                 if let threshold = map["failureThreshold"], let text = string(threshold) {
                     if let value = Int(text), (1...1000).contains(value) {
                         settings.circuitBreaker.failureThreshold = value
@@ -104,16 +102,12 @@ extension NodeReader {
                 }
             }
         }
-        if let entry = fields["progressDeadline"] {
-            let field = Field(node: entry.value, path: "spec.progressDeadline", owner: owner)
+        if let field = spec["progressDeadline"] {
             if let seconds = duration(field) {
                 if seconds > 0 { settings.progressDeadline = seconds } else { error(field, "must be longer than 0s") }
             }
         }
-        if let entry = fields["progressDeadlineAbort"],
-            let value = bool(
-                Field(node: entry.value, path: "spec.progressDeadlineAbort", owner: owner))
-        {
+        if let value = spec["progressDeadlineAbort"].flatMap({ bool($0) }) {
             settings.progressDeadlineAbort = value
         }
         return settings
