@@ -92,8 +92,9 @@ struct RolloutSemanticsTests {
             ])
     }
 
-    @Test("a background analysis keeps measuring while a person decides, and its failure still aborts the rollout")
-    func backgroundWhilePausedForAPerson() async throws {
+    /// A canary with background analysis `watch` (3 rounds, 2m apart) whose step analysis was inconclusive (between
+    /// its conditions): after one pass the rollout waits for a person.
+    func pausedForAPersonWithBackground() async throws -> (EngineHarness<InMemoryStateStore>, ReconcileReport) {
         let h = try await strategies.started(
             """
                 type: canary
@@ -102,9 +103,14 @@ struct RolloutSemanticsTests {
 
             """,
             extra: ["tide/watch.yaml": analysis("watch")])
-        // The step analysis is inconclusive (between its conditions): the rollout waits for a person.
         h.executor.respond(when: { $0.actionID.contains("analysis-errors") }, with: "0.02")
-        var report = try await h.pass()
+        return (h, try await h.pass())
+    }
+
+    @Test("a background analysis keeps measuring while a person decides, and its failure still aborts the rollout")
+    func backgroundWhilePausedForAPerson() async throws {
+        let (h, first) = try await pausedForAPersonWithBackground()
+        var report = first
         #expect(await h.live("payments")?.rollout?.paused == true)
         #expect(report.outcomes.first?.nextDue != nil, "the background analysis is still due")
         // While the person thinks, the candidate starts failing: the next background round aborts the rollout.
@@ -229,16 +235,7 @@ extension RolloutSemanticsTests {
 extension RolloutSemanticsTests {
     @Test("a background analysis that turns inconclusive while a person decides still schedules its next round")
     func backgroundInconclusiveWhilePaused() async throws {
-        let h = try await strategies.started(
-            """
-                type: canary
-                backgroundAnalysis: watch
-                steps: [{setWeight: 10}, {analysis: errors}, {setWeight: 50}]
-
-            """,
-            extra: ["tide/watch.yaml": analysis("watch")])
-        h.executor.respond(when: { $0.actionID.contains("analysis-errors") }, with: "0.02")
-        _ = try await h.pass()
+        let h = try await pausedForAPersonWithBackground().0
         #expect(await h.live("payments")?.rollout?.paused == true)
         h.executor.respond(when: { $0.actionID.contains("analysis-watch") }, with: "0.02")
         h.clock.advance(by: 120)
