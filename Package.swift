@@ -23,6 +23,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -30,7 +35,9 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
-        .target(name: "TideGit", dependencies: ["CLibgit2"], swiftSettings: strict),
+        .target(
+            name: "TideGit", dependencies: ["CLibgit2", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .target(
             name: "TideManifest",
             dependencies: ["TideGit", .product(name: "Yams", package: "Yams")],
@@ -59,10 +66,24 @@ let package = Package(
         ),
         .target(name: "TideMetrics", dependencies: ["TideState"], swiftSettings: strict),
         .target(
-            name: "TideCLI",
+            name: "TideService",
             dependencies: [
                 "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TideCLI",
+            dependencies: [
+                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics", "TideService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),

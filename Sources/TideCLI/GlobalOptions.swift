@@ -4,51 +4,96 @@ import TideEngine
 import TideExecutors
 import TideGit
 import TideManifest
+import TideService
 import TideState
 
-/// Options every command that reads the config repo or the state shares.
+/// Options every command that reads the config repo or the state shares. Each also comes from the environment
+/// (`TIDE_REPO`, `TIDE_BRANCH`, `TIDE_PATH`, `TIDE_STATE`, …) when not given, so Tide runs unchanged as a systemd
+/// unit or in a container.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "The config repo: a work tree or a bare repository.")
-    var repo: String = "."
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The config repo: a work tree, a bare repository, or a URL (file://, http(s)://, ssh://, git@host:path) "
+                + "Tide fetches into a mirror of its own ($TIDE_REPO; default: .).", valueName: "path|url"))
+    var repo: String?
 
-    @Option(name: .long, help: "The branch to track (default: the branch HEAD points to).")
+    @Option(name: .long, help: "The branch to track ($TIDE_BRANCH; default: the branch HEAD points to).")
     var branch: String?
 
-    @Option(name: .long, help: "The manifest root inside the repo (default: the repo root).")
-    var path: String = ""
+    @Option(name: .long, help: "The manifest root inside the repo ($TIDE_PATH; default: the repo root).")
+    var path: String?
 
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The state store: an SQLite file path (default: $TIDE_STATE, else tide/state.sqlite in the repo's git directory).",
-            valueName: "path"))
+            "The state store: an SQLite file path (default: $TIDE_STATE, else tide/state.sqlite in the repo's git "
+                + "directory; required for a remote repo).", valueName: "path"))
     var state: String?
 
+    @OptionGroup var remote: RemoteOptions
+
     func validate() throws {
-        if let state, state.hasPrefix("postgres://") || state.hasPrefix("postgresql://") {
+        if let state = resolvedState, state.hasPrefix("postgres://") || state.hasPrefix("postgresql://") {
             throw ValidationError("--state: PostgreSQL state stores are not supported by this version of tide yet")
         }
-        if path.split(separator: "/").contains("..") {
+        if (path ?? environment("TIDE_PATH") ?? "").split(separator: "/").contains("..") {
             throw ValidationError("--path: must stay inside the repository (no '..')")
         }
+        do {
+            if case .remote = try location, resolvedState == nil {
+                throw ValidationError("--state: give the state file (or TIDE_STATE) when --repo is a URL")
+            }
+        } catch let error as RemoteURLError {
+            throw ValidationError(error.description)
+        }
+        try remote.validate()
+    }
+
+    var repoArgument: String { repo ?? environment("TIDE_REPO") ?? "." }
+    var trackedBranch: String? { branch ?? environment("TIDE_BRANCH") }
+    var resolvedState: String? { state ?? environment("TIDE_STATE") }
+
+    var location: RepositoryLocation {
+        get throws(RemoteURLError) { try RepositoryLocation(repoArgument) }
     }
 
     var manifestRoot: String {
-        path.trimmingCharacters(in: CharacterSet(charactersIn: "/")).replacingOccurrences(of: "./", with: "")
+        (path ?? environment("TIDE_PATH") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            .replacingOccurrences(of: "./", with: "")
     }
 
+    /// The config repo as it is now: a local repository, or the mirror of a remote one as last fetched (not
+    /// fetched here; `fetchedReconciler` fetches).
     func openRepository() throws -> Repository {
-        do {
-            return try Repository.open(at: repo)
-        } catch {
-            throw ReportedFailure(message: "tide: error: cannot open config repo '\(repo)': \(error)")
+        switch try location {
+        case .local(let path):
+            do {
+                return try Repository.open(at: path)
+            } catch {
+                throw ReportedFailure(message: "tide: error: cannot open config repo '\(path)': \(error)")
+            }
+        case .remote(let url):
+            let mirror = mirrorPath(for: url)
+            guard FileManager.default.fileExists(atPath: mirror) else {
+                throw ReportedFailure(
+                    message: "tide: error: \(url) was never fetched (no mirror at \(mirror)): run tide reconcile, "
+                        + "tide plan or tide run first")
+            }
+            return try Repository.open(at: mirror)
         }
     }
 
+    /// The bare mirror a remote repo is fetched into: under `--cache-dir`, else next to the state file.
+    func mirrorPath(for url: RemoteURL) -> String {
+        let base = remote.cacheDirectory ?? ((statePath(for: nil) as NSString).deletingLastPathComponent)
+        let name = "mirror-" + ObjectID.blobHash(of: Array(url.url.utf8)).short + ".git"
+        return (base as NSString).appendingPathComponent(name)
+    }
+
     func statePath(for repository: Repository?) -> String {
-        if let state { return state }
-        if let env = ProcessInfo.processInfo.environment["TIDE_STATE"], !env.isEmpty { return env }
-        let base = repository?.gitDirectory ?? (repo as NSString).appendingPathComponent(".git")
+        if let state = resolvedState, !state.isEmpty { return state }
+        let base = repository?.gitDirectory ?? (repoArgument as NSString).appendingPathComponent(".git")
         return (base as NSString).appendingPathComponent("tide/state.sqlite")
     }
 
@@ -56,14 +101,61 @@ struct GlobalOptions: ParsableArguments {
         try SQLiteStateStore(path: statePath(for: repository))
     }
 
+    /// A reconciler on the repository as it is (a remote one as last fetched, publishing nothing).
     func reconciler(concurrency: Int = 16) throws -> Reconciler {
         let repository = try openRepository()
-        let store = try openStore(for: repository)
-        let workingDirectory = repository.workingDirectory ?? FileManager.default.currentDirectoryPath
         return Reconciler(
-            repository: repository, branch: branch, root: manifestRoot, store: store,
-            executors: DefaultExecutorFactory(workingDirectory: workingDirectory), concurrency: concurrency)
+            repository: repository, branch: trackedBranch, root: manifestRoot, store: try openStore(for: repository),
+            executors: DefaultExecutorFactory(workingDirectory: workingDirectory(repository)),
+            concurrency: concurrency)
     }
+
+    /// A reconciler for commands that act on git: a remote repo is fetched first, and the commits Tide writes are
+    /// pushed to it. A failed fetch is reported and the last fetched revision used, when there is one.
+    func fetchedReconciler(concurrency: Int = 16) async throws -> Reconciler {
+        guard case .remote(let url) = try location else { return try reconciler(concurrency: concurrency) }
+        let store = try openStore(for: nil)
+        let source = try await remoteSource(url, store: store)
+        if case .failed(let why) = await source.fetch(force: true) {
+            guard FileManager.default.fileExists(atPath: mirrorPath(for: url)), await source.branch != nil else {
+                throw ReportedFailure(message: "tide: error: \(why)")
+            }
+            printError(
+                "tide: warning: \(why); using the revision fetched at \(iso(await source.status.lastFetchSuccessAt))")
+        }
+        let repository = try Repository.open(at: mirrorPath(for: url))
+        return Reconciler(
+            repository: repository, branch: await source.branch, root: manifestRoot, store: store,
+            executors: DefaultExecutorFactory(workingDirectory: workingDirectory(repository)),
+            concurrency: concurrency, publisher: source)
+    }
+
+    func remoteSource(_ url: RemoteURL, store: SQLiteStateStore, maximumBackoff: Double = 60) async throws
+        -> RemoteSource
+    {
+        let mirror = mirrorPath(for: url)
+        _ = try Repository.openMirror(at: mirror)
+        return await RemoteSource(
+            remote: url, mirrorPath: mirror, credentials: try remote.credentials(), branch: trackedBranch,
+            timeout: remote.fetchTimeoutSeconds, maximumBackoff: maximumBackoff, executable: tideExecutable(),
+            store: store)
+    }
+
+    /// Where executors run: the work tree, or (bare and remote repos) the current directory.
+    func workingDirectory(_ repository: Repository) -> String {
+        repository.workingDirectory ?? FileManager.default.currentDirectoryPath
+    }
+}
+
+func environment(_ name: String) -> String? {
+    guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+    return value
+}
+
+/// This process's own binary, to run `tide git-remote` children with.
+func tideExecutable() -> String {
+    if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+    return CommandLine.arguments[0]
 }
 
 /// JSON output: sorted keys, ISO 8601 dates, pretty-printed.

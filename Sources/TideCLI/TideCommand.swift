@@ -12,7 +12,7 @@ public struct TideCommand: AsyncParsableCommand {
             InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
             HistoryCommand.self, DoraCommand.self, ApproveCommand.self, PromoteCommand.self,
             ReadinessCommand.self, RollbackCommand.self, PauseCommand.self, ResumeCommand.self, AbortCommand.self,
-            RetryCommand.self, FlagCommand.self, MigrationsCommand.self,
+            RetryCommand.self, FlagCommand.self, MigrationsCommand.self, RunCommand.self, GitRemoteCommand.self,
         ])
 
     public init() {}

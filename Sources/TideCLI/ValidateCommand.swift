@@ -53,7 +53,7 @@ struct ValidateCommand: AsyncParsableCommand {
                 desired = try loader.load(
                     from: GitIndexSource(repository: repository, root: global.manifestRoot, indexFile: indexFile))
             } else {
-                let id = try repository.resolveCommit(branch: revision ?? global.branch)
+                let id = try repository.resolveCommit(branch: revision ?? global.trackedBranch)
                 revisionID = id
                 sourceName = id.short
                 desired = try loader.load(
@@ -75,7 +75,7 @@ struct ValidateCommand: AsyncParsableCommand {
             }
         } catch let error as ManifestError {
             output.diagnostics = error.diagnostics
-            output.source = staged ? "index" : (revision ?? global.branch ?? "HEAD")
+            output.source = staged ? "index" : (revision ?? global.trackedBranch ?? "HEAD")
             if json {
                 try printJSON(output)
             } else {

@@ -55,6 +55,11 @@ extension Reconciler {
     /// version of `service` in `environment`, as a commit on the tracked branch. The deployment itself comes with
     /// the next reconcile, through the environment's gates.
     public func promote(service: String, to environment: String, version: String?) async throws -> Promotion {
+        // Someone pushed meanwhile: the promotion is made again on their head (which may already ask for it).
+        try await rebuildingOnMove { try await promoteOnce(service: service, to: environment, version: version) }
+    }
+
+    private func promoteOnce(service: String, to environment: String, version: String?) async throws -> Promotion {
         let resolution = try await resolve(record: false)
         guard resolution.rejected.isEmpty, let desired = resolution.desired else {
             throw PromotionError.rejectedHead(resolution.head)
@@ -122,6 +127,13 @@ extension Reconciler {
                             target: TargetID(service: candidate.service, environment: candidate.environment),
                             version: candidate.version, message: "auto-promotion not written: \(error)")
                     ]))
+            } catch is BranchMoved {
+                break  // someone pushed meanwhile: the next pass promotes from their head, if it still should
+            } catch let error where publisher != nil {
+                // The push failed (the remote is down): the local branch is back where it was; the next pass tries
+                // again. The publisher recorded why.
+                _ = error
+                break
             }
         }
         return (written, scheduled)
@@ -198,8 +210,7 @@ extension Reconciler {
             throw PromotionError.wouldBeInvalid(
                 service: service, environment: environment, version: version, diagnostics: error.diagnostics)
         }
-        let synced = try repository.advance(
-            branch: branchName, from: parent, to: candidate, reason: String(message.prefix(60)))
+        let synced = try await moveBranch(branchName, from: parent, to: candidate, reason: String(message.prefix(60)))
         let written = Repository.FileCommit(commit: candidate, workTreeUpdated: synced)
         let now = clock.now()
         try await store.apply(

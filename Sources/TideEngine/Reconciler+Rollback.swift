@@ -75,7 +75,7 @@ extension Reconciler {
         var message = "rolled back to \(stable) automatically"
         if spec.writeBack == .revert {
             do {
-                switch try writeBack(
+                switch try await writeBack(
                     target: target, failed: rollout, stableDigest: state.configDigest,
                     stableRevision: state.revision, reason: reason)
                 {
@@ -136,11 +136,11 @@ extension Reconciler {
     func writeBack(
         target: DesiredTarget, failed rollout: Rollout, stableDigest: String?, stableRevision: ObjectID?,
         reason: String
-    ) throws -> WriteBack {
+    ) async throws -> WriteBack {
         guard let stable = rollout.previousVersion else { return .skipped("there is no stable version") }
         let commits = try repository.commits(
             from: rollout.revision, excluding: stableRevision, touching: [target.location.file], limit: 50)
-        return try writeOneCommit(
+        return try await writeOneCommit(
             id: target.id, file: target.location.file, failed: (rollout.version, rollout.configDigest),
             stable: (stable, stableDigest), commits: commits.map(\.id),
             note: "Tide rolled \(target.id) back to \(stable) after \(rollout.version) failed: \(reason)")
@@ -162,7 +162,19 @@ extension Reconciler {
         id: TargetID, file: String, failed: (version: String, digest: String),
         stable: (version: String, digest: String?),
         commits: [ObjectID], note: String
-    ) throws -> WriteBack {
+    ) async throws -> WriteBack {
+        // Someone pushed meanwhile: the commit is rebuilt on their head, whose checks decide again.
+        try await rebuildingOnMove {
+            try await writeOneCommitOnce(
+                id: id, file: file, failed: failed, stable: stable, commits: commits, note: note)
+        }
+    }
+
+    private func writeOneCommitOnce(
+        id: TargetID, file: String, failed: (version: String, digest: String),
+        stable: (version: String, digest: String?),
+        commits: [ObjectID], note: String
+    ) async throws -> WriteBack {
         let branchName = try trackedBranch()
         let head = try repository.resolveCommit(branch: branchName)
         let before: DesiredState
@@ -206,7 +218,7 @@ extension Reconciler {
             if let candidate = try? repository.makeRevertCommit([commit], parent: head, message: message),
                 restoresOnlyThisTarget(candidate)
             {
-                _ = try repository.advance(branch: branchName, from: head, to: candidate, reason: "revert")
+                _ = try await moveBranch(branchName, from: head, to: candidate, reason: "revert")
                 return .written(
                     candidate, kind: "revert",
                     words: "reverted \(commit.short) in \(candidate.short) so git says what runs")
@@ -240,7 +252,7 @@ extension Reconciler {
         guard restoresOnlyThisTarget(candidate) else {
             return .skipped("pinning \(id.environment) to \(stable.version) would change other targets")
         }
-        _ = try repository.advance(branch: branchName, from: head, to: candidate, reason: "pin after rollback")
+        _ = try await moveBranch(branchName, from: head, to: candidate, reason: "pin after rollback")
         return .written(
             candidate, kind: "pin",
             words: "pinned \(id.environment) to \(stable.version) in \(candidate.short) so git says what runs")
@@ -279,7 +291,7 @@ extension Reconciler {
             }
             return digest
         }
-        let written = try writeOneCommit(
+        let written = try await writeOneCommit(
             id: id, file: file, failed: (version, digest), stable: (previous, previousDigest), commits: commits,
             note: "Rolled back with tide rollback \(service) --env \(environment).")
         switch written {

@@ -20,6 +20,8 @@ public final class Reconciler: Sendable {
     public let loader: ManifestLoader
     /// How many targets a pass runs at once.
     public let concurrency: Int
+    /// Publishes the commits Tide writes to a remote config repo (nil: the repository is the real one).
+    public let publisher: (any BranchPublisher)?
     /// Where every step is recorded, grouping concurrent targets' writes.
     public let journal: StepJournal
     /// Executors' circuit breakers.
@@ -39,9 +41,10 @@ public final class Reconciler: Sendable {
     public init(
         repository: Repository, branch: String?, root: String, store: any StateStore,
         executors: any ExecutorFactory, clock: any TideClock = SystemClock(), loader: ManifestLoader = ManifestLoader(),
-        concurrency: Int = 16
+        concurrency: Int = 16, publisher: (any BranchPublisher)? = nil
     ) {
         self.concurrency = concurrency
+        self.publisher = publisher
         self.journal = StepJournal(store: store)
         self.repository = repository
         self.branch = branch

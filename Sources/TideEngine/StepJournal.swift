@@ -119,6 +119,9 @@ extension Reconciler {
                 startedAt: startedAt))
         try await journal.commit(started)
         var result = await executor.perform(request)
+        // Tide is shutting down and stopped the executor: the step stays recorded as started (interrupted), so the
+        // next start runs it again under the same action id rather than taking the kill for a failure.
+        try Task.checkCancellation()
         var attempts = 1
         var waited = 0.0
         // Retried here only while the waits stay short and the failure was quick: a timeout already took the
@@ -131,6 +134,7 @@ extension Reconciler {
             waited += retry.delay(before: attempts)
             attempts += 1
             result = await executor.perform(request)
+            try Task.checkCancellation()
         }
         let finishedAt = clock.now()
         let record = ActionRecord(

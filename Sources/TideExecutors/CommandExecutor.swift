@@ -53,137 +53,42 @@ public struct CommandExecutor: Executor {
     }
 
     private func attempt(_ request: ActionRequest) async -> ActionResult {
-        _ = ignoringBrokenPipes
-        let start = ContinuousClock.now
-        func elapsed() -> Double {
-            let d = ContinuousClock.now - start
-            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-        }
-        let variables = Self.environment(
-            manifest.environment.merging(request.environmentVariables, uniquingKeysWith: { $1 }))
-        var options = PlatformOptions()
-        options.createSession = true
-        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
-        let configuration = Configuration(
-            executable: executable,
-            arguments: Arguments(Array(manifest.command.dropFirst())),
-            environment: .inherit.updating(variables),
-            workingDirectory: FilePath(workingDirectory),
-            platformOptions: options)
+        let program = Self.programPath(manifest.command[0], workingDirectory: workingDirectory) ?? manifest.command[0]
         let timeout = manifest.timeout
-        // The request goes to stdin from an unlinked temporary file rather than a pipe: an executor that exits
-        // without reading it then cannot break the write, and nothing of the request stays on disk.
-        let stdin: FileDescriptor
-        do {
-            stdin = try Self.requestFile(request.jsonLine())
-        } catch {
-            return ActionResult(outcome: .couldNotStart("cannot stage the request for stdin: \(error)"))
+        let result = await BoundedProcess.run(
+            program, arguments: Array(manifest.command.dropFirst()),
+            environment: Self.environment(
+                manifest.environment.merging(request.environmentVariables, uniquingKeysWith: { $1 })),
+            workingDirectory: workingDirectory, input: request.jsonLine(), timeout: timeout,
+            outputLimit: Self.outputLimit)
+        let outcome: ActionResult.Outcome
+        var standardError = result.standardError
+        switch result.termination {
+        case .exited(0): outcome = .succeeded
+        case .exited(let code): outcome = .exited(code)
+        case .signalled(let signal): outcome = .signalled(signal)
+        case .couldNotStart(let why):
+            return ActionResult(outcome: .couldNotStart(why))
+        case .timedOut, .cancelled:
+            // Cancelled: Tide is shutting down and stopped the process group; the journal leaves the step started.
+            outcome = .timedOut(seconds: timeout)
+            let why =
+                result.termination == .timedOut
+                ? "timed out after \(ManifestDuration.format(timeout))" : "shutting down"
+            standardError += "tide: \(why); killed the process group\n"
         }
-
-        return await withTaskGroup(of: RaceResult.self) { group in
-            group.addTask {
-                do {
-                    let input = FileDescriptorInput.fileDescriptor(stdin, closeAfterSpawningProcess: true)
-                    let result = try await run(configuration, input: input, output: .sequence, error: .sequence) {
-                        execution in
-                        async let out = Self.collect(execution.standardOutput)
-                        async let err = Self.collect(execution.standardError)
-                        return try await (out, err)
-                    }
-                    let (out, err) = result.closureResult
-                    switch result.terminationStatus {
-                    case .exited(0): return .finished(.succeeded, out, err)
-                    case .exited(let code): return .finished(.exited(code), out, err)
-                    case .signaled(let signal): return .finished(.signalled(signal), out, err)
-                    }
-                } catch is CancellationError {
-                    return .cancelled
-                } catch {
-                    if Task.isCancelled { return .cancelled }
-                    return .finished(.couldNotStart(Self.describe(error)), "", "")
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(timeout))
-                return .timerFired
-            }
-            var timedOut = false
-            while let next = await group.next() {
-                switch next {
-                case .finished(let result, let out, let err):
-                    group.cancelAll()
-                    guard timedOut else {
-                        return ActionResult(
-                            outcome: result, standardOutput: out, standardError: err, duration: elapsed())
-                    }
-                    return ActionResult(
-                        outcome: .timedOut(seconds: timeout), standardOutput: out,
-                        standardError: err + "tide: timed out after \(ManifestDuration.format(timeout)); "
-                            + "killed the process group\n", duration: elapsed())
-                case .timerFired:
-                    // Cancelling the run task starts its teardown sequence: SIGTERM to the process group, then
-                    // SIGKILL after two seconds. The run task then finishes with what the process wrote.
-                    timedOut = true
-                    group.cancelAll()
-                case .cancelled:
-                    continue
-                }
-            }
-            return ActionResult(outcome: .timedOut(seconds: timeout), duration: elapsed())
-        }
+        return ActionResult(
+            outcome: outcome, standardOutput: result.standardOutput, standardError: standardError,
+            duration: result.duration)
     }
 
     /// What a process Tide starts gets on top of Tide's own environment: `variables`, and none of Tide's secrets
     /// (`SecretVariables`: the sql executors' password variables) unless `variables` sets them itself.
-    static func environment(_ variables: [String: String]) -> [Environment.Key: String?] {
-        var result: [Environment.Key: String?] = [:]
-        for name in SecretVariables.withheld {
-            if let key = Environment.Key(rawValue: name) { result.updateValue(nil, forKey: key) }
-        }
-        for (name, value) in variables {
-            if let key = Environment.Key(rawValue: name) { result[key] = value }
-        }
+    static func environment(_ variables: [String: String]) -> [String: String?] {
+        var result: [String: String?] = [:]
+        for name in SecretVariables.withheld { result.updateValue(nil, forKey: name) }
+        for (name, value) in variables { result[name] = value }
         return result
-    }
-
-    private static func requestFile(_ text: String) throws -> FileDescriptor {
-        var template = Array((NSTemporaryDirectory() + "/tide-request-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }  // buffer is never empty
-        guard fd >= 0 else { throw Errno(rawValue: errno) }
-        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
-        let descriptor = FileDescriptor(rawValue: fd)
-        do {
-            _ = try descriptor.writeAll(Array(text.utf8))
-            _ = try descriptor.seek(offset: 0, from: .start)
-        } catch {
-            try? descriptor.close()
-            throw error
-        }
-        return descriptor
-    }
-
-    private enum RaceResult: Sendable {
-        case finished(ActionResult.Outcome, String, String)
-        case timerFired
-        case cancelled
-    }
-
-    /// Reads a stream to its end, keeping the last `outputLimit` bytes.
-    private static func collect(_ sequence: SubprocessOutputSequence) async throws -> String {
-        var kept: [UInt8] = []
-        for try await chunk in sequence {
-            chunk.withUnsafeBytes { kept.append(contentsOf: $0) }
-            if kept.count > 2 * outputLimit { kept.removeFirst(kept.count - outputLimit) }
-        }
-        if kept.count > outputLimit { kept.removeFirst(kept.count - outputLimit) }
-        return String(decoding: kept, as: UTF8.self)
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? SubprocessError {
-            return error.description
-        }
-        return "\(error)"
     }
 }
 

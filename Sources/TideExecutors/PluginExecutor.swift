@@ -215,7 +215,12 @@ final class PluginHost: Sendable {
     }
 
     private func serve(_ queue: AsyncStream<Pending>, generation: Int) async {
-        let variables = CommandExecutor.environment(manifest.environment.merging(["TIDE_PLUGIN_PROTOCOL": "1"]) { $1 })
+        var variables: [Environment.Key: String?] = [:]
+        for (name, value) in CommandExecutor.environment(
+            manifest.environment.merging(["TIDE_PLUGIN_PROTOCOL": "1"]) { $1 })
+        {
+            if let key = Environment.Key(rawValue: name) { variables[key] = value }
+        }
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]

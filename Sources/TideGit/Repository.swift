@@ -18,7 +18,7 @@ public final class Repository: @unchecked Sendable {
 
     public var isBare: Bool { workingDirectory == nil }
 
-    private init(pointer: OpaquePointer) {
+    init(pointer: OpaquePointer) {
         self.pointer = pointer
         self.gitDirectory = Self.trimSlash(String(cString: git_repository_path(pointer)))
         self.workingDirectory = git_repository_workdir(pointer).map { Self.trimSlash(String(cString: $0)) }

@@ -32,6 +32,10 @@ public struct Event: Sendable, Codable, Hashable {
         /// Tide will not start a rollout (a rollback past a contracted migration); the target keeps what it runs.
         case rolloutRefused = "rollout.refused"
         case reconcileError = "reconcile.error"
+        case fetchFailed = "fetch.failed"
+        case fetchRecovered = "fetch.recovered"
+        case pushRejected = "push.rejected"
+        case pushFailed = "push.failed"
         case migrationApplied = "migration.applied"
         case migrationFailed = "migration.failed"
     }

@@ -192,6 +192,10 @@ public final class SQLiteStateStore: StateStore {
         migrator.registerMigration("v7-executor-health") { db in
             try db.execute(sql: "CREATE TABLE executor_health (executor TEXT PRIMARY KEY, body TEXT NOT NULL)")
         }
+        migrator.registerMigration("v8-source-status") { db in
+            try db.execute(
+                sql: "CREATE TABLE source_status (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)")
+        }
         return migrator
     }
 
@@ -249,6 +253,14 @@ public final class SQLiteStateStore: StateStore {
                 return RepositoryStatus()
             }
             return try Self.decode(RepositoryStatus.self, body)
+        }
+    }
+
+    public func sourceStatus() async throws -> SourceStatus? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT body FROM source_status WHERE id = 1").map {
+                try Self.decode(SourceStatus.self, $0)
+            }
         }
     }
 
@@ -360,6 +372,13 @@ public final class SQLiteStateStore: StateStore {
                         """
                 ).execute(
                     arguments: [try Self.encode(status)])
+            }
+            if let source = write.sourceStatus {
+                try db.execute(
+                    sql: """
+                        INSERT INTO source_status (id, body) VALUES (1, ?)
+                        ON CONFLICT (id) DO UPDATE SET body = excluded.body
+                        """, arguments: [try Self.encode(source)])
             }
         }
     }

@@ -12,13 +12,16 @@ public struct StateWrite: Sendable {
     public var deployments: [DeploymentRecord] = []
     /// Executors' circuit breakers to record (replacing what was recorded for the same executor).
     public var executorHealth: [ExecutorHealth] = []
+    /// The remote config repo's fetch and push status to record (replacing what was recorded).
+    public var sourceStatus: SourceStatus?
 
     public init(
         targets: [LiveTarget] = [], removedTargets: [TargetID] = [], events: [Event] = [],
         actions: [ActionRecord] = [], repositoryStatus: RepositoryStatus? = nil, deployments: [DeploymentRecord] = [],
-        executorHealth: [ExecutorHealth] = []
+        executorHealth: [ExecutorHealth] = [], sourceStatus: SourceStatus? = nil
     ) {
         self.executorHealth = executorHealth
+        self.sourceStatus = sourceStatus
         self.targets = targets
         self.removedTargets = removedTargets
         self.events = events
@@ -47,6 +50,8 @@ public protocol LiveStateStore: Sendable {
     func action(_ id: String) async throws -> ActionRecord?
     /// Every executor's circuit breaker as last recorded.
     func executorHealth() async throws -> [ExecutorHealth]
+    /// How the remote config repo's fetches and pushes went, when Tide fetches one.
+    func sourceStatus() async throws -> SourceStatus?
     /// Applies a write atomically — live state and the ledger records that go with it, in one transaction.
     func apply(_ write: StateWrite) async throws
     /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state

@@ -109,13 +109,18 @@ public actor InMemoryStateStore: StateStore {
 
     public func repositoryStatus() -> RepositoryStatus { status }
 
+    private var source: SourceStatus?
+
     public func lastEventID() -> Int64 { Int64(log.count) }
 
     public func action(_ id: String) -> ActionRecord? { actions[id] }
 
     public func executorHealth() -> [ExecutorHealth] { health.values.sorted { $0.executor < $1.executor } }
 
+    public func sourceStatus() -> SourceStatus? { source }
+
     public func apply(_ write: StateWrite) {
+        if let status = write.sourceStatus { source = status }
         for entry in write.executorHealth { health[entry.executor] = entry }
         for target in write.targets { targets[target.id] = target }
         for id in write.removedTargets { targets[id] = nil }

@@ -1,0 +1,54 @@
+public import TideGit
+
+/// Publishes the commits Tide writes (a revert or pin after a rollback, a promotion, `tide rollback`) to where
+/// the config repo really lives. A local repository needs none; a remote one pushes.
+///
+/// What must never happen: a force-push; a push that moves the remote branch from anything but the commit Tide
+/// built on; a commit that stays on the local branch when the remote did not take it.
+public protocol BranchPublisher: Sendable {
+    /// `commit` is already on the local `branch`, moved there from `parent`. Make the remote's branch the same,
+    /// moving it only from `parent`. When someone pushed meanwhile: bring the local branch to the remote's new
+    /// head and throw `BranchMoved` (the caller rebuilds its commit there). On any other failure: put the local
+    /// branch back on `parent` and throw.
+    func publish(branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws
+}
+
+/// The remote branch moved since Tide based a commit on it; the local branch now is the remote's.
+public struct BranchMoved: Error, CustomStringConvertible, Sendable {
+    public let head: ObjectID?
+    public let reason: String
+
+    public init(head: ObjectID?, reason: String) {
+        self.head = head
+        self.reason = reason
+    }
+
+    public var description: String { reason }
+}
+
+extension Reconciler {
+    /// How many times a commit Tide writes is rebuilt on a branch someone else moved, before giving up.
+    static let publishAttempts = 3
+
+    /// Moves the tracked branch from `parent` to `commit` (compare-and-swap) and publishes it. Returns whether a
+    /// checked-out work tree was brought along.
+    func moveBranch(_ branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws -> Bool {
+        let synced = try repository.advance(branch: branch, from: parent, to: commit, reason: reason)
+        try await publisher?.publish(branch: branch, from: parent, to: commit, reason: reason)
+        return synced
+    }
+
+    /// Runs `write` (which reads the branch head itself) again when the remote branch moved under it, up to
+    /// `publishAttempts` times in all.
+    func rebuildingOnMove<T: Sendable>(_ write: () async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await write()
+            } catch let moved as BranchMoved where attempt < Self.publishAttempts {
+                _ = moved
+                attempt += 1
+            }
+        }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+public import TideGit
+
+/// One network operation on a remote config repo, run by a child `tide git-remote` process so that a server that
+/// never answers can be abandoned at a deadline (libgit2 has no timeout of its own) and a libgit2 crash takes
+/// down only the child. The request goes to the child's stdin (credentials never appear on a command line or in
+/// its environment); the child answers one JSON line on stdout.
+public struct RemoteOperation: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable {
+        case fetch, push
+    }
+
+    public var kind: Kind
+    public var mirror: String
+    public var remote: RemoteURL
+    /// The branch to fetch (nil: the remote's default) or push.
+    public var branch: String?
+    public var credentials: RemoteCredentials
+    /// Push: the commit to publish, and the remote head it must replace.
+    public var commit: ObjectID?
+    public var expected: ObjectID?
+
+    public init(
+        kind: Kind, mirror: String, remote: RemoteURL, branch: String?, credentials: RemoteCredentials,
+        commit: ObjectID? = nil, expected: ObjectID? = nil
+    ) {
+        self.kind = kind
+        self.mirror = mirror
+        self.remote = remote
+        self.branch = branch
+        self.credentials = credentials
+        self.commit = commit
+        self.expected = expected
+    }
+
+    /// The child's answer.
+    public struct Answer: Codable, Sendable {
+        public enum Status: String, Codable, Sendable {
+            case ok, failed, rejected
+        }
+        public var status: Status
+        public var branch: String?
+        public var head: ObjectID?
+        public var message: String?
+
+        public init(status: Status, branch: String? = nil, head: ObjectID? = nil, message: String? = nil) {
+            self.status = status
+            self.branch = branch
+            self.head = head
+            self.message = message
+        }
+    }
+
+    /// Carries the operation out in this process (the child's side).
+    public func perform() -> Answer {
+        do {
+            let repository = try Repository.openMirror(at: mirror)
+            switch kind {
+            case .fetch:
+                let (branch, head) = try repository.fetch(from: remote, branch: branch, credentials: credentials)
+                return Answer(status: .ok, branch: branch, head: head)
+            case .push:
+                guard let commit, let expected, let branch else {
+                    return Answer(status: .failed, message: "push: no commit, expected head or branch")
+                }
+                try repository.push(commit, to: remote, branch: branch, expected: expected, credentials: credentials)
+                return Answer(status: .ok, branch: branch, head: commit)
+            }
+        } catch let rejected as PushRejected {
+            return Answer(status: .rejected, branch: branch, head: rejected.remoteHead, message: rejected.description)
+        } catch {
+            return Answer(status: .failed, message: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,183 @@
+public import Foundation
+public import TideEngine
+import TideExecutors
+public import TideGit
+public import TideState
+
+/// A remote config repo, mirrored into a bare repository of Tide's own. Every network operation runs in a child
+/// `tide git-remote` process with a deadline (see `RemoteOperation`); a failing remote backs off exponentially,
+/// capped at the poll interval, and the pass goes on with the last fetched revision.
+///
+/// What must never happen: a hung fetch holding up passes or the daemon's health; a secret in a message, a log
+/// line or the state (`RemoteURL` carries none; credentials only go to the child's stdin); a force-push.
+public actor RemoteSource: BranchPublisher {
+    public let remote: RemoteURL
+    public let mirrorPath: String
+    public let credentials: RemoteCredentials
+    /// Deadline of one fetch or push.
+    public let timeout: Double
+    /// The longest wait between two failed fetches.
+    public let maximumBackoff: Double
+    /// The `tide` binary that runs the child.
+    public let executable: String
+    let store: any LiveStateStore
+    public private(set) var status: SourceStatus
+    private var retryAt: Date?
+
+    public init(
+        remote: RemoteURL, mirrorPath: String, credentials: RemoteCredentials, branch: String?, timeout: Double,
+        maximumBackoff: Double, executable: String, store: any LiveStateStore
+    ) async {
+        self.remote = remote
+        self.mirrorPath = mirrorPath
+        self.credentials = credentials
+        self.timeout = timeout
+        self.maximumBackoff = maximumBackoff
+        self.executable = executable
+        self.store = store
+        var status = (try? await store.sourceStatus()) ?? SourceStatus(url: remote.redacted)
+        if status.url != remote.redacted { status = SourceStatus(url: remote.redacted) }
+        status.branch = branch ?? status.branch
+        self.status = status
+    }
+
+    /// The branch fetched (the given one, or the remote's default once a fetch found it).
+    public var branch: String? { status.branch }
+
+    /// What a fetch did.
+    public enum FetchOutcome: Sendable, Equatable {
+        case fetched(ObjectID)
+        /// Not tried: still backing off after failures, until the date.
+        case backingOff(Date)
+        case failed(String)
+    }
+
+    /// Fetches the branch into the mirror, unless backing off (`force`, for a webhook's push, tries anyway).
+    public func fetch(force: Bool = false) async -> FetchOutcome {
+        let now = Date()
+        if !force, let retryAt, retryAt > now { return .backingOff(retryAt) }
+        let answer = await run(
+            RemoteOperation(
+                kind: .fetch, mirror: mirrorPath, remote: remote, branch: status.branch, credentials: credentials))
+        status.lastFetchAt = now
+        var events: [Event] = []
+        let outcome: FetchOutcome
+        if answer.status == .ok, let head = answer.head {
+            if status.lastFetchError != nil {
+                events.append(
+                    Event(time: now, kind: .fetchRecovered, revision: head, message: "fetch from \(remote) works again")
+                )
+            }
+            status.branch = answer.branch ?? status.branch
+            status.fetchedRevision = head
+            status.lastFetchSuccessAt = now
+            status.lastFetchError = nil
+            status.consecutiveFetchFailures = 0
+            retryAt = nil
+            outcome = .fetched(head)
+        } else {
+            let message = answer.message ?? "fetch failed"
+            if status.lastFetchError != message {  // one event per change of reason, not one per poll
+                events.append(Event(time: now, kind: .fetchFailed, message: "fetch from \(remote): \(message)"))
+            }
+            status.lastFetchError = message
+            status.consecutiveFetchFailures += 1
+            retryAt = now.addingTimeInterval(backoff(after: status.consecutiveFetchFailures))
+            outcome = .failed(message)
+        }
+        try? await store.apply(StateWrite(events: events, sourceStatus: status))
+        return outcome
+    }
+
+    /// Seconds to wait after `failures` failed fetches in a row: 1, 2, 4, … capped at `maximumBackoff`.
+    func backoff(after failures: Int) -> Double {
+        min(maximumBackoff, pow(2, Double(min(failures - 1, 30))))
+    }
+
+    public func publish(branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws {
+        let answer = await run(
+            RemoteOperation(
+                kind: .push, mirror: mirrorPath, remote: remote, branch: branch, credentials: credentials,
+                commit: commit, expected: parent))
+        let now = Date()
+        status.lastPushAt = now
+        switch answer.status {
+        case .ok:
+            status.lastPushError = nil
+            status.fetchedRevision = commit
+            try? await store.apply(StateWrite(sourceStatus: status))
+        case .rejected:
+            let message = answer.message ?? "rejected"
+            status.lastPushError = message
+            try? await store.apply(
+                StateWrite(
+                    events: [
+                        Event(
+                            time: now, kind: .pushRejected, revision: commit,
+                            message: "\(reason): push of \(commit.short) to \(remote) \(branch) rejected; rebuilding "
+                                + "on the new head: \(message)")
+                    ], sourceStatus: status))
+            // The fetch brings the local branch to the remote's head (it is forced), dropping Tide's commit.
+            if case .failed(let why) = await fetch(force: true) {
+                try? restore(branch, from: commit, to: parent)
+                throw PublishFailed(message: "push rejected, and the fetch after it failed: \(why)")
+            }
+            throw BranchMoved(head: status.fetchedRevision, reason: message)
+        case .failed:
+            let message = answer.message ?? "push failed"
+            status.lastPushError = message
+            try? restore(branch, from: commit, to: parent)
+            try? await store.apply(
+                StateWrite(
+                    events: [
+                        Event(
+                            time: now, kind: .pushFailed, revision: commit,
+                            message: "\(reason): push of \(commit.short) to \(remote) failed: \(message)")
+                    ], sourceStatus: status))
+            throw PublishFailed(message: "push to \(remote) failed: \(message)")
+        }
+    }
+
+    /// Puts the mirror's branch back where it was before Tide's commit, which the remote did not take.
+    private func restore(_ branch: String, from commit: ObjectID, to parent: ObjectID) throws {
+        let repository = try Repository.open(at: mirrorPath)
+        _ = try repository.advance(branch: branch, from: commit, to: parent, reason: "push failed: undo")
+    }
+
+    private func run(_ operation: RemoteOperation) async -> RemoteOperation.Answer {
+        let input: String
+        do {
+            input = String(decoding: try JSONEncoder().encode(operation), as: UTF8.self)
+        } catch {
+            return .init(status: .failed, message: "cannot encode the request: \(error)")
+        }
+        let verb = operation.kind == .fetch ? "fetch from" : "push to"
+        let result = await BoundedProcess.run(
+            executable, arguments: ["git-remote"], input: input, timeout: timeout, outputLimit: 256 * 1024)
+        switch result.termination {
+        case .timedOut:
+            return .init(
+                status: .failed,
+                message: "\(verb) \(remote) abandoned after \(Int(timeout)) s: the server did not answer in time")
+        case .cancelled:
+            return .init(status: .failed, message: "\(verb) \(remote) stopped: Tide is shutting down")
+        case .couldNotStart(let why):
+            return .init(status: .failed, message: "cannot start \(executable) git-remote: \(why)")
+        case .signalled(let signal):
+            return .init(status: .failed, message: "\(verb) \(remote): the git process died of signal \(signal)")
+        case .exited:
+            let line = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+            guard let answer = try? JSONDecoder().decode(RemoteOperation.Answer.self, from: Data(line.utf8)) else {
+                let detail = result.standardError.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300)
+                return .init(status: .failed, message: "\(verb) \(remote): no answer from the git process: \(detail)")
+            }
+            return answer
+        }
+    }
+}
+
+/// A push that failed for another reason than a moved branch (the remote is down, credentials were refused).
+public struct PublishFailed: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
