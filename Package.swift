@@ -131,6 +131,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TideServiceTests",
+            dependencies: [
+                "TideService", "TideGit", "TideTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "TideEndToEndTests",
             dependencies: ["TideCLI", "TideExecutors", "TideManifest", "TideTestSupport", "tide"],
             swiftSettings: strict

@@ -29,7 +29,8 @@ struct HistoryCommand: AsyncParsableCommand {
         .deploymentStarted, .deploymentSucceeded, .deploymentFailed, .targetRemoved, .revisionAccepted,
         .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
         .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried, .rolloutRefused,
-        .migrationApplied, .migrationFailed, .reconcileError, .deploymentSuperseded,
+        .migrationApplied, .migrationFailed, .reconcileError, .deploymentSuperseded, .fetchFailed, .fetchRecovered,
+        .pushRejected, .pushFailed,
     ]
 
     struct EventOutput: Encodable {

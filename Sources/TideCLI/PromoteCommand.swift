@@ -40,7 +40,7 @@ struct PromoteCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let reconciler = try global.reconciler()
+        let reconciler = try await (environment == nil ? global.fetchedReconciler() : global.reconciler())
         if let environment {
             try await RolloutControlCommand.apply(
                 .promote(full: full), service: service, environment: environment, reconciler: reconciler,

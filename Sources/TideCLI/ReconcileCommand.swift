@@ -27,7 +27,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         guard concurrency >= 1 && concurrency <= 1024 else {
             throw ValidationError("--concurrency: give a number from 1 to 1024")
         }
-        let reconciler = try global.reconciler(concurrency: concurrency)
+        let reconciler = try await global.fetchedReconciler(concurrency: concurrency)
         var report = try await reconciler.reconcile(lockTimeout: lockTimeout)
         while watch, let due = report.nextDue {
             try show(report, final: false)

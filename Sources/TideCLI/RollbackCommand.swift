@@ -20,7 +20,7 @@ struct RollbackCommand: AsyncParsableCommand {
     var reconcile = false
 
     func run() async throws {
-        let reconciler = try global.reconciler()
+        let reconciler = try await global.fetchedReconciler()
         let commits: [String]
         do {
             commits = try await reconciler.rollbackCommit(service: service, environment: environment).map(\.short)

@@ -29,6 +29,8 @@ struct StatusCommand: AsyncParsableCommand {
         var migrations: [MigrationReportEntry]
         /// Executors whose circuit breaker is not closed, or that failed lately.
         var executors: [ExecutorStatus]
+        /// A remote config repo: its URL (no credentials), the last fetch and push and their errors.
+        var source: SourceStatus?
     }
 
     struct ExecutorStatus: Encodable {
@@ -81,6 +83,17 @@ struct StatusCommand: AsyncParsableCommand {
         return "deployed"
     }
 
+    static func printSource(_ source: SourceStatus) {
+        print("Source:         \(source.url)\(source.branch.map { " (\($0))" } ?? "")")
+        print(
+            "Last fetch:     \(iso(source.lastFetchAt))"
+                + (source.lastFetchError.map { " FAILED: \($0)" } ?? " ok")
+                + (source.lastFetchError != nil ? "; last success \(iso(source.lastFetchSuccessAt))" : ""))
+        if let error = source.lastPushError {
+            print("Last push:      \(iso(source.lastPushAt)) FAILED: \(error)")
+        }
+    }
+
     func run() async throws {
         let repository = try global.openRepository()
         let store = try global.openStore(for: repository)
@@ -123,11 +136,12 @@ struct StatusCommand: AsyncParsableCommand {
                 ExecutorStatus(
                     executor: $0.executor, circuit: $0.state(at: Date()).rawValue,
                     consecutiveFailures: $0.consecutiveFailures, openUntil: $0.openUntil, lastFailure: $0.lastFailure)
-            })
+            }, source: try await store.sourceStatus())
         if json {
             try printJSON(output)
             return
         }
+        if let source = output.source { Self.printSource(source) }
         print("Branch head:    \(head?.short ?? (tracked == nil ? "- (HEAD is detached: pass --branch)" : "-"))")
         print(
             "Applied:        \(status.lastGoodRevision?.short ?? "nothing yet")"

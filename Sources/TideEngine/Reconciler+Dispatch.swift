@@ -91,6 +91,13 @@ extension Reconciler {
                 guard let live else { throw ControlError(description: "\(action.target) has no live record to remove") }
                 return try await remove(action, live: live, desired: desired, revision: revision)
             }
+        } catch  where error is CancellationError || Task.isCancelled {
+            // Shutting down: nothing is recorded, and the step under way stays recorded as started, so the next
+            // start runs it again under the same action id.
+            return TargetOutcome(
+                target: action.target, result: .progressing, fromVersion: action.fromVersion,
+                toVersion: action.toVersion, classification: action.classification,
+                message: "interrupted: Tide is shutting down", executorCalls: 0)
         } catch {
             let message = "\(action.kind.rawValue) failed: \(error)"
             // Recorded on the target too, so `tide status` shows it there until a pass gets past it.

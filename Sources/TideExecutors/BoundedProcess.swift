@@ -64,59 +64,89 @@ public enum BoundedProcess {
                 termination: .couldNotStart("cannot stage the input for stdin: \(error)"), standardOutput: "",
                 standardError: "", duration: elapsed())
         }
-        return await withTaskGroup(of: Race.self) { group in
-            group.addTask {
-                do {
-                    let stdinInput = FileDescriptorInput.fileDescriptor(stdin, closeAfterSpawningProcess: true)
-                    let result = try await Subprocess.run(
-                        configuration, input: stdinInput, output: .sequence, error: .sequence
-                    ) { execution in
-                        async let out = collect(execution.standardOutput, limit: outputLimit)
-                        async let err = collect(execution.standardError, limit: outputLimit)
-                        return try await (out, err)
-                    }
-                    let (out, err) = result.closureResult
-                    switch result.terminationStatus {
-                    case .exited(let code): return .finished(.exited(code), out, err)
-                    case .signaled(let signal): return .finished(.signalled(signal), out, err)
-                    }
-                } catch is CancellationError {
-                    return .cancelled
-                } catch {
-                    if Task.isCancelled { return .cancelled }
-                    return .finished(.couldNotStart(describe(error)), "", "")
+        do {
+            let stdinInput = FileDescriptorInput.fileDescriptor(stdin, closeAfterSpawningProcess: true)
+            let result = try await Subprocess.run(
+                configuration, input: stdinInput, output: .sequence, error: .sequence
+            ) { execution in
+                let deadline = Deadline(processGroup: execution.processIdentifier.value, after: timeout)
+                defer { deadline.cancel() }
+                async let out = collect(execution.standardOutput, limit: outputLimit)
+                async let err = collect(execution.standardError, limit: outputLimit)
+                let (output, error) = try await (out, err)
+                return (output, error, deadline.fired)
+            }
+            let (out, err, timedOut) = result.closureResult
+            let termination: Termination
+            if timedOut {
+                termination = .timedOut
+            } else if Task.isCancelled {
+                termination = .cancelled
+            } else {
+                switch result.terminationStatus {
+                case .exited(let code): termination = .exited(code)
+                case .signaled(let signal): termination = .signalled(signal)
                 }
             }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(timeout))
-                return Task.isCancelled ? .cancelled : .timerFired
-            }
-            var timedOut = false
-            while let next = await group.next() {
-                switch next {
-                case .finished(let termination, let out, let err):
-                    group.cancelAll()
-                    let final: Termination = timedOut ? .timedOut : Task.isCancelled ? .cancelled : termination
-                    return Result(termination: final, standardOutput: out, standardError: err, duration: elapsed())
-                case .timerFired:
-                    // Cancelling the run task starts its teardown sequence: SIGTERM to the process group, then
-                    // SIGKILL after two seconds. The run task then finishes with what the process wrote.
-                    timedOut = true
-                    group.cancelAll()
-                case .cancelled:
-                    continue
-                }
+            return Result(termination: termination, standardOutput: out, standardError: err, duration: elapsed())
+        } catch {
+            // Cancelled (Tide is shutting down): Subprocess's teardown sent SIGTERM to the group, then SIGKILL.
+            if Task.isCancelled || error is CancellationError {
+                return Result(termination: .cancelled, standardOutput: "", standardError: "", duration: elapsed())
             }
             return Result(
-                termination: timedOut ? .timedOut : .cancelled, standardOutput: "", standardError: "",
+                termination: .couldNotStart(describe(error)), standardOutput: "", standardError: "",
                 duration: elapsed())
         }
     }
 
-    private enum Race: Sendable {
-        case finished(Termination, String, String)
-        case timerFired
-        case cancelled
+    /// The deadline of one process, kept on a dispatch timer rather than Swift's cooperative pool, whose threads
+    /// other work can hold for seconds: at the deadline, a process that is still running (not merely unreaped) is
+    /// marked timed out and its group gets SIGTERM, then SIGKILL two seconds later. A process that exited in time
+    /// is never reported as timed out, however late its result is read.
+    final class Deadline: @unchecked Sendable {  // state behind `lock`; the timers only run on the global queue
+        private let lock = NSLock()
+        private var timers: [any DispatchSourceTimer] = []
+        private var didFire = false
+        private let processGroup: pid_t
+
+        init(processGroup: pid_t, after seconds: Double) {
+            self.processGroup = processGroup
+            schedule(after: seconds) { [weak self] in self?.expire() }
+        }
+
+        var fired: Bool { lock.withLock { didFire } }
+
+        private func schedule(after seconds: Double, _ handler: @escaping @Sendable () -> Void) {
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + .milliseconds(Int(min(seconds, 1e9 / 1000) * 1000)))
+            timer.setEventHandler(handler: handler)
+            lock.withLock { timers.append(timer) }
+            timer.resume()
+        }
+
+        private func expire() {
+            guard Self.isRunning(processGroup) else { return }
+            lock.withLock { didFire = true }
+            kill(-processGroup, SIGTERM)
+            schedule(after: 2) { [processGroup] in
+                if Self.isRunning(processGroup) { kill(-processGroup, SIGKILL) }
+            }
+        }
+
+        /// Running: not exited, and not even an unreaped zombie (waitid with WNOWAIT leaves it to its reaper).
+        private static func isRunning(_ pid: pid_t) -> Bool {
+            var info = siginfo_t()
+            let rc = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+            return rc == 0 && info._sifields._sigchld.si_pid == 0
+        }
+
+        func cancel() {
+            lock.withLock {
+                timers.forEach { $0.cancel() }
+                timers = []
+            }
+        }
     }
 
     private static func inputFile(_ text: String) throws -> FileDescriptor {

@@ -83,14 +83,43 @@ public struct KnownHosts: Sendable {
         return listed ? .mismatch : .unknownHost
     }
 
+    /// OpenSSH's host patterns: `*` and `?` are wildcards, everything else (the brackets of `[host]:port` too)
+    /// is literal; host names compare without case.
+    static func glob(_ pattern: String, _ name: String) -> Bool {
+        let pattern = Array(pattern.lowercased())
+        let name = Array(name.lowercased())
+        var p = 0
+        var n = 0
+        var star: Int?
+        var resume = 0
+        while n < name.count {
+            if p < pattern.count && (pattern[p] == "?" || pattern[p] == name[n]) {
+                p += 1
+                n += 1
+            } else if p < pattern.count && pattern[p] == "*" {
+                star = p
+                resume = n
+                p += 1
+            } else if let star {
+                p = star + 1
+                resume += 1
+                n = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count && pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+
     private static func matches(_ pattern: Entry.Pattern, _ name: String) -> Bool {
         switch pattern {
         case .plain(let patterns):
             var matched = false
             for pattern in patterns {
                 if pattern.hasPrefix("!") {
-                    if fnmatch(String(pattern.dropFirst()), name, 0) == 0 { return false }
-                } else if fnmatch(pattern, name, 0) == 0 {
+                    if glob(String(pattern.dropFirst()), name) { return false }
+                } else if glob(pattern, name) {
                     matched = true
                 }
             }

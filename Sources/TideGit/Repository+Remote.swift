@@ -202,7 +202,7 @@ extension Repository {
             git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
             options.callbacks = callbacks
             // No leading '+': the server refuses anything but a fast-forward from what it has.
-            let refspec = "\(commit.hex):refs/heads/\(branch)"
+            let refspec = "refs/heads/\(branch):refs/heads/\(branch)"
             do {
                 try Self.withStrarray([refspec]) { specs in
                     try context.guarding(git_remote_upload(handle, specs, &options), "push to \(remote)")

@@ -1,5 +1,6 @@
 /// Renders a DORA report in the Prometheus text exposition format (for node_exporter's textfile collector).
-/// Values that cannot be computed are left out rather than written as 0.
+/// Values that cannot be computed are left out rather than written as 0. Medians and 90th percentiles are gauges
+/// with a `statistic` label (a `quantile` label belongs to summaries only; promtool refuses it on a gauge).
 public enum PrometheusExposition {
     public static func render(_ report: DoraReport, environment: String?, service: String?) -> String {
         let labels = "environment=\"\(escape(environment ?? "production"))\",service=\"\(escape(service ?? "all"))\""
@@ -18,7 +19,10 @@ public enum PrometheusExposition {
             [("", report.deploymentFrequency.perDay)])
         metric(
             "tide_dora_lead_time_seconds", "Change lead time: commit to running in the environment.",
-            [(",quantile=\"0.5\"", report.leadTime.medianSeconds), (",quantile=\"0.9\"", report.leadTime.p90Seconds)])
+            [
+                (",statistic=\"median\"", report.leadTime.medianSeconds),
+                (",statistic=\"p90\"", report.leadTime.p90Seconds),
+            ])
         metric(
             "tide_dora_change_failure_rate", "Share of deployments that needed intervention.",
             [("", report.changeFailureRate.value)])
@@ -27,7 +31,7 @@ public enum PrometheusExposition {
             [("", Double(report.changeFailureRate.failed))])
         metric(
             "tide_dora_recovery_time_seconds", "Failed deployment recovery time.",
-            [(",quantile=\"0.5\"", report.recoveryTime.medianSeconds)])
+            [(",statistic=\"median\"", report.recoveryTime.medianSeconds)])
         metric(
             "tide_dora_rework_rate", "Share of deployments that were unplanned fixes.", [("", report.reworkRate.value)])
         return out

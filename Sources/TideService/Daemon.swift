@@ -61,7 +61,11 @@ public final class Daemon: Sendable {
         group.maximumGracefulShutdownDuration = .milliseconds(Int64(configuration.shutdownTimeout * 1000))
         let secondSignal = SecondSignal(logger: logger)
         defer { withExtendedLifetime(secondSignal) {} }
-        try await ServiceGroup(configuration: group).run()
+        do {
+            try await ServiceGroup(configuration: group).run()
+        } catch is CancellationError {
+            // The shutdown timeout ran out: the actions under way were stopped and stay recorded as started.
+        }
         logger.info("stopped")
     }
 }

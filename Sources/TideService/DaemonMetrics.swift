@@ -57,9 +57,29 @@ public final class DaemonMetrics: Sendable {
         ).increment()
     }
 
-    /// The exposition: the registry's series, then the ones read from the state now.
+    /// The HELP text of the series made through swift-metrics (whose factory passes none).
+    static let help: [String: String] = [
+        "tide_reconcile_passes_total": "Reconcile passes, by result (success, failed, rejected, error, interrupted).",
+        "tide_reconcile_pass_duration_seconds": "How long reconcile passes took.",
+        "tide_executor_actions_total": "Executor actions, by action and result (succeeded, failed, interrupted).",
+        "tide_executor_action_duration_seconds": "How long executor actions took, by action.",
+        "tide_fetches_total": "Fetches of the remote config repo, by result (success, failure).",
+        "tide_fetch_last_success_timestamp_seconds": "When the remote config repo was last fetched successfully.",
+        "tide_webhook_requests_total": "Webhook requests, by provider and HTTP status answered.",
+    ]
+
+    /// The exposition: the registry's series (with HELP lines added), then the ones read from the state now.
     func exposition(store: any StateStore) async -> String {
-        var text = registry.emitToString()
+        var text = ""
+        for line in registry.emitToString().split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE "), let name = line.split(separator: " ").dropFirst(2).first,
+                let help = Self.help[String(name)]
+            {
+                text += "# HELP \(name) \(help)\n"
+            }
+            text += line + "\n"
+        }
+        if text.hasSuffix("\n\n") { text.removeLast() }
         text += await stateGauges(store: store)
         return text
     }

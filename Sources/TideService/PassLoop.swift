@@ -19,6 +19,8 @@ enum PassTrigger: Sendable, Equatable {
 /// What `/readyz` and the pass loop share.
 struct DaemonHealth: Sendable {
     var revision: ObjectID?
+    /// The branch head the last pass saw (a rejected head too).
+    var head: ObjectID?
     var lastPassAt: Date?
     var lastPassResult: String?
     var lastPassError: String?
@@ -83,7 +85,7 @@ final class PassLoop: Service, Sendable {
                         return wanted
                     }
                     let due = await pass(fetch: fetch, forced: forced)
-                    try Task.checkCancellation()
+                    if Task.isCancelled { break }
                     timer = schedule(due: due)
                 }
                 timer?.cancel()
@@ -128,7 +130,9 @@ final class PassLoop: Service, Sendable {
         var metadata: Logger.Metadata = [:]
         do {
             let report = try await reconciler.reconcile(lockTimeout: configuration.lockTimeout)
-            result = report.hasFailures ? "failed" : report.rejected.isEmpty ? "success" : "rejected"
+            result =
+                Task.isCancelled
+                ? "interrupted" : report.hasFailures ? "failed" : report.rejected.isEmpty ? "success" : "rejected"
             due = report.nextDue
             metadata["revision"] = "\((report.applied ?? report.head).short)"
             var counts: [String: Int] = [:]
@@ -136,6 +140,7 @@ final class PassLoop: Service, Sendable {
             for (name, count) in counts where name != "unchanged" { metadata[name] = "\(count)" }
             health.withLock {
                 $0.revision = report.applied ?? report.head
+                $0.head = report.head
                 $0.lastPassError = nil
             }
         } catch is CancellationError {
@@ -184,7 +189,6 @@ final class PassLoop: Service, Sendable {
             .promotionCommitted, .revertCommitted,
         ]
         var seen = try? await store.events(EventQuery(kinds: kinds, limit: 1)).first
-        var localHead: ObjectID? = nil
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             if let newest = try? await store.events(EventQuery(kinds: kinds, limit: 1)).first, newest != seen {
@@ -193,10 +197,11 @@ final class PassLoop: Service, Sendable {
             }
             // A local repository is read directly: a commit there is seen within a second, no fetch needed.
             if source == nil, let reconciler = reconciler.withLock({ $0 }),
-                let head = try? reconciler.repository.resolveCommit(branch: reconciler.trackedBranch())
+                let head = try? reconciler.repository.resolveCommit(branch: reconciler.trackedBranch()),
+                let seenByPass = health.withLock({ $0.head }), head != seenByPass
             {
-                if localHead != nil && head != localHead { trigger(.due) }
-                localHead = head
+                health.withLock { $0.head = head }  // one pass per new head, however long it takes
+                trigger(.due)
             }
         }
     }

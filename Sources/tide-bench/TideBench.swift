@@ -18,6 +18,7 @@ struct TideBench: AsyncParsableCommand {
 
     static let scenarios = [
         "coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries", "slowExecutors", "stepJournal",
+        "webhookLatency", "idleDaemon",
     ]
 
     @Option(name: .long, help: "Scenarios to run (default: all). Known: \(scenarios.joined(separator: ", ")).")
@@ -40,6 +41,12 @@ struct TideBench: AsyncParsableCommand {
 
     @Option(name: .long, help: "Concurrencies the slowExecutors scenario measures, comma-separated.")
     var slowConcurrency: String = "1,16,64"
+
+    @Option(name: .long, help: "Pushes the webhookLatency scenario measures.")
+    var pushes: Int = 50
+
+    @Option(name: .long, help: "Seconds the idleDaemon scenario watches an idle tide run.")
+    var idleSeconds: Double = 60
 
     @Option(name: .long, help: "Timed runs per scenario (after one warm-up).")
     var runs: Int = 5
@@ -118,6 +125,14 @@ struct TideBench: AsyncParsableCommand {
         if wanted.contains("stepJournal") {
             results["stepJournal"] = try await StepJournalScenario(targets: canaries, runs: runs).run(scratch: scratch)
             log("stepJournal done")
+        }
+        if wanted.contains("webhookLatency") {
+            results["webhookLatency"] = try await WebhookLatencyScenario(pushes: pushes).run(scratch: scratch)
+            log("webhookLatency done")
+        }
+        if wanted.contains("idleDaemon") {
+            results["idleDaemon"] = try await IdleDaemonScenario(seconds: idleSeconds).run(scratch: scratch)
+            log("idleDaemon done")
         }
         if json {
             let encoder = JSONEncoder()

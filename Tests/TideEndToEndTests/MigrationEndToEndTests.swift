@@ -201,8 +201,11 @@ struct MigrationEndToEndTests {
         // Killed three seconds in by a process of its own (a timer in this test process can fire late while other
         // tests keep its threads busy): expand is done by then, and 30 rounds of a 1,000,000-step count take
         // longer. SQLite's writer does not let a reader in between its rounds, so progress cannot be watched.
-        _ = try runProcess("/bin/sh", ["-c", "sleep 3; kill -9 \(process.processIdentifier)"])
-        process.waitUntilExit()
+        // Waited for off the cooperative pool, which other tests' timers need meanwhile.
+        let pid = process.processIdentifier
+        _ = try await detached { try runProcess("/bin/sh", ["-c", "sleep 3; kill -9 \(pid)"]) }
+        let killed = process
+        try await detached { killed.waitUntilExit() }
         let atKill = filled()
         #expect(atKill > 0 && atKill < 30, "\(atKill) rows filled when killed")
         #expect(try db.history() == ["add-email|expand"], "the backfill is not recorded until it is done")

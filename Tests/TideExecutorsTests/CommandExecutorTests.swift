@@ -19,7 +19,7 @@ struct CommandExecutorTests {
         return path
     }
 
-    func executor(_ command: [String], timeout: Double = 10, env: [String: String] = [:]) -> CommandExecutor {
+    func executor(_ command: [String], timeout: Double = 60, env: [String: String] = [:]) -> CommandExecutor {
         CommandExecutor(
             manifest: ExecutorManifest(
                 name: "test", location: SourceLocation(file: "x", line: 1, column: 1), command: command,

@@ -23,7 +23,7 @@ struct HTTPMeasurementsTests {
             Issue.record("no percentiles: \(result)")
             return
         }
-        #expect(p50 > 0 && p50 <= p99 && p99 < 5000)
+        #expect(p50 > 0 && p50 <= p99 && p99 < 30000)  // a sanity bound: other tests load this machine
 
         let healthy = await HTTPMeasurements.probe(
             url: server.url("/ok"), requests: 20, concurrency: 2, timeout: 5, headers: [:])

@@ -329,7 +329,8 @@ struct MigrationDatabaseTests {
         let server = try PostgresServer.start()
         let name = try server.makeDatabase()
         let db = try SQLDatabaseFixture(server: server, database: name)
-        let database = try await Self.open(server.url(name), limits: MigrationLimits(phase: .seconds(10)))
+        // 20 s: setting up the history runs under the same limit, and other tests keep this machine busy.
+        let database = try await Self.open(server.url(name), limits: MigrationLimits(phase: .seconds(20)))
         let start = ContinuousClock.now
         let attempt = Task {
             try await Self.within(60) {
@@ -351,7 +352,7 @@ struct MigrationDatabaseTests {
             }())
         #expect(error.isTransient, "\(error)")
         #expect(error.description.contains("did not answer"), "\(error)")
-        #expect(elapsed < .seconds(30), "the phase took \(elapsed)")
+        #expect(elapsed < .seconds(45), "the phase took \(elapsed)")
         // Terminated, its transaction goes with it.
         for _ in 0..<200 {
             let left = try server.psql(name, "SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid)")
@@ -479,7 +480,7 @@ struct MigrationDatabaseTests {
     func statementTimeout() async throws {
         let db = try SQLDatabaseFixture(.postgres)
         let database = try await Self.open(
-            db.url, limits: MigrationLimits(phase: .seconds(10), connect: .seconds(10)))
+            db.url, limits: MigrationLimits(phase: .seconds(20), connect: .seconds(10)))
         let start = ContinuousClock.now
         let error = await #expect(throws: MigrationError.self) {
             try await Self.within(60) {
@@ -491,7 +492,7 @@ struct MigrationDatabaseTests {
         await database.close()
         #expect(error?.isTransient == true)
         #expect(error?.sqlState == "57014", "\(String(describing: error))")
-        #expect(ContinuousClock.now - start < .seconds(45))
+        #expect(ContinuousClock.now - start < .seconds(55))
         #expect(try db.history() == [])
     }
 

@@ -38,7 +38,7 @@ struct PluginExecutorTests {
             print(json.dumps(answer), flush=True)
         """#
 
-    func executor(name: String, timeout: Double = 10) throws -> PluginExecutor {
+    func executor(name: String, timeout: Double = 60) throws -> PluginExecutor {
         let path = directory.appending("plugin.py")
         try Data(Self.plugin.utf8).write(to: URL(fileURLWithPath: path))
         return PluginExecutor(
@@ -137,7 +137,7 @@ struct PluginExecutorTests {
         let plugin = PluginExecutor(
             manifest: ExecutorManifest(
                 name: "missing", location: SourceLocation(file: "x", line: 1, column: 1), type: .plugin,
-                command: ["/nonexistent/plugin"], timeout: 5),
+                command: ["/nonexistent/plugin"], timeout: 60),
             workingDirectory: directory.path)
         let result = await plugin.perform(Self.request(.deploy))
         #expect(result.summary.hasPrefix("could not start: cannot start the plugin"), "\(result.summary)")

@@ -95,7 +95,7 @@ struct SecretEnvironmentTests {
         // An analysis `command` provider, as the engine makes it: a command executor of its own.
         let provider = ExecutorManifest(
             name: "analysis-error-budget", location: SourceLocation(file: "a.yaml", line: 1, column: 1),
-            command: ["/bin/sh", "-c", "env > \(out).measure"], timeout: 10, environment: ["TIDE_METRIC": "errors"])
+            command: ["/bin/sh", "-c", "env > \(out).measure"], timeout: 60, environment: ["TIDE_METRIC": "errors"])
         let measured = try await factory.makeExecutor(for: provider).perform(Self.request)
         #expect(measured.succeeded, "\(measured.summary)")
         let measureEnv = try String(contentsOfFile: out + ".measure", encoding: .utf8)
@@ -110,7 +110,7 @@ struct SecretEnvironmentTests {
         _ = try manifests(out: out)
         let manifest = ExecutorManifest(
             name: "explicit", location: SourceLocation(file: "e.yaml", line: 1, column: 1),
-            command: ["/bin/sh", "-c", "env > \(out)"], timeout: 10, environment: [secret: "given-on-purpose"])
+            command: ["/bin/sh", "-c", "env > \(out)"], timeout: 60, environment: [secret: "given-on-purpose"])
         let result = await CommandExecutor(manifest: manifest, workingDirectory: directory.path).perform(Self.request)
         #expect(result.succeeded, "\(result.summary)")
         let env = try String(contentsOfFile: out, encoding: .utf8)

@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+import TideGit
+import TideTestSupport
+
+/// Config repos Tide fetches: file://, smart HTTP (git http-backend) with a token, SSH through a throwaway sshd,
+/// and a server that never answers. Everything through the real binary.
+@Suite("Remote config repos: fetched into a mirror in a child process with a deadline, pushed with compare-and-swap")
+struct RemoteRepoTests {
+    @Test("file:// — reconcile and plan fetch first; a new commit is fetched; a gone remote keeps the last revision")
+    func fileRemote() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let url = "file://" + repo.fixture.repoPath
+        let first = try await repo.tide("reconcile", extra: ["--repo", url])
+        #expect(first.status == 0, "\(first.combined)")
+        #expect(repo.calls().count == 4)
+        try repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        let plan = try await repo.tide("plan", extra: ["--repo", url])
+        #expect(plan.standardOutput.contains("1.1.0"), "\(plan.combined)")
+        #expect(try await repo.tide("reconcile", extra: ["--repo", url]).status == 0)
+        #expect(repo.calls().suffix(2) == ["deploy api@prod 1.1.0", "health api@prod 1.1.0"])
+        let status = try await repo.tide("status", extra: ["--repo", url])
+        #expect(status.standardOutput.contains("Source:         \(url) (main)"), "\(status.standardOutput)")
+        #expect(status.standardOutput.contains("ok"))
+
+        // The remote goes away: the pass goes on with the last fetched revision, and says so.
+        try FileManager.default.moveItem(atPath: repo.fixture.repoPath, toPath: repo.fixture.repoPath + ".gone")
+        let offline = try await repo.tide("reconcile", extra: ["--repo", url])
+        #expect(offline.status == 0, "\(offline.combined)")
+        #expect(offline.standardError.contains("tide: warning: connect to \(url)"), "\(offline.standardError)")
+        #expect(offline.standardError.contains("using the revision fetched at"))
+        let after = try await repo.tide("status", "--json", extra: ["--repo", url])
+        let source = try #require((try repo.json(after) as? [String: Any])?["source"] as? [String: Any])
+        #expect((source["lastFetchError"] as? String)?.contains("failed to resolve path") == true, "\(source)")
+        #expect(source["lastFetchSuccessAt"] != nil && source["consecutiveFetchFailures"] as? Int == 1)
+        // A URL that was never fetched is an error, not an empty deployment.
+        let never = try await repo.tide(
+            "reconcile", extra: ["--repo", "file:///nonexistent/config.git", "--state", repo.scratch.appending("s2")])
+        #expect(never.status == 1 && never.standardError.contains("failed to resolve path"), "\(never.combined)")
+    }
+
+    @Test(
+        "smart HTTP with a token: fetch and write-back push work; a wrong token is refused; the token appears nowhere")
+    func http() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let token = "tok-\(UUID().uuidString)"
+        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
+        let server = try await detached { try GitHTTPServer(root: root, token: token) }
+        let url = server.url((repo.fixture.repoPath as NSString).lastPathComponent)
+        let tokenFile = repo.scratch.appending("token")
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let auth = ["--repo", url, "--git-username", server.user, "--git-password-file", tokenFile]
+
+        let wrongFile = repo.scratch.appending("wrong")
+        try "nope\n".write(toFile: wrongFile, atomically: true, encoding: .utf8)
+        let refused = try await repo.tide(
+            "plan", extra: ["--repo", url, "--git-username", server.user, "--git-password-file", wrongFile])
+        #expect(refused.status == 1, "\(refused.combined)")
+        #expect(refused.standardError.contains("authentication failed"), "\(refused.standardError)")
+        let anonymous = try await repo.tide("plan", extra: ["--repo", url])
+        #expect(anonymous.standardError.contains("asks for credentials"), "\(anonymous.combined)")
+
+        #expect(try await repo.tide("reconcile", extra: auth).status == 0)
+        // An automatic rollback writes its revert back through the same remote.
+        let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
+            of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
+        try repo.fixture.commit("api bad", files: ["api.yaml": bad])
+        let failed = try await repo.tide("reconcile", extra: auth)
+        #expect(failed.standardError.contains("reverted "), "\(failed.combined)")
+        let remoteLog = try runProcess(
+            "/usr/bin/git", ["--git-dir", repo.fixture.repoPath, "log", "-2", "--format=%s"]
+        ).standardOutput
+        #expect(remoteLog == "Revert \"api bad\"\napi bad\n", "\(remoteLog)")
+
+        var everything = refused.combined + anonymous.combined + failed.combined
+        everything += try await repo.tide("status", "--json", extra: auth).combined
+        everything += try await repo.tide("history", extra: auth).combined
+        everything += try runProcess("/usr/bin/sqlite3", [repo.state, ".dump"]).standardOutput
+        #expect(!everything.contains(token))
+    }
+
+    @Test("SSH: the host key is checked against known_hosts — the right one fetches, a wrong one is refused")
+    func ssh() async throws {
+        guard SSHServer.isAvailable else {
+            Issue.record("openssh-server is not installed (scripts/install-deps installs it)")
+            return
+        }
+        let repo = try ConfigRepo(bare: true)
+        let server = try await detached { try SSHServer() }
+        let url = server.url(repo.fixture.repoPath)
+        let wrong = try await repo.tide(
+            "plan", extra: ["--repo", url, "--ssh-key", server.clientKey, "--known-hosts", server.wrongKnownHosts])
+        #expect(wrong.status == 1)
+        #expect(wrong.standardError.contains("is not the one \(server.wrongKnownHosts) lists"), "\(wrong.combined)")
+        let empty = repo.scratch.appending("empty_known_hosts")
+        try "".write(toFile: empty, atomically: true, encoding: .utf8)
+        let unknown = try await repo.tide(
+            "plan", extra: ["--repo", url, "--ssh-key", server.clientKey, "--known-hosts", empty])
+        #expect(
+            unknown.standardError.contains("refusing SSH host [127.0.0.1]:\(server.port): not in"),
+            "\(unknown.combined)")
+        #expect(repo.calls().isEmpty)
+
+        let good = try await repo.tide(
+            "reconcile", extra: ["--repo", url, "--ssh-key", server.clientKey, "--known-hosts", server.knownHosts])
+        #expect(good.status == 0, "\(good.combined)")
+        #expect(repo.calls().count == 4)
+    }
+
+    @Test(
+        "a server that accepts and never answers: the fetch is abandoned at the deadline, the daemon stays healthy and says why"
+    )
+    func silentServer() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let silent = try await detached { try SilentServer() }
+        let url = "http://127.0.0.1:\(silent.port)/config.git"
+        let started = Date()
+        let cli = try await repo.tide("plan", extra: ["--repo", url, "--fetch-timeout", "2s"])
+        // 2 s, then SIGTERM and 2 s to SIGKILL; a loaded machine adds more.
+        #expect(Date().timeIntervalSince(started) < 30)
+        #expect(cli.standardError.contains("abandoned after 2 s"), "\(cli.combined)")
+
+        let daemon = try await TideDaemon(
+            ["--repo", url, "--state", repo.state, "--fetch-timeout", "2s", "--interval", "1s"],
+            in: repo.scratch.path, logDirectory: repo.scratch.path)
+        #expect(await daemon.waitForLog("abandoned after 2 s", count: 2, timeout: 30), "\(daemon.log())")
+        #expect(try await daemon.get("/healthz").status == 200)
+        let ready = try await daemon.get("/readyz")
+        #expect(
+            ready.status == 503 && ready.body.contains("never fetched: fetch from \(url) abandoned"), "\(ready.body)")
+        let metrics = try await daemon.get("/metrics").body
+        #expect(metrics.contains(#"tide_fetches_total{result="failure"}"#) && metrics.contains("tide_fetch_failing 1"))
+        let status = try await repo.tide("status", "--json", extra: ["--repo", url])
+        #expect(status.standardOutput.contains("abandoned after 2 s"), "\(status.combined)")
+        #expect(await daemon.stop() == 0)
+        let leftovers = try runProcess("/usr/bin/pgrep", ["-f", "tide git-remote"]).standardOutput
+        #expect(leftovers.isEmpty, "git children left running: \(leftovers)")
+    }
+
+    @Test(
+        "push race: someone pushes between Tide's fetch and its write-back — rebuilt on their head, never forced, nothing lost"
+    )
+    func pushRace() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let url = "file://" + repo.fixture.repoPath
+        #expect(try await repo.tide("reconcile", extra: ["--repo", url]).status == 0)
+        // A colleague's clone with a commit ready; the executor pushes it while Tide deploys the bad version.
+        let colleague = repo.scratch.appending("colleague")
+        try runProcess("/usr/bin/git", ["clone", "-q", repo.fixture.repoPath, colleague])
+        let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
+            of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
+        let badCommit = try repo.fixture.commit("api bad", files: ["api.yaml": bad])
+        for arguments in [
+            ["pull", "-q"],
+            [
+                "-c", "user.name=Colleague", "-c", "user.email=c@example.com", "commit", "-q",
+                "--allow-empty", "-m", "colleague's unrelated change",
+            ],
+        ] {
+            let result = try runProcess("/usr/bin/git", arguments, in: colleague)
+            #expect(result.status == 0, "\(result.combined)")
+        }
+        let racer = repo.scratch.appending("racer.sh")
+        try """
+        #!/bin/sh
+        if [ "$TIDE_ACTION $TIDE_VERSION" = "deploy bad" ]; then
+          git -C "\(colleague)" pull -q --rebase origin main && git -C "\(colleague)" push -q origin main
+        fi
+        exec "\(repo.scratch.appending("executor.sh"))"
+        """.write(toFile: racer, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: racer)
+        try repo.fixture.git("pull", "-q", "--rebase", "origin", "main")
+        let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
+        try repo.fixture.commit(
+            "racing executor",
+            files: ["base.yaml": base.replacingOccurrences(of: repo.scratch.appending("executor.sh"), with: racer)])
+        _ = badCommit
+        let failed = try await repo.tide("reconcile", extra: ["--repo", url])
+        #expect(failed.standardError.contains("reverted "), "\(failed.combined)")
+        let log = try runProcess(
+            "/usr/bin/git", ["--git-dir", repo.fixture.repoPath, "log", "-4", "--format=%s"]
+        ).standardOutput
+        #expect(
+            log == "Revert \"api bad\"\ncolleague's unrelated change\nracing executor\napi bad\n", "\(log)")
+        let events = try runProcess("/usr/bin/sqlite3", [repo.state, "SELECT kind, message FROM events"]).standardOutput
+        #expect(events.contains("push.rejected|revert: push of "), "\(events)")
+        let settled = try await repo.tide("reconcile", extra: ["--repo", url])
+        #expect(settled.status == 0, "\(settled.combined)")
+    }
+}

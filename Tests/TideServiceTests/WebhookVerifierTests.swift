@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+
+@testable import TideGit
+@testable import TideService
+
+@Suite("Webhook verification: signatures over the raw body, in constant time; nothing forged starts a pass")
+struct WebhookVerifierTests {
+    let secret = Array("It's a Secret to Everybody".utf8)
+
+    @Test("GitHub's published example: secret, payload and signature from its documentation")
+    func githubExample() {
+        let signature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        let body = Array("Hello, World!".utf8)
+        #expect(WebhookVerifier.validHMAC(signature, body: body, secret: secret))
+        #expect(WebhookVerifier.signature(body: body, secret: secret) == signature)
+        // Valid signature, but not a push payload: malformed, not unauthorized.
+        let verdict = WebhookVerifier.verify(
+            provider: .github, headers: ["x-hub-signature-256": signature], body: body, secret: secret)
+        #expect(verdict == .malformed("the body is not a JSON object"))
+    }
+
+    @Test("forged, truncated, upper-case-prefixed, empty and missing signatures are all refused")
+    func forged() {
+        let body = Array(#"{"ref":"refs/heads/main"}"#.utf8)
+        let good = WebhookVerifier.signature(body: body, secret: secret)
+        var flipped = Array(good)
+        flipped[flipped.count - 1] = flipped.last == "0" ? "1" : "0"
+        for header in [
+            String(flipped), String(good.dropLast(2)), good.replacingOccurrences(of: "sha256=", with: "SHA256="),
+            "sha256=", "", "sha1=" + good.dropFirst(7), good + "00",
+        ] {
+            let verdict = WebhookVerifier.verify(
+                provider: .generic, headers: ["x-tide-signature": header], body: body, secret: secret)
+            guard case .unauthorized = verdict else {
+                Issue.record("\(header) was accepted: \(verdict)")
+                continue
+            }
+        }
+        #expect(
+            WebhookVerifier.verify(provider: .github, headers: [:], body: body, secret: secret)
+                == .unauthorized("no X-Hub-Signature-256 header"))
+        // The right signature for another body.
+        let other = Array(#"{"ref":"refs/heads/evil"}"#.utf8)
+        guard
+            case .unauthorized = WebhookVerifier.verify(
+                provider: .github, headers: ["x-hub-signature-256": good], body: other, secret: secret)
+        else {
+            Issue.record("a signature for another body was accepted")
+            return
+        }
+    }
+
+    @Test("push payloads: branch from ref or branch; tags and other events start nothing; ping answers")
+    func payloads() {
+        func generic(_ json: String, _ extra: [String: String] = [:]) -> WebhookVerdict {
+            let body = Array(json.utf8)
+            let headers = ["x-tide-signature": WebhookVerifier.signature(body: body, secret: secret)].merging(extra) {
+                $1
+            }
+            return WebhookVerifier.verify(provider: .generic, headers: headers, body: body, secret: secret)
+        }
+        #expect(generic(#"{"ref":"refs/heads/main"}"#) == .push(branch: "main", delivery: nil))
+        #expect(
+            generic(#"{"branch":"release"}"#, ["x-tide-delivery": "d1"]) == .push(branch: "release", delivery: "d1"))
+        #expect(generic(#"{"ref":"refs/tags/v1"}"#) == .ignored("refs/tags/v1 is not a branch"))
+        #expect(generic("[1,2]") == .malformed("the body is not a JSON object"))
+        #expect(generic("{") == .malformed("the body is not a JSON object"))
+        let ping = Array(#"{"zen":"Design for failure."}"#.utf8)
+        #expect(
+            WebhookVerifier.verify(
+                provider: .github,
+                headers: [
+                    "x-hub-signature-256": WebhookVerifier.signature(body: ping, secret: secret),
+                    "x-github-event": "ping",
+                ], body: ping, secret: secret) == .ping)
+    }
+
+    @Test("GitLab's token compares whole: a prefix, a longer value or another token is refused")
+    func gitlab() {
+        let body = Array(#"{"ref":"refs/heads/main"}"#.utf8)
+        let token = String(decoding: secret, as: UTF8.self)
+        #expect(
+            WebhookVerifier.verify(
+                provider: .gitlab, headers: ["x-gitlab-token": token, "x-gitlab-event-uuid": "u1"], body: body,
+                secret: secret) == .push(branch: "main", delivery: "u1"))
+        for wrong in [String(token.dropLast()), token + "x", "", "other"] {
+            guard
+                case .unauthorized = WebhookVerifier.verify(
+                    provider: .gitlab, headers: ["x-gitlab-token": wrong], body: body, secret: secret)
+            else {
+                Issue.record("token '\(wrong)' was accepted")
+                continue
+            }
+        }
+    }
+
+    @Test("the delivery log refuses a replay and forgets the oldest beyond its capacity")
+    func deliveries() {
+        var log = DeliveryLog(capacity: 3)
+        let first = log.record("a")
+        let again = log.record("a")
+        #expect(first && !again)
+        let added = [log.record("b"), log.record("c"), log.record("d")]
+        #expect(added == [true, true, true])
+        let forgotten = log.record("a")  // it was the oldest
+        let replayed = log.record("d")
+        #expect(forgotten && !replayed)
+    }
+
+    @Test("secret files: one secret for all, or one line per provider; an unknown layout is refused")
+    func secretFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tide-secrets-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func file(_ text: String) throws -> String {
+            let path = directory.appendingPathComponent(UUID().uuidString).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let one = try WebhookSecrets(file: file("s3cret\n"))
+        #expect(one.secret(.github) == Array("s3cret".utf8) && one.secret(.generic) == Array("s3cret".utf8))
+        let each = try WebhookSecrets(file: file("github: a\ngitlab: b\n"))
+        #expect(each.secret(.github) == Array("a".utf8) && each.secret(.gitlab) == Array("b".utf8))
+        #expect(each.secret(.generic) == nil)
+        #expect(throws: WebhookError.self) { try WebhookSecrets(file: file("a\nb\n")) }
+        #expect(throws: WebhookError.self) { try WebhookSecrets(file: file("\n\n")) }
+    }
+}
+
+@Suite("Remote addresses and known_hosts")
+struct RemoteAddressTests {
+    @Test("URLs and scp-style addresses are remote; paths are local; credentials in a URL are refused, redacted")
+    func locations() throws {
+        #expect(try RepositoryLocation("/srv/config") == .local("/srv/config"))
+        #expect(try RepositoryLocation("./config") == .local("./config"))
+        #expect(try RepositoryLocation("config") == .local("config"))
+        guard case .remote(let scp) = try RepositoryLocation("git@github.com:org/config.git") else {
+            Issue.record("scp-style address taken for a path")
+            return
+        }
+        #expect(scp.url == "ssh://git@github.com/org/config.git" && scp.host == "github.com" && scp.user == "git")
+        guard case .remote(let ssh) = try RepositoryLocation("ssh://git@127.0.0.1:2222/srv/config.git") else {
+            Issue.record("ssh URL taken for a path")
+            return
+        }
+        #expect(ssh.port == 2222 && ssh.host == "127.0.0.1")
+        do {
+            _ = try RepositoryLocation("https://alice:hunter2@example.com/config.git")
+            Issue.record("a URL with a password was accepted")
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+            #expect(error.description.contains("alice:***@example.com"))
+        }
+        #expect(throws: RemoteURLError.self) { try RepositoryLocation("https://token@example.com/config.git") }
+        #expect(throws: RemoteURLError.self) { try RepositoryLocation("https:///config.git") }
+    }
+
+    @Test("known_hosts: plain, bracketed port, wildcard, hashed and revoked entries; a changed key is a mismatch")
+    func knownHosts() throws {
+        let key = Array(repeating: UInt8(7), count: 51)
+        let other = Array(repeating: UInt8(9), count: 51)
+        let encoded = Data(key).base64EncodedString()
+        let otherEncoded = Data(other).base64EncodedString()
+        // A hashed entry for [127.0.0.1]:2222, made as ssh-keygen -H makes them.
+        let salt = Array(repeating: UInt8(1), count: 20)
+        let hash = HMACSHA1.code(key: salt, message: Array("[127.0.0.1]:2222".utf8))
+        let text = """
+            # comment
+            example.com,192.0.2.1 ssh-ed25519 \(encoded)
+            *.corp.example ssh-ed25519 \(encoded)
+            |1|\(Data(salt).base64EncodedString())|\(Data(hash).base64EncodedString()) ssh-ed25519 \(encoded)
+            @revoked bad.example ssh-ed25519 \(otherEncoded)
+            bad.example ssh-ed25519 \(encoded)
+            """
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("known-\(UUID())").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let hosts = try KnownHosts(path: path)
+        let sha = HMACSHA1.sha256(key)
+        let otherSha = HMACSHA1.sha256(other)
+        #expect(hosts.verdict(host: "example.com", port: nil, keySHA256: sha) == .trusted)
+        #expect(hosts.verdict(host: "EXAMPLE.com", port: 22, keySHA256: sha) == .trusted)
+        #expect(hosts.verdict(host: "example.com", port: 2222, keySHA256: sha) == .unknownHost)
+        #expect(hosts.verdict(host: "git.corp.example", port: nil, keySHA256: sha) == .trusted)
+        #expect(hosts.verdict(host: "127.0.0.1", port: 2222, keySHA256: sha) == .trusted)
+        #expect(hosts.verdict(host: "127.0.0.1", port: 2223, keySHA256: sha) == .unknownHost)
+        #expect(hosts.verdict(host: "example.com", port: nil, keySHA256: otherSha) == .mismatch)
+        #expect(hosts.verdict(host: "bad.example", port: nil, keySHA256: otherSha) == .revoked)
+        #expect(KnownHosts.glob("[127.0.0.1]:2222", "[127.0.0.1]:2222"))
+        #expect(!KnownHosts.glob("[127.0.0.1]:2222", "1:2222"))
+    }
+}
