@@ -26,6 +26,18 @@ public struct BranchMoved: Error, CustomStringConvertible, Sendable {
     public var description: String { reason }
 }
 
+/// A push that failed for another reason than a moved branch (the remote is down, credentials were refused, the
+/// server declined it); the local branch is back where it was.
+public struct PublishFailed: Error, CustomStringConvertible, Sendable {
+    public let message: String
+
+    public init(message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
 extension Reconciler {
     /// How many times a commit Tide writes is rebuilt on a branch someone else moved, before giving up.
     static let publishAttempts = 3
@@ -39,16 +51,52 @@ extension Reconciler {
     }
 
     /// Runs `write` (which reads the branch head itself) again when the remote branch moved under it, up to
-    /// `publishAttempts` times in all.
+    /// `publishAttempts` times in all. Writes are one at a time (targets of one pass run concurrently): each
+    /// builds on the head the previous one published, and a failed push never takes another's commit with it.
     func rebuildingOnMove<T: Sendable>(_ write: () async throws -> T) async throws -> T {
-        var attempt = 1
-        while true {
-            do {
-                return try await write()
-            } catch let moved as BranchMoved where attempt < Self.publishAttempts {
-                _ = moved
-                attempt += 1
+        try await gitWrites.run {
+            var attempt = 1
+            while true {
+                do {
+                    return try await write()
+                } catch let moved as BranchMoved where attempt < Self.publishAttempts {
+                    _ = moved
+                    attempt += 1
+                }
             }
+        }
+    }
+}
+
+/// An async mutex: one body at a time, in arrival order, without blocking a thread while waiting.
+public actor AsyncLock {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    public init() {}
+
+    func acquire() async {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            busy = true
+        }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
+
+    /// Runs `body` holding the lock.
+    public nonisolated func run<T>(_ body: () async throws -> T) async throws -> T {
+        await acquire()
+        do {
+            let result = try await body()
+            await release()
+            return result
+        } catch {
+            await release()
+            throw error
         }
     }
 }

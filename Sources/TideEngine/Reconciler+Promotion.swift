@@ -113,9 +113,12 @@ extension Reconciler {
                 continue
             }
             do {
-                let promotion = try await writePromotion(
-                    service: candidate.service, environment: candidate.environment, version: candidate.version,
-                    from: candidate.from, desired: desired, parent: parent)
+                let base = parent
+                let promotion = try await gitWrites.run {
+                    try await writePromotion(
+                        service: candidate.service, environment: candidate.environment, version: candidate.version,
+                        from: candidate.from, desired: desired, parent: base)
+                }
                 parent = promotion.commit
                 written.append(promotion)
             } catch let error as PromotionError {
@@ -129,10 +132,9 @@ extension Reconciler {
                     ]))
             } catch is BranchMoved {
                 break  // someone pushed meanwhile: the next pass promotes from their head, if it still should
-            } catch let error where publisher != nil {
-                // The push failed (the remote is down): the local branch is back where it was; the next pass tries
-                // again. The publisher recorded why.
-                _ = error
+            } catch is PublishFailed {
+                // The push failed (the remote is down, or declined it): the local branch is back where it was; the
+                // next pass tries again. The publisher recorded why as an event.
                 break
             }
         }

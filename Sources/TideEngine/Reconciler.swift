@@ -26,6 +26,8 @@ public final class Reconciler: Sendable {
     public let journal: StepJournal
     /// Executors' circuit breakers.
     public let breakers = CircuitBreakers()
+    /// Commits Tide writes to the tracked branch, one at a time.
+    let gitWrites = AsyncLock()
     /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
     /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
     private let settled = Mutex<SettledPass?>(nil)

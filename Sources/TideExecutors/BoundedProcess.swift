@@ -1,5 +1,6 @@
 import Foundation
 internal import Subprocess
+import Synchronization
 
 #if canImport(System)
     import System
@@ -26,6 +27,15 @@ public enum BoundedProcess {
         public var standardOutput: String
         public var standardError: String
         public var duration: Double
+    }
+
+    /// The process groups of the processes running now, so a process that must exit at once (a second SIGTERM)
+    /// can take them with it instead of leaving them running.
+    static let liveGroups = Mutex<Set<Int32>>([])
+
+    /// Kills every process group `run` started that is still running (SIGKILL).
+    public static func killAll() {
+        for group in liveGroups.withLock({ $0 }) { kill(-group, SIGKILL) }
     }
 
     /// Runs `program` (a path, or a name looked up on `PATH`) with `arguments`; `environment` is added to Tide's
@@ -69,8 +79,13 @@ public enum BoundedProcess {
             let result = try await Subprocess.run(
                 configuration, input: stdinInput, output: .sequence, error: .sequence
             ) { execution in
-                let deadline = Deadline(processGroup: execution.processIdentifier.value, after: timeout)
-                defer { deadline.cancel() }
+                let group = execution.processIdentifier.value
+                _ = liveGroups.withLock { $0.insert(group) }
+                let deadline = Deadline(processGroup: group, after: timeout)
+                defer {
+                    deadline.cancel()
+                    _ = liveGroups.withLock { $0.remove(group) }
+                }
                 async let out = collect(execution.standardOutput, limit: outputLimit)
                 async let err = collect(execution.standardError, limit: outputLimit)
                 let (output, error) = try await (out, err)
@@ -126,11 +141,17 @@ public enum BoundedProcess {
         }
 
         private func expire() {
-            guard Self.isRunning(processGroup) else { return }
+            guard Self.isRunning(processGroup) else {
+                // The process exited in time; what it left behind in its group (a background child holding its
+                // output open) goes, so the result can be read.
+                kill(-processGroup, SIGKILL)
+                return
+            }
             lock.withLock { didFire = true }
             kill(-processGroup, SIGTERM)
             schedule(after: 2) { [processGroup] in
-                if Self.isRunning(processGroup) { kill(-processGroup, SIGKILL) }
+                // The whole group, whether or not its leader is still there.
+                kill(-processGroup, SIGKILL)
             }
         }
 

@@ -35,7 +35,7 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     public let scheme: Scheme
-    /// The URL as libgit2 is given it (scp-style addresses become `ssh://`).
+    /// The address as libgit2 is given it: the text as written.
     public let url: String
     /// The host, for known_hosts and messages (empty for `file://`).
     public let host: String
@@ -78,8 +78,8 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
         let host = hostPart.contains("@") ? String(hostPart.split(separator: "@").last ?? "") : String(hostPart)
         guard !host.isEmpty, host.count > 1 || !path.hasPrefix("\\") else { return nil }  // C:\ on Windows
         self.scheme = .ssh
-        self.url =
-            "ssh://\(user.map { "\($0)@" } ?? "")\(host)/\(path.hasPrefix("/") ? String(path.dropFirst()) : String(path))"
+        // As written: libgit2 reads scp-style itself, where a relative path is relative to the user's home.
+        self.url = text
         self.host = host
         self.port = nil
         self.user = user

@@ -154,8 +154,7 @@ extension Repository {
         let context = try RemoteCallbackContext(remote: remote, credentials: credentials)
         return try withRemote(remote, context: context) { handle, repo, callbacks in
             var callbacks = callbacks
-            var proxy = git_proxy_options()
-            git_proxy_options_init(&proxy, UInt32(GIT_PROXY_OPTIONS_VERSION))
+            var proxy = Self.proxyOptions()
             try context.guarding(
                 git_remote_connect(handle, GIT_DIRECTION_FETCH, &callbacks, &proxy, nil), "connect to \(remote)")
             defer { git_remote_disconnect(handle) }
@@ -167,6 +166,7 @@ extension Repository {
             var options = git_fetch_options()
             git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
             options.callbacks = callbacks
+            options.proxy_opts = proxy
             options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
             options.update_fetchhead = 0
             let refspec = "+refs/heads/\(name):refs/heads/\(name)"
@@ -185,10 +185,9 @@ extension Repository {
         _ commit: ObjectID, to remote: RemoteURL, branch: String, expected: ObjectID, credentials: RemoteCredentials
     ) throws {
         let context = try RemoteCallbackContext(remote: remote, credentials: credentials)
-        try withRemote(remote, context: context) { handle, _, callbacks in
+        try withRemote(remote, context: context) { handle, repo, callbacks in
             var callbacks = callbacks
-            var proxy = git_proxy_options()
-            git_proxy_options_init(&proxy, UInt32(GIT_PROXY_OPTIONS_VERSION))
+            var proxy = Self.proxyOptions()
             try context.guarding(
                 git_remote_connect(handle, GIT_DIRECTION_PUSH, &callbacks, &proxy, nil), "connect to \(remote)")
             let current = try Self.advertised(handle)["refs/heads/\(branch)"]
@@ -201,8 +200,16 @@ extension Repository {
             var options = git_push_options()
             git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
             options.callbacks = callbacks
-            // No leading '+': the server refuses anything but a fast-forward from what it has.
-            let refspec = "refs/heads/\(branch):refs/heads/\(branch)"
+            options.proxy_opts = proxy
+            // Exactly `commit`, through a private ref (whatever the local branch holds by now), and no leading
+            // '+': the server refuses anything but a fast-forward from what it has.
+            var publishRef: OpaquePointer?
+            var oid = commit.oid
+            try check(
+                git_reference_create(&publishRef, repo, "refs/tide/publish", &oid, 1, "tide publish"),
+                "point refs/tide/publish at \(commit.short)")
+            git_reference_free(publishRef)
+            let refspec = "refs/tide/publish:refs/heads/\(branch)"
             do {
                 try Self.withStrarray([refspec]) { specs in
                     try context.guarding(git_remote_upload(handle, specs, &options), "push to \(remote)")
@@ -231,6 +238,14 @@ extension Repository {
             defer { git_remote_free(handle) }
             return try body(handle!, repo, try callbacks(context))  // set when create succeeded
         }
+    }
+
+    /// The proxy from git's configuration or `HTTPS_PROXY`/`HTTP_PROXY`, as git itself finds it.
+    private static func proxyOptions() -> git_proxy_options {
+        var proxy = git_proxy_options()
+        git_proxy_options_init(&proxy, UInt32(GIT_PROXY_OPTIONS_VERSION))
+        proxy.type = GIT_PROXY_AUTO
+        return proxy
     }
 
     private static func advertised(_ handle: OpaquePointer) throws -> [String: ObjectID] {

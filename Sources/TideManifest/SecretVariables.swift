@@ -7,7 +7,10 @@ import Synchronization
 /// Every manifest this process decodes adds its names; the set only grows, so a variable that was a password once
 /// stays withheld even after the manifest that named it changed. An executor's own `env:` still reaches it.
 public enum SecretVariables {
-    private static let names = Mutex<Set<String>>([])
+    /// Tide's own secrets, never passed on: the git credentials of a remote config repo.
+    public static let tideOwn: Set<String> = ["TIDE_GIT_PASSWORD", "TIDE_SSH_PASSPHRASE"]
+
+    private static let names = Mutex<Set<String>>(tideOwn)
 
     /// Withholds `name` from every process Tide starts from now on.
     public static func withhold(_ name: String) {

@@ -5,6 +5,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 public import TideEngine
+import TideExecutors
 public import TideState
 
 /// `tide run`: the pass loop and the HTTP server (health, readiness, metrics, webhooks) in one service group.
@@ -66,6 +67,8 @@ public final class Daemon: Sendable {
         } catch is CancellationError {
             // The shutdown timeout ran out: the actions under way were stopped and stay recorded as started.
         }
+        // A fetch or push still waiting on its server runs in a session of its own: it goes with Tide.
+        BoundedProcess.killAll()
         logger.info("stopped")
     }
 }
@@ -103,7 +106,10 @@ private final class SecondSignal: @unchecked Sendable {  // the sources are only
                 }
                 if seen >= 2 {
                     logger.warning("second signal: exiting at once")
-                    exit(1)
+                    // Executors run in sessions of their own: they go too, rather than run on beside the next
+                    // start, which resumes their steps.
+                    BoundedProcess.killAll()
+                    _exit(1)
                 }
             }
             source.resume()

@@ -42,12 +42,8 @@ public final class DaemonMetrics: Sendable {
         ).record(duration: duration)
     }
 
-    func fetch(result: String, at time: Date) {
+    func fetch(result: String) {
         Metrics.Counter(label: "tide_fetches_total", dimensions: [("result", result)], factory: factory).increment()
-        if result == "success" {
-            Metrics.Gauge(label: "tide_fetch_last_success_timestamp_seconds", dimensions: [], factory: factory)
-                .record(time.timeIntervalSince1970)
-        }
     }
 
     func webhook(provider: String, result: String) {
@@ -64,7 +60,6 @@ public final class DaemonMetrics: Sendable {
         "tide_executor_actions_total": "Executor actions, by action and result (succeeded, failed, interrupted).",
         "tide_executor_action_duration_seconds": "How long executor actions took, by action.",
         "tide_fetches_total": "Fetches of the remote config repo, by result (success, failure).",
-        "tide_fetch_last_success_timestamp_seconds": "When the remote config repo was last fetched successfully.",
         "tide_webhook_requests_total": "Webhook requests, by provider and HTTP status answered.",
     ]
 
@@ -111,6 +106,20 @@ public final class DaemonMetrics: Sendable {
             out += "# HELP tide_fetch_failing Whether the last fetch of the config repo failed (1) or not (0).\n"
             out += "# TYPE tide_fetch_failing gauge\n"
             out += "tide_fetch_failing \(source.lastFetchError == nil ? 0 : 1)\n"
+            // From the state, so they survive a restart and agree with tide status.
+            for (name, help, date) in [
+                (
+                    "tide_fetch_last_success_timestamp_seconds", "When the config repo was last fetched successfully.",
+                    source.lastFetchSuccessAt
+                ),
+                (
+                    "tide_fetch_last_attempt_timestamp_seconds", "When a fetch of the config repo was last tried.",
+                    source.lastFetchAt
+                ),
+            ] {
+                guard let date else { continue }
+                out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(date.timeIntervalSince1970)\n"
+            }
         }
         let now = Date()
         let filter = DeploymentFilter(from: now.addingTimeInterval(-30 * 86400), to: now)

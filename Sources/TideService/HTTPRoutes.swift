@@ -73,7 +73,7 @@ final class HTTPRoutes: Sendable {
         }
         if let source {
             let status = await source.status
-            if status.lastFetchSuccessAt == nil {
+            if !loop.health.withLock({ $0.fetchedOnce }) {
                 problems.append(
                     "the config repo was never fetched" + (status.lastFetchError.map { ": \($0)" } ?? ""))
             } else if let error = status.lastFetchError {

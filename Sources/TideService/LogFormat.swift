@@ -43,12 +43,37 @@ struct LineLogHandler: LogHandler {
             line = String(decoding: data, as: UTF8.self)
         case .text:
             let fields = merged.sorted { $0.key < $1.key }.map { key, value in
-                let text = "\(value)"
-                return text.contains(" ") || text.isEmpty ? "\(key)=\"\(text)\"" : "\(key)=\(text)"
+                "\(key)=\(Self.logfmt("\(value)"))"
             }
             line = ([time, event.level.rawValue, event.message.description] + fields).joined(separator: " ")
         }
         FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// A logfmt value: bare when it is one plain word, else quoted with quotes, backslashes and control characters
+    /// escaped, so one event is always one line.
+    static func logfmt(_ text: String) -> String {
+        let plain =
+            !text.isEmpty
+            && text.unicodeScalars.allSatisfy {
+                $0.value > 0x20 && $0.value != 0x7f && !"\"=\\".unicodeScalars.contains($0)
+            }
+        guard !plain else { return text }
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                out +=
+                    scalar.value < 0x20 || scalar.value == 0x7f
+                    ? String(format: "\\u%04x", scalar.value) : String(scalar)
+            }
+        }
+        return out + "\""
     }
 
     static func unpack(_ value: Logger.Metadata.Value) -> Any {

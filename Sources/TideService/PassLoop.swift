@@ -16,11 +16,19 @@ enum PassTrigger: Sendable, Equatable {
     case due
 }
 
+struct FetchState {
+    var running = false
+    var pending = false
+    var forced = false
+}
+
 /// What `/readyz` and the pass loop share.
 struct DaemonHealth: Sendable {
     var revision: ObjectID?
     /// The branch head the last pass saw (a rejected head too).
     var head: ObjectID?
+    /// This process fetched the remote repo successfully at least once.
+    var fetchedOnce = false
     var lastPassAt: Date?
     var lastPassResult: String?
     var lastPassError: String?
@@ -41,7 +49,7 @@ final class PassLoop: Service, Sendable {
     let makeReconciler: @Sendable (String?) throws -> Reconciler
     let health = Mutex(DaemonHealth())
     private let reconciler = Mutex<Reconciler?>(nil)
-    private let fetchWanted = Mutex<(wanted: Bool, forced: Bool)>((false, false))
+    private let fetchState = Mutex(FetchState())
     private let stream: AsyncStream<PassTrigger>
     private let continuation: AsyncStream<PassTrigger>.Continuation
 
@@ -58,10 +66,12 @@ final class PassLoop: Service, Sendable {
         (stream, continuation) = AsyncStream.makeStream(of: PassTrigger.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Asks for a pass as soon as the current one (if any) ends.
+    /// Asks for a pass as soon as the current one (if any) ends. For a remote repo, a poll or a push asks for a
+    /// fetch instead, which asks for the pass when it is done (so a hung server never holds passes up).
     func trigger(_ reason: PassTrigger) {
-        if reason != .due {
-            fetchWanted.withLock { $0 = (true, $0.forced || reason == .push) }
+        if source != nil && reason != .due {
+            requestFetch(forced: reason == .push)
+            return
         }
         continuation.yield(reason)
     }
@@ -77,16 +87,14 @@ final class PassLoop: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await self.watchOperators() }
+                group.addTask { await self.poll() }
                 var timer: Task<Void, Never>?
                 for await _ in stream {
                     timer?.cancel()
-                    let (fetch, forced) = fetchWanted.withLock { wanted in
-                        defer { wanted = (false, false) }
-                        return wanted
-                    }
-                    let due = await pass(fetch: fetch, forced: forced)
+                    if Task.isShuttingDownGracefully || Task.isCancelled { break }  // no pass starts after SIGTERM
+                    let due = await pass()
                     if Task.isCancelled { break }
-                    timer = schedule(due: due)
+                    timer = wake(at: due)
                 }
                 timer?.cancel()
                 group.cancelAll()
@@ -96,33 +104,89 @@ final class PassLoop: Service, Sendable {
         }
     }
 
-    /// The next wake-up: the poll interval with jitter, or earlier when something falls due.
-    private func schedule(due: Date?) -> Task<Void, Never> {
-        let jitter = Double.random(in: -configuration.jitter...configuration.jitter)
-        let poll = configuration.interval * (1 + jitter)
-        let untilDue = due.map { max(0.2, $0.timeIntervalSinceNow + 0.05) }
-        let (delay, reason) = untilDue.map { $0 < poll ? ($0, PassTrigger.due) : (poll, .poll) } ?? (poll, .poll)
-        return Task {
-            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-            if !Task.isCancelled { self.trigger(reason) }
+    /// Polls every interval (±jitter), whatever else starts passes meanwhile.
+    private func poll() async {
+        while !Task.isCancelled {
+            let jitter = Double.random(in: -configuration.jitter...configuration.jitter)
+            try? await Task.sleep(for: .milliseconds(Int(configuration.interval * (1 + jitter) * 1000)))
+            if Task.isCancelled { return }
+            trigger(.poll)
         }
     }
 
-    /// One fetch (when asked) and one pass; returns when the next pass falls due by itself.
-    private func pass(fetch: Bool, forced: Bool) async -> Date? {
-        if fetch, let source {
-            let outcome = await source.fetch(force: forced)
-            switch outcome {
-            case .fetched(let head):
-                metrics.fetch(result: "success", at: Date())
-                logger.debug("fetch", metadata: ["revision": "\(head.short)", "result": "success"])
-            case .failed(let why):
-                metrics.fetch(result: "failure", at: Date())
-                logger.warning("fetch", metadata: ["result": "failure", "error": "\(why)"])
-            case .backingOff:
-                break
+    /// A pass when something a pass waits for falls due (a pause, a bake): at least a second from now.
+    private func wake(at due: Date?) -> Task<Void, Never>? {
+        guard let due else { return nil }
+        let delay = max(1, due.timeIntervalSinceNow + 0.05)
+        guard delay < configuration.interval * 2 else { return nil }  // the poll comes first
+        return Task {
+            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            if !Task.isCancelled { self.trigger(.due) }
+        }
+    }
+
+    /// Starts a fetch unless one runs; one asked for meanwhile runs after it. Each ends with a pass, and a failed
+    /// one is tried again when its backoff ends (before the next poll when that is sooner).
+    private func requestFetch(forced: Bool) {
+        let start = fetchState.withLock { state -> Bool in
+            if state.running {
+                state.pending = true
+                state.forced = state.forced || forced
+                return false
+            }
+            state.running = true
+            return true
+        }
+        guard start, let source else { return }
+        Task {
+            var force = forced
+            while true {
+                let outcome = await source.fetch(force: force)
+                record(outcome)
+                continuation.yield(.due)
+                if case .failed = outcome, let retry = await source.retryAt {
+                    scheduleRetry(at: retry)
+                }
+                let again = fetchState.withLock { state -> Bool? in
+                    guard state.pending else {
+                        state.running = false
+                        return nil
+                    }
+                    state.pending = false
+                    defer { state.forced = false }
+                    return state.forced
+                }
+                guard let again else { return }
+                force = again
             }
         }
+    }
+
+    private func scheduleRetry(at date: Date) {
+        let delay = date.timeIntervalSinceNow
+        guard delay < configuration.interval else { return }  // the poll comes first
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int(max(0.05, delay) * 1000)))
+            self.requestFetch(forced: false)
+        }
+    }
+
+    private func record(_ outcome: RemoteSource.FetchOutcome) {
+        switch outcome {
+        case .fetched(let head):
+            health.withLock { $0.fetchedOnce = true }
+            metrics.fetch(result: "success")
+            logger.debug("fetch", metadata: ["revision": "\(head.short)", "result": "success"])
+        case .failed(let why):
+            metrics.fetch(result: "failure")
+            logger.warning("fetch", metadata: ["result": "failure", "error": "\(why)"])
+        case .backingOff:
+            break
+        }
+    }
+
+    /// One pass; returns when the next pass falls due by itself.
+    private func pass() async -> Date? {
         guard let reconciler = await currentReconciler() else { return nil }
         let start = ContinuousClock.now
         var result = "error"

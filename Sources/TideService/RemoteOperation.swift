@@ -55,6 +55,10 @@ public struct RemoteOperation: Codable, Sendable {
     public func perform() -> Answer {
         do {
             let repository = try Repository.openMirror(at: mirror)
+            // One fetch or push at a time on a mirror, whichever process runs it (tide run, a CLI reconcile).
+            let lock = open((mirror as NSString).appendingPathComponent("tide.lock"), O_CREAT | O_RDWR, 0o644)
+            defer { if lock >= 0 { close(lock) } }
+            if lock >= 0 { _ = flock(lock, LOCK_EX) }
             switch kind {
             case .fetch:
                 let (branch, head) = try repository.fetch(from: remote, branch: branch, credentials: credentials)

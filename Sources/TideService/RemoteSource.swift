@@ -22,7 +22,8 @@ public actor RemoteSource: BranchPublisher {
     public let executable: String
     let store: any LiveStateStore
     public private(set) var status: SourceStatus
-    private var retryAt: Date?
+    /// When a failed fetch may be tried again (nil: any time).
+    public private(set) var retryAt: Date?
 
     public init(
         remote: RemoteURL, mirrorPath: String, credentials: RemoteCredentials, branch: String?, timeout: Double,
@@ -122,6 +123,10 @@ public actor RemoteSource: BranchPublisher {
                 try? restore(branch, from: commit, to: parent)
                 throw PublishFailed(message: "push rejected, and the fetch after it failed: \(why)")
             }
+            // Still where Tide built on: the server refused the push itself (a protected branch, a hook).
+            guard status.fetchedRevision != parent else {
+                throw PublishFailed(message: "\(remote) refused the push of \(commit.short) to \(branch): \(message)")
+            }
             throw BranchMoved(head: status.fetchedRevision, reason: message)
         case .failed:
             let message = answer.message ?? "push failed"
@@ -174,10 +179,4 @@ public actor RemoteSource: BranchPublisher {
             return answer
         }
     }
-}
-
-/// A push that failed for another reason than a moved branch (the remote is down, credentials were refused).
-public struct PublishFailed: Error, CustomStringConvertible, Sendable {
-    public let message: String
-    public var description: String { message }
 }

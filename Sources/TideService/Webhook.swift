@@ -44,6 +44,11 @@ public struct WebhookSecrets: Sendable {
     }
 
     func secret(_ provider: WebhookProvider) -> [UInt8]? { secrets[provider] }
+
+    /// `sha256=HEX`, the signature `provider`'s endpoint expects for `body` (what `hooks/post-receive` sends).
+    public func signature(for body: [UInt8], provider: WebhookProvider = .generic) -> String? {
+        secret(provider).map { WebhookVerifier.signature(body: body, secret: $0) }
+    }
 }
 
 public enum WebhookError: Error, CustomStringConvertible {

@@ -47,3 +47,17 @@ private final class Race<T: Sendable>: Sendable {
         return true
     }
 }
+
+/// Tests that measure Tide's own time limits wait for this first: when the whole suite starts, hundreds of tests
+/// run their synchronous fixtures (git, psql) on Swift's few cooperative threads at once, and for a while a
+/// timer or an I/O completion can wait tens of seconds for a thread. Returns once a 10 ms sleep comes back
+/// within 100 ms three times in a row (or after two minutes).
+public func waitUntilThreadsAreResponsive() async {
+    let deadline = ContinuousClock.now + .seconds(120)
+    var good = 0
+    while good < 3 && ContinuousClock.now < deadline {
+        let start = ContinuousClock.now
+        try? await Task.sleep(for: .milliseconds(10))
+        good = ContinuousClock.now - start < .milliseconds(100) ? good + 1 : 0
+    }
+}

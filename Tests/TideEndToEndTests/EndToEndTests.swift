@@ -20,6 +20,7 @@ struct ConfigRepo {
             """
             #!/bin/sh
             echo "$TIDE_ACTION $TIDE_SERVICE@$TIDE_ENVIRONMENT $TIDE_VERSION $TIDE_ACTION_ID" >> "$LOG"
+            env > "$LOG.env"
             case "$TIDE_VERSION" in
               bad) echo "cannot pull image $TIDE_VERSION" >&2; exit 4 ;;
               slow) sleep 30 ;;

@@ -60,7 +60,14 @@ struct RemoteRepoTests {
         let anonymous = try await repo.tide("plan", extra: ["--repo", url])
         #expect(anonymous.standardError.contains("asks for credentials"), "\(anonymous.combined)")
 
-        #expect(try await repo.tide("reconcile", extra: auth).status == 0)
+        // The token from the environment works too, and never reaches an executor.
+        let fromEnvironment = try await TideBinary.runDetached(
+            ["reconcile", "--repo", url, "--state", repo.state, "--git-username", server.user], in: repo.scratch.path,
+            environment: ["TIDE_GIT_PASSWORD": token])
+        #expect(fromEnvironment.status == 0, "\(fromEnvironment.combined)")
+        let executorEnvironment = try String(contentsOfFile: repo.log + ".env", encoding: .utf8)
+        #expect(executorEnvironment.contains("TIDE_ACTION="))
+        #expect(!executorEnvironment.contains(token), "the git token reached an executor")
         // An automatic rollback writes its revert back through the same remote.
         let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
             of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
@@ -133,7 +140,15 @@ struct RemoteRepoTests {
         let status = try await repo.tide("status", "--json", extra: ["--repo", url])
         #expect(status.standardOutput.contains("abandoned after 2 s"), "\(status.combined)")
         #expect(await daemon.stop() == 0)
-        let leftovers = try runProcess("/usr/bin/pgrep", ["-f", "tide git-remote"]).standardOutput
+        // No git child of this daemon (they run in its directory) is left behind.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+            guard Int(entry) != nil,
+                let command = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                String(decoding: command, as: UTF8.self).contains("git-remote")
+            else { return false }
+            let directory = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")
+            return directory == repo.scratch.path
+        }
         #expect(leftovers.isEmpty, "git children left running: \(leftovers)")
     }
 

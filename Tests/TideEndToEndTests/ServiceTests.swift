@@ -267,7 +267,10 @@ struct ServiceTests {
         try FileManager.default.copyItem(atPath: root.appendingPathComponent("hooks/post-receive").path, toPath: hook)
         let daemon = try await remote.daemon(["--interval", "1h"])
         #expect(await daemon.waitForLog("info pass "))
-        for (key, value) in [("tide.url", "http://127.0.0.1:\(daemon.port)"), ("tide.secretFile", remote.secretFile)] {
+        for (key, value) in [
+            ("tide.url", "http://127.0.0.1:\(daemon.port)"), ("tide.secretFile", remote.secretFile),
+            ("tide.binary", TideBinary.path),
+        ] {
             try runProcess("/usr/bin/git", ["--git-dir", remote.repo.fixture.repoPath, "config", key, value])
         }
         _ = try await detached {

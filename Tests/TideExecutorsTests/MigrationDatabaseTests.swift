@@ -265,6 +265,7 @@ struct MigrationDatabaseTests {
         "PostgreSQL: a statement that cannot get its lock gives up after lock_timeout, reads are not queued behind it, and it is tried again"
     )
     func lockTimeout() async throws {
+        await waitUntilThreadsAreResponsive()
         let server = try PostgresServer.start()
         let name = try server.makeDatabase()
         let db = try SQLDatabaseFixture(server: server, database: name)
@@ -326,6 +327,7 @@ struct MigrationDatabaseTests {
     @Test(
         "PostgreSQL: a server that stops answering mid-phase (SIGSTOP) ends the phase at its timeout, rolled back")
     func stoppedServer() async throws {
+        await waitUntilThreadsAreResponsive()
         let server = try PostgresServer.start()
         let name = try server.makeDatabase()
         let db = try SQLDatabaseFixture(server: server, database: name)
@@ -478,6 +480,7 @@ struct MigrationDatabaseTests {
 
     @Test("PostgreSQL: statement_timeout comes from the executor's timeout; the error is transient")
     func statementTimeout() async throws {
+        await waitUntilThreadsAreResponsive()
         let db = try SQLDatabaseFixture(.postgres)
         let database = try await Self.open(
             db.url, limits: MigrationLimits(phase: .seconds(20), connect: .seconds(10)))

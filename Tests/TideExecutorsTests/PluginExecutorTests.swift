@@ -103,6 +103,7 @@ struct PluginExecutorTests {
 
     @Test("a plugin that does not answer in time is killed; the next action starts a new one")
     func timeout() async throws {
+        await waitUntilThreadsAreResponsive()
         let plugin = try executor(name: "timeout", timeout: 15)
         let first = await plugin.perform(Self.request(.deploy))
         let hung = await plugin.perform(Self.request(.promote, mode: "hang"))

@@ -139,7 +139,8 @@ struct RemoteAddressTests {
             Issue.record("scp-style address taken for a path")
             return
         }
-        #expect(scp.url == "ssh://git@github.com/org/config.git" && scp.host == "github.com" && scp.user == "git")
+        #expect(scp.url == "git@github.com:org/config.git" && scp.host == "github.com" && scp.user == "git")
+        #expect(scp.scheme == .ssh && scp.port == nil)
         guard case .remote(let ssh) = try RepositoryLocation("ssh://git@127.0.0.1:2222/srv/config.git") else {
             Issue.record("ssh URL taken for a path")
             return
