@@ -33,8 +33,12 @@ public enum BoundedProcess {
     /// can take them with it instead of leaving them running.
     static let liveGroups = Mutex<Set<Int32>>([])
 
-    /// Kills every process group `run` started that is still running (SIGKILL).
+    static let closed = Mutex(false)
+
+    /// Kills every process group `run` started that is still running (SIGKILL), and every one it starts from now
+    /// on: the process is about to exit, and what runs in a session of its own would outlive it.
     public static func killAll() {
+        closed.withLock { $0 = true }
         for group in liveGroups.withLock({ $0 }) { kill(-group, SIGKILL) }
     }
 
@@ -47,6 +51,9 @@ public enum BoundedProcess {
     ) async -> Result {
         _ = ignoringBrokenPipes
         let start = ContinuousClock.now
+        if closed.withLock({ $0 }) {
+            return Result(termination: .cancelled, standardOutput: "", standardError: "", duration: 0)
+        }
         func elapsed() -> Double {
             let d = ContinuousClock.now - start
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
@@ -81,6 +88,7 @@ public enum BoundedProcess {
             ) { execution in
                 let group = execution.processIdentifier.value
                 _ = liveGroups.withLock { $0.insert(group) }
+                if closed.withLock({ $0 }) { kill(-group, SIGKILL) }  // started while Tide was exiting
                 let deadline = Deadline(processGroup: group, after: timeout)
                 defer {
                     deadline.cancel()

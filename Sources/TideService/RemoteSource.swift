@@ -86,7 +86,7 @@ public actor RemoteSource: BranchPublisher {
             retryAt = now.addingTimeInterval(backoff(after: status.consecutiveFetchFailures))
             outcome = .failed(message)
         }
-        try? await store.apply(StateWrite(events: events, sourceStatus: status))
+        await persist(events: events, fetch: true)
         return outcome
     }
 
@@ -106,18 +106,17 @@ public actor RemoteSource: BranchPublisher {
         case .ok:
             status.lastPushError = nil
             status.fetchedRevision = commit
-            try? await store.apply(StateWrite(sourceStatus: status))
+            await persist(events: [], fetch: false)
         case .rejected:
             let message = answer.message ?? "rejected"
             status.lastPushError = message
-            try? await store.apply(
-                StateWrite(
-                    events: [
-                        Event(
-                            time: now, kind: .pushRejected, revision: commit,
-                            message: "\(reason): push of \(commit.short) to \(remote) \(branch) rejected; rebuilding "
-                                + "on the new head: \(message)")
-                    ], sourceStatus: status))
+            await persist(
+                events: [
+                    Event(
+                        time: now, kind: .pushRejected, revision: commit,
+                        message: "\(reason): push of \(commit.short) to \(remote) \(branch) rejected; rebuilding "
+                            + "on the new head: \(message)")
+                ], fetch: false)
             // The fetch brings the local branch to the remote's head (it is forced), dropping Tide's commit.
             if case .failed(let why) = await fetch(force: true) {
                 try? restore(branch, from: commit, to: parent)
@@ -132,15 +131,35 @@ public actor RemoteSource: BranchPublisher {
             let message = answer.message ?? "push failed"
             status.lastPushError = message
             try? restore(branch, from: commit, to: parent)
-            try? await store.apply(
-                StateWrite(
-                    events: [
-                        Event(
-                            time: now, kind: .pushFailed, revision: commit,
-                            message: "\(reason): push of \(commit.short) to \(remote) failed: \(message)")
-                    ], sourceStatus: status))
+            await persist(
+                events: [
+                    Event(
+                        time: now, kind: .pushFailed, revision: commit,
+                        message: "\(reason): push of \(commit.short) to \(remote) failed: \(message)")
+                ], fetch: false)
             throw PublishFailed(message: "push to \(remote) failed: \(message)")
         }
+    }
+
+    /// Records the fetch fields (or the push fields) of `status` over what is stored, keeping the others as another
+    /// process (a CLI `tide promote --to` beside `tide run`) recorded them.
+    private func persist(events: [Event], fetch: Bool) async {
+        var stored = (try? await store.sourceStatus()) ?? status
+        if stored.url != status.url { stored = status }
+        if fetch {
+            stored.branch = status.branch
+            stored.fetchedRevision = status.fetchedRevision
+            stored.lastFetchAt = status.lastFetchAt
+            stored.lastFetchSuccessAt = status.lastFetchSuccessAt
+            stored.lastFetchError = status.lastFetchError
+            stored.consecutiveFetchFailures = status.consecutiveFetchFailures
+        } else {
+            stored.lastPushAt = status.lastPushAt
+            stored.lastPushError = status.lastPushError
+            stored.fetchedRevision = status.fetchedRevision
+        }
+        status = stored
+        try? await store.apply(StateWrite(events: events, sourceStatus: stored))
     }
 
     /// Puts the mirror's branch back where it was before Tide's commit, which the remote did not take.
