@@ -57,6 +57,16 @@ public actor RemoteSource: BranchPublisher {
     public func fetch(force: Bool = false) async -> FetchOutcome {
         let now = Date()
         if !force, let retryAt, retryAt > now { return .backingOff(retryAt) }
+        if let unchanged = localRemoteUnchanged() {
+            // A file:// remote whose branch did not move: nothing to fetch, and no process to start for it.
+            status.lastFetchAt = now
+            status.lastFetchSuccessAt = now
+            if let stored = lastPersisted, now.timeIntervalSince(stored) < Self.quietPersistInterval {
+                return .fetched(unchanged)
+            }
+            await persist(events: [], fetch: true)
+            return .fetched(unchanged)
+        }
         let answer = await run(
             RemoteOperation(
                 kind: .fetch, mirror: mirrorPath, remote: remote, branch: status.branch, credentials: credentials))
@@ -88,6 +98,21 @@ public actor RemoteSource: BranchPublisher {
         }
         await persist(events: events, fetch: true)
         return outcome
+    }
+
+    /// How often an unchanged poll of a file:// remote is written to the state (every poll would mean a write a
+    /// second at `--interval 1s`); a change, a failure or a recovery is written at once.
+    static let quietPersistInterval: Double = 30
+    private var lastPersisted: Date?
+
+    /// For a `file://` remote that was fetched fine last time: its branch head read in place, when it is still the
+    /// head fetched (a local read, as Tide reads a local config repo; nil otherwise, and a fetch runs).
+    private func localRemoteUnchanged() -> ObjectID? {
+        guard remote.scheme == .file, status.lastFetchError == nil, let fetched = status.fetchedRevision,
+            let branch = status.branch, let path = URL(string: remote.url)?.path,
+            let head = try? Repository.open(at: path).resolveCommit(branch: branch), head == fetched
+        else { return nil }
+        return head
     }
 
     /// Seconds to wait after `failures` failed fetches in a row: 1, 2, 4, … capped at `maximumBackoff`.
@@ -160,6 +185,7 @@ public actor RemoteSource: BranchPublisher {
         }
         status = stored
         try? await store.apply(StateWrite(events: events, sourceStatus: stored))
+        lastPersisted = Date()
     }
 
     /// Puts the mirror's branch back where it was before Tide's commit, which the remote did not take.

@@ -116,7 +116,9 @@ struct ServiceBench {
 struct WebhookLatencyScenario {
     var pushes: Int
 
-    func run(scratch: Scratch) async throws -> Result {
+    func run() async throws -> Result {
+        let scratch = try Scratch("webhook")
+        defer { scratch.remove() }
         let bench = try ServiceBench(scratch: scratch)
         let port = try freePort()
         let daemon = try await bench.start(port: port, interval: "1h")
@@ -150,7 +152,9 @@ struct WebhookLatencyScenario {
 struct IdleDaemonScenario {
     var seconds: Double
 
-    func run(scratch: Scratch) async throws -> Result {
+    func run() async throws -> Result {
+        let scratch = try Scratch("idle")
+        defer { scratch.remove() }
         let bench = try ServiceBench(scratch: scratch)
         let port = try freePort()
         let daemon = try await bench.start(port: port, interval: "1s")

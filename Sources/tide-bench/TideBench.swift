@@ -127,11 +127,11 @@ struct TideBench: AsyncParsableCommand {
             log("stepJournal done")
         }
         if wanted.contains("webhookLatency") {
-            results["webhookLatency"] = try await WebhookLatencyScenario(pushes: pushes).run(scratch: scratch)
+            results["webhookLatency"] = try await WebhookLatencyScenario(pushes: pushes).run()
             log("webhookLatency done")
         }
         if wanted.contains("idleDaemon") {
-            results["idleDaemon"] = try await IdleDaemonScenario(seconds: idleSeconds).run(scratch: scratch)
+            results["idleDaemon"] = try await IdleDaemonScenario(seconds: idleSeconds).run()
             log("idleDaemon done")
         }
         if json {
