@@ -11,6 +11,10 @@ struct ActorOptions: ParsableArguments {
         help: "Who acts, for the record (default: $TIDE_USER, else git's user.name and user.email, else $USER).")
     var by: String?
 
+    func validate() throws {
+        try refuseControlCharacters(by, option: "--by")
+    }
+
     /// `--by`, else `$TIDE_USER`, else the config repo's git user (`user.name <user.email>`, from the repo's
     /// config or the user's), else `$USER`. An empty value counts as unset.
     func who(in repository: Repository?) -> String {
@@ -26,4 +30,11 @@ struct ActorOptions: ParsableArguments {
         return present(by) ?? present(environment["TIDE_USER"]) ?? present(gitUser()) ?? present(environment["USER"])
             ?? "unknown"
     }
+}
+
+/// Text people give that ends up in the event log and on other people's terminals: no control characters (an
+/// escape sequence in a `--comment` would repaint the terminal of whoever reads `tide history`).
+func refuseControlCharacters(_ text: String?, option: String) throws {
+    guard let text, text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return }
+    throw ValidationError("\(option): control characters (escape sequences, newlines) are not allowed")
 }

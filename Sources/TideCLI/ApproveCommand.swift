@@ -26,28 +26,53 @@ struct ApproveCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Why, for the record.")
     var comment: String?
 
+    func validate() throws {
+        try refuseControlCharacters(comment, option: "--comment")
+        if let version, !Naming.isValidVersion(version) {
+            throw ValidationError("--version: '\(version)' is not a valid version")
+        }
+    }
+
     func run() async throws {
         let repository = try global.openRepository()
         let store = try global.openStore(for: repository)
+        // The tracked branch, never a detached HEAD: approving what happens to be checked out would approve the
+        // wrong version.
+        let branch: String
+        do {
+            branch = try global.reconciler().trackedBranch()
+        } catch let error as EngineError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+        let head = try repository.resolveCommit(branch: branch)
+        let desired: DesiredState
+        do {
+            desired = try ManifestLoader().load(
+                from: GitCommitSource(repository: repository, commit: head, root: global.manifestRoot))
+        } catch let error as ManifestError {
+            throw ReportedFailure(
+                message: "tide: error: \(head.short) does not validate (\(error.diagnostics.count) problem(s)): fix it "
+                    + "before approving what it asks for")
+        }
+        // What does not exist cannot be approved: a typo would otherwise be recorded as a sign-off and wait there.
+        let id = TargetID(service: service, environment: environment)
+        let target = desired.target(id)
+        if target == nil, try await store.liveTarget(id) == nil {
+            let known =
+                desired.services[service] == nil
+                ? "no service '\(service)'" : "\(service) does not run in \(environment)"
+            throw ReportedFailure(message: "tide: error: \(known) at \(head.short), and nothing runs there")
+        }
         let approved: String
         if let version {
-            guard Naming.isValidVersion(version) else {
-                throw ValidationError("--version: '\(version)' is not a valid version")
-            }
             approved = version
-        } else {
-            // The tracked branch, never a detached HEAD: approving what happens to be checked out would approve
-            // the wrong version.
-            let branch: String
-            do {
-                branch = try global.reconciler().trackedBranch()
-            } catch let error as EngineError {
-                throw ReportedFailure(message: "tide: error: \(error)")
+            if version != target?.version {
+                printError(
+                    "tide: note: \(head.short) asks for \(target?.version ?? "nothing") in \(environment); the approval "
+                        + "of \(version) waits until git asks for it")
             }
-            let head = try repository.resolveCommit(branch: branch)
-            let desired = try ManifestLoader().load(
-                from: GitCommitSource(repository: repository, commit: head, root: global.manifestRoot))
-            guard let target = desired.target(TargetID(service: service, environment: environment)) else {
+        } else {
+            guard let target else {
                 throw ReportedFailure(
                     message: "tide: error: \(service) does not run in \(environment) at \(head.short); "
                         + "name the version with --version")

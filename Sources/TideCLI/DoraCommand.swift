@@ -61,7 +61,8 @@ struct DoraCommand: AsyncParsableCommand {
             throw ValidationError("use either --since or --from/--to, not both")
         }
         if let since, Self.seconds(since) == nil {
-            throw ValidationError("--since: '\(since)' is not a duration (write it like 30d, 12h or 2w)")
+            throw ValidationError(
+                "--since: '\(since)' is not a duration of at most 3650d (write it like 30d, 12h or 2w)")
         }
         for (name, value) in [("--from", from), ("--to", to)] {
             if let value, Self.date(value) == nil {
@@ -70,8 +71,13 @@ struct DoraCommand: AsyncParsableCommand {
         }
     }
 
+    /// A window of at most ten years (a longer one reads nothing more and would only cost time).
     static func seconds(_ text: String) -> Double? {
-        if text.hasSuffix("w"), let weeks = Double(text.dropLast()), weeks > 0 { return weeks * 7 * 86_400 }
+        if text.hasSuffix("w"), let weeks = Double(text.dropLast()), weeks > 0,
+            weeks * 7 * 86_400 <= ManifestDuration.maximum
+        {
+            return weeks * 7 * 86_400
+        }
         return ManifestDuration.seconds(text).flatMap { $0 > 0 ? $0 : nil }
     }
 

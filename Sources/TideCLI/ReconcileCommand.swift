@@ -23,6 +23,12 @@ struct ReconcileCommand: AsyncParsableCommand {
         help: "Keep reconciling, sleeping until the next pause ends or gate opens, until every target is settled.")
     var watch = false
 
+    func validate() throws {
+        guard lockTimeout.isFinite, (0...86_400).contains(lockTimeout) else {
+            throw ValidationError("--lock-timeout: give seconds from 0 to 86400 (not \(lockTimeout))")
+        }
+    }
+
     func run() async throws {
         guard concurrency >= 1 && concurrency <= 1024 else {
             throw ValidationError("--concurrency: give a number from 1 to 1024")

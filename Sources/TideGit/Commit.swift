@@ -41,11 +41,14 @@ public struct TreeFile: Sendable, Hashable {
     public var path: String
     public var blob: ObjectID
     public var isExecutable: Bool
+    /// A symbolic link (mode 120000): its blob is the link's target text, never a manifest.
+    public var isSymlink: Bool
 
-    public init(path: String, blob: ObjectID, isExecutable: Bool) {
+    public init(path: String, blob: ObjectID, isExecutable: Bool, isSymlink: Bool = false) {
         self.path = path
         self.blob = blob
         self.isExecutable = isExecutable
+        self.isSymlink = isSymlink
     }
 }
 

@@ -257,7 +257,7 @@ public final class Repository: @unchecked Sendable {
                 files.append(
                     TreeFile(
                         path: name, blob: ObjectID(git_tree_entry_id(entry)),
-                        isExecutable: mode == GIT_FILEMODE_BLOB_EXECUTABLE))
+                        isExecutable: mode == GIT_FILEMODE_BLOB_EXECUTABLE, isSymlink: mode == GIT_FILEMODE_LINK))
             default:
                 continue  // submodules (commits) carry no manifests
             }
@@ -305,7 +305,8 @@ public final class Repository: @unchecked Sendable {
                 files.append(
                     TreeFile(
                         path: path, blob: ObjectID(&id),
-                        isExecutable: entry.pointee.mode == GIT_FILEMODE_BLOB_EXECUTABLE.rawValue))
+                        isExecutable: entry.pointee.mode == GIT_FILEMODE_BLOB_EXECUTABLE.rawValue,
+                        isSymlink: entry.pointee.mode == GIT_FILEMODE_LINK.rawValue))
             }
             return files
         }

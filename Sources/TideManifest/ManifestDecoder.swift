@@ -146,7 +146,11 @@ struct NodeReader {
     mutating func duration(_ node: Node, _ path: String, owner: String) -> Double? {
         guard let text = string(node, path, owner: owner) else { return nil }
         guard let seconds = ManifestDuration.seconds(text) else {
-            error(node, "\(owner)\(path): '\(text)' is not a duration (write it like 30s, 5m or 1h30m)")
+            if ManifestDuration.isTooLong(text) {
+                error(node, "\(owner)\(path): '\(text)' is longer than the longest duration Tide takes (3650d)")
+            } else {
+                error(node, "\(owner)\(path): '\(text)' is not a duration (write it like 30s, 5m or 1h30m)")
+            }
             return nil
         }
         return seconds

@@ -2,11 +2,29 @@ import Foundation
 
 /// Parses durations as manifests write them: `90s`, `5m`, `1h30m`, `500ms`, `2d`. A bare number is seconds.
 public enum ManifestDuration {
-    /// Seconds, or nil when `text` is not a duration.
+    /// The longest duration Tide takes anywhere: ten years. Longer ones (and `inf`, `nan`, `1e300`) are refused
+    /// where they are read, so no later conversion to an integer number of seconds or nanoseconds can overflow.
+    public static let maximum: Double = 3650 * 86_400
+
+    /// Seconds, or nil when `text` is not a duration, or is longer than `maximum`.
     public static func seconds(_ text: String) -> Double? {
+        guard let value = unbounded(text), value.isFinite, value <= maximum else { return nil }
+        return value
+    }
+
+    /// True when `text` reads as a duration but is longer than `maximum` (or infinite): for a clearer error.
+    public static func isTooLong(_ text: String) -> Bool {
+        guard let value = unbounded(text) else { return false }
+        return !value.isFinite || value > maximum
+    }
+
+    private static func unbounded(_ text: String) -> Double? {
         let text = text.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
-        if let plain = Double(text), plain >= 0 { return plain }
+        if let plain = Double(text) {
+            guard !plain.isNaN, plain >= 0 else { return nil }
+            return plain
+        }
         var total = 0.0
         var number = ""
         var unit = ""
@@ -45,8 +63,9 @@ public enum ManifestDuration {
 
     /// `seconds` written back the short way (`1h30m`, `45s`, `250ms`).
     public static func format(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds >= 0 else { return "\(seconds)s" }
         if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
-        var rest = Int(seconds.rounded())
+        var rest = Int(min(seconds, maximum * 100).rounded())
         var parts = ""
         for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
             parts += "\(rest / size)\(unit)"

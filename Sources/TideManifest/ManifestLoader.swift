@@ -37,8 +37,28 @@ public final class ManifestLoader: @unchecked Sendable {
 
     /// Loads and validates the desired state. Throws `ManifestError` listing every problem, or the error of the
     /// source (a git error) when the manifests cannot be read at all.
+    /// Files that look like manifests but are not read, each with why: symbolic links (their blob is the link's
+    /// target text; only regular files are manifests), and `.YAML`/`.YML` in other cases (manifests end in
+    /// lower-case `.yaml` or `.yml`, as tools and editors that match them expect).
+    static func skipped(_ files: [TreeFile]) -> [Diagnostic] {
+        files.sorted { $0.path < $1.path }.compactMap { file in
+            let location = SourceLocation(file: file.path, line: 1, column: 1)
+            if file.isSymlink && isManifestPath(file.path) {
+                return Diagnostic(location, "a symbolic link, not a manifest: skipped (only regular files are read)")
+            }
+            let name = file.path.split(separator: "/").last.map(String.init) ?? file.path
+            let lower = name.lowercased()
+            if !name.hasPrefix("."), !isManifestPath(file.path), lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") {
+                return Diagnostic(
+                    location, "not read: manifests end in .yaml or .yml in lower case (rename it to read it)")
+            }
+            return nil
+        }
+    }
+
     public func load(from source: some ManifestSource) throws -> DesiredState {
-        let files = try source.files().filter { Self.isManifestPath($0.path) }.sorted { $0.path < $1.path }
+        let all = try source.files()
+        let files = all.filter { Self.isManifestPath($0.path) && !$0.isSymlink }.sorted { $0.path < $1.path }
         let parsedFiles = try parseAll(files, from: source)
         var documents: [ManifestDocument] = []
         var diagnostics: [Diagnostic] = []
@@ -52,7 +72,8 @@ public final class ManifestLoader: @unchecked Sendable {
         switch DesiredStateBuilder.build(
             documents: documents, revision: source.revision, emptyLocation: emptyLocation, broken: broken)
         {
-        case .success(let state) where diagnostics.isEmpty:
+        case .success(var state) where diagnostics.isEmpty:
+            state.warnings += Self.skipped(all)
             return state
         case .success:
             throw ManifestError(diagnostics: diagnostics)
@@ -91,6 +112,11 @@ public final class ManifestLoader: @unchecked Sendable {
         return results.map { $0! }
     }
 
+    /// A UTF-8 byte order mark, which some editors write, is not part of the YAML: positions count from after it.
+    static func withoutByteOrderMark(_ bytes: [UInt8]) -> ArraySlice<UInt8> {
+        bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? bytes.dropFirst(3) : bytes[...]
+    }
+
     private static func decode(_ file: TreeFile, bytes: [UInt8]) -> ParsedFile {
         let parsed: ParsedFile
         let start = SourceLocation(file: file.path, line: 1, column: 1)
@@ -100,7 +126,7 @@ public final class ManifestLoader: @unchecked Sendable {
                 diagnostics: [
                     Diagnostic(start, "manifest is \(bytes.count) bytes; the limit is \(Self.maximumFileSize)")
                 ])
-        } else if let text = String(validating: bytes, as: UTF8.self) {
+        } else if let text = String(validating: Self.withoutByteOrderMark(bytes), as: UTF8.self) {
             let result = ManifestDecoder.decodeNamingBroken(file: file.path, text: text)
             parsed = ParsedFile(documents: result.documents, diagnostics: result.diagnostics, broken: result.broken)
         } else {

@@ -308,7 +308,18 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     public init(parsing text: String) throws(ParseError) {
         if text.hasPrefix("sqlite:") {
             var path = String(text.dropFirst("sqlite:".count))
-            if path.hasPrefix("//") { path.removeFirst(2) }
+            if path.hasPrefix("//") {
+                path.removeFirst(2)
+                // sqlite://user:password@host/… : a file has no user, password or host to give.
+                if let at = path.firstIndex(of: "@"), !path[..<at].contains("/") {
+                    if path[..<at].contains(":") { throw .passwordInURL }
+                    throw .malformed("'\(Self.redacted(text))': sqlite:PATH names a file, not a user or a host")
+                }
+            }
+            if path.contains("?") {
+                if path.lowercased().contains("password") { throw .passwordInURL }
+                throw .malformed("'\(Self.redacted(text))': sqlite:PATH takes no parameters")
+            }
             guard !path.isEmpty else { throw .malformed("sqlite: needs a file path (sqlite:/var/lib/app.sqlite)") }
             self = .sqlite(path: path)
             return

@@ -40,6 +40,12 @@ public final class SQLiteStateStore: StateStore {
             // its whole length).
             let migrator = Self.migrator
             pool = try FileLock.withBlockingLock(path: FileLock.resolved(path) + ".migrate.lock") {
+                // Under the lock: a file another process is creating right now is complete by the time we get it.
+                if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+                    size.intValue == 0
+                {
+                    throw StateError.empty(path: path)
+                }
                 let pool = try DatabasePool(path: path, configuration: configuration)
                 if try pool.read({ try migrator.hasBeenSuperseded($0) }) { throw StateError.newerSchema(path: path) }
                 try migrator.migrate(pool)

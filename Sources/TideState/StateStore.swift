@@ -86,6 +86,8 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
     case newerSchema(path: String)
     /// The state file has more than one name: SQLite would keep a write-ahead log per name and corrupt it.
     case hardLinked(path: String, links: Int)
+    /// The state file exists and is empty: taken as new, it would redeploy everything.
+    case empty(path: String)
 
     public var description: String {
         switch self {
@@ -101,6 +103,10 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
             return "state \(path) has \(links) hard links: SQLite keeps its write-ahead log beside the name a file is "
                 + "opened by, so each name would get a log of its own and the state would be corrupted. Remove the "
                 + "extra links and use one path (a symlink is fine)"
+        case .empty(let path):
+            return "state \(path) is an empty file, not a state tide wrote (a truncated copy or a failed restore?): "
+                + "restore it from a backup, or delete it to start from nothing (every target is then deployed "
+                + "again)"
         }
     }
 }

@@ -244,6 +244,12 @@ struct ExecutorFieldTests {
             ("{type: sql, environments: {prod: {}}}", "spec.environments.prod: missing required field 'url'"),
             ("{type: plugin}", "spec: missing required field 'command' for a plugin executor"),
             (
+                "{type: sql, url: \"sqlite://admin:hunter2@localhost/db.sqlite\"}",
+                "spec.url: the URL holds a password"
+            ),
+            ("{type: sql, url: \"sqlite:/db.sqlite?password=hunter2\"}", "spec.url: the URL holds a password"),
+            ("{type: sql, url: \"sqlite://admin@localhost/db\"}", "names a file, not a user or a host"),
+            (
                 "{type: command, command: [x], retry: {limit: -1}}",
                 "spec.retry.limit: expected a whole number from 0 to 20"
             ),
@@ -256,5 +262,6 @@ struct ExecutorFieldTests {
         #expect(match?.message.hasPrefix("Executor 'x': ") == true)
         #expect(match?.location.file == "x.yaml")
         #expect(match?.location.line == 4, "\(String(describing: match?.location))")
+        #expect(!diagnostics.description.contains("hunter2"), "a password reached a message")
     }
 }

@@ -158,6 +158,7 @@ struct SQLiteStateStoreTests {
 
     @Test("a waiting holder gets the lock as soon as the first releases it")
     func lockWaits() async throws {
+        await waitUntilThreadsAreResponsive()  // the first holder's 300 ms sleep must not take the second's 60 s
         let first = try SQLiteStateStore(path: path)
         let second = try SQLiteStateStore(path: path)
         let order = LockedBox<[String]>([])
@@ -167,7 +168,7 @@ struct SQLiteStateStoreTests {
             order.update { $0.append("first out") }
         }
         while !order.get().contains("first in") { try await Task.sleep(for: .milliseconds(10)) }
-        try await second.withExclusiveLock(timeout: 5) { order.update { $0.append("second in") } }
+        try await second.withExclusiveLock(timeout: 60) { order.update { $0.append("second in") } }
         try await held
         #expect(order.get() == ["first in", "first out", "second in"])
     }
@@ -197,6 +198,24 @@ struct SQLiteStateStoreTests {
         } throws: { error in
             "\(error)".contains("newer version of tide")
         }
+    }
+
+    @Test("an empty (0-byte) state file is refused, not taken as new; a missing one is created")
+    func emptyFile() async throws {
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        #expect {
+            try SQLiteStateStore(path: path)
+        } throws: { error in
+            "\(error)".contains("is an empty file") && "\(error)".contains("every target is then deployed again")
+        }
+        #expect(
+            ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue == 0,
+            "left as it was")
+        try FileManager.default.removeItem(atPath: path)
+        let store = try SQLiteStateStore(path: path)
+        #expect(try await store.liveTargets().isEmpty)
     }
 
     @Test("a file that is not a database is a clear error")
