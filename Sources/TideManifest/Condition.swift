@@ -32,7 +32,17 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// Longest condition text, and deepest nesting of parentheses, brackets and prefix operators: parsing and
+    /// evaluating recurse, and a condition of 20,000 parentheses or a million `!` must be an error, not a crash.
+    public static let maximumLength = 1000
+    public static let maximumNesting = 32
+
     public init(_ text: String) throws(ParseError) {
+        guard text.count <= Self.maximumLength else {
+            throw ParseError(
+                message: "a condition is at most \(Self.maximumLength) characters (this one has \(text.count))",
+                column: Self.maximumLength + 1)
+        }
         var parser = Parser(tokens: try Self.tokenize(text))
         self.expression = try parser.parseOr()
         if let extra = parser.peek {
@@ -287,9 +297,27 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
             }
         }
 
+        /// How deep the parse is in parentheses, brackets and prefix operators.
+        var depth = 0
+
+        mutating func nested<T>(at column: Int, _ body: (inout Parser) throws(ParseError) -> T) throws(ParseError) -> T
+        {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Condition.maximumNesting else {
+                throw ParseError(message: "nested more than \(Condition.maximumNesting) deep", column: column)
+            }
+            return try body(&self)
+        }
+
         mutating func parseUnary() throws(ParseError) -> Expression {
-            if take("!") { return .unary("!", try parseUnary()) }
-            if take("-") { return .unary("-", try parseUnary()) }
+            let column = peek?.column ?? 0
+            if take("!") {
+                return .unary("!", try nested(at: column) { parser throws(ParseError) in try parser.parseUnary() })
+            }
+            if take("-") {
+                return .unary("-", try nested(at: column) { parser throws(ParseError) in try parser.parseUnary() })
+            }
             return try parsePostfix()
         }
 
@@ -303,7 +331,7 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
                     position += 1
                     base = .member(base, name)
                 } else if take("[") {
-                    let index = try parseOr()
+                    let index = try nested(at: peek?.column ?? 0) { parser throws(ParseError) in try parser.parseOr() }
                     guard take("]") else { throw ParseError(message: "expected ']'", column: peek?.column ?? 0) }
                     base = .index(base, index)
                 } else {
@@ -326,7 +354,7 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
                 throw ParseError(
                     message: "unknown name '\(other)' (only result, true, false, null)", column: token.column)
             case .symbol("("):
-                let inner = try parseOr()
+                let inner = try nested(at: token.column) { parser throws(ParseError) in try parser.parseOr() }
                 guard take(")") else { throw ParseError(message: "expected ')'", column: peek?.column ?? 0) }
                 return inner
             case .symbol(let symbol):

@@ -238,33 +238,55 @@ public enum DesiredStateBuilder {
         names.isEmpty ? "" : " (defined: \(names.sorted().joined(separator: ", ")))"
     }
 
-    /// Each dependency cycle, reported once, at the `dependsOn` entry that closes it.
+    /// Each dependency cycle, reported once, at the `dependsOn` entry that closes it. Iterative (an explicit stack,
+    /// not recursion), so a chain of 50,000 services is as safe as one of five; a long cycle is shown shortened.
     static func cycles(
         in graph: [String: [(String, SourceLocation)]], kind: String, field: String
     ) -> [Diagnostic] {
         enum Mark { case visiting, done }
         var marks: [String: Mark] = [:]
-        var stack: [String] = []
         var found: [Diagnostic] = []
-
-        func visit(_ name: String) {
-            marks[name] = .visiting
-            stack.append(name)
-            for (dependency, location) in graph[name] ?? [] where graph[dependency] != nil {
+        for root in graph.keys.sorted() where marks[root] == nil {
+            // The path being walked, and for each node on it the next of its edges to follow.
+            var path: [String] = [root]
+            var next: [Int] = [0]
+            marks[root] = .visiting
+            while let name = path.last {
+                let edges = graph[name] ?? []
+                let index = next[next.count - 1]
+                guard index < edges.count else {
+                    marks[name] = .done
+                    path.removeLast()
+                    next.removeLast()
+                    continue
+                }
+                next[next.count - 1] = index + 1
+                let (dependency, location) = edges[index]
+                guard graph[dependency] != nil else { continue }
                 switch marks[dependency] {
                 case .visiting:
-                    let start = stack.lastIndex(of: dependency)!  // visiting means it is on the stack
-                    let path = (stack[start...] + [dependency]).joined(separator: " → ")
-                    found.append(Diagnostic(location, "\(kind) '\(name)': \(field): dependency cycle: \(path)"))
-                case .done: continue
-                case nil: visit(dependency)
+                    let start = path.lastIndex(of: dependency)!  // visiting means it is on the path
+                    found.append(
+                        Diagnostic(
+                            location,
+                            "\(kind) '\(name)': \(field): dependency cycle: \(Self.shortened(Array(path[start...]) + [dependency]))"
+                        ))
+                case .done:
+                    continue
+                case nil:
+                    marks[dependency] = .visiting
+                    path.append(dependency)
+                    next.append(0)
                 }
             }
-            stack.removeLast()
-            marks[name] = .done
         }
-        for name in graph.keys.sorted() where marks[name] == nil { visit(name) }
         return found
+    }
+
+    /// `a → b → … → a`, with the middle of a long cycle left out.
+    static func shortened(_ names: [String]) -> String {
+        guard names.count > 12 else { return names.joined(separator: " → ") }
+        return (names.prefix(8) + ["… (\(names.count - 11) more)"] + names.suffix(3)).joined(separator: " → ")
     }
 
     /// Names with every dependency before its dependents; ties broken by name so plans are stable.
