@@ -103,7 +103,14 @@ public final class Reconciler: Sendable {
                 var updated = status
                 updated.rejectedRevision = head
                 updated.rejectedAt = now
-                updated.rejection = error.diagnostics
+                // Kept: the first `storedDiagnostics` problems, and how many more there were (a commit with a million
+                // problems must not write hundreds of megabytes into the state and every status).
+                let kept = Array(error.diagnostics.prefix(Self.storedDiagnostics))
+                let more = error.diagnostics.count - kept.count
+                updated.rejection =
+                    more > 0
+                    ? kept + [Diagnostic(kept[kept.count - 1].location, "… and \(more) more problem(s), not kept")]
+                    : kept
                 try await store.apply(
                     StateWrite(
                         events: [
@@ -111,7 +118,7 @@ public final class Reconciler: Sendable {
                                 time: now, kind: .revisionRejected, revision: head,
                                 message: "rejected \(head.short): \(error.diagnostics.count) problem(s); "
                                     + "keeping \(status.lastGoodRevision?.short ?? "nothing")",
-                                details: .array(error.diagnostics.map { .string($0.description) }))
+                                details: .array(updated.rejection.map { .string($0.description) }))
                         ], repositoryStatus: updated))
             }
             var desired: DesiredState?
@@ -121,6 +128,9 @@ public final class Reconciler: Sendable {
             return Resolution(head: head, desired: desired, rejected: error.diagnostics)
         }
     }
+
+    /// How many of a rejected revision's problems the state keeps.
+    public static let storedDiagnostics = 200
 
     /// The plan for the current head, without changing anything.
     public func plan() async throws -> (Resolution, Plan?) {
