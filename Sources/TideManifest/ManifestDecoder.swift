@@ -168,21 +168,36 @@ struct NodeReader {
         return text
     }
 
-    /// Any YAML value as JSON, for the opaque `config`.
-    mutating func json(_ node: Node, _ path: String, owner: String) -> JSONValue? {
+    /// The deepest nesting of lists and mappings a `config` may have (JSON encoders and the executors that read
+    /// the request have limits of their own; 64 is far beyond any real config).
+    static let maximumConfigDepth = 64
+
+    /// Any YAML value as JSON, for the opaque `config`. Refused here, where the file, line and column are known,
+    /// rather than when the request is encoded: numbers JSON cannot carry (`.inf`, `.nan`, `1e400`) and nesting
+    /// deeper than `maximumConfigDepth`.
+    mutating func json(_ node: Node, _ path: String, owner: String, depth: Int = 0) -> JSONValue? {
+        guard depth <= Self.maximumConfigDepth else {
+            error(node, "\(owner)\(path): nested more than \(Self.maximumConfigDepth) levels deep")
+            return nil
+        }
         switch node {
         case .scalar(let scalar):
             switch node.tagName {
             case .null: return .null
             case .bool: return node.typedBool.map(JSONValue.bool) ?? .string(scalar.string)
             case .int: return node.typedInt.map { .int(Int64($0)) } ?? .string(scalar.string)
-            case .float: return node.typedFloat.map(JSONValue.double) ?? .string(scalar.string)
+            case .float:
+                if let value = node.typedFloat, !value.isFinite {
+                    error(node, "\(owner)\(path): '\(scalar.string)' is not a finite number, which JSON cannot carry")
+                    return nil
+                }
+                return node.typedFloat.map(JSONValue.double) ?? .string(scalar.string)
             default: return .string(scalar.string)
             }
         case .sequence(let sequence):
             var items: [JSONValue] = []
             for (index, item) in sequence.enumerated() {
-                guard let value = json(item, "\(path)[\(index)]", owner: owner) else { return nil }
+                guard let value = json(item, "\(path)[\(index)]", owner: owner, depth: depth + 1) else { return nil }
                 items.append(value)
             }
             return .array(items)
@@ -193,7 +208,9 @@ struct NodeReader {
                     error(key, "\(owner)\(path): keys must be strings")
                     return nil
                 }
-                guard let converted = json(value, "\(path).\(scalar.string)", owner: owner) else { return nil }
+                guard let converted = json(value, "\(path).\(scalar.string)", owner: owner, depth: depth + 1) else {
+                    return nil
+                }
                 members[scalar.string] = converted
             }
             return .object(members)

@@ -60,4 +60,31 @@ struct DurationBoundsTests {
         #expect(match?.location.line == 8, "\(diagnostics)")
         #expect(match?.message.contains("pause") == true, "\(String(describing: match))")
     }
+
+    @Test(
+        "config values JSON cannot carry are refused at file:line:column: .inf, .nan, 1e400, nesting deeper than 64",
+        arguments: [
+            ("{a: .inf}", "spec.config.a: '.inf' is not a finite number"),
+            ("{b: [1, -.Inf]}", "spec.config.b[1]: '-.Inf' is not a finite number"),
+            ("{c: .nan}", "spec.config.c: '.nan' is not a finite number"),
+            ("{d: 1e400}", "spec.config.d: '1e400' is not a finite number"),
+            (String(repeating: "[", count: 70) + String(repeating: "]", count: 70), "nested more than 64 levels deep"),
+        ])
+    func config(_ config: String, _ message: String) {
+        let text = """
+            apiVersion: tide/v1
+            kind: Service
+            metadata: {name: api}
+            spec:
+              executor: local
+              version: "1"
+              environments: {prod: {}}
+              config: \(config)
+
+            """
+        let (_, diagnostics) = ManifestDecoder.decode(file: "api.yaml", text: text)
+        let match = diagnostics.first { $0.message.contains(message) }
+        #expect(match != nil, "expected '\(message)' in \(diagnostics)")
+        #expect(match?.location.file == "api.yaml" && match?.location.line == 8)
+    }
 }
