@@ -23,14 +23,8 @@ public final class BackgroundProcess: @unchecked Sendable {
         let target = output ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, target, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        closeInheritedDescriptors(&actions)
-        let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
-        let command = directory.map { ["/usr/bin/env", "-C", $0, executable] } ?? [executable]
-        let argv = (command + arguments).map { strdup($0) } + [nil]
-        let envp = variables.map { strdup($0) } + [nil]
-        defer { for pointer in argv + envp { free(pointer) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        let spawned = spawn(&pid, executable, arguments, in: directory, environment: environment, actions: &actions)
         guard spawned == 0 else {
             throw FixtureError("cannot start \(executable): \(String(cString: strerror(spawned)))")
         }

@@ -54,15 +54,8 @@ public func runProcess(
     posix_spawn_file_actions_adddup2(&actions, stdin.read, 0)
     posix_spawn_file_actions_adddup2(&actions, stdout.write, 1)
     posix_spawn_file_actions_adddup2(&actions, stderr.write, 2)
-    closeInheritedDescriptors(&actions)
-    let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
-    // coreutils' env -C changes the directory (posix_spawn_file_actions_addchdir_np is not in Glibc's overlay).
-    let command = directory.map { ["/usr/bin/env", "-C", $0, executable] } ?? [executable]
-    let argv = (command + arguments).map { strdup($0) } + [nil]
-    let envp = variables.map { strdup($0) } + [nil]
-    defer { for pointer in argv + envp { free(pointer) } }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+    let spawned = spawn(&pid, executable, arguments, in: directory, environment: environment, actions: &actions)
     for fd in [stdin.read, stdout.write, stderr.write] { close(fd) }
     guard spawned == 0 else {
         for fd in [stdin.write, stdout.read, stderr.read] { close(fd) }
@@ -88,6 +81,22 @@ public func runProcess(
         status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
         standardOutput: String(decoding: outData, as: UTF8.self),
         standardError: String(decoding: errData.get(), as: UTF8.self))
+}
+
+/// posix_spawn of `executable` with `arguments` in `directory` (through coreutils' `env -C`:
+/// posix_spawn_file_actions_addchdir_np is not in Glibc's overlay), with this process's environment plus
+/// `environment`, nothing inherited but what `actions` sets up. Returns posix_spawn's result.
+func spawn(
+    _ pid: inout pid_t, _ executable: String, _ arguments: [String], in directory: String?,
+    environment: [String: String], actions: inout posix_spawn_file_actions_t
+) -> Int32 {
+    closeInheritedDescriptors(&actions)
+    let variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0.key)=\($0.value)" }
+    let command = directory.map { ["/usr/bin/env", "-C", $0, executable] } ?? [executable]
+    let argv = (command + arguments).map { strdup($0) } + [nil]
+    let envp = variables.map { strdup($0) } + [nil]
+    defer { for pointer in argv + envp { free(pointer) } }
+    return posix_spawn(&pid, command[0], &actions, nil, argv, envp)
 }
 
 /// The child gets stdin, stdout and stderr and nothing else of the test process: SwiftNIO opens its sockets
