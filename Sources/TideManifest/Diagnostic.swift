@@ -10,7 +10,9 @@ public struct SourceLocation: Hashable, Sendable, Codable, Comparable, CustomStr
         self.column = column
     }
 
-    public var description: String { "\(file):\(line):\(column)" }
+    /// Control characters in a file name (git allows any byte but NUL and `/`) are shown escaped, so a name
+    /// cannot move the cursor or recolour a terminal.
+    public var description: String { "\(Diagnostic.printable(file)):\(line):\(column)" }
 
     public static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
         (lhs.file, lhs.line, lhs.column) < (rhs.file, rhs.line, rhs.column)
@@ -34,7 +36,28 @@ public struct Diagnostic: Hashable, Sendable, Codable, CustomStringConvertible, 
     }
 
     public var description: String {
-        severity == .error ? "\(location): \(message)" : "\(location): warning: \(message)"
+        let message = Self.printable(message)
+        return severity == .error ? "\(location): \(message)" : "\(location): warning: \(message)"
+    }
+
+    /// `text` with control characters (C0, DEL, C1) and bidirectional overrides written as `\u{…}` escapes:
+    /// file names and values quoted from a manifest reach terminals, logs and the state through diagnostics.
+    public static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isUnprintable) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if isUnprintable(scalar) {
+                result += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    private static func isUnprintable(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.generalCategory == .control || (0x202A...0x202E).contains(scalar.value)
+            || (0x2066...0x2069).contains(scalar.value)
     }
 
     public static func < (lhs: Diagnostic, rhs: Diagnostic) -> Bool {

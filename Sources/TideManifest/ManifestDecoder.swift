@@ -24,6 +24,10 @@ public enum ManifestDecoder {
     ) -> (documents: [ManifestDocument], diagnostics: [Diagnostic], broken: Set<String>) {
         var reader = NodeReader(file: file)
         var documents: [ManifestDocument] = []
+        if let problem = YAMLGuard.check(text) {
+            let location = SourceLocation(file: file, line: problem.line, column: problem.column)
+            return ([], [Diagnostic(location, problem.message)], [])
+        }
         do {
             // Plain scalars are typed by ScalarResolver (same YAML 1.1 rules, no regular expressions).
             let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
@@ -45,6 +49,10 @@ public enum ManifestDecoder {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
             let extra = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
+            if problem.hasPrefix("Maximum nesting level reached") {
+                return Diagnostic(
+                    at(mark), "lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
+            }
             return Diagnostic(at(mark), "YAML syntax error: \(problem)\(extra)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             return Diagnostic(
@@ -185,7 +193,15 @@ struct NodeReader {
             switch node.tagName {
             case .null: return .null
             case .bool: return node.typedBool.map(JSONValue.bool) ?? .string(scalar.string)
-            case .int: return node.typedInt.map { .int(Int64($0)) } ?? .string(scalar.string)
+            case .int:
+                guard let value = node.typedInt else {
+                    error(
+                        node,
+                        "\(owner)\(path): '\(scalar.string)' is an integer beyond what Tide carries exactly "
+                            + "(±\(Int64.max)); quote it to pass it as a string")
+                    return nil
+                }
+                return .int(Int64(value))
             case .float:
                 if let value = node.typedFloat, !value.isFinite {
                     error(node, "\(owner)\(path): '\(scalar.string)' is not a finite number, which JSON cannot carry")

@@ -15,6 +15,9 @@ public enum ManifestEditor {
         guard Naming.isValidVersion(version) else {
             throw EditError(description: "'\(version)' is not a valid version")
         }
+        if let problem = YAMLGuard.check(text) {
+            throw EditError(description: "\(file):\(problem.line):\(problem.column): \(problem.message)")
+        }
         let parser = try Parser(yaml: text)
         var lines = text.components(separatedBy: "\n")
         while let root = try parser.nextRoot() {

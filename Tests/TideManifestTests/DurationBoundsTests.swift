@@ -69,6 +69,8 @@ struct DurationBoundsTests {
             ("{c: .nan}", "spec.config.c: '.nan' is not a finite number"),
             ("{d: 1e400}", "spec.config.d: '1e400' is not a finite number"),
             (String(repeating: "[", count: 70) + String(repeating: "]", count: 70), "nested more than 64 levels deep"),
+            ("{e: 99999999999999999999}", "spec.config.e: '99999999999999999999' is an integer beyond"),
+            ("{f: [-9223372036854775809]}", "spec.config.f[0]: '-9223372036854775809' is an integer beyond"),
         ])
     func config(_ config: String, _ message: String) {
         let text = """

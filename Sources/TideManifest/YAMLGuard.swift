@@ -1,0 +1,118 @@
+internal import CYaml
+
+/// Limits checked on libyaml's event stream before Yams builds a tree from a file.
+///
+/// Yams expands every alias into a full copy of its anchor while it builds nodes, and hashes whole keys to find
+/// duplicates, so ten levels of aliases (or two `? *alias : 1` keys) are 10¹⁰ nodes: a few hundred bytes of
+/// YAML that run for ever and eat memory. The events are read here first, without building anything, counting
+/// what each anchor would expand to. Unknown tags (`!secret`, `!!python/object`) are refused here too: Yams
+/// would quietly drop them, and Tide would then act on a value the author meant something else by.
+///
+/// Any decoder that replaces Yams must keep these limits.
+enum YAMLGuard {
+    /// Nodes that aliases may add to a file, counting each alias as the whole tree it stands for.
+    static let maximumAliasExpansion = 100_000
+    /// The deepest nesting of lists and mappings in a file (Yams builds trees recursively).
+    static let maximumNesting = 256
+    /// The standard tags a manifest may write (`!!str`, …); anything else is refused.
+    static let allowedTags: Set<String> = Set(
+        ["str", "int", "float", "bool", "null", "map", "seq"].map { "tag:yaml.org,2002:" + $0 })
+
+    struct Problem: Error, Equatable {
+        let line: Int
+        let column: Int
+        let message: String
+    }
+
+    /// The first problem in `text`, or nil when Yams may parse it. YAML syntax errors are left to Yams, which
+    /// reports them with more context.
+    static func check(_ text: String) -> Problem? {
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBufferPointer { buffer in
+            var parser = yaml_parser_t()
+            guard yaml_parser_initialize(&parser) == 1 else { return nil }
+            defer { yaml_parser_delete(&parser) }
+            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var walk = Walk()
+            while true {
+                var event = yaml_event_t()
+                guard yaml_parser_parse(&parser, &event) == 1 else { return nil }
+                defer { yaml_event_delete(&event) }
+                if event.type == YAML_STREAM_END_EVENT { return nil }
+                if let problem = walk.take(event) { return problem }
+            }
+        }
+    }
+
+    /// The running count over one stream: what each anchor expands to, and the open collections.
+    private struct Walk {
+        /// Kept across documents, as Yams keeps them (a later document may name an earlier one's anchor).
+        var anchors: [String: Int] = [:]
+        /// Open collections: their anchor and the nodes they hold so far (expanded).
+        var open: [(anchor: String?, size: Int)] = []
+        var expansion = 0
+
+        mutating func take(_ event: yaml_event_t) -> Problem? {
+            let mark = event.start_mark
+            func problem(_ message: String) -> Problem {
+                Problem(line: mark.line + 1, column: mark.column + 1, message: message)
+            }
+            switch event.type {
+            case YAML_SCALAR_EVENT:
+                let scalar = event.data.scalar
+                if scalar.quoted_implicit == 0, scalar.plain_implicit == 0, let tag = unknownTag(scalar.tag) {
+                    return problem(tagMessage(tag))
+                }
+                close(anchor: string(scalar.anchor), size: 1)
+            case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
+                let isSequence = event.type == YAML_SEQUENCE_START_EVENT
+                let start = isSequence ? event.data.sequence_start.implicit : event.data.mapping_start.implicit
+                let tag = isSequence ? event.data.sequence_start.tag : event.data.mapping_start.tag
+                if start == 0, let tag = unknownTag(tag) { return problem(tagMessage(tag)) }
+                guard open.count < YAMLGuard.maximumNesting else {
+                    return problem("lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
+                }
+                let anchor = isSequence ? event.data.sequence_start.anchor : event.data.mapping_start.anchor
+                open.append((string(anchor), 1))
+            case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+                guard let finished = open.popLast() else { return nil }
+                close(anchor: finished.anchor, size: finished.size)
+            case YAML_ALIAS_EVENT:
+                // An undefined alias is Yams' error to report; it stands for one node here.
+                let size = string(event.data.alias.anchor).flatMap { anchors[$0] } ?? 1
+                expansion += size
+                guard expansion <= YAMLGuard.maximumAliasExpansion else {
+                    return problem(
+                        "YAML aliases expand to more than \(YAMLGuard.maximumAliasExpansion) values; "
+                            + "Tide refuses alias bombs (write the values out, or use fewer aliases)")
+                }
+                close(anchor: nil, size: size)
+            default:
+                break
+            }
+            return nil
+        }
+
+        /// Adds a finished node to the collection holding it, and remembers what its anchor stands for.
+        private mutating func close(anchor: String?, size: Int) {
+            if let anchor { anchors[anchor] = size }
+            if !open.isEmpty { open[open.count - 1].size += size }
+        }
+
+        private func unknownTag(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+            guard let tag = string(pointer), tag != "!", !YAMLGuard.allowedTags.contains(tag) else { return nil }
+            return tag
+        }
+
+        private func tagMessage(_ tag: String) -> String {
+            let shown = tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst(18) : tag
+            return "unknown YAML tag '\(Diagnostic.printable(String(shown.prefix(60))))'; manifests may use only "
+                + "!!str, !!int, !!float, !!bool, !!null, !!map and !!seq"
+        }
+
+        private func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+            guard let pointer else { return nil }
+            return String(cString: pointer)
+        }
+    }
+}
