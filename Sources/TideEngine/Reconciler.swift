@@ -31,6 +31,9 @@ public final class Reconciler: Sendable {
     /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
     /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
     private let settled = Mutex<SettledPass?>(nil)
+    /// Open actions (by id and start time) already looked for under /proc, so a step that is never run again
+    /// is not looked for at every pass.
+    let checkedOpenActions = Mutex<Set<String>>([])
     /// The root commit of each head seen (migration owners name the repository by it; the walk is done once).
     let rootCommits = Mutex<[ObjectID: ObjectID]>([:])
 
@@ -195,6 +198,7 @@ public final class Reconciler: Sendable {
                 ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: []), nil
             )
         }
+        try await stopInterruptedActions()
         let live = try await store.liveTargets()
         await breakers.load(try await store.executorHealth())
         var plan = try await Planner(

@@ -79,6 +79,10 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             try await db.run(
                 "SET idle_in_transaction_session_timeout = \(milliseconds(limits.phase + grace(limits.phase)))",
                 until: deadline)
+            // A Tide killed in the middle of a statement (a long backfill): the server notices the closed
+            // connection within a second and cancels the statement, instead of running it to the end for nobody
+            // (PostgreSQL 14 and later; earlier servers do not know the setting).
+            _ = try? await db.run("SET client_connection_check_interval = 1000", until: deadline)
             // A history table that is there already with every column needs no lock: reading it must not queue
             // behind a phase another Tide runs (tide status, tide migrations while a long backfill holds the lock).
             if (try? await db.run("SELECT owner, down_transaction FROM tide_migrations LIMIT 0", until: deadline))

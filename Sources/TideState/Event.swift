@@ -14,6 +14,8 @@ public struct Event: Sendable, Codable, Hashable {
         case stepFailed = "step.failed"
         /// A step failed transiently after its retries: the target waits and tries it again (same action id).
         case stepRetrying = "step.retrying"
+        /// Before re-running an interrupted step, Tide stopped the executor processes a killed Tide left running.
+        case stepOrphansStopped = "step.orphans-stopped"
         case deploymentSucceeded = "deployment.succeeded"
         case deploymentFailed = "deployment.failed"
         case targetRemoved = "target.removed"

@@ -202,6 +202,9 @@ public final class SQLiteStateStore: StateStore {
             try db.execute(
                 sql: "CREATE TABLE source_status (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)")
         }
+        migrator.registerMigration("v9-open-actions") { db in
+            try db.execute(sql: "CREATE INDEX actions_open ON actions (id) WHERE status = 'started'")
+        }
         return migrator
     }
 
@@ -280,15 +283,24 @@ public final class SQLiteStateStore: StateStore {
 
     public func action(_ id: String) async throws -> ActionRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM actions WHERE id = ?", arguments: [id]).map { row in
-                ActionRecord(
-                    id: row["id"], target: TargetID(service: row["service"], environment: row["environment"]),
-                    action: row["action"], status: ActionRecord.Status(rawValue: row["status"]) ?? .failed,
-                    startedAt: Date(timeIntervalSince1970: row["started_at"]),
-                    finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
-                    message: row["message"])
-            }
+            try Row.fetchOne(db, sql: "SELECT * FROM actions WHERE id = ?", arguments: [id]).map(Self.actionRecord)
         }
+    }
+
+    public func openActions() async throws -> [ActionRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM actions WHERE status = 'started' ORDER BY id")
+                .map(Self.actionRecord)
+        }
+    }
+
+    private static func actionRecord(_ row: Row) -> ActionRecord {
+        ActionRecord(
+            id: row["id"], target: TargetID(service: row["service"], environment: row["environment"]),
+            action: row["action"], status: ActionRecord.Status(rawValue: row["status"]) ?? .failed,
+            startedAt: Date(timeIntervalSince1970: row["started_at"]),
+            finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            message: row["message"])
     }
 
     // MARK: - Writes

@@ -48,6 +48,8 @@ public protocol LiveStateStore: Sendable {
     /// an event, so an unchanged id and an unchanged branch head mean an unchanged plan for settled targets.
     func lastEventID() async throws -> Int64
     func action(_ id: String) async throws -> ActionRecord?
+    /// Actions recorded as started and never finished: a Tide process was killed, or shut down, while they ran.
+    func openActions() async throws -> [ActionRecord]
     /// Every executor's circuit breaker as last recorded.
     func executorHealth() async throws -> [ExecutorHealth]
     /// How the remote config repo's fetches and pushes went, when Tide fetches one.

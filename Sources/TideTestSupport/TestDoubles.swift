@@ -114,6 +114,9 @@ public actor InMemoryStateStore: StateStore {
     public func lastEventID() -> Int64 { Int64(log.count) }
 
     public func action(_ id: String) -> ActionRecord? { actions[id] }
+    public func openActions() -> [ActionRecord] {
+        actions.values.filter { $0.status == .started }.sorted { $0.id < $1.id }
+    }
 
     public func executorHealth() -> [ExecutorHealth] { health.values.sorted { $0.executor < $1.executor } }
 

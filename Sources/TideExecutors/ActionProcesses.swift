@@ -1,0 +1,91 @@
+import Foundation
+
+/// Executor processes an interrupted Tide left running.
+///
+/// Every executor process runs in a session of its own with `TIDE_ACTION_ID` in its environment (its children
+/// inherit both). When Tide is killed (`kill -9`, a crash, the machine's OOM killer) those processes live on; the
+/// next pass re-runs the interrupted step with the same action id, and without this an old `set-weight` could
+/// finish after the newer one. So before a pass runs anything, the processes whose environment names an action
+/// recorded as started and never finished are found under `/proc`, their process groups get SIGTERM, then SIGKILL
+/// after `grace` seconds, and the pass waits until they are gone.
+///
+/// What executors can rely on: a step's action never runs twice at once. What they must not do: leave the
+/// session or clear `TIDE_ACTION_ID` for processes that belong to the step (a process Tide cannot see is not
+/// stopped), or run as another user (Tide reads only its own user's processes).
+public enum ActionProcesses {
+    public struct Found: Sendable, Hashable {
+        public var pid: Int32
+        public var actionID: String
+    }
+
+    /// Processes (other than this one) whose environment sets `TIDE_ACTION_ID` to one of `actionIDs`.
+    public static func running(actionIDs: Set<String>, procRoot: String = "/proc") -> [Found] {
+        guard !actionIDs.isEmpty,
+            let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot)
+        else { return [] }
+        let me = getpid()
+        var found: [Found] = []
+        for entry in entries {
+            guard let pid = Int32(entry), pid != me, !isGone(pid, procRoot: procRoot),
+                let id = actionID(of: pid, procRoot: procRoot), actionIDs.contains(id)
+            else { continue }
+            found.append(Found(pid: pid, actionID: id))
+        }
+        return found.sorted { $0.pid < $1.pid }
+    }
+
+    /// Stops `processes`: SIGTERM to each one's process group (or the process alone, when it shares this
+    /// process's group), SIGKILL to whatever is left after `grace` seconds; returns once all are gone or
+    /// `grace` + 5 seconds have passed, with the pids still running then (normally none).
+    public static func stop(_ processes: [Found], grace: Double = 10) async -> [Int32] {
+        let pids = processes.map(\.pid)
+        func signal(_ signal: Int32) {
+            for pid in pids where !isGone(pid) {
+                let group = getpgid(pid)
+                if group > 1, group != getpgrp() { kill(-group, signal) } else { kill(pid, signal) }
+            }
+        }
+        signal(SIGTERM)
+        if await waitUntilGone(pids, seconds: grace) { return [] }
+        signal(SIGKILL)
+        _ = await waitUntilGone(pids, seconds: 5)
+        return pids.filter { !isGone($0) }
+    }
+
+    private static func waitUntilGone(_ pids: [Int32], seconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if pids.allSatisfy({ isGone($0) }) { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return pids.allSatisfy { isGone($0) }
+    }
+
+    /// Exited (a zombie waiting for its parent counts as gone: it does nothing more) or no longer there.
+    static func isGone(_ pid: Int32, procRoot: String = "/proc") -> Bool {
+        guard let data = read("\(procRoot)/\(pid)/stat") else { return true }
+        let stat = String(decoding: data, as: UTF8.self)
+        // `pid (comm) S …`: the state follows the last ')' (comm may contain anything).
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        return state == "Z" || state == "X"
+    }
+
+    /// `TIDE_ACTION_ID` from the process's initial environment, when this user may read it.
+    static func actionID(of pid: Int32, procRoot: String = "/proc") -> String? {
+        guard let data = read("\(procRoot)/\(pid)/environ") else { return nil }
+        let prefix = Array("TIDE_ACTION_ID=".utf8)
+        for variable in data.split(separator: 0, omittingEmptySubsequences: true)
+        where variable.starts(with: prefix) {
+            return String(decoding: variable.dropFirst(prefix.count), as: UTF8.self)
+        }
+        return nil
+    }
+
+    /// A /proc file, read to its end: they report a size of 0, so a read sized from `stat` would get nothing.
+    private static func read(_ path: String) -> Data? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        return try? handle.readToEnd()
+    }
+}
