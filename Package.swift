@@ -108,6 +108,7 @@ let package = Package(
         .testTarget(
             name: "TideManifestTests",
             dependencies: ["TideManifest", "TideTestSupport", .product(name: "Yams", package: "Yams")],
+            exclude: ["Corpus"],
             swiftSettings: strict
         ),
         .testTarget(
