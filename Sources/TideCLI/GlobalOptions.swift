@@ -31,9 +31,27 @@ struct GlobalOptions: ParsableArguments {
                 + "directory; required for a remote repo).", valueName: "path"))
     var state: String?
 
+    @Option(
+        name: .customLong("secret-dir"),
+        help: ArgumentHelp(
+            "A directory sql executors' password: {file: PATH} may read from; repeat for more ($TIDE_SECRET_DIRS, "
+                + "colon-separated; default: none, so no password file is read).", valueName: "dir"))
+    var secretDirectories: [String] = []
+
     @OptionGroup var remote: RemoteOptions
 
+    /// `--secret-dir` and `TIDE_SECRET_DIRS`.
+    var allowedSecretDirectories: [String] {
+        secretDirectories + (environment("TIDE_SECRET_DIRS") ?? "").split(separator: ":").map(String.init)
+    }
+
     func validate() throws {
+        for directory in allowedSecretDirectories where directory.isEmpty || directory == "/" {
+            throw ValidationError(
+                "--secret-dir: '\(directory)' would allow every file; name the directory of the secrets")
+        }
+        // Process-wide, like the withheld secret variables: every database this command opens reads it.
+        SecretFiles.allow(allowedSecretDirectories)
         if let state = resolvedState, state.hasPrefix("postgres://") || state.hasPrefix("postgresql://") {
             throw ValidationError("--state: PostgreSQL state stores are not supported by this version of tide yet")
         }

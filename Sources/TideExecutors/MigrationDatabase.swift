@@ -305,9 +305,14 @@ public enum MigrationDatabases {
             }
             return value
         case .file(let path):
-            let resolved = path.hasPrefix("/") ? path : (workingDirectory as NSString).appendingPathComponent(path)
+            let resolved: String
+            do {
+                resolved = try SecretFiles.check(path)
+            } catch {
+                throw MigrationError("\(error)")
+            }
             guard let text = try? String(contentsOfFile: resolved, encoding: .utf8) else {
-                throw MigrationError("cannot read the database password file \(resolved)")
+                throw MigrationError("cannot read the database password file \(path)")
             }
             return text.trimmingCharacters(in: .newlines)
         }

@@ -4,7 +4,7 @@ public import TideGit
 /// desired state, or lists every problem.
 public enum DesiredStateBuilder {
     public static func build(
-        documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation, broken: Set<String> = []
+        documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation?, broken: Set<String> = []
     ) -> Result<DesiredState, ManifestError> {
         var diagnostics: [Diagnostic] = []
         var executors: [String: ExecutorManifest] = [:]
@@ -15,7 +15,8 @@ public enum DesiredStateBuilder {
         var migrations: [String: MigrationManifest] = [:]
         var firstSeen: [String: SourceLocation] = [:]
 
-        if documents.isEmpty && broken.isEmpty {
+        // (nil: files failed to decode, so "no manifests" would mislead.)
+        if documents.isEmpty && broken.isEmpty, let emptyLocation {
             diagnostics.append(
                 Diagnostic(emptyLocation, "no manifests found (.yaml or .yml files with apiVersion: tide/v1)"))
         }

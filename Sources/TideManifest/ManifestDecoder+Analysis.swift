@@ -161,10 +161,21 @@ extension NodeReader {
             guard let node = g[field]?.value, let text = string(node, "\(where_).\(field)", owner: owner) else {
                 return nil
             }
+            let shown = DatabaseURL.redacted(text)
             guard let parsed = URLComponents(string: text), ["http", "https"].contains(parsed.scheme ?? ""),
                 parsed.host?.isEmpty == false
             else {
-                error(node, "\(owner)\(where_).\(field): '\(text)' is not an http:// or https:// URL")
+                error(node, "\(owner)\(where_).\(field): '\(shown)' is not an http:// or https:// URL")
+                return nil
+            }
+            // Credentials go in headers, never in a URL: URLs are printed, logged and stored.
+            if parsed.user != nil || parsed.password != nil
+                || (parsed.query.map { $0.contains(DatabaseURL.secretParameter) } ?? false)
+            {
+                error(
+                    node,
+                    "\(owner)\(where_).\(field): '\(shown)' carries credentials; give them in headers "
+                        + "(headers: {Authorization: …}), never in the URL")
                 return nil
             }
             return text

@@ -90,7 +90,11 @@ extension NodeReader {
             error(root, "missing required field '\(name)' (\(why))")
             return nil
         }
-        guard let text = string(field), !text.isEmpty else { return nil }
+        guard let text = string(field) else { return nil }
+        guard !text.isEmpty else {
+            error(field, "'\(name)' is empty (\(why))")
+            return nil
+        }
         return text
     }
 
@@ -131,18 +135,51 @@ extension NodeReader {
         if f["url"] == nil && f["environments"] == nil {
             error(root, "a sql executor needs url (or environments.NAME.url)")
         }
-        if let field = f["password"], let g = fields(field, allowed: ["env", "file"]) {
-            if let name = g["env"].flatMap({ string($0) }) {
-                database.password = .environment(name)
-                // The variable is Tide's secret from now on: no process Tide starts inherits it.
-                SecretVariables.withhold(name)
-            } else if let path = g["file"].flatMap({ string($0) }) {
-                database.password = .file(path)
-            } else {
-                error(field, "give env: VARIABLE or file: PATH (never the password)")
-            }
+        if let field = f["password"] {
+            database.password = password(field)
         }
         return database
+    }
+
+    /// `{env: VARIABLE}` or `{file: /ABSOLUTE/PATH}`; anything else is refused without repeating it (it may be
+    /// the password itself).
+    private mutating func password(_ field: Field) -> PasswordSource? {
+        guard case .mapping = field.node else {
+            error(field, "expected {env: VARIABLE} or {file: PATH}, never the password itself (the value is not shown)")
+            return nil
+        }
+        guard let g = fields(field, allowed: ["env", "file"]) else { return nil }
+        guard g.entries.count == 1 else {
+            error(field, "give one of env: VARIABLE or file: PATH")
+            return nil
+        }
+        if let env = g["env"] {
+            guard let name = string(env) else { return nil }
+            guard Self.isVariableName(name) else {
+                error(env, "'\(name)' is not an environment variable name (letters, digits and _, not first a digit)")
+                return nil
+            }
+            guard !["PATH", "HOME", "USER", "SHELL", "LANG", "TZ", "PWD", "TMPDIR"].contains(name) else {
+                error(env, "'\(name)' is a variable every process needs; name one that holds only the password")
+                return nil
+            }
+            // The variable is Tide's secret from now on: no process Tide starts inherits it.
+            SecretVariables.withhold(name)
+            return .environment(name)
+        }
+        guard let file = g["file"], let path = string(file) else { return nil }
+        if let problem = SecretFiles.problem(with: path) {
+            error(file, problem)
+            return nil
+        }
+        return .file(path)
+    }
+
+    static func isVariableName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(48...57).contains(first) else { return false }
+        return name.utf8.allSatisfy {
+            (65...90).contains($0) || (97...122).contains($0) || (48...57).contains($0) || $0 == 95
+        }
     }
 
     private mutating func databaseURL(_ field: Field) -> DatabaseURL? {

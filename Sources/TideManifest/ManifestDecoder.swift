@@ -192,17 +192,28 @@ struct NodeReader {
         case .scalar(let scalar):
             switch node.tagName {
             case .null: return .null
-            case .bool: return node.typedBool.map(JSONValue.bool) ?? .string(scalar.string)
+            case .bool:
+                guard let value = node.typedBool else {
+                    error(node, "\(owner)\(path): '\(scalar.string)' is tagged !!bool but is not true or false")
+                    return nil
+                }
+                return .bool(value)
             case .int:
                 guard let value = node.typedInt else {
                     error(
                         node,
-                        "\(owner)\(path): '\(scalar.string)' is an integer beyond what Tide carries exactly "
-                            + "(±\(Int64.max)); quote it to pass it as a string")
+                        ScalarResolver.kind(of: scalar.string) == .int
+                            ? "\(owner)\(path): '\(scalar.string)' is an integer beyond what Tide carries exactly "
+                                + "(±\(Int64.max)); quote it to pass it as a string"
+                            : "\(owner)\(path): '\(scalar.string)' is tagged !!int but is not an integer")
                     return nil
                 }
                 return .int(Int64(value))
             case .float:
+                guard node.typedFloat != nil else {
+                    error(node, "\(owner)\(path): '\(scalar.string)' is tagged !!float but is not a number")
+                    return nil
+                }
                 if let value = node.typedFloat, !value.isFinite {
                     error(node, "\(owner)\(path): '\(scalar.string)' is not a finite number, which JSON cannot carry")
                     return nil

@@ -70,7 +70,8 @@ public final class ManifestLoader: @unchecked Sendable {
         }
         let emptyLocation = SourceLocation(file: source.root.isEmpty ? "." : source.root, line: 1, column: 1)
         switch DesiredStateBuilder.build(
-            documents: documents, revision: source.revision, emptyLocation: emptyLocation, broken: broken)
+            documents: documents, revision: source.revision,
+            emptyLocation: diagnostics.contains { $0.severity == .error } ? nil : emptyLocation, broken: broken)
         {
         case .success(var state) where diagnostics.isEmpty:
             state.warnings += Self.skipped(all)

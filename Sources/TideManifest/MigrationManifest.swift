@@ -329,10 +329,13 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             let components = URLComponents(string: text)
         else { throw .unsupported(shown) }
         if components.password != nil { throw .passwordInURL }
+        if components.fragment != nil {
+            throw .malformed("'\(shown)': a URL fragment (#…) is not read; remove it")
+        }
         var tls = PostgresTLS()
         for item in components.queryItems ?? [] {
-            switch item.name {
-            case "password": throw .passwordInURL
+            switch item.name.lowercased() {
+            case "password", "passwd", "pass", "pwd": throw .passwordInURL
             case "sslmode":
                 guard let mode = item.value.flatMap(PostgresTLS.Mode.init(rawValue:)) else {
                     throw .malformed(
@@ -357,6 +360,12 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             throw .malformed("'\(shown)': name the user (postgres://user@host:5432/database)")
         }
         guard let host = components.host, !host.isEmpty else { throw .malformed("'\(shown)': name the host") }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw .malformed("'\(shown)': port \(port) is not a TCP port (1–65535)")
+        }
+        if (user + host).unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw .malformed("'\(Diagnostic.printable(shown))': control characters in the user or host")
+        }
         let database = String(components.path.drop { $0 == "/" })
         guard !database.isEmpty, !database.contains("/") else {
             throw .malformed("'\(shown)': name the database (postgres://user@host:5432/database)")
@@ -367,9 +376,23 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     /// `text` with any password in it — `user:PASSWORD@`, `password=PASSWORD` — replaced by `***`: what an
     /// error message may show of a URL someone wrote.
     public static func redacted(_ text: String) -> String {
-        text.replacing(#/(://[^/?#@:]*):[^/?#@]*@/#) { "\($0.1):***@" }
-            .replacing(#/([Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=)[^&#\s]*/#) { "\($0.1)***" }
+        var text = text
+        // Everything between the scheme and the last '@' is the user and password (a password may hold '/', '?',
+        // '#' and '@' itself): shown as the user alone, or not at all when the user cannot be told apart.
+        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") {
+            let userinfo = text[scheme.upperBound..<at]
+            if let colon = userinfo.firstIndex(of: ":") {
+                text.replaceSubrange(colon..<at, with: ":***")
+            }
+        }
+        // A fragment is never read; it may carry anything.
+        if let hash = text.firstIndex(of: "#") { text = String(text[..<hash]) + "#***" }
+        return text.replacing(Self.secretParameter) { "\($0.1)=***" }
     }
+
+    /// Query parameters that name a secret, whatever their case.
+    nonisolated(unsafe) static let secretParameter =
+        #/(?i)((?:password|passwd|pass|pwd|secret|token|apikey|api_key|key))=[^&#\s]*/#
 }
 
 /// Where a database password comes from: never the manifest itself.

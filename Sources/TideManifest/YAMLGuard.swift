@@ -63,12 +63,18 @@ enum YAMLGuard {
                 if scalar.quoted_implicit == 0, scalar.plain_implicit == 0, let tag = unknownTag(scalar.tag) {
                     return problem(tagMessage(tag))
                 }
+                if let tag = string(scalar.tag), tag == Self.map || tag == Self.seq {
+                    return problem("a plain value tagged \(shown(tag)); !!map and !!seq tag mappings and lists")
+                }
                 close(anchor: string(scalar.anchor), size: 1)
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 let isSequence = event.type == YAML_SEQUENCE_START_EVENT
                 let start = isSequence ? event.data.sequence_start.implicit : event.data.mapping_start.implicit
                 let tag = isSequence ? event.data.sequence_start.tag : event.data.mapping_start.tag
                 if start == 0, let tag = unknownTag(tag) { return problem(tagMessage(tag)) }
+                if start == 0, let tag = string(tag), tag != "!", tag != (isSequence ? Self.seq : Self.map) {
+                    return problem("a \(isSequence ? "list" : "mapping") tagged \(shown(tag))")
+                }
                 guard open.count < YAMLGuard.maximumNesting else {
                     return problem("lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
                 }
@@ -104,9 +110,16 @@ enum YAMLGuard {
             return tag
         }
 
+        static let map = "tag:yaml.org,2002:map"
+        static let seq = "tag:yaml.org,2002:seq"
+
+        private func shown(_ tag: String) -> String {
+            let short = tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst(18) : tag
+            return Diagnostic.printable(String(short.prefix(60)))
+        }
+
         private func tagMessage(_ tag: String) -> String {
-            let shown = tag.hasPrefix("tag:yaml.org,2002:") ? "!!" + tag.dropFirst(18) : tag
-            return "unknown YAML tag '\(Diagnostic.printable(String(shown.prefix(60))))'; manifests may use only "
+            "unknown YAML tag '\(shown(tag))'; manifests may use only "
                 + "!!str, !!int, !!float, !!bool, !!null, !!map and !!seq"
         }
 
