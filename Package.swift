@@ -145,3 +145,14 @@ let package = Package(
         ),
     ]
 )
+
+// The fuzz targets (scripts/fuzz): built only with TIDE_FUZZ set, with libFuzzer's main (`-sanitize=fuzzer`).
+if Context.environment["TIDE_FUZZ"] != nil {
+    for name in ["tide-fuzz-manifest", "tide-fuzz-condition"] {
+        package.targets.append(
+            .executableTarget(
+                name: name, dependencies: ["TideManifest"],
+                swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}

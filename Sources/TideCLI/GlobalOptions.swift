@@ -40,6 +40,8 @@ struct GlobalOptions: ParsableArguments {
 
     @OptionGroup var remote: RemoteOptions
 
+    @OptionGroup var signing: SigningOptions
+
     /// `--secret-dir` and `TIDE_SECRET_DIRS`.
     var allowedSecretDirectories: [String] {
         secretDirectories + (environment("TIDE_SECRET_DIRS") ?? "").split(separator: ":").map(String.init)
@@ -66,6 +68,7 @@ struct GlobalOptions: ParsableArguments {
             throw ValidationError(error.description)
         }
         try remote.validate()
+        try signing.validate(repository: repoArgument)
     }
 
     var repoArgument: String { repo ?? environment("TIDE_REPO") ?? "." }
@@ -122,10 +125,20 @@ struct GlobalOptions: ParsableArguments {
     /// A reconciler on the repository as it is (a remote one as last fetched, publishing nothing).
     func reconciler(concurrency: Int = 16) throws -> Reconciler {
         let repository = try openRepository()
+        return try makeReconciler(
+            repository, branch: trackedBranch, store: try openStore(for: repository), concurrency: concurrency)
+    }
+
+    /// The one place a command's reconciler is made: signing and verification settings go in here.
+    func makeReconciler(
+        _ repository: Repository, branch: String?, store: any StateStore, concurrency: Int,
+        publisher: (any BranchPublisher)? = nil
+    ) throws -> Reconciler {
+        repository.signer = try signing.signer()
         return Reconciler(
-            repository: repository, branch: trackedBranch, root: manifestRoot, store: try openStore(for: repository),
+            repository: repository, branch: branch, root: manifestRoot, store: store,
             executors: DefaultExecutorFactory(workingDirectory: workingDirectory(repository)),
-            concurrency: concurrency)
+            concurrency: concurrency, publisher: publisher, verification: try signing.verification())
     }
 
     /// A reconciler for commands that act on git: a remote repo is fetched first, and the commits Tide writes are
@@ -142,10 +155,8 @@ struct GlobalOptions: ParsableArguments {
                 "tide: warning: \(why); using the revision fetched at \(iso(await source.status.lastFetchSuccessAt))")
         }
         let repository = try Repository.open(at: mirrorPath(for: url))
-        return Reconciler(
-            repository: repository, branch: await source.branch, root: manifestRoot, store: store,
-            executors: DefaultExecutorFactory(workingDirectory: workingDirectory(repository)),
-            concurrency: concurrency, publisher: source)
+        return try makeReconciler(
+            repository, branch: await source.branch, store: store, concurrency: concurrency, publisher: source)
     }
 
     func remoteSource(_ url: RemoteURL, store: SQLiteStateStore, maximumBackoff: Double = 60) async throws

@@ -75,11 +75,9 @@ struct RunCommand: AsyncParsableCommand {
         let daemon = Daemon(
             configuration: settings.daemon, source: source, store: store, logger: logger,
             makeReconciler: { branch in
-                let repository = try global.openRepository()
-                return Reconciler(
-                    repository: repository, branch: branch, root: global.manifestRoot, store: store,
-                    executors: DefaultExecutorFactory(workingDirectory: global.workingDirectory(repository)),
-                    concurrency: concurrency, publisher: publisher)
+                try global.makeReconciler(
+                    try global.openRepository(), branch: branch, store: store, concurrency: concurrency,
+                    publisher: publisher)
             })
         logger.info(
             "starting",

@@ -22,6 +22,10 @@ public final class Reconciler: Sendable {
     public let concurrency: Int
     /// Publishes the commits Tide writes to a remote config repo (nil: the repository is the real one).
     public let publisher: (any BranchPublisher)?
+    /// Only commits signed by an allowed key are applied (nil: signatures are not checked).
+    public let verification: CommitVerification?
+    /// Commits whose signature verified, with the state of the key file then (a changed file checks again).
+    let verifiedCommits = Mutex<[String: String]>([:])
     /// Where every step is recorded, grouping concurrent targets' writes.
     public let journal: StepJournal
     /// Executors' circuit breakers.
@@ -46,8 +50,9 @@ public final class Reconciler: Sendable {
     public init(
         repository: Repository, branch: String?, root: String, store: any StateStore,
         executors: any ExecutorFactory, clock: any TideClock = SystemClock(), loader: ManifestLoader = ManifestLoader(),
-        concurrency: Int = 16, publisher: (any BranchPublisher)? = nil
+        concurrency: Int = 16, publisher: (any BranchPublisher)? = nil, verification: CommitVerification? = nil
     ) {
+        self.verification = verification
         self.concurrency = concurrency
         self.publisher = publisher
         self.journal = StepJournal(store: store)
@@ -83,6 +88,7 @@ public final class Reconciler: Sendable {
         let status = try await store.repositoryStatus()
         let now = clock.now()
         do {
+            try verifySignature(of: head)
             let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
             if record && status.lastGoodRevision != head {
                 var updated = status

@@ -169,13 +169,15 @@ final class SQLiteMigrationDatabase: MigrationDatabase {
     }
 
     /// Runs `body`, interrupting the statement it runs when `deadline` comes.
+    /// Runs `body`, interrupting the database at `deadline`. The timer is a dispatch timer, not a task: Swift's
+    /// cooperative pool can be busy for seconds, and a deadline must not wait for a thread to come free.
     private func bounded<T>(until deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T {
         let queue = self.queue
-        let timer = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            if !Task.isCancelled { queue.interrupt() }
-        }
-        defer { timer.cancel() }
+        let interrupt = DispatchWorkItem { queue.interrupt() }
+        let nanoseconds = max(0, (deadline - .now) / .nanoseconds(1))
+        DispatchQueue.global().asyncAfter(
+            deadline: .now() + .nanoseconds(Int(min(nanoseconds, Double(Int.max / 2)))), execute: interrupt)
+        defer { interrupt.cancel() }
         return try await body()
     }
 

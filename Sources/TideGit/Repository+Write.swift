@@ -30,7 +30,8 @@ extension Repository {
     /// A commit of `contents` as `path` on top of `parent`, on no branch yet (`advance(branch:from:to:)` puts it
     /// there), so a caller can read the desired state it makes before deciding to publish it.
     public func makeFileCommit(path: String, contents: [UInt8], parent: ObjectID, message: String) throws -> ObjectID {
-        try withHandle { repo in
+        let signer = self.signer
+        return try withHandle { repo in
             var parentOID = parent.oid
             var parentCommit: OpaquePointer?
             try check(git_commit_lookup(&parentCommit, repo, &parentOID), "read commit \(parent.short)")
@@ -63,7 +64,8 @@ extension Repository {
             }
             var treeOID = git_oid()
             try check(git_index_write_tree_to(&treeOID, index, repo), "write tree")
-            return try Self.createCommit(repo: repo, tree: treeOID, parent: parentCommit, message: message)
+            return try Self.createCommit(
+                repo: repo, tree: treeOID, parent: parentCommit, message: message, signer: signer)
         }
     }
 
@@ -84,8 +86,9 @@ extension Repository {
         }
     }
 
+    /// Writes a commit of `tree` on `parent`; with `signer`, signed (the `gpgsig` header git writes).
     private static func createCommit(
-        repo: OpaquePointer, tree treeOID: git_oid, parent: OpaquePointer?, message: String
+        repo: OpaquePointer, tree treeOID: git_oid, parent: OpaquePointer?, message: String, signer: CommitSigner?
     ) throws -> ObjectID {
         var treeOID = treeOID
         var tree: OpaquePointer?
@@ -98,11 +101,30 @@ extension Repository {
         defer { git_signature_free(signature) }
         var commitOID = git_oid()
         var parents: [OpaquePointer?] = [parent]
-        let created = parents.withUnsafeMutableBufferPointer { buffer in
-            git_commit_create(
-                &commitOID, repo, nil, signature, signature, nil, message, tree, buffer.count, buffer.baseAddress)
+        guard let signer else {
+            let created = parents.withUnsafeMutableBufferPointer { buffer in
+                git_commit_create(
+                    &commitOID, repo, nil, signature, signature, nil, message, tree, buffer.count, buffer.baseAddress)
+            }
+            try check(created, "create commit")
+            return ObjectID(commitOID)
         }
-        try check(created, "create commit")
+        var buffer = git_buf()
+        defer { git_buf_dispose(&buffer) }
+        let made = parents.withUnsafeMutableBufferPointer { list in
+            git_commit_create_buffer(
+                &buffer, repo, signature, signature, nil, message, tree, list.count, list.baseAddress)
+        }
+        try check(made, "create commit")
+        let content = Array(UnsafeRawBufferPointer(start: buffer.ptr, count: buffer.size))
+        let armored: String
+        do {
+            armored = try signer.sign(content)
+        } catch {
+            throw GitError(code: -1, operation: "sign commit", message: "\(error)")
+        }
+        let text = String(decoding: content, as: UTF8.self)
+        try check(git_commit_create_with_signature(&commitOID, repo, text, armored, "gpgsig"), "create signed commit")
         return ObjectID(commitOID)
     }
 
@@ -144,7 +166,8 @@ extension Repository {
     /// One commit on top of `parent` that reverts `commits` (newest first) together, on no branch yet; nil when
     /// reverting them changes nothing. Throws when a revert does not apply cleanly.
     public func makeRevertCommit(_ commits: [ObjectID], parent: ObjectID, message: String) throws -> ObjectID? {
-        try withHandle { repo in
+        let signer = self.signer
+        return try withHandle { repo in
             var options = git_merge_options()
             try check(git_merge_options_init(&options, UInt32(GIT_MERGE_OPTIONS_VERSION)), "initialise merge options")
             var parentOID = parent.oid
@@ -176,12 +199,14 @@ extension Repository {
                 }
                 try check(git_index_write_tree_to(&tree, index, repo), "write tree")
                 if id != commits.last {
-                    ours = try Self.createCommit(repo: repo, tree: tree, parent: oursCommit, message: message)
+                    ours = try Self.createCommit(
+                        repo: repo, tree: tree, parent: oursCommit, message: message, signer: signer)
                 }
             }
             var parentTree = git_commit_tree_id(parentCommit).pointee
             if git_oid_equal(&tree, &parentTree) == 1 { return nil }
-            return try Self.createCommit(repo: repo, tree: tree, parent: parentCommit, message: message)
+            return try Self.createCommit(
+                repo: repo, tree: tree, parent: parentCommit, message: message, signer: signer)
         }
     }
 

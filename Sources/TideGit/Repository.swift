@@ -10,6 +10,7 @@ public final class Repository: @unchecked Sendable {
     // Guarded by `lock`; never escapes `withHandle`.
     private let pointer: OpaquePointer
     private let lock = NSLock()
+    private var commitSigner: CommitSigner?
 
     /// The `.git` directory (or the repository itself, when bare), with a trailing slash removed.
     public let gitDirectory: String
@@ -17,6 +18,12 @@ public final class Repository: @unchecked Sendable {
     public let workingDirectory: String?
 
     public var isBare: Bool { workingDirectory == nil }
+
+    /// Signs every commit this repository writes (nil: commits are unsigned). Read it outside `withHandle`.
+    public var signer: CommitSigner? {
+        get { lock.withLock { commitSigner } }
+        set { lock.withLock { commitSigner = newValue } }
+    }
 
     init(pointer: OpaquePointer) {
         self.pointer = pointer

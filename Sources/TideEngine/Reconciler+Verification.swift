@@ -1,0 +1,36 @@
+import Foundation
+import TideGit
+import TideManifest
+
+/// Commit signatures: with `--verify-commits`, a head that is not signed by an allowed key is rejected like an
+/// invalid revision (the last good one stays applied, `revision.rejected`, the reason in `tide status`).
+///
+/// Must never happen: a head applied whose signature did not verify against the operator's key file; a verified
+/// result reused after that file changed.
+extension Reconciler {
+    func verifySignature(of commit: ObjectID) throws {
+        guard let verification else { return }
+        let key = "\(commit)|\(Self.fileStamp(verification.keys))"
+        if verifiedCommits.withLock({ $0[key] }) != nil { return }
+        switch verification.verify(commit, in: repository) {
+        case .success(let signer):
+            verifiedCommits.withLock { $0[key] = signer }
+        case .failure(let failure):
+            let location = SourceLocation(file: "commit \(commit.short)", line: 1, column: 1)
+            throw ManifestError(
+                diagnostics: [
+                    Diagnostic(
+                        location,
+                        "\(failure.description); Tide applies only commits signed by a key in "
+                            + "\(verification.keys) (--verify-commits \(verification.mode.rawValue))")
+                ])
+        }
+    }
+
+    /// Size and modification time of a file: a key file edited in place checks commits again.
+    static func fileStamp(_ path: String) -> String {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return "missing" }
+        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        return "\(attributes[.size] as? Int ?? -1)@\(modified)"
+    }
+}

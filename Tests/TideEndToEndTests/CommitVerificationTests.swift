@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+import TideGit
+import TideTestSupport
+
+/// `--verify-commits`: only heads signed by an allowed key are applied; anything else is rejected like an invalid
+/// revision (the last good one stays, `revision.rejected`, the reason in status). Commits Tide writes are signed
+/// with `--signing-key` and pass the same check.
+@Suite("End to end: commit signature verification")
+struct CommitVerificationTests {
+    @Test("SSH: unsigned and foreign heads are rejected and the last good stays; Tide's own rollback is signed")
+    func ssh() async throws {
+        let repo = try ConfigRepo()
+        let keys = try SigningKeys(in: repo.scratch)
+        let stranger = try SigningKeys(in: repo.scratch, name: "stranger", principal: "mallory@example.com")
+        let verify = ["--verify-commits", "ssh", "--allowed-signers", keys.allowedSigners]
+        func tide(_ arguments: String...) async throws -> ProcessOutput {
+            try await repo.tide(arguments[0], extra: Array(arguments.dropFirst()) + verify)
+        }
+        func apiVersion() async throws -> String? {
+            let status = try await repo.tide("status", "--json")
+            let targets = (try repo.json(status) as? [String: Any])?["targets"] as? [[String: Any]]
+            return targets?.first { $0["service"] as? String == "api" }?["version"] as? String
+        }
+
+        // The fixture's first commit is unsigned: nothing is applied.
+        let first = try await tide("reconcile")
+        #expect(first.status != 0, "\(first.combined)")
+        #expect(first.combined.contains("is not signed"), "\(first.combined)")
+        #expect(repo.calls().isEmpty)
+
+        try keys.commitSigned(repo.fixture, "api 1.0.1 signed", files: ["api.yaml": ConfigRepo.service("api", "1.0.1")])
+        let signed = try await tide("reconcile")
+        #expect(signed.status == 0, "\(signed.combined)")
+        #expect(try await apiVersion() == "1.0.1")
+
+        // Unsigned, then signed by a key that is not allowed: rejected, 1.0.1 stays, the reason is shown.
+        let unsigned = try repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
+        let rejected = try await tide("reconcile")
+        #expect(rejected.combined.contains("commit \(unsigned.short) is not signed"), "\(rejected.combined)")
+        #expect(try await apiVersion() == "1.0.1")
+        let status = try await repo.tide("status")
+        #expect(status.standardOutput.contains("is not signed"), "\(status.standardOutput)")
+        try stranger.commitSigned(
+            repo.fixture, "api 3.0.0 by mallory", files: ["api.yaml": ConfigRepo.service("api", "3.0.0")])
+        let foreign = try await tide("reconcile")
+        #expect(foreign.combined.contains("is signed by a key not in"), "\(foreign.combined)")
+        #expect(try await apiVersion() == "1.0.1")
+        #expect(!repo.calls().contains { $0.contains("2.0.0") || $0.contains("3.0.0") }, "\(repo.calls())")
+        let history = try await repo.tide("history", "--json")
+        #expect(history.standardOutput.components(separatedBy: "revision.rejected").count - 1 >= 3)
+
+        // A signed 2.0.0 deploys; Tide's rollback commit is signed with its key and applied under the same check.
+        try keys.commitSigned(repo.fixture, "api 2.0.0 signed", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
+        #expect(try await tide("reconcile").status == 0)
+        #expect(try await apiVersion() == "2.0.0")
+        let rollback = try await tide("rollback", "api", "--env", "prod", "--signing-key", keys.sshKey)
+        #expect(rollback.status == 0, "\(rollback.combined)")
+        let head = try repo.fixture.head()
+        let verified = try runProcess(
+            GitFixture.gitPath,
+            ["-c", "gpg.ssh.allowedSignersFile=\(keys.allowedSigners)", "verify-commit", head.hex],
+            in: repo.fixture.workTree)
+        #expect(verified.status == 0, "\(verified.standardError)")
+        let rolledBack = try await tide("reconcile")
+        #expect(rolledBack.status == 0, "\(rolledBack.combined)")
+        #expect(try await apiVersion() == "1.0.1")
+    }
+
+    @Test("GPG: a head signed by a key in the keyring is applied; another key's is not")
+    func gpg() async throws {
+        let repo = try ConfigRepo()
+        let key = try GPGKey(in: repo.scratch)
+        let stranger = try GPGKey(in: repo.scratch, name: "stranger", user: "Mallory <mallory@example.com>")
+        defer {
+            key.stop()
+            stranger.stop()
+        }
+        let verify = ["--verify-commits", "gpg", "--gpg-keyring", key.publicKey]
+        try key.commitSigned(repo.fixture, "signed", files: ["api.yaml": ConfigRepo.service("api", "1.0.1")])
+        let applied = try await repo.tide("reconcile", extra: verify)
+        #expect(applied.status == 0, "\(applied.combined)")
+        try stranger.commitSigned(repo.fixture, "foreign", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
+        let refused = try await repo.tide("reconcile", extra: verify)
+        #expect(refused.combined.contains("is signed by a key not in"), "\(refused.combined)")
+        #expect(!repo.calls().contains { $0.contains("2.0.0") })
+    }
+
+    @Test("the keys must come from outside the repo, and each mode needs its file")
+    func settings() async throws {
+        let repo = try ConfigRepo()
+        let keys = try SigningKeys(in: repo.scratch)
+        try FileManager.default.copyItem(
+            atPath: keys.allowedSigners, toPath: repo.fixture.workTree + "/allowed_signers")
+        let inside = try await repo.tide(
+            "reconcile",
+            extra: ["--verify-commits", "ssh", "--allowed-signers", repo.fixture.workTree + "/allowed_signers"])
+        #expect(inside.status != 0 && inside.combined.contains("is inside the config repo"), "\(inside.combined)")
+        let missing = try await repo.tide("reconcile", extra: ["--verify-commits", "ssh"])
+        #expect(missing.combined.contains("--verify-commits ssh needs --allowed-signers"), "\(missing.combined)")
+        let bad = try await repo.tide("reconcile", extra: ["--verify-commits", "x509"])
+        #expect(bad.combined.contains("'x509' is not ssh or gpg"), "\(bad.combined)")
+        #expect(repo.calls().isEmpty)
+    }
+}
