@@ -169,7 +169,12 @@ public struct Planner: Sendable {
     ) async throws -> Classification {
         let ranBefore = try await ranHealthy(target)
         var unproven: String?
-        if let liveRevision = live.revision, liveRevision != revision {
+        if let liveRevision = live.revision, liveRevision != revision, !repository.contains(liveRevision) {
+            // History rewritten (and the old commits garbage-collected): which commits are new cannot be told.
+            unproven =
+                "the live revision \(liveRevision.short) is no longer in the repository (history was rewritten), "
+                + "so reverts cannot be seen: classified by version and config alone"
+        } else if let liveRevision = live.revision, liveRevision != revision {
             let file = target.location.file
             let commits = try repository.commits(from: revision, excluding: liveRevision, touching: [file], limit: 200)
             if let revert = commits.first(where: { $0.revertedCommit != nil }), let reverted = revert.revertedCommit {

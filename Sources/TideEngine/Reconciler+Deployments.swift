@@ -32,8 +32,15 @@ extension Reconciler {
     func succeededDeployment(
         target: DesiredTarget, rollout: Rollout, liveRevision: ObjectID?, desired: DesiredState, at: Date
     ) async throws -> [DeploymentRecord] {
-        let commits = try repository.commits(
+        var commits = try repository.commits(
             from: rollout.revision, excluding: liveRevision, touching: [target.location.file], limit: 10_000)
+        // The live revision is gone (history rewritten): the commits since it cannot be told, so lead time counts
+        // the deployed commit alone rather than the whole history.
+        if commits.isEmpty, let liveRevision, !repository.contains(liveRevision),
+            let deployed = try? repository.commit(rollout.revision)
+        {
+            commits = [deployed]
+        }
         let record = DeploymentRecord(
             id: Self.deploymentID(target.id, rollout), target: target.id,
             production: desired.environments[target.id.environment]?.production ?? false, revision: rollout.revision,

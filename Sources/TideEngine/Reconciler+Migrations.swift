@@ -309,8 +309,10 @@ extension Reconciler {
                 rootCommits.withLock { $0[head] = found }
                 return found
             }()
-        return MigrationOwner(
-            repository: root.hex, branch: branch, path: self.root, state: try await store.installID())
+        // A shallow clone's history ends at a boundary that moves as it is fetched: its root is not known, so the
+        // repository is named by where it is instead.
+        let name = repository.isShallow ? "shallow:\(repository.gitDirectory)" : root.hex
+        return MigrationOwner(repository: name, branch: branch, path: self.root, state: try await store.installID())
     }
 
     /// Whether this install may act on a migration: its rows are this install's, or they predate owners and

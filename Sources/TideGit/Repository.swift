@@ -146,10 +146,16 @@ public final class Repository: @unchecked Sendable {
 
     /// Commits reachable from `head` and not from `base`, newest first, that change anything under one of
     /// `paths` compared with their first parent. An empty `paths` keeps every commit.
+    ///
+    /// History that is not all there is walked as far as it goes: in a shallow clone the walk stops at the
+    /// boundary, and a `base` that is gone (history rewritten and garbage-collected) gives no commits at all —
+    /// nothing can be said to be new since a commit that no longer exists. `isShallow` and `contains` tell callers
+    /// which happened.
     public func commits(
         from head: ObjectID, excluding base: ObjectID? = nil, touching paths: [String] = [], limit: Int = .max
     ) throws -> [Commit] {
-        try withHandle { repo throws in
+        if let base, !contains(base) { return [] }
+        return try withHandle { repo throws in
             var walk: OpaquePointer?
             try check(git_revwalk_new(&walk, repo), "start revision walk")
             defer { git_revwalk_free(walk) }
@@ -165,16 +171,38 @@ public final class Repository: @unchecked Sendable {
             while result.count < limit {
                 let rc = git_revwalk_next(&oid, walk)
                 if rc == GIT_ITEROVER.rawValue { break }
+                // A parent that is not in the repository: the boundary of a shallow clone.
+                if rc == GIT_ENOTFOUND.rawValue { break }
                 try check(rc, "walk history from \(head.short)")
                 var commit: OpaquePointer?
                 try check(git_commit_lookup(&commit, repo, &oid), "read commit \(ObjectID(oid).short)")
                 defer { git_commit_free(commit) }
-                if try paths.isEmpty || Self.touches(commit: commit!, paths: paths, repo: repo) {
-                    result.append(Self.describe(commit: commit!))
+                let kept: Bool
+                do {
+                    kept = try paths.isEmpty || Self.touches(commit: commit!, paths: paths, repo: repo)
+                } catch let error as GitError where error.code == GIT_ENOTFOUND.rawValue {
+                    break  // its parent is beyond the shallow boundary: what it changed cannot be told
                 }
+                if kept { result.append(Self.describe(commit: commit!)) }
             }
             return result
         }
+    }
+
+    /// Whether the object `id` is in the repository.
+    public func contains(_ id: ObjectID) -> Bool {
+        (try? withHandle { repo throws in
+            var odb: OpaquePointer?
+            try check(git_repository_odb(&odb, repo), "open object database")
+            defer { git_odb_free(odb) }
+            var oid = id.oid
+            return git_odb_exists(odb, &oid) == 1
+        }) ?? false
+    }
+
+    /// A shallow clone (`git clone --depth`): history ends at a boundary, and the root commit is not known.
+    public var isShallow: Bool {
+        (try? withHandle { repo in git_repository_is_shallow(repo) == 1 }) ?? false
     }
 
     /// True when the commit's tree differs from its first parent's at any of `paths`. Compares tree entry ids,
