@@ -138,7 +138,14 @@ struct GlobalOptions: ParsableArguments {
         return Reconciler(
             repository: repository, branch: branch, root: manifestRoot, store: store,
             executors: DefaultExecutorFactory(workingDirectory: workingDirectory(repository)),
-            concurrency: concurrency, publisher: publisher, verification: try signing.verification())
+            concurrency: concurrency, publisher: publisher, verification: try signing.verification(),
+            readCheck: readCheck(repository))
+    }
+
+    /// New heads are read by a `tide git-check` child first (libgit2 can crash or hang on corrupt objects).
+    func readCheck(_ repository: Repository) -> ChildReadCheck {
+        ChildReadCheck(
+            repository: repository.gitDirectory, executable: tideExecutable(), timeout: remote.fetchTimeoutSeconds)
     }
 
     /// A reconciler for commands that act on git: a remote repo is fetched first, and the commits Tide writes are

@@ -15,7 +15,9 @@ struct RemoteOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Deadline of one fetch or push ($TIDE_FETCH_TIMEOUT; default 60s).", valueName: "duration"))
+        help: ArgumentHelp(
+            "Deadline of one fetch or push, and of reading a new revision's objects in a child process "
+                + "($TIDE_FETCH_TIMEOUT; default 60s).", valueName: "duration"))
     var fetchTimeout: String?
 
     @Option(name: .long, help: "User name for HTTP(S) or SSH ($TIDE_GIT_USERNAME).")

@@ -34,3 +34,20 @@ extension Reconciler {
         return "\(attributes[.size] as? Int ?? -1)@\(modified)"
     }
 }
+
+extension Reconciler {
+    /// With a read check: `commit`'s objects are read by a child process first (once per commit); a failure
+    /// rejects the revision like an invalid one, naming what could not be read.
+    func checkReadable(_ commit: ObjectID) async throws {
+        guard let readCheck, !readableCommits.withLock({ $0.contains(commit) }) else { return }
+        if let failure = await readCheck.check(commit: commit, root: root, known: loader.cachedBlobs) {
+            throw ManifestError(
+                diagnostics: [
+                    Diagnostic(
+                        SourceLocation(file: "commit \(commit.short)", line: 1, column: 1),
+                        "the revision cannot be read safely: \(failure)")
+                ])
+        }
+        readableCommits.withLock { _ = $0.insert(commit) }
+    }
+}

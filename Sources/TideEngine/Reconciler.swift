@@ -24,6 +24,10 @@ public final class Reconciler: Sendable {
     public let publisher: (any BranchPublisher)?
     /// Only commits signed by an allowed key are applied (nil: signatures are not checked).
     public let verification: CommitVerification?
+    /// Reads a new head's objects in another process before this one does (nil: read in-process directly).
+    public let readCheck: (any RevisionReadCheck)?
+    /// Heads whose objects the read check found readable.
+    let readableCommits = Mutex<Set<ObjectID>>([])
     /// Commits whose signature verified, with the state of the key file then (a changed file checks again).
     let verifiedCommits = Mutex<[String: String]>([:])
     /// Where every step is recorded, grouping concurrent targets' writes.
@@ -50,9 +54,11 @@ public final class Reconciler: Sendable {
     public init(
         repository: Repository, branch: String?, root: String, store: any StateStore,
         executors: any ExecutorFactory, clock: any TideClock = SystemClock(), loader: ManifestLoader = ManifestLoader(),
-        concurrency: Int = 16, publisher: (any BranchPublisher)? = nil, verification: CommitVerification? = nil
+        concurrency: Int = 16, publisher: (any BranchPublisher)? = nil, verification: CommitVerification? = nil,
+        readCheck: (any RevisionReadCheck)? = nil
     ) {
         self.verification = verification
+        self.readCheck = readCheck
         self.concurrency = concurrency
         self.publisher = publisher
         self.journal = StepJournal(store: store)
@@ -89,6 +95,7 @@ public final class Reconciler: Sendable {
         let now = clock.now()
         do {
             try verifySignature(of: head)
+            try await checkReadable(head)
             let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
             if record && status.lastGoodRevision != head {
                 var updated = status

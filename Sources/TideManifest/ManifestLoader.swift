@@ -1,5 +1,5 @@
 import Foundation
-import TideGit
+public import TideGit
 
 /// Parses the manifests of a source into desired state, caching each file's parse by (path, blob id): a file
 /// whose content did not change between two revisions is never parsed twice in one process.
@@ -24,6 +24,11 @@ public final class ManifestLoader: @unchecked Sendable {
     private let lock = NSLock()
 
     public init() {}
+
+    /// The blobs this loader has read and parsed (objects are immutable: these were readable once, so they are).
+    public var cachedBlobs: Set<ObjectID> {
+        lock.withLock { Set(cache.keys.map(\.blob)) }
+    }
 
     /// How many files were parsed (cache misses) so far.
     public var filesParsed: Int {

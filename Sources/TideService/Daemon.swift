@@ -87,7 +87,8 @@ extension Reconciler {
         Reconciler(
             repository: repository, branch: branch, root: root, store: store,
             executors: InstrumentedExecutorFactory(base: executors, metrics: metrics, logger: logger), clock: clock,
-            loader: loader, concurrency: concurrency, publisher: publisher, verification: verification)
+            loader: loader, concurrency: concurrency, publisher: publisher, verification: verification,
+            readCheck: readCheck)
     }
 }
 

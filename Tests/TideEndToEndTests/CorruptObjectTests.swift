@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+import TideGit
+import TideTestSupport
+
+/// A corrupt object in the config repo: Debian's libgit2 1.5 loops for ever on this truncated loose blob. Tide
+/// reads new revisions in a child first, so the pass is refused within the deadline with the object named, the
+/// last good revision stays, and Tide itself never hangs.
+@Suite("End to end: corrupt git objects")
+struct CorruptObjectTests {
+    @Test("a truncated loose blob: validate and reconcile refuse the revision at the deadline, naming it")
+    func truncatedBlob() async throws {
+        let repo = try ConfigRepo()
+        #expect(try await repo.tide("reconcile").status == 0)
+        let service = ConfigRepo.service("api", "2.0.0").replacingOccurrences(
+            of: "environments: {prod: {}}",
+            with: "environments: {prod: {}}\n  config: {pad: \"\(String(repeating: "x", count: 4000))\"}")
+        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": service])
+        let blob = try repo.fixture.git("rev-parse", "HEAD:api.yaml").trimmingCharacters(in: .whitespacesAndNewlines)
+        let object = repo.fixture.workTree + "/.git/objects/\(blob.prefix(2))/\(blob.dropFirst(2))"
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: object)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: object))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: object))
+
+        let deadline = ["--fetch-timeout", "3s"]
+        let started = Date()
+        let validate = try await repo.tide("validate", extra: deadline)
+        #expect(validate.status != 0)
+        #expect(
+            validate.standardError.contains(
+                "corrupt object: the reader did not finish within 3 s reading blob \(blob)"),
+            "\(validate.combined)")
+        let pass = try await repo.tide("reconcile", extra: deadline)
+        #expect(pass.combined.contains("cannot be read safely"), "\(pass.combined)")
+        #expect(pass.combined.contains(blob), "\(pass.combined)")
+        #expect(Date().timeIntervalSince(started) < 40)
+        #expect(!repo.calls().contains { $0.contains("2.0.0") })
+        let status = try await repo.tide("status", "--json")
+        #expect(status.standardOutput.contains("cannot be read safely"), "\(status.standardOutput)")
+
+        // A fix on top (the corrupt blob is no longer needed): applied.
+        try repo.fixture.commit("api 2.0.1", files: ["api.yaml": ConfigRepo.service("api", "2.0.1")])
+        let fixed = try await repo.tide("reconcile", extra: deadline)
+        #expect(fixed.status == 0, "\(fixed.combined)")
+        #expect(repo.calls().contains("deploy api@prod 2.0.1"))
+    }
+}
