@@ -117,9 +117,11 @@ extension NodeReader {
                 return nil
             }
             let parts = text.split(separator: "-").compactMap { Int($0) }
-            if parts.count == 3, text.count == 10,
+            // The calendar rolls 2026-13-04 over into 2027: every component must come back as written.
+            if parts.count == 3, text.count == 10, (1970...9999).contains(parts[0]),
                 let date = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])),
-                calendar.component(.day, from: date) == parts[2]
+                calendar.dateComponents([.year, .month, .day], from: date)
+                    == DateComponents(year: parts[0], month: parts[1], day: parts[2])
             {
                 return date
             }

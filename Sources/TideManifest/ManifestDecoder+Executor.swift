@@ -35,6 +35,12 @@ extension NodeReader {
             for key in map.keys.sorted() where key.hasPrefix("TIDE_") {
                 error(field.child(key, field.node), "TIDE_* variables are set by tide itself")
             }
+            for key in map.keys.sorted() where !Self.isVariableName(key) {
+                error(
+                    field.child(key, field.node),
+                    "'\(Diagnostic.printable(key))' is not an environment variable name (letters, digits and _, "
+                        + "not first a digit)")
+            }
             env = map
         }
         let kind: ExecutorManifest.Kind?
@@ -77,7 +83,7 @@ extension NodeReader {
         }
         guard let items = stringList(field.node, field.path, owner: field.owner) else { return nil }
         let argv = items.map(\.0)
-        guard let program = argv.first, !program.isEmpty else {
+        guard let program = argv.first, !program.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             error(field, "must name a program to run")
             return nil
         }

@@ -128,6 +128,11 @@ struct NodeReader {
             error(node, "\(owner)\(path): expected a string, found \(describe(node))")
             return nil
         }
+        // A NUL would cut the text short wherever it becomes a C string (argv, environment, paths).
+        guard !scalar.string.unicodeScalars.contains("\u{0}") else {
+            error(node, "\(owner)\(path): contains a NUL character")
+            return nil
+        }
         return scalar.string
     }
 

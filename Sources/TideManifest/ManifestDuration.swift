@@ -21,14 +21,20 @@ public enum ManifestDuration {
     private static func unbounded(_ text: String) -> Double? {
         let text = text.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
-        if let plain = Double(text) {
-            guard !plain.isNaN, plain >= 0 else { return nil }
+        // A bare number is seconds, written in decimal (`300`, `1.5`, `1e3`); not hex (`0x10`), which Double
+        // would take too. `inf` and `nan` read as numbers so they are refused as too long, not as garbage.
+        if text.allSatisfy({ $0.isASCII && ($0.isNumber || ".eE+-".contains($0)) })
+            || ["inf", "infinity", "nan"].contains(
+                text.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "+-")))
+        {
+            guard let plain = Double(text), !plain.isNaN, plain >= 0 else { return nil }
             return plain
         }
         var total = 0.0
         var number = ""
         var unit = ""
         var parsedAny = false
+        var previousScale = Double.infinity
         func flush() -> Bool {
             guard let value = Double(number), value >= 0 else { return false }
             let scale: Double
@@ -40,6 +46,9 @@ public enum ManifestDuration {
             case "d": scale = 86400
             default: return false
             }
+            // Units from the largest down, each once: `1h30m`, not `5s1h` or `1m1m`.
+            guard scale < previousScale else { return false }
+            previousScale = scale
             total += value * scale
             number = ""
             unit = ""

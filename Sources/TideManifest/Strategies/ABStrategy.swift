@@ -69,6 +69,11 @@ public struct ABStrategy: DecodableStrategy {
         return Self(match: match, duration: duration, analysis: analysis)
     }
 
+    /// HTTP's token characters (RFC 9110), which header and cookie names are made of.
+    static let token = CharacterSet(
+        charactersIn: "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    static let tokenRule = "letters, digits and !#$%&'*+-.^_`|~"
+
     /// `match: {header: {name, value}}`, `{cookie: {name, value}}` or `{userKey: {header, percent}}`.
     static func decodeMatch(_ field: Field, reader: inout NodeReader) -> Match? {
         guard let map = reader.fields(field, allowed: ["header", "cookie", "userKey"]) else { return nil }
@@ -81,11 +86,30 @@ public struct ABStrategy: DecodableStrategy {
                 let header = h["header"].flatMap({ reader.string($0) }),
                 let share = h["percent"].flatMap({ reader.percent($0, minimum: 1) })
             else { return nil }
+            guard !header.isEmpty, header.unicodeScalars.allSatisfy(Self.token.contains) else {
+                h["header"].map {
+                    reader.error($0, "'\(Diagnostic.printable(header))' is not a header name (\(Self.tokenRule))")
+                }
+                return nil
+            }
             return .userKey(header: header, percent: share)
         }
         guard let h = reader.fields(inner, allowed: ["name", "value"], required: ["name", "value"]),
             let name = h["name"].flatMap({ reader.string($0) }), let value = h["value"].flatMap({ reader.string($0) })
         else { return nil }
+        // The name becomes an HTTP header or cookie name in traffic configs (nginx's `$http_…`): a token only.
+        guard !name.isEmpty, name.unicodeScalars.allSatisfy(Self.token.contains) else {
+            h["name"].map {
+                reader.error($0, "'\(Diagnostic.printable(name))' is not a \(kind) name (\(Self.tokenRule))")
+            }
+            return nil
+        }
+        guard !value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            h["value"].map {
+                reader.error($0, "the \(kind) value contains control characters (line breaks are refused)")
+            }
+            return nil
+        }
         return kind == "header" ? .header(name: name, value: value) : .cookie(name: name, value: value)
     }
 }
