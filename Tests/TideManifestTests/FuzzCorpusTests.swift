@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+
+@testable import TideManifest
+
+/// Every input the fuzzers kept (`Fuzz/corpus`, grown and minimised by `scripts/fuzz`) runs again here through
+/// the same entry points: an input that once reached new code must never come to trap, hang or overflow.
+@Suite("TideManifest: the fuzz corpus replays without a crash")
+struct FuzzCorpusTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus")
+
+    static func inputs(_ target: String) -> [URL] {
+        let directory = root.appendingPathComponent(target)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.sorted().map { directory.appendingPathComponent($0) }
+    }
+
+    @Test("manifest decoder: every kept input, each within 5 s")
+    func manifests() throws {
+        let inputs = Self.inputs("manifest")
+        #expect(inputs.count >= 100, "the manifest corpus has \(inputs.count) inputs")
+        for input in inputs {
+            let started = ContinuousClock.now
+            FuzzEntry.manifest(Array(try Data(contentsOf: input)))
+            #expect(ContinuousClock.now - started < .seconds(5), "\(input.lastPathComponent)")
+        }
+    }
+
+    @Test("condition language: every kept input")
+    func conditions() throws {
+        let inputs = Self.inputs("condition")
+        #expect(inputs.count >= 100, "the condition corpus has \(inputs.count) inputs")
+        for input in inputs {
+            FuzzEntry.condition(Array(try Data(contentsOf: input)))
+        }
+    }
+}
