@@ -43,7 +43,7 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
                 message: "a condition is at most \(Self.maximumLength) characters (this one has \(text.count))",
                 column: Self.maximumLength + 1)
         }
-        var parser = Parser(tokens: try Self.tokenize(text))
+        var parser = Parser(tokens: try Self.tokenize(text), end: text.count + 1)
         self.expression = try parser.parseOr()
         if let extra = parser.peek {
             throw ParseError(message: "unexpected '\(extra.text)'", column: extra.column)
@@ -242,6 +242,13 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
     struct Parser {
         var tokens: [Token]
         var position = 0
+        /// The column just past the text: where "ends too early" and a missing ')' or ']' are reported.
+        var end = 1
+
+        init(tokens: [Token], end: Int) {
+            self.tokens = tokens
+            self.end = end
+        }
 
         var peek: Token? { position < tokens.count ? tokens[position] : nil }
 
@@ -311,7 +318,7 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
         }
 
         mutating func parseUnary() throws(ParseError) -> Expression {
-            let column = peek?.column ?? 0
+            let column = peek?.column ?? end
             if take("!") {
                 return .unary("!", try nested(at: column) { parser throws(ParseError) in try parser.parseUnary() })
             }
@@ -326,13 +333,14 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
             while true {
                 if take(".") {
                     guard let token = peek, case .word(let name) = token.kind else {
-                        throw ParseError(message: "expected a field name after '.'", column: peek?.column ?? 0)
+                        throw ParseError(message: "expected a field name after '.'", column: peek?.column ?? end)
                     }
                     position += 1
                     base = .member(base, name)
                 } else if take("[") {
-                    let index = try nested(at: peek?.column ?? 0) { parser throws(ParseError) in try parser.parseOr() }
-                    guard take("]") else { throw ParseError(message: "expected ']'", column: peek?.column ?? 0) }
+                    let index = try nested(at: peek?.column ?? end) { parser throws(ParseError) in try parser.parseOr()
+                    }
+                    guard take("]") else { throw ParseError(message: "expected ']'", column: peek?.column ?? end) }
                     base = .index(base, index)
                 } else {
                     return base
@@ -341,7 +349,7 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
         }
 
         mutating func parsePrimary() throws(ParseError) -> Expression {
-            guard let token = peek else { throw ParseError(message: "the condition ends too early", column: 0) }
+            guard let token = peek else { throw ParseError(message: "the condition ends too early", column: end) }
             position += 1
             switch token.kind {
             case .number(let value): return .literal(.double(value))
@@ -355,7 +363,7 @@ public struct Condition: Sendable, Hashable, CustomStringConvertible {
                     message: "unknown name '\(other)' (only result, true, false, null)", column: token.column)
             case .symbol("("):
                 let inner = try nested(at: token.column) { parser throws(ParseError) in try parser.parseOr() }
-                guard take(")") else { throw ParseError(message: "expected ')'", column: peek?.column ?? 0) }
+                guard take(")") else { throw ParseError(message: "expected ')'", column: peek?.column ?? end) }
                 return inner
             case .symbol(let symbol):
                 throw ParseError(message: "unexpected '\(symbol)'", column: token.column)

@@ -16,7 +16,12 @@ extension NodeReader {
         let before = diagnostics.count
         var analysis = AnalysisManifest(name: name, location: at)
         if let node = f["interval"]?.value, let seconds = duration(node, "\(path).interval", owner: owner) {
-            analysis.interval = seconds
+            // 0s would take every measurement of the analysis at once.
+            if seconds > 0 {
+                analysis.interval = seconds
+            } else {
+                error(node, "\(owner)\(path).interval: must be longer than 0s")
+            }
         }
         if let node = f["initialDelay"]?.value, let seconds = duration(node, "\(path).initialDelay", owner: owner) {
             analysis.initialDelay = seconds
@@ -149,13 +154,21 @@ extension NodeReader {
         {
             var timeout = 30.0
             if let t = c["timeout"]?.value, let seconds = duration(t, "\(path).command.timeout", owner: owner) {
+                if seconds <= 0 { error(t, "\(owner)\(path).command.timeout: must be longer than 0s") }
                 timeout = seconds
             }
             if argv.isEmpty { error(argvNode, "\(owner)\(path).command.command: must name a program") }
             provider = .command(argv.map(\.0), timeout: timeout)
         }
         func timeout(_ g: [String: (key: Node, value: Node)], _ where_: String, default value: Double) -> Double {
-            g["timeout"].flatMap { duration($0.value, "\(where_).timeout", owner: owner) } ?? value
+            guard let node = g["timeout"]?.value, let seconds = duration(node, "\(where_).timeout", owner: owner)
+            else { return value }
+            // 0s would fail every measurement before it started.
+            guard seconds > 0 else {
+                error(node, "\(owner)\(where_).timeout: must be longer than 0s")
+                return value
+            }
+            return seconds
         }
         func url(_ g: [String: (key: Node, value: Node)], _ field: String, _ where_: String) -> String? {
             guard let node = g[field]?.value, let text = string(node, "\(where_).\(field)", owner: owner) else {
