@@ -17,6 +17,10 @@ extension Reconciler {
         let unchecked = open.filter { !checked.contains(Self.checkKey($0)) }
         guard !unchecked.isEmpty else { return }
         let found = ActionProcesses.running(actionIDs: Set(unchecked.map(\.id)))
+        // Plugins serve many actions, so they carry their Tide's identity instead: those whose Tide is gone may be
+        // in the middle of an interrupted action.
+        let plugins = ActionProcesses.orphanedPlugins()
+        if !plugins.isEmpty { _ = await ActionProcesses.stop(plugins, grace: Self.interruptedGrace) }
         if !found.isEmpty {
             let left = await ActionProcesses.stop(found, grace: Self.interruptedGrace)
             let now = clock.now()

@@ -34,6 +34,40 @@ public enum ActionProcesses {
         return found.sorted { $0.pid < $1.pid }
     }
 
+    /// Set on plugin processes (long-lived, serving many actions, so without a `TIDE_ACTION_ID`): the Tide process
+    /// that started them, as `PID:START` (its start time in clock ticks since boot, so a reused pid is told apart).
+    public static let pluginOwnerVariable = "TIDE_PLUGIN_OWNER"
+
+    /// This process, as `pluginOwnerVariable` names it.
+    public static let owner: String = "\(getpid()):\(startTime(getpid()) ?? "0")"
+
+    /// Plugin processes whose Tide is gone (killed while they served it): they may still be in the middle of an
+    /// action that is about to run again.
+    public static func orphanedPlugins(procRoot: String = "/proc") -> [Found] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return [] }
+        var found: [Found] = []
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid(), !isGone(pid, procRoot: procRoot),
+                let owner = variable(pluginOwnerVariable, of: pid, procRoot: procRoot)
+            else { continue }
+            let parts = owner.split(separator: ":")
+            guard parts.count == 2, let ownerPID = Int32(parts[0]) else { continue }
+            let alive =
+                !isGone(ownerPID, procRoot: procRoot) && startTime(ownerPID, procRoot: procRoot) == String(parts[1])
+            if !alive { found.append(Found(pid: pid, actionID: "plugin of \(owner)")) }
+        }
+        return found.sorted { $0.pid < $1.pid }
+    }
+
+    /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
+    static func startTime(_ pid: Int32, procRoot: String = "/proc") -> String? {
+        guard let data = read("\(procRoot)/\(pid)/stat") else { return nil }
+        let stat = String(decoding: data, as: UTF8.self)
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? String(fields[19]) : nil
+    }
+
     /// Stops `processes`: SIGTERM to each one's process group (or the process alone, when it shares this
     /// process's group), SIGKILL to whatever is left after `grace` seconds; returns once all are gone or
     /// `grace` + 5 seconds have passed, with the pids still running then (normally none).
@@ -73,8 +107,13 @@ public enum ActionProcesses {
 
     /// `TIDE_ACTION_ID` from the process's initial environment, when this user may read it.
     static func actionID(of pid: Int32, procRoot: String = "/proc") -> String? {
+        variable("TIDE_ACTION_ID", of: pid, procRoot: procRoot)
+    }
+
+    /// A variable of the process's initial environment, when this user may read it.
+    static func variable(_ name: String, of pid: Int32, procRoot: String = "/proc") -> String? {
         guard let data = read("\(procRoot)/\(pid)/environ") else { return nil }
-        let prefix = Array("TIDE_ACTION_ID=".utf8)
+        let prefix = Array("\(name)=".utf8)
         for variable in data.split(separator: 0, omittingEmptySubsequences: true)
         where variable.starts(with: prefix) {
             return String(decoding: variable.dropFirst(prefix.count), as: UTF8.self)

@@ -217,7 +217,9 @@ final class PluginHost: Sendable {
     private func serve(_ queue: AsyncStream<Pending>, generation: Int) async {
         var variables: [Environment.Key: String?] = [:]
         for (name, value) in CommandExecutor.environment(
-            manifest.environment.merging(["TIDE_PLUGIN_PROTOCOL": "1"]) { $1 })
+            manifest.environment.merging(
+                ["TIDE_PLUGIN_PROTOCOL": "1", ActionProcesses.pluginOwnerVariable: ActionProcesses.owner]
+            ) { $1 })
         {
             if let key = Environment.Key(rawValue: name) { variables[key] = value }
         }

@@ -252,4 +252,79 @@ struct KillNineTests {
             #expect(lingering == ["0"], "\(lingering)")
         }
     }
+
+    @Test("kill -9 while a plugin serves an action: the orphaned plugin is stopped before the action runs again")
+    func plugin() async throws {
+        let repo = try ConfigRepo()
+        let log = repo.scratch.appending("plugin.log")
+        let script = repo.scratch.appending("plugin.py")
+        // Logs begin/end per action; a 2.0.0 health check started while the hold file exists waits for the release
+        // file; logs when stopped.
+        try Data(
+            #"""
+            import json, os, signal, sys, time
+            log = open(os.environ["PLUGIN_LOG"], "a")
+            def stopped(number, frame):
+                log.write("killed %d\n" % os.getpid()); log.flush(); sys.exit(143)
+            signal.signal(signal.SIGTERM, stopped)
+            for line in sys.stdin:
+                request = json.loads(line)
+                action = "%s %s %s %d" % (request["action"], request["version"], request["actionId"], os.getpid())
+                log.write("begin " + action + "\n"); log.flush()
+                if request["version"] == "2.0.0" and request["action"] == "health" \
+                        and os.path.exists(os.environ["PLUGIN_LOG"] + ".hold"):
+                    while not os.path.exists(os.environ["PLUGIN_LOG"] + ".release"):
+                        time.sleep(0.05)
+                log.write("end " + action + "\n"); log.flush()
+                print(json.dumps({"actionId": request["actionId"], "ok": True}), flush=True)
+            """#.utf8
+        ).write(to: URL(fileURLWithPath: script))
+        let plugin = """
+            apiVersion: tide/v1
+            kind: Executor
+            metadata: {name: platform}
+            spec:
+              type: plugin
+              command: ["python3", "\(script)"]
+              timeout: 120s
+              env: {PLUGIN_LOG: "\(log)"}
+
+            """
+        func api(_ version: String) -> String {
+            ConfigRepo.service("api", version).replacingOccurrences(of: "executor: script", with: "executor: platform")
+        }
+        try repo.fixture.commit("plugin", files: ["plugin.yaml": plugin, "api.yaml": api("1.0.0")])
+        #expect(try await repo.tide("reconcile").status == 0)
+        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": api("2.0.0")])
+        try Data().write(to: URL(fileURLWithPath: log + ".hold"))
+        let killed = try BackgroundProcess(
+            TideBinary.path, ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state],
+            in: repo.scratch.path)
+        func lines() -> [String] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+        var held: String?
+        for _ in 0..<1200 where held == nil {
+            held = lines().first { $0.hasPrefix("begin health 2.0.0") }
+            if held == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        let orphan = try #require(held?.split(separator: " ").last.map(String.init), "\(lines())")
+        killed.signal(SIGKILL)
+        #expect(await killed.waitForExit(timeout: 10) == 128 + SIGKILL)
+        #expect(kill(Int32(orphan) ?? 0, 0) == 0, "the plugin outlives the killed Tide while it holds the action")
+        try FileManager.default.removeItem(atPath: log + ".hold")
+
+        let restarted = try await repo.tide("reconcile")
+        #expect(restarted.status == 0, "\(restarted.combined)")
+        // Had the orphan been left running, it would finish its action now.
+        try Data().write(to: URL(fileURLWithPath: log + ".release"))
+        try await Task.sleep(for: .milliseconds(500))
+        let all = lines()
+        // The orphan was stopped before the health check began again in a new plugin process.
+        let stoppedAt = all.firstIndex(of: "killed \(orphan)")
+        let rerunAt = all.lastIndex { $0.hasPrefix("begin health 2.0.0") }
+        #expect(stoppedAt != nil, "\(all)")
+        #expect((stoppedAt ?? Int.max) < (rerunAt ?? -1), "\(all)")
+        #expect(!all.contains { $0.hasPrefix("end health 2.0.0") && $0.hasSuffix(" \(orphan)") }, "\(all)")
+    }
 }
