@@ -95,7 +95,7 @@ public enum DesiredStateBuilder {
             for name in service.strategy.analyses where analyses[name] == nil && !broken.contains("Analysis/\(name)") {
                 diagnostics.append(
                     Diagnostic(
-                        service.location,
+                        service.strategyLocation ?? service.location,
                         "Service '\(service.name)': spec.strategy: analysis '\(name)' is not defined"
                             + known(analyses.keys)))
             }
