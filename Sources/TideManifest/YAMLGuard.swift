@@ -48,8 +48,16 @@ enum YAMLGuard {
     private struct Walk {
         /// Kept across documents, as Yams keeps them (a later document may name an earlier one's anchor).
         var anchors: [String: Int] = [:]
-        /// Open collections: their anchor and the nodes they hold so far (expanded).
-        var open: [(anchor: String?, size: Int)] = []
+        /// An open list or mapping: its anchor, the nodes it holds so far (expanded), and for a mapping the
+        /// plain keys seen (to name a duplicate where it is written, not where the first one is).
+        struct Frame {
+            var anchor: String?
+            var size = 1
+            var isMapping: Bool
+            var children = 0
+            var keys: [String: Int] = [:]
+        }
+        var open: [Frame] = []
         var expansion = 0
 
         mutating func take(_ event: yaml_event_t) -> Problem? {
@@ -66,6 +74,16 @@ enum YAMLGuard {
                 if let tag = string(scalar.tag), tag == Self.map || tag == Self.seq {
                     return problem("a plain value tagged \(shown(tag)); !!map and !!seq tag mappings and lists")
                 }
+                if var parent = open.last, parent.isMapping, parent.children % 2 == 0 {
+                    let key = String(
+                        decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
+                    if let first = parent.keys[key] {
+                        return problem(
+                            "duplicate key '\(Diagnostic.printable(String(key.prefix(60))))' (first at line \(first))")
+                    }
+                    parent.keys[key] = mark.line + 1
+                    open[open.count - 1] = parent
+                }
                 close(anchor: string(scalar.anchor), size: 1)
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 let isSequence = event.type == YAML_SEQUENCE_START_EVENT
@@ -79,7 +97,7 @@ enum YAMLGuard {
                     return problem("lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
                 }
                 let anchor = isSequence ? event.data.sequence_start.anchor : event.data.mapping_start.anchor
-                open.append((string(anchor), 1))
+                open.append(Frame(anchor: string(anchor), isMapping: !isSequence))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let finished = open.popLast() else { return nil }
                 close(anchor: finished.anchor, size: finished.size)
@@ -102,7 +120,10 @@ enum YAMLGuard {
         /// Adds a finished node to the collection holding it, and remembers what its anchor stands for.
         private mutating func close(anchor: String?, size: Int) {
             if let anchor { anchors[anchor] = size }
-            if !open.isEmpty { open[open.count - 1].size += size }
+            if !open.isEmpty {
+                open[open.count - 1].size += size
+                open[open.count - 1].children += 1
+            }
         }
 
         private func unknownTag(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {

@@ -162,7 +162,7 @@ struct ManifestDecoderTests {
             name: "duplicate key",
             yaml:
                 "apiVersion: tide/v1\nkind: Environment\nmetadata: {name: prod}\nspec: {production: true, production: false}\n",
-            line: 4, column: 8, message: "duplicate key 'production'"),
+            line: 4, column: 26, message: "duplicate key 'production' (first at line 4)"),
     ]
 
     @Test("bad input names file, line, column and field", arguments: badCases)
