@@ -27,7 +27,8 @@ public enum ActionProcesses {
         var found: [Found] = []
         for entry in entries {
             guard let pid = Int32(entry), pid != me, !isGone(pid, procRoot: procRoot),
-                let id = actionID(of: pid, procRoot: procRoot), actionIDs.contains(id)
+                let id = actionID(of: pid, procRoot: procRoot), actionIDs.contains(id),
+                !belongsToLiveTide(pid, procRoot: procRoot)
             else { continue }
             found.append(Found(pid: pid, actionID: id))
         }
@@ -59,13 +60,32 @@ public enum ActionProcesses {
         return found.sorted { $0.pid < $1.pid }
     }
 
-    /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
-    static func startTime(_ pid: Int32, procRoot: String = "/proc") -> String? {
+    /// Whether `pid` belongs to an executor session a running Tide started (another install reconciling the same
+    /// repository runs the same action ids): its session leader's parent is still a `tide` process. An orphan's
+    /// leader was handed to init (or a subreaper) when its Tide died.
+    static func belongsToLiveTide(_ pid: Int32, procRoot: String = "/proc") -> Bool {
+        let leader = getsid(pid)
+        guard leader > 0, let parent = statField(1, of: leader, procRoot: procRoot).flatMap({ Int32($0) }),
+            parent > 1
+        else { return false }
+        if parent == getpid() { return true }
+        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(procRoot)/\(parent)/exe")
+        else { return false }
+        return (executable as NSString).lastPathComponent.hasPrefix("tide")
+    }
+
+    /// Field `index` (0: the state, 1: the parent, …, 19: the start time) after the command of `/proc/PID/stat`.
+    static func statField(_ index: Int, of pid: Int32, procRoot: String = "/proc") -> String? {
         guard let data = read("\(procRoot)/\(pid)/stat") else { return nil }
         let stat = String(decoding: data, as: UTF8.self)
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : nil
+        return fields.count > index ? String(fields[index]) : nil
+    }
+
+    /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
+    static func startTime(_ pid: Int32, procRoot: String = "/proc") -> String? {
+        statField(19, of: pid, procRoot: procRoot)
     }
 
     /// Stops `processes`: SIGTERM to each one's process group (or the process alone, when it shares this
