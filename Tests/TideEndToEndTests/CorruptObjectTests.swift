@@ -35,7 +35,7 @@ struct CorruptObjectTests {
         #expect(pass.combined.contains(blob), "\(pass.combined)")
         #expect(Date().timeIntervalSince(started) < 40)
         #expect(!repo.calls().contains { $0.contains("2.0.0") })
-        let status = try await repo.tide("status", "--json")
+        let status = try await repo.tide("status", "--json", extra: deadline)
         #expect(status.standardOutput.contains("cannot be read safely"), "\(status.standardOutput)")
 
         // A fix on top (the corrupt blob is no longer needed): applied.
