@@ -92,7 +92,10 @@ struct GlobalOptions: ParsableArguments {
             do {
                 return try Repository.open(at: path)
             } catch {
-                throw ReportedFailure(message: "tide: error: cannot open config repo '\(path)': \(error)")
+                // The path as typed may be a URL with a password that did not parse as one: never echoed.
+                let why = path.contains("@") ? "not a repository" : "\(error)"
+                throw ReportedFailure(
+                    message: "tide: error: cannot open config repo '\(DatabaseURL.redacted(path))': \(why)")
             }
         case .remote(let url):
             let mirror = mirrorPath(for: url)

@@ -1,4 +1,5 @@
 public import TideGit
+import TideManifest
 
 /// Publishes the commits Tide writes (a revert or pin after a rollback, a promotion, `tide rollback`) to where
 /// the config repo really lives. A local repository needs none; a remote one pushes.
@@ -45,6 +46,13 @@ extension Reconciler {
     /// Moves the tracked branch from `parent` to `commit` (compare-and-swap) and publishes it. Returns whether a
     /// checked-out work tree was brought along.
     func moveBranch(_ branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws -> Bool {
+        // Tide never builds on a head it would not apply: a signed revert on top of an unsigned commit would carry
+        // that commit's content past `--verify-commits`.
+        do {
+            try verifySignature(of: parent)
+        } catch let error as ManifestError {
+            throw EngineError.unverifiedParent(parent, error.diagnostics.first?.message ?? "not verified")
+        }
         let synced = try repository.advance(branch: branch, from: parent, to: commit, reason: reason)
         try await publisher?.publish(branch: branch, from: parent, to: commit, reason: reason)
         return synced

@@ -238,6 +238,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
     case executorMissing(target: TargetID, executor: String)
     /// HEAD is detached and no branch was named: Tide would deploy whatever was checked out.
     case detachedHead(ObjectID?)
+    /// Tide would write a commit on a branch head whose signature does not verify.
+    case unverifiedParent(ObjectID, String)
     /// Processes of an interrupted step survived SIGKILL (uninterruptible sleep): the step cannot run again yet.
     case interruptedProcessesRunning([Int32])
 
@@ -254,6 +256,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
             return "HEAD is detached" + (commit.map { " at \($0.short)" } ?? "")
                 + ": Tide tracks a branch, and deploying whatever is checked out could take production back. "
                 + "Pass --branch NAME (for example --branch main), or check the branch out again"
+        case .unverifiedParent(let head, let why):
+            return "Tide writes no commit on \(head.short): \(why)"
         case .interruptedProcessesRunning(let pids):
             return "executor processes of an interrupted step are still running after SIGKILL (pid "
                 + pids.map(String.init).joined(separator: ", ") + "); the step runs again once they are gone"

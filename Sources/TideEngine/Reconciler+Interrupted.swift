@@ -12,6 +12,8 @@ extension Reconciler {
     static let interruptedGrace = 10.0
 
     func stopInterruptedActions() async throws {
+        // Plugins this process starts are marked with the install, before any starts in this pass.
+        ActionProcesses.setInstall(try await store.installID())
         let open = try await store.openActions()
         let checked = checkedOpenActions.withLock { $0 }
         let unchecked = open.filter { !checked.contains(Self.checkKey($0)) }
@@ -20,7 +22,10 @@ extension Reconciler {
         // Plugins serve many actions, so they carry their Tide's identity instead: those whose Tide is gone may be
         // in the middle of an interrupted action.
         let plugins = ActionProcesses.orphanedPlugins()
-        if !plugins.isEmpty { _ = await ActionProcesses.stop(plugins, grace: Self.interruptedGrace) }
+        if !plugins.isEmpty {
+            let left = await ActionProcesses.stop(plugins, grace: Self.interruptedGrace)
+            guard left.isEmpty else { throw EngineError.interruptedProcessesRunning(left) }
+        }
         if !found.isEmpty {
             let left = await ActionProcesses.stop(found, grace: Self.interruptedGrace)
             let now = clock.now()

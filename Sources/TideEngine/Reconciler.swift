@@ -94,8 +94,9 @@ public final class Reconciler: Sendable {
         let status = try await store.repositoryStatus()
         let now = clock.now()
         do {
-            try verifySignature(of: head)
+            // Read by the child first: the signature check below reads the commit in this process.
             try await checkReadable(head)
+            try verifySignature(of: head)
             let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
             if record && status.lastGoodRevision != head {
                 var updated = status
@@ -138,7 +139,9 @@ public final class Reconciler: Sendable {
                         ], repositoryStatus: updated))
             }
             var desired: DesiredState?
-            if let good = status.lastGoodRevision {
+            // The last good revision is applied only while it still verifies (verification turned on later, or
+            // its key removed, leaves nothing applied rather than something unsigned).
+            if let good = status.lastGoodRevision, (try? verifySignature(of: good)) != nil {
                 desired = try loader.load(from: GitCommitSource(repository: repository, commit: good, root: root))
             }
             return Resolution(head: head, desired: desired, rejected: error.diagnostics)

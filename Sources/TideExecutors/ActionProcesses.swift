@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Executor processes an interrupted Tide left running.
 ///
@@ -39,20 +40,27 @@ public enum ActionProcesses {
     /// that started them, as `PID:START` (its start time in clock ticks since boot, so a reused pid is told apart).
     public static let pluginOwnerVariable = "TIDE_PLUGIN_OWNER"
 
-    /// This process, as `pluginOwnerVariable` names it.
-    public static let owner: String = "\(getpid()):\(startTime(getpid()) ?? "0")"
+    /// The state this process reconciles (its install id), set before a pass starts executors: plugins are
+    /// marked with it, and only this install's orphaned plugins are stopped — another install on the machine
+    /// looks after its own.
+    public static func setInstall(_ id: String) { install.withLock { $0 = id } }
+    private static let install = Mutex("")
+
+    /// This process, as `pluginOwnerVariable` names it: `PID:START:INSTALL`.
+    public static var owner: String { "\(getpid()):\(startTime(getpid()) ?? "0"):\(install.withLock { $0 })" }
 
     /// Plugin processes whose Tide is gone (killed while they served it): they may still be in the middle of an
     /// action that is about to run again.
     public static func orphanedPlugins(procRoot: String = "/proc") -> [Found] {
+        let ours = install.withLock { $0 }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return [] }
         var found: [Found] = []
         for entry in entries {
             guard let pid = Int32(entry), pid != getpid(), !isGone(pid, procRoot: procRoot),
                 let owner = variable(pluginOwnerVariable, of: pid, procRoot: procRoot)
             else { continue }
-            let parts = owner.split(separator: ":")
-            guard parts.count == 2, let ownerPID = Int32(parts[0]) else { continue }
+            let parts = owner.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 3, let ownerPID = Int32(parts[0]), parts[2] == ours else { continue }
             let alive =
                 !isGone(ownerPID, procRoot: procRoot) && startTime(ownerPID, procRoot: procRoot) == String(parts[1])
             if !alive { found.append(Found(pid: pid, actionID: "plugin of \(owner)")) }

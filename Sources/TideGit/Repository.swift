@@ -93,6 +93,10 @@ public final class Repository: @unchecked Sendable {
     public func resolveCommit(branch: String?) throws -> ObjectID {
         let name = try branch ?? headBranch() ?? "HEAD"
         return try withHandle { repo throws in
+            // A branch resolves through its reference alone: the commit object is not read here (a corrupt one is
+            // read first by `tide git-check`, in a child).
+            var direct = git_oid()
+            if git_reference_name_to_id(&direct, repo, "refs/heads/\(name)") == 0 { return ObjectID(direct) }
             var object: OpaquePointer?
             var rc = git_revparse_single(&object, repo, "refs/heads/\(name)")
             if rc == GIT_ENOTFOUND.rawValue {
@@ -162,7 +166,10 @@ public final class Repository: @unchecked Sendable {
             git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL.rawValue | GIT_SORT_TIME.rawValue)
             var headOID = head.oid
             try check(git_revwalk_push(walk, &headOID), "walk from \(head.short)")
-            if let base {
+            // Hiding `base` makes libgit2 walk its ancestry too, which in a shallow clone runs past the boundary
+            // and ends the walk before it starts: there, the walk goes down from `head` until it meets `base`.
+            let shallow = git_repository_is_shallow(repo) == 1
+            if let base, !shallow {
                 var baseOID = base.oid
                 try check(git_revwalk_hide(walk, &baseOID), "hide \(base.short) from walk")
             }
@@ -170,6 +177,7 @@ public final class Repository: @unchecked Sendable {
             var oid = git_oid()
             while result.count < limit {
                 let rc = git_revwalk_next(&oid, walk)
+                if shallow, rc == 0, let base, ObjectID(oid) == base { break }
                 if rc == GIT_ITEROVER.rawValue { break }
                 // A parent that is not in the repository: the boundary of a shallow clone.
                 if rc == GIT_ENOTFOUND.rawValue { break }

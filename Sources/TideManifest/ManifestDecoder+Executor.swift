@@ -169,6 +169,11 @@ extension NodeReader {
                 error(env, "'\(name)' is a variable every process needs; name one that holds only the password")
                 return nil
             }
+            // Tide's own variables (its git credentials among them) never go to a server a manifest names.
+            guard !name.hasPrefix("TIDE_"), !SecretVariables.tideOwn.contains(name) else {
+                error(env, "'\(name)' is one of Tide's own variables; name one that holds only the database password")
+                return nil
+            }
             // The variable is Tide's secret from now on: no process Tide starts inherits it.
             SecretVariables.withhold(name)
             return .environment(name)

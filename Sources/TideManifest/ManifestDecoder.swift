@@ -351,7 +351,29 @@ extension Node {
     /// The value of a scalar that `tagName` types as bool, int or float (Yams' constructors refuse scalars
     /// its rule-less resolver left as `str`, so they are given the resolved tag first).
     var typedBool: Bool? { typedScalar(.bool).flatMap(Bool.construct) }
-    var typedInt: Int? { typedScalar(.int).flatMap(Int.construct) }
+    var typedInt: Int? {
+        guard let scalar = typedScalar(.int) else { return nil }
+        // Yams multiplies base-60 integers (`1:30:00`) without an overflow check: `1:0:0:0:0:0:0:0:0:0:0:0` would
+        // trap. Those are read here, with one.
+        if scalar.string.contains(":") { return Self.sexagesimal(scalar.string) }
+        return Int.construct(from: scalar)
+    }
+
+    /// A YAML 1.1 base-60 integer (`190:20:30`), or nil when it is not one or does not fit in an Int.
+    static func sexagesimal(_ text: String) -> Int? {
+        var digits = Substring(text.replacingOccurrences(of: "_", with: ""))
+        let negative = digits.first == "-"
+        if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
+        var value = 0
+        for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
+            guard let place = Int(part), place >= 0 else { return nil }
+            let (shifted, overflowA) = value.multipliedReportingOverflow(by: 60)
+            let (sum, overflowB) = shifted.addingReportingOverflow(place)
+            guard !overflowA, !overflowB else { return nil }
+            value = sum
+        }
+        return negative ? -value : value
+    }
     var typedFloat: Double? { typedScalar(.float).flatMap(Double.construct) }
 
     private func typedScalar(_ name: Tag.Name) -> Node.Scalar? {

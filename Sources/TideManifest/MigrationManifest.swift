@@ -334,7 +334,7 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
         }
         var tls = PostgresTLS()
         for item in components.queryItems ?? [] {
-            switch item.name.lowercased() {
+            switch item.name.lowercased().trimmingCharacters(in: .whitespaces) {
             case "password", "passwd", "pass", "pwd": throw .passwordInURL
             case "sslmode":
                 guard let mode = item.value.flatMap(PostgresTLS.Mode.init(rawValue:)) else {
@@ -385,6 +385,10 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
                 text.replaceSubrange(colon..<at, with: ":***")
             }
         }
+        // Written without `//` (`postgres:u:secret@h/db`), the same: everything from the scheme to the last '@'.
+        if !text.contains("://"), let colon = text.firstIndex(of: ":"), let at = text.lastIndex(of: "@"), colon < at {
+            text.replaceSubrange(text.index(after: colon)..<at, with: "***")
+        }
         // A fragment is never read; it may carry anything.
         if let hash = text.firstIndex(of: "#") { text = String(text[..<hash]) + "#***" }
         return text.replacing(Self.secretParameter) { "\($0.1)=***" }
@@ -392,7 +396,7 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
 
     /// Query parameters that name a secret, whatever their case.
     nonisolated(unsafe) static let secretParameter =
-        #/(?i)((?:password|passwd|pass|pwd|secret|token|apikey|api_key|key))=[^&#\s]*/#
+        #/(?i)((?:password|passwd|pass|pwd|secret|token|apikey|api_key|key))\s*=[^&#]*/#
 }
 
 /// Where a database password comes from: never the manifest itself.

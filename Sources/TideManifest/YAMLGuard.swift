@@ -12,6 +12,8 @@ internal import CYaml
 enum YAMLGuard {
     /// Nodes that aliases may add to a file, counting each alias as the whole tree it stands for.
     static let maximumAliasExpansion = 100_000
+    /// Bytes of text that aliases may add (one alias of a long string is one node, but all of its text).
+    static let maximumAliasBytes = 10 << 20
     /// The deepest nesting of lists and mappings in a file (Yams builds trees recursively).
     static let maximumNesting = 256
     /// The standard tags a manifest may write (`!!str`, …); anything else is refused.
@@ -47,18 +49,23 @@ enum YAMLGuard {
     /// The running count over one stream: what each anchor expands to, and the open collections.
     private struct Walk {
         /// Kept across documents, as Yams keeps them (a later document may name an earlier one's anchor).
-        var anchors: [String: Int] = [:]
+        var anchors: [String: (size: Int, bytes: Int)] = [:]
         /// An open list or mapping: its anchor, the nodes it holds so far (expanded), and for a mapping the
         /// plain keys seen (to name a duplicate where it is written, not where the first one is).
         struct Frame {
             var anchor: String?
             var size = 1
+            var bytes = 0
             var isMapping: Bool
             var children = 0
             var keys: [String: Int] = [:]
         }
         var open: [Frame] = []
         var expansion = 0
+        var expansionBytes = 0
+
+        /// True when the next node completes a key of the innermost open mapping.
+        var atKey: Bool { open.last.map { $0.isMapping && $0.children % 2 == 0 } ?? false }
 
         mutating func take(_ event: yaml_event_t) -> Problem? {
             let mark = event.start_mark
@@ -84,7 +91,7 @@ enum YAMLGuard {
                     parent.keys[key] = mark.line + 1
                     open[open.count - 1] = parent
                 }
-                close(anchor: string(scalar.anchor), size: 1)
+                close(anchor: string(scalar.anchor), size: 1, bytes: scalar.length)
             case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
                 let isSequence = event.type == YAML_SEQUENCE_START_EVENT
                 let start = isSequence ? event.data.sequence_start.implicit : event.data.mapping_start.implicit
@@ -93,6 +100,11 @@ enum YAMLGuard {
                 if start == 0, let tag = string(tag), tag != "!", tag != (isSequence ? Self.seq : Self.map) {
                     return problem("a \(isSequence ? "list" : "mapping") tagged \(shown(tag))")
                 }
+                // Tide reads keys as names; a list or mapping as a key only lets Yams compare whole trees to find
+                // duplicates (exponential in their depth).
+                if atKey {
+                    return problem("a mapping key must be a plain value, not a \(isSequence ? "list" : "mapping")")
+                }
                 guard open.count < YAMLGuard.maximumNesting else {
                     return problem("lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
                 }
@@ -100,17 +112,24 @@ enum YAMLGuard {
                 open.append(Frame(anchor: string(anchor), isMapping: !isSequence))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let finished = open.popLast() else { return nil }
-                close(anchor: finished.anchor, size: finished.size)
+                close(anchor: finished.anchor, size: finished.size, bytes: finished.bytes)
             case YAML_ALIAS_EVENT:
+                if atKey { return problem("a mapping key must be a plain value, not an alias") }
                 // An undefined alias is Yams' error to report; it stands for one node here.
-                let size = string(event.data.alias.anchor).flatMap { anchors[$0] } ?? 1
-                expansion += size
+                let anchored = string(event.data.alias.anchor).flatMap { anchors[$0] } ?? (1, 0)
+                expansion += anchored.size
+                expansionBytes += anchored.bytes
                 guard expansion <= YAMLGuard.maximumAliasExpansion else {
                     return problem(
                         "YAML aliases expand to more than \(YAMLGuard.maximumAliasExpansion) values; "
                             + "Tide refuses alias bombs (write the values out, or use fewer aliases)")
                 }
-                close(anchor: nil, size: size)
+                guard expansionBytes <= YAMLGuard.maximumAliasBytes else {
+                    return problem(
+                        "YAML aliases expand to more than \(YAMLGuard.maximumAliasBytes >> 20) MiB of text; "
+                            + "Tide refuses alias bombs (write the values out, or use fewer aliases)")
+                }
+                close(anchor: nil, size: anchored.size, bytes: anchored.bytes)
             default:
                 break
             }
@@ -118,10 +137,11 @@ enum YAMLGuard {
         }
 
         /// Adds a finished node to the collection holding it, and remembers what its anchor stands for.
-        private mutating func close(anchor: String?, size: Int) {
-            if let anchor { anchors[anchor] = size }
+        private mutating func close(anchor: String?, size: Int, bytes: Int) {
+            if let anchor { anchors[anchor] = (size, bytes) }
             if !open.isEmpty {
                 open[open.count - 1].size += size
+                open[open.count - 1].bytes += bytes
                 open[open.count - 1].children += 1
             }
         }

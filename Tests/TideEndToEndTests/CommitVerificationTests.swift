@@ -65,6 +65,18 @@ struct CommitVerificationTests {
         let rolledBack = try await tide("reconcile")
         #expect(rolledBack.status == 0, "\(rolledBack.combined)")
         #expect(try await apiVersion() == "1.0.1")
+
+        // A signed 3.0.0 deployed, then an unsigned commit on top: Tide's own signed revert of 3.0.0 must not carry
+        // it past the check.
+        try keys.commitSigned(repo.fixture, "api 3.0.0 signed", files: ["api.yaml": ConfigRepo.service("api", "3.0.0")])
+        #expect(try await tide("reconcile").status == 0)
+        try repo.fixture.commit("web evil", files: ["web.yaml": ConfigRepo.service("web", "evil", dependsOn: "[api]")])
+        let laundering = try await tide("rollback", "api", "--env", "prod", "--signing-key", keys.sshKey)
+        #expect(laundering.status != 0, "\(laundering.combined)")
+        #expect(laundering.combined.contains("Tide writes no commit on"), "\(laundering.combined)")
+        let afterward = try await tide("reconcile")
+        #expect(afterward.combined.contains("is not signed"), "\(afterward.combined)")
+        #expect(!repo.calls().contains { $0.contains("evil") }, "\(repo.calls())")
     }
 
     @Test("GPG: a head signed by a key in the keyring is applied; another key's is not")

@@ -22,13 +22,13 @@ struct CorruptObjectTests {
         let whole = try Data(contentsOf: URL(fileURLWithPath: object))
         try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: object))
 
-        let deadline = ["--fetch-timeout", "3s"]
+        let deadline = ["--fetch-timeout", "1s"]
         let started = Date()
         let validate = try await repo.tide("validate", extra: deadline)
         #expect(validate.status != 0)
         #expect(
             validate.standardError.contains(
-                "corrupt object: the reader did not finish within 3 s reading blob \(blob)"),
+                "corrupt object: the reader did not finish within 1 s reading blob \(blob)"),
             "\(validate.combined)")
         let pass = try await repo.tide("reconcile", extra: deadline)
         #expect(pass.combined.contains("cannot be read safely"), "\(pass.combined)")

@@ -5,7 +5,7 @@ import TideTestSupport
 /// `kill -9` of Tide in the middle of every strategy's rollout, then a restart at once — while the killed Tide's
 /// executor process is still running. The executor logs when each call begins and ends (and when it is stopped),
 /// so its own log shows whether two calls ever overlapped or a finished step ran again.
-@Suite("End to end: kill -9 in the middle of every strategy, and of a migration")
+@Suite("End to end: kill -9 in the middle of every strategy, and of a migration", .serialized)
 struct KillNineTests {
     /// An executor that logs `begin|end|killed ACTION VERSION ACTION_ID PID`, holds the Nth call for version
     /// 2.0.0 (N in `$LOG.hold-at`) until `$LOG.release` exists, and answers `measure` with 0.
@@ -193,7 +193,7 @@ struct KillNineTests {
         let slow =
             backend == .postgres
             ? "SELECT pg_sleep(5)"
-            : "WITH RECURSIVE c(x) AS (VALUES(1) UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT max(x) FROM c"
+            : "WITH RECURSIVE c(x) AS (VALUES(1) UNION ALL SELECT x + 1 FROM c WHERE x < 10000000) SELECT max(x) FROM c"
         let repo = try ConfigRepo()
         let files = [
             "db.yaml": """
@@ -221,11 +221,11 @@ struct KillNineTests {
         let killed = try BackgroundProcess(
             TideBinary.path, ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state],
             in: repo.scratch.path, output: repo.scratch.appending("killed.out"))
-        // The expand takes milliseconds, the backfill's slow statement several seconds: 2 s after the start Tide
+        // The expand takes milliseconds, the backfill's slow statement several seconds: 1 s after the start Tide
         // is in the middle of it. (SQLite's history cannot be read while the backfill's transaction holds the
         // file.) The kill comes from a dispatch timer: the test's own task may wait long for a pool thread.
         let wasRunning = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
-            DispatchQueue.global().asyncAfter(deadline: .now() + 2) {
+            DispatchQueue.global().asyncAfter(deadline: .now() + 1) {
                 let running = killed.isRunning
                 killed.signal(SIGKILL)
                 done.resume(returning: running)

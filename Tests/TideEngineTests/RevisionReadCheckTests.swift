@@ -17,7 +17,6 @@ struct RevisionReadCheckTests {
             "#!/bin/sh\ncat > /dev/null\necho 'reading commit abab' >&2\necho 'reading blob 1234 (api.yaml)' >&2\n\(body)\n"
             .write(toFile: script, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        await waitUntilThreadsAreResponsive()
         return await ChildReadCheck(repository: scratch.path, executable: script, timeout: timeout)
             .check(commit: Self.commit, root: "", known: [])
     }
@@ -30,6 +29,8 @@ struct RevisionReadCheckTests {
 
     @Test("a reader that never finishes is stopped at the deadline, naming the object")
     func hang() async throws {
+        // Measured from a moment the cooperative threads answer (other tests may hold them for seconds).
+        await waitUntilThreadsAreResponsive()
         let started = Date()
         let failure = try await check("while :; do sleep 1; done", timeout: 2)
         #expect(failure == "corrupt object: the reader did not finish within 2 s reading blob 1234 (api.yaml)")

@@ -43,12 +43,34 @@ struct YAMLGuardTests {
         #expect(match.location.line == 13, "\(match)")  // l4: 11 + 110 + 1,110 + 11,110 + 111,110 nodes
     }
 
-    @Test("two '? *alias : 1' keys (Yams hashes whole keys to find duplicates) are refused")
+    @Test("'? *alias : 1' keys and list or mapping keys (Yams compares whole keys to find duplicates) are refused")
     func keyBomb() throws {
-        let text = "x:\n" + Self.bomb(indent: "  ") + "y:\n  ? *a9\n  : 1\n  ? *a9\n  : 2\n"
+        let text = "x:\n" + Self.bomb(levels: 3, indent: "  ") + "y:\n  ? *a2\n  : 1\n  ? *a2\n  : 2\n"
         let diagnostics = decode(text)
         #expect(diagnostics.count == 1)
-        #expect(diagnostics.first?.message.contains("YAML aliases expand to more than") == true, "\(diagnostics)")
+        #expect(diagnostics.first?.message == "a mapping key must be a plain value, not an alias", "\(diagnostics)")
+        #expect(diagnostics.first?.location.line == 6)
+        // 32 pairs of equal nested-list keys, no alias at all: sorting them to report duplicates is exponential.
+        let nested: String = (1..<33).map { (depth: Int) -> String in
+            let key = String(repeating: "[", count: depth) + "x" + String(repeating: "]", count: depth)
+            return "  ? \(key)\n  : 1\n  ? \(key)\n  : 2\n"
+        }.joined()
+        let started = ContinuousClock.now
+        let refused = decode("c:\n\(nested)")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(refused.first?.message == "a mapping key must be a plain value, not a list", "\(refused)")
+        #expect(decode("c: {? {a: 1} : 1}\n").first?.message == "a mapping key must be a plain value, not a mapping")
+    }
+
+    @Test("aliases of long text: 10 MiB of expanded text is the limit, whatever the count")
+    func textBomb() throws {
+        let long = String(repeating: "x", count: 10_000)
+        let text: String =
+            "a: &big \"\(long)\"\nb: [" + Array(repeating: "*big", count: 2_000).joined(separator: ", ") + "]\n"
+        let started = ContinuousClock.now
+        let diagnostics = decode(text)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(diagnostics.first?.message.contains("MiB of text") == true, "\(diagnostics.prefix(1))")
     }
 
     @Test("ordinary aliases still work, across documents too")
