@@ -510,28 +510,29 @@ struct MigrationDatabaseTests {
     func sqliteBounded() async throws {
         let db = try SQLDatabaseFixture(.sqlite)
         try db.execute("CREATE TABLE marks (x INTEGER)")
-        let holder = try await Self.open(db.url, limits: MigrationLimits(phase: .seconds(8)))
+        let path = String(db.url.dropFirst("sqlite:".count))
+        let scratch = try TemporaryDirectory("tide-sqlite-lock")
+        let holding = scratch.appending("holding")
+        // Opened (history table made) before anyone holds the file.
         let waiter = try await Self.open(db.url, limits: MigrationLimits(phase: .milliseconds(500)))
-        let start = ContinuousClock.now
-        // The holder writes first (BEGIN IMMEDIATE), then burns CPU until its deadline interrupts it.
-        let held = Task {
-            try await Self.within(60) {
-                try await holder.apply(
-                    MigrationRun(["INSERT INTO marks VALUES (1)", Self.burn]), record: Self.record("burn", .expand),
-                    due: Self.due("burn"))
-            }
+        let holder = try await Self.open(db.url, limits: MigrationLimits(phase: .seconds(8)))
+
+        // Another writer holds the database (BEGIN IMMEDIATE, then waits): a phase gets a transient "busy" within
+        // its timeout. The holder is its own process, so how late this test's task resumes cannot end the hold.
+        let other = try BackgroundProcess(
+            "/usr/bin/env",
+            [
+                "python3", "-c",
+                "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                    + "c.execute('BEGIN IMMEDIATE'); c.execute('INSERT INTO marks VALUES (3)'); "
+                    + "open(sys.argv[2], 'w').close(); time.sleep(120)",
+                path, holding,
+            ])
+        defer { other.signal(SIGKILL) }
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: holding) {
+            try await Task.sleep(for: .milliseconds(20))
         }
-        // Once another writer is refused, the holder has the lock.
-        var locked = false
-        for _ in 0..<400 where !locked {
-            do {
-                try db.execute("DELETE FROM marks WHERE x < 0")
-                try await Task.sleep(for: .milliseconds(20))
-            } catch {
-                locked = true
-            }
-        }
-        try #require(locked)
+        try #require(FileManager.default.fileExists(atPath: holding))
         let waited = ContinuousClock.now
         let busy = await #expect(throws: MigrationError.self) {
             try await Self.within(30) {
@@ -542,13 +543,23 @@ struct MigrationDatabaseTests {
         }
         #expect(busy?.isTransient == true, "\(String(describing: busy))")
         #expect(ContinuousClock.now - waited < .seconds(15))
+        await waiter.close()
+        other.signal(SIGKILL)
+        _ = await other.waitForExit(timeout: 10)
 
-        let interrupted = await #expect(throws: MigrationError.self) { try await held.value }
+        // A statement still running at the phase's deadline is interrupted: transient, nothing kept.
+        let start = ContinuousClock.now
+        let interrupted = await #expect(throws: MigrationError.self) {
+            try await Self.within(60) {
+                try await holder.apply(
+                    MigrationRun(["INSERT INTO marks VALUES (1)", Self.burn]), record: Self.record("burn", .expand),
+                    due: Self.due("burn"))
+            }
+        }
         #expect(interrupted?.isTransient == true, "\(String(describing: interrupted))")
         #expect(interrupted?.description.contains("did not finish within 8s") == true)
         #expect(ContinuousClock.now - start < .seconds(45))
         await holder.close()
-        await waiter.close()
         #expect(try db.query("SELECT count(*) FROM marks") == ["0"])
         #expect(try db.history() == [])
     }
