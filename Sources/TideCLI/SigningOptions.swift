@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideGit
+import TideManifest
 
 /// Commit signatures: which commits may be applied (`--verify-commits`), and how the commits Tide writes are
 /// signed so they pass the same check (`--signing-key`). The keys are the operator's, in files outside the config
@@ -83,15 +84,8 @@ struct SigningOptions: ParsableArguments {
 
     /// Whether `file` (after symlinks) is inside the local repository `repository`.
     static func isInside(_ file: String, _ repository: String) -> Bool {
-        guard !repository.contains("://"), let real = realPath(file), let root = realPath(repository) else {
-            return false
-        }
-        return real.hasPrefix(root.hasSuffix("/") ? root : root + "/")
-    }
-
-    private static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
+        guard !repository.contains("://") else { return false }
+        let root = Paths.resolved(repository)
+        return Paths.resolved(file).hasPrefix(root.hasSuffix("/") ? root : root + "/")
     }
 }

@@ -56,16 +56,8 @@ struct ValidateCommand: AsyncParsableCommand {
                 let id = try repository.resolveCommit(branch: revision ?? global.trackedBranch)
                 revisionID = id
                 sourceName = id.short
-                if let failure = await global.readCheck(repository).check(
+                try await global.readCheck(repository).requireReadable(
                     commit: id, root: global.manifestRoot, known: [])
-                {
-                    throw ManifestError(
-                        diagnostics: [
-                            Diagnostic(
-                                SourceLocation(file: "commit \(id.short)", line: 1, column: 1),
-                                "the revision cannot be read safely: \(failure)")
-                        ])
-                }
                 desired = try loader.load(
                     from: GitCommitSource(repository: repository, commit: id, root: global.manifestRoot))
             }

@@ -16,14 +16,10 @@ extension Reconciler {
         case .success(let signer):
             verifiedCommits.withLock { $0[key] = signer }
         case .failure(let failure):
-            let location = SourceLocation(file: "commit \(commit.short)", line: 1, column: 1)
             throw ManifestError(
-                diagnostics: [
-                    Diagnostic(
-                        location,
-                        "\(failure.description); Tide applies only commits signed by a key in "
-                            + "\(verification.keys) (--verify-commits \(verification.mode.rawValue))")
-                ])
+                commit: commit,
+                "\(failure.description); Tide applies only commits signed by a key in "
+                    + "\(verification.keys) (--verify-commits \(verification.mode.rawValue))")
         }
     }
 
@@ -40,14 +36,7 @@ extension Reconciler {
     /// rejects the revision like an invalid one, naming what could not be read.
     func checkReadable(_ commit: ObjectID) async throws {
         guard let readCheck, !readableCommits.withLock({ $0.contains(commit) }) else { return }
-        if let failure = await readCheck.check(commit: commit, root: root, known: loader.cachedBlobs) {
-            throw ManifestError(
-                diagnostics: [
-                    Diagnostic(
-                        SourceLocation(file: "commit \(commit.short)", line: 1, column: 1),
-                        "the revision cannot be read safely: \(failure)")
-                ])
-        }
+        try await readCheck.requireReadable(commit: commit, root: root, known: loader.cachedBlobs)
         readableCommits.withLock { _ = $0.insert(commit) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import TideExecutors
 public import TideGit
+public import TideManifest
 
 /// Reading a revision's objects in another process first, so libgit2 meeting a corrupt object cannot take Tide
 /// down or hang it.
@@ -16,6 +17,23 @@ public import TideGit
 public protocol RevisionReadCheck: Sendable {
     /// nil when every object needed could be read; else what went wrong, naming the object when known.
     func check(commit: ObjectID, root: String, known: Set<ObjectID>) async -> String?
+}
+
+extension RevisionReadCheck {
+    /// Throws the revision's rejection (a problem at `commit X`) when its objects cannot be read safely.
+    public func requireReadable(commit: ObjectID, root: String, known: Set<ObjectID>) async throws(ManifestError) {
+        if let failure = await check(commit: commit, root: root, known: known) {
+            throw ManifestError(commit: commit, "the revision cannot be read safely: \(failure)")
+        }
+    }
+}
+
+extension ManifestError {
+    /// A problem with a revision as a whole (not with one of its files), reported at `commit X`.
+    public init(commit: ObjectID, _ message: String) {
+        self.init(diagnostics: [Diagnostic(SourceLocation(file: "commit \(commit.short)", line: 1, column: 1), message)]
+        )
+    }
 }
 
 /// Runs `tide git-check` under a deadline.

@@ -82,7 +82,8 @@ public enum ActionProcesses {
         return (executable as NSString).lastPathComponent.hasPrefix("tide")
     }
 
-    /// Field `index` (0: the state, 1: the parent, …, 19: the start time) after the command of `/proc/PID/stat`.
+    /// Field `index` (0: the state, 1: the parent, …, 19: the start time) of `/proc/PID/stat`, counted after the
+    /// last `)`: the command before it may contain anything.
     static func statField(_ index: Int, of pid: Int32, procRoot: String = "/proc") -> String? {
         guard let data = read("\(procRoot)/\(pid)/stat") else { return nil }
         let stat = String(decoding: data, as: UTF8.self)
@@ -125,11 +126,7 @@ public enum ActionProcesses {
 
     /// Exited (a zombie waiting for its parent counts as gone: it does nothing more) or no longer there.
     static func isGone(_ pid: Int32, procRoot: String = "/proc") -> Bool {
-        guard let data = read("\(procRoot)/\(pid)/stat") else { return true }
-        let stat = String(decoding: data, as: UTF8.self)
-        // `pid (comm) S …`: the state follows the last ')' (comm may contain anything).
-        guard let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+        guard let state = statField(0, of: pid, procRoot: procRoot) else { return true }
         return state == "Z" || state == "X"
     }
 

@@ -13,7 +13,7 @@ public enum SecretFiles {
     /// Sets the allowed directories (each resolved to its real path; a directory that does not exist is kept as
     /// written, so it allows nothing until it does).
     public static func allow(_ paths: [String]) {
-        directories.withLock { $0 = paths.map(realPath) }
+        directories.withLock { $0 = paths.map(Paths.resolved) }
     }
 
     public static var allowed: [String] { directories.withLock { $0 } }
@@ -27,7 +27,7 @@ public enum SecretFiles {
         guard path.hasPrefix("/") else {
             throw Refused(description: "the password file '\(path)' is not an absolute path")
         }
-        let resolved = realPath(path)
+        let resolved = Paths.resolved(path)
         let allowed = self.allowed
         guard allowed.contains(where: { resolved.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) else {
             let list = allowed.isEmpty ? "none is allowed" : "allowed: " + allowed.joined(separator: ", ")
@@ -47,11 +47,5 @@ public enum SecretFiles {
         }
         if path.split(separator: "/").contains("..") { return "'\(path)' contains '..'" }
         return nil
-    }
-
-    private static func realPath(_ path: String) -> String {
-        guard let resolved = realpath(path, nil) else { return path }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TideManifest
 
 #if canImport(Glibc)
     import Glibc
@@ -37,7 +38,7 @@ final class FileLock: Sendable {
     /// Waits up to `timeout` seconds for the lock on the database file at `path`.
     static func acquire(database path: String, timeout: Double) async throws -> FileLock {
         let fd = try descriptor(for: path)
-        let notePath = resolved(path) + ".lock"
+        let notePath = Paths.resolved(path) + ".lock"
         let start = Date()
         while flock(fd.descriptor, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else {
@@ -58,13 +59,6 @@ final class FileLock: Sendable {
         let note = "pid \(getpid()) since \(ISO8601DateFormatter().string(from: Date()))\n"
         try? Data(note.utf8).write(to: URL(fileURLWithPath: notePath))
         return FileLock(descriptor: fd.descriptor, identity: fd.identity, notePath: notePath)
-    }
-
-    /// `path` with symlinks resolved, or as it is when it does not exist yet.
-    static func resolved(_ path: String) -> String {
-        guard let pointer = realpath(path, nil) else { return path }
-        defer { free(pointer) }
-        return String(cString: pointer)
     }
 
     /// Throws when the file at `path` has more than one name (hard links): see `StateError.hardLinked`.

@@ -20,7 +20,7 @@ public final class SQLiteStateStore: StateStore {
         if !directory.isEmpty {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
-        let path = FileLock.resolved(given)
+        let path = Paths.resolved(given)
         self.path = path
         try FileLock.checkSingleName(path)
         var configuration = Configuration()
@@ -39,7 +39,7 @@ public final class SQLiteStateStore: StateStore {
             // opening and migrating run under a lock of their own (not the reconcile lock, which a pass holds for
             // its whole length).
             let migrator = Self.migrator
-            pool = try FileLock.withBlockingLock(path: FileLock.resolved(path) + ".migrate.lock") {
+            pool = try FileLock.withBlockingLock(path: Paths.resolved(path) + ".migrate.lock") {
                 // Under the lock: a file another process is creating right now is complete by the time we get it.
                 if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
                     size.intValue == 0
