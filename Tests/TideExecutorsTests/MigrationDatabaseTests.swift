@@ -533,6 +533,8 @@ struct MigrationDatabaseTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         try #require(FileManager.default.fileExists(atPath: holding))
+        // Timed from a moment the cooperative threads answer (other tests may hold them for seconds).
+        await waitUntilThreadsAreResponsive()
         let waited = ContinuousClock.now
         let busy = await #expect(throws: MigrationError.self) {
             try await Self.within(30) {
@@ -548,6 +550,7 @@ struct MigrationDatabaseTests {
         _ = await other.waitForExit(timeout: 10)
 
         // A statement still running at the phase's deadline is interrupted: transient, nothing kept.
+        await waitUntilThreadsAreResponsive()
         let start = ContinuousClock.now
         let interrupted = await #expect(throws: MigrationError.self) {
             try await Self.within(60) {
