@@ -1,34 +1,33 @@
 import ArgumentParser
 import Foundation
-import TideGit
+import TideState
 
-/// `--by`: who a command acts for, recorded in the events it writes (approve, promote, pause, resume, abort,
-/// retry). Every command resolves it the same way, so the history never says "by unknown" while git knows who
-/// is at the keyboard.
+/// Who a command acts for: the operating-system user running it (and the user behind sudo), never a name typed
+/// on the command line. `--by` and `--comment` are kept as a comment on the record (`--by` used to name the
+/// actor; it cannot impersonate anyone any more).
 struct ActorOptions: ParsableArguments {
-    @Option(
-        name: .long,
-        help: "Who acts, for the record (default: $TIDE_USER, else git's user.name and user.email, else $USER).")
+    @Option(name: .long, help: "Whom you act for, kept as a comment (the record names the user running tide).")
     var by: String?
+
+    @Option(name: .long, help: "Why, for the record.")
+    var comment: String?
 
     func validate() throws {
         try refuseControlCharacters(by, option: "--by")
+        try refuseControlCharacters(comment, option: "--comment")
+        if let comment, comment.utf8.count > Self.commentLimit {
+            throw ValidationError("--comment: at most \(Self.commentLimit) bytes (this one has \(comment.utf8.count))")
+        }
+        if let by, by.utf8.count > 200 { throw ValidationError("--by: at most 200 bytes") }
     }
 
-    /// `--by`, else `$TIDE_USER`, else the config repo's git user (`user.name <user.email>`, from the repo's
-    /// config or the user's), else `$USER`. An empty value counts as unset.
-    func who(in repository: Repository?) -> String {
-        let environment = ProcessInfo.processInfo.environment
-        func present(_ value: String?) -> String? {
-            guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-            return value
-        }
-        func gitUser() -> String? {
-            guard let signature = try? repository?.defaultSignature() else { return nil }
-            return "\(signature.name) <\(signature.email)>"
-        }
-        return present(by) ?? present(environment["TIDE_USER"]) ?? present(gitUser()) ?? present(environment["USER"])
-            ?? "unknown"
+    /// The longest comment kept (a record is read by people, and every one is kept for good).
+    static let commentLimit = 2000
+
+    /// The operating-system user running this command, with the comment.
+    var actor: Actor {
+        let text = [by.map { "for \($0)" }, comment].compactMap { $0 }.joined(separator: "; ")
+        return Actor.current(comment: text.isEmpty ? nil : text)
     }
 }
 

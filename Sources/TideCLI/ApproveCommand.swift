@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import TideEngine
-import TideGit
 import TideManifest
 import TideState
 
-/// `tide approve SERVICE --env E [--version V]`: the sign-off a `approval: manual` environment waits for.
+/// `tide approve SERVICE --env E [--version V]`: the sign-off a `approval: manual` environment (or a Policy) waits
+/// for — for exactly the version, config and executor the branch head asks to run there.
 struct ApproveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approve", abstract: "Approve a version of a service for an environment with manual approval.")
@@ -23,74 +23,26 @@ struct ApproveCommand: AsyncParsableCommand {
 
     @OptionGroup var actor: ActorOptions
 
-    @Option(name: .long, help: "Why, for the record.")
-    var comment: String?
-
     func validate() throws {
-        try refuseControlCharacters(comment, option: "--comment")
         if let version, !Naming.isValidVersion(version) {
             throw ValidationError("--version: '\(version)' is not a valid version")
         }
     }
 
     func run() async throws {
-        let repository = try global.openRepository()
-        let store = try global.openStore(for: repository)
-        // The tracked branch, never a detached HEAD: approving what happens to be checked out would approve the
-        // wrong version.
-        let branch: String
+        let reconciler = try global.reconciler()
         do {
-            branch = try global.reconciler().trackedBranch()
+            let approval = try await reconciler.approve(
+                service: service, environment: environment, version: version, by: actor.actor)
+            if let note = approval.note { printError("tide: note: \(note)") }
+            print(
+                "approved \(service) \(approval.version) (config \(approval.configDigest.prefix(8)), executor "
+                    + "\(approval.executorDigest.prefix(8))) for \(environment) (by \(actor.actor)); it starts at "
+                    + "the next reconcile")
+        } catch let error as ApprovalError {
+            throw ReportedFailure(message: "tide: error: \(error)")
         } catch let error as EngineError {
             throw ReportedFailure(message: "tide: error: \(error)")
         }
-        let head = try repository.resolveCommit(branch: branch)
-        let desired: DesiredState
-        do {
-            desired = try ManifestLoader().load(
-                from: GitCommitSource(repository: repository, commit: head, root: global.manifestRoot))
-        } catch let error as ManifestError {
-            throw ReportedFailure(
-                message: "tide: error: \(head.short) does not validate (\(error.diagnostics.count) problem(s)): fix it "
-                    + "before approving what it asks for")
-        }
-        // What does not exist cannot be approved: a typo would otherwise be recorded as a sign-off and wait there.
-        let id = TargetID(service: service, environment: environment)
-        let target = desired.target(id)
-        if target == nil, try await store.liveTarget(id) == nil {
-            let known =
-                desired.services[service] == nil
-                ? "no service '\(service)'" : "\(service) does not run in \(environment)"
-            throw ReportedFailure(message: "tide: error: \(known) at \(head.short), and nothing runs there")
-        }
-        let approved: String
-        if let version {
-            approved = version
-            if version != target?.version {
-                printError(
-                    "tide: note: \(head.short) asks for \(target?.version ?? "nothing") in \(environment); the approval "
-                        + "of \(version) waits until git asks for it")
-            }
-        } else {
-            guard let target else {
-                throw ReportedFailure(
-                    message: "tide: error: \(service) does not run in \(environment) at \(head.short); "
-                        + "name the version with --version")
-            }
-            approved = target.version
-        }
-        let who = actor.who(in: repository)
-        try await store.apply(
-            StateWrite(events: [
-                Event(
-                    time: Date(), kind: .approvalGranted,
-                    target: TargetID(service: service, environment: environment), version: approved,
-                    message: "\(approved) approved by \(who)" + (comment.map { ": \($0)" } ?? ""),
-                    details: .object(
-                        ["by": .string(who)].merging(comment.map { ["comment": .string($0)] } ?? [:]) {
-                            $1
-                        }))
-            ]))
-        print("approved \(service) \(approved) for \(environment) (by \(who)); it starts at the next reconcile")
     }
 }

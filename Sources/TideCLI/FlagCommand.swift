@@ -49,7 +49,7 @@ struct FlagCommand: AsyncParsableCommand {
             throw ReportedFailure(
                 message: "tide: error: \(id) uses executor '\(target.executor)', which is not a flags executor")
         }
-        let workingDirectory = reconciler.repository.workingDirectory ?? FileManager.default.currentDirectoryPath
+        let workingDirectory = global.workingDirectory(reconciler.repository)
         let path = FlagsExecutor.resolve(executor.path ?? "flags.json", in: workingDirectory)
         let file = try FlagsFile.read(path)
         guard let entry = file.targets["\(service)@\(environment)"],

@@ -140,7 +140,7 @@ struct GlobalOptions: ParsableArguments {
         repository.signer = try signing.signer()
         return Reconciler(
             repository: repository, branch: branch, root: manifestRoot, store: store,
-            executors: DefaultExecutorFactory(workingDirectory: workingDirectory(repository)),
+            executors: executorFactory(repository),
             concurrency: concurrency, publisher: publisher, verification: try signing.verification(),
             readCheck: readCheck(repository))
     }
@@ -180,9 +180,24 @@ struct GlobalOptions: ParsableArguments {
             store: store)
     }
 
-    /// Where executors run: the work tree, or (bare and remote repos) the current directory.
+    /// How executors are made: in the fixed working directory, with the revision's files for relative programs.
+    func executorFactory(_ repository: Repository) -> DefaultExecutorFactory {
+        DefaultExecutorFactory(
+            workingDirectory: workingDirectory(repository),
+            programs: RevisionFileStore(
+                repository: repository, root: manifestRoot,
+                directory: (stateDirectory(for: repository) as NSString).appendingPathComponent("revisions")))
+    }
+
+    /// The directory of the state file.
+    func stateDirectory(for repository: Repository?) -> String {
+        (Paths.resolved(statePath(for: repository)) as NSString).deletingLastPathComponent
+    }
+
+    /// Where executors run, whoever runs tide and from wherever: the config repo's work tree, else (bare and remote
+    /// repos) the state directory — never the directory the command was typed in.
     func workingDirectory(_ repository: Repository) -> String {
-        repository.workingDirectory ?? FileManager.default.currentDirectoryPath
+        repository.workingDirectory ?? stateDirectory(for: repository)
     }
 }
 

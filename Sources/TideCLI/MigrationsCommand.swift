@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideEngine
+import TideState
 
 /// `tide migrations`: where every migration stands in every database, and what Tide will do next about it.
 struct MigrationsCommand: AsyncParsableCommand {
@@ -68,7 +69,7 @@ struct MigrationsDownCommand: AsyncParsableCommand {
         do {
             print(
                 try await reconciler.migrationDown(
-                    name: name, environment: environment, by: actor.who(in: reconciler.repository), confirmed: yes))
+                    name: name, environment: environment, by: actor.actor, confirmed: yes))
         } catch let error as MigrationCommandError {
             throw ReportedFailure(message: "tide: error: \(error)")
         }

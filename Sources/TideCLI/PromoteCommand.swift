@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideEngine
+import TideState
 
 /// `tide promote SERVICE --env E [--full]`: move a rollout past its pause (or to the end).
 /// `tide promote SERVICE --to ENV`: write a version into the config repo as an environment's version.
@@ -34,9 +35,6 @@ struct PromoteCommand: AsyncParsableCommand {
         }
         if full && environment == nil { throw ValidationError("--full goes with --env") }
         if version != nil && to == nil { throw ValidationError("--version goes with --to") }
-        if actor.by != nil && environment == nil {
-            throw ValidationError("--by goes with --env: a --to commit is authored by git's user.name and user.email")
-        }
     }
 
     func run() async throws {
@@ -44,7 +42,7 @@ struct PromoteCommand: AsyncParsableCommand {
         if let environment {
             try await RolloutControlCommand.apply(
                 .promote(full: full), service: service, environment: environment, reconciler: reconciler,
-                by: actor.who(in: reconciler.repository))
+                by: actor.actor)
             return
         }
         let to = to!  // validate() requires --env or --to
@@ -70,10 +68,10 @@ struct RolloutControlCommand {
     /// Applies the control for `who`, then runs one reconcile pass so the rollout moves right away (abort has
     /// already moved it).
     static func apply(
-        _ control: RolloutControl, service: String, environment: String, reconciler: Reconciler, by who: String
+        _ control: RolloutControl, service: String, environment: String, reconciler: Reconciler, by actor: Actor
     ) async throws {
         do {
-            print(try await reconciler.control(control, service: service, environment: environment, by: who))
+            print(try await reconciler.control(control, service: service, environment: environment, by: actor))
         } catch let error as ControlError {
             throw ReportedFailure(message: "tide: error: \(error)")
         }
@@ -103,7 +101,7 @@ struct PauseCommand: AsyncParsableCommand {
         let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
             .pause, service: service, environment: environment, reconciler: reconciler,
-            by: actor.who(in: reconciler.repository))
+            by: actor.actor)
     }
 }
 
@@ -118,7 +116,7 @@ struct ResumeCommand: AsyncParsableCommand {
         let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
             .resume, service: service, environment: environment, reconciler: reconciler,
-            by: actor.who(in: reconciler.repository))
+            by: actor.actor)
     }
 }
 
@@ -134,7 +132,7 @@ struct AbortCommand: AsyncParsableCommand {
         let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
             .abort, service: service, environment: environment, reconciler: reconciler,
-            by: actor.who(in: reconciler.repository))
+            by: actor.actor)
     }
 }
 
@@ -150,6 +148,6 @@ struct RetryCommand: AsyncParsableCommand {
         let reconciler = try global.reconciler()
         try await RolloutControlCommand.apply(
             .retry, service: service, environment: environment, reconciler: reconciler,
-            by: actor.who(in: reconciler.repository))
+            by: actor.actor)
     }
 }

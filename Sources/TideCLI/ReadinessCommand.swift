@@ -53,7 +53,7 @@ struct ReadinessCommand: AsyncParsableCommand {
         }
         let change = action.classification ?? .feature
         let evaluator = GateEvaluator(desired: desired, store: reconciler.store, now: reconciler.clock.now())
-        let gates = try await evaluator.gates(for: id, version: target.version, classification: change)
+        let gates = try await evaluator.gates(for: target, classification: change)
         func gate(_ kinds: [Gate.Kind], name: String, pass: String) -> Check {
             let held = gates.filter { kinds.contains($0.kind) }
             return Check(
@@ -144,11 +144,18 @@ struct ReadinessCommand: AsyncParsableCommand {
     private func executorChecks(
         desired: DesiredState, target: DesiredTarget, live: LiveTarget?, reconciler: Reconciler
     ) async -> [Check] {
-        // Where the executors run, as `GlobalOptions.reconciler()` gives it to them.
-        let readiness = ExecutorReadiness(
-            workingDirectory: reconciler.repository.workingDirectory ?? FileManager.default.currentDirectoryPath)
+        // Where the executors run and what they run, as a deployment gets them: the fixed working directory, and
+        // the revision's own files for relative programs.
+        let factory = global.executorFactory(reconciler.repository)
+        let readiness = ExecutorReadiness(workingDirectory: factory.workingDirectory)
         var found: [ReadinessCheck] = []
-        if let executor = desired.executors[target.executor] {
+        if let declared = desired.executors[target.executor] {
+            let executor: ExecutorManifest
+            do {
+                executor = try factory.resolvingPrograms(declared, revision: desired.revision?.hex)
+            } catch {
+                return [Check(name: "executor program", pass: false, detail: "\(declared.name): \(error)")]
+            }
             // During a rollout the stable side is the version it started from; otherwise what runs.
             let stable: String?
             if let rollout = live?.rollout { stable = rollout.previousVersion } else { stable = live?.version }

@@ -52,9 +52,16 @@ public struct GateEvaluator: Sendable {
         self.now = now
     }
 
-    public func gates(
-        for target: TargetID, version: String, classification: ChangeClass
-    ) async throws -> [Gate] {
+    /// The gates that hold `wanted` (what the target would run: its version, config and executor) now.
+    ///
+    /// What must never happen: a change of any class — a new version, a config or executor change, a revert to
+    /// something that never ran here — reaching an environment past a gate its manifests set; an environment
+    /// running a version, base config or executor its `requires` environment never ran healthy (for the `bake`);
+    /// an approval given for another version, config or executor satisfying this change. Rollbacks (to what ran
+    /// healthy on this very target) pass every gate but the Policy rules that name ROLLBACK.
+    public func gates(for wanted: DesiredTarget, classification: ChangeClass) async throws -> [Gate] {
+        let target = wanted.id
+        let version = wanted.version
         guard let environment = desired.environments[target.environment] else { return [] }
         let risk = risk(of: classification, for: target)
         let rules = desired.policies.flatMap { policy in
@@ -85,7 +92,7 @@ public struct GateEvaluator: Sendable {
         if classification == .rollback {
             // Rollbacks pass every gate but the policy rules written for rollbacks.
             let explicit = rules.filter { $0.1.classes.contains(.rollback) }
-            return try await policyGates(explicit, target: target, version: version, approvalNeeded: false)
+            return try await policyGates(explicit, wanted: wanted, approvalNeeded: false)
         }
         for required in environment.requires
         where desired.services[target.service]?.environments[required] != nil {
@@ -104,11 +111,21 @@ public struct GateEvaluator: Sendable {
                         reason: "\(upstream) must run \(version) healthy first; it runs \(state)"))
                 continue
             }
+            // The same version is not enough: the config the service carries (spec.config) and its executor must
+            // be what ran there too, so a config-only or script-only change walks every environment as well.
+            guard let release = live.release, release.baseConfigDigest == wanted.baseConfigDigest,
+                release.executorDigest == wanted.executorDigest
+            else {
+                gates.append(
+                    Gate(
+                        kind: .requires,
+                        reason: "\(upstream) must run \(version) healthy first with this change's "
+                            + Self.differences(live.release, wanted) + "; it runs \(version) with "
+                            + Self.describe(live.release)))
+                continue
+            }
             guard environment.bake > 0, classification != .hotfix else { continue }
-            let deployed =
-                try await store.deployments(DeploymentQuery(target: upstream, limit: 50))
-                .first { $0.succeeded && $0.version == version }?.finishedAt ?? live.updatedAt
-            let baked = deployed.addingTimeInterval(environment.bake)
+            let baked = release.deployedAt.addingTimeInterval(environment.bake)
             if now < baked {
                 gates.append(
                     Gate(
@@ -117,8 +134,7 @@ public struct GateEvaluator: Sendable {
                             + "until \(Self.format(baked))", until: baked))
             }
         }
-        gates += try await policyGates(
-            rules, target: target, version: version, approvalNeeded: environment.approval == .manual)
+        gates += try await policyGates(rules, wanted: wanted, approvalNeeded: environment.approval == .manual)
         if let freeze = environment.freezes.first(where: { $0.from <= now && now < $0.until }) {
             gates.append(
                 Gate(
@@ -149,10 +165,43 @@ public struct GateEvaluator: Sendable {
             && (rule.production == nil || rule.production == environment.production)
     }
 
+    /// `config 3f2a1b0c and executor 9e8d7c6b` — the parts of `wanted` a release differs in.
+    static func differences(_ release: Release?, _ wanted: DesiredTarget) -> String {
+        guard let release else {
+            return "config \(wanted.baseConfigDigest.prefix(8)) and executor \(wanted.executorDigest.prefix(8))"
+        }
+        var parts: [String] = []
+        if release.baseConfigDigest != wanted.baseConfigDigest {
+            parts.append("config \(wanted.baseConfigDigest.prefix(8))")
+        }
+        if release.executorDigest != wanted.executorDigest {
+            parts.append("executor \(wanted.executorDigest.prefix(8))")
+        }
+        return parts.joined(separator: " and ")
+    }
+
+    /// `config 9e8d7c6b, executor 1a2b3c4d`, or that it is not recorded.
+    static func describe(_ release: Release?) -> String {
+        guard let release else { return "a config and executor not recorded yet" }
+        return "config \(release.baseConfigDigest.prefix(8)), executor \(release.executorDigest.prefix(8))"
+    }
+
+    /// Whether `approval` (an `approval.granted` event) is for exactly what `wanted` would run: its version, its
+    /// config digest and its executor. An approval recorded before approvals named their config is for no config.
+    public static func approves(_ approval: Event, _ wanted: DesiredTarget) -> Bool {
+        guard approval.version == wanted.version, case .object(let details)? = approval.details,
+            case .string(let config)? = details["configDigest"], config == wanted.configDigest,
+            case .string(let executor)? = details["executorDigest"], executor == wanted.executorDigest
+        else { return false }
+        return true
+    }
+
     /// Approval (from the environment or a policy), a policy's minimum strategy and its windows.
     private func policyGates(
-        _ rules: [(String, PolicyManifest.Rule)], target: TargetID, version: String, approvalNeeded: Bool
+        _ rules: [(String, PolicyManifest.Rule)], wanted: DesiredTarget, approvalNeeded: Bool
     ) async throws -> [Gate] {
+        let target = wanted.id
+        let version = wanted.version
         var gates: [Gate] = []
         let approvers = rules.filter { $0.1.requireApproval }.map(\.0)
         if approvalNeeded || !approvers.isEmpty {
@@ -160,13 +209,18 @@ public struct GateEvaluator: Sendable {
                 EventQuery(
                     service: target.service, environment: target.environment, kinds: [.approvalGranted],
                     limit: 200))
-            if !approvals.contains(where: { $0.version == version }) {
+            if !approvals.contains(where: { Self.approves($0, wanted) }) {
                 let why = approvers.isEmpty ? "" : " (policy \(approvers.joined(separator: ", ")))"
+                // An approval of this version for another config (or executor) is not one for this change.
+                let other = approvals.first { $0.version == version }.map { approval in
+                    "; the approval of \(version) by \(Self.approver(approval)) was for another config or executor, "
+                        + "this change runs config \(wanted.configDigest.prefix(8))"
+                }
                 gates.append(
                     Gate(
                         kind: .approval,
                         reason: "waiting for approval: tide approve \(target.service) --env \(target.environment) "
-                            + "--version \(version)\(why)"))
+                            + "--version \(version)\(why)\(other ?? "")"))
             }
         }
         let strategy = desired.services[target.service]?.strategy.type ?? .recreate
@@ -187,6 +241,12 @@ public struct GateEvaluator: Sendable {
             if let closed = windowGate(rule.windows, "the windows of policy \(name)") { gates.append(closed) }
         }
         return gates
+    }
+
+    /// Who an approval event names.
+    static func approver(_ event: Event) -> String {
+        if case .object(let details)? = event.details, case .string(let who)? = details["by"] { return who }
+        return "someone"
     }
 
     /// Whether a strategy has an analysis step.

@@ -39,8 +39,7 @@ public struct Planner: Sendable {
                 action.risk = evaluator.risk(of: classification, for: target.id)
             }
             if action.kind == .deploy {
-                action.gates = try await evaluator.gates(
-                    for: target.id, version: target.version, classification: action.classification ?? .feature)
+                action.gates = try await evaluator.gates(for: target, classification: action.classification ?? .feature)
                 if !action.gates.isEmpty { action.kind = .wait }
             }
             actions.append(action)
@@ -78,9 +77,12 @@ public struct Planner: Sendable {
         if let rollout = live.rollout, live.phase == .progressing {
             let declared = desired.services[target.id.service]?.strategy
             let sameSteps = rollout.runsSameSteps(as: declared)
-            if rollout.version == target.version && rollout.configDigest == target.configDigest && !sameSteps {
+            let same = rollout.version == target.version && rollout.configDigest == target.configDigest
+            if same, let executor = rollout.executorDigest, executor != target.executorDigest {
+                preempted = "the executor changed while \(rollout.version) rolled out: it is pre-empted"
+            } else if same && !sameSteps {
                 preempted = "the strategy's steps changed while \(rollout.version) rolled out: it is pre-empted"
-            } else if rollout.version == target.version && rollout.configDigest == target.configDigest {
+            } else if same {
                 action.kind = .resume
                 action.fromVersion = rollout.previousVersion
                 action.classification = rollout.classification
@@ -92,7 +94,8 @@ public struct Planner: Sendable {
         }
         if let failed = live.failed, live.phase == .failed || live.phase == .rolledBack,
             failed.version == target.version,
-            failed.configDigest == target.configDigest
+            failed.configDigest == target.configDigest,
+            failed.executorDigest == nil || failed.executorDigest == target.executorDigest
         {
             action.kind = .holdFailed
             action.reason =
@@ -102,7 +105,23 @@ public struct Planner: Sendable {
             return action
         }
         let matchesLive = live.version == target.version && live.configDigest == target.configDigest
-        if matchesLive && (live.phase == .healthy || live.phase == .rolledBack) {
+        // A release recorded before executors were kept is taken as the one desired (adopted at this pass).
+        let sameExecutor = live.release.map { $0.executorDigest == target.executorDigest } ?? true
+        if matchesLive && sameExecutor && (live.phase == .healthy || live.phase == .rolledBack) {
+            return action
+        }
+        if matchesLive && !sameExecutor && (live.phase == .healthy || live.phase == .rolledBack) {
+            // Only the executor changed (its definition, or a script of the revision it runs): a deployment
+            // like a config change, through every gate.
+            action.kind = .deploy
+            action.configChanged = true
+            action.classification = .config
+            action.reason = "executor '\(target.executor)' changed (its definition or the files its programs come from)"
+            if try await ranHealthy(target) != nil {
+                action.classification = .rollback
+                action.reason = "executor '\(target.executor)' back to what ran healthy here before"
+            }
+            if let preempted { action.reason = "\(action.reason ?? ""); \(preempted)" }
             return action
         }
         action.kind = .deploy
@@ -226,6 +245,10 @@ public struct Planner: Sendable {
             guard event.version == target.version else { return false }
             guard case .object(let details)? = event.details, case .string(let digest)? = details["configDigest"]
             else { return event.kind == .deploymentSucceeded }
+            // Events written before executors were recorded match by config.
+            if case .string(let executor)? = details["executorDigest"], executor != target.executorDigest {
+                return false
+            }
             return digest == target.configDigest
         }?.time
     }

@@ -238,7 +238,7 @@ extension Reconciler {
                 environment: ["TIDE_METRIC": metric.name, "TIDE_ANALYSIS": analysis.name, "TIDE_SIDE": side])
             let executor: any Executor
             do {
-                executor = try executors.makeExecutor(for: manifest)
+                executor = try executors.makeExecutor(for: manifest, revision: rollout.revision.hex)
             } catch {
                 return .error("\(error)")
             }

@@ -2,7 +2,7 @@ import Foundation
 import TideExecutors
 import TideGit
 import TideManifest
-import TideState
+public import TideState
 
 /// What a person can do to a rollout, with the meaning kubectl-argo-rollouts gives these words.
 public enum RolloutControl: Sendable, Equatable {
@@ -38,22 +38,24 @@ public struct ControlError: Error, CustomStringConvertible, Sendable {
 extension Reconciler {
     /// Applies a control to a target under the state lock; returns what happened, in words.
     public func control(
-        _ control: RolloutControl, service: String, environment: String, by who: String
+        _ control: RolloutControl, service: String, environment: String, by actor: Actor
     ) async throws -> String {
         try await store.withExclusiveLock(timeout: 60) {
-            try await controlLocked(control, id: TargetID(service: service, environment: environment), by: who)
+            try await controlLocked(control, id: TargetID(service: service, environment: environment), by: actor)
         }
     }
 
-    private func controlLocked(_ control: RolloutControl, id: TargetID, by who: String) async throws -> String {
+    private func controlLocked(_ control: RolloutControl, id: TargetID, by actor: Actor) async throws -> String {
         guard var state = try await store.liveTarget(id) else {
             throw ControlError(description: "\(id) runs nothing yet")
         }
         let now = clock.now()
+        let who = actor.description
         func event(_ kind: Event.Kind, _ message: String) -> Event {
             Event(
                 time: now, kind: kind, target: id, revision: state.rollout?.revision, version: state.rollout?.version,
-                message: "\(message) (by \(who))", details: .object(["by": .string(who)]))
+                message: "\(message) (by \(who)" + (actor.comment.map { ": \($0)" } ?? "") + ")",
+                details: .object(actor.details))
         }
         switch control {
         case .retry:
@@ -97,6 +99,7 @@ extension Reconciler {
             state.failed = FailedAttempt(
                 version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
                 message: message, at: now)
+            state.failed?.executorDigest = rollout.executorDigest
             try await store.apply(
                 StateWrite(
                     events: [event(.rolloutAborted, "abort \(rollout.version) at weight \(rollout.weight)")],
@@ -108,7 +111,9 @@ extension Reconciler {
             spec.automatic = true
             let outcome = try await rollBack(
                 target: target, to: stable, after: rollout, state: state, reason: message, spec: spec,
-                executor: try executors.makeExecutor(for: manifest), calls: 0)
+                executor: stableExecutor(
+                    of: rollout, target: id,
+                    fallback: try executors.makeExecutor(for: manifest, revision: rollout.revision.hex)), calls: 0)
             return "\(id): \(outcome.message ?? message)"
         case .pause, .resume, .promote:
             guard var rollout = state.rollout, state.phase == .progressing else {

@@ -68,10 +68,13 @@ extension Reconciler {
         do {
             switch action.kind {
             case .none:
-                if var state = live, state.waiting != nil {
+                if var state = live, state.waiting != nil || Self.adoptsRelease(state, desired.target(action.target)) {
                     // Desired state came back to what runs: whatever held the last desired version is moot.
                     state.waiting = nil
                     state.waitingOn = []
+                    if let wanted = desired.target(action.target), Self.adoptsRelease(state, wanted) {
+                        state.release = try await adoptedRelease(state, wanted)
+                    }
                     try await store.apply(StateWrite(targets: [state]))
                 }
                 return TargetOutcome(
@@ -122,6 +125,30 @@ extension Reconciler {
                 target: action.target, result: .failed, fromVersion: action.fromVersion, toVersion: action.toVersion,
                 classification: action.classification, message: message, executorCalls: 0)
         }
+    }
+
+    /// Whether a target in sync with `wanted` has no release recorded (it was deployed before releases were
+    /// kept), or one whose base config differs only in how the same config is split between `spec.config` and the
+    /// environment's override: the next write records the desired one.
+    static func adoptsRelease(_ state: LiveTarget, _ wanted: DesiredTarget?) -> Bool {
+        guard let wanted, state.phase == .healthy, state.version == wanted.version,
+            state.configDigest == wanted.configDigest
+        else { return false }
+        guard let release = state.release else { return true }
+        return release.baseConfigDigest != wanted.baseConfigDigest && release.executorDigest == wanted.executorDigest
+    }
+
+    /// The release a target in sync with `wanted` runs: what desired state says, since when its version last
+    /// finished deploying (or the time of its record).
+    func adoptedRelease(_ state: LiveTarget, _ wanted: DesiredTarget) async throws -> Release {
+        var since = state.release?.deployedAt
+        if since == nil {
+            since = try await store.deployments(DeploymentQuery(target: state.id, limit: 50))
+                .first { $0.succeeded && $0.version == state.version }?.finishedAt
+        }
+        return Release(
+            baseConfigDigest: wanted.baseConfigDigest, executorDigest: wanted.executorDigest,
+            deployedAt: since ?? state.updatedAt)
     }
 
     /// How an error recorded on a target (`LiveTarget.waiting`) starts.

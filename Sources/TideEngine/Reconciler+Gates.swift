@@ -13,8 +13,11 @@ extension Reconciler {
     ) async throws -> TargetOutcome {
         let now = clock.now()
         let version = action.toVersion ?? ""
+        guard let wanted = desired.target(action.target) else {
+            throw ControlError(description: "\(action.target) is not in desired state")
+        }
         let gates = try await GateEvaluator(desired: desired, store: store, now: now).gates(
-            for: action.target, version: version, classification: action.classification ?? .feature)
+            for: wanted, classification: action.classification ?? .feature)
         if gates.isEmpty {
             var open = action
             open.kind = .deploy

@@ -1,7 +1,7 @@
 public import Foundation
 import TideExecutors
 import TideManifest
-import TideState
+public import TideState
 
 /// Where one migration stands in one database, for `tide migrations`, `tide plan` and `tide status --json`.
 public struct MigrationReportEntry: Sendable, Hashable, Codable {
@@ -113,9 +113,10 @@ extension Reconciler {
     /// contracted, belongs to another install, or a target runs or wants a version that needs it. The down that
     /// runs is the current manifest's when it still has the migration, else the one expand recorded.
     public func migrationDown(
-        name: String, environment: String, by who: String, confirmed: Bool = true
+        name: String, environment: String, by actor: Actor, confirmed: Bool = true
     ) async throws -> String {
-        try await store.withExclusiveLock(timeout: 60) {
+        let who = actor.description
+        return try await store.withExclusiveLock(timeout: 60) {
             guard let desired = try await resolve(record: false).desired else {
                 throw MigrationCommandError(description: "no valid desired state to read the databases from")
             }

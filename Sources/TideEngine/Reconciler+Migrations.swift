@@ -190,6 +190,7 @@ extension Reconciler {
         let now = clock.now()
         state.failed = FailedAttempt(
             version: target.version, configDigest: target.configDigest, revision: revision, message: message, at: now)
+        state.failed?.executorDigest = target.executorDigest
         state.phase = .failed
         state.updatedAt = now
         try await store.apply(

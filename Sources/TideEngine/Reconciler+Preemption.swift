@@ -26,8 +26,8 @@ extension Reconciler {
             request.strategy = old.strategy.rawValue
             request.identifySides(undoing: old)
             let done = try await perform(
-                request, id: ActionID(target.id, old, step: .preemptedRollback), executor: executor,
-                retry: RetryPolicy())
+                request, id: ActionID(target.id, old, step: .preemptedRollback),
+                executor: stableExecutor(of: old, target: target.id, fallback: executor), retry: RetryPolicy())
             let result = done.result
             calls += 1
             try await journal.commit(

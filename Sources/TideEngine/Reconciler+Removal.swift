@@ -24,7 +24,7 @@ extension Reconciler {
                 target: live.id, result: .failed, fromVersion: live.version, toVersion: nil,
                 classification: .removal, message: message, executorCalls: 0)
         }
-        let executor = try executors.makeExecutor(for: manifest)
+        let executor = try executors.makeExecutor(for: manifest, revision: revision.hex)
         let id = ActionID(target: live.id, revision: revision, attempt: "", step: .remove)
         let actionID = id.description
         var state = live

@@ -70,7 +70,13 @@ extension Reconciler {
                 // which the rollback carried — or, for a rollout started before stable configs were kept, the
                 // rollout's, which is the stable one only when the two are the same.
                 details: (rollout.stableConfig != nil || rollout.configDigest == state.configDigest)
-                    ? state.configDigest.map { .object(["configDigest": .string($0)]) } : nil)
+                    ? state.configDigest.map { digest in
+                        var details: [String: JSONValue] = ["configDigest": .string(digest)]
+                        if let executor = rollout.stableRelease?.executorDigest ?? state.release?.executorDigest {
+                            details["executorDigest"] = .string(executor)
+                        }
+                        return .object(details)
+                    } : nil)
         ]
         var message = "rolled back to \(stable) automatically"
         if spec.writeBack == .revert {

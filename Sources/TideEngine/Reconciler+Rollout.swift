@@ -15,7 +15,9 @@ extension Reconciler {
         guard let executorManifest = desired.executors[target.executor] else {
             throw EngineError.executorMissing(target: target.id, executor: target.executor)
         }
-        let executor = try executors.makeExecutor(for: executorManifest)
+        // A rollout under way runs its own revision's files (an interrupted step runs again as it started).
+        let executorRevision = action.kind == .resume ? (live?.rollout?.revision ?? revision) : revision
+        let executor = try executors.makeExecutor(for: executorManifest, revision: executorRevision.hex)
 
         var state =
             live
@@ -240,6 +242,9 @@ extension Reconciler {
         state.rollout = nil
         state.failed = nil
         state.updatedAt = doneAt
+        state.release = Release(
+            baseConfigDigest: rollout.baseConfigDigest ?? target.baseConfigDigest,
+            executorDigest: rollout.executorDigest ?? target.executorDigest, deployedAt: doneAt)
         let lead = doneAt.timeIntervalSince(rollout.startedAt)
         try await journal.commit(
             StateWrite(
@@ -253,6 +258,7 @@ extension Reconciler {
                             "deploymentId": .string(ledger[0].id),
                             // What ran healthy: the planner's ROLLBACK rule reads it.
                             "configDigest": .string(rollout.configDigest),
+                            "executorDigest": .string(rollout.executorDigest ?? target.executorDigest),
                         ])
                 ],
                 deployments: ledger))
@@ -307,6 +313,9 @@ extension Reconciler {
         rollout.migrations = target.migrations
         (rollout.stableConfig, rollout.stableRevision) = stableSide(of: state)
         rollout.stableConfigDigest = state.configDigest
+        rollout.baseConfigDigest = target.baseConfigDigest
+        rollout.executorDigest = target.executorDigest
+        rollout.stableRelease = state.version == nil ? nil : state.release
         rollout.attempt = Self.newAttempt()
         rollout.plan = RolloutPlan.of(
             desired.services[target.id.service]?.strategy ?? StrategySpec(), firstDeployment: state.version == nil)
@@ -379,6 +388,7 @@ extension Reconciler {
         state.failed = FailedAttempt(
             version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
             message: message, at: now)
+        state.failed?.executorDigest = rollout.executorDigest
         state.updatedAt = now
         try await journal.commit(
             StateWrite(
@@ -400,7 +410,7 @@ extension Reconciler {
         {
             return try await rollBack(
                 target: target, to: stable, after: rollout, state: state, reason: message, spec: service.rollback,
-                executor: executor, calls: calls)
+                executor: stableExecutor(of: rollout, target: target.id, fallback: executor), calls: calls)
         }
         return TargetOutcome(
             target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
@@ -409,6 +419,19 @@ extension Reconciler {
 }
 
 extension Reconciler {
+    /// The executor the stable side of `rollout` ran with, for actions that bring it back (a rollback, a
+    /// pre-emption): the stable revision's executor of `target`, with that revision's files — a broken script a
+    /// candidate brought is not what takes it away. `fallback` (the candidate's) when the stable revision cannot be
+    /// read (history rewritten) or does not have the target.
+    func stableExecutor(of rollout: Rollout, target: TargetID, fallback: any Executor) -> any Executor {
+        guard let revision = rollout.stableRevision, revision != rollout.revision,
+            let stable = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root)),
+            let name = stable.target(target)?.executor, let manifest = stable.executors[name],
+            let executor = try? executors.makeExecutor(for: manifest, revision: revision.hex)
+        else { return fallback }
+        return executor
+    }
+
     /// An event about a step of `rollout` on `target`.
     func stepEvent(
         _ kind: Event.Kind, _ target: TargetID, _ rollout: Rollout, at time: Date, _ message: String,

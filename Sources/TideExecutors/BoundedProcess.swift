@@ -43,11 +43,13 @@ public enum BoundedProcess {
     }
 
     /// Runs `program` (a path, or a name looked up on `PATH`) with `arguments`; `environment` is added to Tide's
-    /// own (a nil value removes a variable); `input` goes to stdin through an unlinked temporary file; at most
-    /// `outputLimit` bytes of each stream are kept (the rest is read and dropped).
+    /// own (a nil value removes a variable) — or, with `replacingEnvironment`, is the whole environment; `input`
+    /// goes to stdin through an unlinked temporary file; at most `outputLimit` bytes of each stream are kept (the
+    /// rest is read and dropped).
     public static func run(
-        _ program: String, arguments: [String], environment: [String: String?] = [:], workingDirectory: String? = nil,
-        input: String, timeout: Double, outputLimit: Int = 64 * 1024
+        _ program: String, arguments: [String], environment: [String: String?] = [:],
+        replacingEnvironment: Bool = false, workingDirectory: String? = nil, input: String, timeout: Double,
+        outputLimit: Int = 64 * 1024
     ) async -> Result {
         _ = ignoringBrokenPipes
         let start = ContinuousClock.now
@@ -59,8 +61,11 @@ public enum BoundedProcess {
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         }
         var variables: [Environment.Key: String?] = [:]
+        var whole: [Environment.Key: String] = [:]
         for (name, value) in environment {
-            if let key = Environment.Key(rawValue: name) { variables[key] = value }
+            guard let key = Environment.Key(rawValue: name) else { continue }
+            variables[key] = value
+            if let value { whole[key] = value }
         }
         var options = PlatformOptions()
         options.createSession = true
@@ -68,7 +73,7 @@ public enum BoundedProcess {
         let configuration = Configuration(
             executable: program.contains("/") ? .path(FilePath(program)) : .name(program),
             arguments: Arguments(arguments),
-            environment: .inherit.updating(variables),
+            environment: replacingEnvironment ? .custom(whole) : .inherit.updating(variables),
             workingDirectory: workingDirectory.map { FilePath($0) },
             platformOptions: options)
         // stdin from an unlinked temporary file rather than a pipe: a process that exits without reading it then

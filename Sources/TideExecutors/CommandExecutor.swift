@@ -17,14 +17,20 @@ public import TideManifest
 /// so that a timeout can kill it together with everything it started.
 public struct CommandExecutor: Executor {
     public let manifest: ExecutorManifest
-    /// Where the command runs, and what a relative program path (`./bin/deploy`) is resolved against.
+    /// Where the command runs, and what a relative program path (`./bin/deploy`) is resolved against when it was
+    /// not resolved to a file of the revision (see `ProgramFiles`).
     public let workingDirectory: String
+    /// What the process's environment is built from.
+    public let environment: ExecutorEnvironment
     /// Bytes of stdout and stderr kept; the rest is read and dropped so the process never blocks on a full pipe.
     public static let outputLimit = 64 * 1024
 
-    public init(manifest: ExecutorManifest, workingDirectory: String) {
+    public init(
+        manifest: ExecutorManifest, workingDirectory: String, environment: ExecutorEnvironment = .configured
+    ) {
         self.manifest = manifest
         self.workingDirectory = workingDirectory
+        self.environment = environment
     }
 
     var executable: Executable {
@@ -57,10 +63,10 @@ public struct CommandExecutor: Executor {
         let timeout = manifest.timeout
         let result = await BoundedProcess.run(
             program, arguments: Array(manifest.command.dropFirst()),
-            environment: Self.environment(
+            environment: environment.environment(
                 manifest.environment.merging(request.environmentVariables, uniquingKeysWith: { $1 })),
-            workingDirectory: workingDirectory, input: request.jsonLine(), timeout: timeout,
-            outputLimit: Self.outputLimit)
+            replacingEnvironment: true, workingDirectory: workingDirectory, input: request.jsonLine(),
+            timeout: timeout, outputLimit: Self.outputLimit)
         let outcome: ActionResult.Outcome
         var standardError = result.standardError
         switch result.termination {
@@ -82,14 +88,6 @@ public struct CommandExecutor: Executor {
             duration: result.duration)
     }
 
-    /// What a process Tide starts gets on top of Tide's own environment: `variables`, and none of Tide's secrets
-    /// (`SecretVariables`: the sql executors' password variables) unless `variables` sets them itself.
-    static func environment(_ variables: [String: String]) -> [String: String?] {
-        var result: [String: String?] = [:]
-        for name in SecretVariables.withheld { result.updateValue(nil, forKey: name) }
-        for (name, value) in variables { result[name] = value }
-        return result
-    }
 }
 
 /// An executor that exits without reading its stdin must not take Tide down with SIGPIPE when the request is
@@ -100,23 +98,65 @@ let ignoringBrokenPipes: Bool = {
 }()
 
 /// Makes the executors of format v1 from their manifests.
+///
+/// Executors run in `workingDirectory` (the config repo's work tree, else the state directory: never the
+/// directory of whoever typed the command), with the environment `environment` builds; a program named by a
+/// relative path is the file of the action's revision that `programs` materialised.
 public struct DefaultExecutorFactory: ExecutorFactory {
     public let workingDirectory: String
+    /// The revision's files (nil: relative programs resolve against `workingDirectory`, for tests of executors
+    /// alone).
+    public let programs: (any ProgramFiles)?
+    public let environment: ExecutorEnvironment
 
-    public init(workingDirectory: String) {
+    public init(
+        workingDirectory: String, programs: (any ProgramFiles)? = nil, environment: ExecutorEnvironment = .configured
+    ) {
         self.workingDirectory = workingDirectory
+        self.programs = programs
+        self.environment = environment
     }
 
     public func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor {
+        try makeExecutor(for: manifest, revision: nil)
+    }
+
+    public func makeExecutor(for manifest: ExecutorManifest, revision: String?) throws -> any Executor {
+        let manifest = try resolvingPrograms(manifest, revision: revision)
         switch manifest.type {
-        case .command: CommandExecutor(manifest: manifest, workingDirectory: workingDirectory)
-        case .flags: FlagsExecutor(path: FlagsExecutor.resolve(manifest.path ?? "flags.json", in: workingDirectory))
-        case .nginx: NginxExecutor(manifest: manifest, workingDirectory: workingDirectory)
-        case .plugin: PluginExecutor(manifest: manifest, workingDirectory: workingDirectory)
+        case .command:
+            return CommandExecutor(manifest: manifest, workingDirectory: workingDirectory, environment: environment)
+        case .flags:
+            return FlagsExecutor(path: FlagsExecutor.resolve(manifest.path ?? "flags.json", in: workingDirectory))
+        case .nginx:
+            return NginxExecutor(manifest: manifest, workingDirectory: workingDirectory, environment: environment)
+        case .plugin:
+            return PluginExecutor(manifest: manifest, workingDirectory: workingDirectory, environment: environment)
         case .sql:
             throw MigrationError(
                 "executor '\(manifest.name)' is a sql executor: it runs Migrations, not a service's actions")
         }
+    }
+
+    /// The manifest with every program named by a relative path replaced by the absolute path of that file as
+    /// `revision` has it.
+    public func resolvingPrograms(_ manifest: ExecutorManifest, revision: String?) throws -> ExecutorManifest {
+        guard let programs, let revision else { return manifest }
+        func resolved(_ argv: [String]) throws -> [String] {
+            guard let program = argv.first, RevisionFiles.relativePath(program) != nil else { return argv }
+            return [try programs.path(of: program, revision: revision)] + argv.dropFirst()
+        }
+        var manifest = manifest
+        switch manifest.kind {
+        case .command(let argv): manifest.kind = .command(try resolved(argv))
+        case .plugin(let argv): manifest.kind = .plugin(try resolved(argv))
+        case .nginx(var nginx):
+            nginx.test = try resolved(nginx.test)
+            nginx.reload = try resolved(nginx.reload)
+            manifest.kind = .nginx(nginx)
+        case .flags, .sql: break
+        }
+        return manifest
     }
 
     public func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase {

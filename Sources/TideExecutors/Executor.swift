@@ -148,14 +148,26 @@ public protocol Executor: Sendable {
     func perform(_ request: ActionRequest) async -> ActionResult
 }
 
+/// Where the programs a revision names by relative paths are on disk (see `RevisionFiles`).
+public protocol ProgramFiles: Sendable {
+    /// The absolute path of `program` (relative to the manifest root) as revision `revision` (a commit id) has it.
+    func path(of program: String, revision: String) throws -> String
+}
+
 /// Builds executors from their manifests.
 public protocol ExecutorFactory: Sendable {
     func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor
+    /// The executor for actions of `revision` (a commit id): its relative programs are that revision's files.
+    func makeExecutor(for manifest: ExecutorManifest, revision: String?) throws -> any Executor
     /// The database a `sql` executor names for `environment`.
     func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase
 }
 
 extension ExecutorFactory {
+    public func makeExecutor(for manifest: ExecutorManifest, revision: String?) throws -> any Executor {
+        try makeExecutor(for: manifest)
+    }
+
     public func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase {
         try await MigrationDatabases.open(
             manifest, environment: environment, workingDirectory: FileManager.default.currentDirectoryPath)

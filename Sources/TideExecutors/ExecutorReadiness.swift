@@ -89,7 +89,7 @@ public struct ExecutorReadiness: Sendable {
     }
 
     /// Where `program` runs from, found as the executor finds it (`CommandExecutor.programPath`, else the `PATH`
-    /// of the executor's process: its `env`, else tide's, else the system's default).
+    /// of the executor's process: its `env`, else what `ExecutorEnvironment` gives it).
     func locate(
         _ program: String, environment: [String: String], field: String = "spec.command"
     ) -> Result<String, ProgramProblem> {
@@ -113,7 +113,9 @@ public struct ExecutorReadiness: Sendable {
                         description: "\(shown) is not executable: chmod +x it (in git: git update-index --chmod=+x)"))
             }
         }
-        let search = environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? Self.systemPath
+        // The PATH the executor's process gets (see `ExecutorEnvironment`), not this process's.
+        let search =
+            environment["PATH"] ?? ExecutorEnvironment.configured.environment([:])["PATH"] ?? Self.systemPath
         for directory in search.split(separator: ":") where directory.hasPrefix("/") {
             let candidate = (String(directory) as NSString).appendingPathComponent(program)
             if Self.notRunnable(candidate) == nil { return .success(candidate) }

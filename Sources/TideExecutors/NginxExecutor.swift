@@ -22,10 +22,15 @@ public import TideManifest
 public struct NginxExecutor: Executor {
     public let manifest: ExecutorManifest
     public let workingDirectory: String
+    /// What `test` and `reload` processes' environment is built from.
+    public let environment: ExecutorEnvironment
 
-    public init(manifest: ExecutorManifest, workingDirectory: String) {
+    public init(
+        manifest: ExecutorManifest, workingDirectory: String, environment: ExecutorEnvironment = .configured
+    ) {
         self.manifest = manifest
         self.workingDirectory = workingDirectory
+        self.environment = environment
     }
 
     struct NginxError: Error, CustomStringConvertible {
@@ -235,6 +240,7 @@ public struct NginxExecutor: Executor {
         let command = ExecutorManifest(
             name: manifest.name, location: manifest.location, command: argv, timeout: manifest.timeout,
             environment: manifest.environment)
-        return await CommandExecutor(manifest: command, workingDirectory: workingDirectory).perform(request)
+        return await CommandExecutor(manifest: command, workingDirectory: workingDirectory, environment: environment)
+            .perform(request)
     }
 }

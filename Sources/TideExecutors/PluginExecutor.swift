@@ -21,8 +21,10 @@ public import TideManifest
 public struct PluginExecutor: Executor {
     let host: PluginHost
 
-    public init(manifest: ExecutorManifest, workingDirectory: String) {
-        host = PluginHost.shared(manifest: manifest, workingDirectory: workingDirectory)
+    public init(
+        manifest: ExecutorManifest, workingDirectory: String, environment: ExecutorEnvironment = .configured
+    ) {
+        host = PluginHost.shared(manifest: manifest, workingDirectory: workingDirectory, environment: environment)
     }
 
     public func perform(_ request: ActionRequest) async -> ActionResult {
@@ -36,17 +38,32 @@ final class PluginHost: Sendable {
     /// share one process.
     private static let hosts = Mutex<[String: PluginHost]>([:])
 
-    static func shared(manifest: ExecutorManifest, workingDirectory: String) -> PluginHost {
+    /// The host for `manifest`. A new one for an executor whose definition changed (another argv — another
+    /// revision's program — or environment) retires the others of the same name: their process ends once the
+    /// actions it was given are answered, and an action that still reaches one starts it again.
+    static func shared(
+        manifest: ExecutorManifest, workingDirectory: String, environment: ExecutorEnvironment
+    ) -> PluginHost {
         let key =
-            ([manifest.name, workingDirectory] + manifest.command
+            ([manifest.name, workingDirectory] + manifest.command + environment.passThrough
             + manifest.environment.sorted { $0.key < $1.key }
             .map { "\($0.key)=\($0.value)" }).joined(separator: "\u{0}")
-        return hosts.withLock { hosts in
-            if let host = hosts[key] { return host }
-            let host = PluginHost(manifest: manifest, workingDirectory: workingDirectory)
+        let (host, retired) = hosts.withLock { hosts -> (PluginHost, [PluginHost]) in
+            if let host = hosts[key] { return (host, []) }
+            let host = PluginHost(manifest: manifest, workingDirectory: workingDirectory, environment: environment)
+            let others = hosts.filter { $0.value.manifest.name == manifest.name }
+            for name in others.keys { hosts[name] = nil }
             hosts[key] = host
-            return host
+            return (host, Array(others.values))
         }
+        for old in retired { old.retire() }
+        return host
+    }
+
+    /// Lets the process end once it has answered what it was given (it reads end of file then).
+    func retire() {
+        guard let generation = state.withLock({ $0.running?.generation }) else { return }
+        detach(generation)
     }
 
     /// What came back for one action.
@@ -81,6 +98,7 @@ final class PluginHost: Sendable {
 
     let manifest: ExecutorManifest
     let workingDirectory: String
+    let environment: ExecutorEnvironment
     private let state = Mutex(State())
     /// The last bytes the plugin wrote to stderr.
     private let stderrTail = Mutex<[UInt8]>([])
@@ -88,9 +106,10 @@ final class PluginHost: Sendable {
     private let unanswered = Mutex<Pending?>(nil)
     static let stderrLimit = 8 * 1024
 
-    init(manifest: ExecutorManifest, workingDirectory: String) {
+    init(manifest: ExecutorManifest, workingDirectory: String, environment: ExecutorEnvironment) {
         self.manifest = manifest
         self.workingDirectory = workingDirectory
+        self.environment = environment
     }
 
     func perform(_ request: ActionRequest) async -> ActionResult {
@@ -215,8 +234,8 @@ final class PluginHost: Sendable {
     }
 
     private func serve(_ queue: AsyncStream<Pending>, generation: Int) async {
-        var variables: [Environment.Key: String?] = [:]
-        for (name, value) in CommandExecutor.environment(
+        var variables: [Environment.Key: String] = [:]
+        for (name, value) in environment.environment(
             manifest.environment.merging(
                 ["TIDE_PLUGIN_PROTOCOL": "1", ActionProcesses.pluginOwnerVariable: ActionProcesses.owner]
             ) { $1 })
@@ -232,7 +251,7 @@ final class PluginHost: Sendable {
             ?? .name(program)
         let configuration = Configuration(
             executable: executable, arguments: Arguments(Array(manifest.command.dropFirst())),
-            environment: .inherit.updating(variables), workingDirectory: FilePath(workingDirectory),
+            environment: .custom(variables), workingDirectory: FilePath(workingDirectory),
             platformOptions: options)
         stderrTail.withLock { $0 = [] }
 

@@ -30,6 +30,13 @@ public struct DesiredTarget: Sendable, Hashable {
     public var location: SourceLocation
     /// The Migrations the version needs (in this environment's database).
     public var migrations: [String] = []
+    /// The digest of the service's own `spec.config` (before this environment's override): what a version carries
+    /// from one environment to the next. An environment's `requires` are met only by the same version with the
+    /// same base config and executor (see `ExecutorManifest.digest`).
+    public var baseConfigDigest: String = ""
+    /// The digest of the executor as this revision defines it (what it runs, and the files of the revision its
+    /// programs come from): a change to it deploys the target again.
+    public var executorDigest: String = ""
 
     public init(
         id: TargetID, executor: String, version: String, config: JSONValue, dependsOn: [String],

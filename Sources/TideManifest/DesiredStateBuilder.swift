@@ -204,6 +204,7 @@ public enum DesiredStateBuilder {
                     id: id, executor: service.executor,
                     version: override.version ?? service.version ?? "", config: resolved.config,
                     dependsOn: dependsOn, location: service.location, configDigest: resolved.digest)
+                target.baseConfigDigest = service.baseConfigDigest ?? DesiredTarget.digest(of: service.config)
                 let needed = service.migrations(for: environment)
                 if !needed.isEmpty {
                     // The migrations (and what their phases say) are part of the target's desired state: a

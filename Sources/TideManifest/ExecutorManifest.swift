@@ -59,6 +59,8 @@ public struct ExecutorManifest: Sendable, Hashable {
     public var environment: [String: String]
     /// Retries of transient failures (for services that do not set their own) and the circuit breaker.
     public var resilience = Resilience()
+    /// Where the fields that name programs were written (`command`, `test`, `reload`), for diagnostics.
+    public var fieldLocations: [String: SourceLocation] = [:]
 
     public init(
         name: String, location: SourceLocation, kind: Kind, timeout: Double = 300, environment: [String: String] = [:]

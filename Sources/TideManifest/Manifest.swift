@@ -188,9 +188,12 @@ public struct ServiceManifest: Sendable, Hashable {
     /// Each environment's resolved configuration. Computed once when the file is decoded, so a cached parse
     /// carries it and a pass over thousands of unchanged services does not merge and hash them again.
     public private(set) var resolvedConfigs: [String: ResolvedConfig] = [:]
+    /// The digest of `config` itself, before any environment's override (see `DesiredTarget.baseConfigDigest`).
+    public private(set) var baseConfigDigest: String?
 
     /// Computes `resolvedConfigs` from `config` and the environment overrides.
     public mutating func resolveConfigs() {
+        baseConfigDigest = DesiredTarget.digest(of: config)
         resolvedConfigs = environments.mapValues { override in
             let config = override.config.map { self.config.merging($0) } ?? self.config
             return ResolvedConfig(config: config, digest: DesiredTarget.digest(of: config))

@@ -57,6 +57,9 @@ extension NodeReader {
         guard let kind, diagnostics.count == before else { return nil }
         var manifest = ExecutorManifest(name: name, location: at, kind: kind, timeout: timeout, environment: env)
         manifest.resilience = settings
+        for field in ["command", "test", "reload"] {
+            if let node = f[field]?.node { manifest.fieldLocations[field] = location(node) }
+        }
         return manifest
     }
 

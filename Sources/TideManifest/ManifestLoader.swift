@@ -79,6 +79,13 @@ public final class ManifestLoader: @unchecked Sendable {
             emptyLocation: diagnostics.contains { $0.severity == .error } ? nil : emptyLocation, broken: broken)
         {
         case .success(var state) where diagnostics.isEmpty:
+            let files = RevisionFiles.byPath(all, root: source.root)
+            let problems = Self.revisionPrograms(of: state, files: files)
+            guard problems.isEmpty else { throw ManifestError(diagnostics: problems) }
+            let digests = state.executors.mapValues { $0.digest(files: files) }
+            for index in state.targets.indices {
+                state.targets[index].executorDigest = digests[state.targets[index].executor] ?? ""
+            }
             state.warnings += Self.skipped(all)
             return state
         case .success:
@@ -88,6 +95,33 @@ public final class ManifestLoader: @unchecked Sendable {
             // documents that failed to parse are left out (they are not undefined, just broken).
             throw ManifestError(diagnostics: diagnostics + error.diagnostics)
         }
+    }
+
+    /// Programs named by a relative path (executors' commands, nginx's test and reload, analysis `command`
+    /// providers) that are not executable files of the revision under the manifest root (see `RevisionFiles`).
+    static func revisionPrograms(of state: DesiredState, files: [String: TreeFile]) -> [Diagnostic] {
+        var found: [Diagnostic] = []
+        for executor in state.executors.values {
+            for (program, location) in executor.revisionPrograms {
+                guard let problem = RevisionFiles.problem(with: program, in: files) else { continue }
+                let field = executor.fieldLocations.first { $0.value == location }?.key ?? "command"
+                found.append(Diagnostic(location, "Executor '\(executor.name)': spec.\(field): \(problem)"))
+            }
+        }
+        for analysis in state.analyses.values {
+            for metric in analysis.metrics {
+                for provider in [metric.provider] + (metric.baseline.map { [$0] } ?? []) {
+                    guard case .command(let argv, _) = provider, let program = argv.first,
+                        let problem = RevisionFiles.problem(with: program, in: files)
+                    else { continue }
+                    found.append(
+                        Diagnostic(
+                            metric.location,
+                            "Analysis '\(analysis.name)': metric '\(metric.name)': provider command: \(problem)"))
+                }
+            }
+        }
+        return Array(Set(found)).sorted()
     }
 
     /// Every file's parse, in order: cache hits as they are, misses read (sequentially: libgit2 access is

@@ -12,7 +12,12 @@ struct InstrumentedExecutorFactory: ExecutorFactory {
     let logger: Logger
 
     func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor {
-        InstrumentedExecutor(base: try base.makeExecutor(for: manifest), metrics: metrics, logger: logger)
+        try makeExecutor(for: manifest, revision: nil)
+    }
+
+    func makeExecutor(for manifest: ExecutorManifest, revision: String?) throws -> any Executor {
+        InstrumentedExecutor(
+            base: try base.makeExecutor(for: manifest, revision: revision), metrics: metrics, logger: logger)
     }
 
     func openDatabase(_ manifest: ExecutorManifest, environment: String) async throws -> any MigrationDatabase {

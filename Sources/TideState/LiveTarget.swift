@@ -111,6 +111,12 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var background: AnalysisRun?
     public var startedAt: Date
     public var stepStartedAt: Date
+    /// What the candidate carries besides version and config (nil for rollouts started before it was kept): it
+    /// becomes the target's `release` when the rollout completes.
+    public var baseConfigDigest: String?
+    public var executorDigest: String?
+    /// The stable side's release when the rollout started: a rollback brings it back.
+    public var stableRelease: Release?
 
     public init(
         version: String, config: JSONValue, configDigest: String, revision: ObjectID, previousVersion: String?,
@@ -130,10 +136,31 @@ public struct Rollout: Sendable, Codable, Hashable {
     }
 }
 
+/// What a deployment carries besides its version and config digest, and when it finished healthy: the
+/// `requires` gate of a downstream environment is met only by the same version with the same base config and
+/// executor, and its `bake` counts from `deployedAt`.
+public struct Release: Sendable, Codable, Hashable {
+    /// The digest of the service's own `spec.config` (before the environment's override).
+    public var baseConfigDigest: String
+    /// The executor's digest (what it runs and the revision files its programs come from).
+    public var executorDigest: String
+    /// When the deployment that brought it finished healthy.
+    public var deployedAt: Date
+
+    public init(baseConfigDigest: String, executorDigest: String, deployedAt: Date) {
+        self.baseConfigDigest = baseConfigDigest
+        self.executorDigest = executorDigest
+        self.deployedAt = deployedAt
+    }
+}
+
 /// A desired state that failed for a target; it is not retried until the desired state changes.
 public struct FailedAttempt: Sendable, Codable, Hashable {
     public var version: String
     public var configDigest: String
+    /// The executor it failed with (nil for failures recorded before it was kept): a fix to the executor's
+    /// script is a new attempt.
+    public var executorDigest: String?
     public var revision: ObjectID
     public var message: String
     public var at: Date
@@ -169,14 +196,18 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     /// What this target's versions did with migrations over time — which databases they used, and how they
     /// stopped needing a migration — so downs and contracts can be decided conservatively.
     public var migrationUse = MigrationUse()
+    /// What the running version carries besides its config, and since when (nil: recorded before it was kept,
+    /// adopted from desired state at the next pass that finds the target in sync).
+    public var release: Release?
     public var updatedAt: Date
 
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
         revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
         waitingOn: [String] = [], migrations: [String] = [], migratedAt: Date? = nil,
-        migrationUse: MigrationUse = MigrationUse(), updatedAt: Date
+        migrationUse: MigrationUse = MigrationUse(), release: Release? = nil, updatedAt: Date
     ) {
+        self.release = release
         self.migrationUse = migrationUse
         self.migrations = migrations
         self.migratedAt = migratedAt

@@ -205,6 +205,9 @@ public final class SQLiteStateStore: StateStore {
         migrator.registerMigration("v9-open-actions") { db in
             try db.execute(sql: "CREATE INDEX actions_open ON actions (id) WHERE status = 'started'")
         }
+        migrator.registerMigration("v10-release") { db in
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN release TEXT")
+        }
         return migrator
     }
 
@@ -314,15 +317,15 @@ public final class SQLiteStateStore: StateStore {
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
                                              rollout, failed, updated_at, waiting, waiting_on, migrations,
-                                             migrated_at, migration_use)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             migrated_at, migration_use, release)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (service, environment) DO UPDATE SET
                             executor = excluded.executor, phase = excluded.phase, version = excluded.version,
                             config_digest = excluded.config_digest, revision = excluded.revision,
                             rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
                             waiting = excluded.waiting, waiting_on = excluded.waiting_on,
                             migrations = excluded.migrations, migrated_at = excluded.migrated_at,
-                            migration_use = excluded.migration_use
+                            migration_use = excluded.migration_use, release = excluded.release
                         """
                 ).execute(
                     arguments: [
@@ -334,6 +337,7 @@ public final class SQLiteStateStore: StateStore {
                         target.migrations.isEmpty ? nil : target.migrations.joined(separator: ","),
                         target.migratedAt?.timeIntervalSince1970,
                         target.migrationUse.isEmpty ? nil : try Self.encode(target.migrationUse),
+                        try target.release.map(Self.encode),
                     ])
             }
             for health in write.executorHealth {
@@ -451,6 +455,7 @@ public final class SQLiteStateStore: StateStore {
             migratedAt: (row["migrated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             migrationUse: try (row["migration_use"] as String?).map { try decode(MigrationUse.self, $0) }
                 ?? MigrationUse(),
+            release: try (row["release"] as String?).map { try decode(Release.self, $0) },
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

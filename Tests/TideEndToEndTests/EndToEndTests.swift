@@ -239,7 +239,17 @@ struct EndToEndTests {
 
         let approve = try await repo.tide("approve", "api", "--env", "live", "--by", "Dana <dana@example.com>")
         #expect(approve.status == 0, "\(approve.combined)")
-        #expect(approve.standardOutput.contains("approved api 2.0.0 for live (by Dana <dana@example.com>)"))
+        // The record names the user running tide; --by is only a comment (it cannot impersonate anyone).
+        #expect(approve.standardOutput.contains("approved api 2.0.0 (config "), "\(approve.combined)")
+        #expect(approve.standardOutput.contains("for live (by \(NSUserName()))"), "\(approve.combined)")
+        let approvals = try await repo.tide("history", "--json", "--env", "live", "--all")
+        let granted = (try repo.json(approvals) as? [[String: Any]])?.first {
+            $0["kind"] as? String == "approval.granted"
+        }
+        let details = granted?["details"] as? [String: Any]
+        #expect(details?["by"] as? String == NSUserName())
+        #expect(details?["comment"] as? String == "for Dana <dana@example.com>")
+        #expect((details?["configDigest"] as? String)?.count == 40)
         let ready = try await repo.tide("readiness", "api", "--env", "live", "--json")
         let checks = (try repo.json(ready) as? [String: Any])?["checks"] as? [[String: Any]]
         #expect(checks?.first { $0["name"] as? String == "approvals present" }?["pass"] as? Bool == true)

@@ -201,7 +201,9 @@ struct TruthfulOutputTests {
         #expect(StatusCommand.pipelineOrder(stored, desired: nil).map(\.id) == stored.map(\.id))
     }
 
-    @Test("pause, resume, promote, abort and retry record who used them: --by, $TIDE_USER, git's user")
+    @Test(
+        "pause, resume, promote, abort and retry record the user running tide: --by, $TIDE_USER and git's user cannot impersonate"
+    )
     func controlsRecordWho() async throws {
         let repo = try ConfigRepo()
         let steps = "[{setWeight: 20}, {pause: {}}, {setWeight: 60}, {pause: {}}]"
@@ -210,15 +212,15 @@ struct TruthfulOutputTests {
         try repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
         #expect(try await repo.tide("reconcile").status == 0)
 
+        let me = NSUserName()
         let api = ["api", "--env", "prod"]
-        let runs: [([String], [String: String], String)] = [
-            (["pause"] + api, ["TIDE_USER": "alice"], "alice"),
-            (["resume"] + api + ["--by", "bob"], ["TIDE_USER": "alice"], "bob"),
-            // An empty $TIDE_USER counts as unset: the config repo's git user comes next.
-            (["promote"] + api, ["TIDE_USER": ""], "Test Author <author@example.com>"),
-            (["abort"] + api, ["TIDE_USER": "carol"], "carol"),
+        let runs: [([String], [String: String])] = [
+            (["pause"] + api, ["TIDE_USER": "alice"]),
+            (["resume"] + api + ["--by", "bob"], ["TIDE_USER": "alice"]),
+            (["promote"] + api + ["--comment", "looks good"], [:]),
+            (["abort"] + api, ["SUDO_USER": "carol"]),
         ]
-        for (arguments, environment, _) in runs {
+        for (arguments, environment) in runs {
             let result = try await Self.tide(repo, arguments, environment: environment)
             #expect(result.status == 0, "\(arguments): \(result.combined)")
         }
@@ -228,21 +230,23 @@ struct TruthfulOutputTests {
         #expect(retried.standardOutput.contains("api@prod: bad will be tried again"), "\(retried.combined)")
 
         let events = try #require(try repo.json(try await repo.tide("history", "--json")) as? [[String: Any]])
-        let expected: [(kind: String, by: String)] = [
-            ("rollout.paused", "alice"), ("rollout.resumed", "bob"),
-            ("rollout.promoted", "Test Author <author@example.com>"), ("rollout.aborted", "carol"),
-            ("rollout.retried", "dave"),
+        // (kind, who the record names, the comment kept)
+        let expected: [(kind: String, by: String, comment: String?)] = [
+            ("rollout.paused", me, nil), ("rollout.resumed", me, "for bob"),
+            ("rollout.promoted", me, "looks good"), ("rollout.aborted", "\(me) (sudo from carol)", nil),
+            ("rollout.retried", me, "for dave"),
         ]
-        for (kind, by) in expected {
+        for (kind, by, comment) in expected {
             let event = try #require(events.first { $0["kind"] as? String == kind }, "no \(kind) event")
-            #expect((event["details"] as? [String: Any])?["by"] as? String == by, "\(kind): \(event)")
-            #expect((event["message"] as? String)?.hasSuffix("(by \(by))") == true, "\(kind): \(event)")
+            let details = event["details"] as? [String: Any]
+            #expect(details?["by"] as? String == by, "\(kind): \(event)")
+            #expect(details?["comment"] as? String == comment, "\(kind): \(event)")
+            #expect(details?["uid"] as? Int == Int(getuid()), "\(kind): \(event)")
+            let suffix = comment.map { "(by \(by): \($0))" } ?? "(by \(by))"
+            #expect((event["message"] as? String)?.hasSuffix(suffix) == true, "\(kind): \(event)")
         }
-        #expect(!events.contains { ($0["message"] as? String)?.contains("by unknown") == true })
-
-        let misused = try await repo.tide("promote", "api", "--to", "prod", "--by", "erin")
-        #expect(misused.status == 2)
-        #expect(misused.standardError.contains("--by goes with --env"), "\(misused.combined)")
+        let text = events.map { "\($0)" }.joined()
+        #expect(!text.contains("alice") && !text.contains("Test Author"), "nobody can be named by a variable or git")
     }
 
     @Test("reconcile --watch with stdout in a file: each line is there while tide still waits for the pause")

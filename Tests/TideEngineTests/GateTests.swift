@@ -62,13 +62,16 @@ struct GateHarness {
         return (deploys, Dictionary(uniqueKeysWithValues: report.outcomes.map { ($0.target.environment, $0) }))
     }
 
+    /// `tide approve api --env ENVIRONMENT --version VERSION` at `date`: for what the branch head asks there (its
+    /// config and executor).
     func approve(_ environment: String, _ version: String, at date: Date) async {
-        await engine.store.apply(
-            StateWrite(events: [
-                Event(
-                    time: date, kind: .approvalGranted, target: TargetID(service: "api", environment: environment),
-                    version: version, message: "approved by test")
-            ]))
+        engine.clock.set(date)
+        do {
+            _ = try await engine.reconciler.approve(
+                service: "api", environment: environment, version: version, by: "test")
+        } catch {
+            Issue.record("approve \(version) in \(environment): \(error)")
+        }
     }
 }
 

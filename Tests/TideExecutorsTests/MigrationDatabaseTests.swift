@@ -580,9 +580,11 @@ struct MigrationDatabaseTests {
 
     @Test("PostgreSQL: sslmode is honoured — disable, prefer, require, verify-ca and verify-full with sslrootcert")
     func sslModes() async throws {
-        let server = try PostgresServer.startDedicated(tls: true)
+        // Started off the cooperative pool: initdb takes seconds, and a blocked pool thread starves the timers
+        // of every test running beside this one (two threads on two cores).
+        let server = try await detached { try PostgresServer.startDedicated(tls: true) }
         defer { try? server.stop() }
-        let name = try server.makeDatabase()
+        let name = try await detached { try server.makeDatabase() }
         let root = try #require(server.certificate)
         let base = "postgres://tide@127.0.0.1:\(server.port)/\(name)"
         let local = "postgres://tide@localhost:\(server.port)/\(name)"
@@ -592,7 +594,7 @@ struct MigrationDatabaseTests {
             (local + "?sslmode=verify-full&sslrootcert=\(root)", "t"),
         ] {
             let database = try await Self.within(30) { try await Self.open(url) }
-            #expect(try Self.usesTLS(server, name) == tls, "\(url)")
+            #expect(try await detached { try Self.usesTLS(server, name) } == tls, "\(url)")
             await database.close()
         }
         // An authority the client does not trust (the system's, here), and a server without TLS when it is required.
@@ -600,8 +602,8 @@ struct MigrationDatabaseTests {
             try await Self.within(30) { try await Self.open(local + "?sslmode=verify-full") }
         }
         #expect(untrusted?.isTransient == false, "\(String(describing: untrusted))")
-        let plain = try PostgresServer.start()
-        let plainName = try plain.makeDatabase()
+        let plain = try await detached { try PostgresServer.start() }
+        let plainName = try await detached { try plain.makeDatabase() }
         let refused = await #expect(throws: MigrationError.self) {
             try await Self.within(30) { try await Self.open(plain.url(plainName) + "?sslmode=require") }
         }

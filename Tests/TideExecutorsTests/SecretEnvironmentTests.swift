@@ -75,12 +75,14 @@ struct SecretEnvironmentTests {
         config: .object([:]))
 
     @Test(
-        "a command executor and an analysis provider get Tide's environment less the password; the manifest's env still"
+        "a command executor and an analysis provider get the variables TIDE_EXECUTOR_ENV names, never the password; the manifest's env still"
     )
     func commandExecutor() async throws {
         let out = directory.appending("env")
         let executors = try manifests(out: out)
-        let factory = DefaultExecutorFactory(workingDirectory: directory.path)
+        // The password's variable is named too: a secret Tide holds is never passed on, even when asked for.
+        let factory = DefaultExecutorFactory(
+            workingDirectory: directory.path, environment: ExecutorEnvironment(passThrough: [visible, secret]))
         let result = try await factory.makeExecutor(for: try #require(executors["local"])).perform(Self.request)
         #expect(result.succeeded, "\(result.summary)")
         let env = try String(contentsOfFile: out, encoding: .utf8)
@@ -117,10 +119,29 @@ struct SecretEnvironmentTests {
         #expect(env.contains("\(secret)=given-on-purpose\n"))
     }
 
+    @Test("an executor gets a built environment, not the one of whoever runs tide")
+    func builtEnvironment() async throws {
+        let out = directory.appending("env")
+        let executors = try manifests(out: out)
+        // What `TIDE_EXECUTOR_ENV` does not name stays with the caller (its credentials, its PATH, its directory).
+        let factory = DefaultExecutorFactory(workingDirectory: directory.path, environment: ExecutorEnvironment())
+        let result = try await factory.makeExecutor(for: try #require(executors["local"])).perform(Self.request)
+        #expect(result.succeeded, "\(result.summary)")
+        let lines = Set(try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map(String.init))
+        #expect(!lines.contains { $0.hasPrefix(visible + "=") }, "a variable of the caller reached the executor")
+        #expect(lines.contains("PATH=\(ExecutorEnvironment.defaultPath)"))
+        #expect(lines.contains("LANG=C.UTF-8"))
+        #expect(lines.contains("USER=\(NSUserName())"))
+        #expect(lines.contains("PWD=\(directory.path)") || lines.contains { $0.hasPrefix("HOME=") })
+        #expect(lines.contains("FROM_MANIFEST=yes"))
+        #expect(ExecutorEnvironment.names("A, B:C") == ["A", "B", "C"])
+    }
+
     @Test("a plugin process does not inherit the password")
     func plugin() async throws {
         let executors = try manifests(out: directory.appending("unused"))
-        let factory = DefaultExecutorFactory(workingDirectory: directory.path)
+        let factory = DefaultExecutorFactory(
+            workingDirectory: directory.path, environment: ExecutorEnvironment(passThrough: [visible, secret]))
         let result = try await factory.makeExecutor(for: try #require(executors["adapter"])).perform(Self.request)
         #expect(result.succeeded, "\(result.summary)")
         let names = try JSONDecoder().decode([String].self, from: Data(result.standardOutput.utf8))

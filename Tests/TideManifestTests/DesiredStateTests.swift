@@ -21,9 +21,12 @@ func service(_ name: String, version: String = "1.0.0", dependsOn: [String] = []
 
 @Suite("TideManifest: desired state as a whole")
 struct DesiredStateTests {
-    func load(_ files: [String: String], root: String = "") throws -> (DesiredState?, [Diagnostic]) {
+    func load(
+        _ files: [String: String], root: String = "", executables: Set<String> = []
+    ) throws -> (DesiredState?, [Diagnostic]) {
         let fixture = try GitFixture()
-        let id = try fixture.commit("state", files: files)
+        for (path, contents) in files { try fixture.write(path, contents, executable: executables.contains(path)) }
+        let id = try fixture.commit("state")
         let source = GitCommitSource(repository: try Repository.open(at: fixture.repoPath), commit: id, root: root)
         do {
             return (try ManifestLoader().load(from: source), [])
@@ -37,15 +40,17 @@ struct DesiredStateTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("manifests")
         var files: [String: String] = [:]
+        var executables: Set<String> = []
         let enumerator = FileManager.default.enumerator(atPath: root.path)
         while let path = enumerator?.nextObject() as? String {
             let full = root.appendingPathComponent(path).path
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue {
                 files[path] = try String(contentsOfFile: full, encoding: .utf8)
+                if FileManager.default.isExecutableFile(atPath: full) { executables.insert(path) }
             }
         }
-        let (state, diagnostics) = try load(files)
+        let (state, diagnostics) = try load(files, executables: executables)
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         let targets = try #require(state).targets.map(\.id.description)
         #expect(targets == ["payments@prod", "checkout@prod", "payments@staging", "checkout@staging"])
