@@ -29,20 +29,13 @@ struct ApproveCommand: AsyncParsableCommand {
         }
     }
 
+    @OptionGroup var request: RequestOptions
+
     func run() async throws {
-        let reconciler = try global.reconciler()
-        do {
-            let approval = try await reconciler.approve(
-                service: service, environment: environment, version: version, by: actor.actor)
-            if let note = approval.note { printError("tide: note: \(note)") }
-            print(
-                "approved \(service) \(approval.version) (config \(approval.configDigest.prefix(8)), executor "
-                    + "\(approval.executorDigest.prefix(8))) for \(environment) (by \(actor.actor)); it starts at "
-                    + "the next reconcile")
-        } catch let error as ApprovalError {
-            throw ReportedFailure(message: "tide: error: \(error)")
-        } catch let error as EngineError {
-            throw ReportedFailure(message: "tide: error: \(error)")
-        }
+        try await OperatorVerb.run(
+            OperatorRequest(
+                verb: .approve, service: service, environment: environment, version: version, actor: actor.actor,
+                createdAt: Date()),
+            global: global, options: request)
     }
 }

@@ -37,117 +37,121 @@ struct PromoteCommand: AsyncParsableCommand {
         if version != nil && to == nil { throw ValidationError("--version goes with --to") }
     }
 
+    @OptionGroup var request: RequestOptions
+
     func run() async throws {
-        let reconciler = try await (environment == nil ? global.fetchedReconciler() : global.reconciler())
+        let actor = actor.actor
         if let environment {
-            try await RolloutControlCommand.apply(
-                .promote(full: full), service: service, environment: environment, reconciler: reconciler,
-                by: actor.actor)
-            return
-        }
-        let to = to!  // validate() requires --env or --to
-        do {
-            let promotion = try await reconciler.promote(service: service, to: to, version: version)
-            print(
-                "committed \(promotion.commit.short): \(service) \(promotion.version) in \(to) (\(promotion.file))"
-                    + (promotion.from.isEmpty ? "" : ", from \(promotion.from.joined(separator: ", "))"))
-            if !promotion.workTreeUpdated && reconciler.repository.workingDirectory != nil {
-                print(
-                    "note: the work tree was not updated (another branch is checked out, or the file has local changes)"
-                )
-            }
-            print("it deploys at the next reconcile, through \(to)'s gates")
-        } catch let error as PromotionError {
-            throw ReportedFailure(message: "tide: error: \(error)")
+            try await OperatorVerb.run(
+                OperatorRequest(
+                    verb: .promote, service: service, environment: environment, full: full, actor: actor,
+                    createdAt: Date()),
+                global: global, options: request)
+        } else if let to {
+            try await OperatorVerb.run(
+                OperatorRequest(
+                    verb: .promoteTo, service: service, environment: to, version: version, actor: actor,
+                    createdAt: Date()),
+                global: global, options: request, fetch: true)
         }
     }
 }
 
-/// `tide pause|resume|abort|retry SERVICE --env E`.
-struct RolloutControlCommand {
-    /// Applies the control for `who`, then runs one reconcile pass so the rollout moves right away (abort has
-    /// already moved it).
-    static func apply(
-        _ control: RolloutControl, service: String, environment: String, reconciler: Reconciler, by actor: Actor
-    ) async throws {
-        do {
-            print(try await reconciler.control(control, service: service, environment: environment, by: actor))
-        } catch let error as ControlError {
-            throw ReportedFailure(message: "tide: error: \(error)")
-        }
-        guard control != .pause && control != .abort else { return }
-        let report = try await reconciler.reconcile()
-        var failed = false
-        for outcome in report.outcomes
-        where outcome.target.service == service && outcome.target.environment == environment {
-            print("\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
-            failed = failed || [.failed, .blocked, .held].contains(outcome.result)
-        }
-        // The pass ran what the control asked for: when that failed again, say so in the exit status.
-        if failed {
-            throw ReportedFailure(message: "tide: the pass after \(control) failed for \(service)@\(environment)")
-        }
+/// A verb about one service in one environment (or, for suspend, every environment): `tide VERB SERVICE --env E`.
+protocol TargetVerb: AsyncParsableCommand {
+    static var verb: OperatorRequest.Verb { get }
+    var global: GlobalOptions { get }
+    var service: String { get }
+    var environment: String { get }
+    var actor: ActorOptions { get }
+    var request: RequestOptions { get }
+}
+
+extension TargetVerb {
+    func run() async throws {
+        try await OperatorVerb.run(
+            OperatorRequest(
+                verb: Self.verb, service: service, environment: environment, actor: actor.actor, createdAt: Date()),
+            global: global, options: request)
     }
 }
 
-struct PauseCommand: AsyncParsableCommand {
+struct PauseCommand: TargetVerb {
     static let configuration = CommandConfiguration(commandName: "pause", abstract: "Hold a rollout where it is.")
+    static let verb = OperatorRequest.Verb.pause
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
     @OptionGroup var actor: ActorOptions
-
-    func run() async throws {
-        let reconciler = try global.reconciler()
-        try await RolloutControlCommand.apply(
-            .pause, service: service, environment: environment, reconciler: reconciler,
-            by: actor.actor)
-    }
+    @OptionGroup var request: RequestOptions
 }
 
-struct ResumeCommand: AsyncParsableCommand {
+struct ResumeCommand: TargetVerb {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a paused rollout go on.")
+    static let verb = OperatorRequest.Verb.resume
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
     @OptionGroup var actor: ActorOptions
-
-    func run() async throws {
-        let reconciler = try global.reconciler()
-        try await RolloutControlCommand.apply(
-            .resume, service: service, environment: environment, reconciler: reconciler,
-            by: actor.actor)
-    }
+    @OptionGroup var request: RequestOptions
 }
 
-struct AbortCommand: AsyncParsableCommand {
+struct AbortCommand: TargetVerb {
     static let configuration = CommandConfiguration(
         commandName: "abort", abstract: "Send a rollout's traffic back to stable now and hold its version.")
+    static let verb = OperatorRequest.Verb.abort
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
     @Option(name: .customLong("env"), help: "The environment.") var environment: String
     @OptionGroup var actor: ActorOptions
+    @OptionGroup var request: RequestOptions
+}
+
+struct RetryCommand: TargetVerb {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Try a failed or aborted version again.")
+    static let verb = OperatorRequest.Verb.retry
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var request: RequestOptions
+}
+
+/// `tide suspend SERVICE [--env E]` and `tide unsuspend`: Tide leaves the service (in one environment, or in all)
+/// alone until unsuspended, as Flux's suspend.
+struct SuspendCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suspend",
+        abstract: "Stop reconciling a service (in one environment, or every one) until tide unsuspend.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "Only this environment (default: every one).") var environment: String?
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var request: RequestOptions
 
     func run() async throws {
-        let reconciler = try global.reconciler()
-        try await RolloutControlCommand.apply(
-            .abort, service: service, environment: environment, reconciler: reconciler,
-            by: actor.actor)
+        try await OperatorVerb.run(
+            OperatorRequest(
+                verb: .suspend, service: service, environment: environment, actor: actor.actor, createdAt: Date()),
+            global: global, options: request)
     }
 }
 
-struct RetryCommand: AsyncParsableCommand {
+struct UnsuspendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "retry", abstract: "Try a failed or aborted version again.")
+        commandName: "unsuspend", abstract: "Reconcile a suspended service again.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The service.") var service: String
-    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @Option(name: .customLong("env"), help: "The environment it was suspended in (default: every one).")
+    var environment: String?
     @OptionGroup var actor: ActorOptions
+    @OptionGroup var request: RequestOptions
 
     func run() async throws {
-        let reconciler = try global.reconciler()
-        try await RolloutControlCommand.apply(
-            .retry, service: service, environment: environment, reconciler: reconciler,
-            by: actor.actor)
+        try await OperatorVerb.run(
+            OperatorRequest(
+                verb: .unsuspend, service: service, environment: environment, actor: actor.actor, createdAt: Date()),
+            global: global, options: request)
     }
 }

@@ -66,7 +66,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             case .deployed, .failed, .blocked:
                 versions = "\(outcome.fromVersion ?? "-") → \(outcome.toVersion ?? "-")"
             case .removed: versions = "\(outcome.fromVersion ?? "-") → (removed)"
-            case .waiting, .progressing: versions = "\(outcome.toVersion ?? "-")"
+            case .waiting, .progressing, .suspended: versions = "\(outcome.toVersion ?? "-")"
             case .unchanged, .held: continue
             }
             let classification = outcome.classification.map { " [\($0.rawValue)]" } ?? ""

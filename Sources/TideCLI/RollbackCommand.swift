@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideEngine
+import TideState
 
 /// `tide rollback SERVICE --env E`: the revert commit that takes a target back, written for you.
 struct RollbackCommand: AsyncParsableCommand {
@@ -19,23 +20,14 @@ struct RollbackCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run a reconcile pass right after writing the revert.")
     var reconcile = false
 
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var request: RequestOptions
+
     func run() async throws {
-        let reconciler = try await global.fetchedReconciler()
-        let commits: [String]
-        do {
-            commits = try await reconciler.rollbackCommit(service: service, environment: environment).map(\.short)
-        } catch let error as RollbackError {
-            throw ReportedFailure(message: "tide: error: \(error)")
-        }
-        print("committed \(commits.joined(separator: ", ")): revert of what \(service)@\(environment) runs")
-        if reconcile {
-            let report = try await reconciler.reconcile()
-            for outcome in report.outcomes where outcome.result == .deployed {
-                print("\(outcome.target): deployed \(outcome.fromVersion ?? "-") → \(outcome.toVersion ?? "-")")
-            }
-            if report.hasFailures { throw ReportedFailure(message: "tide: the reconcile pass reported failures") }
-        } else {
-            print("run tide reconcile to roll back (ROLLBACK passes every gate)")
-        }
+        try await OperatorVerb.run(
+            OperatorRequest(
+                verb: .rollback, service: service, environment: environment, reconcile: reconcile, actor: actor.actor,
+                createdAt: Date()),
+            global: global, options: request, fetch: true)
     }
 }

@@ -73,7 +73,7 @@ struct RunCommand: AsyncParsableCommand {
         let publisher = source
         let concurrency = settings.concurrency
         let daemon = Daemon(
-            configuration: settings.daemon, source: source, store: store, logger: logger,
+            configuration: settings.daemon, source: source, store: store, channel: store, logger: logger,
             makeReconciler: { branch in
                 try global.makeReconciler(
                     try global.openRepository(), branch: branch, store: store, concurrency: concurrency,

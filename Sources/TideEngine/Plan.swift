@@ -19,6 +19,8 @@ public struct PlannedAction: Sendable, Hashable, Codable {
         case refuse
         /// A deployment that gates hold for now (see `gates`).
         case wait
+        /// `tide suspend`: Tide leaves the target alone (the reason says who suspended it).
+        case suspended
     }
 
     public var target: TargetID

@@ -33,7 +33,16 @@ public struct Planner: Sendable {
         let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var actions: [PlannedAction] = []
         let evaluator = GateEvaluator(desired: desired, store: store, now: now, live: liveByID)
+        let suspensions = try await store.suspensions()
         for target in desired.targets {
+            if let suspension = suspensions.first(where: { $0.covers(target.id) }) {
+                actions.append(
+                    PlannedAction(
+                        target: target.id, kind: .suspended, executor: target.executor,
+                        fromVersion: liveByID[target.id]?.version, toVersion: target.version, configChanged: false,
+                        classification: nil, reason: suspension.description, dependsOn: target.dependsOn))
+                continue
+            }
             var action = try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision)
             if let classification = action.classification {
                 action.risk = evaluator.risk(of: classification, for: target.id)
@@ -47,6 +56,14 @@ public struct Planner: Sendable {
         let desiredIDs = Set(desired.targets.map(\.id))
         let removals = live.filter { !desiredIDs.contains($0.id) }.sorted { $0.id > $1.id }
         for target in removals {
+            if let suspension = suspensions.first(where: { $0.covers(target.id) }) {
+                actions.append(
+                    PlannedAction(
+                        target: target.id, kind: .suspended, executor: target.executor, fromVersion: target.version,
+                        toVersion: nil, configChanged: false, classification: nil,
+                        reason: suspension.description + "; its removal waits", dependsOn: []))
+                continue
+            }
             actions.append(
                 PlannedAction(
                     target: target.id, kind: .remove, executor: target.executor, fromVersion: target.version,

@@ -11,6 +11,8 @@ public struct TargetOutcome: Sendable, Hashable, Codable {
         case waiting
         /// A rollout under way that continues at a later pass (a timed pause, or a pause until `tide promote`).
         case progressing
+        /// `tide suspend`: left alone until `tide unsuspend`.
+        case suspended
     }
 
     public var target: TargetID

@@ -33,6 +33,10 @@ extension Reconciler {
 /// Why a control cannot be applied.
 public struct ControlError: Error, CustomStringConvertible, Sendable {
     public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
 }
 
 extension Reconciler {

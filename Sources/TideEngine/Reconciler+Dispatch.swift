@@ -13,7 +13,7 @@ extension Reconciler {
     func dispatch(
         _ plan: Plan, liveByID: [TargetID: LiveTarget], desired: DesiredState, revision: ObjectID
     ) async -> [TargetOutcome] {
-        let actions = plan.actions.filter { $0.kind != .remove }
+        let actions = plan.actions.filter { $0.kind != .remove && !($0.kind == .suspended && $0.toVersion == nil) }
         let planned = Set(actions.map(\.target))
         func prerequisites(_ action: PlannedAction) -> [TargetID] {
             let environment = action.target.environment
@@ -53,7 +53,7 @@ extension Reconciler {
             }
         }
         var outcomes = actions.compactMap { results[$0.target] }
-        for action in plan.actions where action.kind == .remove {
+        for action in plan.actions where action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
             outcomes.append(
                 await run(action, live: liveByID[action.target], desired: desired, revision: revision, settled: [:]))
         }
@@ -82,6 +82,10 @@ extension Reconciler {
                     toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
             case .refuse:
                 return try await refuse(action, live: live, revision: revision)
+            case .suspended:
+                return TargetOutcome(
+                    target: action.target, result: .suspended, fromVersion: action.fromVersion,
+                    toVersion: action.toVersion, classification: nil, message: action.reason, executorCalls: 0)
             case .holdFailed:
                 return TargetOutcome(
                     target: action.target, result: .held, fromVersion: action.fromVersion,

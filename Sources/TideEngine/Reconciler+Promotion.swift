@@ -146,9 +146,12 @@ extension Reconciler {
     /// does not want yet and never ran; due once that version has baked in each of them (a hotfix does not bake).
     public func scheduledPromotions(desired: DesiredState) async throws -> [ScheduledPromotion] {
         var result: [ScheduledPromotion] = []
+        let suspensions = try await store.suspensions()
         for environment in desired.environments.values.sorted(by: { $0.name < $1.name })
         where environment.promotion == .auto && !environment.requires.isEmpty {
             for target in desired.targets where target.id.environment == environment.name {
+                // Nothing is promoted into a suspended target (its deployment would wait anyway).
+                if suspensions.contains(where: { $0.covers(target.id) }) { continue }
                 let service = target.id.service
                 let upstream = environment.requires.filter { desired.services[service]?.environments[$0] != nil }
                 guard !upstream.isEmpty else { continue }
@@ -201,6 +204,7 @@ extension Reconciler {
             \(version) passed the gates of \(environment)\(origin).
 
             Tide-Promotion: \(service) \(environment) \(version)
+            Tide-Actor: \(Reconciler.acting.trailer)
 
             """
         // A promotion commit is checked before the branch moves: Tide never writes a revision it would reject.

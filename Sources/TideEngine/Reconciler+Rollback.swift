@@ -220,7 +220,9 @@ extension Reconciler {
         }
         if commits.count == 1, let commit = commits.first {
             let summary = (try? repository.commit(commit).summary) ?? commit.short
-            let message = "Revert \"\(summary)\"\n\nThis reverts commit \(commit.hex).\n\n\(note)\n"
+            let message =
+                "Revert \"\(summary)\"\n\nThis reverts commit \(commit.hex).\n\n\(note)\n\n"
+                + "Tide-Actor: \(Reconciler.acting.trailer)\n"
             if let candidate = try? repository.makeRevertCommit([commit], parent: head, message: message),
                 restoresOnlyThisTarget(candidate)
             {
@@ -251,6 +253,7 @@ extension Reconciler {
             spec.version: to try \(failed.version) or a newer version there, change or remove the pin.
 
             Tide-Rollback: \(id.service) \(id.environment) \(stable.version)
+            Tide-Actor: \(Reconciler.acting.trailer)
 
             """
         let candidate = try repository.makeFileCommit(

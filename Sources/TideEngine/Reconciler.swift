@@ -183,7 +183,7 @@ public final class Reconciler: Sendable {
             return memo.report
         }
         let (report, desired) = try await reconcilePass()
-        let settles: Set<TargetOutcome.Result> = [.unchanged, .deployed, .removed]
+        let settles: Set<TargetOutcome.Result> = [.unchanged, .deployed, .removed, .suspended]
         // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
         if report.head == head, report.rejected.isEmpty, report.promotions.isEmpty, !promotes,
@@ -195,6 +195,7 @@ public final class Reconciler: Sendable {
             next.migrations = []
             next.outcomes = report.outcomes.compactMap { outcome in
                 guard outcome.result != .removed else { return nil }
+                if outcome.result == .suspended { return outcome }
                 return TargetOutcome(
                     target: outcome.target, result: .unchanged, fromVersion: outcome.toVersion,
                     toVersion: outcome.toVersion, classification: nil, message: nil, executorCalls: 0)

@@ -77,6 +77,9 @@ extension StateWrite {
             deployments += write.deployments
             executorHealth += write.executorHealth
             repositoryStatus = write.repositoryStatus ?? repositoryStatus
+            sourceStatus = write.sourceStatus ?? sourceStatus
+            suspensions += write.suspensions
+            liftedSuspensions += write.liftedSuspensions
         }
         targets = order.compactMap { latest[$0] }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TideManifest
 import Synchronization
 
 /// Executor processes an interrupted Tide left running.
@@ -85,11 +86,7 @@ public enum ActionProcesses {
     /// Field `index` (0: the state, 1: the parent, …, 19: the start time) of `/proc/PID/stat`, counted after the
     /// last `)`: the command before it may contain anything.
     static func statField(_ index: Int, of pid: Int32, procRoot: String = "/proc") -> String? {
-        guard let data = read("\(procRoot)/\(pid)/stat") else { return nil }
-        let stat = String(decoding: data, as: UTF8.self)
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > index ? String(fields[index]) : nil
+        ProcessTable.statField(index, of: pid, procRoot: procRoot)
     }
 
     /// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.

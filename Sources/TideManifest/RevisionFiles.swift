@@ -40,7 +40,8 @@ public enum RevisionFiles {
     public static func problem(with program: String, in files: [String: TreeFile]) -> String? {
         guard let path = relativePath(program) else { return nil }
         if path == ".." || path.isEmpty || path.split(separator: "/").contains("..") {
-            return "'\(program)' leaves the manifest root; a program Tide runs from the config repo is a file under it"
+            return "'\(program)' goes up with '..'; a program Tide runs from the config repo is named by its path under "
+                + "the manifest root"
         }
         guard let file = files[path] else {
             return "'\(program)' is not a file of this revision under the manifest root (programs named by a "

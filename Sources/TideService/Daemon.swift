@@ -22,15 +22,16 @@ public final class Daemon: Sendable {
 
     /// `makeReconciler` opens the config repo for a branch (nil: the one `--branch` or HEAD names).
     public init(
-        configuration: DaemonConfiguration, source: RemoteSource?, store: any StateStore, logger: Logger,
-        metrics: DaemonMetrics = DaemonMetrics(),
+        configuration: DaemonConfiguration, source: RemoteSource?, store: any StateStore,
+        channel: (any OperatorChannel)? = nil, logger: Logger, metrics: DaemonMetrics = DaemonMetrics(),
         makeReconciler: @escaping @Sendable (_ branch: String?) throws -> Reconciler
     ) {
         self.configuration = configuration
         self.logger = logger
         let actionLogger = logger
         let loop = PassLoop(
-            configuration: configuration, source: source, store: store, metrics: metrics, logger: logger,
+            configuration: configuration, source: source, store: store, channel: channel, metrics: metrics,
+            logger: logger,
             makeReconciler: { branch in
                 try makeReconciler(branch).instrumented(metrics: metrics, logger: actionLogger)
             })

@@ -46,6 +46,12 @@ public final class DaemonMetrics: Sendable {
         Metrics.Counter(label: "tide_fetches_total", dimensions: [("result", result)], factory: factory).increment()
     }
 
+    func operatorRequest(_ verb: String, result: String) {
+        Metrics.Counter(
+            label: "tide_operator_requests_total", dimensions: [("verb", verb), ("result", result)], factory: factory
+        ).increment()
+    }
+
     func webhook(provider: String, result: String) {
         Metrics.Counter(
             label: "tide_webhook_requests_total", dimensions: [("provider", provider), ("result", result)],

@@ -4,6 +4,7 @@ import ServiceLifecycle
 import Synchronization
 import TideEngine
 import TideGit
+import TideManifest
 import TideState
 
 /// Why the loop runs a pass.
@@ -44,25 +45,46 @@ final class PassLoop: Service, Sendable {
     let configuration: DaemonConfiguration
     let source: RemoteSource?
     let store: any StateStore
+    /// Where operator verbs hand their requests over (nil: the store keeps none; verbs act themselves).
+    let channel: (any OperatorChannel)?
     let metrics: DaemonMetrics
     let logger: Logger
     let makeReconciler: @Sendable (String?) throws -> Reconciler
     let health = Mutex(DaemonHealth())
+    /// This process, as its heartbeat records it.
+    let identity: ServiceRecord
     private let reconciler = Mutex<Reconciler?>(nil)
     private let fetchState = Mutex(FetchState())
+    private let passes = Mutex(PassTracking())
     private let stream: AsyncStream<PassTrigger>
     private let continuation: AsyncStream<PassTrigger>.Continuation
 
+    /// Passes started and finished, and who waits for the next one to finish.
+    struct PassTracking {
+        var started = 0
+        var waiters: [(after: Int, done: CheckedContinuation<ReconcileReport?, Never>)] = []
+    }
+
     init(
-        configuration: DaemonConfiguration, source: RemoteSource?, store: any StateStore, metrics: DaemonMetrics,
-        logger: Logger, makeReconciler: @escaping @Sendable (String?) throws -> Reconciler
+        configuration: DaemonConfiguration, source: RemoteSource?, store: any StateStore,
+        channel: (any OperatorChannel)?, metrics: DaemonMetrics, logger: Logger,
+        makeReconciler: @escaping @Sendable (String?) throws -> Reconciler
     ) {
         self.configuration = configuration
         self.source = source
         self.store = store
+        self.channel = channel
         self.metrics = metrics
         self.logger = logger
         self.makeReconciler = makeReconciler
+        let pid = getpid()
+        let host = ProcessTable.hostName
+        let start = ProcessTable.startTime(pid) ?? 0
+        let now = Date()
+        identity = ServiceRecord(
+            id: "\(host):\(pid):\(start)", host: host, pid: pid, processStart: start,
+            user: Actor.current().user, listen: "\(configuration.host):\(configuration.port)", startedAt: now,
+            heartbeatAt: now)
         (stream, continuation) = AsyncStream.makeStream(of: PassTrigger.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -84,10 +106,19 @@ final class PassLoop: Service, Sendable {
 
     func run() async throws {
         trigger(.poll)
+        defer { finishWaiters() }
+        if let channel {
+            // Recorded before anything else runs: from now on, verbs hand their requests to this process.
+            try? await channel.beat(identity)
+        }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await self.watchOperators() }
                 group.addTask { await self.poll() }
+                if self.channel != nil {
+                    group.addTask { await self.heartbeat() }
+                    group.addTask { await self.operatorRequests() }
+                }
                 var timer: Task<Void, Never>?
                 for await _ in stream {
                     timer?.cancel()
@@ -102,6 +133,99 @@ final class PassLoop: Service, Sendable {
         } onGracefulShutdown: {
             self.continuation.finish()  // the pass under way ends; no other starts
         }
+        // Stopped: verbs act by themselves again.
+        try? await channel?.removeService(identity.id)
+    }
+
+    /// Refreshes this process's record every second, so verbs know a live service holds the state.
+    private func heartbeat() async {
+        var record = identity
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if Task.isCancelled { return }
+            record.heartbeatAt = Date()
+            try? await channel?.beat(record)
+        }
+    }
+
+    /// Takes the requests operators' verbs hand over, four times a second, and carries them out one at a time,
+    /// oldest first.
+    private func operatorRequests() async {
+        guard let channel else { return }
+        let claimant = "tide run (pid \(identity.pid))"
+        while !Task.isCancelled {
+            if let requests = try? await channel.claimRequests(by: claimant) {
+                for request in requests { await carryOut(request, channel: channel, claimant: claimant) }
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// Carries one request out with this process's reconciler (its working directory, user, environment,
+    /// credentials), runs the pass it calls for, and records the outcome for the waiting CLI.
+    private func carryOut(_ request: OperatorRequest, channel: any OperatorChannel, claimant: String) async {
+        guard let id = request.id else { return }
+        let target = request.environment.map { "\(request.service)@\($0)" } ?? request.service
+        var outcome: OperatorOutcome
+        if let reconciler = await currentReconciler() {
+            if [.promoteTo, .rollback].contains(request.verb), let source {
+                // Commits are written on the remote's current head.
+                let fetched = await source.fetch(force: true)
+                record(fetched)
+            }
+            var carried = request
+            carried.actor.via = claimant
+            outcome = await reconciler.carryOut(carried)
+            if outcome.status == 0, outcome.followUp != .none {
+                if let report = await passAndWait() {
+                    outcome.add(report)
+                } else {
+                    outcome.passFailed(ControlError(description: health.withLock { $0.lastPassError } ?? "no pass ran"))
+                }
+            }
+        } else {
+            outcome = .failure("tide run has no revision to act on yet (see /readyz)")
+        }
+        metrics.operatorRequest(request.verb.rawValue, result: outcome.status == 0 ? "done" : "refused")
+        logger.log(
+            level: outcome.status == 0 ? .info : .warning, "operator",
+            metadata: [
+                "verb": "\(request.verb.rawValue)", "target": "\(target)", "by": "\(request.actor)",
+                "request": "\(id)", "result": "\(outcome.status == 0 ? "done" : "refused")",
+                "message": "\((outcome.output + outcome.errors).joined(separator: " | "))",
+            ])
+        try? await channel.finish(
+            id, output: outcome.output.joined(separator: "\n"), errorOutput: outcome.errors.joined(separator: "\n"),
+            exitStatus: outcome.status, at: Date())
+    }
+
+    /// Asks for a pass and waits until one that started after now has finished; its report (nil when it failed
+    /// or the loop stopped).
+    func passAndWait() async -> ReconcileReport? {
+        let report: ReconcileReport? = await withCheckedContinuation { done in
+            passes.withLock { $0.waiters.append((after: $0.started, done: done)) }
+            trigger(.due)
+        }
+        return report
+    }
+
+    /// A pass numbered `number` ended: whoever waited for a pass started after theirs gets its report.
+    private func passEnded(_ number: Int, report: ReconcileReport?) {
+        let ready = passes.withLock { tracking -> [CheckedContinuation<ReconcileReport?, Never>] in
+            let ready = tracking.waiters.filter { $0.after < number }.map(\.done)
+            tracking.waiters.removeAll { $0.after < number }
+            return ready
+        }
+        for waiter in ready { waiter.resume(returning: report) }
+    }
+
+    /// The loop stopped: nobody waits for a pass any more.
+    private func finishWaiters() {
+        let all = passes.withLock { tracking -> [CheckedContinuation<ReconcileReport?, Never>] in
+            defer { tracking.waiters = [] }
+            return tracking.waiters.map(\.done)
+        }
+        for waiter in all { waiter.resume(returning: nil) }
     }
 
     /// Polls every interval (±jitter), whatever else starts passes meanwhile.
@@ -187,6 +311,12 @@ final class PassLoop: Service, Sendable {
 
     /// One pass; returns when the next pass falls due by itself.
     private func pass() async -> Date? {
+        let number = passes.withLock { tracking -> Int in
+            tracking.started += 1
+            return tracking.started
+        }
+        var finished: ReconcileReport?
+        defer { passEnded(number, report: finished) }
         guard let reconciler = await currentReconciler() else { return nil }
         let start = ContinuousClock.now
         var result = "error"
@@ -194,6 +324,7 @@ final class PassLoop: Service, Sendable {
         var metadata: Logger.Metadata = [:]
         do {
             let report = try await reconciler.reconcile(lockTimeout: configuration.lockTimeout)
+            finished = report
             result =
                 Task.isCancelled
                 ? "interrupted" : report.hasFailures ? "failed" : report.rejected.isEmpty ? "success" : "rejected"
@@ -250,7 +381,7 @@ final class PassLoop: Service, Sendable {
     private func watchOperators() async {
         let kinds: [Event.Kind] = [
             .approvalGranted, .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried,
-            .promotionCommitted, .revertCommitted,
+            .promotionCommitted, .revertCommitted, .targetUnsuspended,
         ]
         var seen = try? await store.events(EventQuery(kinds: kinds, limit: 1)).first
         while !Task.isCancelled {

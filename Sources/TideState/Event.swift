@@ -40,6 +40,9 @@ public struct Event: Sendable, Codable, Hashable {
         case pushFailed = "push.failed"
         case migrationApplied = "migration.applied"
         case migrationFailed = "migration.failed"
+        /// `tide suspend`: Tide leaves the target alone until `tide unsuspend`.
+        case targetSuspended = "target.suspended"
+        case targetUnsuspended = "target.unsuspended"
     }
 
     /// Assigned by the store, increasing.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 internal import GRDB
 import TideGit
 public import TideManifest
@@ -10,7 +10,7 @@ public import TideManifest
 /// the file by. The kernel drops the lock when a process dies, so a killed reconciler never leaves the state
 /// locked. The file is opened by its resolved path, and a file with several hard links is refused: SQLite names
 /// its write-ahead log after the path, so two names would mean two logs for one database.
-public final class SQLiteStateStore: StateStore {
+public final class SQLiteStateStore: StateStore, OperatorChannel {
     public let path: String
     private let pool: DatabasePool
     public var location: String { "sqlite:" + path }
@@ -208,6 +208,25 @@ public final class SQLiteStateStore: StateStore {
         migrator.registerMigration("v10-release") { db in
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN release TEXT")
         }
+        migrator.registerMigration("v11-operators") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE services (id TEXT PRIMARY KEY, heartbeat_at REAL NOT NULL, body TEXT NOT NULL);
+                    CREATE TABLE operator_requests (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        status TEXT NOT NULL,
+                        created_at REAL NOT NULL,
+                        body TEXT NOT NULL
+                    );
+                    CREATE INDEX operator_requests_pending ON operator_requests (id) WHERE status = 'pending';
+                    CREATE TABLE suspensions (
+                        service TEXT NOT NULL,
+                        environment TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        PRIMARY KEY (service, environment)
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -272,6 +291,14 @@ public final class SQLiteStateStore: StateStore {
         try await read { db in
             try String.fetchOne(db, sql: "SELECT body FROM source_status WHERE id = 1").map {
                 try Self.decode(SourceStatus.self, $0)
+            }
+        }
+    }
+
+    public func suspensions() async throws -> [Suspension] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM suspensions ORDER BY service, environment").map {
+                try Self.decode(Suspension.self, $0)
             }
         }
     }
@@ -395,6 +422,19 @@ public final class SQLiteStateStore: StateStore {
                 ).execute(
                     arguments: [try Self.encode(status)])
             }
+            for lifted in write.liftedSuspensions {
+                try db.execute(
+                    sql: "DELETE FROM suspensions WHERE service = ? AND environment = ?",
+                    arguments: [lifted.service, lifted.environment ?? ""])
+            }
+            for suspension in write.suspensions {
+                try db.execute(
+                    sql: """
+                        INSERT INTO suspensions (service, environment, body) VALUES (?, ?, ?)
+                        ON CONFLICT (service, environment) DO UPDATE SET body = excluded.body
+                        """,
+                    arguments: [suspension.service, suspension.environment ?? "", try Self.encode(suspension)])
+            }
             if let source = write.sourceStatus {
                 try db.execute(
                     sql: """
@@ -402,6 +442,100 @@ public final class SQLiteStateStore: StateStore {
                         ON CONFLICT (id) DO UPDATE SET body = excluded.body
                         """, arguments: [try Self.encode(source)])
             }
+        }
+    }
+
+    // MARK: - Operator requests
+
+    public func beat(_ service: ServiceRecord) async throws {
+        let body = try Self.encode(service)
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO services (id, heartbeat_at, body) VALUES (?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, body = excluded.body
+                    """, arguments: [service.id, service.heartbeatAt.timeIntervalSince1970, body])
+        }
+    }
+
+    public func removeService(_ id: String) async throws {
+        try await write { db in try db.execute(sql: "DELETE FROM services WHERE id = ?", arguments: [id]) }
+    }
+
+    public func services() async throws -> [ServiceRecord] {
+        try await read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM services ORDER BY heartbeat_at DESC").map {
+                try Self.decode(ServiceRecord.self, $0)
+            }
+        }
+    }
+
+    public func submit(_ request: OperatorRequest) async throws -> Int64 {
+        var request = request
+        request.status = .pending
+        let body = try Self.encode(request)
+        let created = request.createdAt.timeIntervalSince1970
+        return try await writing { db in
+            try db.execute(
+                sql: "INSERT INTO operator_requests (status, created_at, body) VALUES ('pending', ?, ?)",
+                arguments: [created, body])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func claimRequests(by claimant: String) async throws -> [OperatorRequest] {
+        try await writing { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT id, body FROM operator_requests WHERE status = 'pending' ORDER BY id")
+            var claimed: [OperatorRequest] = []
+            for row in rows {
+                var request = try Self.decode(OperatorRequest.self, row["body"])
+                request.id = row["id"]
+                request.status = .running
+                request.claimedBy = claimant
+                try db.execute(
+                    sql: "UPDATE operator_requests SET status = 'running', body = ? WHERE id = ? AND status = 'pending'",
+                    arguments: [try Self.encode(request), request.id])
+                if db.changesCount == 1 { claimed.append(request) }
+            }
+            return claimed
+        }
+    }
+
+    public func finish(_ id: Int64, output: String, errorOutput: String, exitStatus: Int32, at: Date) async throws {
+        try await write { db in
+            guard let body = try String.fetchOne(db, sql: "SELECT body FROM operator_requests WHERE id = ?", arguments: [id])
+            else { return }
+            var request = try Self.decode(OperatorRequest.self, body)
+            request.status = .done
+            request.output = output
+            request.errorOutput = errorOutput
+            request.exitStatus = exitStatus
+            request.finishedAt = at
+            try db.execute(
+                sql: "UPDATE operator_requests SET status = 'done', body = ? WHERE id = ?",
+                arguments: [try Self.encode(request), id])
+        }
+    }
+
+    public func cancelIfPending(_ id: Int64) async throws -> Bool {
+        try await writing { db in
+            try db.execute(
+                sql: "UPDATE operator_requests SET status = 'cancelled' WHERE id = ? AND status = 'pending'",
+                arguments: [id])
+            return db.changesCount == 1
+        }
+    }
+
+    public func request(_ id: Int64) async throws -> OperatorRequest? {
+        try await read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT id, status, body FROM operator_requests WHERE id = ?", arguments: [id])
+            else { return nil }
+            var request = try Self.decode(OperatorRequest.self, row["body"])
+            request.id = row["id"]
+            request.status = OperatorRequest.Status(rawValue: row["status"]) ?? request.status
+            return request
         }
     }
 
@@ -425,8 +559,12 @@ public final class SQLiteStateStore: StateStore {
     }
 
     func write(_ body: @escaping @Sendable (Database) throws -> Void) async throws {
+        try await writing(body)
+    }
+
+    func writing<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            try await pool.write(body)
+            return try await pool.write(body)
         } catch let error as DatabaseError {
             throw StateError.database(path: path, message: Self.explain(error))
         }

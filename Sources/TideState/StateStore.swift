@@ -14,6 +14,9 @@ public struct StateWrite: Sendable {
     public var executorHealth: [ExecutorHealth] = []
     /// The remote config repo's fetch and push status to record (replacing what was recorded).
     public var sourceStatus: SourceStatus?
+    /// Suspensions to record (replacing one of the same scope), and scopes whose suspension ends.
+    public var suspensions: [Suspension] = []
+    public var liftedSuspensions: [Suspension] = []
 
     public init(
         targets: [LiveTarget] = [], removedTargets: [TargetID] = [], events: [Event] = [],
@@ -54,6 +57,8 @@ public protocol LiveStateStore: Sendable {
     func executorHealth() async throws -> [ExecutorHealth]
     /// How the remote config repo's fetches and pushes went, when Tide fetches one.
     func sourceStatus() async throws -> SourceStatus?
+    /// The suspensions in force (`tide suspend`).
+    func suspensions() async throws -> [Suspension]
     /// Applies a write atomically — live state and the ledger records that go with it, in one transaction.
     func apply(_ write: StateWrite) async throws
     /// Runs `body` while holding the store's exclusive lock, so two Tide processes never reconcile the same state

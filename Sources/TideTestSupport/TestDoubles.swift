@@ -122,8 +122,19 @@ public actor InMemoryStateStore: StateStore {
 
     public func sourceStatus() -> SourceStatus? { source }
 
+    private var suspended: [Suspension] = []
+
+    public func suspensions() -> [Suspension] { suspended }
+
     public func apply(_ write: StateWrite) {
         if let status = write.sourceStatus { source = status }
+        for lifted in write.liftedSuspensions {
+            suspended.removeAll { $0.service == lifted.service && $0.environment == lifted.environment }
+        }
+        for suspension in write.suspensions {
+            suspended.removeAll { $0.service == suspension.service && $0.environment == suspension.environment }
+            suspended.append(suspension)
+        }
         for entry in write.executorHealth { health[entry.executor] = entry }
         for target in write.targets { targets[target.id] = target }
         for id in write.removedTargets { targets[id] = nil }
