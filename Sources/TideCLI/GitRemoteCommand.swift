@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideGit
 import TideService
 
 /// `tide git-remote`: the child process a fetch or push runs in (see `RemoteOperation`). Not for people: it reads
@@ -9,6 +10,7 @@ struct GitRemoteCommand: ParsableCommand {
         commandName: "git-remote", abstract: "Run one fetch or push for tide run (internal).", shouldDisplay: false)
 
     func run() throws {
+        Repository.trustMirrorOwners()
         let input = FileHandle.standardInput.readDataToEndOfFile()
         let answer: RemoteOperation.Answer
         do {

@@ -61,8 +61,12 @@ struct GlobalOptions: ParsableArguments {
             throw ValidationError("--path: must stay inside the repository (no '..')")
         }
         do {
-            if case .remote = try location, resolvedState == nil {
-                throw ValidationError("--state: give the state file (or TIDE_STATE) when --repo is a URL")
+            if case .remote = try location {
+                guard resolvedState != nil else {
+                    throw ValidationError("--state: give the state file (or TIDE_STATE) when --repo is a URL")
+                }
+                // The only repository this process opens is Tide's own mirror, whoever owns it.
+                Repository.trustMirrorOwners()
             }
         } catch let error as RemoteURLError {
             throw ValidationError(error.description)
@@ -153,10 +157,18 @@ struct GlobalOptions: ParsableArguments {
 
     /// A reconciler for commands that act on git: a remote repo is fetched first, and the commits Tide writes are
     /// pushed to it. A failed fetch is reported and the last fetched revision used, when there is one.
-    func fetchedReconciler(concurrency: Int = 16) async throws -> Reconciler {
+    ///
+    /// `readOnly` (plan): the fetch is not recorded (no fetch status, no `fetch.failed` event: the state is the
+    /// service's), and when a live `tide run` holds the state nothing is fetched — its mirror is read as it fetched
+    /// it.
+    func fetchedReconciler(concurrency: Int = 16, readOnly: Bool = false) async throws -> Reconciler {
         guard case .remote(let url) = try location else { return try reconciler(concurrency: concurrency) }
         let store = try openStore(for: nil)
-        let source = try await remoteSource(url, store: store)
+        if readOnly, let service = try await store.services().first(where: \.isAlive) {
+            printError("tide: note: reading the revision \(service.description) fetched last")
+            return try reconciler(concurrency: concurrency)
+        }
+        let source = try await remoteSource(url, store: store, records: !readOnly)
         if case .failed(let why) = await source.fetch(force: true) {
             guard FileManager.default.fileExists(atPath: mirrorPath(for: url)), await source.branch != nil else {
                 throw ReportedFailure(message: "tide: error: \(why)")
@@ -169,15 +181,15 @@ struct GlobalOptions: ParsableArguments {
             repository, branch: await source.branch, store: store, concurrency: concurrency, publisher: source)
     }
 
-    func remoteSource(_ url: RemoteURL, store: SQLiteStateStore, maximumBackoff: Double = 60) async throws
-        -> RemoteSource
-    {
+    func remoteSource(
+        _ url: RemoteURL, store: SQLiteStateStore, maximumBackoff: Double = 60, records: Bool = true
+    ) async throws -> RemoteSource {
         let mirror = mirrorPath(for: url)
         _ = try Repository.openMirror(at: mirror)
         return await RemoteSource(
             remote: url, mirrorPath: mirror, credentials: try remote.credentials(), branch: trackedBranch,
             timeout: remote.fetchTimeoutSeconds, maximumBackoff: maximumBackoff, executable: tideExecutable(),
-            store: store)
+            store: store, records: records)
     }
 
     /// How executors are made: in the fixed working directory, with the revision's files for relative programs.

@@ -39,7 +39,7 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let reconciler = try await global.fetchedReconciler()
+        let reconciler = try await global.fetchedReconciler(readOnly: true)
         let (resolution, plan) = try await reconciler.plan()
         if format == .markdown, let desired = resolution.desired, let plan {
             print(PlanDocument.render(plan: plan, desired: desired, rejected: resolution.rejected))

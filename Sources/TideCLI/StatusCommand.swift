@@ -31,6 +31,10 @@ struct StatusCommand: AsyncParsableCommand {
         var executors: [ExecutorStatus]
         /// A remote config repo: its URL (no credentials), the last fetch and push and their errors.
         var source: SourceStatus?
+        /// The `tide run` holding the state (operator verbs hand it their requests), if one runs.
+        var service: ServiceRecord?
+        /// `tide suspend`s in force.
+        var suspensions: [Suspension]
     }
 
     struct ExecutorStatus: Encodable {
@@ -54,6 +58,8 @@ struct StatusCommand: AsyncParsableCommand {
         var rollout: Rollout?
         var failed: FailedAttempt?
         var waiting: String?
+        /// Who suspended it and when (`tide suspend`), while Tide leaves it alone.
+        var suspended: String?
         var updatedAt: Date
     }
 
@@ -116,9 +122,11 @@ struct StatusCommand: AsyncParsableCommand {
             migrations = (try? await reconciler.migrationReport()) ?? []
         }
         var words: [TargetID: String] = [:]
+        let suspensions = try await store.suspensions()
+        let suspended = { (id: TargetID) in suspensions.first { $0.covers(id) } }
         for target in targets {
             let last = try await store.deployments(DeploymentQuery(target: target.id, limit: 1)).first
-            words[target.id] = Self.word(for: target, lastDeployment: last)
+            words[target.id] = suspended(target.id) == nil ? Self.word(for: target, lastDeployment: last) : "suspended"
         }
         let output = Output(
             head: head?.hex, lastGoodRevision: status.lastGoodRevision?.hex, lastGoodAt: status.lastGoodAt,
@@ -129,17 +137,22 @@ struct StatusCommand: AsyncParsableCommand {
                     service: $0.id.service, environment: $0.id.environment, phase: $0.phase.rawValue,
                     state: words[$0.id] ?? "", version: $0.version, configDigest: $0.configDigest,
                     revision: $0.revision?.hex,
-                    rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting, updatedAt: $0.updatedAt)
+                    rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting,
+                    suspended: suspended($0.id)?.description, updatedAt: $0.updatedAt)
             }, scheduledPromotions: scheduled, migrations: migrations,
             executors: try await store.executorHealth().filter { $0.consecutiveFailures > 0 || $0.openUntil != nil }.map
             {
                 ExecutorStatus(
                     executor: $0.executor, circuit: $0.state(at: Date()).rawValue,
                     consecutiveFailures: $0.consecutiveFailures, openUntil: $0.openUntil, lastFailure: $0.lastFailure)
-            }, source: try await store.sourceStatus())
+            }, source: try await store.sourceStatus(),
+            service: try await store.services().first(where: \.isAlive), suspensions: suspensions)
         if json {
             try printJSON(output)
             return
+        }
+        if let service = output.service {
+            print("Service:        \(service.description), since \(iso(service.startedAt))")
         }
         if let source = output.source { Self.printSource(source) }
         print("Branch head:    \(head?.short ?? (tracked == nil ? "- (HEAD is detached: pass --branch)" : "-"))")
@@ -163,7 +176,8 @@ struct StatusCommand: AsyncParsableCommand {
                     [
                         target.id.description, target.phase.rawValue, words[target.id] ?? "", target.version ?? "-",
                         target.revision?.short ?? "-", iso(target.updatedAt),
-                        Self.detail(for: target, strategy: desired?.services[target.id.service]?.strategy),
+                        suspended(target.id)?.description
+                            ?? Self.detail(for: target, strategy: desired?.services[target.id.service]?.strategy),
                     ]
                 }))
         if let desired {

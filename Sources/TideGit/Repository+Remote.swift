@@ -134,6 +134,16 @@ private func callbacks(_ context: RemoteCallbackContext) throws -> git_remote_ca
 
 extension Repository {
     /// Opens the bare mirror at `path`, creating it when it does not exist yet.
+    /// Tide's own mirror is opened whoever owns it: the service's user fetches into it and an operator (root, or
+    /// someone in the service's group) reads it. libgit2 refuses a repository another user owns unless
+    /// `safe.directory` lists it — a guard against a repository planted by someone else, which a mirror Tide made
+    /// at a path of its own choosing is not. Called by processes whose only repository is a mirror (a remote
+    /// `--repo`, and the `git-remote` child); the setting is process-wide.
+    public static func trustMirrorOwners() {
+        _ = libgit2Initialized
+        _ = tide_git_set_owner_validation(0)
+    }
+
     public static func openMirror(at path: String) throws -> Repository {
         _ = libgit2Initialized
         if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("HEAD")) {

@@ -21,14 +21,18 @@ public actor RemoteSource: BranchPublisher {
     /// The `tide` binary that runs the child.
     public let executable: String
     let store: any LiveStateStore
+    /// Whether fetches and pushes are recorded in the state (their status, `fetch.failed` events). A read-only
+    /// verb's fetch is not: it must not change what the service reports.
+    let records: Bool
     public private(set) var status: SourceStatus
     /// When a failed fetch may be tried again (nil: any time).
     public private(set) var retryAt: Date?
 
     public init(
         remote: RemoteURL, mirrorPath: String, credentials: RemoteCredentials, branch: String?, timeout: Double,
-        maximumBackoff: Double, executable: String, store: any LiveStateStore
+        maximumBackoff: Double, executable: String, store: any LiveStateStore, records: Bool = true
     ) async {
+        self.records = records
         self.remote = remote
         self.mirrorPath = mirrorPath
         self.credentials = credentials
@@ -169,6 +173,7 @@ public actor RemoteSource: BranchPublisher {
     /// Records the fetch fields (or the push fields) of `status` over what is stored, keeping the others as another
     /// process (a CLI `tide promote --to` beside `tide run`) recorded them.
     private func persist(events: [Event], fetch: Bool) async {
+        guard records else { return }
         var stored = (try? await store.sourceStatus()) ?? status
         if stored.url != status.url { stored = status }
         if fetch {
