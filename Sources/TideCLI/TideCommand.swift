@@ -12,7 +12,8 @@ public struct TideCommand: AsyncParsableCommand {
             InitCommand.self, ValidateCommand.self, PlanCommand.self, ReconcileCommand.self, StatusCommand.self,
             HistoryCommand.self, DoraCommand.self, ApproveCommand.self, PromoteCommand.self,
             ReadinessCommand.self, RollbackCommand.self, PauseCommand.self, ResumeCommand.self, AbortCommand.self,
-            RetryCommand.self, SuspendCommand.self, UnsuspendCommand.self, FlagCommand.self, MigrationsCommand.self, RunCommand.self, GitRemoteCommand.self,
+            RetryCommand.self, SuspendCommand.self, UnsuspendCommand.self, FlagCommand.self, MigrationsCommand.self,
+            RunCommand.self, GitRemoteCommand.self,
             WebhookSignatureCommand.self, GitCheckCommand.self,
         ])
 

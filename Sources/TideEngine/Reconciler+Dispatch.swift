@@ -53,7 +53,8 @@ extension Reconciler {
             }
         }
         var outcomes = actions.compactMap { results[$0.target] }
-        for action in plan.actions where action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
+        for action in plan.actions
+        where action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
             outcomes.append(
                 await run(action, live: liveByID[action.target], desired: desired, revision: revision, settled: [:]))
         }

@@ -38,7 +38,8 @@ public struct OperatorOutcome: Sendable, Hashable {
         case .target(let id, let verb):
             var failed = false
             for outcome in report.outcomes where outcome.target == id {
-                output.append("\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
+                output.append(
+                    "\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
                 failed = failed || [.failed, .blocked, .held].contains(outcome.result)
             }
             // The pass ran what the verb asked for: when that failed again, say so in the exit status.
@@ -112,7 +113,8 @@ extension Reconciler {
                 default: .promote(full: request.full)
                 }
             do {
-                outcome.output.append(try await self.control(control, service: service, environment: environment, by: request.actor))
+                outcome.output.append(
+                    try await self.control(control, service: service, environment: environment, by: request.actor))
             } catch let error as ControlError {
                 return .failure(error.description)
             }

@@ -1,6 +1,6 @@
 import Foundation
-import TideManifest
 import Synchronization
+import TideManifest
 
 /// Executor processes an interrupted Tide left running.
 ///

@@ -40,7 +40,8 @@ public enum RevisionFiles {
     public static func problem(with program: String, in files: [String: TreeFile]) -> String? {
         guard let path = relativePath(program) else { return nil }
         if path == ".." || path.isEmpty || path.split(separator: "/").contains("..") {
-            return "'\(program)' goes up with '..'; a program Tide runs from the config repo is named by its path under "
+            return
+                "'\(program)' goes up with '..'; a program Tide runs from the config repo is named by its path under "
                 + "the manifest root"
         }
         guard let file = files[path] else {

@@ -494,7 +494,8 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
                 request.status = .running
                 request.claimedBy = claimant
                 try db.execute(
-                    sql: "UPDATE operator_requests SET status = 'running', body = ? WHERE id = ? AND status = 'pending'",
+                    sql:
+                        "UPDATE operator_requests SET status = 'running', body = ? WHERE id = ? AND status = 'pending'",
                     arguments: [try Self.encode(request), request.id])
                 if db.changesCount == 1 { claimed.append(request) }
             }
@@ -504,7 +505,9 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
 
     public func finish(_ id: Int64, output: String, errorOutput: String, exitStatus: Int32, at: Date) async throws {
         try await write { db in
-            guard let body = try String.fetchOne(db, sql: "SELECT body FROM operator_requests WHERE id = ?", arguments: [id])
+            guard
+                let body = try String.fetchOne(
+                    db, sql: "SELECT body FROM operator_requests WHERE id = ?", arguments: [id])
             else { return }
             var request = try Self.decode(OperatorRequest.self, body)
             request.status = .done
@@ -529,8 +532,9 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
 
     public func request(_ id: Int64) async throws -> OperatorRequest? {
         try await read { db in
-            guard let row = try Row.fetchOne(
-                db, sql: "SELECT id, status, body FROM operator_requests WHERE id = ?", arguments: [id])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT id, status, body FROM operator_requests WHERE id = ?", arguments: [id])
             else { return nil }
             var request = try Self.decode(OperatorRequest.self, row["body"])
             request.id = row["id"]

@@ -50,7 +50,10 @@ struct RevisionFilesTests {
             atPath: fixture.workTree + "/bin/link", withDestinationPath: "/bin/true")
         let cases: [(String, String)] = [
             ("[./bin/missing]", "'./bin/missing' is not a file of this revision under the manifest root"),
-            ("[./bin/plain]", "'./bin/plain' is not executable in git (mode 100644): git update-index --chmod=+x bin/plain"),
+            (
+                "[./bin/plain]",
+                "'./bin/plain' is not executable in git (mode 100644): git update-index --chmod=+x bin/plain"
+            ),
             ("[./bin/link]", "'./bin/link' is a symbolic link; Tide runs only regular files of the revision"),
             ("[../outside/deploy]", "'../outside/deploy' goes up with '..'"),
             ("[bin/../../deploy]", "'bin/../../deploy' goes up with '..'"),
@@ -96,7 +99,9 @@ struct RevisionFilesTests {
         #expect(try load(fixture, root: "deploy").first?.contains("is not a file of this revision") == true)
     }
 
-    @Test("copies are read-only, keep git's executable bits, are shared by revisions with the same unit, and go when unused")
+    @Test(
+        "copies are read-only, keep git's executable bits, are shared by revisions with the same unit, and go when unused"
+    )
     func materialised() async throws {
         let fixture = try GitFixture()
         try fixture.write("bin/deploy", "#!/bin/sh\necho one\n", executable: true)
