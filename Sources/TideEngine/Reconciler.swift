@@ -44,6 +44,11 @@ public final class Reconciler: Sendable {
     let checkedOpenActions = Mutex<Set<String>>([])
     /// The root commit of each head seen (migration owners name the repository by it; the walk is done once).
     let rootCommits = Mutex<[ObjectID: ObjectID]>([:])
+    /// The desired state the last pass applied.
+    let lastDesired = Mutex<DesiredState?>(nil)
+
+    /// The desired state the last pass applied (for what reads it between passes: the service's metrics).
+    public var lastAppliedDesiredState: DesiredState? { lastDesired.withLock { $0 } }
 
     private struct SettledPass {
         var head: ObjectID
@@ -215,6 +220,7 @@ public final class Reconciler: Sendable {
                 ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: []), nil
             )
         }
+        lastDesired.withLock { $0 = desired }
         try await stopInterruptedActions()
         let live = try await store.liveTargets()
         await breakers.load(try await store.executorHealth())

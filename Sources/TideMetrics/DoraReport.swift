@@ -73,10 +73,16 @@ public struct DoraCalculator: Sendable {
 
         let days = max(filter.to.timeIntervalSince(filter.from) / 86_400, 1.0 / 24)
         var frequency = DoraReport.Frequency(perDay: nil, bucket: nil, band: nil)
+        var short: String?
         if everDeployed {
-            let bucket = Self.bucket(perDay: counts.succeededPerDay, from: filter.from, to: filter.to)
-            frequency = DoraReport.Frequency(
-                perDay: Double(counts.succeeded) / days, bucket: bucket, band: DoraBands.frequency(bucket))
+            let rate = Double(counts.succeeded) / days
+            let bucket = Self.bucket(rate: rate, days: days)
+            frequency = DoraReport.Frequency(perDay: rate, bucket: bucket, band: bucket.map(DoraBands.frequency))
+            if bucket == nil {
+                short =
+                    "the window (\(Self.days(days))) is too short to band a deployment frequency of "
+                    + String(format: "%.2f", rate) + "/day: that takes at least \(Self.days(Self.daysNeeded(rate)))"
+            }
         }
 
         let sortedLeads = leads.sorted()
@@ -108,6 +114,7 @@ public struct DoraCalculator: Sendable {
             warnings.append(
                 "only \(counts.total) deployment(s) in the window: too few for the figures to mean much")
         }
+        if let short { warnings.append(short) }
         if recovery.unrecovered > 0 {
             warnings.append("\(recovery.unrecovered) failed deployment(s) not recovered yet: left out of recovery time")
         }
@@ -133,44 +140,39 @@ public struct DoraCalculator: Sendable {
         return sorted[lower] + (sorted[upper] - sorted[lower]) * fraction
     }
 
-    /// Four Keys' deployment frequency bucket over the window's calendar weeks (UTC, Monday first):
-    /// daily when the median week has deployments on at least 3 days, weekly when most weeks have one, monthly
-    /// when the median month has a week with one, fewer otherwise. On demand is daily with a median of at least
-    /// two deployments on the days that had any.
-    public static func bucket(perDay: [Int: Int], from: Date, to: Date) -> FrequencyBucket {
-        let firstDay = Int((from.timeIntervalSince1970 / 86_400).rounded(.down))
-        let lastDay = Int((to.timeIntervalSince1970 / 86_400 - 1e-9).rounded(.down))
-        guard lastDay >= firstDay else { return .fewer }
-        // 1970-01-01 was a Thursday: day 0 is weekday 3 counting Monday as 0.
-        func week(_ day: Int) -> Int { Int((Double(day + 3) / 7).rounded(.down)) }
-        var daysPerWeek: [Int: Int] = [:]
-        var weeksPerMonth: [String: Set<Int>] = [:]
-        var months: Set<String> = []
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!  // UTC always exists
-        for day in firstDay...lastDay {
-            let date = Date(timeIntervalSince1970: Double(day) * 86_400)
-            let parts = calendar.dateComponents([.year, .month], from: date)
-            let month = "\(parts.year ?? 0)-\(parts.month ?? 0)"
-            months.insert(month)
-            daysPerWeek[week(day), default: 0] += 0
-            if (perDay[day] ?? 0) > 0 {
-                daysPerWeek[week(day), default: 0] += 1
-                weeksPerMonth[month, default: []].insert(week(day))
-            }
-        }
-        let weekValues = daysPerWeek.values.map(Double.init)
-        let medianDaysPerWeek = quantile(weekValues, 0.5) ?? 0
-        let medianWeekDeployed = quantile(daysPerWeek.values.map { $0 > 0 ? 1.0 : 0.0 }, 0.5) ?? 0
-        let medianWeeksPerMonth = quantile(months.map { Double(weeksPerMonth[$0]?.count ?? 0) }, 0.5) ?? 0
-        if medianDaysPerWeek >= 3 {
-            let perDeploymentDay = perDay.filter { $0.key >= firstDay && $0.key <= lastDay && $0.value > 0 }
-                .map { Double($0.value) }
-            return (quantile(perDeploymentDay, 0.5) ?? 0) >= 2 ? .onDemand : .daily
-        }
-        if medianWeekDeployed >= 1 { return .weekly }
-        if medianWeeksPerMonth >= 1 { return .monthly }
+    /// The deployment frequency bucket of a rate (successful deployments per day over the window's days —
+    /// never calendar weeks, so the same deployments give the same answer whatever day the window starts on):
+    ///
+    /// | rate | bucket | band |
+    /// |---|---|---|
+    /// | more than one a day | on demand | elite |
+    /// | 3 days in 7 or more, up to one a day | daily | high |
+    /// | once a week or more | weekly | high |
+    /// | once a month (30 days) or more | monthly | medium |
+    /// | less | fewer | low |
+    ///
+    /// Nil when the window is too short to tell: a bucket needs a window as long as the period it names (a day
+    /// for on demand, a week for daily and weekly, 30 days for monthly and fewer).
+    public static func bucket(rate: Double, days: Double) -> FrequencyBucket? {
+        guard days >= daysNeeded(rate) - 1e-9 else { return nil }
+        if rate > 1 { return .onDemand }
+        if rate >= 3.0 / 7 { return .daily }
+        if rate >= 1.0 / 7 - 1e-12 { return .weekly }
+        if rate >= 1.0 / 30 - 1e-12 { return .monthly }
         return .fewer
+    }
+
+    /// The shortest window that can band `rate`.
+    static func daysNeeded(_ rate: Double) -> Double {
+        if rate > 1 { return 1 }
+        if rate >= 1.0 / 7 - 1e-12 { return 7 }
+        return 30
+    }
+
+    /// `7 days`, `1 day`, `1.5 days`.
+    static func days(_ value: Double) -> String {
+        let text = value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        return text + (value == 1 ? " day" : " days")
     }
 }
 

@@ -2,6 +2,8 @@ import CoreMetrics
 import Foundation
 import Metrics
 import Prometheus
+import TideEngine
+import TideManifest
 import TideMetrics
 import TideState
 
@@ -11,6 +13,7 @@ import TideState
 public final class DaemonMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     let factory: PrometheusMetricsFactory
+    let state = StateMetrics()
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -23,6 +26,7 @@ public final class DaemonMetrics: Sendable {
             .seconds(120), .seconds(600),
         ]
         self.factory = factory
+        registerAtZero()
     }
 
     func pass(result: String, duration: Duration) {
@@ -61,16 +65,67 @@ public final class DaemonMetrics: Sendable {
 
     /// The HELP text of the series made through swift-metrics (whose factory passes none).
     static let help: [String: String] = [
-        "tide_reconcile_passes_total": "Reconcile passes, by result (success, failed, rejected, error, interrupted).",
+        "tide_reconcile_passes_total":
+            "Reconcile passes, by result: success, failed (a target failed in the pass), rejected (the head is "
+            + "rejected), held (a failed version waits for a person), error (the pass could not run), interrupted.",
         "tide_reconcile_pass_duration_seconds": "How long reconcile passes took.",
         "tide_executor_actions_total": "Executor actions, by action and result (succeeded, failed, interrupted).",
         "tide_executor_action_duration_seconds": "How long executor actions took, by action.",
         "tide_fetches_total": "Fetches of the remote config repo, by result (success, failure).",
         "tide_webhook_requests_total": "Webhook requests, by provider and HTTP status answered.",
+        "tide_webhook_refusals_total": "Webhook requests refused, by provider and reason.",
+        "tide_operator_requests_total": "Operator verbs carried out for the CLI, by verb and result.",
     ]
 
-    /// The exposition: the registry's series (with HELP lines added), then the ones read from the state now.
-    func exposition(store: any StateStore) async -> String {
+    /// Pass results, executor action results, fetch results: every series exists from the start, at 0.
+    static let passResults = ["success", "failed", "rejected", "held", "error", "interrupted"]
+    static let actionResults = ["succeeded", "failed", "interrupted"]
+    static let refusals = ["unauthorized", "malformed", "too-large", "replayed"]
+    static let verbs = OperatorRequest.Verb.allCases.map(\.rawValue)
+
+    /// Registers every counter series at 0, so the first event of each is an increase Prometheus sees.
+    private func registerAtZero() {
+        for result in Self.passResults {
+            _ = Metrics.Counter(
+                label: "tide_reconcile_passes_total", dimensions: [("result", result)], factory: factory)
+        }
+        for action in ExecutorAction.allCases {
+            for result in Self.actionResults {
+                _ = Metrics.Counter(
+                    label: "tide_executor_actions_total",
+                    dimensions: [("action", action.rawValue), ("result", result)],
+                    factory: factory)
+            }
+        }
+        for result in ["success", "failure"] {
+            _ = Metrics.Counter(label: "tide_fetches_total", dimensions: [("result", result)], factory: factory)
+        }
+        for provider in WebhookProvider.allCases {
+            for reason in Self.refusals {
+                _ = Metrics.Counter(
+                    label: "tide_webhook_refusals_total",
+                    dimensions: [("provider", provider.rawValue), ("reason", reason)],
+                    factory: factory)
+            }
+        }
+        for verb in Self.verbs {
+            for result in ["done", "refused"] {
+                _ = Metrics.Counter(
+                    label: "tide_operator_requests_total", dimensions: [("verb", verb), ("result", result)],
+                    factory: factory)
+            }
+        }
+    }
+
+    func webhookRefused(provider: String, reason: String) {
+        Metrics.Counter(
+            label: "tide_webhook_refusals_total", dimensions: [("provider", provider), ("reason", reason)],
+            factory: factory
+        ).increment()
+    }
+
+    /// The exposition: the registry's series (with HELP lines added), build info, then what is read from the state.
+    func exposition(store: any StateStore, health: DaemonHealth, desired: DesiredState?) async -> String {
         var text = ""
         for line in registry.emitToString().split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("# TYPE "), let name = line.split(separator: " ").dropFirst(2).first,
@@ -80,63 +135,13 @@ public final class DaemonMetrics: Sendable {
             }
             text += line + "\n"
         }
-        if text.hasSuffix("\n\n") { text.removeLast() }
-        text += await stateGauges(store: store)
+        while text.hasSuffix("\n\n") { text.removeLast() }
+        text += "# HELP tide_build_info The tide binary serving, value 1.\n# TYPE tide_build_info gauge\n"
+        text += "tide_build_info{version=\"\(Self.version)\"} 1\n"
+        text += await state.render(store: store, health: health, desired: desired, now: Date())
         return text
     }
 
-    private func stateGauges(store: any StateStore) async -> String {
-        var out = ""
-        if let targets = try? await store.liveTargets(), !targets.isEmpty {
-            out += "# HELP tide_target_info What runs where: one series per target, value 1.\n"
-            out += "# TYPE tide_target_info gauge\n"
-            for target in targets.sorted(by: { ($0.id.service, $0.id.environment) < ($1.id.service, $1.id.environment) }
-            ) {
-                out +=
-                    "tide_target_info{service=\"\(escape(target.id.service))\","
-                    + "environment=\"\(escape(target.id.environment))\",phase=\"\(escape(target.phase.rawValue))\","
-                    + "version=\"\(escape(target.version ?? ""))\"} 1\n"
-            }
-        }
-        if let status = try? await store.repositoryStatus(), let revision = status.lastGoodRevision {
-            out += "# HELP tide_applied_revision_info The revision applied (the last good one), value 1.\n"
-            out += "# TYPE tide_applied_revision_info gauge\n"
-            out += "tide_applied_revision_info{revision=\"\(revision.hex)\"} 1\n"
-            if let at = status.lastGoodAt {
-                out += "# HELP tide_applied_revision_timestamp_seconds When the applied revision was accepted.\n"
-                out += "# TYPE tide_applied_revision_timestamp_seconds gauge\n"
-                out += "tide_applied_revision_timestamp_seconds \(at.timeIntervalSince1970)\n"
-            }
-        }
-        if let source = try? await store.sourceStatus() {
-            out += "# HELP tide_fetch_failing Whether the last fetch of the config repo failed (1) or not (0).\n"
-            out += "# TYPE tide_fetch_failing gauge\n"
-            out += "tide_fetch_failing \(source.lastFetchError == nil ? 0 : 1)\n"
-            // From the state, so they survive a restart and agree with tide status.
-            for (name, help, date) in [
-                (
-                    "tide_fetch_last_success_timestamp_seconds", "When the config repo was last fetched successfully.",
-                    source.lastFetchSuccessAt
-                ),
-                (
-                    "tide_fetch_last_attempt_timestamp_seconds", "When a fetch of the config repo was last tried.",
-                    source.lastFetchAt
-                ),
-            ] {
-                guard let date else { continue }
-                out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n\(name) \(date.timeIntervalSince1970)\n"
-            }
-        }
-        let now = Date()
-        let filter = DeploymentFilter(from: now.addingTimeInterval(-30 * 86400), to: now)
-        if let report = try? await DoraCalculator(store: store).report(filter) {
-            out += PrometheusExposition.render(report, environment: nil, service: nil)
-        }
-        return out
-    }
-
-    private func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-    }
+    /// This binary's version (`tide --version`).
+    public static let version = "0.1.0"
 }

@@ -45,7 +45,11 @@ final class HTTPRoutes: Sendable {
         router.get("/metrics") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: await self.metrics.exposition(store: self.store))))
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string: await self.metrics.exposition(
+                            store: self.store, health: self.loop.health.withLock { $0 },
+                            desired: self.loop.currentDesired()))))
         }
         for provider in WebhookProvider.allCases {
             router.post("/hooks/\(provider.rawValue)") { request, _ in
@@ -93,6 +97,14 @@ final class HTTPRoutes: Sendable {
     private func webhook(_ provider: WebhookProvider, _ request: Request) async -> Response {
         let (status, message) = await receive(provider, request)
         metrics.webhook(provider: provider.rawValue, result: "\(status.code)")
+        let refusal: String? =
+            switch status.code {
+            case 401: "unauthorized"
+            case 400: "malformed"
+            case 413: "too-large"
+            default: message.contains("was seen before") ? "replayed" : nil
+            }
+        if let refusal { metrics.webhookRefused(provider: provider.rawValue, reason: refusal) }
         logger.info(
             "webhook",
             metadata: ["provider": "\(provider.rawValue)", "status": "\(status.code)", "message": "\(message)"])

@@ -33,6 +33,10 @@ struct DaemonHealth: Sendable {
     var lastPassAt: Date?
     var lastPassResult: String?
     var lastPassError: String?
+    /// When a pass last ran to its end (a result other than error).
+    var lastSuccessfulPassAt: Date?
+    /// The targets of the last pass's desired state.
+    var targets: [TargetID] = []
 }
 
 /// The reconcile loop of `tide run`: one pass at a time, started by the poll interval (±10 % jitter), a webhook,
@@ -325,9 +329,16 @@ final class PassLoop: Service, Sendable {
         do {
             let report = try await reconciler.reconcile(lockTimeout: configuration.lockTimeout)
             finished = report
-            result =
-                Task.isCancelled
-                ? "interrupted" : report.hasFailures ? "failed" : report.rejected.isEmpty ? "success" : "rejected"
+            result = Task.isCancelled ? "interrupted" : Self.result(of: report)
+            if !report.rejected.isEmpty && health.withLock({ $0.head }) != report.head {
+                logger.error(
+                    "revision rejected",
+                    metadata: [
+                        "revision": "\(report.head.short)", "problems": "\(report.rejected.count)",
+                        "first": "\(report.rejected.first?.description ?? "")",
+                        "applied": "\(report.applied?.short ?? "nothing")",
+                    ])
+            }
             due = report.nextDue
             metadata["revision"] = "\((report.applied ?? report.head).short)"
             var counts: [String: Int] = [:]
@@ -337,6 +348,8 @@ final class PassLoop: Service, Sendable {
                 $0.revision = report.applied ?? report.head
                 $0.head = report.head
                 $0.lastPassError = nil
+                $0.lastSuccessfulPassAt = Date()
+                $0.targets = report.outcomes.map(\.target)
             }
         } catch is CancellationError {
             result = "interrupted"
@@ -355,6 +368,25 @@ final class PassLoop: Service, Sendable {
             "\(String(format: "%.3f", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))"
         logger.log(level: result == "success" ? .info : .warning, "pass", metadata: metadata)
         return due
+    }
+
+    /// A pass's result for `tide_reconcile_passes_total`: failed when a target failed (or was blocked by one) in
+    /// it, or a migration failed; else rejected when the head is rejected; else held when a failed version waits
+    /// for a person; else success. A held version alone is not a failure of every poll.
+    static func result(of report: ReconcileReport) -> String {
+        if report.outcomes.contains(where: { [.failed, .blocked].contains($0.result) })
+            || report.migrations.contains(where: { $0.result == .failed })
+        {
+            return "failed"
+        }
+        if !report.rejected.isEmpty { return "rejected" }
+        if report.outcomes.contains(where: { $0.result == .held }) { return "held" }
+        return "success"
+    }
+
+    /// The desired state the last pass applied.
+    func currentDesired() -> DesiredState? {
+        reconciler.withLock { $0 }?.lastAppliedDesiredState
     }
 
     /// The reconciler, made once the branch is known (a remote's default branch is learnt by its first fetch).

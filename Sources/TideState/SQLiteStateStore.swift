@@ -274,6 +274,15 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
         }
     }
 
+    public func events(after id: Int64, kinds: [Event.Kind], limit: Int) async throws -> [Event] {
+        let marks = kinds.map { _ in "?" }.joined(separator: ",")
+        let sql = "SELECT * FROM events WHERE id > ? AND kind IN (\(marks)) ORDER BY id LIMIT \(max(0, limit))"
+        var values: [(any DatabaseValueConvertible)?] = [id]
+        values += kinds.map(\.rawValue)
+        let arguments = StatementArguments(values)
+        return try await read { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.event) }
+    }
+
     public func lastEventID() async throws -> Int64 {
         try await read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM events") ?? 0 }
     }

@@ -46,6 +46,8 @@ public protocol LiveStateStore: Sendable {
     func liveTargets() async throws -> [LiveTarget]
     func liveTarget(_ id: TargetID) async throws -> LiveTarget?
     func events(_ query: EventQuery) async throws -> [Event]
+    /// Events of `kinds` with an id above `id`, oldest first, at most `limit` (for readers that follow the log).
+    func events(after id: Int64, kinds: [Event.Kind], limit: Int) async throws -> [Event]
     func repositoryStatus() async throws -> RepositoryStatus
     /// The id of the newest event (0 when there is none): anything that changes what a pass would do appends
     /// an event, so an unchanged id and an unchanged branch head mean an unchanged plan for settled targets.

@@ -107,6 +107,10 @@ public actor InMemoryStateStore: StateStore {
         Array(log.reversed().filter(query.matches).prefix(query.limit))
     }
 
+    public func events(after id: Int64, kinds: [Event.Kind], limit: Int) -> [Event] {
+        Array(log.filter { ($0.id ?? 0) > id && kinds.contains($0.kind) }.prefix(limit))
+    }
+
     public func repositoryStatus() -> RepositoryStatus { status }
 
     private var source: SourceStatus?

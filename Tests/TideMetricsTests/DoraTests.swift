@@ -251,12 +251,11 @@ struct DoraCalculationTests {
     /// Days since 1970 of 2027-02-01, a Monday.
     static let monday = 20_850
 
-    static func bucket(_ days: [Int: Int], weeks: Int = 12) -> FrequencyBucket {
-        let from = Date(timeIntervalSince1970: Double(monday) * day)
-        return DoraCalculator.bucket(perDay: days, from: from, to: from + Double(weeks * 7) * day)
+    static func bucket(_ days: [Int: Int], weeks: Int = 12) -> FrequencyBucket? {
+        DoraCalculator.bucket(rate: Double(days.values.reduce(0, +)) / Double(weeks * 7), days: Double(weeks * 7))
     }
 
-    @Test("frequency buckets follow Four Keys")
+    @Test("frequency buckets come from the rate over the window's days")
     func buckets() {
         var weekdays: [Int: Int] = [:]
         var twiceADay: [Int: Int] = [:]
@@ -274,6 +273,49 @@ struct DoraCalculationTests {
         #expect(Self.bucket(monthly) == .monthly)
         #expect(Self.bucket([Self.monday + 3: 1]) == .fewer)
         #expect(Self.bucket([:]) == .fewer)
+    }
+
+    @Test("the same deployments band the same whatever day the window starts; a short window names no band")
+    func calendarIndependent() async throws {
+        let store = InMemoryStateStore()
+        // Six deployments in seven days (0.86/day), the last on a Saturday.
+        let saturday = Date(timeIntervalSince1970: Double(Self.monday + 5) * day + 12 * hour)
+        for index in 0..<6 {
+            let at = saturday - Double(index) * day
+            await store.apply(
+                StateWrite(deployments: [
+                    DeploymentRecord(
+                        id: "d\(index)", target: TargetID(service: "web", environment: "prod"), production: true,
+                        revision: ObjectID.blobHash(of: Array("r\(index)".utf8)), version: "\(index)",
+                        previousVersion: nil, classification: .feature, startedAt: at, finishedAt: at, succeeded: true)
+                ]))
+        }
+        let calculator = DoraCalculator(store: store)
+        for end in 0..<7 {
+            // Windows of 7 days ending on each weekday that still hold all six.
+            let to = saturday + Double(end) * hour + day
+            let report = try await calculator.report(DeploymentFilter(from: to - 7 * day, to: to))
+            #expect(report.deploymentFrequency.bucket == .daily, "\(report.deploymentFrequency)")
+            #expect(report.deploymentFrequency.band == .high)
+        }
+        // `--since 1d`: ten deployments in a day is on demand; one is not enough to tell.
+        for index in 0..<10 {
+            let at = saturday + 10 * day + Double(index) * 600
+            await store.apply(
+                StateWrite(deployments: [
+                    DeploymentRecord(
+                        id: "e\(index)", target: TargetID(service: "web", environment: "prod"), production: true,
+                        revision: ObjectID.blobHash(of: Array("e\(index)".utf8)), version: "e\(index)",
+                        previousVersion: nil, classification: .feature, startedAt: at, finishedAt: at, succeeded: true)
+                ]))
+        }
+        let busy = try await calculator.report(
+            DeploymentFilter(from: saturday + 10 * day - hour, to: saturday + 11 * day - hour))
+        #expect(busy.deploymentFrequency.bucket == .onDemand && busy.deploymentFrequency.band == .elite)
+        let quiet = try await calculator.report(DeploymentFilter(from: saturday - hour, to: saturday + 2 * day))
+        #expect(quiet.deploymentFrequency.perDay != nil)
+        #expect(quiet.deploymentFrequency.bucket == nil && quiet.deploymentFrequency.band == nil)
+        #expect(quiet.warnings.contains { $0.contains("too short to band") }, "\(quiet.warnings)")
     }
 
     @Test(
