@@ -480,7 +480,10 @@ enum ExampleConfigRepo {
         # Which tide: $TIDE when set (a path, or a name looked up on PATH), else `tide`
         # on PATH. When neither is found the commit is refused: an unvalidated commit
         # is what this hook is there to prevent.
-        # TIDE_PATH names the manifest root, if it is not the repo root.
+        # TIDE_PATH names the manifest root, if it is not the repo root. The repository
+        # is always the one being committed: a TIDE_REPO, TIDE_STATE or TIDE_BRANCH an
+        # operator exported for other verbs (a remote URL, the service's state) is not
+        # what this commit is checked against, so they are dropped.
         if [ -n "${TIDE:-}" ]; then
             tide=$(command -v -- "$TIDE") || tide=""
             if [ ! -f "$tide" ] || [ ! -x "$tide" ]; then
@@ -493,7 +496,8 @@ enum ExampleConfigRepo {
             echo "Fix: install tide on PATH, or set TIDE=/path/to/tide (for example: TIDE=/path/to/tide git commit ...)." >&2
             exit 1
         fi
-        exec "$tide" validate --staged --quiet --path "${TIDE_PATH:-}"
+        unset TIDE_REPO TIDE_STATE TIDE_BRANCH
+        exec "$tide" validate --staged --quiet --repo . --path "${TIDE_PATH:-}"
 
         """#
 }

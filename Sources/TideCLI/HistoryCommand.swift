@@ -30,7 +30,7 @@ struct HistoryCommand: AsyncParsableCommand {
         .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
         .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried, .rolloutRefused,
         .migrationApplied, .migrationFailed, .reconcileError, .deploymentSuperseded, .fetchFailed, .fetchRecovered,
-        .pushRejected, .pushFailed,
+        .pushRejected, .pushFailed, .targetSuspended, .targetUnsuspended,
     ]
 
     struct EventOutput: Encodable {

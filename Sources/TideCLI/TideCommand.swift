@@ -13,7 +13,7 @@ public struct TideCommand: AsyncParsableCommand {
             HistoryCommand.self, DoraCommand.self, ApproveCommand.self, PromoteCommand.self,
             ReadinessCommand.self, RollbackCommand.self, PauseCommand.self, ResumeCommand.self, AbortCommand.self,
             RetryCommand.self, SuspendCommand.self, UnsuspendCommand.self, FlagCommand.self, MigrationsCommand.self,
-            RunCommand.self, GitRemoteCommand.self,
+            RunCommand.self, StateCommand.self, GitRemoteCommand.self,
             WebhookSignatureCommand.self, GitCheckCommand.self,
         ])
 

@@ -740,11 +740,15 @@ struct EndToEndTests {
             contentsOfFile: dir + "/deployments/prod/payments/current/request.json", encoding: .utf8)
         #expect(request.contains(#""replicas":4"#))
 
-        // The hook runs $TIDE, else tide from PATH (ExamplesTests covers each way).
+        // The hook runs $TIDE, else tide from PATH (ExamplesTests covers each way). An operator's shell may export
+        // TIDE_REPO and TIDE_STATE for other verbs: the hook checks the repository being committed all the same.
         let git = { (args: [String]) throws -> ProcessOutput in
             try runProcess(
                 GitFixture.gitPath, ["-c", "user.name=Dev", "-c", "user.email=dev@example.com"] + args, in: dir,
-                environment: ["TIDE": TideBinary.path])
+                environment: [
+                    "TIDE": TideBinary.path, "TIDE_REPO": "https://git.example.invalid/ops/config.git",
+                    "TIDE_STATE": "/nonexistent/state.sqlite", "TIDE_BRANCH": "nosuch",
+                ])
         }
         let path = dir + "/services/checkout.yaml"
         let original = try String(contentsOfFile: path, encoding: .utf8)

@@ -76,6 +76,22 @@ struct ServiceMetricsTests {
         #expect(await daemon.stop() == 0)
     }
 
+    @Test("deploy/tide.service runs as its own user, sandboxed: systemd-analyze security rates it 4.5 or better")
+    func unitSandboxing() throws {
+        let unit = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/tide.service").path
+        let text = try String(contentsOfFile: unit, encoding: .utf8)
+        for line in ["User=tide", "ProtectSystem=strict", "ReadWritePaths=/var/lib/tide", "CapabilityBoundingSet=\n"] {
+            #expect(text.contains(line), "\(line) is missing")
+        }
+        let analyze = try runProcess("/usr/bin/systemd-analyze", ["security", "--offline=yes", unit])
+        let overall = analyze.standardOutput.split(separator: "\n").first { $0.contains("Overall exposure level") }
+        let score = overall.flatMap { line in
+            line.split(separator: " ").compactMap { Double($0) }.first
+        }
+        #expect(score.map { $0 <= 4.5 } == true, "\(analyze.combined)")
+    }
+
     @Test("deploy/tide-alerts.yaml passes promtool check rules and its unit tests")
     func alertingRules() throws {
         let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
