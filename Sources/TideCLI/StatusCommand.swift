@@ -35,6 +35,8 @@ struct StatusCommand: AsyncParsableCommand {
         var service: ServiceRecord?
         /// `tide suspend`s in force.
         var suspensions: [Suspension]
+        /// Commits Tide wrote (`tide rollback` while the remote was down) that the remote has not taken yet.
+        var unpublished: [UnpublishedCommit]
     }
 
     struct ExecutorStatus: Encodable {
@@ -146,7 +148,8 @@ struct StatusCommand: AsyncParsableCommand {
                     executor: $0.executor, circuit: $0.state(at: Date()).rawValue,
                     consecutiveFailures: $0.consecutiveFailures, openUntil: $0.openUntil, lastFailure: $0.lastFailure)
             }, source: try await store.sourceStatus(),
-            service: try await store.services().first(where: \.isAlive), suspensions: suspensions)
+            service: try await store.services().first(where: \.isAlive), suspensions: suspensions,
+            unpublished: status.unpublished ?? [])
         if json {
             try printJSON(output)
             return
@@ -155,6 +158,12 @@ struct StatusCommand: AsyncParsableCommand {
             print("Service:        \(service.description), since \(iso(service.startedAt))")
         }
         if let source = output.source { Self.printSource(source) }
+        for entry in output.unpublished {
+            print(
+                "Unpublished:    \(entry.commit.short) (\(entry.what) of \(entry.target) to \(entry.stableVersion) by "
+                    + "\(entry.actor), \(iso(entry.at))): not pushed yet — \(entry.why); pushed when the remote answers"
+            )
+        }
         print("Branch head:    \(head?.short ?? (tracked == nil ? "- (HEAD is detached: pass --branch)" : "-"))")
         print(
             "Applied:        \(status.lastGoodRevision?.short ?? "nothing yet")"

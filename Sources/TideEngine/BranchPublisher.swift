@@ -10,8 +10,26 @@ public protocol BranchPublisher: Sendable {
     /// `commit` is already on the local `branch`, moved there from `parent`. Make the remote's branch the same,
     /// moving it only from `parent`. When someone pushed meanwhile: bring the local branch to the remote's new
     /// head and throw `BranchMoved` (the caller rebuilds its commit there). On any other failure: put the local
-    /// branch back on `parent` and throw.
-    func publish(branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws
+    /// branch back on `parent` and throw — unless `deferrable` and the remote could not be reached: then the
+    /// local branch keeps `commit` and `PublishDeferred` is thrown (the caller publishes it later).
+    func publish(
+        branch: String, from parent: ObjectID, to commit: ObjectID, reason: String, deferrable: Bool
+    ) async throws
+}
+
+/// The remote could not be reached; the commit stays on the local branch, to be published when it answers.
+public struct PublishDeferred: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public let commit: ObjectID
+    public let parent: ObjectID
+
+    public init(message: String, commit: ObjectID, parent: ObjectID) {
+        self.message = message
+        self.commit = commit
+        self.parent = parent
+    }
+
+    public var description: String { message }
 }
 
 /// The remote branch moved since Tide based a commit on it; the local branch now is the remote's.
@@ -45,7 +63,9 @@ extension Reconciler {
 
     /// Moves the tracked branch from `parent` to `commit` (compare-and-swap) and publishes it. Returns whether a
     /// checked-out work tree was brought along.
-    func moveBranch(_ branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws -> Bool {
+    func moveBranch(
+        _ branch: String, from parent: ObjectID, to commit: ObjectID, reason: String, deferrable: Bool = false
+    ) async throws -> Bool {
         // Tide never builds on a head it would not apply: a signed revert on top of an unsigned commit would carry
         // that commit's content past `--verify-commits`.
         do {
@@ -54,7 +74,8 @@ extension Reconciler {
             throw EngineError.unverifiedParent(parent, error.diagnostics.first?.message ?? "not verified")
         }
         let synced = try repository.advance(branch: branch, from: parent, to: commit, reason: reason)
-        try await publisher?.publish(branch: branch, from: parent, to: commit, reason: reason)
+        try await publisher?.publish(
+            branch: branch, from: parent, to: commit, reason: reason, deferrable: deferrable)
         return synced
     }
 

@@ -145,6 +145,14 @@ extension Reconciler {
                 } else {
                     outcome.output.append("run tide reconcile to roll back (ROLLBACK passes every gate)")
                 }
+            } catch RollbackError.unpublished(_, let commit, let why) {
+                // Rolled back from the local mirror all the same: the remote gets the commit when it answers.
+                outcome.output.append(
+                    "committed \(commit.short): revert of what \(service)@\(environment) runs, on the local mirror")
+                outcome.errors.append(
+                    "tide: warning: not pushed yet (\(why)); the next pass rolls back from it, and it is pushed when "
+                        + "the remote answers (tide status shows it as unpublished)")
+                if request.reconcile { outcome.followUp = .deployments }
             } catch let error as RollbackError {
                 return .failure(error.description)
             }

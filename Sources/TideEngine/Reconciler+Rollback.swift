@@ -96,7 +96,8 @@ extension Reconciler {
                     message += "; \(words)"
                 case .matches(let head):
                     state.revision = head
-                case .skipped(let why):
+                case .skipped(let why), .deferred(_, _, _, _, let why):
+                    // (An automatic write-back is never deferred: a failed push leaves the branch as it was.)
                     events.append(
                         Event(
                             time: now, kind: .reconcileError, target: target.id, revision: rollout.revision,
@@ -135,6 +136,8 @@ extension Reconciler {
         case matches(ObjectID)
         /// Nothing written, and why (the branch moved on, or no single commit can say what runs).
         case skipped(String)
+        /// Written on the local branch, but the remote could not be reached: published later.
+        case deferred(ObjectID, parent: ObjectID, kind: String, words: String, why: String)
     }
 
     /// Writes **one** commit that makes git say what runs on the target after an automatic rollback (see
@@ -164,23 +167,38 @@ extension Reconciler {
     /// branch moves (compare-and-swap). What must never happen: a commit that changes another target's desired
     /// state, or any file that is not a manifest; a commit on a branch that no longer asks for the failed version.
     /// `stable.digest` nil: the stable config is not known (it is not checked, and a pin is written).
+    /// `deferrable` (`tide rollback`): when the remote cannot be reached, the commit stays on the local branch —
+    /// what the next pass applies — and `.deferred` says so; it is published later (`publishPending`).
     func writeOneCommit(
         id: TargetID, file: String, failed: (version: String, digest: String),
         stable: (version: String, digest: String?),
-        commits: [ObjectID], note: String
+        commits: [ObjectID], note: String, deferrable: Bool = false
     ) async throws -> WriteBack {
         // Someone pushed meanwhile: the commit is rebuilt on their head, whose checks decide again.
         try await rebuildingOnMove {
             try await writeOneCommitOnce(
-                id: id, file: file, failed: failed, stable: stable, commits: commits, note: note)
+                id: id, file: file, failed: failed, stable: stable, commits: commits, note: note,
+                deferrable: deferrable)
         }
     }
 
     private func writeOneCommitOnce(
         id: TargetID, file: String, failed: (version: String, digest: String),
         stable: (version: String, digest: String?),
-        commits: [ObjectID], note: String
+        commits: [ObjectID], note: String, deferrable: Bool
     ) async throws -> WriteBack {
+        /// Moves the branch to the candidate and publishes it; a publication the remote could not take, deferred.
+        func move(_ candidate: ObjectID, from head: ObjectID, kind: String, words: String) async throws -> WriteBack {
+            do {
+                _ = try await moveBranch(
+                    trackedBranch(), from: head, to: candidate,
+                    reason: kind == "revert" ? "revert" : "pin after rollback",
+                    deferrable: deferrable)
+            } catch let deferred as PublishDeferred {
+                return .deferred(candidate, parent: head, kind: kind, words: words, why: deferred.message)
+            }
+            return .written(candidate, kind: kind, words: words)
+        }
         let branchName = try trackedBranch()
         let head = try repository.resolveCommit(branch: branchName)
         let before: DesiredState
@@ -226,9 +244,8 @@ extension Reconciler {
             if let candidate = try? repository.makeRevertCommit([commit], parent: head, message: message),
                 restoresOnlyThisTarget(candidate)
             {
-                _ = try await moveBranch(branchName, from: head, to: candidate, reason: "revert")
-                return .written(
-                    candidate, kind: "revert",
+                return try await move(
+                    candidate, from: head, kind: "revert",
                     words: "reverted \(commit.short) in \(candidate.short) so git says what runs")
             }
         }
@@ -261,9 +278,8 @@ extension Reconciler {
         guard restoresOnlyThisTarget(candidate) else {
             return .skipped("pinning \(id.environment) to \(stable.version) would change other targets")
         }
-        _ = try await moveBranch(branchName, from: head, to: candidate, reason: "pin after rollback")
-        return .written(
-            candidate, kind: "pin",
+        return try await move(
+            candidate, from: head, kind: "pin",
             words: "pinned \(id.environment) to \(stable.version) in \(candidate.short) so git says what runs")
     }
 
@@ -300,9 +316,10 @@ extension Reconciler {
             }
             return digest
         }
+        let note = "Rolled back with tide rollback \(service) --env \(environment)."
         let written = try await writeOneCommit(
             id: id, file: file, failed: (version, digest), stable: (previous, previousDigest), commits: commits,
-            note: "Rolled back with tide rollback \(service) --env \(environment).")
+            note: note, deferrable: true)
         switch written {
         case .matches:
             throw RollbackError.alreadyReverted(id, version, commits)
@@ -317,7 +334,116 @@ extension Reconciler {
                         details: .object(["writeBack": .string(kind), "commit": .string(commit.hex)]))
                 ]))
             return [commit]
+        case .deferred(let commit, let parent, let kind, let words, let why):
+            // Rolled back from the local mirror: the next pass applies it; the remote gets it when it answers.
+            var status = try await store.repositoryStatus()
+            status.unpublished =
+                (status.unpublished ?? []).filter { $0.target != id } + [
+                    UnpublishedCommit(
+                        commit: commit, parent: parent, target: id, file: file, failedVersion: version,
+                        failedDigest: digest, stableVersion: previous, stableDigest: previousDigest, reverting: commits,
+                        note: note, actor: Reconciler.acting.actor, what: Reconciler.acting.what, at: clock.now(),
+                        why: why)
+                ]
+            try await journal.commit(
+                StateWrite(
+                    events: [
+                        Event(
+                            time: clock.now(), kind: .revertCommitted, target: id, revision: commit, version: previous,
+                            previousVersion: version, classification: .rollback,
+                            message: "tide rollback \(words); not pushed yet (\(why)): pushed when the remote answers",
+                            details: .object([
+                                "writeBack": .string(kind), "commit": .string(commit.hex), "unpublished": .bool(true),
+                            ]))
+                    ], repositoryStatus: status))
+            throw RollbackError.unpublished(id, commit, why)
         }
+    }
+
+    /// Publishes the commits `tide rollback` wrote while the remote could not be reached (`unpublished`), before a
+    /// pass reads the branch: the local branch is put back on the commit (a fetch moved it to the remote's head),
+    /// and it is pushed (compare-and-swap, never forced). When someone pushed meanwhile, the commit is written
+    /// again on their head — or dropped, when their head already says what runs, or no longer asks for the failed
+    /// version. A push that still fails keeps it for the next pass.
+    func publishPending() async throws {
+        guard publisher != nil else { return }
+        var status = try await store.repositoryStatus()
+        guard let pending = status.unpublished, !pending.isEmpty else { return }
+        var remaining: [UnpublishedCommit] = []
+        var events: [Event] = []
+        for entry in pending {
+            let now = clock.now()
+            do {
+                let branch = try trackedBranch()
+                let head = try repository.resolveCommit(branch: branch)
+                if head == entry.commit || head == entry.parent {
+                    if head == entry.parent {
+                        _ = try repository.advance(
+                            branch: branch, from: head, to: entry.commit, reason: "unpublished rollback")
+                    }
+                    // While fetches fail, a push would only wait for its deadline: tried once the remote answers.
+                    if try await store.sourceStatus()?.lastFetchError != nil {
+                        remaining.append(entry)
+                        continue
+                    }
+                    do {
+                        try await self.publisher?.publish(
+                            branch: branch, from: entry.parent, to: entry.commit,
+                            reason: "tide rollback (published late)",
+                            deferrable: true)
+                        events.append(
+                            Event(
+                                time: now, kind: .revertCommitted, target: entry.target, revision: entry.commit,
+                                version: entry.stableVersion, previousVersion: entry.failedVersion,
+                                classification: .rollback,
+                                message: "published \(entry.commit.short), written by tide rollback while the remote "
+                                    + "could not be reached"))
+                    } catch let deferred as PublishDeferred {
+                        var still = entry
+                        still.why = deferred.message
+                        remaining.append(still)
+                    } catch is BranchMoved {
+                        remaining.append(entry)  // rebuilt on the new head at the next pass
+                    }
+                    continue
+                }
+                // Someone pushed meanwhile: the same rollback, written again on their head.
+                let rebuilt = try await Reconciler.$acting.withValue(Acting(entry.actor, entry.what)) {
+                    try await writeOneCommit(
+                        id: entry.target, file: entry.file, failed: (entry.failedVersion, entry.failedDigest),
+                        stable: (entry.stableVersion, entry.stableDigest), commits: entry.reverting, note: entry.note,
+                        deferrable: true)
+                }
+                switch rebuilt {
+                case .written(let commit, _, let words):
+                    events.append(
+                        Event(
+                            time: now, kind: .revertCommitted, target: entry.target, revision: commit,
+                            version: entry.stableVersion, previousVersion: entry.failedVersion,
+                            classification: .rollback,
+                            message: "tide rollback, written again on \(head.short): \(words)"))
+                case .deferred(let commit, let parent, _, _, let why):
+                    var still = entry
+                    (still.commit, still.parent, still.why) = (commit, parent, why)
+                    remaining.append(still)
+                case .matches:
+                    events.append(
+                        Event(
+                            time: now, kind: .reconcileError, target: entry.target, revision: head,
+                            message: "unpublished rollback \(entry.commit.short) dropped: \(head.short) already asks "
+                                + "for \(entry.stableVersion)"))
+                case .skipped(let why):
+                    events.append(
+                        Event(
+                            time: now, kind: .reconcileError, target: entry.target, revision: head,
+                            message: "unpublished rollback \(entry.commit.short) dropped: \(why)"))
+                }
+            } catch {
+                remaining.append(entry)
+            }
+        }
+        status.unpublished = remaining.isEmpty ? nil : remaining
+        try await journal.commit(StateWrite(events: events, repositoryStatus: status))
     }
 }
 
@@ -405,6 +531,8 @@ public enum RollbackError: Error, CustomStringConvertible, Sendable {
     case cannotWrite(TargetID, String)
     /// Going back would take the target to a version without a migration whose contract ran.
     case pastContract(TargetID, String, String, Date)
+    /// Written on the local mirror, the remote could not be reached: the next pass rolls back, the push follows.
+    case unpublished(TargetID, ObjectID, String)
 
     public var description: String {
         switch self {
@@ -422,6 +550,9 @@ public enum RollbackError: Error, CustomStringConvertible, Sendable {
             "nothing written: \(id) would go back to \(version), which does not list migration \(migration), and "
                 + "its contract ran at \(GateEvaluator.format(at)) (what it removed is gone). Roll forward instead: "
                 + "a new version with the fix"
+        case .unpublished(let id, let commit, let why):
+            "committed \(commit.short) for \(id) on the local mirror, not pushed yet (\(why)); the next pass rolls "
+                + "back from it, and it is pushed when the remote answers (tide status shows it as unpublished)"
         }
     }
 }

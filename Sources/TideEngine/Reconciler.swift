@@ -181,6 +181,8 @@ public final class Reconciler: Sendable {
     }
 
     private func reconcileLocked() async throws -> ReconcileReport {
+        // Commits `tide rollback` wrote while the remote was down go back on the branch (and out) first.
+        try await publishPending()
         let head = try repository.resolveCommit(branch: trackedBranch())
         if let memo = settled.withLock({ $0 }), memo.head == head,
             try await store.lastEventID() == memo.lastEventID

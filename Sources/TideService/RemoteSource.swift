@@ -124,7 +124,9 @@ public actor RemoteSource: BranchPublisher {
         min(maximumBackoff, pow(2, Double(min(failures - 1, 30))))
     }
 
-    public func publish(branch: String, from parent: ObjectID, to commit: ObjectID, reason: String) async throws {
+    public func publish(
+        branch: String, from parent: ObjectID, to commit: ObjectID, reason: String, deferrable: Bool
+    ) async throws {
         let answer = await run(
             RemoteOperation(
                 kind: .push, mirror: mirrorPath, remote: remote, branch: branch, credentials: credentials,
@@ -159,6 +161,18 @@ public actor RemoteSource: BranchPublisher {
         case .failed:
             let message = answer.message ?? "push failed"
             status.lastPushError = message
+            if deferrable {
+                // Kept on the local branch: published when the remote answers again (see `publishPending`).
+                await persist(
+                    events: [
+                        Event(
+                            time: now, kind: .pushFailed, revision: commit,
+                            message: "\(reason): push of \(commit.short) to \(remote) failed: \(message); kept "
+                                + "unpublished, pushed when the remote answers")
+                    ], fetch: false)
+                throw PublishDeferred(
+                    message: "push to \(remote) failed: \(message)", commit: commit, parent: parent)
+            }
             try? restore(branch, from: commit, to: parent)
             await persist(
                 events: [

@@ -253,6 +253,51 @@ public struct MigrationUse: Sendable, Codable, Hashable {
     public var isEmpty: Bool { databases.isEmpty && released.isEmpty && abandoned.isEmpty && retries == 0 }
 }
 
+/// A commit Tide wrote that the remote config repo has not taken yet (it could not be reached): `tide rollback`
+/// while git is down rolls back from the local mirror, and the commit is published when the remote answers —
+/// rebuilt on the remote's head if someone pushed meanwhile, never forced.
+public struct UnpublishedCommit: Sendable, Codable, Hashable {
+    public var commit: ObjectID
+    public var parent: ObjectID
+    /// What it does, to rebuild it: take `target` from `failedVersion` (config `failedDigest`) back to
+    /// `stableVersion` (config `stableDigest`), reverting `reverting` when one revert can.
+    public var target: TargetID
+    public var file: String
+    public var failedVersion: String
+    public var failedDigest: String
+    public var stableVersion: String
+    public var stableDigest: String?
+    public var reverting: [ObjectID]
+    public var note: String
+    /// Who asked, for the rebuilt commit's `Tide-Actor:` trailer.
+    public var actor: Actor
+    public var what: String
+    public var at: Date
+    /// Why the last push did not go through.
+    public var why: String
+
+    public init(
+        commit: ObjectID, parent: ObjectID, target: TargetID, file: String, failedVersion: String,
+        failedDigest: String, stableVersion: String, stableDigest: String?, reverting: [ObjectID], note: String,
+        actor: Actor, what: String, at: Date, why: String
+    ) {
+        self.commit = commit
+        self.parent = parent
+        self.target = target
+        self.file = file
+        self.failedVersion = failedVersion
+        self.failedDigest = failedDigest
+        self.stableVersion = stableVersion
+        self.stableDigest = stableDigest
+        self.reverting = reverting
+        self.note = note
+        self.actor = actor
+        self.what = what
+        self.at = at
+        self.why = why
+    }
+}
+
 /// Which revision of the config repo is applied, and the last one rejected.
 public struct RepositoryStatus: Sendable, Codable, Hashable {
     public var lastGoodRevision: ObjectID?
@@ -260,6 +305,8 @@ public struct RepositoryStatus: Sendable, Codable, Hashable {
     public var rejectedRevision: ObjectID?
     public var rejectedAt: Date?
     public var rejection: [Diagnostic]
+    /// Commits Tide wrote that the remote has not taken yet (nil: none).
+    public var unpublished: [UnpublishedCommit]?
 
     public init(
         lastGoodRevision: ObjectID? = nil, lastGoodAt: Date? = nil, rejectedRevision: ObjectID? = nil,
