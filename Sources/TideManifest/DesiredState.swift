@@ -70,12 +70,37 @@ public struct DesiredState: Sendable {
     public var analyses: [String: AnalysisManifest] = [:]
     public var migrations: [String: MigrationManifest] = [:]
     /// Every target, dependencies before dependents.
-    public var targets: [DesiredTarget]
+    public var targets: [DesiredTarget] {
+        didSet { index = Self.index(targets) }
+    }
+    /// Where each target is in `targets`: a lookup by id is a dictionary read, never a scan (a pass looks up every
+    /// one of tens of thousands of targets).
+    private var index: [TargetID: Int]
     /// Warnings that did not stop the state from loading.
     public var warnings: [Diagnostic]
 
+    public init(
+        revision: ObjectID?, executors: [String: ExecutorManifest], environments: [String: EnvironmentManifest],
+        services: [String: ServiceManifest], targets: [DesiredTarget], warnings: [Diagnostic]
+    ) {
+        self.revision = revision
+        self.executors = executors
+        self.environments = environments
+        self.services = services
+        self.targets = targets
+        self.warnings = warnings
+        self.index = Self.index(targets)
+    }
+
+    private static func index(_ targets: [DesiredTarget]) -> [TargetID: Int] {
+        var index: [TargetID: Int] = [:]
+        index.reserveCapacity(targets.count)
+        for (offset, target) in targets.enumerated() where index[target.id] == nil { index[target.id] = offset }
+        return index
+    }
+
     public func target(_ id: TargetID) -> DesiredTarget? {
-        targets.first { $0.id == id }
+        index[id].map { targets[$0] }
     }
 
     /// How a service's actions are retried: its own `retry`, else its executor's, else the defaults.

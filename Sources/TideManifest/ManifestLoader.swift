@@ -83,8 +83,11 @@ public final class ManifestLoader: @unchecked Sendable {
             let problems = Self.revisionPrograms(of: state, files: files)
             guard problems.isEmpty else { throw ManifestError(diagnostics: problems) }
             let digests = state.executors.mapValues { $0.digest(files: files) }
-            for index in state.targets.indices {
-                state.targets[index].executorDigest = digests[state.targets[index].executor] ?? ""
+            // One assignment (the index is rebuilt once, not once per target).
+            state.targets = state.targets.map { target in
+                var target = target
+                target.executorDigest = digests[target.executor] ?? ""
+                return target
             }
             state.warnings += Self.skipped(all)
             return state

@@ -248,12 +248,13 @@ struct ExamplesTests {
         func version(_ environment: String) -> String? {
             try? String(contentsOfFile: dir + "/deployments/\(environment)/web/current/VERSION", encoding: .utf8)
         }
-        /// tide two hours from now, as the README runs it (the monotonic clock stays real).
-        func later(_ arguments: String...) throws -> ProcessOutput {
+        /// tide `offset` from now (`+2h`), as the README runs it (the monotonic clock stays real).
+        func at(_ offset: String, _ arguments: [String]) throws -> ProcessOutput {
             try runProcess(
-                faketime, ["-f", "+2h", TideBinary.path] + arguments, in: dir,
+                faketime, ["-f", offset, TideBinary.path] + arguments, in: dir,
                 environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"])
         }
+        func later(_ arguments: String...) throws -> ProcessOutput { try at("+2h", arguments) }
 
         let first = try await TideBinary.runDetached(["reconcile"], in: dir)
         #expect(first.status == 0, "\(first.combined)")
@@ -287,5 +288,36 @@ struct ExamplesTests {
         #expect(version("prod") == "1.0.0\n")
         now = try await targets(in: dir)
         #expect(now.values.allSatisfy { $0["phase"] as? String == "Healthy" }, "\(now)")
+
+        // A config-only change walks the same gates: dev at once, staging after dev's bake, prod after staging
+        // and an approval of that config — the approval of 1.0.0 was for the old one.
+        let service = dir + "/services/web.yaml"
+        let text = try String(contentsOfFile: service, encoding: .utf8)
+        try
+            (text.replacingOccurrences(
+                of: "  version: \"1.0.0\"\n", with: "  version: \"1.0.0\"\n  config: {replicas: 3}\n"))
+            .write(toFile: service, atomically: true, encoding: .utf8)
+        #expect(
+            try runProcess(
+                GitFixture.gitPath,
+                ["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-qam", "web: 3 replicas"],
+                in: dir, environment: ["TIDE": TideBinary.path]
+            ).status == 0)
+        let configOnly = try later("reconcile")
+        #expect(configOnly.status == 0, "\(configOnly.combined)")
+        #expect(
+            configOnly.standardOutput.contains("web@dev: deployed 1.0.0 → 1.0.0 [CONFIG]"), "\(configOnly.combined)")
+        #expect(!configOnly.standardOutput.contains("web@staging: deployed"), "\(configOnly.combined)")
+        #expect(!configOnly.standardOutput.contains("web@prod: deployed"), "\(configOnly.combined)")
+        #expect(configOnly.standardOutput.contains("with this change's config"), "\(configOnly.combined)")
+        let stagingNext = try at("+4h", ["reconcile"])
+        #expect(
+            stagingNext.standardOutput.contains("web@staging: deployed 1.0.0 → 1.0.0 [CONFIG]"),
+            "\(stagingNext.combined)")
+        #expect(!stagingNext.standardOutput.contains("web@prod: deployed"), "\(stagingNext.combined)")
+        #expect(stagingNext.standardOutput.contains("was for another config"), "\(stagingNext.combined)")
+        #expect(try at("+4h", ["approve", "web", "--env", "prod"]).status == 0)
+        let prodNext = try at("+4h", ["reconcile"])
+        #expect(prodNext.standardOutput.contains("web@prod: deployed 1.0.0 → 1.0.0 [CONFIG]"), "\(prodNext.combined)")
     }
 }
