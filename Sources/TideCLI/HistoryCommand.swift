@@ -30,7 +30,7 @@ struct HistoryCommand: AsyncParsableCommand {
         .revisionRejected, .approvalGranted, .promotionCommitted, .deploymentRolledBack, .revertCommitted,
         .rolloutPaused, .rolloutResumed, .rolloutPromoted, .rolloutAborted, .rolloutRetried, .rolloutRefused,
         .migrationApplied, .migrationFailed, .reconcileError, .deploymentSuperseded, .fetchFailed, .fetchRecovered,
-        .pushRejected, .pushFailed, .targetSuspended, .targetUnsuspended,
+        .pushRejected, .pushFailed, .targetSuspended, .targetUnsuspended, .rollbackFailed,
     ]
 
     struct EventOutput: Encodable {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideEngine
+import TideManifest
 import TideState
 
 /// `--no-wait`, for the verbs that a running `tide run` carries out.
@@ -91,7 +92,7 @@ enum OperatorVerb {
             default:
                 break
             }
-            try await Task.sleep(for: .milliseconds(100))
+            try await Monotonic.sleep(seconds: 0.1)
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TideEngine
+import TideManifest
 
 /// `tide reconcile`: one pass.
 struct ReconcileCommand: AsyncParsableCommand {
@@ -38,7 +39,7 @@ struct ReconcileCommand: AsyncParsableCommand {
         while watch, let due = report.nextDue {
             try show(report, final: false)
             print("next pass at \(iso(due))")
-            try await Task.sleep(for: .milliseconds(Int(max(0.2, due.timeIntervalSinceNow) * 1000) + 50))
+            try await Monotonic.sleep(seconds: max(0.2, due.timeIntervalSinceNow) + 0.05)
             report = try await reconciler.reconcile(lockTimeout: lockTimeout)
         }
         try show(report, final: true)

@@ -67,6 +67,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     /// The deployment-state words of the seed playbooks.
     static func word(for target: LiveTarget, lastDeployment: DeploymentRecord?) -> String {
+        if target.phase == .rollingBack { return "rolling back" }
         if target.phase == .progressing {
             return target.waitingOn.first == "paused" ? "paused; a newer version waits" : "in progress"
         }
@@ -230,6 +231,14 @@ struct StatusCommand: AsyncParsableCommand {
     /// a target failed or waits.
     /// `strategy`: the service's strategy in desired state, to name the step as the manifest does.
     static func detail(for target: LiveTarget, strategy: StrategySpec? = nil) -> String {
+        if target.phase == .rollingBack, let rollout = target.rollout, let rolling = rollout.rollingBack {
+            var text = "rolling back from \(rollout.version) to \(rollout.previousVersion ?? "-"): \(rolling.reason)"
+            if let error = rolling.lastError {
+                text += "; attempt \(rolling.attempts) failed: \(error)"
+                if let due = rolling.nextAttemptAt { text += "; next attempt at \(iso(due)) (tide retry tries now)" }
+            }
+            return text
+        }
         if let rollout = target.rollout {
             let step =
                 rollout.plan == nil && strategy == nil

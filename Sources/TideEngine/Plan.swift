@@ -21,6 +21,8 @@ public struct PlannedAction: Sendable, Hashable, Codable {
         case wait
         /// `tide suspend`: Tide leaves the target alone (the reason says who suspended it).
         case suspended
+        /// Taking a rollout back to stable goes on (see `RollbackState`): nothing else happens to the target first.
+        case rollingBack = "rolling-back"
     }
 
     public var target: TargetID
@@ -40,7 +42,9 @@ public struct PlannedAction: Sendable, Hashable, Codable {
     public var gates: [Gate] = []
     public var risk: RiskLevel?
 
-    public var changesSomething: Bool { kind == .deploy || kind == .resume || kind == .remove || kind == .wait }
+    public var changesSomething: Bool {
+        [.deploy, .resume, .remove, .wait, .rollingBack].contains(kind)
+    }
     // A refused rollout changes nothing: it is listed with the held ones.
 }
 

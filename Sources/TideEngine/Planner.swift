@@ -54,8 +54,18 @@ public struct Planner: Sendable {
             actions.append(action)
         }
         let desiredIDs = Set(desired.targets.map(\.id))
+        // A target that left desired state while rolling back finishes its rollback first.
+        for target in live where !desiredIDs.contains(target.id) && target.phase == .rollingBack {
+            actions.append(
+                PlannedAction(
+                    target: target.id, kind: .rollingBack, executor: target.executor,
+                    fromVersion: target.rollout?.version, toVersion: target.rollout?.previousVersion,
+                    configChanged: false, classification: .rollback,
+                    reason: "rolling back before its removal: \(target.rollout?.rollingBack?.reason ?? "")",
+                    dependsOn: []))
+        }
         let removals = live.filter { !desiredIDs.contains($0.id) }.sorted { $0.id > $1.id }
-        for target in removals {
+        for target in removals where target.phase != .rollingBack {
             if let suspension = suspensions.first(where: { $0.covers(target.id) }) {
                 actions.append(
                     PlannedAction(
@@ -88,6 +98,16 @@ public struct Planner: Sendable {
             action.configChanged = true
             action.classification = .feature
             action.reason = "first deployment"
+            return action
+        }
+        if live.phase == .rollingBack, let rollout = live.rollout, let rolling = rollout.rollingBack {
+            // A rollback is a promise: it goes on (retried) before anything else — a newer commit, a revert, a
+            // removal — happens to the target.
+            action.kind = .rollingBack
+            action.fromVersion = rollout.version
+            action.toVersion = rollout.previousVersion
+            action.classification = .rollback
+            action.reason = "rolling back \(rollout.version) to \(rollout.previousVersion ?? "-"): \(rolling.reason)"
             return action
         }
         var preempted: String?

@@ -21,6 +21,15 @@ public enum RolloutControl: Sendable, Equatable {
 extension Reconciler {
     /// One sentence on what a target runs and why, for answers that refuse a control.
     static func describe(_ state: LiveTarget) -> String {
+        if state.phase == .rollingBack, let rollout = state.rollout, let rolling = rollout.rollingBack {
+            var words =
+                "it is rolling back from \(rollout.version) to \(rollout.previousVersion ?? "-") (\(rolling.reason))"
+            if let error = rolling.lastError {
+                words += "; attempt \(rolling.attempts) failed: \(error)"
+                words += rolling.nextAttemptAt.map { "; tried again at \(GateEvaluator.format($0))" } ?? ""
+            }
+            return words + ". tide retry \(state.id.service) --env \(state.id.environment) tries the rollback now"
+        }
         var words = "it runs \(state.version ?? "nothing") (\(state.phase.rawValue))"
         if let failed = state.failed, state.phase == .failed || state.phase == .rolledBack {
             words += "; \(failed.version) failed: \(failed.message)"
@@ -62,6 +71,25 @@ extension Reconciler {
                 details: .object(actor.details))
         }
         switch control {
+        case .retry where state.phase == .rollingBack, .abort where state.phase == .rollingBack:
+            // Already going back to stable: "try the rollback again now".
+            guard var rollout = state.rollout, var rolling = rollout.rollingBack else {
+                throw ControlError(
+                    description: "\(id) is rolling back with no rollout recorded; " + Self.describe(state))
+            }
+            rolling.nextAttemptAt = nil
+            rollout.rollingBack = rolling
+            state.rollout = rollout
+            state.updatedAt = now
+            let kind: Event.Kind = control == .abort ? .rolloutAborted : .rolloutRetried
+            try await store.apply(
+                StateWrite(
+                    targets: [state],
+                    events: [event(kind, "the rollback to \(rollout.previousVersion ?? "-") tried again now")]))
+            let desired = try await resolve(record: false).desired
+            let (outcome, succeeded) = try await attemptRollback(state: state, desired: desired, fallback: nil)
+            guard succeeded else { throw ControlError(description: outcome.message ?? "\(id): the rollback failed") }
+            return "\(id): \(outcome.message ?? "rolled back")"
         case .retry:
             guard let failed = state.failed, state.phase == .failed || state.phase == .rolledBack else {
                 throw ControlError(description: "\(id) has no failed version to retry; " + Self.describe(state))
@@ -89,36 +117,54 @@ extension Reconciler {
             guard let rollout = state.rollout, state.phase == .progressing else {
                 throw ControlError(description: "\(id) has no rollout in progress to abort; " + Self.describe(state))
             }
-            guard let stable = rollout.previousVersion else {
+            guard rollout.previousVersion != nil else {
                 throw ControlError(description: "\(id) has no stable version to go back to (first deployment)")
             }
-            let resolution = try await resolve(record: false)
-            let desired = try resolution.desired ?? { throw ControlError(description: "no valid desired state") }()
-            guard let target = desired.target(id), let manifest = desired.executors[target.executor],
-                let service = desired.services[id.service]
-            else { throw ControlError(description: "\(id) is not in desired state any more") }
+            let desired = try await resolve(record: false).desired
+            let plan = rollout.steps(declared: desired?.services[id.service]?.strategy)
+            if RolloutMachine.isPromoted(rollout, plan: plan) {
+                throw ControlError(
+                    description: "\(id): \(rollout.version) was promoted already (it serves all the traffic); going "
+                        + "back is a rollback now: tide rollback \(id.service) --env \(id.environment)")
+            }
             let message = "aborted by \(who)"
-            state.phase = .failed
-            state.rollout = nil
-            state.failed = FailedAttempt(
-                version: rollout.version, configDigest: rollout.configDigest, revision: rollout.revision,
-                message: message, at: now)
-            state.failed?.executorDigest = rollout.executorDigest
+            var write = StateWrite(events: [
+                event(.rolloutAborted, "abort \(rollout.version) at weight \(rollout.weight)")
+            ])
+            if let desired {
+                write.deployments = [
+                    failedDeployment(target: id, rollout: rollout, desired: desired, at: now, message: message)
+                ]
+            }
+            let (outcome, succeeded) = try await startRollingBack(
+                .abort, target: id, rollout: rollout, state: state, reason: message, actor: actor,
+                writeBack: desired?.services[id.service]?.rollback.writeBack == .revert, desired: desired,
+                fallback: nil, write: write)
+            guard succeeded else { throw ControlError(description: "\(id): \(outcome.message ?? message)") }
+            return "\(id): \(outcome.message ?? message)"
+        case .promote(full: true) where state.phase == .rollingBack:
+            // As in Argo Rollouts: promote --full on an aborted rollout clears the abort and promotes.
+            guard var rollout = state.rollout, let rolling = rollout.rollingBack, rolling.cause != .preemption else {
+                throw ControlError(
+                    description: "\(id) is not rolling back an abort or a failure; " + Self.describe(state))
+            }
+            rollout.rollingBack = nil
+            rollout.full = true
+            rollout.paused = false
+            rollout.heldBy = nil
+            state.rollout = rollout
+            state.phase = .progressing
+            state.failed = nil
+            state.updatedAt = now
             try await store.apply(
                 StateWrite(
-                    events: [event(.rolloutAborted, "abort \(rollout.version) at weight \(rollout.weight)")],
-                    deployments: [
-                        failedDeployment(target: id, rollout: rollout, desired: desired, at: now, message: message)
-                    ]
-                ))
-            var spec = service.rollback
-            spec.automatic = true
-            let outcome = try await rollBack(
-                target: target, to: stable, after: rollout, state: state, reason: message, spec: spec,
-                executor: stableExecutor(
-                    of: rollout, target: id,
-                    fallback: try executors.makeExecutor(for: manifest, revision: rollout.revision.hex)), calls: 0)
-            return "\(id): \(outcome.message ?? message)"
+                    targets: [state],
+                    events: [
+                        event(
+                            .rolloutPromoted,
+                            "the rollback (\(rolling.reason)) cleared; \(rollout.version) promoted fully")
+                    ]))
+            return "\(id): the rollback is cleared; \(rollout.version) is promoted fully at the next pass"
         case .pause, .resume, .promote:
             guard var rollout = state.rollout, state.phase == .progressing else {
                 throw ControlError(description: "\(id) has no rollout in progress; " + Self.describe(state))
@@ -147,10 +193,20 @@ extension Reconciler {
                     rollout.full = true
                     words = "promoted fully: remaining weights and pauses skipped"
                 } else {
-                    guard rollout.step < plan.steps.count, case .pause = plan.steps[rollout.step].step else {
+                    // Past a pause, or (Argo Rollouts #261) past an analysis a person was asked to decide on.
+                    let step = rollout.step < plan.steps.count ? plan.steps[rollout.step].step : nil
+                    let decidable: Bool =
+                        switch step {
+                        case .pause?: true
+                        case .analysis?: rollout.paused && rollout.heldBy == nil
+                        default: false
+                        }
+                    guard decidable else {
                         throw ControlError(
-                            description: "\(id) is not at a pause (it is at \(label)); promote --full skips the rest")
+                            description: "\(id) is not at a pause or an analysis waiting for a person (it is at "
+                                + "\(label)); promote --full skips the rest")
                     }
+                    if case .analysis? = step { rollout.analysis = nil }
                     rollout.step += 1
                     rollout.stepStartedAt = now
                     words = "promoted past \(label)"

@@ -83,6 +83,9 @@ extension Reconciler {
                     toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
             case .refuse:
                 return try await refuse(action, live: live, revision: revision)
+            case .rollingBack:
+                guard let live else { throw ControlError(description: "\(action.target) has no live record") }
+                return try await continueRollingBack(action, live: live, desired: desired)
             case .suspended:
                 return TargetOutcome(
                     target: action.target, result: .suspended, fromVersion: action.fromVersion,

@@ -5,122 +5,11 @@ public import TideManifest
 import TideState
 
 extension Reconciler {
-    /// Automatic rollback after a failed step: the executor's `rollback` action brings the stable version back and
-    /// `health` checks it; the failed version stays held. With `writeBack: revert`, the commits that asked for the
-    /// failed version are reverted in the config repo, so git says what runs.
-    func rollBack(
-        target: DesiredTarget, to stable: String, after rollout: Rollout, state failedState: LiveTarget,
-        reason: String, spec: RollbackSpec, executor: any Executor, calls: Int
-    ) async throws -> TargetOutcome {
-        var state = failedState
-        var calls = calls
-
-        var failure: String?
-        let strategy = rollout.strategy
-        for (action, step) in [(ExecutorAction.rollback, ActionID.Step.rollback), (.health, .rollbackHealth)] {
-            // The stable side as it ran: its config and revision, not the failed candidate's.
-            var request = ActionRequest(
-                action: action, service: target.id.service, environment: target.id.environment, version: stable,
-                previousVersion: rollout.version, weight: 100,
-                revision: (rollout.stableRevision ?? rollout.revision).hex, actionID: "",
-                config: rollout.stableConfig ?? rollout.config)
-            request.strategy = strategy.rawValue
-            request.identifySides(undoing: rollout)
-            let result = try await perform(
-                request, id: ActionID(target.id, rollout, step: step), executor: executor, retry: RetryPolicy(),
-                finish: true
-            ).result
-            calls += 1
-            if !result.succeeded {
-                failure = "\(action.rawValue) of \(stable) \(result.summary)"
-                break
-            }
-        }
-        let now = clock.now()
-        if let failure {
-            try await journal.commit(
-                StateWrite(events: [
-                    Event(
-                        time: now, kind: .stepFailed, target: target.id, revision: rollout.revision, version: stable,
-                        message: "automatic rollback failed: \(failure)")
-                ]))
-            return TargetOutcome(
-                target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
-                classification: rollout.classification, message: "\(reason); automatic rollback failed: \(failure)",
-                executorCalls: calls)
-        }
-
-        state.phase = .rolledBack
-        state.updatedAt = now
-        var ledger = try await store.deployments(
-            DeploymentQuery(ids: [Self.deploymentID(target.id, rollout)], limit: 1))
-        for index in ledger.indices { ledger[index].recoveredAt = now }
-        ledger.append(
-            DeploymentRecord(
-                id: Self.deploymentID(target.id, rollout) + ".rollback", target: target.id,
-                production: ledger.first?.production ?? false, revision: rollout.revision, version: stable,
-                previousVersion: rollout.version, classification: .rollback, startedAt: now, finishedAt: now,
-                succeeded: true))
-        var events = [
-            Event(
-                time: now, kind: .deploymentRolledBack, target: target.id, revision: rollout.revision,
-                version: stable, previousVersion: rollout.version, classification: .rollback,
-                message: "rolled back to \(stable) automatically: \(reason)",
-                // What ran healthy after the rollback (the planner's ROLLBACK rule reads it): the stable config,
-                // which the rollback carried — or, for a rollout started before stable configs were kept, the
-                // rollout's, which is the stable one only when the two are the same.
-                details: (rollout.stableConfig != nil || rollout.configDigest == state.configDigest)
-                    ? state.configDigest.map { digest in
-                        var details: [String: JSONValue] = ["configDigest": .string(digest)]
-                        if let executor = rollout.stableRelease?.executorDigest ?? state.release?.executorDigest {
-                            details["executorDigest"] = .string(executor)
-                        }
-                        return .object(details)
-                    } : nil)
-        ]
-        var message = "rolled back to \(stable) automatically"
-        if spec.writeBack == .revert {
-            do {
-                switch try await writeBack(
-                    target: target, failed: rollout, stableDigest: state.configDigest,
-                    stableRevision: state.revision, reason: reason)
-                {
-                case .written(let commit, let kind, let words):
-                    // Git now says what runs: the next change is classified against this commit.
-                    state.revision = commit
-                    events.append(
-                        Event(
-                            time: now, kind: .revertCommitted, target: target.id, revision: commit, version: stable,
-                            previousVersion: rollout.version, classification: .rollback, message: words,
-                            details: .object(["writeBack": .string(kind), "commit": .string(commit.hex)])))
-                    message += "; \(words)"
-                case .matches(let head):
-                    state.revision = head
-                case .skipped(let why), .deferred(_, _, _, _, let why):
-                    // (An automatic write-back is never deferred: a failed push leaves the branch as it was.)
-                    events.append(
-                        Event(
-                            time: now, kind: .reconcileError, target: target.id, revision: rollout.revision,
-                            message: "nothing written back to git: \(why)"))
-                    message += "; nothing written back to git: \(why)"
-                }
-            } catch {
-                events.append(
-                    Event(
-                        time: now, kind: .reconcileError, target: target.id, revision: rollout.revision,
-                        message: "could not write the rollback back to git: \(error)"))
-                message += "; could not write the rollback back to git: \(error)"
-            }
-        }
-        try await journal.commit(StateWrite(targets: [state], events: events, deployments: ledger))
-        return TargetOutcome(
-            target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
-            classification: rollout.classification, message: "\(reason); \(message)", executorCalls: calls)
-    }
-
-    /// The config the target runs now and the revision it came from, read from that revision's desired state
-    /// (live state keeps only the config's digest). Nil when nothing runs, or that revision cannot be read.
+    /// The config the target runs now and the revision it came from: the config its release recorded when it was
+    /// deployed — never re-read from git, where the revision may be gone — else (a release recorded before configs
+    /// were kept) read from that revision's desired state. Nil when nothing runs, or neither says.
     func stableSide(of state: LiveTarget) -> (JSONValue?, ObjectID?) {
+        if state.version != nil, let config = state.release?.config { return (config, state.revision) }
         guard state.version != nil, let revision = state.revision,
             let desired = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root)),
             let stable = desired.target(state.id), stable.configDigest == state.configDigest
@@ -143,16 +32,16 @@ extension Reconciler {
     /// Writes **one** commit that makes git say what runs on the target after an automatic rollback (see
     /// `writeOneCommit`).
     func writeBack(
-        target: DesiredTarget, failed rollout: Rollout, stableDigest: String?, stableRevision: ObjectID?,
+        target id: TargetID, file: String, failed rollout: Rollout, stableDigest: String?, stableRevision: ObjectID?,
         reason: String
     ) async throws -> WriteBack {
         guard let stable = rollout.previousVersion else { return .skipped("there is no stable version") }
         let commits = try repository.commits(
-            from: rollout.revision, excluding: stableRevision, touching: [target.location.file], limit: 50)
+            from: rollout.revision, excluding: stableRevision, touching: [file], limit: 50)
         return try await writeOneCommit(
-            id: target.id, file: target.location.file, failed: (rollout.version, rollout.configDigest),
+            id: id, file: file, failed: (rollout.version, rollout.configDigest),
             stable: (stable, stableDigest), commits: commits.map(\.id),
-            note: "Tide rolled \(target.id) back to \(stable) after \(rollout.version) failed: \(reason)")
+            note: "Tide rolled \(id) back to \(stable) after \(rollout.version) failed: \(reason)")
     }
 
     /// Writes **one** commit on the tracked branch that takes `id` from the failed version back to the stable

@@ -220,7 +220,7 @@ extension Reconciler {
     }
 
     /// Every step is done: the candidate is what runs, healthy; the deployment goes into the ledger.
-    private func complete(
+    func complete(
         target: DesiredTarget, rollout: Rollout, state live: LiveTarget, desired: DesiredState, calls: Int
     ) async throws -> TargetOutcome {
         var state = live
@@ -244,7 +244,7 @@ extension Reconciler {
         state.updatedAt = doneAt
         state.release = Release(
             baseConfigDigest: rollout.baseConfigDigest ?? target.baseConfigDigest,
-            executorDigest: rollout.executorDigest ?? target.executorDigest, deployedAt: doneAt)
+            executorDigest: rollout.executorDigest ?? target.executorDigest, deployedAt: doneAt, config: rollout.config)
         let lead = doneAt.timeIntervalSince(rollout.startedAt)
         try await journal.commit(
             StateWrite(
@@ -283,7 +283,8 @@ extension Reconciler {
     ) async throws -> Start {
         let classification = action.classification ?? .feature
         if let old = state.rollout, state.phase == .progressing {
-            if let failure = try await preempt(old, target: target, state: &state, executor: executor) {
+            if let failure = try await preempt(old, target: target, state: &state, executor: executor, desired: desired)
+            {
                 return .ended(failure)
             }
         }
@@ -359,20 +360,42 @@ extension Reconciler {
             classification: rollout.classification, message: message, executorCalls: executorCalls, nextDue: due)
     }
 
-    /// A step (an action, or an analysis) failed: the target is marked failed with the version held, and a
-    /// canary — or any rollout with `rollback.automatic` — sends traffic back to stable.
+    /// A step (an action, or an analysis) failed: the deployment failed, the version is held, and a canary — or
+    /// any rollout with `rollback.automatic` — is taken back to stable (RollingBack until that succeeds; see
+    /// `startRollingBack`). A recreate without automatic rollback is marked Failed where it stands.
     func failRollout(
         target: DesiredTarget, rollout: Rollout, state failedState: LiveTarget, desired: DesiredState, message: String,
         details: [String: JSONValue], action: ActionRecord?, executor: any Executor, calls: Int
     ) async throws -> TargetOutcome {
         let now = clock.now()
         var state = failedState
-        state.phase = .failed
-        state.rollout = nil
         let service = desired.services[target.id.service]
         let keepsStable = rollout.steps(declared: service?.strategy).keepsStable
-        let rollsBack = service.map { $0.rollback.automatic || keepsStable } ?? false
-        if !rollsBack, rollout.step > 0, rollout.previousVersion == state.version {
+        let rollsBack =
+            (service.map { $0.rollback.automatic || keepsStable } ?? false) && rollout.previousVersion != nil
+        let write = StateWrite(
+            events: [
+                stepEvent(.stepFailed, target.id, rollout, at: now, message, details: details),
+                deploymentEvent(
+                    .deploymentFailed, target.id, rollout, at: now, message,
+                    details: ["deploymentId": .string(Self.deploymentID(target.id, rollout))]),
+            ],
+            actions: action.map { [$0] } ?? [],
+            deployments: [
+                failedDeployment(target: target.id, rollout: rollout, desired: desired, at: now, message: message)
+            ])
+        if rollsBack {
+            // Stable never stopped in any strategy but recreate: traffic always goes back to it. A recreate rolls
+            // back only when asked to.
+            return try await startRollingBack(
+                .failure, target: target.id, rollout: rollout, state: state, reason: message,
+                writeBack: service?.rollback.writeBack == .revert, desired: desired, fallback: executor, write: write,
+                calls: calls
+            ).outcome
+        }
+        state.phase = .failed
+        state.rollout = nil
+        if rollout.step > 0, rollout.previousVersion == state.version {
             // Recreate without rollback, past its deploy: the candidate is what runs now (unhealthy), and so
             // are the migrations it needs — status must not say the old version runs, and nothing may undo the
             // schema the candidate writes to.
@@ -390,28 +413,9 @@ extension Reconciler {
             message: message, at: now)
         state.failed?.executorDigest = rollout.executorDigest
         state.updatedAt = now
-        try await journal.commit(
-            StateWrite(
-                targets: [state],
-                events: [
-                    stepEvent(.stepFailed, target.id, rollout, at: now, message, details: details),
-                    deploymentEvent(
-                        .deploymentFailed, target.id, rollout, at: now, message,
-                        details: ["deploymentId": .string(Self.deploymentID(target.id, rollout))]),
-                ],
-                actions: action.map { [$0] } ?? [],
-                deployments: [
-                    failedDeployment(target: target.id, rollout: rollout, desired: desired, at: now, message: message)
-                ]))
-        // Stable never stopped in any strategy but recreate: traffic always goes back to it. A recreate rolls
-        // back only when asked to.
-        if let service = desired.services[target.id.service],
-            service.rollback.automatic || keepsStable, let stable = rollout.previousVersion
-        {
-            return try await rollBack(
-                target: target, to: stable, after: rollout, state: state, reason: message, spec: service.rollback,
-                executor: stableExecutor(of: rollout, target: target.id, fallback: executor), calls: calls)
-        }
+        var failed = write
+        failed.targets = [state]
+        try await journal.commit(failed)
         return TargetOutcome(
             target: target.id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: message, executorCalls: calls)

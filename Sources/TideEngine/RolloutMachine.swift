@@ -113,6 +113,13 @@ public enum RolloutMachine {
         return action == .promote || (action == .setWeight && weight >= 100)
     }
 
+    /// Whether the rollout gave the candidate all the traffic already (its promote step is done): from then on,
+    /// going back to stable is no longer the safe way out.
+    public static func isPromoted(_ rollout: Rollout, plan: RolloutPlan) -> Bool {
+        let index = promotionIndex(plan)
+        return index < plan.steps.count && rollout.step > index
+    }
+
     /// The index of the promote step (the steps' count when there is none).
     static func promotionIndex(_ plan: RolloutPlan) -> Int {
         plan.steps.firstIndex { if case .action(.promote, _, _) = $0.step { true } else { false } } ?? plan.steps.count

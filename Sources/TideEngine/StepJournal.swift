@@ -144,9 +144,14 @@ extension Reconciler {
             id: id.description, target: id.target, action: request.action.rawValue,
             status: result.succeeded ? .succeeded : .failed, startedAt: startedAt, finishedAt: finishedAt,
             message: result.succeeded ? nil : result.summary)
+        // The breaker counts only failures that say the executor (or what it talks to) is down — transient ones —
+        // never a candidate's own verdict: an answer, even a "no", means the executor works. (A health check that
+        // times out is the candidate failing it.)
+        let executorDown =
+            !result.succeeded && result.isTransient && !(request.action == .health && result.isTimeout)
         if let breaker,
             let changed = await breakers.record(
-                breaker.name, succeeded: result.succeeded, failure: "\(request.action.rawValue) \(result.summary)",
+                breaker.name, succeeded: !executorDown, failure: "\(request.action.rawValue) \(result.summary)",
                 policy: breaker.policy, now: finishedAt)
         {
             try await journal.commit(StateWrite(executorHealth: [changed]))

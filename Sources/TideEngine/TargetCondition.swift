@@ -22,6 +22,8 @@ public enum TargetCondition: String, Sendable, CaseIterable, Codable {
     case failed
     /// Rolled back to stable after a failure.
     case rolledBack = "rolled_back"
+    /// Being taken back to stable (a failure, an abort, a pre-emption), which has not succeeded yet.
+    case rollingBack = "rolling_back"
     /// `tide suspend`: Tide leaves it alone.
     case suspended
     /// Nothing deployed yet.
@@ -38,6 +40,7 @@ public enum TargetCondition: String, Sendable, CaseIterable, Codable {
         if suspensions.contains(where: { $0.covers(target.id) }) { return .suspended }
         switch target.phase {
         case .removing: return .removing
+        case .rollingBack: return .rollingBack
         case .progressing:
             guard let rollout = target.rollout else { return .progressing }
             let deadline = desired?.progressDeadline(for: target.id.service).seconds ?? Resilience().progressDeadline

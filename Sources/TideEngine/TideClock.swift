@@ -1,4 +1,5 @@
 public import Foundation
+import TideManifest
 
 /// Where a reconcile pass gets "now" from. Injected, so a `pause: 24h` is testable in milliseconds.
 public protocol TideClock: Sendable {
@@ -10,7 +11,8 @@ public protocol TideClock: Sendable {
 extension TideClock {
     public func sleep(seconds: Double) async {
         guard seconds > 0 else { return }
-        try? await Task.sleep(for: .seconds(seconds))
+        // The real monotonic clock: a backoff ends under faketime too (see `Monotonic`).
+        await Monotonic.pause(seconds: seconds)
     }
 }
 

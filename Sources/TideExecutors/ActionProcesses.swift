@@ -116,7 +116,7 @@ public enum ActionProcesses {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
             if pids.allSatisfy({ isGone($0) }) { return true }
-            try? await Task.sleep(for: .milliseconds(50))
+            await Monotonic.pause(seconds: 0.05)
         }
         return pids.allSatisfy { isGone($0) }
     }

@@ -1,6 +1,7 @@
 import Foundation
 internal import Subprocess
 import Synchronization
+import TideManifest
 
 #if canImport(System)
     import System
@@ -128,13 +129,14 @@ public enum BoundedProcess {
         }
     }
 
-    /// The deadline of one process, kept on a dispatch timer rather than Swift's cooperative pool, whose threads
-    /// other work can hold for seconds: at the deadline, a process that is still running (not merely unreaped) is
-    /// marked timed out and its group gets SIGTERM, then SIGKILL two seconds later. A process that exited in time
-    /// is never reported as timed out, however late its result is read.
-    final class Deadline: @unchecked Sendable {  // state behind `lock`; the timers only run on the global queue
+    /// The deadline of one process, kept on `Monotonic`'s timer thread rather than Swift's cooperative pool, whose
+    /// threads other work can hold for seconds (and whose timers a faked wall clock stops): at the deadline, a
+    /// process that is still running (not merely unreaped) is marked timed out and its group gets SIGTERM, then
+    /// SIGKILL two seconds later. A process that exited in time is never reported as timed out, however late its
+    /// result is read.
+    final class Deadline: @unchecked Sendable {  // state behind `lock`; the alarms run on the timer thread
         private let lock = NSLock()
-        private var timers: [any DispatchSourceTimer] = []
+        private var timers: [Monotonic.Alarm] = []
         private var didFire = false
         private let processGroup: pid_t
 
@@ -146,11 +148,8 @@ public enum BoundedProcess {
         var fired: Bool { lock.withLock { didFire } }
 
         private func schedule(after seconds: Double, _ handler: @escaping @Sendable () -> Void) {
-            let timer = DispatchSource.makeTimerSource(queue: .global())
-            timer.schedule(deadline: .now() + .milliseconds(Int(min(seconds, 1e9 / 1000) * 1000)))
-            timer.setEventHandler(handler: handler)
-            lock.withLock { timers.append(timer) }
-            timer.resume()
+            let alarm = Monotonic.after(seconds: min(seconds, 1e9), handler)
+            lock.withLock { timers.append(alarm) }
         }
 
         private func expire() {

@@ -52,7 +52,7 @@ public struct CommandExecutor: Executor {
         var result = await attempt(request)
         for retry in 1...5 {
             guard case .couldNotStart(let why) = result.outcome, why.contains("Text file busy") else { break }
-            try? await Task.sleep(for: .milliseconds(20 * retry))
+            await Monotonic.pause(seconds: 0.02 * Double(retry))
             result = await attempt(request)
         }
         return result

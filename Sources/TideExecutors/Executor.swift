@@ -92,6 +92,9 @@ public struct ActionResult: Sendable, Hashable {
         case couldNotStart(String)
         /// The executor answered that the action failed (a plugin's `"ok": false`), or answered out of protocol.
         case failed(String)
+        /// What the action needs could not be reached or used just now (nginx's reload said "try again", a plugin
+        /// went away or answered `"retry": true`, a disk was full): not a verdict on the candidate. Transient.
+        case unavailable(String)
     }
 
     public var outcome: Outcome
@@ -116,7 +119,7 @@ public struct ActionResult: Sendable, Hashable {
 
     public var isTransient: Bool {
         switch outcome {
-        case .exited(75), .timedOut: return true
+        case .exited(75), .timedOut, .unavailable: return true
         case .couldNotStart(let why), .failed(let why):
             let text = (why + " " + standardError).lowercased()
             return ["connection refused", "temporarily unavailable", "database is locked", "database is busy"]
@@ -136,6 +139,7 @@ public struct ActionResult: Sendable, Hashable {
             reason = "timed out after \(ManifestDuration.format(seconds)); process group killed"
         case .couldNotStart(let why): reason = "could not start: \(why)"
         case .failed(let why): return "failed: \(why)"
+        case .unavailable(let why): return "unavailable (transient): \(why)"
         }
         let lastLine = standardError.split(separator: "\n").last.map { ": \($0)" } ?? ""
         return reason + lastLine

@@ -81,23 +81,34 @@ public struct FlagsExecutor: Executor {
             let message = try update(request)
             return ActionResult(
                 outcome: .succeeded, standardOutput: message, duration: Date().timeIntervalSince(start))
-        } catch {
+        } catch let error as FlagsError where !error.transient {
             return ActionResult(
                 outcome: .exited(1), standardError: "\(error)", duration: Date().timeIntervalSince(start))
+        } catch {
+            // The file system said no (a full disk, a lock, a permission): not a verdict on the candidate.
+            return ActionResult(
+                outcome: .unavailable("\(error)"), standardError: "\(error)", duration: Date().timeIntervalSince(start))
         }
     }
 
     struct FlagsError: Error, CustomStringConvertible {
         var description: String
+        /// The file could not be read, locked or written (rather than the request being one it cannot serve).
+        var transient = false
     }
 
     private func update(_ request: ActionRequest) throws -> String {
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lock >= 0 else { throw FlagsError(description: "cannot open \(path).lock: errno \(errno)") }
+        guard lock >= 0 else {
+            throw FlagsError(
+                description: "cannot open \(path).lock: \(String(cString: strerror(errno)))", transient: true)
+        }
         defer { close(lock) }
-        guard flock(lock, LOCK_EX) == 0 else { throw FlagsError(description: "cannot lock \(path).lock") }
+        guard flock(lock, LOCK_EX) == 0 else {
+            throw FlagsError(description: "cannot lock \(path).lock", transient: true)
+        }
 
         var file = try FlagsFile.read(path)
         let key = "\(request.service)@\(request.environment)"
@@ -162,7 +173,8 @@ public struct FlagsExecutor: Executor {
         let temporary = path + ".tmp-\(getpid())"
         try encoder.encode(file).write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, path) == 0 else {
-            throw FlagsError(description: "cannot replace \(path): errno \(errno)")
+            throw FlagsError(
+                description: "cannot replace \(path): \(String(cString: strerror(errno)))", transient: true)
         }
     }
 }

@@ -35,6 +35,9 @@ public struct NginxExecutor: Executor {
 
     struct NginxError: Error, CustomStringConvertible {
         var description: String
+        /// How `test` or `reload` ended when that was transient (exit 75, a timeout): the action ends the same
+        /// way, so it is retried and never fails the candidate.
+        var transient: ActionResult.Outcome? = nil
     }
 
     var configDirectory: String {
@@ -52,9 +55,15 @@ public struct NginxExecutor: Executor {
             // Targets of one nginx share its configuration and its reload: one change at a time.
             let message = try await KeyedLock.shared.withLock(configDirectory) { try await apply(request) }
             return ActionResult(outcome: .succeeded, standardOutput: message, duration: Date().timeIntervalSince(start))
-        } catch {
+        } catch let error as NginxError {
             return ActionResult(
-                outcome: .exited(1), standardError: "\(error)", duration: Date().timeIntervalSince(start))
+                outcome: error.transient ?? .exited(1), standardError: "\(error)",
+                duration: Date().timeIntervalSince(start))
+        } catch {
+            // Writing the include file failed (a full disk, a missing permission on the directory): not the
+            // candidate's doing.
+            return ActionResult(
+                outcome: .unavailable("\(error)"), standardError: "\(error)", duration: Date().timeIntervalSince(start))
         }
     }
 
@@ -63,11 +72,15 @@ public struct NginxExecutor: Executor {
         let name = NginxRouting.upstream(service: request.service, environment: request.environment)
         let candidate = try routing.address(of: request.version)
         // Only the actions that keep both sides need the stable side's address (a rollback's previous version
-        // is the failed one, whose address may be what failed).
+        // is the failed one, whose address may be what failed) — read from the stable side's own config: in a
+        // config-only change both sides have one version, and only their configs say where each runs.
         let twoSided =
             [.deploy, .setWeight, .mirror, .split].contains(request.action) && request.weight < 100
             || [.mirror, .split].contains(request.action)
-        let stable = try twoSided ? request.previousVersion.map { try routing.address(of: $0) } : nil
+        let stableRouting = try request.previousConfig.map { try NginxRouting($0) } ?? routing
+        var stable = try twoSided ? request.previousVersion.map { try stableRouting.address(of: $0) } : nil
+        // Both sides at one address (a config change that does not move the backend): one server takes it all.
+        if stable == candidate && [.deploy, .setWeight].contains(request.action) { stable = nil }
         var out = "# Written by tide for \(request.service)@\(request.environment) (\(request.action.rawValue) "
         out += "\(request.version), revision \(request.revision.prefix(12))). Do not edit.\n"
         var location = "        proxy_pass http://\(name);\n"
@@ -185,7 +198,9 @@ public struct NginxExecutor: Executor {
             restore()
             let lines = test.standardError.split(separator: "\n").map(String.init)
             let why = lines.first { $0.contains("[emerg]") } ?? lines.last { !$0.isEmpty } ?? test.summary
-            throw NginxError(description: "nginx -t rejected the new configuration; the old one is kept: \(why)")
+            throw NginxError(
+                description: "nginx -t rejected the new configuration; the old one is kept: \(why)",
+                transient: test.isTransient ? test.outcome : nil)
         }
         let before = Self.workers()
         let reload = await run(manifest.nginxReload, request)
@@ -193,7 +208,9 @@ public struct NginxExecutor: Executor {
             restore()
             _ = await run(manifest.nginxReload, request)
             let why = reload.standardError.split(separator: "\n").last.map(String.init) ?? reload.summary
-            throw NginxError(description: "nginx reload failed; the old configuration is back: \(why)")
+            throw NginxError(
+                description: "nginx reload failed; the old configuration is back: \(why)",
+                transient: reload.isTransient ? reload.outcome : nil)
         }
         await Self.waitForNewWorkers(replacing: before)
         return "\(path) written, nginx reloaded"
@@ -207,7 +224,7 @@ public struct NginxExecutor: Executor {
         while ContinuousClock.now < deadline {
             let now = workers()
             if !now.subtracting(before).isEmpty && now.isDisjoint(with: before) { return }
-            try? await Task.sleep(for: .milliseconds(20))
+            await Monotonic.pause(seconds: 0.02)
         }
     }
 

@@ -128,7 +128,7 @@ final class PluginHost: Sendable {
                 return nil
             }
             group.addTask {
-                try? await Task.sleep(for: .seconds(timeout))
+                await Monotonic.pause(seconds: timeout)
                 return nil
             }
             let first = await group.next() ?? nil
@@ -144,7 +144,9 @@ final class PluginHost: Sendable {
                     + "tide: the plugin did not answer within \(ManifestDuration.format(timeout)); "
                     + "killed its process group\n", duration: elapsed())
         case .gone(let why)?:
-            return ActionResult(outcome: .failed(why), standardError: tail(), duration: elapsed())
+            // The plugin went away (it crashed, or was stopped): the next action starts a fresh one. Not the
+            // candidate's doing: transient.
+            return ActionResult(outcome: .unavailable(why), standardError: tail(), duration: elapsed())
         case .notStarted(let why)?:
             return ActionResult(outcome: .couldNotStart(why), standardError: tail(), duration: elapsed())
         case .line(let line)?:
@@ -184,8 +186,12 @@ final class PluginHost: Sendable {
         switch answer["ok"] {
         case .bool(true)?: return (.succeeded, output)
         case .bool(false)?:
-            if case .string(let why)? = answer["error"] { return (.failed(why), output) }
-            return (.failed("the plugin reported a failure"), output)
+            let why =
+                (answer["error"]).flatMap { if case .string(let text) = $0 { text } else { nil } }
+                ?? "the plugin reported a failure"
+            // `"retry": true`: what the plugin talks to is unavailable right now (transient, retried).
+            if case .bool(true)? = answer["retry"] { return (.unavailable(why), output) }
+            return (.failed(why), output)
         default:
             return (.failed("protocol: the answer has no \"ok\": true or false"), output)
         }

@@ -355,7 +355,8 @@ final class PostgresMigrationDatabase: MigrationDatabase {
                         + "\(MigrationLimits.format(limits.lock)) for locks)"
                     throw error
                 }
-                try await Task.sleep(for: pause)
+                try await Monotonic.sleep(
+                    seconds: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18)
                 attempt += 1
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 internal import GRDB
+import TideManifest
 
 #if canImport(Glibc)
     import Glibc
@@ -159,7 +160,7 @@ final class SQLiteMigrationDatabase: MigrationDatabase {
                     "cannot lock \(lockPath) within \(MigrationLimits.format(limits.phase)): \(why)",
                     kind: .transient)
             }
-            try? await Task.sleep(for: .milliseconds(50))
+            await Monotonic.pause(seconds: 0.05)
         }
         return fd
     }
@@ -169,15 +170,16 @@ final class SQLiteMigrationDatabase: MigrationDatabase {
     }
 
     /// Runs `body`, interrupting the statement it runs when `deadline` comes.
-    /// Runs `body`, interrupting the database at `deadline`. The timer is a dispatch timer, not a task: Swift's
-    /// cooperative pool can be busy for seconds, and a deadline must not wait for a thread to come free.
+    /// Runs `body`, interrupting the database at `deadline`. The timer is `Monotonic`'s, not a task: Swift's
+    /// cooperative pool can be busy for seconds, and a deadline must not wait for a thread to come free (nor for a
+    /// faked wall clock).
     private func bounded<T>(until deadline: ContinuousClock.Instant, _ body: () async throws -> T) async throws -> T {
         let queue = self.queue
-        let interrupt = DispatchWorkItem { queue.interrupt() }
-        let nanoseconds = max(0, (deadline - .now) / .nanoseconds(1))
-        DispatchQueue.global().asyncAfter(
-            deadline: .now() + .nanoseconds(Int(min(nanoseconds, Double(Int.max / 2)))), execute: interrupt)
-        defer { interrupt.cancel() }
+        let left = deadline - .now
+        let alarm = Monotonic.after(
+            seconds: max(0, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18)
+        ) { queue.interrupt() }
+        defer { alarm.cancel() }
         return try await body()
     }
 

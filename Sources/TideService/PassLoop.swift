@@ -145,7 +145,7 @@ final class PassLoop: Service, Sendable {
     private func heartbeat() async {
         var record = identity
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
+            await Monotonic.pause(seconds: 1)
             if Task.isCancelled { return }
             record.heartbeatAt = Date()
             try? await channel?.beat(record)
@@ -161,7 +161,7 @@ final class PassLoop: Service, Sendable {
             if let requests = try? await channel.claimRequests(by: claimant) {
                 for request in requests { await carryOut(request, channel: channel, claimant: claimant) }
             }
-            try? await Task.sleep(for: .milliseconds(250))
+            await Monotonic.pause(seconds: 0.25)
         }
     }
 
@@ -236,7 +236,7 @@ final class PassLoop: Service, Sendable {
     private func poll() async {
         while !Task.isCancelled {
             let jitter = Double.random(in: -configuration.jitter...configuration.jitter)
-            try? await Task.sleep(for: .milliseconds(Int(configuration.interval * (1 + jitter) * 1000)))
+            await Monotonic.pause(seconds: configuration.interval * (1 + jitter))
             if Task.isCancelled { return }
             trigger(.poll)
         }
@@ -248,7 +248,7 @@ final class PassLoop: Service, Sendable {
         let delay = max(1, due.timeIntervalSinceNow + 0.05)
         guard delay < configuration.interval * 2 else { return nil }  // the poll comes first
         return Task {
-            try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            await Monotonic.pause(seconds: delay)
             if !Task.isCancelled { self.trigger(.due) }
         }
     }
@@ -294,7 +294,7 @@ final class PassLoop: Service, Sendable {
         let delay = date.timeIntervalSinceNow
         guard delay < configuration.interval else { return }  // the poll comes first
         Task {
-            try? await Task.sleep(for: .milliseconds(Int(max(0.05, delay) * 1000)))
+            await Monotonic.pause(seconds: max(0.05, delay))
             self.requestFetch(forced: false)
         }
     }
@@ -417,7 +417,7 @@ final class PassLoop: Service, Sendable {
         ]
         var seen = try? await store.events(EventQuery(kinds: kinds, limit: 1)).first
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
+            await Monotonic.pause(seconds: 1)
             if let newest = try? await store.events(EventQuery(kinds: kinds, limit: 1)).first, newest != seen {
                 seen = newest
                 trigger(.due)

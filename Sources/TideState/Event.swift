@@ -23,6 +23,8 @@ public struct Event: Sendable, Codable, Hashable {
         case gateWaiting = "gate.waiting"
         case promotionCommitted = "promotion.committed"
         case deploymentRolledBack = "deployment.rolled-back"
+        /// Taking traffic back to stable failed; it is tried again (the target stays RollingBack).
+        case rollbackFailed = "rollback.failed"
         /// A rollout pre-empted by a newer desired state (a newer version, changed steps) before it finished.
         case deploymentSuperseded = "deployment.superseded"
         case revertCommitted = "revert.committed"

@@ -54,7 +54,7 @@ final class FileLock: Sendable {
                 throw StateError.locked(
                     path: path, holder: holder?.isEmpty == false ? holder : nil, waitedSeconds: waited)
             }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Monotonic.sleep(seconds: 0.05)
         }
         let note = "pid \(getpid()) since \(ISO8601DateFormatter().string(from: Date()))\n"
         try? Data(note.utf8).write(to: URL(fileURLWithPath: notePath))

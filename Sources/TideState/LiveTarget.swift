@@ -11,6 +11,45 @@ public enum TargetPhase: String, Sendable, Codable, CaseIterable {
     case removing = "Removing"
     /// A failed rollout was undone automatically: the stable version runs again, the failed one is held.
     case rolledBack = "RolledBack"
+    /// Traffic is being taken back to stable (a failed step, `tide abort`, a pre-emption) and that has not
+    /// succeeded yet: retried with backoff until stable serves; the rollout never advances meanwhile.
+    case rollingBack = "RollingBack"
+}
+
+/// A rollout that is being taken back to stable — a promise kept across passes and restarts (Argo Rollouts' abort
+/// flag): from the moment it is decided, the target says "rolling back", the rollback is retried until it
+/// succeeds, and nothing moves the rollout forward.
+public struct RollbackState: Sendable, Codable, Hashable {
+    public enum Cause: String, Sendable, Codable {
+        /// A step or an analysis failed (or the progress deadline passed).
+        case failure
+        /// `tide abort`.
+        case abort
+        /// A newer desired state pre-empts the rollout: once stable serves, the new one starts.
+        case preemption
+    }
+
+    public var cause: Cause
+    /// Why, in words (the failure, who aborted, what pre-empts it).
+    public var reason: String
+    public var at: Date
+    /// Who asked (`tide abort`); nil when Tide decided.
+    public var actor: Actor?
+    /// Attempts that failed so far.
+    public var attempts: Int = 0
+    /// When the next attempt is due (nil: now).
+    public var nextAttemptAt: Date?
+    public var lastError: String?
+    /// Whether git is written back once stable serves (`writeBack: revert`, and every abort).
+    public var writeBack: Bool
+
+    public init(cause: Cause, reason: String, at: Date, actor: Actor? = nil, writeBack: Bool) {
+        self.cause = cause
+        self.reason = reason
+        self.at = at
+        self.actor = actor
+        self.writeBack = writeBack
+    }
 }
 
 /// The measurements of an analysis step so far.
@@ -117,6 +156,8 @@ public struct Rollout: Sendable, Codable, Hashable {
     public var executorDigest: String?
     /// The stable side's release when the rollout started: a rollback brings it back.
     public var stableRelease: Release?
+    /// Set once the rollout is being taken back to stable (see `RollbackState`).
+    public var rollingBack: RollbackState?
 
     public init(
         version: String, config: JSONValue, configDigest: String, revision: ObjectID, previousVersion: String?,
@@ -146,11 +187,16 @@ public struct Release: Sendable, Codable, Hashable {
     public var executorDigest: String
     /// When the deployment that brought it finished healthy.
     public var deployedAt: Date
+    /// The config it runs with (the target's resolved config), kept so that a rollback to it never has to read
+    /// it back from git — where the revision may have been rewritten away. Nil for releases adopted from
+    /// desired state.
+    public var config: JSONValue?
 
-    public init(baseConfigDigest: String, executorDigest: String, deployedAt: Date) {
+    public init(baseConfigDigest: String, executorDigest: String, deployedAt: Date, config: JSONValue? = nil) {
         self.baseConfigDigest = baseConfigDigest
         self.executorDigest = executorDigest
         self.deployedAt = deployedAt
+        self.config = config
     }
 }
 

@@ -32,6 +32,8 @@ struct PluginExecutorTests {
                 continue
             if mode == "refuse":
                 answer = {"actionId": request["actionId"], "ok": False, "error": "quota exceeded in " + request["environment"]}
+            elif mode == "busy":
+                answer = {"actionId": request["actionId"], "ok": False, "retry": True, "error": "the API is throttling"}
             else:
                 answer = {"actionId": request["actionId"], "ok": True,
                           "output": {"pid": os.getpid(), "action": request["action"], "weight": request["weight"]}}
@@ -86,15 +88,22 @@ struct PluginExecutorTests {
         #expect(refused.summary == "failed: quota exceeded in prod")
         let after = await plugin.perform(Self.request(.health))
         #expect(try pid(first) == pid(after))
+        // "retry": true says what the plugin talks to is unavailable now: transient, retried, never a verdict.
+        let busy = await plugin.perform(Self.request(.promote, mode: "busy"))
+        #expect(busy.outcome == .unavailable("the API is throttling") && busy.isTransient)
     }
 
-    @Test("a plugin that dies fails the action with its last words; the next action starts a new one")
+    @Test(
+        "a plugin that dies fails the action transiently (not the candidate's doing) with its last words; the next action starts a new one"
+    )
     func crash() async throws {
         let plugin = try executor(name: "crash")
         let first = await plugin.perform(Self.request(.deploy))
         let crashed = await plugin.perform(Self.request(.promote, mode: "crash", id: "checkout.prod.x.promote"))
-        #expect(!crashed.succeeded)
-        #expect(crashed.summary == "failed: the plugin exited with status 3 before answering", "\(crashed.summary)")
+        #expect(!crashed.succeeded && crashed.isTransient)
+        #expect(
+            crashed.summary == "unavailable (transient): the plugin exited with status 3 before answering",
+            "\(crashed.summary)")
         #expect(crashed.standardError.contains("plugin: giving up on checkout.prod.x.promote"))
         let next = await plugin.perform(Self.request(.health))
         #expect(next.succeeded, "\(next.summary)")
