@@ -117,6 +117,8 @@ public struct Planner: Sendable {
             let same = rollout.version == target.version && rollout.configDigest == target.configDigest
             if same, let executor = rollout.executorDigest, executor != target.executorDigest {
                 preempted = "the executor changed while \(rollout.version) rolled out: it is pre-empted"
+            } else if same, let analysis = rollout.changedAnalysis(in: desired.analyses) {
+                preempted = "analysis \(analysis) changed while \(rollout.version) rolled out: it is pre-empted"
             } else if same && !sameSteps {
                 preempted = "the strategy's steps changed while \(rollout.version) rolled out: it is pre-empted"
             } else if same {

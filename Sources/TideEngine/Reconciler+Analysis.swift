@@ -33,56 +33,76 @@ extension Reconciler {
             if background { rollout.background = run } else { rollout.analysis = run }
         }
         var calls = 0
-        while run.rounds < analysis.count {
+        // A run from before errors stopped counting: every round it took counted.
+        if run.counted == nil { run.counted = run.rounds }
+        let needed = Self.roundsNeeded(analysis, background: background)
+        let deciding = Set(analysis.metrics.filter { !$0.dryRun }.map(\.name))
+        while run.counted ?? run.rounds < needed {
             // A late pass takes one round, not every round it missed: the next counted round is due an interval
             // after the last one at the earliest.
             var due = run.startedAt.addingTimeInterval(analysis.initialDelay + Double(run.rounds) * analysis.interval)
             if let last = run.measurements.last?.at { due = max(due, last.addingTimeInterval(analysis.interval)) }
             let now = clock.now()
             if now < due {
-                return (.wait(due, summary(run, analysis)), calls)
+                return (.wait(due, summary(run, analysis, background: background)), calls)
             }
-            var errors = 0
+            var round: [AnalysisRun.Measurement] = []
             for metric in analysis.metrics {
                 let measurement = await measure(
                     metric, analysis: analysis, round: run.rounds, rollout: rollout, target: target)
                 calls += 1
-                if measurement.phase == .error { errors += 1 }
+                round.append(measurement)
                 run.measurements.append(measurement)
             }
             run.rounds += 1
-            run.consecutiveErrors = errors == analysis.metrics.count ? run.consecutiveErrors + 1 : 0
-            if run.count(.failure) > analysis.failureLimit {
-                let failing = run.measurements.last { $0.phase == .failure }
+            // An error is never a measurement: a round with one does not count toward `count`, and errors in a row
+            // are bounded by consecutiveErrorLimit. Dry-run metrics decide nothing.
+            let decisive = round.filter { deciding.contains($0.metric) }
+            let errored = decisive.contains { $0.phase == .error }
+            if !errored { run.counted = (run.counted ?? 0) + 1 }
+            run.consecutiveErrors = errored ? run.consecutiveErrors + 1 : 0
+            let allSucceeded = !decisive.isEmpty && decisive.allSatisfy { $0.phase == .success }
+            run.consecutiveSuccesses = allSucceeded ? (run.consecutiveSuccesses ?? 0) + 1 : 0
+            let failures = run.measurements.filter { $0.phase == .failure && deciding.contains($0.metric) }.count
+            if analysis.failureLimit >= 0 && failures > analysis.failureLimit {
+                let failing = run.measurements.last { $0.phase == .failure && deciding.contains($0.metric) }
                 return (
                     .failed(
-                        "\(run.count(.failure)) failed measurement(s), limit \(analysis.failureLimit)"
+                        "\(failures) failed measurement(s), limit \(analysis.failureLimit)"
                             + (failing.map { "; \($0.metric) = \($0.value?.canonicalJSON ?? "-"): \($0.message ?? "")" }
                                 ?? "")),
                     calls
                 )
             }
             if run.consecutiveErrors > analysis.consecutiveErrorLimit {
-                let last = run.measurements.last { $0.phase == .error }
+                let last = run.measurements.last { $0.phase == .error && deciding.contains($0.metric) }
                 return (
                     .failed("\(run.consecutiveErrors) measurement errors in a row: \(last?.message ?? "")"), calls
                 )
             }
-            if run.count(.inconclusive) > analysis.inconclusiveLimit {
-                let last = run.measurements.last { $0.phase == .inconclusive }
+            let inconclusive = run.measurements.filter { $0.phase == .inconclusive && deciding.contains($0.metric) }
+            if inconclusive.count > analysis.inconclusiveLimit {
+                let last = inconclusive.last
                 return (.inconclusive("\(last?.metric ?? ""): \(last?.message ?? "")"), calls)
             }
+            if let limit = analysis.consecutiveSuccessLimit, (run.consecutiveSuccesses ?? 0) >= limit {
+                return (
+                    .passed("\(limit) round(s) in a row succeeded (\(summary(run, analysis, background: background)))"),
+                    calls
+                )
+            }
         }
-        // No data is never a success: every metric needs at least one successful measurement, whatever the
-        // errors and inconclusive rounds stayed under their limits.
-        let unproven = analysis.metrics.map(\.name).filter { name in
+        // No data is never a success: every deciding metric needs at least one successful measurement, whatever
+        // the errors and inconclusive rounds stayed under their limits.
+        let unproven = analysis.metrics.filter { !$0.dryRun }.map(\.name).filter { name in
             !run.measurements.contains { $0.metric == name && $0.phase == .success }
         }
         if !unproven.isEmpty {
             let last = run.measurements.last { unproven.contains($0.metric) }
             return (
                 .inconclusive(
-                    "no successful measurement of \(unproven.joined(separator: ", ")) (\(summary(run, analysis)))"
+                    "no successful measurement of \(unproven.joined(separator: ", ")) "
+                        + "(\(summary(run, analysis, background: background)))"
                         + (last?.message.map { "; last: \($0)" } ?? "")),
                 calls
             )
@@ -96,12 +116,20 @@ extension Reconciler {
             case .marginal, .noData: return (.inconclusive(report.explanation), calls)
             }
         }
-        return (.passed(summary(run, analysis)), calls)
+        return (.passed(summary(run, analysis, background: background)), calls)
+    }
+
+    /// The rounds an analysis takes: its `count`; a background analysis without one measures until the rollout
+    /// is promoted (as Argo Rollouts' background analysis does).
+    static func roundsNeeded(_ analysis: AnalysisManifest, background: Bool) -> Int {
+        background && !analysis.countGiven ? Int.max : analysis.count
     }
 
     /// When `run`'s next round is due (an interval after its last), nil when it has taken all its rounds.
-    func nextRound(of run: AnalysisRun?, analysis: AnalysisManifest?) -> Date? {
-        guard let run, let analysis, run.rounds < analysis.count, let last = run.measurements.last?.at else {
+    func nextRound(of run: AnalysisRun?, analysis: AnalysisManifest?, background: Bool = true) -> Date? {
+        guard let run, let analysis, run.counted ?? run.rounds < Self.roundsNeeded(analysis, background: background),
+            let last = run.measurements.last?.at
+        else {
             return nil
         }
         return last.addingTimeInterval(analysis.interval)
@@ -125,7 +153,8 @@ extension Reconciler {
             guard case .object(let sides)? = value, case .array(let items)? = sides[side] else { return [] }
             return items.compactMap(Condition.number)
         }
-        let metrics = analysis.metrics.map { metric in
+        // Dry-run metrics are measured and shown, never judged.
+        let metrics = analysis.metrics.filter { !$0.dryRun }.map { metric in
             let measured = run.measurements.filter { $0.metric == metric.name && $0.phase == .success }
             return CanaryJudge.Metric(
                 name: metric.name, canary: measured.flatMap { numbers($0.value, "canary") },
@@ -161,9 +190,11 @@ extension Reconciler {
             message: "\(what) inconclusive (\(summary)); paused: tide resume, promote or abort", executorCalls: calls)
     }
 
-    private func summary(_ run: AnalysisRun, _ analysis: AnalysisManifest) -> String {
-        "\(run.rounds)/\(analysis.count) rounds, \(run.count(.success)) ok, \(run.count(.failure)) failed, "
-            + "\(run.count(.inconclusive)) inconclusive, \(run.count(.error)) errors"
+    private func summary(_ run: AnalysisRun, _ analysis: AnalysisManifest, background: Bool = false) -> String {
+        let needed = Self.roundsNeeded(analysis, background: background)
+        return "\(run.counted ?? run.rounds)/\(needed == Int.max ? "until promotion" : String(needed)) rounds, "
+            + "\(run.count(.success)) ok, \(run.count(.failure)) failed, \(run.count(.inconclusive)) inconclusive, "
+            + "\(run.count(.error)) errors"
     }
 
     /// What one provider call gave.

@@ -187,6 +187,7 @@ extension Reconciler {
                 words = "resumed"
             case .promote(let full):
                 kind = .rolloutPromoted
+                let pausedForPerson = rollout.paused && rollout.heldBy == nil
                 rollout.paused = false
                 rollout.heldBy = nil
                 if full {
@@ -198,7 +199,7 @@ extension Reconciler {
                     let decidable: Bool =
                         switch step {
                         case .pause?: true
-                        case .analysis?: rollout.paused && rollout.heldBy == nil
+                        case .analysis?: pausedForPerson
                         default: false
                         }
                     guard decidable else {

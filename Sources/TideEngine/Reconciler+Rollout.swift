@@ -47,9 +47,8 @@ extension Reconciler {
         let service = target.id.service
         let deadline = desired.progressDeadline(for: service)
         steps: while true {
-            if RolloutMachine.stalled(
-                rollout, plan: plan, now: clock.now(), deadline: deadline.seconds,
-                abortWhileWaiting: deadline.abortWhileWaiting)
+            if RolloutMachine.stalled(rollout, plan: plan, now: clock.now(), deadline: deadline.seconds),
+                deadline.abort
             {
                 return try await failRollout(
                     target: target, rollout: rollout, state: state, desired: desired,
@@ -158,9 +157,13 @@ extension Reconciler {
                 }
                 if let due = rollout.retryAt, clock.now() < due {
                     // Backing off after a transient failure: not before the announced time.
+                    let stuck =
+                        RolloutMachine.stalled(rollout, plan: plan, now: clock.now(), deadline: deadline.seconds)
+                        ? "stuck: no progress for \(ManifestDuration.format(deadline.seconds)) (progressDeadline; "
+                            + "progressDeadlineAbort is false, so it keeps trying; tide abort takes it back); " : ""
                     return try await progressing(
                         background: backgroundDue, target.id, rollout, state: &state,
-                        message: "\(label): \(rollout.retryReason ?? "failed transiently"); tries again at "
+                        message: "\(stuck)\(label): \(rollout.retryReason ?? "failed transiently"); tries again at "
                             + GateEvaluator.format(due), executorCalls: calls, nextDue: due)
                 }
                 if let open = await breakers.refusal(for: target.executor, now: clock.now()) {
@@ -196,9 +199,16 @@ extension Reconciler {
                 if done.attempts > 1 { details["attempts"] = .int(Int64(done.attempts)) }
                 // A health check that times out is the candidate failing it, not the platform being busy.
                 if !result.succeeded && result.isTransient && !(action == .health && result.isTimeout) {
-                    return try await waitAfterTransientFailure(
+                    var outcome = try await waitAfterTransientFailure(
                         action, done: done, details: details, retry: retry, target: target.id, label: label,
                         rollout: &rollout, state: &state, calls: calls, background: backgroundDue)
+                    if RolloutMachine.stalled(rollout, plan: plan, now: clock.now(), deadline: deadline.seconds) {
+                        outcome.message =
+                            "stuck: no progress for \(ManifestDuration.format(deadline.seconds)) (progressDeadline; "
+                            + "progressDeadlineAbort is false, so it keeps trying; tide abort takes it back); "
+                            + (outcome.message ?? "")
+                    }
+                    return outcome
                 }
                 guard result.succeeded else {
                     details["outcome"] = .string(result.summary)
@@ -320,6 +330,11 @@ extension Reconciler {
         rollout.attempt = Self.newAttempt()
         rollout.plan = RolloutPlan.of(
             desired.services[target.id.service]?.strategy ?? StrategySpec(), firstDeployment: state.version == nil)
+        // The analyses it runs are frozen with its steps (by digest): an edit of one pre-empts it.
+        if let names = rollout.plan?.analysisNames {
+            rollout.plan?.analyses = Dictionary(
+                uniqueKeysWithValues: names.compactMap { name in desired.analyses[name].map { (name, $0.digest) } })
+        }
         state.executor = target.executor
         state.phase = .progressing
         state.rollout = rollout

@@ -19,6 +19,13 @@ extension Rollout {
         if let plan { return plan.digest == desired.digest }
         return stepsDigest == nil || stepsDigest == desired.digest
     }
+
+    /// The first analysis the rollout runs whose definition in `analyses` is not the one it froze (nil: none
+    /// changed, or the plan froze none).
+    public func changedAnalysis(in analyses: [String: AnalysisManifest]) -> String? {
+        guard let frozen = plan?.analyses else { return nil }
+        return frozen.keys.sorted().first { name in analyses[name]?.digest != frozen[name] }
+    }
 }
 
 extension ActionRequest {

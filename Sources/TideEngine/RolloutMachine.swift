@@ -81,27 +81,24 @@ public enum RolloutMachine {
         return rollout.step <= promotionIndex(plan)
     }
 
-    /// Whether the rollout has made no progress for longer than `deadline` (seconds) and is to be aborted.
+    /// Whether the rollout has made no progress for longer than `deadline` (seconds): it is stuck (and aborted,
+    /// with `progressDeadlineAbort`).
     ///
     /// Progress is a step that ends; a timed pause and an analysis taking its rounds are progress by definition
-    /// (their own durations and limits bound them). What stalls is an action that keeps failing transiently. A
-    /// rollout waiting for a person (an open pause, an inconclusive analysis) counts only with
-    /// `abortWhileWaiting` (Argo Rollouts' progressDeadlineAbort); one held by `tide pause` never does. Tide's
-    /// own downtime never counts: an action that has not failed yet is not stalled.
-    public static func stalled(
-        _ rollout: Rollout, plan: RolloutPlan, now: Date, deadline: Double, abortWhileWaiting: Bool
-    ) -> Bool {
-        guard rollout.step < plan.steps.count, rollout.heldBy == nil, rollout.step <= promotionIndex(plan) else {
+    /// (their own durations and limits bound them). What stalls is an action that keeps failing transiently,
+    /// counted from its first transient failure. Time a rollout waits for a person — an open pause, an
+    /// inconclusive analysis, `tide pause` — never counts, as in Argo Rollouts. Tide's own downtime never counts:
+    /// an action that has not failed yet is not stalled.
+    public static func stalled(_ rollout: Rollout, plan: RolloutPlan, now: Date, deadline: Double) -> Bool {
+        guard rollout.step < plan.steps.count, rollout.heldBy == nil, !rollout.paused,
+            rollout.step <= promotionIndex(plan)
+        else {
             // After promotion the candidate is what serves: going back is no longer the safe way out.
             return false
         }
-        let step = plan.steps[rollout.step].step
-        if rollout.paused || step == .pause(nil) {
-            return abortWhileWaiting && now.timeIntervalSince(rollout.stepStartedAt) > deadline
+        if case .action = plan.steps[rollout.step].step, let since = rollout.stalledSince {
+            return now.timeIntervalSince(since) > deadline
         }
-        // Stuck since the step first failed transiently (not since it started: a step may wait for a person or
-        // the background analysis' proof before it is tried).
-        if case .action = step, let since = rollout.stalledSince { return now.timeIntervalSince(since) > deadline }
         return false
     }
 

@@ -114,8 +114,8 @@ public struct DesiredState: Sendable {
         executors[executor]?.resilience.circuitBreaker ?? CircuitBreakerPolicy()
     }
 
-    /// A service's progress deadline, and whether it also counts while a rollout waits for a person.
-    public func progressDeadline(for service: String) -> (seconds: Double, abortWhileWaiting: Bool) {
+    /// A service's progress deadline, and whether a rollout stuck past it is aborted.
+    public func progressDeadline(for service: String) -> (seconds: Double, abort: Bool) {
         let settings = services[service]?.resilience ?? Resilience()
         return (settings.progressDeadline, settings.progressDeadlineAbort)
     }

@@ -314,6 +314,9 @@ public struct AnalysisManifest: Sendable, Hashable {
         public var weight = 1.0
         /// A shift within this fraction of stable's mean still passes.
         public var tolerance = 0.0
+        /// Measured and shown, never deciding (Argo Rollouts' dry-run metrics): its failures, errors and missing
+        /// data neither fail, pause nor hold up the analysis.
+        public var dryRun = false
 
         public init(
             name: String, provider: Provider, successCondition: Condition?, failureCondition: Condition?,
@@ -331,11 +334,18 @@ public struct AnalysisManifest: Sendable, Hashable {
     public var location: SourceLocation
     /// Seconds between measurements.
     public var interval: Double = 60
-    /// Measurements to take; the analysis succeeds when all were taken within the limits.
+    /// Rounds to take — rounds without a measurement error: an error is never a measurement; the analysis
+    /// succeeds when all were taken within the limits.
     public var count: Int = 1
+    /// Whether `count` was written. A background analysis without one keeps measuring until the rollout is
+    /// promoted (Argo Rollouts); a step analysis without one takes one round.
+    public var countGiven = false
     public var initialDelay: Double = 0
-    /// More failed measurements than this fail the analysis.
+    /// More failed measurements than this fail the analysis; -1: never fail on their number (the failure
+    /// condition is shown, and only errors or missing data can end it).
     public var failureLimit: Int = 0
+    /// When set: the analysis passes as soon as this many rounds in a row had every deciding metric succeed.
+    public var consecutiveSuccessLimit: Int?
     /// More inconclusive ones than this pause the rollout for a person.
     public var inconclusiveLimit: Int = 0
     /// More measurement errors in a row than this fail the analysis.

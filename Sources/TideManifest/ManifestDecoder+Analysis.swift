@@ -10,7 +10,7 @@ extension NodeReader {
                 spec, path,
                 allowed: [
                     "interval", "count", "initialDelay", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit",
-                    "metrics", "judge",
+                    "consecutiveSuccessLimit", "metrics", "judge",
                 ], required: ["metrics"], owner: owner)
         else { return nil }
         let before = diagnostics.count
@@ -27,7 +27,7 @@ extension NodeReader {
             analysis.initialDelay = seconds
         }
         for (field, keyPath, minimum) in [
-            ("count", \AnalysisManifest.count, 1), ("failureLimit", \.failureLimit, 0),
+            ("count", \AnalysisManifest.count, 1), ("failureLimit", \.failureLimit, -1),
             ("inconclusiveLimit", \.inconclusiveLimit, 0), ("consecutiveErrorLimit", \.consecutiveErrorLimit, 0),
         ] {
             guard let node = f[field]?.value else { continue }
@@ -35,6 +35,16 @@ extension NodeReader {
                 analysis[keyPath: keyPath] = value
             } else if case .scalar = node {
                 error(node, "\(owner)\(path).\(field): expected a whole number of at least \(minimum)")
+            }
+        }
+        analysis.countGiven = f["count"] != nil
+        if let node = f["consecutiveSuccessLimit"]?.value {
+            if let text = string(node, "\(path).consecutiveSuccessLimit", owner: owner), let value = Int(text),
+                value >= 1
+            {
+                analysis.consecutiveSuccessLimit = value
+            } else if case .scalar = node {
+                error(node, "\(owner)\(path).consecutiveSuccessLimit: expected a whole number of at least 1")
             }
         }
         if let node = f["judge"]?.value,
@@ -78,7 +88,8 @@ extension NodeReader {
         let judgeFields = ["baseline", "select", "direction", "critical", "weight", "tolerance"]
         guard
             let f = fields(
-                node, path, allowed: ["name", "provider", "successCondition", "failureCondition"] + judgeFields,
+                node, path,
+                allowed: ["name", "provider", "successCondition", "failureCondition", "dryRun"] + judgeFields,
                 required: ["name", "provider"] + (judged ? ["baseline"] : []), owner: owner),
             let nameNode = f["name"]?.value, let name = string(nameNode, "\(path).name", owner: owner),
             let providerNode = f["provider"]?.value
@@ -119,6 +130,7 @@ extension NodeReader {
         var metric = AnalysisManifest.Metric(
             name: name, provider: provider, successCondition: success, failureCondition: failure,
             location: location(node))
+        if let d = f["dryRun"]?.value { metric.dryRun = bool(d, "\(path).dryRun", owner: owner) ?? false }
         if judged {
             if let b = f["baseline"]?.value { metric.baseline = self.provider(b, "\(path).baseline", owner: owner) }
             metric.select = condition("select")

@@ -43,11 +43,12 @@ public struct Resilience: Sendable, Hashable {
     /// nil: not set here (a Service then uses its executor's, and an executor the defaults).
     public var retry: RetryPolicy?
     public var circuitBreaker = CircuitBreakerPolicy()
-    /// A rollout that makes no progress for this long is aborted to stable (seconds).
+    /// A rollout that makes no progress for this long is stuck (seconds). Time it waits for a person (an open
+    /// pause, an inconclusive analysis, `tide pause`) never counts, as in Argo Rollouts.
     public var progressDeadline: Double = 1800
-    /// Whether the deadline also counts while a rollout waits for a person (an open pause, an inconclusive
-    /// analysis); by default it does not, as in Argo Rollouts.
-    public var progressDeadlineAbort = false
+    /// Whether a stuck rollout is aborted to stable (Argo Rollouts' `progressDeadlineAbort`). Tide's default is
+    /// true; with false it is only marked stuck (status, `tide_target_state{state="stuck"}`) and keeps trying.
+    public var progressDeadlineAbort = true
 
     public init() {}
 

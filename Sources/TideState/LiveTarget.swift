@@ -80,7 +80,13 @@ public struct AnalysisRun: Sendable, Codable, Hashable {
     /// Which step of the rollout it belongs to.
     public var step: Int
     public var startedAt: Date
+    /// Rounds taken, errors included (their timing).
     public var rounds: Int = 0
+    /// Rounds that count toward the analysis' `count`: rounds without a measurement error (nil for runs from
+    /// before errors stopped counting: `rounds` then).
+    public var counted: Int?
+    /// Rounds in a row in which every deciding metric succeeded (`consecutiveSuccessLimit`).
+    public var consecutiveSuccesses: Int?
     public var consecutiveErrors: Int = 0
     public var measurements: [Measurement] = []
     /// A judged analysis: the judge's report (score, verdict, each metric's class and figures).

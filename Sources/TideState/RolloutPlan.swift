@@ -34,6 +34,18 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
     public var keepsStable: Bool
     /// Identifies the steps and what they carry (Argo Rollouts' step hash).
     public var digest: String
+    /// The digest of each analysis the steps run (step and background), frozen with them: an edit of one
+    /// pre-empts the rollout like an edit of its steps (nil for plans frozen before analyses were).
+    public var analyses: [String: String]?
+
+    /// The analyses the plan runs.
+    public var analysisNames: [String] {
+        var names: [String] = backgroundAnalysis.map { [$0] } ?? []
+        for planned in steps {
+            if case .analysis(let name) = planned.step, !names.contains(name) { names.append(name) }
+        }
+        return names
+    }
 
     public init(
         strategy: StrategyType, steps: [PlannedStep], backgroundAnalysis: String?, keepsStable: Bool, digest: String

@@ -274,13 +274,21 @@ struct RollbackSafetyTests {
         try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
         await h.approve("prod", "2.0.0", at: monday)
         h.executor.fail { $0.action == .measure }
-        let pass = try await h.pass(at: monday + minute)
+        // An error is never a measurement: the analysis measures again, and errors beyond consecutiveErrorLimit
+        // (4) fail it — the canary goes back to stable, never forward.
+        var pass = try await h.pass(at: monday + minute)
         #expect(pass.outcomes["prod"]?.result == .progressing)
+        var promoted = false
+        for round in 2...6 {
+            pass = try await h.pass(at: monday + Double(round) * 10 * minute)
+            promoted = promoted || h.executor.requests.contains { $0.action == .promote }
+        }
+        #expect(!promoted, "never promoted")
         let live = try #require(await h.store.liveTarget(TargetID(service: "api", environment: "prod")))
-        #expect(live.rollout?.paused == true, "inconclusive: a person decides")
-        #expect(live.rollout?.weight == 10, "never promoted")
-        #expect(pass.outcomes["prod"]?.message?.contains("no successful measurement of error-rate") == true)
-        #expect(!h.executor.requests.contains { $0.action == .promote })
+        #expect(live.phase == .rolledBack && live.version == "1.0.0", "\(live.phase)")
+        let failed = await h.store.events(
+            EventQuery(service: "api", environment: "prod", kinds: [.deploymentFailed], limit: 5))
+        #expect(failed.first?.message.contains("measurement errors in a row") == true, "\(failed.map(\.message))")
     }
 
     @Test("an analysis whose conditions cannot be evaluated never passes", arguments: ["\"text\"", "{\"v\": [1]}"])

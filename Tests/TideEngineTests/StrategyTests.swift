@@ -289,10 +289,11 @@ struct StrategyTests {
         var report = try await h.pass()
         #expect(
             h.calls(of: "payments") == ["deploy 2.1.0 0", "health 2.1.0 0", "measure 2.1.0 0", "set-weight 2.1.0 10"])
-        // The background analysis has one round (count 1) and passed: it does not measure again.
+        // Without a count, the background analysis keeps measuring until promotion (as Argo Rollouts' does): a
+        // round at each pass that is due, beside the steps.
         h.clock.advance(by: 240)
         report = try await h.pass()
-        #expect(h.calls(of: "payments") == ["set-weight 2.1.0 50"])
+        #expect(h.calls(of: "payments") == ["measure 2.1.0 10", "set-weight 2.1.0 50"])
         #expect(report.outcomes.first?.result == .progressing)
 
         // With errors: the first background measurement fails the canary, whatever step it is at.

@@ -116,7 +116,7 @@ struct TransientFailureTests {
         #expect(await h.live("payments")?.phase == .rolledBack)
     }
 
-    @Test("an open pause is exempt from the deadline unless progressDeadlineAbort")
+    @Test("time waiting for a person never counts toward the deadline, with or without progressDeadlineAbort")
     func openPauseExempt() async throws {
         let pause = "    type: canary\n    steps: [{setWeight: 10}, {pause: {}}]\n"
         for abort in [false, true] {
@@ -128,8 +128,25 @@ struct TransientFailureTests {
             _ = try await h.pass()
             h.clock.advance(by: 3600)
             _ = try await h.pass()
-            #expect(await h.live("payments")?.phase == (abort ? .rolledBack : .progressing), "abort: \(abort)")
+            #expect(await h.live("payments")?.phase == .progressing, "abort: \(abort)")
         }
+    }
+
+    @Test("progressDeadlineAbort: false marks a stalled rollout stuck and keeps trying instead of aborting it")
+    func stuckWithoutAbort() async throws {
+        let h = try await started(
+            extra: "  retry: {limit: 0, backoff: 1m}\n  progressDeadline: 10m\n  progressDeadlineAbort: false\n")
+        h.executor.fail(when: { $0.action == .setWeight }, with: .timedOut(seconds: 30))
+        _ = try await h.pass()
+        h.clock.advance(by: 700)
+        let report = try await h.pass()
+        let live = try #require(await h.live("payments"))
+        #expect(live.phase == .progressing)
+        #expect(!h.calls(of: "payments").contains { $0.hasPrefix("rollback") })
+        #expect(report.outcomes.first?.message?.contains("stuck: no progress for 10m") == true, "\(report.outcomes)")
+        #expect(
+            TargetCondition.of(live, desired: h.reconciler.lastAppliedDesiredState, suspensions: [], now: h.clock.now())
+                == .stuck)
     }
 
     @Test(
