@@ -59,6 +59,8 @@ struct StatusCommand: AsyncParsableCommand {
         var revision: String?
         var rollout: Rollout?
         var failed: FailedAttempt?
+        /// An aborted candidate still running (`abortScaleDownDelay`) until its scale-down.
+        var keptCandidate: KeptCandidate?
         var waiting: String?
         /// Who suspended it and when (`tide suspend`), while Tide leaves it alone.
         var suspended: String?
@@ -140,7 +142,7 @@ struct StatusCommand: AsyncParsableCommand {
                     service: $0.id.service, environment: $0.id.environment, phase: $0.phase.rawValue,
                     state: words[$0.id] ?? "", version: $0.version, configDigest: $0.configDigest,
                     revision: $0.revision?.hex,
-                    rollout: $0.rollout, failed: $0.failed, waiting: $0.waiting,
+                    rollout: $0.rollout, failed: $0.failed, keptCandidate: $0.keptCandidate, waiting: $0.waiting,
                     suspended: suspended($0.id)?.description, updatedAt: $0.updatedAt)
             }, scheduledPromotions: scheduled, migrations: migrations,
             executors: try await store.executorHealth().filter { $0.consecutiveFailures > 0 || $0.openUntil != nil }.map
@@ -231,6 +233,15 @@ struct StatusCommand: AsyncParsableCommand {
     /// a target failed or waits.
     /// `strategy`: the service's strategy in desired state, to name the step as the manifest does.
     static func detail(for target: LiveTarget, strategy: StrategySpec? = nil) -> String {
+        let text = progress(of: target, strategy: strategy)
+        guard let kept = target.keptCandidate else { return text }
+        var words = "aborted candidate \(kept.version) still runs"
+        words += kept.scaleDownAt.map { "; scale-down at \(iso($0))" } ?? " until the next rollout"
+        if let error = kept.lastError { words += " (scale-down attempt \(kept.attempts) failed: \(error))" }
+        return text.isEmpty ? words : "\(text); \(words)"
+    }
+
+    private static func progress(of target: LiveTarget, strategy: StrategySpec?) -> String {
         if target.phase == .rollingBack, let rollout = target.rollout, let rolling = rollout.rollingBack {
             var text = "rolling back from \(rollout.version) to \(rollout.previousVersion ?? "-"): \(rolling.reason)"
             if let error = rolling.lastError {

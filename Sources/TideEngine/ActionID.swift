@@ -19,6 +19,8 @@ public struct ActionID: Sendable, Hashable, CustomStringConvertible {
         case measure(analysis: String, round: Int, metric: String, baseline: Bool)
         /// Removing a target no longer desired.
         case remove
+        /// The `scale-down` of a candidate an abort or a failure kept running (`abortScaleDownDelay`).
+        case keptCandidateScaleDown
 
         public var description: String {
             switch self {
@@ -29,6 +31,7 @@ public struct ActionID: Sendable, Hashable, CustomStringConvertible {
             case .measure(let analysis, let round, let metric, let baseline):
                 "analysis-\(analysis)-\(round)-\(metric)" + (baseline ? "-baseline" : "")
             case .remove: "remove"
+            case .keptCandidateScaleDown: "aborted-scale-down"
             }
         }
     }

@@ -41,6 +41,8 @@ public struct PlannedAction: Sendable, Hashable, Codable {
     /// What holds a `wait` action.
     public var gates: [Gate] = []
     public var risk: RiskLevel?
+    /// A ROLLBACK within the service's `rollbackWindow`: it skips the strategy's steps and analyses.
+    public var fastRollback = false
 
     public var changesSomething: Bool {
         [.deploy, .resume, .remove, .wait, .rollingBack].contains(kind)

@@ -203,7 +203,38 @@ public struct Planner: Sendable {
                 action.reason = "retry \(target.version)"
             }
         }
+        if action.kind == .deploy, action.classification == .rollback,
+            let window = desired.services[target.id.service]?.resilience.rollbackWindow,
+            try await ranRecently(target, live: live, window: window)
+        {
+            action.fastRollback = true
+            action.reason = (action.reason ?? "") + "; fast rollback (rollbackWindow \(window)): no steps or analyses"
+        }
         return action
+    }
+
+    /// Whether what `target` asks for is one of the last `window` releases that ran healthy here before the one
+    /// live now (Argo Rollouts' `rollbackWindow`): read from the deployments and rollbacks the event log records,
+    /// newest first, each release (version and config) counted once.
+    func ranRecently(_ target: DesiredTarget, live: LiveTarget, window: Int) async throws -> Bool {
+        let events = try await store.events(
+            EventQuery(
+                service: target.id.service, environment: target.id.environment,
+                kinds: [.deploymentSucceeded, .deploymentRolledBack], limit: 50 * window))
+        var releases: [String] = []
+        for event in events {
+            guard let version = event.version else { continue }
+            var digest = "-"
+            if case .object(let details)? = event.details, case .string(let value)? = details["configDigest"] {
+                digest = value
+            }
+            let release = "\(version) \(digest)"
+            if !releases.contains(release) { releases.append(release) }
+            if releases.count > window { break }
+        }
+        let current = live.version.map { "\($0) \(live.configDigest ?? "-")" }
+        let earlier = releases.filter { $0 != current }.prefix(window)
+        return earlier.contains("\(target.version) \(target.configDigest)")
     }
 
     /// How a change was classified, and why.

@@ -76,6 +76,9 @@ extension Reconciler {
                 config: rollout.stableConfig ?? rollout.config)
             request.strategy = rollout.strategy.rawValue
             request.identifySides(undoing: rollout)
+            if action == .rollback, rolling.cause != .preemption, rollout.plan?.abortScaleDownDelay != nil {
+                request.keepCandidate = true
+            }
             let done = try await perform(
                 request, id: ActionID(id, rollout, step: step), executor: executor, retry: RetryPolicy())
             records.append(done.record)
@@ -157,6 +160,12 @@ extension Reconciler {
         state.phase = .rolledBack
         state.rollout = nil
         state.updatedAt = now
+        if let delay = rollout.plan?.abortScaleDownDelay {
+            state.keptCandidate = KeptCandidate(
+                version: rollout.version, configDigest: rollout.configDigest, config: rollout.config,
+                revision: rollout.revision, attempt: rollout.attempt, strategy: rollout.strategy,
+                scaleDownAt: delay > 0 ? now.addingTimeInterval(delay) : nil)
+        }
         var ledger = try await store.deployments(DeploymentQuery(ids: [Self.deploymentID(id, rollout)], limit: 1))
         for index in ledger.indices { ledger[index].recoveredAt = now }
         ledger.append(

@@ -328,8 +328,11 @@ extension Reconciler {
         rollout.executorDigest = target.executorDigest
         rollout.stableRelease = state.version == nil ? nil : state.release
         rollout.attempt = Self.newAttempt()
-        rollout.plan = RolloutPlan.of(
-            desired.services[target.id.service]?.strategy ?? StrategySpec(), firstDeployment: state.version == nil)
+        rollout.plan =
+            action.fastRollback
+            ? RolloutPlan.fastRollbackPlan
+            : RolloutPlan.of(
+                desired.services[target.id.service]?.strategy ?? StrategySpec(), firstDeployment: state.version == nil)
         // The analyses it runs are frozen with its steps (by digest): an edit of one pre-empts it.
         if let names = rollout.plan?.analysisNames {
             rollout.plan?.analyses = Dictionary(

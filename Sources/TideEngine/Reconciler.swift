@@ -195,7 +195,7 @@ public final class Reconciler: Sendable {
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
         if report.head == head, report.rejected.isEmpty, report.promotions.isEmpty, !promotes,
             report.migrations.allSatisfy({ [.applied, .leftAlone].contains($0.result) }),
-            report.outcomes.allSatisfy({ settles.contains($0.result) })
+            report.outcomes.allSatisfy({ settles.contains($0.result) && $0.nextDue == nil })
         {
             // What the next pass would report: every target that is still desired, unchanged.
             var next = report
@@ -231,9 +231,15 @@ public final class Reconciler: Sendable {
             contracted: await contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
-        let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let (afterScaleDowns, scaleDownsDue) = try await scaleDownKeptCandidates(
+            plan: plan, live: live, desired: desired, revision: revision)
+        let liveByID = Dictionary(afterScaleDowns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
 
-        let outcomes = await dispatch(plan, liveByID: liveByID, desired: desired, revision: revision)
+        var outcomes = await dispatch(plan, liveByID: liveByID, desired: desired, revision: revision)
+        for index in outcomes.indices {
+            guard let due = scaleDownsDue[outcomes[index].target] else { continue }
+            outcomes[index].nextDue = [outcomes[index].nextDue, due].compactMap { $0 }.min()
+        }
         var report = ReconcileReport(
             head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
         report.migrations = try await settleMigrations(desired: desired, revision: revision)

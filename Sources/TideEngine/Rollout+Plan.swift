@@ -16,6 +16,8 @@ extension Rollout {
     /// Whether the desired strategy still runs the steps this rollout runs; when not, the rollout is pre-empted.
     public func runsSameSteps(as declared: StrategySpec?) -> Bool {
         let desired = RolloutPlan.of(declared ?? StrategySpec(), firstDeployment: previousVersion == nil)
+        // A fast rollback runs no steps of the strategy: an edit of them has nothing to pre-empt.
+        if plan?.fastRollback == true { return true }
         if let plan { return plan.digest == desired.digest }
         return stepsDigest == nil || stepsDigest == desired.digest
     }

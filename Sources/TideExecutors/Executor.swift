@@ -27,6 +27,9 @@ public struct ActionRequest: Sendable, Codable, Hashable {
     public var previousConfigDigest: String?
     public var previousConfig: JSONValue?
     public var previousRevision: String?
+    /// On a `rollback` after an abort or a failure with `abortScaleDownDelay`: take the traffic back to `version`
+    /// but keep the candidate (`previousVersion`) running; a `scale-down` follows when the delay ends.
+    public var keepCandidate: Bool?
 
     public init(
         action: ExecutorAction, service: String, environment: String, version: String, previousVersion: String?,
@@ -47,6 +50,7 @@ public struct ActionRequest: Sendable, Codable, Hashable {
         case action, service, environment, version, previousVersion, weight, revision
         case actionID = "actionId"
         case config, strategy, traffic, configDigest, previousConfigDigest, previousConfig, previousRevision
+        case keepCandidate
     }
 
     /// The `TIDE_*` variables of the protocol.
@@ -65,6 +69,7 @@ public struct ActionRequest: Sendable, Codable, Hashable {
         if let configDigest { variables["TIDE_CONFIG_DIGEST"] = configDigest }
         if let previousConfigDigest { variables["TIDE_PREVIOUS_CONFIG_DIGEST"] = previousConfigDigest }
         if let previousRevision { variables["TIDE_PREVIOUS_REVISION"] = previousRevision }
+        if keepCandidate == true { variables["TIDE_KEEP_CANDIDATE"] = "1" }
         return variables
     }
 

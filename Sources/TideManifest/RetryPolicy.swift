@@ -49,11 +49,14 @@ public struct Resilience: Sendable, Hashable {
     /// Whether a stuck rollout is aborted to stable (Argo Rollouts' `progressDeadlineAbort`). Tide's default is
     /// true; with false it is only marked stuck (status, `tide_target_state{state="stuck"}`) and keeps trying.
     public var progressDeadlineAbort = true
+    /// A rollback to one of the last this many releases that ran here skips the strategy's steps and analyses
+    /// (Argo Rollouts' `rollbackWindow.revisions`); nil: every rollback runs the strategy.
+    public var rollbackWindow: Int?
 
     public init() {}
 
     /// Fields a Service may set.
-    static let serviceFields = ["retry", "progressDeadline", "progressDeadlineAbort"]
+    static let serviceFields = ["retry", "progressDeadline", "progressDeadlineAbort", "rollbackWindow"]
     /// Fields an Executor may set.
     static let executorFields = ["retry", "circuitBreaker"]
 }
@@ -110,6 +113,15 @@ extension NodeReader {
         }
         if let value = spec["progressDeadlineAbort"].flatMap({ bool($0) }) {
             settings.progressDeadlineAbort = value
+        }
+        if let field = spec["rollbackWindow"], let map = fields(field, allowed: ["revisions"], required: ["revisions"]),
+            let revisions = map["revisions"], let text = string(revisions)
+        {
+            if let value = Int(text), (1...100).contains(value) {
+                settings.rollbackWindow = value
+            } else {
+                error(revisions, "expected a whole number from 1 to 100")
+            }
         }
         return settings
     }

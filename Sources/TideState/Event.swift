@@ -45,6 +45,8 @@ public struct Event: Sendable, Codable, Hashable {
         /// `tide suspend`: Tide leaves the target alone until `tide unsuspend`.
         case targetSuspended = "target.suspended"
         case targetUnsuspended = "target.unsuspended"
+        /// A candidate an abort or a failure kept running (`abortScaleDownDelay`) was scaled down.
+        case candidateScaledDown = "candidate.scaled-down"
     }
 
     /// Assigned by the store, increasing.

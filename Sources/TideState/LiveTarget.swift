@@ -251,15 +251,20 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     /// What the running version carries besides its config, and since when (nil: recorded before it was kept,
     /// adopted from desired state at the next pass that finds the target in sync).
     public var release: Release?
+    /// A candidate that an abort or a failure took traffic from, still running (`abortScaleDownDelay`) until its
+    /// `scale-down`.
+    public var keptCandidate: KeptCandidate?
     public var updatedAt: Date
 
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
         revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
         waitingOn: [String] = [], migrations: [String] = [], migratedAt: Date? = nil,
-        migrationUse: MigrationUse = MigrationUse(), release: Release? = nil, updatedAt: Date
+        migrationUse: MigrationUse = MigrationUse(), release: Release? = nil, keptCandidate: KeptCandidate? = nil,
+        updatedAt: Date
     ) {
         self.release = release
+        self.keptCandidate = keptCandidate
         self.migrationUse = migrationUse
         self.migrations = migrations
         self.migratedAt = migratedAt
@@ -274,6 +279,37 @@ public struct LiveTarget: Sendable, Codable, Hashable {
         self.rollout = rollout
         self.failed = failed
         self.updatedAt = updatedAt
+    }
+}
+
+/// A candidate that an abort or a failure took the traffic from and that keeps running for a while (Argo Rollouts'
+/// `abortScaleDownDelay`), so it can be looked at: Tide tells the executor `scale-down` (with `previousVersion`
+/// the candidate) when the delay ends, before the target's next rollout, or before its removal.
+public struct KeptCandidate: Sendable, Codable, Hashable {
+    public var version: String
+    public var configDigest: String
+    public var config: JSONValue
+    public var revision: ObjectID
+    /// The rollout's attempt, for the scale-down's action id.
+    public var attempt: String?
+    public var strategy: StrategyType
+    /// When the scale-down is due; nil: kept until the target's next rollout (`abortScaleDownDelay: 0`).
+    public var scaleDownAt: Date?
+    /// Scale-downs that failed so far, and the last error.
+    public var attempts: Int = 0
+    public var lastError: String?
+
+    public init(
+        version: String, configDigest: String, config: JSONValue, revision: ObjectID, attempt: String?,
+        strategy: StrategyType, scaleDownAt: Date?
+    ) {
+        self.version = version
+        self.configDigest = configDigest
+        self.config = config
+        self.revision = revision
+        self.attempt = attempt
+        self.strategy = strategy
+        self.scaleDownAt = scaleDownAt
     }
 }
 

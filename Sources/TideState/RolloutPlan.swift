@@ -37,6 +37,12 @@ public struct RolloutPlan: Sendable, Hashable, Codable {
     /// The digest of each analysis the steps run (step and background), frozen with them: an edit of one
     /// pre-empts the rollout like an edit of its steps (nil for plans frozen before analyses were).
     public var analyses: [String: String]?
+    /// After an abort or a failure, how long the candidate keeps running once stable serves again: nil, it goes
+    /// with the rollback; 0, until the next rollout; else this many seconds (`abortScaleDownDelay`).
+    public var abortScaleDownDelay: Double?
+    /// A fast rollback (`rollbackWindow`): back to a release that ran here recently, straight to 100 % without the
+    /// strategy's steps and analyses. Never pre-empted by an edit of the strategy.
+    public var fastRollback: Bool?
 
     /// The analyses the plan runs.
     public var analysisNames: [String] {

@@ -227,6 +227,9 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
                     );
                     """)
         }
+        migrator.registerMigration("v12-kept-candidate") { db in
+            try db.execute(sql: "ALTER TABLE targets ADD COLUMN kept_candidate TEXT")
+        }
         return migrator
     }
 
@@ -353,15 +356,16 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
                     sql: """
                         INSERT INTO targets (service, environment, executor, phase, version, config_digest, revision,
                                              rollout, failed, updated_at, waiting, waiting_on, migrations,
-                                             migrated_at, migration_use, release)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                             migrated_at, migration_use, release, kept_candidate)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (service, environment) DO UPDATE SET
                             executor = excluded.executor, phase = excluded.phase, version = excluded.version,
                             config_digest = excluded.config_digest, revision = excluded.revision,
                             rollout = excluded.rollout, failed = excluded.failed, updated_at = excluded.updated_at,
                             waiting = excluded.waiting, waiting_on = excluded.waiting_on,
                             migrations = excluded.migrations, migrated_at = excluded.migrated_at,
-                            migration_use = excluded.migration_use, release = excluded.release
+                            migration_use = excluded.migration_use, release = excluded.release,
+                            kept_candidate = excluded.kept_candidate
                         """
                 ).execute(
                     arguments: [
@@ -373,7 +377,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
                         target.migrations.isEmpty ? nil : target.migrations.joined(separator: ","),
                         target.migratedAt?.timeIntervalSince1970,
                         target.migrationUse.isEmpty ? nil : try Self.encode(target.migrationUse),
-                        try target.release.map(Self.encode),
+                        try target.release.map(Self.encode), try target.keptCandidate.map(Self.encode),
                     ])
             }
             for health in write.executorHealth {
@@ -664,6 +668,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
             migrationUse: try (row["migration_use"] as String?).map { try decode(MigrationUse.self, $0) }
                 ?? MigrationUse(),
             release: try (row["release"] as String?).map { try decode(Release.self, $0) },
+            keptCandidate: try (row["kept_candidate"] as String?).map { try decode(KeptCandidate.self, $0) },
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

@@ -353,9 +353,10 @@ struct NginxTests {
         #expect((45...135).contains(share), "\(share) of 300 mirrored at 30 %")
         try await mirror(100)
         // Every request is mirrored; under a loaded machine nginx drops copies the small test backend did not
-        // accept in time (seen: 45 of 300), never the 70 % that sampling at 30 % leaves out (at most 135 get through).
+        // accept in time (seen: 189 of 300), but not the 70 % that sampling at 30 % leaves out (at most 135 get
+        // through): more than that tells 100 % from 30 %.
         let all = try await mirrored()
-        #expect((200...300).contains(all), "\(all) of 300 mirrored at 100 %")
+        #expect((140...300).contains(all), "\(all) of 300 mirrored at 100 %")
         #expect(try nginx.get() == (200, "1.0.0"), "answers still come from stable")
     }
 }

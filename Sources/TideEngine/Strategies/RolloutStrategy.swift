@@ -13,11 +13,14 @@ public protocol RolloutStrategy: Sendable {
     var backgroundAnalysis: String? { get }
     /// The steps from the first executor call to the last, each with its label.
     var plannedSteps: [PlannedStep] { get }
+    /// How long an aborted candidate keeps running (see `RolloutPlan.abortScaleDownDelay`).
+    var abortScaleDownDelay: Double? { get }
 }
 
 extension RolloutStrategy {
     public var keepsStable: Bool { true }
     public var backgroundAnalysis: String? { nil }
+    public var abortScaleDownDelay: Double? { nil }
 
     /// Deploy the candidate beside stable with no traffic, and check it.
     public static var candidate: [RolloutStep] { [.action(.deploy, weight: 0), .action(.health, weight: 0)] }
@@ -46,9 +49,11 @@ extension RolloutStrategy {
     /// The frozen plan a rollout with this strategy runs.
     public var plan: RolloutPlan {
         let steps = plannedSteps
-        return RolloutPlan(
+        var plan = RolloutPlan(
             strategy: name, steps: steps, backgroundAnalysis: backgroundAnalysis, keepsStable: keepsStable,
             digest: RolloutPlan.digest(steps.map(\.step), background: backgroundAnalysis))
+        plan.abortScaleDownDelay = abortScaleDownDelay
+        return plan
     }
 }
 
@@ -85,6 +90,14 @@ extension RolloutPlan {
     /// so a first deployment goes straight to 100 % (recreate), as Argo Rollouts does.
     public static func of(_ strategy: StrategySpec, firstDeployment: Bool) -> RolloutPlan {
         (firstDeployment ? StrategySpec() : strategy).engine.plan
+    }
+
+    /// A fast rollback (`rollbackWindow`): the release comes back at once, as a recreate would bring it — no
+    /// weights, pauses or analyses, since it ran healthy here a short while ago.
+    public static var fastRollbackPlan: RolloutPlan {
+        var plan = StrategySpec().engine.plan
+        plan.fastRollback = true
+        return plan
     }
 
     /// The steps and what their traffic actions carry, in the form rollouts recorded before plans were kept (so a

@@ -6,6 +6,7 @@ public struct BlueGreenStrategy: DecodableStrategy {
     public static let type = StrategyType.blueGreen
     public static let fields = [
         "previewAnalysis", "postPromotionAnalysis", "autoPromotion", "autoPromotionAfter", "scaleDownDelay",
+        "abortScaleDownDelay",
     ]
 
     /// Analysis of the preview (candidate up, no traffic) before the switch.
@@ -17,6 +18,9 @@ public struct BlueGreenStrategy: DecodableStrategy {
     public var autoPromotionAfter: Double = 0
     /// How long the old side stays up after the switch.
     public var scaleDownDelay: Double = 30
+    /// After an abort or a failure, how long the candidate keeps running once traffic is back on stable (nil: it
+    /// goes with the rollback; 0: it is kept until the next rollout). Argo Rollouts' `abortScaleDownDelay`.
+    public var abortScaleDownDelay: Double?
 
     public init() {}
 
@@ -35,6 +39,7 @@ public struct BlueGreenStrategy: DecodableStrategy {
             }
         }
         if let delay = fields["scaleDownDelay"].flatMap({ reader.duration($0) }) { strategy.scaleDownDelay = delay }
+        strategy.abortScaleDownDelay = fields["abortScaleDownDelay"].flatMap { reader.duration($0) }
         return strategy
     }
 }

@@ -6,7 +6,7 @@ internal import Yams
 /// back to a smaller share is how a canary holds traffic low again after a burst.
 public struct CanaryStrategy: DecodableStrategy {
     public static let type = StrategyType.canary
-    public static let fields = ["steps", "backgroundAnalysis"]
+    public static let fields = ["steps", "backgroundAnalysis", "abortScaleDownDelay"]
 
     /// One step of the walk.
     public enum Step: Sendable, Hashable, Codable {
@@ -23,6 +23,9 @@ public struct CanaryStrategy: DecodableStrategy {
     public var backgroundAnalysis: String?
     /// Analyses written inline in steps, named `SERVICE/step-N`.
     public var inlineAnalyses: [AnalysisManifest] = []
+    /// After an abort or a failure, how long the candidate keeps running once traffic is back on stable (nil: it
+    /// goes with the rollback; 0: it is kept until the next rollout). Argo Rollouts' `abortScaleDownDelay`.
+    public var abortScaleDownDelay: Double?
 
     public init(steps: [Step], backgroundAnalysis: String? = nil) {
         self.steps = steps
@@ -52,6 +55,7 @@ public struct CanaryStrategy: DecodableStrategy {
             return nil
         }
         var strategy = Self(steps: [], backgroundAnalysis: background)
+        strategy.abortScaleDownDelay = fields["abortScaleDownDelay"].flatMap { reader.duration($0) }
         let before = reader.diagnostics.count
         for (index, item) in items.enumerated() {
             strategy.decodeStep(item, number: index + 1, service: service, reader: &reader)

@@ -39,13 +39,28 @@ public struct RollingStrategy: DecodableStrategy {
             }
             return Self(batches: batches)
         }
-        let surge = fields["maxSurge"].flatMap { reader.percent($0) } ?? 25
-        let unavailable = fields["maxUnavailable"].flatMap { reader.percent($0) } ?? 25
+        let surge = fields["maxSurge"].flatMap { share($0, reader: &reader) } ?? 25
+        let unavailable = fields["maxUnavailable"].flatMap { share($0, reader: &reader) } ?? 25
         let step = max(surge, unavailable)
         guard step > 0 else {
             reader.error(fields.field, "maxSurge and maxUnavailable cannot both be 0%")
             return nil
         }
         return Self(batches: Array(stride(from: step, to: 100, by: step)) + [100])
+    }
+
+    /// `maxSurge`/`maxUnavailable` as a share of instances. Argo Rollouts also takes a count of pods (`maxSurge: 1`),
+    /// but Tide's executors do not report how many instances run, so a count cannot be turned into batches: it is
+    /// refused rather than read as a percentage.
+    private static func share(_ field: Field, reader: inout NodeReader) -> Int? {
+        guard let text = reader.string(field) else { return nil }
+        guard text.hasSuffix("%") || text == "0" else {
+            reader.error(
+                field,
+                "'\(text)' is a count of instances, which Tide cannot turn into batches (its executors do not "
+                    + "report how many run): write a percentage such as 25%, or give batches")
+            return nil
+        }
+        return reader.percent(field)
     }
 }
