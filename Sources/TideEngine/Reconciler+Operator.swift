@@ -112,13 +112,18 @@ extension Reconciler {
                 case .retry: .retry
                 default: .promote(full: request.full)
                 }
+            // On a target rolling back, retry and abort try the rollback now: the verb's own answer says how that
+            // went, and the pass after it has nothing of the verb's to add (the failed version stays held).
+            let rollingBack = try await store.liveTarget(id)?.phase == .rollingBack
             do {
                 outcome.output.append(
                     try await self.control(control, service: service, environment: environment, by: request.actor))
             } catch let error as ControlError {
                 return .failure(error.description)
             }
-            if control != .pause && control != .abort { outcome.followUp = .target(id, verb: "\(control)") }
+            if control != .pause && control != .abort && !(rollingBack && control == .retry) {
+                outcome.followUp = .target(id, verb: "\(control)")
+            }
         case .promoteTo:
             do {
                 let promotion = try await promote(service: service, to: environment, version: request.version)

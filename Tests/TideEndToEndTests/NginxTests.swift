@@ -151,6 +151,31 @@ final class Nginx: @unchecked Sendable {
         return seen
     }
 
+    /// `n` GETs through nginx in one process: how many got each body (a failed request counts as `status N`).
+    func bodies(times n: Int) throws -> [String: Int] {
+        let output = try runProcess(
+            "/usr/bin/python3",
+            [
+                "-c",
+                """
+                import urllib.request, urllib.error, collections
+                seen = collections.Counter()
+                for _ in range(\(n)):
+                    try:
+                        seen[urllib.request.urlopen("http://127.0.0.1:\(port)/", timeout=5).read().decode()] += 1
+                    except urllib.error.HTTPError as e:
+                        seen["status %d" % e.code] += 1
+                for body, count in seen.items(): print("%s\\t%d" % (body, count))
+                """,
+            ])
+        var seen: [String: Int] = [:]
+        for line in output.standardOutput.split(separator: "\n") {
+            let parts = line.split(separator: "\t")
+            if parts.count == 2, let count = Int(parts[1]) { seen[String(parts[0])] = count }
+        }
+        return seen
+    }
+
     /// GET through nginx: status and body.
     func get() throws -> (Int32, String) {
         let output = try runProcess(
