@@ -108,7 +108,8 @@ struct NginxRollbackTests {
         #expect(try nginx.get() == (200, "1.0.0"))
 
         _ = try fixture.commit(
-            "shop 2.0.0", files: ["shop.yaml": Self.service("2.0.0", listen: nginx.port, backends: backends, steps: steps)])
+            "shop 2.0.0",
+            files: ["shop.yaml": Self.service("2.0.0", listen: nginx.port, backends: backends, steps: steps)])
         let failed = try await tide("reconcile")
         #expect(failed.combined.contains("analysis verdict failed"), "\(failed.combined)")
         #expect(failed.combined.contains("attempt 1 failed"), "\(failed.combined)")
@@ -163,7 +164,8 @@ struct NginxRollbackTests {
         // Same version, new config: 1.0.0 moves to the new instance through the canary.
         _ = try fixture.commit(
             "shop 1.0.0 on the new instance",
-            files: ["shop.yaml": Self.service("1.0.0", listen: nginx.port, backends: ["1.0.0": new.port], steps: steps)])
+            files: ["shop.yaml": Self.service("1.0.0", listen: nginx.port, backends: ["1.0.0": new.port], steps: steps)]
+        )
         let paused = try await tide("reconcile")
         #expect(paused.combined.contains("CONFIG") || paused.combined.contains("config"), "\(paused.combined)")
         let include = try String(contentsOfFile: nginx.include + "/tide-shop-prod.conf", encoding: .utf8)

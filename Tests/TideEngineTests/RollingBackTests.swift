@@ -197,4 +197,35 @@ struct RollingBackTests {
         _ = try await h.pass()
         #expect(await h.live("payments")?.rollout?.version == "2.2.0")
     }
+
+    @Test("a config-only rollback carries stable's kept config when the live commit was rewritten away (squash, gc)")
+    func stableConfigKept() async throws {
+        let h = try Harness()
+        let canary = "    type: canary\n    steps: [{setWeight: 40}, {setWeight: 80}]\n"
+        func service(_ config: String) -> String {
+            StrategyTests.service("2.0.0", strategy: canary).replacingOccurrences(
+                of: "{replicas: 1}", with: config)
+        }
+        let live = try h.fixture.commit("replicas 3", files: ["services/payments.yaml": service("{replicas: 3}")])
+        _ = try await h.pass()
+        #expect(await h.live("payments")?.release?.config == .object(["replicas": .int(3)]))
+
+        // History rewritten: one squashed root, the old commits collected.
+        try h.fixture.git("checkout", "-q", "--orphan", "squashed")
+        try h.fixture.git("commit", "-q", "--no-verify", "-m", "squashed history")
+        try h.fixture.git("branch", "-q", "-D", "main")
+        try h.fixture.git("branch", "-q", "-m", "main")
+        try h.fixture.git("reflog", "expire", "--expire=now", "--all")
+        try h.fixture.git("gc", "-q", "--prune=now")
+        #expect(throws: (any Error).self) { try h.fixture.git("cat-file", "-e", live.hex) }
+
+        // A config-only canary that fails: the rollback must bring back replicas 3, not the failed 7.
+        try h.fixture.commit("replicas 7", files: ["services/payments.yaml": service("{replicas: 7}")])
+        h.executor.fail(when: { $0.action == .setWeight && $0.weight == 80 })
+        _ = try await h.pass()
+        let rollback = try #require(h.executor.requests.first { $0.action == .rollback }, "\(h.calls())")
+        #expect(rollback.config == .object(["replicas": .int(3)]), "\(rollback.config)")
+        #expect(rollback.previousConfig == .object(["replicas": .int(7)]))
+        #expect(await h.live("payments")?.phase == .rolledBack)
+    }
 }
