@@ -8,7 +8,10 @@ struct MigrationsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrations",
         abstract: "Show each migration's phase per database, its owner, and what blocks its contract or down.",
-        subcommands: [MigrationsListCommand.self, MigrationsDownCommand.self],
+        subcommands: [
+            MigrationsListCommand.self, MigrationsDownCommand.self, MigrationsReleaseCommand.self,
+            MigrationsAdoptCommand.self, MigrationsReapplyCommand.self,
+        ],
         defaultSubcommand: MigrationsListCommand.self)
 }
 
@@ -69,6 +72,90 @@ struct MigrationsDownCommand: AsyncParsableCommand {
         do {
             print(
                 try await reconciler.migrationDown(
+                    name: name, environment: environment, by: actor.actor, confirmed: yes))
+        } catch let error as MigrationCommandError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+    }
+}
+
+struct MigrationsReleaseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release",
+        abstract: "Say that another install's use of a migration no longer holds its contract or down.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var actor: ActorOptions
+
+    @Argument(help: "The migration.")
+    var name: String
+
+    @Option(name: .customLong("env"), help: "An environment of the database.")
+    var environment: String
+
+    @Option(name: .long, help: "The install whose use is released, as tide migrations shows it (or a part of it).")
+    var install: String
+
+    func run() async throws {
+        do {
+            print(
+                try await global.reconciler().migrationRelease(
+                    name: name, environment: environment, install: install, by: actor.actor))
+        } catch let error as MigrationCommandError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+    }
+}
+
+struct MigrationsAdoptCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adopt",
+        abstract: "Make a migration whose owner install is gone (fresh state, renamed branch) this install's.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var actor: ActorOptions
+
+    @Argument(help: "The migration.")
+    var name: String
+
+    @Option(name: .customLong("env"), help: "An environment of the database.")
+    var environment: String
+
+    @Option(name: .long, help: "The old owner, as tide migrations --json shows it (or a part of it).")
+    var from: String
+
+    func run() async throws {
+        do {
+            print(
+                try await global.reconciler().migrationAdopt(
+                    name: name, environment: environment, from: from, by: actor.actor))
+        } catch let error as MigrationCommandError {
+            throw ReportedFailure(message: "tide: error: \(error)")
+        }
+    }
+}
+
+struct MigrationsReapplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reapply",
+        abstract: "Apply a migration again on a database whose history went backwards (replaced or restored).")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var actor: ActorOptions
+
+    @Argument(help: "The migration.")
+    var name: String
+
+    @Option(name: .customLong("env"), help: "The environment whose database to apply it in.")
+    var environment: String
+
+    @Flag(name: .long, help: "Run it: without --yes the statements are shown and nothing is done.")
+    var yes = false
+
+    func run() async throws {
+        do {
+            print(
+                try await global.reconciler().migrationReapply(
                     name: name, environment: environment, by: actor.actor, confirmed: yes))
         } catch let error as MigrationCommandError {
             throw ReportedFailure(message: "tide: error: \(error)")

@@ -5,13 +5,23 @@ public import TideState
 
 /// What Tide does, by itself, about one applied migration in one database: the rules for `down` and `contract`.
 ///
-/// What must never happen (each is a test on SQLite and PostgreSQL, MigrationSafetyTests):
+/// What must never happen (each is a test on SQLite and PostgreSQL, MigrationSafetyTests and
+/// MigrationFaultTests):
 /// - a `down` as the side effect of a failed forward rollout, a transient error, a missing document, a rename, or
 ///   another install: a down runs only after an explicit rollback (a ROLLBACK deployment that finished healthy)
 ///   took every target that needed the migration back to a version without it;
 /// - a `contract` while any target that uses the database (its service's migrations or `databases` name it, or
-///   one of its versions ever did) runs, rolls out, or wants a version that does not list the migration;
-/// - any action on a migration another install applied (its history rows carry that install as owner).
+///   one of its versions ever did) runs, rolls out, or wants a version that does not list the migration —
+///   including live targets whose environment left the repository;
+/// - a `contract` while another install recorded that it uses the migration and has not said its targets run
+///   healthy versions that list it (`use` without `ready`), unless a person released that use;
+/// - a `down` under a later migration on the same database that is still applied (it may be built on this one);
+/// - a `down` while another install uses it, or a contract or down decided on a head that moved (re-read first);
+/// - a phase half done (`transaction: false`, a failure or a crash between statements) reported as undone: it is
+///   recorded statement by statement, a contract that started counts as contracted for every refusal, and it goes
+///   on from where it stopped — by itself after a crash or a transient failure, after a fix otherwise;
+/// - any action on a migration another install applied (its history rows carry that install as owner);
+/// - any wait without a bound (`MigrationLimits`: connect, lock, phase; a phase out of its time fails).
 ///
 /// Pure: the inputs are read by the caller, the result is carried out (or shown) by the caller.
 public enum MigrationDecision: Sendable, Hashable {
@@ -28,6 +38,19 @@ public enum MigrationDecision: Sendable, Hashable {
     case down(statements: [String], reason: String)
     /// Left in place, and why (another install's, abandoned, a down that waits): reported, never acted on.
     case leftAlone(String)
+
+    /// What carrying it out does: runs a contract, runs a down, or nothing to the database.
+    public enum Kind: Sendable, Hashable {
+        case contract, down, none
+    }
+
+    public var kind: Kind {
+        switch self {
+        case .contract: .contract
+        case .down: .down
+        default: .none
+        }
+    }
 
     /// The facts about one migration in one database (the environments sharing it), as the caller read them.
     public struct Context: Sendable {
@@ -48,6 +71,10 @@ public enum MigrationDecision: Sendable, Hashable {
         public var environment: String
         /// Other installs that recorded they run a version needing it (their owner ids).
         public var otherUsers: [String] = []
+        /// Those of them whose targets have not settled on versions that list it: they hold the contract.
+        public var unsettledUsers: [String] = []
+        /// Migrations applied after this one on the same database and still applied (a down waits for them).
+        public var laterApplied: [String] = []
 
         public init(
             name: String, status: MigrationStatus, owned: Bool, manifest: MigrationManifest?,
@@ -72,6 +99,7 @@ public enum MigrationDecision: Sendable, Hashable {
                 "applied by another install (\(c.status.owner ?? "unknown")); Tide never undoes or contracts a "
                     + "migration it does not own")
         }
+        if let partial = c.status.partial, let decision = halfDone(partial, c) { return decision }
         let wanters = c.desired.filter { $0.migrations.contains(c.name) }
         let running = c.live.filter {
             $0.migrations.contains(c.name) || $0.rollout?.migrations.contains(c.name) == true
@@ -81,6 +109,13 @@ public enum MigrationDecision: Sendable, Hashable {
         }
         guard !wanters.isEmpty, let contract = c.manifest?.contract else { return .inUse }
         if let blockers = contractBlockers(c) { return .contractBlocked(blockers) }
+        if !c.unsettledUsers.isEmpty {
+            return .contractBlocked(
+                "another install recorded that it runs or rolls out a version that needs the old schema too ("
+                    + c.unsettledUsers.joined(separator: "; ") + "); its use holds the contract until it reports its "
+                    + "targets run healthy versions that list \(c.name), or a person releases it (tide migrations "
+                    + "release \(c.name) --env \(c.environment) --install ID)")
+        }
         let since = c.live.filter { $0.migrations.contains(c.name) }.compactMap(\.migratedAt).max() ?? c.now
         let due = since.addingTimeInterval(contract.after)
         return c.now < due ? .contractWaits(until: due) : .contract
@@ -112,6 +147,11 @@ public enum MigrationDecision: Sendable, Hashable {
         if !unsettled.isEmpty {
             return .leftAlone("its down waits for \(names(unsettled)) to run healthy on the version rolled back to")
         }
+        if !c.laterApplied.isEmpty {
+            return .leftAlone(
+                "its down waits: " + c.laterApplied.joined(separator: ", ") + " was applied after it on this "
+                    + "database and is still applied (it may be built on what \(c.name) added); undo that first")
+        }
         let recorded = c.status.expand?.down ?? []
         let current = c.manifest?.expand?.down ?? []
         let statements = current.isEmpty ? recorded : current
@@ -119,6 +159,48 @@ public enum MigrationDecision: Sendable, Hashable {
             statements: statements,
             reason: "\(names(released)) rolled back to a version without it, and nothing that uses the database "
                 + "needs it")
+    }
+
+    /// A phase that started and did not finish. A contract that started goes on (the old schema is partly gone:
+    /// finishing is the only way forward), and so does a down; each by itself after a crash or a transient failure,
+    /// and after a fix when a statement failed. A half-done expand or backfill goes on with the next rollout that
+    /// needs it (`prepareMigrations`); until then it is shown, never undone.
+    private static func halfDone(_ partial: PartialPhase, _ c: Context) -> MigrationDecision? {
+        switch partial.phase {
+        case .contract:
+            guard let contract = c.manifest?.contract else {
+                return .leftAlone(
+                    "\(partial.summary); the Migration or its contract is no longer in desired state, so it cannot "
+                        + "go on: put it back to finish it")
+            }
+            guard partial.resumes(with: contract.checksum) else {
+                return .leftAlone(
+                    "\(partial.summary); it goes on from statement \(partial.done + 1) once that statement is fixed "
+                        + "in the manifest (rolling back past it is refused meanwhile)")
+            }
+            return .contract
+        case .down:
+            let statements = c.manifest?.expand?.down ?? c.status.expand?.down ?? []
+            let checksum = MigrationManifest.Phase.checksum(of: statements, batchSize: nil)
+            guard partial.resumes(with: checksum) else {
+                return .leftAlone(
+                    "\(partial.summary); it goes on from statement \(partial.done + 1) once that statement is fixed "
+                        + "in expand.down")
+            }
+            return .down(statements: statements, reason: "the down that stopped half way goes on")
+        case .expand, .backfill:
+            let needed =
+                c.desired.contains { $0.migrations.contains(c.name) }
+                || c.live.contains { $0.migrations.contains(c.name) || $0.rollout?.migrations.contains(c.name) == true }
+            return .leftAlone(
+                partial.summary
+                    + (needed
+                        ? "; it goes on from statement \(partial.done + 1) before the next rollout that needs it"
+                        : "; nothing needs it now: left as it is (tide migrations down \(c.name) --env "
+                            + "\(c.environment) undoes it if you decide to)"))
+        default:
+            return nil
+        }
     }
 
     /// Who would run without what the contract keeps, or nil when nobody would.

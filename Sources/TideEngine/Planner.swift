@@ -44,6 +44,10 @@ public struct Planner: Sendable {
                 continue
             }
             var action = try await action(for: target, live: liveByID[target.id], desired: desired, revision: revision)
+            if action.kind == .deploy, let refusal = missingContracted(target, desired: desired) {
+                action.kind = .refuse
+                action.reason = refusal
+            }
             if let classification = action.classification {
                 action.risk = evaluator.risk(of: classification, for: target.id)
             }
@@ -235,6 +239,21 @@ public struct Planner: Sendable {
         let current = live.version.map { "\($0) \(live.configDigest ?? "-")" }
         let earlier = releases.filter { $0 != current }.prefix(window)
         return earlier.contains("\(target.version) \(target.configDigest)")
+    }
+
+    /// A deployment without a migration its service lists elsewhere, when that migration's contract ran (or
+    /// started) on this environment's database: the old schema the version may need is gone — whatever live state
+    /// says (a new environment on a shared database, a fresh state file).
+    func missingContracted(_ target: DesiredTarget, desired: DesiredState) -> String? {
+        let contractedHere = contracted[target.id.environment] ?? [:]
+        let missing = Reconciler.listedElsewhere(target, desired: desired).filter {
+            !target.migrations.contains($0) && contractedHere[$0] != nil
+        }.sorted()
+        guard let name = missing.first, let at = contractedHere[name] else { return nil }
+        return "cannot deploy \(target.version) to \(target.id.environment): migration \(name) was contracted on its "
+            + "database at \(GateEvaluator.format(at)), and \(target.id.service) lists it elsewhere but not for "
+            + "\(target.version) here, which may need what the contract removed. List \(name) for this environment "
+            + "(or deploy a version that does)"
     }
 
     /// How a change was classified, and why.

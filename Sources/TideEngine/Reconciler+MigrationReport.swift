@@ -9,8 +9,12 @@ public struct MigrationReportEntry: Sendable, Hashable, Codable {
     public var executor: String
     public var environments: [String]
     public var migration: String
-    /// pending (not applied yet), expanded, backfilled, contracted.
+    /// pending (not applied yet), expanded, backfilled, contracted, or "PHASE half done".
     public var phase: String
+    /// A phase that stopped half way: how far it got, and why.
+    public var halfDone: String?
+    /// Other installs that recorded they use it, each with "uses" (it holds the contract) or "ready".
+    public var usedBy: [String: String] = [:]
     /// The install that applied it (nil: not applied, or applied before owners were recorded).
     public var owner: String?
     /// Whether this install may act on it.
@@ -26,6 +30,8 @@ public struct MigrationReportEntry: Sendable, Hashable, Codable {
     public var due: Date?
     /// The statements a due or waiting contract or down will run, so a plan shows them before they run.
     public var statements: [String] = []
+    /// The statements its down would run (the recorded one, or the fix after a failed down).
+    public var down: [String] = []
 }
 
 /// Why a person's `tide migrations down` cannot run.
@@ -62,18 +68,16 @@ extension Reconciler {
             }
             for name in names.sorted() {
                 let status = entry.statuses[name] ?? MigrationStatus()
-                let phase =
-                    entry.error != nil
-                    ? "unknown"
-                    : status.contract != nil
-                        ? "contracted"
-                        : status.backfill != nil ? "backfilled" : status.expand != nil ? "expanded" : "pending"
+                let phase = entry.error != nil ? "unknown" : status.phaseName
                 var (next, due) = Self.describe(decisions[name])
                 if let error = entry.error { next = "cannot read the database: \(error)" }
                 if !status.isApplied && entry.error == nil {
                     next = "expand runs before the first rollout that needs it"
                 }
                 if status.contract != nil { next = "contracted: rolling back past it is refused" }
+                if status.partial?.phase == .contract, case .leftAlone? = decisions[name] {
+                    next += " (the contract started: rolling back past it is refused)"
+                }
                 var statements: [String] = []
                 switch decisions[name] {
                 case .contract?, .contractWaits?, .contractBlocked?:
@@ -93,6 +97,12 @@ extension Reconciler {
                         wantedBy: desired.targets.filter { here($0.id) && $0.migrations.contains(name) }.map(
                             \.id.description),
                         next: next, due: due, statements: statements))
+                entries[entries.count - 1].halfDone = status.partial?.summary
+                if status.isApplied {
+                    entries[entries.count - 1].down =
+                        Self.downRun(status, current: desired.migrations[name], executors: group.names).statements
+                }
+                entries[entries.count - 1].usedBy = status.users.mapValues { $0 ? "ready" : "uses" }
             }
         }
         return entries

@@ -29,6 +29,8 @@ extension Reconciler {
             let open = Array(databases.values)
             Task { for database in open { await database.close() } }
         }
+        let owner = try await migrationOwner()
+        let live = try await store.liveTargets()
         for name in target.migrations {
             // The builder checked that the migration and its sql executor exist.
             guard let migration = desired.migrations[name], let executor = desired.executors[migration.executor] else {
@@ -44,21 +46,14 @@ extension Reconciler {
                 }
                 let status = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
                 if let edited = Self.editedPhase(migration, status) { return .failed(edited) }
-                if status.contract != nil { continue }
+                if status.contractStarted != nil { continue }
+                if let lost = Self.lostHistory(name, status, environment: environment, live: live) {
+                    return .failed(lost)
+                }
                 // Another install's migration: its phases are its owner's to run; what is applied serves here too,
                 // and the owner is told (a `use` row) so it never undoes it by itself while this install needs it.
-                let owner = try await migrationOwner()
                 if status.isApplied, !owns(name, status, owner: owner, desired: desired) {
-                    if !status.usedBy.contains(owner.id) {
-                        let use = MigrationRecord(
-                            name: name, phase: .use, checksum: "-", revision: revision.hex, appliedAt: clock.now(),
-                            durationMilliseconds: 0, owner: owner.record(environment: environment))
-                        _ = try await database.apply(
-                            MigrationRun([]), record: use,
-                            due: { [owner] records in
-                                !(MigrationStatus.fold(records)[name]?.usedBy.contains(owner.id) ?? true)
-                            })
-                    }
+                    try await recordUse(name, status: status, database: database, owner: owner, revision: revision)
                     continue
                 }
                 for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
@@ -67,27 +62,48 @@ extension Reconciler {
                         name: name, phase: phaseName == .expand ? .expand : .backfill, checksum: phase.checksum,
                         revision: revision.hex, appliedAt: clock.now(), durationMilliseconds: 0,
                         down: phaseName == .expand ? phase.down : [], owner: owner.record(environment: environment))
+                    var run = MigrationRun(phase)
+                    // A phase that stopped half way goes on from where it stopped.
+                    let resume = status.partial(phaseName)?.done ?? 0
+                    run.resumeFrom = resume
                     let ran = try await database.apply(
-                        phase, record: record,
+                        phase, run: run, record: record,
                         due: { [owner] records in
                             // Still due once the lock is held, and still this install's to run: another install
-                            // may have expanded it meanwhile.
+                            // may have expanded it meanwhile (or gone on with a half-done phase).
                             let now = MigrationStatus.fold(records)[name] ?? MigrationStatus()
-                            return now.record(phaseName) == nil && now.contract == nil
-                                && (now.owner.map(owner.owns) ?? true)
+                            return now.record(phaseName) == nil && now.contractStarted == nil
+                                && (now.owner.map(owner.owns) ?? true) && (now.partial(phaseName)?.done ?? 0) == resume
                         })
                     if ran {
                         try await recordMigration(
                             .migrationApplied, target: target, revision: revision,
-                            message: "migration \(name): \(phaseName.rawValue) applied in \(environment)")
+                            message: "migration \(name): \(phaseName.rawValue) applied in \(environment)"
+                                + (resume > 0 ? " (went on from statement \(resume + 1))" : ""))
+                        continue
+                    }
+                    // Not due once the lock was held: another process did it. When that was another install, this
+                    // one uses what it applied — and says so, or its owner could undo it under this install.
+                    let now = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
+                    if now.isApplied, !owns(name, now, owner: owner, desired: desired) {
+                        try await recordUse(name, status: now, database: database, owner: owner, revision: revision)
+                        break
+                    }
+                    if now.partial(phaseName).map({ $0.done != resume }) == true {
+                        return .retry(
+                            "migration \(name): \(environment): another Tide process is running its "
+                                + "\(phaseName.rawValue) statement by statement")
                     }
                 }
             } catch let error as MigrationError where error.isTransient {
-                // Out of reach, busy, or out of time: the database is as before the phase (a batched backfill
-                // keeps its committed rounds), nothing is undone, and the phase is tried again later.
+                // Out of reach, busy, or lost half way: nothing is undone (a batched backfill keeps its committed
+                // rounds, a statement-by-statement phase is recorded half done), and the phase is tried again later.
                 return .retry(
                     "migration \(name): \(environment): \(error)"
-                        + (error.partial ? " (the work committed so far is kept)" : ""))
+                        + (error.partial && error.done == nil ? " (the work committed so far is kept)" : ""))
+            } catch let error as MigrationError where error.done != nil || error.partial {
+                return .failed(
+                    "migration \(name): \(environment): \(error); the rollout of \(target.version) did not start")
             } catch {
                 // failBeforeRollout records it.
                 return .failed(
@@ -123,8 +139,51 @@ extension Reconciler {
         }
     }
 
+    /// This install's record says a live target here runs a version that needs `name`, but the database's history
+    /// does not have it: the database was replaced (or restored from an older backup). Tide does not apply it again
+    /// by itself over whatever the database holds now.
+    static func lostHistory(
+        _ name: String, _ status: MigrationStatus, environment: String, live: [LiveTarget]
+    ) -> String? {
+        guard !status.isApplied else { return nil }
+        let running = live.filter {
+            $0.id.environment == environment && $0.version != nil && $0.migrations.contains(name)
+                && $0.migratedAt != nil
+        }
+        guard !running.isEmpty else { return nil }
+        return "migration \(name): the database of \(environment) has no history of it, but "
+            + running.map { "\($0.id) runs \($0.version ?? "-")" }.sorted().joined(separator: ", ")
+            + ", which needs it (applied before): the database was replaced or restored from an older backup, and its "
+            + "history went backwards. Tide does not apply it again by itself; check the database, then tide "
+            + "migrations reapply \(name) --env \(environment) to expand it again"
+    }
+
+    /// Records that this install uses another install's migration (once): its owner neither contracts nor undoes
+    /// it while the row holds.
+    func recordUse(
+        _ name: String, status: MigrationStatus, database: any MigrationDatabase, owner: MigrationOwner,
+        revision: ObjectID, environment: String? = nil
+    ) async throws {
+        guard status.users[owner.id] != false else { return }
+        let use = MigrationRecord(
+            name: name, phase: .use, checksum: "-", revision: revision.hex, appliedAt: clock.now(),
+            durationMilliseconds: 0, owner: owner.record(environment: environment ?? "-"))
+        _ = try await database.apply(
+            MigrationRun([]), record: use,
+            due: { [owner] records in MigrationStatus.fold(records)[name]?.users[owner.id] != false })
+    }
+
     /// An applied phase whose statements the manifest no longer matches.
     static func editedPhase(_ migration: MigrationManifest, _ status: MigrationStatus) -> String? {
+        if let partial = status.partial, let phaseName = MigrationManifest.PhaseName(rawValue: partial.phase.rawValue),
+            let phase = migration.phase(phaseName), let done = partial.doneChecksum,
+            MigrationRun(phase).doneChecksum(partial.done) != done
+        {
+            return "migration \(migration.name): spec.\(phaseName.rawValue) stopped half way at "
+                + "\(GateEvaluator.format(partial.at)) after \(partial.done) of its statements, and the first "
+                + "\(partial.done) are not what it applied any more; only the statements after them may change "
+                + "(undo the edit, or write a new migration)"
+        }
         for phaseName in MigrationManifest.PhaseName.allCases {
             guard let applied = status.record(phaseName), let phase = migration.phase(phaseName),
                 applied.checksum != phase.checksum
@@ -229,8 +288,10 @@ extension Reconciler {
             classification: action.classification, message: reason, executorCalls: 0)
     }
 
-    /// Per environment, the migrations contracted there that a running version needs and its desired version
-    /// does not list: the planner refuses those rollbacks.
+    /// Per environment, the migrations contracted there (or whose contract started) that a target is to go
+    /// without: a running version needs one and its desired version does not list it (a rollback), or its
+    /// service lists one elsewhere and its version here does not (a new environment on a shared database, a fresh
+    /// state file). The planner refuses those deployments.
     /// An environment whose databases cannot be read now is in `unreadable`, with why: the planner refuses the
     /// rollbacks there that would drop a migration (it cannot tell whether a contract ran), and the pass goes on.
     func contractedMigrations(
@@ -243,31 +304,62 @@ extension Reconciler {
             guard let wanted = desiredByID[target.id] else { return false }
             return target.migrations.contains { !wanted.migrations.contains($0) }
         }
-        for environment in Set(dropping.map(\.id.environment)).sorted() {
-            let here = dropping.filter { $0.id.environment == environment }
-            let running = Set(here.flatMap(\.migrations))
-            // The databases as the running versions knew them: a revert that takes the version back usually
-            // removes the Migration — and its sql executor — from desired state too.
-            var executors = desired.executors
-            for target in here {
-                guard let revision = target.revision,
-                    let then = try? loader.load(
-                        from: GitCommitSource(repository: repository, commit: revision, root: root))
-                else { continue }
-                executors.merge(then.executors) { current, _ in current }
+        let missing = desired.targets.filter { target in
+            Self.listedElsewhere(target, desired: desired).contains { !target.migrations.contains($0) }
+        }
+        let environments = Set(dropping.map(\.id.environment)).union(missing.map(\.id.environment))
+        let checked = await withTaskGroup(of: (String, Result<[String: MigrationStatus], any Error>).self) { tasks in
+            for environment in environments.sorted() {
+                let here = dropping.filter { $0.id.environment == environment }
+                // The databases as the running versions knew them: a revert that takes the version back usually
+                // removes the Migration — and its sql executor — from desired state too.
+                var executors = desired.executors
+                for target in here {
+                    guard let revision = target.revision,
+                        let then = try? loader.load(
+                            from: GitCommitSource(repository: repository, commit: revision, root: root))
+                    else { continue }
+                    executors.merge(then.executors) { current, _ in current }
+                }
+                tasks.addTask { [executors] in
+                    do {
+                        return (
+                            environment,
+                            .success(
+                                try await self.migrationStatuses(
+                                    environment: environment, executors: executors))
+                        )
+                    } catch {
+                        return (environment, .failure(error))
+                    }
+                }
             }
-            let statuses: [String: MigrationStatus]
-            do {
-                statuses = try await migrationStatuses(environment: environment, executors: executors)
-            } catch {
+            var all: [(String, Result<[String: MigrationStatus], any Error>)] = []
+            for await item in tasks { all.append(item) }
+            return all
+        }
+        for (environment, outcome) in checked {
+            switch outcome {
+            case .failure(let error):
                 unreadable[environment] = "\(error)"
-                continue
-            }
-            for (name, status) in statuses where running.contains(name) {
-                if let contract = status.contract { result[environment, default: [:]][name] = contract.appliedAt }
+            case .success(let statuses):
+                let relevant = Set(dropping.filter { $0.id.environment == environment }.flatMap(\.migrations))
+                    .union(
+                        missing.filter { $0.id.environment == environment }.flatMap {
+                            Self.listedElsewhere($0, desired: desired)
+                        })
+                for (name, status) in statuses where relevant.contains(name) {
+                    if let started = status.contractStarted { result[environment, default: [:]][name] = started }
+                }
             }
         }
         return (result, unreadable)
+    }
+
+    /// The migrations `target`'s service lists in any environment (its own list included).
+    static func listedElsewhere(_ target: DesiredTarget, desired: DesiredState) -> Set<String> {
+        guard let service = desired.services[target.id.service] else { return [] }
+        return Set(service.migrations + service.environments.values.compactMap(\.migrations).joined())
     }
 
     /// What a target's migration use becomes when its running version goes from needing `old` to needing

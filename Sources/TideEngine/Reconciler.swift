@@ -46,6 +46,16 @@ public final class Reconciler: Sendable {
     let rootCommits = Mutex<[ObjectID: ObjectID]>([:])
     /// The desired state the last pass applied.
     let lastDesired = Mutex<DesiredState?>(nil)
+    /// Runs right before a contract or a down, so they are decided on the newest head: `tide run` waits there for
+    /// a fetch a push asked for during the pass.
+    let irreversibleHook = Mutex<(@Sendable () async -> Void)?>(nil)
+
+    /// What to run before a contract or a down (see `irreversibleHook`).
+    public func beforeIrreversible(_ hook: @escaping @Sendable () async -> Void) {
+        irreversibleHook.withLock { $0 = hook }
+    }
+
+    var beforeIrreversible: (@Sendable () async -> Void)? { irreversibleHook.withLock { $0 } }
 
     /// The desired state the last pass applied (for what reads it between passes: the service's metrics).
     public var lastAppliedDesiredState: DesiredState? { lastDesired.withLock { $0 } }
@@ -168,9 +178,37 @@ public final class Reconciler: Sendable {
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
         plan.promotions = try await scheduledPromotions(desired: desired)
-        plan.migrations = try await migrationReport(desired: desired, live: live).filter { !$0.statements.isEmpty }
+        let report = try await migrationReport(desired: desired, live: live)
+        plan.migrations = report.filter { !$0.statements.isEmpty } + downsAfterRollbacks(plan, desired, live, report)
         plan.pins = rollbackPins(desired: desired)
         return (resolution, plan)
+    }
+
+    /// The downs a planned rollback makes due once it finishes (a plan shows them before the rollback runs):
+    /// for each migration the running version needs and the version rolled back to does not, owned here.
+    func downsAfterRollbacks(
+        _ plan: Plan, _ desired: DesiredState, _ live: [LiveTarget], _ report: [MigrationReportEntry]
+    ) -> [MigrationReportEntry] {
+        var entries: [MigrationReportEntry] = []
+        for action in plan.actions where action.classification == .rollback && [.deploy, .wait].contains(action.kind) {
+            guard let running = live.first(where: { $0.id == action.target }),
+                let target = desired.target(action.target)
+            else { continue }
+            for name in running.migrations where !target.migrations.contains(name) {
+                guard
+                    var entry = report.first(where: {
+                        $0.migration == name && $0.environments.contains(action.target.environment) && $0.ours
+                            && $0.phase != "contracted"
+                    }), !entry.down.isEmpty
+                else { continue }
+                entry.next =
+                    "down after \(action.target) rolls back to \(target.version), once nothing that uses the "
+                    + "database needs it"
+                entry.statements = entry.down
+                entries.append(entry)
+            }
+        }
+        return entries
     }
 
     /// One reconcile pass, holding the state store's exclusive lock for its duration.
@@ -194,7 +232,8 @@ public final class Reconciler: Sendable {
         // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
         if report.head == head, report.rejected.isEmpty, report.promotions.isEmpty, !promotes,
-            report.migrations.allSatisfy({ [.applied, .leftAlone].contains($0.result) }),
+            // A contract or down that ran may make another due (a down waits for the one applied after it).
+            report.migrations.allSatisfy({ $0.result == .leftAlone }),
             report.outcomes.allSatisfy({ settles.contains($0.result) && $0.nextDue == nil })
         {
             // What the next pass would report: every target that is still desired, unchanged.

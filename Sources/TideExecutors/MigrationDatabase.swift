@@ -1,92 +1,5 @@
-public import Foundation
+import Foundation
 public import TideManifest
-
-/// One applied (or undone) phase, as the history table in the target database records it.
-public struct MigrationRecord: Sendable, Hashable, Codable {
-    public enum Phase: String, Sendable, Hashable, Codable {
-        case expand, backfill, contract
-        /// expand's `down`: the migration was undone before contract.
-        case down
-        /// Another install runs a version that needs the migration (no statements): its owner leaves the down to
-        /// a person while this row is there.
-        case use
-    }
-
-    public var name: String
-    public var phase: Phase
-    public var checksum: String
-    /// The config-repo revision that asked for it.
-    public var revision: String
-    public var appliedAt: Date
-    public var durationMilliseconds: Int
-    /// For expand: its `down` statements, kept so the migration can be undone even after the manifest is gone
-    /// (a revert commit usually removes it).
-    public var down: [String]
-    /// Which Tide install wrote it (`MigrationOwner.id`); nil for rows written before owners were recorded.
-    public var owner: String?
-    /// For expand: false when its phase said `transaction: false`, so its `down` runs that way too.
-    public var downInTransaction = true
-
-    public init(
-        name: String, phase: Phase, checksum: String, revision: String, appliedAt: Date, durationMilliseconds: Int,
-        down: [String] = [], owner: String? = nil
-    ) {
-        self.owner = owner
-        self.name = name
-        self.phase = phase
-        self.checksum = checksum
-        self.revision = revision
-        self.appliedAt = appliedAt
-        self.durationMilliseconds = durationMilliseconds
-        self.down = down
-    }
-}
-
-/// Where one migration stands in one database, folded from its history rows.
-public struct MigrationStatus: Sendable, Hashable {
-    public var expand: MigrationRecord?
-    public var backfill: MigrationRecord?
-    public var contract: MigrationRecord?
-
-    public init() {}
-
-    /// Installs other than the owner that recorded they use it (their owner ids, without the environment).
-    public var usedBy: Set<String> = []
-
-    /// Expanded (or, for a migration without expand, started) and not undone.
-    public var isApplied: Bool { expand != nil || backfill != nil || contract != nil }
-
-    /// The install that applied it (the owner of its first phase row); nil for rows from before owners.
-    public var owner: String? { (expand ?? backfill ?? contract)?.owner }
-
-    public func record(_ phase: MigrationManifest.PhaseName) -> MigrationRecord? {
-        switch phase {
-        case .expand: expand
-        case .backfill: backfill
-        case .contract: contract
-        }
-    }
-
-    /// Every migration's status, from history rows in the order they were written.
-    public static func fold(_ records: [MigrationRecord]) -> [String: MigrationStatus] {
-        var result: [String: MigrationStatus] = [:]
-        for record in records {
-            var status = result[record.name] ?? MigrationStatus()
-            switch record.phase {
-            case .expand: status.expand = record
-            case .backfill: status.backfill = record
-            case .contract: status.contract = record
-            case .down: status = MigrationStatus()
-            case .use:
-                if let owner = record.owner {
-                    status.usedBy.insert(owner.components(separatedBy: " env=").first ?? owner)
-                }
-            }
-            result[record.name] = status
-        }
-        return result
-    }
-}
 
 /// Why a migration phase could not run.
 public struct MigrationError: Error, CustomStringConvertible, Sendable {
@@ -110,6 +23,8 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
     /// the statements before the failing one in a `transaction: false` phase. Running the phase again goes on from
     /// there. False means the database is as it was before the phase.
     public var partial: Bool
+    /// A `transaction: false` phase: how many of its statements are applied (it is recorded as half done).
+    public var done: Int?
 
     /// Retrying later can succeed (see `Kind.transient`).
     public var isTransient: Bool { kind == .transient }
@@ -138,17 +53,28 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
                     + "again")
     }
 
-    /// After `count` statements of a `transaction: false` phase.
-    func keeping(statements count: Int) -> MigrationError {
-        keeping(
-            (count == 1 ? "the statement before it stays applied" : "the \(count) statements before it stay applied")
-                + " (transaction: false); the phase is not recorded, and runs all its statements again next time")
+    /// A `transaction: false` phase that stopped after `count` of its `total` statements: recorded as half done.
+    func keeping(statements count: Int, of total: Int) -> MigrationError {
+        var error = keeping(
+            (count == 0
+                ? "no statement of it is applied, but the phase is recorded as started"
+                : "\(count) of its \(total) statements stay applied") + " (transaction: false): it is half done, "
+                + "and goes on from statement \(count + 1) when it runs again (fix that statement in the manifest if "
+                + "it is wrong; the ones before it cannot change)")
+        error.done = count
+        error.partial = count > 0
+        return error
     }
 
+    /// The phase ran out of its own time (the sql executor's `timeout`): not the database's fault, and running
+    /// it again would run out again — it fails, with what it did, for a person to look at (raise `timeout`, make
+    /// the statement cheaper, or batch it).
     static func deadline(_ what: String, after limit: Duration) -> MigrationError {
         MigrationError(
-            "\(what) did not finish within \(MigrationLimits.format(limit)) (the sql executor's timeout)",
-            kind: .transient)
+            "\(what) did not finish within \(MigrationLimits.format(limit)) (the sql executor's timeout); it is not "
+                + "tried again by itself: raise the executor's timeout, or make the phase cheaper (batchSize for a "
+                + "backfill), and tide retry",
+            kind: .permanent)
     }
 }
 
@@ -203,6 +129,9 @@ public struct MigrationRun: Sendable, Hashable {
     public var maxRounds: Int
     /// false: one statement at a time, outside a transaction (`CREATE INDEX CONCURRENTLY`).
     public var transaction: Bool
+    /// `transaction: false`: the statements a partial run already applied (see `PartialPhase`): the run goes on
+    /// from the next one.
+    public var resumeFrom = 0
 
     public init(
         _ statements: [String], batchSize: Int? = nil, maxRounds: Int = MigrationManifest.Phase.defaultMaxRounds,
@@ -223,6 +152,42 @@ public struct MigrationRun: Sendable, Hashable {
     public init(down expand: MigrationRecord) {
         self.init(expand.down, transaction: expand.downInTransaction)
     }
+
+    /// The checksum of the statements a partial run did, recorded with each progress row: a fix may change the
+    /// statements after them, never those.
+    public func doneChecksum(_ done: Int) -> String {
+        MigrationManifest.Phase.checksum(of: Array(statements.prefix(done)), batchSize: nil)
+    }
+
+    /// A batched backfill that takes fewer rows than a batch round after round, the same number each time, is
+    /// changing rows it already changed (its `WHERE` still matches them: `SET email = lower(mail) WHERE email IS
+    /// NULL` where `mail` is NULL): it would run until `maxRounds`. Three such rounds in a row stop it, with why.
+    static func notConverging(_ changes: [Int], batch: Int) -> String? {
+        guard changes.count >= 3 else { return nil }
+        let last = changes.suffix(3)
+        guard let count = last.first, count > 0, count < batch, last.allSatisfy({ $0 == count }) else { return nil }
+        return "the batched backfill changed the same \(count) row\(count == 1 ? "" : "s") in each of its last 3 "
+            + "rounds (fewer than a batch of \(batch)): its statements match rows they already changed and would "
+            + "never finish; make the WHERE clause skip rows it cannot change (or changed already), then tide retry"
+    }
+
+    /// What a failed batched backfill says about its rounds: how many ran, and what the last ones changed.
+    static func rounds(_ changes: [Int]) -> String {
+        " (after \(changes.count) round\(changes.count == 1 ? "" : "s"); rows changed in the last rounds: "
+            + changes.suffix(5).map(String.init).joined(separator: ", ") + ")"
+    }
+
+    /// The progress row of a statement-by-statement run of `record`'s phase: `done` statements applied.
+    public func progress(_ record: MigrationRecord, done: Int, failure: MigrationError? = nil) -> MigrationRecord {
+        var row = MigrationRecord(
+            name: record.name, phase: .partial, checksum: record.checksum, revision: record.revision,
+            appliedAt: record.appliedAt, durationMilliseconds: 0, owner: record.owner,
+            detail: MigrationRecord.Detail(
+                of: record.phase, done: done, total: statements.count, doneChecksum: doneChecksum(done),
+                failure: failure?.description, transient: failure.map(\.isTransient)))
+        row.durationMilliseconds = 0
+        return row
+    }
 }
 
 /// One environment's database, as a `sql` executor reaches it.
@@ -232,7 +197,7 @@ public struct MigrationRun: Sendable, Hashable {
 /// still due: two Tide processes on one database apply each phase once. Every wait is bounded (`MigrationLimits`),
 /// and every error is a `MigrationError` that says whether it is transient.
 public protocol MigrationDatabase: Sendable {
-    /// The history table's rows, oldest first (the table is created if missing).
+    /// The history table's rows, oldest first; none when there is no table (reading never creates it).
     func records() async throws -> [MigrationRecord]
 
     /// Runs `run` and writes `record`, in one transaction under the lock, unless `due` says otherwise once the
@@ -240,8 +205,9 @@ public protocol MigrationDatabase: Sendable {
     ///
     /// A batched backfill commits each round on its own (the record with the last one): when it fails, the rounds
     /// before stay (`MigrationError.partial`). With `transaction: false` the statements run one by one under a
-    /// session-level lock (PostgreSQL `pg_advisory_lock`, SQLite a lock file), and the record is written after
-    /// the last one; when one fails, those before it stay.
+    /// session-level lock (PostgreSQL `pg_advisory_lock`, SQLite a lock file), a progress row (`partial`) before
+    /// the first and after each, and the record after the last one; when one fails, those before it stay and the
+    /// phase is recorded half done (`run.resumeFrom` goes on from there).
     func apply(
         _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool
     ) async throws -> Bool
@@ -261,14 +227,15 @@ extension MigrationDatabase {
     /// Runs a phase's `up` as the manifest says (batches, rounds, `transaction`); an expand's record keeps
     /// whether its `down` runs in a transaction.
     public func apply(
-        _ phase: MigrationManifest.Phase, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool
+        _ phase: MigrationManifest.Phase, run: MigrationRun? = nil, record: MigrationRecord,
+        due: @Sendable ([MigrationRecord]) -> Bool
     ) async throws -> Bool {
         var record = record
         if record.phase == .expand {
             record.down = phase.down
             record.downInTransaction = phase.transaction
         }
-        return try await apply(MigrationRun(phase), record: record, due: due)
+        return try await apply(run ?? MigrationRun(phase), record: record, due: due)
     }
 }
 

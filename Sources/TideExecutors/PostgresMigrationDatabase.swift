@@ -21,6 +21,8 @@ final class PostgresMigrationDatabase: MigrationDatabase {
     private let logger = Logger(label: "tide.migrations")
     /// Set when Tide gave up on the server and closed the connection.
     private let abandoned = Flag()
+    /// Set once the history table is known to have every column.
+    private let prepared = Flag()
 
     private init(connection: PostgresConnection, limits: MigrationLimits) {
         self.connection = connection
@@ -83,39 +85,9 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             // connection within a second and cancels the statement, instead of running it to the end for nobody
             // (PostgreSQL 14 and later; earlier servers do not know the setting).
             _ = try? await db.run("SET client_connection_check_interval = 1000", until: deadline)
-            // A history table that is there already with every column needs no lock: reading it must not queue
-            // behind a phase another Tide runs (tide status, tide migrations while a long backfill holds the lock).
-            if (try? await db.run("SELECT owner, down_transaction FROM tide_migrations LIMIT 0", until: deadline))
-                != nil
-            {
-                return db
-            }
-            // Under the lock: two processes creating the table at once would collide in the catalog.
-            try await db.run("BEGIN", until: deadline)
-            try await db.run("SET LOCAL statement_timeout = \(try remaining(deadline, limits))", until: deadline)
-            try await db.run("SELECT pg_advisory_xact_lock(\(lockKey))", until: deadline)
-            try await db.run(
-                """
-                CREATE TABLE IF NOT EXISTS tide_migrations (
-                    id BIGSERIAL PRIMARY KEY,
-                    name TEXT NOT NULL,
-                    phase TEXT NOT NULL,
-                    checksum TEXT NOT NULL,
-                    revision TEXT NOT NULL,
-                    applied_at TIMESTAMPTZ NOT NULL,
-                    duration_ms INTEGER NOT NULL,
-                    down TEXT NOT NULL DEFAULT '[]'
-                )
-                """, until: deadline)
-            // Owners came later: tables made before them get the column (rows without one read as NULL).
-            try await db.run("ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS owner TEXT", until: deadline)
-            try await db.run(
-                "ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS down_transaction BOOLEAN NOT NULL DEFAULT true",
-                until: deadline)
-            try await db.run("COMMIT", until: deadline)
         } catch {
             await db.close()
-            throw error.prefixed("cannot set up the migration history in \(place)")
+            throw error.prefixed("cannot set up the session in \(place)")
         }
         return db
     }
@@ -146,27 +118,103 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         try await records(until: .now + limits.phase)
     }
 
+    /// The history table's columns in the current schema; empty when there is no table yet (reading never creates
+    /// it: `tide status` on a database Tide never wrote to leaves it as it is).
+    private func columns(until deadline: ContinuousClock.Instant) async throws -> Set<String> {
+        let rows = try await query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT column_name::text FROM information_schema.columns
+                    WHERE table_schema = current_schema() AND table_name = 'tide_migrations'
+                    """), until: deadline
+        ).rows
+        var names: Set<String> = []
+        for row in rows {
+            names.insert(try row.decode(String.self))
+        }
+        return names
+    }
+
+    /// Creates the history table (or adds the columns later versions of Tide added), under the lock: two
+    /// processes creating it at once would collide in the catalog. Only before a write.
+    private func prepareTable(until deadline: ContinuousClock.Instant) async throws {
+        if prepared.isSet { return }
+        let have = try await columns(until: deadline)
+        if !have.isEmpty && Self.columns.allSatisfy({ have.contains($0) }) {
+            prepared.set()
+            return
+        }
+        try await run("BEGIN", until: deadline)
+        do {
+            try await run("SET LOCAL statement_timeout = \(try remaining(deadline))", until: deadline)
+            try await run("SELECT pg_advisory_xact_lock(\(Self.lockKey))", until: deadline)
+            try await run(
+                """
+                CREATE TABLE IF NOT EXISTS tide_migrations (
+                    id BIGSERIAL PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    phase TEXT NOT NULL,
+                    checksum TEXT NOT NULL,
+                    revision TEXT NOT NULL,
+                    applied_at TIMESTAMPTZ NOT NULL,
+                    duration_ms INTEGER NOT NULL,
+                    down TEXT NOT NULL DEFAULT '[]'
+                )
+                """, until: deadline)
+            // Columns later versions added: tables made before them get them (old rows read as NULL).
+            try await run("ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS owner TEXT", until: deadline)
+            try await run(
+                "ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS down_transaction BOOLEAN NOT NULL DEFAULT true",
+                until: deadline)
+            try await run("ALTER TABLE tide_migrations ADD COLUMN IF NOT EXISTS detail TEXT", until: deadline)
+            try await run("COMMIT", until: deadline)
+        } catch {
+            _ = try? await run("ROLLBACK", until: .now + .seconds(5))
+            throw Self.classify(error).prefixed("cannot set up the migration history table")
+        }
+        prepared.set()
+    }
+
+    /// Every column the history table has today.
+    static let columns = [
+        "name", "phase", "checksum", "revision", "applied_at", "duration_ms", "down", "owner", "down_transaction",
+        "detail",
+    ]
+
     private func records(until deadline: ContinuousClock.Instant) async throws -> [MigrationRecord] {
+        let have = try await columns(until: deadline)
+        guard !have.isEmpty else { return [] }
+        // A table from an older Tide lacks the newer columns: they read as NULL.
+        func column(_ name: String, _ type: String) -> String { have.contains(name) ? name : "NULL::\(type)" }
         let rows = try await query(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT name, phase, checksum, revision, extract(epoch from applied_at)::float8, duration_ms, down,
-                           owner, down_transaction
+                           \(column("owner", "text")), \(column("down_transaction", "boolean")),
+                           \(column("detail", "text"))
                     FROM tide_migrations ORDER BY id
                     """), until: deadline
         ).rows
         do {
-            return try rows.compactMap { row in
-                let (name, phase, checksum, revision, epoch, duration, down, owner, downInTransaction) =
-                    try row.decode((String, String, String, String, Double, Int, String, String?, Bool).self)
-                guard let phase = MigrationRecord.Phase(rawValue: phase) else { return nil }
+            var records: [MigrationRecord] = []
+            for row in rows {
+                let (name, phase, checksum, revision, epoch, duration, down, owner, downInTransaction, detail) =
+                    try row.decode(
+                        (String, String, String, String, Double, Int, String, String?, Bool?, String?).self)
+                guard let phase = MigrationRecord.Phase(rawValue: phase) else { continue }
                 var record = MigrationRecord(
                     name: name, phase: phase, checksum: checksum, revision: revision,
                     appliedAt: Date(timeIntervalSince1970: epoch), durationMilliseconds: duration,
                     down: (try? JSONDecoder().decode([String].self, from: Data(down.utf8))) ?? [], owner: owner)
-                record.downInTransaction = downInTransaction
-                return record
+                record.downInTransaction = downInTransaction ?? true
+                record.detail = detail.flatMap {
+                    try? JSONDecoder().decode(MigrationRecord.Detail.self, from: Data($0.utf8))
+                }
+                records.append(record)
             }
+            return records
+        } catch let error as MigrationError {
+            throw error
         } catch {
             throw MigrationError("cannot read tide_migrations: \(Self.describe(error))")
         }
@@ -177,10 +225,12 @@ final class PostgresMigrationDatabase: MigrationDatabase {
     ) async throws -> Bool {
         let start = ContinuousClock.now
         let deadline = start + limits.phase
+        try await prepareTable(until: deadline)
         guard run.transaction else {
             return try await applyOneByOne(run, record: record, due: due, start: start, deadline: deadline)
         }
         var rounds = 0
+        var changes: [Int] = []
         while true {
             if run.batchSize != nil && rounds == run.maxRounds {
                 throw MigrationError(
@@ -196,14 +246,19 @@ final class PostgresMigrationDatabase: MigrationDatabase {
                     try await self.transaction(run, record: record, due: due, start: start, deadline: deadline)
                 }
             } catch {
-                let error = Self.classify(error)
+                var error = Self.classify(error)
+                if !changes.isEmpty, !error.isTransient { error.description += MigrationRun.rounds(changes) }
                 throw rounds > 0 ? error.keeping(rounds: rounds) : error
             }
             rounds += 1
             switch outcome {
             case .notDue: return false
             case .finished: return true
-            case .changed: continue
+            case .changed(let count):
+                changes.append(count)
+                if let batch = run.batchSize, let stuck = MigrationRun.notConverging(changes, batch: batch) {
+                    throw MigrationError(stuck).keeping(rounds: rounds)
+                }
             }
         }
     }
@@ -213,8 +268,8 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         case notDue
         /// The phase is done and recorded.
         case finished
-        /// A batched round changed rows: another round follows.
-        case changed
+        /// A batched round changed this many rows: another round follows.
+        case changed(Int)
     }
 
     /// One transaction: the lock, the check that the phase is still due, the statements, and — when it is the
@@ -243,7 +298,7 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             let finished = run.batchSize == nil || changed == 0
             if finished { try await insert(record, start: start, deadline: deadline) }
             try await self.run("COMMIT", until: deadline)
-            return finished ? .finished : .changed
+            return finished ? .finished : .changed(changed)
         } catch {
             // Bounded by its own short deadline: if the server stopped answering, the connection is closed anyway.
             _ = try? await self.run("ROLLBACK", until: .now + .seconds(5))
@@ -253,14 +308,18 @@ final class PostgresMigrationDatabase: MigrationDatabase {
 
     /// `transaction: false`: the statements one by one, outside a transaction, under the session-level advisory
     /// lock (taken and released on this connection; the server releases it if the connection goes); then the
-    /// history row. No `lock_timeout` here: `CREATE INDEX CONCURRENTLY` waits for older transactions by design,
-    /// and cutting that short would leave an invalid index behind.
+    /// history row. A progress row (`partial`) goes in before the first statement and after each one, so a phase
+    /// that fails or is killed half way is known as half done — never as "as before" — and goes on from the next
+    /// statement when it runs again. Each statement waits at most `lock` for its table locks and is tried again
+    /// (as in a transaction), except `… CONCURRENTLY`, which waits for older transactions by design without
+    /// blocking the application (cutting it short would leave an invalid index).
     private func applyOneByOne(
         _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool,
         start: ContinuousClock.Instant, deadline: ContinuousClock.Instant
     ) async throws -> Bool {
-        var done = 0
+        var done = run.resumeFrom
         var locked = false
+        var started = false
         do {
             try await self.run("SET statement_timeout = \(try remaining(deadline))", until: deadline)
             try await self.run("SELECT pg_advisory_lock(\(Self.lockKey))", until: deadline)
@@ -270,12 +329,24 @@ final class PostgresMigrationDatabase: MigrationDatabase {
                 try await self.run("RESET statement_timeout", until: deadline)
                 return false
             }
-            for statement in run.statements {
-                try await self.run("SET statement_timeout = \(try remaining(deadline))", until: deadline)
-                try await self.run(statement, until: deadline)
+            try await insert(run.progress(record, done: done), start: start, deadline: deadline)
+            started = true
+            for statement in run.statements.dropFirst(done) {
+                let concurrently = Self.isConcurrent(statement)
+                try await withLockRetries(deadline: deadline) {
+                    try await self.run("SET statement_timeout = \(try self.remaining(deadline))", until: deadline)
+                    try await self.run(
+                        "SET lock_timeout = \(concurrently ? 0 : Self.milliseconds(self.limits.lock))",
+                        until: deadline)
+                    try await self.run(statement, until: deadline)
+                }
                 done += 1
+                if done < run.statements.count {
+                    try await insert(run.progress(record, done: done), start: start, deadline: deadline)
+                }
             }
             try await self.run("RESET statement_timeout", until: deadline)
+            try await self.run("RESET lock_timeout", until: deadline)
             try await dropInvalidIndexes(Self.concurrentIndexes(in: run.statements), deadline: deadline)
             try await self.run("BEGIN", until: deadline)
             try await insert(record, start: start, deadline: deadline)
@@ -283,14 +354,26 @@ final class PostgresMigrationDatabase: MigrationDatabase {
             try await self.run("SELECT pg_advisory_unlock(\(Self.lockKey))", until: deadline)
             return true
         } catch {
-            _ = try? await self.run("ROLLBACK", until: .now + .seconds(5))
-            if locked {
-                _ = try? await self.run("SELECT pg_advisory_unlock(\(Self.lockKey))", until: .now + .seconds(5))
-            }
-            _ = try? await self.run("RESET statement_timeout", until: .now + .seconds(5))
             let error = Self.classify(error)
-            throw done > 0 ? error.keeping(statements: done) : error
+            let cleanup = ContinuousClock.now + .seconds(5)
+            _ = try? await self.run("ROLLBACK", until: cleanup)
+            _ = try? await self.run("RESET lock_timeout", until: cleanup)
+            _ = try? await self.run("RESET statement_timeout", until: cleanup)
+            if started {
+                // Where it stopped, and why (when the server still answers: else the last progress row says it).
+                _ = try? await insert(
+                    run.progress(record, done: done, failure: error), start: start, deadline: cleanup)
+            }
+            if locked {
+                _ = try? await self.run("SELECT pg_advisory_unlock(\(Self.lockKey))", until: cleanup)
+            }
+            throw started ? error.keeping(statements: done, of: run.statements.count) : error
         }
+    }
+
+    /// `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`.
+    static func isConcurrent(_ statement: String) -> Bool {
+        statement.split(whereSeparator: { $0.isWhitespace }).prefix(4).contains { $0.uppercased() == "CONCURRENTLY" }
     }
 
     /// The indexes `CREATE INDEX CONCURRENTLY` statements name.
@@ -377,12 +460,17 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         binds.append(String(decoding: try JSONEncoder().encode(done.down), as: UTF8.self))
         if let owner = done.owner { binds.append(owner) } else { binds.appendNull() }
         binds.append(done.downInTransaction)
+        if let detail = done.detail {
+            binds.append(String(decoding: try JSONEncoder().encode(detail), as: UTF8.self))
+        } else {
+            binds.appendNull()
+        }
         _ = try await query(
             PostgresQuery(
                 unsafeSQL: """
                     INSERT INTO tide_migrations
-                        (name, phase, checksum, revision, applied_at, duration_ms, down, owner, down_transaction)
-                    VALUES ($1, $2, $3, $4, to_timestamp($5), $6, $7, $8, $9)
+                        (name, phase, checksum, revision, applied_at, duration_ms, down, owner, down_transaction, detail)
+                    VALUES ($1, $2, $3, $4, to_timestamp($5), $6, $7, $8, $9, $10)
                     """, binds: binds), until: deadline)
     }
 
@@ -503,8 +591,16 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         switch error.code {
         case .server:
             let state = error.serverInfo?[.sqlState]
-            var text = text
-            if state == "57014" { text += "; the phase ran out of time (the sql executor's timeout)" }
+            if state == "57014", text.contains("statement timeout") {
+                // The phase's own time ran out (statement_timeout is what is left of the executor's timeout).
+                var error = MigrationError.deadline("the phase", after: .zero)
+                error.description =
+                    "\(text): the phase ran out of its time (the sql executor's timeout); it is not "
+                    + "tried again by itself: raise the executor's timeout, or make the phase cheaper (batchSize for "
+                    + "a backfill), and tide retry"
+                error.sqlState = state
+                return error
+            }
             return MigrationError(
                 text, kind: state.map { isTransient(sqlState: $0) } == true ? .transient : .permanent, sqlState: state)
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .queryCancelled:

@@ -32,8 +32,11 @@ public struct MigrationManifest: Sendable, Hashable {
         /// The checksum recorded when the phase is applied: the git blob id of its statements (and batch size),
         /// so an applied phase whose statements were edited afterwards is caught. How they run (`transaction`,
         /// `maxRounds`) is not part of it: changing that does not change what the phase did.
-        public var checksum: String {
-            var text = up.joined(separator: "\n;\n")
+        public var checksum: String { Self.checksum(of: up, batchSize: batchSize) }
+
+        /// The checksum of `statements` (with a batch size: a backfill's).
+        public static func checksum(of statements: [String], batchSize: Int?) -> String {
+            var text = statements.joined(separator: "\n;\n")
             if let batchSize { text += "\n-- batch \(batchSize)" }
             return ObjectID.blobHash(of: Array(text.utf8)).hex
         }
@@ -80,6 +83,25 @@ public struct MigrationManifest: Sendable, Hashable {
                             "Migration '\(name)': spec.expand.up[\(index)]: \(what) in expand breaks the version "
                                 + "still running; move it to contract"))
                 }
+            }
+        }
+        for phaseName in PhaseName.allCases {
+            guard let phase = phase(phaseName), !phase.transaction || phaseName == .backfill else { continue }
+            for (index, statement) in phase.up.enumerated() {
+                let command = Self.words(statement).prefix(2).map { $0.uppercased() }
+                guard command == ["ALTER", "TABLE"] || command == ["LOCK", "TABLE"] || command == ["LOCK"] else {
+                    continue
+                }
+                let why =
+                    phaseName == .backfill
+                    ? "a backfill repeats its statements round after round, taking the table's lock each time"
+                    : "outside a transaction, a failure after it leaves it applied and the phase half done"
+                found.append(
+                    Diagnostic(
+                        phase.location,
+                        "Migration '\(name)': spec.\(phaseName.rawValue).up[\(index)]: \(command.joined(separator: " ")) "
+                            + "in a \(phaseName == .backfill ? "backfill" : "phase with transaction: false"): \(why); "
+                            + "move schema changes to a transactional expand or contract"))
             }
         }
         if let contract, expand == nil {

@@ -290,6 +290,14 @@ final class PassLoop: Service, Sendable {
         }
     }
 
+    /// Returns once no fetch runs or is pending (at most `seconds`).
+    func fetchesDone(within seconds: Double) async {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while fetchState.withLock({ $0.running || $0.pending }), ContinuousClock.now < deadline {
+            await Monotonic.pause(seconds: 0.05)
+        }
+    }
+
     private func scheduleRetry(at date: Date) {
         let delay = date.timeIntervalSinceNow
         guard delay < configuration.interval else { return }  // the poll comes first
@@ -399,6 +407,8 @@ final class PassLoop: Service, Sendable {
         }
         do {
             let made = try makeReconciler(branch)
+            // A contract or a down is decided on the newest head: a push announced during the pass is fetched first.
+            made.beforeIrreversible { [weak self] in await self?.fetchesDone(within: 15) }
             reconciler.withLock { $0 = made }
             return made
         } catch {
