@@ -52,16 +52,26 @@ public final class SQLDatabaseFixture: Sendable {
 
     /// The rows of a query, each row's columns joined with `|`.
     public func query(_ sql: String) throws -> [String] {
+        try rows(sql, write: true)
+    }
+
+    /// The same for a query that only reads: on SQLite it does not wait for a writer (in WAL mode).
+    public func read(_ sql: String) throws -> [String] {
+        try rows(sql, write: false)
+    }
+
+    private func rows(_ sql: String, write: Bool) throws -> [String] {
         if let sqlitePath {
             let queue = try DatabaseQueue(path: sqlitePath)
             defer { try? queue.close() }
-            return try queue.write { db in
+            let fetch = { (db: Database) throws -> [String] in
                 try Row.fetchAll(db, sql: sql).map { row in
                     row.databaseValues.map { value in
                         value.isNull ? "" : (String.fromDatabaseValue(value) ?? value.description)
                     }.joined(separator: "|")
                 }
             }
+            return write ? try queue.write(fetch) : try queue.read(fetch)
         }
         let (server, database) = postgres!
         let output = try server.psql(database, sql)
@@ -72,7 +82,7 @@ public final class SQLDatabaseFixture: Sendable {
     /// The table's column names, in order.
     public func columns(_ table: String) throws -> [String] {
         switch backend {
-        case .sqlite: try query("SELECT name FROM pragma_table_info('\(table)') ORDER BY cid")
+        case .sqlite: try read("SELECT name FROM pragma_table_info('\(table)') ORDER BY cid")
         case .postgres:
             try query(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = '\(table)' "
@@ -84,10 +94,10 @@ public final class SQLDatabaseFixture: Sendable {
     public func history() throws -> [String] {
         let exists =
             switch backend {
-            case .sqlite: try query("SELECT name FROM sqlite_master WHERE name = 'tide_migrations'")
+            case .sqlite: try read("SELECT name FROM sqlite_master WHERE name = 'tide_migrations'")
             case .postgres: try query("SELECT tablename FROM pg_tables WHERE tablename = 'tide_migrations'")
             }
         guard !exists.isEmpty else { return [] }
-        return try query("SELECT name, phase FROM tide_migrations ORDER BY id")
+        return try read("SELECT name, phase FROM tide_migrations ORDER BY id")
     }
 }

@@ -226,4 +226,92 @@ struct MigrationEndToEndTests {
         #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
         #expect(try db.columns("users") == ["id", "name", "email"])
     }
+
+    @Test(
+        "kill -9 of tide between two statements of a transaction: false contract: half done, rollbacks refused, it goes on from there",
+        arguments: SQLDatabaseFixture.Backend.allCases)
+    func killNineMidContract(_ backend: SQLDatabaseFixture.Backend) async throws {
+        let db = try SQLDatabaseFixture(backend)
+        try db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
+            "INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'bob')")
+        // The second statement runs long enough for the kill to come while it runs.
+        let slow =
+            backend == .postgres
+            ? "SELECT pg_sleep(120)"
+            : "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000000) SELECT count(*) FROM c"
+        func manifests(_ second: String) -> String {
+            """
+            apiVersion: tide/v1
+            kind: Executor
+            metadata: {name: orders-db}
+            spec: {type: sql, url: "\(db.url)", timeout: 10m}
+            ---
+            apiVersion: tide/v1
+            kind: Migration
+            metadata: {name: add-email}
+            spec:
+              executor: orders-db
+              expand: {up: ["ALTER TABLE users ADD COLUMN email TEXT"], down: ["ALTER TABLE users DROP COLUMN email"]}
+              contract:
+                up: ["ALTER TABLE users DROP COLUMN legacy", "\(second)", "SELECT 1"]
+                transaction: false
+                after: 0s
+
+            """
+        }
+        let repo = try ConfigRepo()
+        let change = try repo.fixture.commit(
+            "api 2.0 needs add-email",
+            files: [
+                "db.yaml": manifests(slow),
+                "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-email]\n",
+            ])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TideBinary.path)
+        process.arguments = ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        // The first statement done and its progress row written: the second runs now.
+        var halfWay = false
+        for _ in 0..<600 {
+            let partial = (try? db.history().filter { $0 == "add-email|partial" }.count) ?? 0
+            if partial >= 2, (try? db.columns("users").contains("legacy")) == false {
+                halfWay = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let seen = (try? db.history()) ?? []
+        try #require(halfWay, "\(seen)")
+        kill(process.processIdentifier, SIGKILL)
+        let killed = process
+        try await detached { killed.waitUntilExit() }
+        #expect(!(try db.history()).contains("add-email|contract"))
+
+        let migrations = try await repo.tide("migrations")
+        #expect(migrations.standardOutput.contains("contract half done"), "\(migrations.combined)")
+        let json = try await repo.tide("migrations", "--json")
+        #expect(json.standardOutput.contains("statement 2 may or may not have run"), "\(json.standardOutput)")
+        // A rollback past it is refused: the contract started.
+        let revert = try repo.fixture.revert(change)
+        let plan = try await repo.tide("plan")
+        #expect(plan.combined.contains("refuse"), "\(plan.combined)")
+        _ = revert
+        // Back to 2.0 with the second statement made quick: it goes on from statement 2 (the first, which would
+        // fail now that legacy is gone, does not run again).
+        try repo.fixture.commit(
+            "api 2.0 again, quicker second statement",
+            files: [
+                "db.yaml": manifests("SELECT 2"),
+                "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-email]\n",
+            ])
+        let resumed = try await repo.tide("reconcile")
+        #expect(resumed.status == 0, "\(resumed.combined)")
+        #expect(resumed.standardOutput.contains("went on from statement 2"), "\(resumed.combined)")
+        #expect(try db.history().last == "add-email|contract")
+        #expect(try db.columns("users") == ["id", "name", "email"])
+    }
 }
