@@ -141,6 +141,7 @@ let package = Package(
         .testTarget(
             name: "TideEndToEndTests",
             dependencies: ["TideCLI", "TideExecutors", "TideManifest", "TideTestSupport", "tide"],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
     ]
