@@ -66,9 +66,14 @@ let package = Package(
         ),
         .target(name: "TideMetrics", dependencies: ["TideState"], swiftSettings: strict),
         .target(
+            name: "TideDocuments",
+            dependencies: ["TideManifest", "TideState", "TideEngine", "TideMetrics"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "TideService",
             dependencies: [
-                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics",
+                "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics", "TideDocuments",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -82,6 +87,7 @@ let package = Package(
             name: "TideCLI",
             dependencies: [
                 "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics", "TideService",
+                "TideDocuments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -140,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TideEndToEndTests",
-            dependencies: ["TideCLI", "TideExecutors", "TideManifest", "TideTestSupport", "tide"],
+            dependencies: ["TideCLI", "TideDocuments", "TideExecutors", "TideManifest", "TideTestSupport", "tide"],
             exclude: ["Golden"],
             swiftSettings: strict
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideDocuments
 import TideManifest
 import TideMetrics
 import TideState
@@ -36,25 +37,6 @@ struct DoraCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "table, json or prometheus.")
     var format: Format = .table
-
-    struct Output: Encodable {
-        var report: DoraReport
-        var previous: DoraReport
-
-        func encode(to encoder: any Encoder) throws {
-            try report.encode(to: encoder)
-            var container = encoder.container(keyedBy: Key.self)
-            try container.encode(previous, forKey: .previous)
-        }
-
-        struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-            static let previous = Key(stringValue: "previous")
-        }
-    }
 
     func validate() throws {
         if since != nil && (from != nil || to != nil) {
@@ -111,7 +93,7 @@ struct DoraCommand: AsyncParsableCommand {
 
         switch json ? .json : format {
         case .json:
-            try printJSON(Output(report: report, previous: previous))
+            try printJSON(DoraDocument(report: report, previous: previous))
         case .prometheus:
             print(PrometheusExposition.render(report, environment: environment, service: service), terminator: "")
         case .table:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideDocuments
 import TideEngine
 import TideExecutors
 import TideGit
@@ -226,18 +227,10 @@ func tideExecutable() -> String {
 
 /// JSON output: sorted keys, ISO 8601 dates, pretty-printed.
 func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .iso8601
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    print(try Document.json(value))
 }
 
-func iso(_ date: Date?) -> String {
-    guard let date else { return "-" }
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.string(from: date)
-}
+func iso(_ date: Date?) -> String { Document.iso(date) }
 
 /// A plain-text table with left-aligned columns.
 func table(_ header: [String], _ rows: [[String]]) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideDocuments
 import TideEngine
 import TideState
 
@@ -28,7 +29,7 @@ struct MigrationsListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let entries = try await global.reconciler().migrationReport(environment: environment)
+        let entries: MigrationsDocument = try await global.reconciler().migrationReport(environment: environment)
         if json {
             try printJSON(entries)
             return

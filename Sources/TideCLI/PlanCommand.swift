@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TideDocuments
 import TideEngine
 import TideGit
 import TideManifest
@@ -24,34 +25,16 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "table, json, or markdown (the rollout plan as a document people can review).")
     var format: Format = .table
 
-    struct Output: Encodable {
-        var head: String
-        var revision: String?
-        var rejected: [Diagnostic]
-        var warnings: [Diagnostic]
-        var actions: [PlannedAction]
-        /// Auto-promotions waiting for a bake, with when they are due.
-        var promotions: [ScheduledPromotion]
-        /// Contracts and downs due or waiting, with their statements.
-        var migrations: [MigrationReportEntry]
-        /// Environments a rollback pinned that no longer follow spec.version.
-        var pins: [RollbackPin]
-    }
-
     func run() async throws {
         let reconciler = try await global.fetchedReconciler(readOnly: true)
         let (resolution, plan) = try await reconciler.plan()
         if format == .markdown, let desired = resolution.desired, let plan {
-            print(PlanDocument.render(plan: plan, desired: desired, rejected: resolution.rejected))
+            print(PlanMarkdown.render(plan: plan, desired: desired, rejected: resolution.rejected))
             if !resolution.rejected.isEmpty { throw ReportedFailure() }
             return
         }
         if json || format == .json {
-            try printJSON(
-                Output(
-                    head: resolution.head.hex, revision: plan?.revision.hex, rejected: resolution.rejected,
-                    warnings: resolution.desired?.warnings ?? [], actions: plan?.actions ?? [],
-                    promotions: plan?.promotions ?? [], migrations: plan?.migrations ?? [], pins: plan?.pins ?? []))
+            try printJSON(PlanDocument(resolution: resolution, plan: plan))
             if !resolution.rejected.isEmpty { throw ReportedFailure() }
             return
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TideDocuments
 import TideGit
 import TideManifest
 import TideState
@@ -27,7 +28,7 @@ struct StatusDetailTests {
             id: TargetID(service: "payments", environment: "prod"), executor: "local", phase: .progressing,
             version: "2.0.0", rollout: rollout, updatedAt: now)
         #expect(
-            StatusCommand.detail(for: target)
+            StatusDocument.detail(for: target)
                 == "rolling out 2.1.0, step 4, weight 25%; paused; analysis errors: 2 round(s) (1 success, "
                 + "1 inconclusive), last error-rate = - inconclusive")
     }
@@ -45,13 +46,14 @@ struct StatusDetailTests {
         let strategy = StrategySpec.canary(
             CanaryStrategy(steps: [.setWeight(10), .pause(600), .setWeight(50), .pause(nil)]))
         #expect(
-            StatusCommand.detail(for: target, strategy: strategy)
+            StatusDocument.detail(for: target, strategy: strategy)
                 == "rolling out 2.1.0, step 2/4: pause 10m, weight 10%")
         rollout.step = 0
         let starting = LiveTarget(
             id: target.id, executor: "local", phase: .progressing, version: "2.0.0", rollout: rollout, updatedAt: now)
         #expect(
-            StatusCommand.detail(for: starting, strategy: strategy).hasPrefix("rolling out 2.1.0, deploy the candidate")
+            StatusDocument.detail(for: starting, strategy: strategy).hasPrefix(
+                "rolling out 2.1.0, deploy the candidate")
         )
     }
 
@@ -71,7 +73,7 @@ struct StatusDetailTests {
             id: TargetID(service: "payments", environment: "prod"), executor: "local", phase: .progressing,
             version: "2.0.0", rollout: rollout, updatedAt: now)
         #expect(
-            StatusCommand.detail(for: target)
+            StatusDocument.detail(for: target)
                 == "rolling out 2.1.0, step 3, weight 30%; next step due 2027-01-15T08:10:00Z; analysis compare: "
                 + "3 round(s), judge: score 67, marginal")
     }
@@ -85,6 +87,6 @@ struct StatusDetailTests {
             failed: FailedAttempt(
                 version: "2.1.0", configDigest: "d", revision: ObjectID.blobHash(of: [1]),
                 message: "analysis errors failed", at: now), updatedAt: now)
-        #expect(StatusCommand.detail(for: target) == "failed 2.1.0: analysis errors failed")
+        #expect(StatusDocument.detail(for: target) == "failed 2.1.0: analysis errors failed")
     }
 }

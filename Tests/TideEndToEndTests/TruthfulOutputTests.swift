@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TideDocuments
 import TideGit
 import TideManifest
 import TideState
@@ -196,9 +197,9 @@ struct TruthfulOutputTests {
         }
         let stored = [live("old", "prod"), live("web", "prod"), live("old", "qa"), live("web", "qa")]
         #expect(
-            StatusCommand.pipelineOrder(stored, desired: desired).map(\.id.description)
+            StatusDocument.pipelineOrder(stored, desired: desired).map(\.id.description)
                 == ["web@qa", "web@prod", "old@prod", "old@qa"])
-        #expect(StatusCommand.pipelineOrder(stored, desired: nil).map(\.id) == stored.map(\.id))
+        #expect(StatusDocument.pipelineOrder(stored, desired: nil).map(\.id) == stored.map(\.id))
     }
 
     @Test(

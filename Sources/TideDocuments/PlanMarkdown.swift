@@ -1,12 +1,12 @@
 import Foundation
-import TideEngine
-import TideManifest
+public import TideEngine
+public import TideManifest
 import TideState
 
 /// The deployment plan as the seed playbooks write it: per target, a rollout table (step, action, success
 /// criteria, rollback trigger), the gates, and the rollback plan.
-enum PlanDocument {
-    static func render(plan: Plan, desired: DesiredState, rejected: [Diagnostic]) -> String {
+public enum PlanMarkdown {
+    public static func render(plan: Plan, desired: DesiredState, rejected: [Diagnostic]) -> String {
         var out = "# Deployment plan for \(plan.revision.short)\n\n"
         if !rejected.isEmpty {
             out += "> The branch head is rejected; this is the plan of the last good revision. Problems:\n"
@@ -40,7 +40,7 @@ enum PlanDocument {
                 for gate in action.gates {
                     out +=
                         "- **\(gate.kind.rawValue)**: \(gate.reason)"
-                        + (gate.until.map { " (opens \(iso($0)))" } ?? "") + "\n"
+                        + (gate.until.map { " (opens \(Document.iso($0)))" } ?? "") + "\n"
                 }
                 out += "\n"
             }
