@@ -108,20 +108,22 @@ public struct StatusDocument: Encodable, Sendable {
     public static func word(for target: LiveTarget, lastDeployment: DeploymentRecord?) -> String {
         if target.phase == .rollingBack { return "rolling back" }
         if target.phase == .progressing {
-            return target.waitingOn.first == "paused" ? "paused; a newer version waits" : "in progress"
+            return target.waitingOn.first == .gate(.paused) ? "paused; a newer version waits" : "in progress"
         }
         if target.phase == .removing { return "removing" }
         // A newer version waiting at a gate is the news, whatever happened to the one before.
-        if let kind = target.waitingOn.first, kind != "refused" || target.phase == .healthy {
-            switch kind {
-            case "approval": return "blocked by approval"
-            case "freeze": return "blocked by freeze"
-            case "policy": return "blocked by policy"
-            case "window": return "waiting for a window"
-            case "bake": return "waiting for bake"
-            case "refused": return "deployed; change refused"
-            case "database": return "waiting for the database"
-            default: return "waiting for upstream"
+        // An error the last pass met is said in DETAIL; the word is the gate's or the phase's.
+        if let reason = target.waitingOn.first(where: { !$0.isError }), reason != .refused || target.phase == .healthy {
+            switch reason {
+            case .gate(.approval): return "blocked by approval"
+            case .gate(.freeze): return "blocked by freeze"
+            case .gate(.policy): return "blocked by policy"
+            case .gate(.window): return "waiting for a window"
+            case .gate(.bake): return "waiting for bake"
+            case .gate(.requires), .gate(.paused): return "waiting for upstream"
+            case .refused: return "deployed; change refused"
+            case .database: return "waiting for the database"
+            case .error: break
             }
         }
         if target.phase == .failed { return "failed" }
@@ -194,7 +196,7 @@ public struct StatusDocument: Encodable, Sendable {
                 }
                 parts.append(text)
             }
-            if let waiting = target.waiting, target.waitingOn.first == "paused" { parts.append(waiting) }
+            if let waiting = target.waiting, target.waitingOn.first == .gate(.paused) { parts.append(waiting) }
             return parts.joined(separator: "; ")
         }
         if let waiting = target.waiting {

@@ -23,17 +23,44 @@ public actor CircuitBreakers {
         trials = []
     }
 
+    /// Why an executor's actions may not run now.
+    public struct Refusal: Sendable, Hashable, CustomStringConvertible {
+        public enum Cause: Sendable, Hashable {
+            /// The breaker is open: no action until the cool-down ends.
+            case open
+            /// The cool-down ended and another target's trial action is under way.
+            case trialUnderWay
+        }
+
+        public var executor: String
+        public var cause: Cause
+        /// When to ask again.
+        public var until: Date
+        public var consecutiveFailures: Int
+        public var lastFailure: String?
+
+        public var description: String {
+            let why =
+                "executor \(executor)'s circuit breaker is open (\(ExecutorHealth.inARow(consecutiveFailures))"
+                + (lastFailure.map { "; last: \($0)" } ?? "") + ")"
+            return switch cause {
+            case .open: why + " until \(GateEvaluator.format(until))"
+            case .trialUnderWay: why + "; a trial action is under way"
+            }
+        }
+    }
+
     /// Why `executor`'s actions may not run now, and until when; nil lets the action through (as the half-open
     /// trial when the cool-down is over).
-    public func refusal(for executor: String, now: Date) -> (reason: String, until: Date)? {
+    public func refusal(for executor: String, now: Date) -> Refusal? {
         guard let entry = health[executor], let until = entry.openUntil else { return nil }
-        let why =
-            "executor \(executor)'s circuit breaker is open (\(ExecutorHealth.inARow(entry.consecutiveFailures))"
-            + (entry.lastFailure.map { "; last: \($0)" } ?? "") + ")"
-        if now < until { return (why + " until \(GateEvaluator.format(until))", until) }
-        if trials.contains(executor) {
-            return (why + "; a trial action is under way", now.addingTimeInterval(10))
+        func refusal(_ cause: Refusal.Cause, until: Date) -> Refusal {
+            Refusal(
+                executor: executor, cause: cause, until: until, consecutiveFailures: entry.consecutiveFailures,
+                lastFailure: entry.lastFailure)
         }
+        if now < until { return refusal(.open, until: until) }
+        if trials.contains(executor) { return refusal(.trialUnderWay, until: now.addingTimeInterval(10)) }
         trials.insert(executor)
         return nil
     }

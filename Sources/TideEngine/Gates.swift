@@ -5,22 +5,7 @@ public import TideState
 
 /// Something that keeps a version from starting in an environment now.
 public struct Gate: Sendable, Hashable, Codable {
-    public enum Kind: String, Sendable, Codable {
-        /// The version does not run healthy in a required environment yet.
-        case requires
-        /// It runs there, but not for the environment's `bake` yet.
-        case bake
-        /// The environment wants `tide approve` for this version.
-        case approval
-        /// Outside the environment's deployment windows.
-        case window
-        /// Inside a freeze.
-        case freeze
-        /// A Policy rule the change does not meet (a stronger strategy); needs a change to desired state.
-        case policy
-        /// An operator paused the rollout in progress (`tide pause`): newer commits wait for `tide resume`.
-        case paused
-    }
+    public typealias Kind = GateKind
 
     public var kind: Kind
     public var reason: String

@@ -1,4 +1,5 @@
 public import Foundation
+public import TideExecutors
 public import TideGit
 public import TideManifest
 import TideState
@@ -67,16 +68,47 @@ public struct MigrationOutcome: Sendable, Hashable, Codable {
         case leftAlone = "left-alone"
     }
 
+    /// The phase an outcome is about: one of the history's phases, or the whole history ("-" in JSON: a history
+    /// that cannot be read, a migration left alone).
+    public enum Phase: Sendable, Hashable, Codable, CustomStringConvertible {
+        case of(MigrationRecord.Phase)
+        case whole
+
+        public var description: String {
+            switch self {
+            case .of(let phase): phase.rawValue
+            case .whole: "-"
+            }
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            if text == "-" {
+                self = .whole
+            } else if let phase = MigrationRecord.Phase(rawValue: text) {
+                self = .of(phase)
+            } else {
+                throw DecodingError.dataCorrupted(
+                    DecodingError.Context(codingPath: decoder.codingPath, debugDescription: "no phase \(text)"))
+            }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(description)
+        }
+    }
+
     public var migration: String
     public var environment: String
-    /// expand, backfill, contract or down.
-    public var phase: String
+    /// expand, backfill, contract or down (or another install's use), or the whole history.
+    public var phase: Phase
     public var result: Result
     public var message: String
     public var nextDue: Date?
 
     public init(
-        migration: String, environment: String, phase: String, result: Result, message: String, nextDue: Date? = nil
+        migration: String, environment: String, phase: Phase, result: Result, message: String, nextDue: Date? = nil
     ) {
         self.migration = migration
         self.environment = environment

@@ -149,16 +149,16 @@ extension Reconciler {
     static func judgement(
         of run: AnalysisRun, analysis: AnalysisManifest, judge: AnalysisManifest.Judge
     ) -> CanaryJudge.Report {
-        func numbers(_ value: JSONValue?, _ side: String) -> [Double] {
-            guard case .object(let sides)? = value, case .array(let items)? = sides[side] else { return [] }
+        func numbers(_ value: JSONValue?, _ side: AnalysisSide) -> [Double] {
+            guard case .object(let sides)? = value, case .array(let items)? = sides[side.rawValue] else { return [] }
             return items.compactMap(Condition.number)
         }
         // Dry-run metrics are measured and shown, never judged.
         let metrics = analysis.metrics.filter { !$0.dryRun }.map { metric in
             let measured = run.measurements.filter { $0.metric == metric.name && $0.phase == .success }
             return CanaryJudge.Metric(
-                name: metric.name, canary: measured.flatMap { numbers($0.value, "canary") },
-                baseline: measured.flatMap { numbers($0.value, "baseline") },
+                name: metric.name, canary: measured.flatMap { numbers($0.value, .canary) },
+                baseline: measured.flatMap { numbers($0.value, .baseline) },
                 direction: CanaryJudge.Direction(rawValue: metric.direction.rawValue) ?? .increase,
                 critical: metric.critical, weight: metric.weight, tolerance: metric.tolerance)
         }
@@ -197,6 +197,12 @@ extension Reconciler {
             + "\(run.count(.error)) errors"
     }
 
+    /// Which version a judged metric measures: the candidate, or the stable one it is compared with. The raw values
+    /// are the keys of a sample's JSON and `TIDE_SIDE`.
+    enum AnalysisSide: String, Sendable {
+        case canary, baseline
+    }
+
     /// What one provider call gave.
     private enum Fetched {
         case value(JSONValue)
@@ -215,13 +221,13 @@ extension Reconciler {
             AnalysisRun.Measurement(
                 metric: metric.name, round: round, at: now, phase: phase, value: value, message: message)
         }
-        func fetch(_ provider: AnalysisManifest.Provider, side: String) async -> Fetched {
+        func fetch(_ provider: AnalysisManifest.Provider, side: AnalysisSide) async -> Fetched {
             await self.fetch(
                 provider, metric: metric, analysis: analysis, round: round, side: side, rollout: rollout,
                 target: target)
         }
         guard analysis.judge != nil, let baselineProvider = metric.baseline else {
-            switch await fetch(metric.provider, side: "canary") {
+            switch await fetch(metric.provider, side: .canary) {
             case .error(let message): return record(.error, nil, message)
             case .noData(let message): return record(.inconclusive, nil, message)
             case .value(let value): return judge(metric, value, record)
@@ -229,13 +235,14 @@ extension Reconciler {
         }
         // A judged metric: samples of both sides, compared once every round is in.
         var samples: [String: JSONValue] = [:]
-        for (side, provider) in [("canary", metric.provider), ("baseline", baselineProvider)] {
+        for (side, provider) in [(AnalysisSide.canary, metric.provider), (.baseline, baselineProvider)] {
             switch await fetch(provider, side: side) {
             case .error(let message): return record(.error, nil, "\(side): \(message)")
             case .noData(let message): return record(.inconclusive, nil, "\(side): \(message)")
             case .value(let value):
                 do {
-                    samples[side] = .array(try Self.samples(value, select: metric.select).map(JSONValue.double))
+                    samples[side.rawValue] = .array(
+                        try Self.samples(value, select: metric.select).map(JSONValue.double))
                 } catch {
                     return record(.error, value, "\(side): \(error)")
                 }
@@ -259,14 +266,14 @@ extension Reconciler {
 
     private func fetch(
         _ provider: AnalysisManifest.Provider, metric: AnalysisManifest.Metric, analysis: AnalysisManifest,
-        round: Int, side: String, rollout: Rollout, target: DesiredTarget
+        round: Int, side: AnalysisSide, rollout: Rollout, target: DesiredTarget
     ) async -> Fetched {
         let value: JSONValue
         switch provider {
         case .command(let argv, let timeout):
             let manifest = ExecutorManifest(
                 name: "analysis-\(analysis.name)", location: metric.location, command: argv, timeout: timeout,
-                environment: ["TIDE_METRIC": metric.name, "TIDE_ANALYSIS": analysis.name, "TIDE_SIDE": side])
+                environment: ["TIDE_METRIC": metric.name, "TIDE_ANALYSIS": analysis.name, "TIDE_SIDE": side.rawValue])
             let executor: any Executor
             do {
                 executor = try executors.makeExecutor(for: manifest, revision: rollout.revision.hex)
@@ -280,7 +287,7 @@ extension Reconciler {
                 actionID: ActionID(
                     target.id, rollout,
                     step: .measure(
-                        analysis: analysis.name, round: round, metric: metric.name, baseline: side == "baseline")
+                        analysis: analysis.name, round: round, metric: metric.name, baseline: side == .baseline)
                 ).description,
                 config: rollout.config)
             request.strategy = rollout.strategy.rawValue

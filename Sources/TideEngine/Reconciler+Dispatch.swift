@@ -118,6 +118,8 @@ extension Reconciler {
                     (try? await store.liveTarget(action.target)).flatMap { $0 }
                     ?? LiveTarget(id: action.target, executor: action.executor, phase: .pending, updatedAt: clock.now())
                 target.waiting = Self.errorPrefix + message
+                target.waitingOn.removeAll(where: \.isError)
+                target.waitingOn.append(.error(message))
                 target.updatedAt = clock.now()
                 targets.append(target)
             }

@@ -31,7 +31,7 @@ extension Reconciler {
             ?? LiveTarget(id: action.target, executor: action.executor, phase: .pending, updatedAt: now)
         if state.waiting != reason {
             state.waiting = reason
-            state.waitingOn = gates.map(\.kind.rawValue)
+            state.waitingOn = gates.map { .gate($0.kind) }
             state.updatedAt = now
             try await store.apply(
                 StateWrite(

@@ -237,7 +237,7 @@ extension Reconciler {
             guard let database = entry.database, entry.error == nil else {
                 outcomes.append(
                     MigrationOutcome(
-                        migration: "*", environment: label, phase: "-", result: entry.transient ? .waiting : .failed,
+                        migration: "*", environment: label, phase: .whole, result: entry.transient ? .waiting : .failed,
                         message: "cannot read executor \(entry.group.executor.name)'s migration history: "
                             + (entry.error ?? "") + (entry.transient ? "; contracts and downs wait for it" : "")))
                 continue
@@ -252,7 +252,7 @@ extension Reconciler {
                     outcomes.append(
                         MigrationOutcome(
                             migration: name, environment: label,
-                            phase: decision.kind == .contract ? "contract" : "down",
+                            phase: .of(decision.kind == .contract ? .contract : .down),
                             result: .waiting,
                             message: "migration \(name): \(decision.kind == .contract ? "contract" : "down") in "
                                 + "\(label) waits: the branch moved to \(moved.short) during the pass; decided again "
@@ -325,12 +325,12 @@ extension Reconciler {
                     }
                 outcomes.append(
                     MigrationOutcome(
-                        migration: name, environment: group.label, phase: state.rawValue, result: .applied,
+                        migration: name, environment: group.label, phase: .of(state), result: .applied,
                         message: "migration \(name) (another install's) in \(group.label): \(words)"))
             } catch {
                 outcomes.append(
                     MigrationOutcome(
-                        migration: name, environment: group.label, phase: state.rawValue, result: .waiting,
+                        migration: name, environment: group.label, phase: .of(state), result: .waiting,
                         message: "migration \(name) in \(group.label): cannot record this install's use: \(error)"))
             }
         }
@@ -350,7 +350,7 @@ extension Reconciler {
             }.first
             return why.map {
                 MigrationOutcome(
-                    migration: name, environment: entry.group.label, phase: "-", result: .failed, message: $0)
+                    migration: name, environment: entry.group.label, phase: .whole, result: .failed, message: $0)
             }
         }
     }
@@ -369,15 +369,15 @@ extension Reconciler {
             return nil
         case .leftAlone(let why):
             return MigrationOutcome(
-                migration: name, environment: label, phase: "-", result: .leftAlone, message: why)
+                migration: name, environment: label, phase: .whole, result: .leftAlone, message: why)
         case .contractBlocked(let why):
             return MigrationOutcome(
-                migration: name, environment: label, phase: "contract", result: .waiting,
+                migration: name, environment: label, phase: .of(.contract), result: .waiting,
                 message: "migration \(name): contract in \(label) waits: \(why)")
         case .contractWaits(let due):
             let after = desired.migrations[name]?.contract?.after ?? 0
             return MigrationOutcome(
-                migration: name, environment: label, phase: "contract", result: .waiting,
+                migration: name, environment: label, phase: .of(.contract), result: .waiting,
                 message: "migration \(name): contract in \(label) at \(GateEvaluator.format(due)) "
                     + "(after: \(ManifestDuration.format(after)) since the last rollout that needs it)",
                 nextDue: due)
@@ -385,7 +385,7 @@ extension Reconciler {
             guard let contract = desired.migrations[name]?.contract else { return nil }
             if let migration = desired.migrations[name], let edited = Self.editedPhase(migration, status) {
                 return MigrationOutcome(
-                    migration: name, environment: label, phase: "contract", result: .failed, message: edited)
+                    migration: name, environment: label, phase: .of(.contract), result: .failed, message: edited)
             }
             let record = MigrationRecord(
                 name: name, phase: .contract, checksum: contract.checksum, revision: revision.hex, appliedAt: now,
@@ -409,14 +409,14 @@ extension Reconciler {
                     + "refused from now on"
                 try await event(.migrationApplied, message)
                 return MigrationOutcome(
-                    migration: name, environment: label, phase: "contract", result: .applied, message: message)
+                    migration: name, environment: label, phase: .of(.contract), result: .applied, message: message)
             } catch {
                 let message =
                     "migration \(name): contract failed in \(label): \(error)"
                     + Self.leftBehind(error, phase: "contract")
                 try await event(.migrationFailed, message)
                 return MigrationOutcome(
-                    migration: name, environment: label, phase: "contract",
+                    migration: name, environment: label, phase: .of(.contract),
                     result: (error as? MigrationError)?.isTransient == true ? .waiting : .failed, message: message)
             }
         case .down(_, let reason):
@@ -488,7 +488,7 @@ extension Reconciler {
                     targets: cleared,
                     events: [Event(time: now, kind: .migrationApplied, revision: revision, message: message)]))
             return MigrationOutcome(
-                migration: name, environment: label, phase: "down", result: .applied, message: message)
+                migration: name, environment: label, phase: .of(.down), result: .applied, message: message)
         } catch {
             let transient = (error as? MigrationError)?.isTransient == true
             if run.transaction, !transient {
@@ -506,7 +506,7 @@ extension Reconciler {
             try await store.apply(
                 StateWrite(events: [Event(time: now, kind: .migrationFailed, revision: revision, message: message)]))
             return MigrationOutcome(
-                migration: name, environment: label, phase: "down", result: transient ? .waiting : .failed,
+                migration: name, environment: label, phase: .of(.down), result: transient ? .waiting : .failed,
                 message: message)
         }
     }

@@ -221,9 +221,9 @@ extension Reconciler {
         state.migrationUse.retries = attempt + 1
         state.migrationUse.retryAt = due
         let reason = "waiting for the database: \(message); retry at \(GateEvaluator.format(due))"
-        let firstTime = state.waitingOn != ["database"]
+        let firstTime = state.waitingOn != [.database]
         state.waiting = reason
-        state.waitingOn = ["database"]
+        state.waitingOn = [.database]
         state.updatedAt = now
         try await store.apply(
             StateWrite(
@@ -272,7 +272,7 @@ extension Reconciler {
         let reason = "refused \(action.toVersion ?? "-"): \(action.reason ?? "refused")"
         if var state = live, state.waiting != reason {
             state.waiting = reason
-            state.waitingOn = ["refused"]
+            state.waitingOn = [.refused]
             state.updatedAt = now
             try await store.apply(
                 StateWrite(

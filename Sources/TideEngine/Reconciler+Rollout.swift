@@ -23,7 +23,10 @@ extension Reconciler {
             live
             ?? LiveTarget(id: target.id, executor: target.executor, phase: .pending, updatedAt: now)
         // An error an earlier pass recorded on the target is over once this one gets this far.
-        if state.waiting?.hasPrefix(Self.errorPrefix) == true { state.waiting = nil }
+        if state.waitingOn.contains(where: \.isError) {
+            state.waiting = nil
+            state.waitingOn.removeAll(where: \.isError)
+        }
         var rollout: Rollout
         if action.kind == .resume, let existing = state.rollout {
             rollout = existing
@@ -169,7 +172,7 @@ extension Reconciler {
                 if let open = await breakers.refusal(for: target.executor, now: clock.now()) {
                     return try await progressing(
                         background: backgroundDue, target.id, rollout, state: &state,
-                        message: "\(label): waits: \(open.reason)", executorCalls: calls, nextDue: open.until)
+                        message: "\(label): waits: \(open)", executorCalls: calls, nextDue: open.until)
                 }
                 var request = ActionRequest(
                     action: action, service: target.id.service, environment: target.id.environment,
@@ -298,7 +301,7 @@ extension Reconciler {
                 return .ended(failure)
             }
         }
-        if state.waitingOn == ["database"], let due = state.migrationUse.retryAt, now < due {
+        if state.waitingOn == [.database], let due = state.migrationUse.retryAt, now < due {
             // Backing off after a transient database error: not before the announced time.
             return .ended(
                 TargetOutcome(

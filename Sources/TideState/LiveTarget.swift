@@ -240,8 +240,8 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     public var failed: FailedAttempt?
     /// Why the desired version has not started here yet (a gate: approval, window, bake …), if it is waiting.
     public var waiting: String?
-    /// The kinds of the gates holding it (requires, bake, approval, window, freeze, policy).
-    public var waitingOn: [String] = []
+    /// What holds it: gates, its database, a refusal, or the error the last pass met.
+    public var waitingOn: [WaitReason] = []
     /// The Migrations the running version needs, and when it finished rolling out (contract waits on it).
     public var migrations: [String] = []
     public var migratedAt: Date?
@@ -259,7 +259,7 @@ public struct LiveTarget: Sendable, Codable, Hashable {
     public init(
         id: TargetID, executor: String, phase: TargetPhase, version: String? = nil, configDigest: String? = nil,
         revision: ObjectID? = nil, rollout: Rollout? = nil, failed: FailedAttempt? = nil, waiting: String? = nil,
-        waitingOn: [String] = [], migrations: [String] = [], migratedAt: Date? = nil,
+        waitingOn: [WaitReason] = [], migrations: [String] = [], migratedAt: Date? = nil,
         migrationUse: MigrationUse = MigrationUse(), release: Release? = nil, keptCandidate: KeptCandidate? = nil,
         updatedAt: Date
     ) {

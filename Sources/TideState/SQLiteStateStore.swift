@@ -230,6 +230,22 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
         migrator.registerMigration("v12-kept-candidate") { db in
             try db.execute(sql: "ALTER TABLE targets ADD COLUMN kept_candidate TEXT")
         }
+        // Wait reasons as JSON: the comma-joined names become a list, and an error (before: only a prefix of the
+        // `waiting` sentence) is a reason of its own.
+        migrator.registerMigration("v13-wait-reasons") { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT service, environment, waiting, waiting_on FROM targets")
+            for row in rows {
+                var reasons = WaitReason.column(row["waiting_on"] as String?)
+                if let waiting = row["waiting"] as String?, waiting.hasPrefix("error: "),
+                    !reasons.contains(where: \.isError)
+                {
+                    reasons.append(.error(String(waiting.dropFirst("error: ".count))))
+                }
+                try db.execute(
+                    sql: "UPDATE targets SET waiting_on = ? WHERE service = ? AND environment = ?",
+                    arguments: [try WaitReason.column(reasons), row["service"] as String, row["environment"] as String])
+            }
+        }
         return migrator
     }
 
@@ -373,7 +389,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
                         target.version, target.configDigest, target.revision?.hex,
                         try target.rollout.map(Self.encode), try target.failed.map(Self.encode),
                         target.updatedAt.timeIntervalSince1970, target.waiting,
-                        target.waitingOn.isEmpty ? nil : target.waitingOn.joined(separator: ","),
+                        try WaitReason.column(target.waitingOn),
                         target.migrations.isEmpty ? nil : target.migrations.joined(separator: ","),
                         target.migratedAt?.timeIntervalSince1970,
                         target.migrationUse.isEmpty ? nil : try Self.encode(target.migrationUse),
@@ -662,7 +678,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
             rollout: try (row["rollout"] as String?).map { try decode(Rollout.self, $0) },
             failed: try (row["failed"] as String?).map { try decode(FailedAttempt.self, $0) },
             waiting: row["waiting"],
-            waitingOn: (row["waiting_on"] as String?)?.split(separator: ",").map(String.init) ?? [],
+            waitingOn: WaitReason.column(row["waiting_on"] as String?),
             migrations: (row["migrations"] as String?)?.split(separator: ",").map(String.init) ?? [],
             migratedAt: (row["migrated_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             migrationUse: try (row["migration_use"] as String?).map { try decode(MigrationUse.self, $0) }

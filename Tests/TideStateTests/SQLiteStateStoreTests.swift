@@ -186,6 +186,39 @@ struct SQLiteStateStoreTests {
         #expect(try await store.liveTargets().isEmpty)
     }
 
+    @Test("wait reasons: stored as JSON; rows from before (names joined by commas, an error prefix) read as before")
+    func waitReasons() async throws {
+        let store = try SQLiteStateStore(path: path)
+        let gated = TargetID(service: "api", environment: "prod")
+        let failing = TargetID(service: "web", environment: "prod")
+        let written: [WaitReason] = [.gate(.approval), .database, .error("apply failed: exit 4, \"quoted\", a,b")]
+        try await store.apply(
+            StateWrite(targets: [
+                LiveTarget(
+                    id: gated, executor: "x", phase: .healthy, waiting: "w", waitingOn: written, updatedAt: Date())
+            ]))
+        #expect(try await store.liveTarget(gated)?.waitingOn == written)
+        // A state file of the version before: the names joined by commas, an error only in the sentence.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE targets SET waiting_on = 'approval,window,nonsense' WHERE service = 'api'")
+            try db.execute(
+                sql: """
+                    INSERT INTO targets (service, environment, executor, phase, updated_at, waiting)
+                    VALUES ('web', 'prod', 'x', 'pending', 0, 'error: deploy failed: exit 4')
+                    """)
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v13-wait-reasons'")
+        }
+        let reopened = try SQLiteStateStore(path: path)
+        #expect(try await reopened.liveTarget(gated)?.waitingOn == [.gate(.approval), .gate(.window)])
+        #expect(try await reopened.liveTarget(failing)?.waitingOn == [.error("deploy failed: exit 4")])
+        #expect(try await reopened.liveTarget(failing)?.waiting == "error: deploy failed: exit 4")
+        let stored = try await queue.read {
+            try String.fetchOne($0, sql: "SELECT waiting_on FROM targets WHERE service = 'api'")
+        }
+        #expect(stored == #"["approval","window"]"#)
+    }
+
     @Test("a state file from a newer tide is refused")
     func newerSchema() async throws {
         _ = try SQLiteStateStore(path: path)
