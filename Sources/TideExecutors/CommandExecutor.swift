@@ -135,6 +135,8 @@ public struct DefaultExecutorFactory: ExecutorFactory {
         case .sql:
             throw MigrationError(
                 "executor '\(manifest.name)' is a sql executor: it runs Migrations, not a service's actions")
+        case .http:
+            return try HTTPExecutor(manifest: manifest, workingDirectory: workingDirectory)
         }
     }
 
@@ -154,7 +156,7 @@ public struct DefaultExecutorFactory: ExecutorFactory {
             nginx.test = try resolved(nginx.test)
             nginx.reload = try resolved(nginx.reload)
             manifest.kind = .nginx(nginx)
-        case .flags, .sql: break
+        case .flags, .sql, .http: break
         }
         return manifest
     }

@@ -56,6 +56,8 @@ public struct ExecutorReadiness: Sendable {
             return await nginx(executor, for: target)
         case .flags:
             return [flagsFile(executor)]
+        case .http:
+            return [httpEndpoint(executor)]
         case .sql:
             // Validation refuses this; kept so that a report never claims a sql executor can deploy a service.
             return [

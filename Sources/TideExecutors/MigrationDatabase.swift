@@ -265,23 +265,10 @@ public enum MigrationDatabases {
     }
 
     static func password(from source: PasswordSource, workingDirectory: String) throws -> String {
-        switch source {
-        case .environment(let name):
-            guard let value = ProcessInfo.processInfo.environment[name] else {
-                throw MigrationError("the database password variable \(name) is not set")
-            }
-            return value
-        case .file(let path):
-            let resolved: String
-            do {
-                resolved = try SecretFiles.check(path)
-            } catch {
-                throw MigrationError("\(error)")
-            }
-            guard let text = try? String(contentsOfFile: resolved, encoding: .utf8) else {
-                throw MigrationError("cannot read the database password file \(path)")
-            }
-            return text.trimmingCharacters(in: .newlines)
+        do {
+            return try SecretReading.read(source, what: "database password")
+        } catch {
+            throw MigrationError("\(error)")
         }
     }
 

@@ -12,7 +12,7 @@ extension DesiredStateBuilder {
             switch executor.type {
             case .nginx: found += nginxDiagnostics(service, executor, claims: &nginx)
             case .flags: found += flagsDiagnostics(service, executor)
-            case .command, .plugin, .sql: continue
+            case .command, .plugin, .sql, .http: continue
             }
         }
         found += nginx.conflicts

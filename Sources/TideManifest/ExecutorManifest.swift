@@ -15,6 +15,8 @@ public struct ExecutorManifest: Sendable, Hashable {
         case nginx
         /// Runs Migrations against each environment's database (`url`, `environments.NAME.url`).
         case sql
+        /// POSTs each action as JSON to `url` (signed with `secret`, idempotent by the action id).
+        case http
     }
 
     /// nginx: where the include files go, and how to check and apply a configuration (argv, no shell).
@@ -38,6 +40,7 @@ public struct ExecutorManifest: Sendable, Hashable {
         case flags(path: String)
         case nginx(Nginx)
         case sql(DatabaseSpec)
+        case http(HTTPExecutorSpec)
 
         public var type: ExecutorType {
             switch self {
@@ -46,6 +49,7 @@ public struct ExecutorManifest: Sendable, Hashable {
             case .flags: .flags
             case .nginx: .nginx
             case .sql: .sql
+            case .http: .http
             }
         }
     }
@@ -85,6 +89,7 @@ public struct ExecutorManifest: Sendable, Hashable {
             case .flags: .flags(path: "")
             case .nginx: .nginx(Nginx(configDir: ""))
             case .sql: .sql(DatabaseSpec(url: nil))
+            case .http: .http(HTTPExecutorSpec(url: ""))
             }
         self.init(name: name, location: location, kind: kind, timeout: timeout, environment: environment)
     }

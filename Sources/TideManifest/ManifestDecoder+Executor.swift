@@ -5,7 +5,8 @@ extension NodeReader {
     /// Fields that only some executor types have, and which.
     private static let typeFields: [String: [ExecutorManifest.ExecutorType]] = [
         "command": [.command, .plugin], "path": [.flags], "configDir": [.nginx], "test": [.nginx],
-        "reload": [.nginx], "url": [.sql], "environments": [.sql], "password": [.sql],
+        "reload": [.nginx], "url": [.sql, .http], "environments": [.sql], "password": [.sql], "headers": [.http],
+        "secret": [.http], "caFile": [.http],
     ]
 
     mutating func executor(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ExecutorManifest? {
@@ -23,7 +24,8 @@ extension NodeReader {
             guard let types = Self.typeFields[name], !types.contains(type), let key = f.key(name) else { continue }
             let which =
                 name == "command"
-                ? "a command or plugin executor runs a command" : "\(article(types[0])) executor has '\(name)'"
+                ? "a command or plugin executor runs a command"
+                : "\(types.map(article).joined(separator: " or ")) executor has '\(name)'"
             error(key, name == "path" ? "only a flags executor writes a file" : "only \(which)")
         }
         var timeout = 300.0
@@ -53,6 +55,7 @@ extension NodeReader {
             }
         case .nginx: kind = nginx(f, root: root).map { .nginx($0) }
         case .sql: kind = database(f, root: root).map { .sql($0) }
+        case .http: kind = httpExecutor(f, root: root).map { .http($0) }
         }
         guard let kind, diagnostics.count == before else { return nil }
         var manifest = ExecutorManifest(name: name, location: at, kind: kind, timeout: timeout, environment: env)
@@ -64,17 +67,16 @@ extension NodeReader {
     }
 
     private func article(_ type: ExecutorManifest.ExecutorType) -> String {
-        type == .nginx ? "an nginx" : "a \(type.rawValue)"
+        [.nginx, .http].contains(type) ? "an \(type.rawValue)" : "a \(type.rawValue)"
     }
 
     private mutating func executorType(_ field: Field) -> ExecutorManifest.ExecutorType? {
         guard let text = string(field) else { return nil }
         if let known = ExecutorManifest.ExecutorType(rawValue: text) { return known }
-        if text == "http" {
-            error(field, "executor type '\(text)' is not supported by this version of tide yet")
-        } else {
-            error(field, "unknown executor type '\(text)'; expected command, plugin, flags, nginx or sql")
-        }
+        let known = ExecutorManifest.ExecutorType.allCases.map(\.rawValue)
+        error(
+            field,
+            "unknown executor type '\(text)'; expected \(known.dropLast().joined(separator: ", ")) or \(known.last!)")
         return nil
     }
 
@@ -145,16 +147,16 @@ extension NodeReader {
             error(root, "a sql executor needs url (or environments.NAME.url)")
         }
         if let field = f["password"] {
-            database.password = password(field)
+            database.password = secretReference(field, what: "password")
         }
         return database
     }
 
     /// `{env: VARIABLE}` or `{file: /ABSOLUTE/PATH}`; anything else is refused without repeating it (it may be
-    /// the password itself).
-    private mutating func password(_ field: Field) -> PasswordSource? {
+    /// the secret itself). `what`: the password, a header value, a signing key.
+    mutating func secretReference(_ field: Field, what: String) -> PasswordSource? {
         guard case .mapping = field.node else {
-            error(field, "expected {env: VARIABLE} or {file: PATH}, never the password itself (the value is not shown)")
+            error(field, "expected {env: VARIABLE} or {file: PATH}, never the \(what) itself (the value is not shown)")
             return nil
         }
         guard let g = fields(field, allowed: ["env", "file"]) else { return nil }
@@ -169,12 +171,12 @@ extension NodeReader {
                 return nil
             }
             guard !["PATH", "HOME", "USER", "SHELL", "LANG", "TZ", "PWD", "TMPDIR"].contains(name) else {
-                error(env, "'\(name)' is a variable every process needs; name one that holds only the password")
+                error(env, "'\(name)' is a variable every process needs; name one that holds only the \(what)")
                 return nil
             }
             // Tide's own variables (its git credentials among them) never go to a server a manifest names.
             guard !name.hasPrefix("TIDE_"), !SecretVariables.tideOwn.contains(name) else {
-                error(env, "'\(name)' is one of Tide's own variables; name one that holds only the database password")
+                error(env, "'\(name)' is one of Tide's own variables; name one that holds only the \(what)")
                 return nil
             }
             // The variable is Tide's secret from now on: no process Tide starts inherits it.

@@ -98,7 +98,7 @@ extension ExecutorManifest {
         case .nginx(let nginx):
             if let first = nginx.test.first { programs.append((first, "test")) }
             if let first = nginx.reload.first { programs.append((first, "reload")) }
-        case .flags, .sql:
+        case .flags, .sql, .http:
             break
         }
         return programs.filter { RevisionFiles.relativePath($0.0) != nil }.map {
@@ -124,6 +124,8 @@ extension ExecutorManifest {
             object["reload"] = .array(nginx.reload.map { .string($0) })
         case .sql:
             break
+        case .http(let http):
+            object.merge(http.whatRuns) { $1 }
         }
         return .object(object)
     }

@@ -46,27 +46,7 @@ public final class HTTPFixture: @unchecked Sendable {
         """
 
     public init() throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.script]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // The first line is the port; the server listens before it prints it.
-        var line = Data()
-        let deadline = Date().addingTimeInterval(10)
-        while !line.contains(0x0A) && Date() < deadline {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
-        else {
-            process.terminate()
-            throw FixtureError("the HTTP fixture did not start")
-        }
-        self.port = port
+        (process, port) = try startPythonServer(Self.script, name: "the HTTP fixture")
     }
 
     public func url(_ path: String) -> String { "http://127.0.0.1:\(port)\(path)" }
@@ -75,6 +55,32 @@ public final class HTTPFixture: @unchecked Sendable {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
+}
+
+/// Runs `python3 -c script arguments…` and reads the port it listens on from its first line of output (printed once
+/// it listens). Throws, the process stopped, when none comes within 20 s.
+func startPythonServer(_ script: String, _ arguments: [String] = [], name: String) throws -> (Process, Int) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = ["-c", script] + arguments
+    let out = Pipe()
+    process.standardOutput = out
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    var line = Data()
+    let deadline = Date().addingTimeInterval(20)
+    while !line.contains(0x0A) && Date() < deadline {
+        let chunk = out.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        line.append(chunk)
+    }
+    guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    else {
+        process.terminate()
+        process.waitUntilExit()
+        throw FixtureError("\(name) did not start")
+    }
+    return (process, port)
 }
 
 /// A loopback TCP port nothing listens on right now (the kernel's pick for port 0).
