@@ -51,6 +51,24 @@ struct MigrationsListCommand: AsyncParsableCommand {
     }
 }
 
+/// The migration and the environment (its database) a `tide migrations` verb acts on.
+struct MigrationOptions: ParsableArguments {
+    @Argument(help: "The migration.")
+    var name: String
+
+    @Option(name: .customLong("env"), help: "An environment of the migration's database.")
+    var environment: String
+}
+
+/// Prints what a person's migration verb did; a refusal is the command's error.
+private func printOutcome(_ body: () async throws -> String) async throws {
+    do {
+        print(try await body())
+    } catch let error as MigrationCommandError {
+        throw ReportedFailure(message: "tide: error: \(error)")
+    }
+}
+
 struct MigrationsDownCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "down",
@@ -58,24 +76,15 @@ struct MigrationsDownCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var actor: ActorOptions
-
-    @Argument(help: "The migration.")
-    var name: String
-
-    @Option(name: .customLong("env"), help: "The environment whose database to undo it in.")
-    var environment: String
+    @OptionGroup var migration: MigrationOptions
 
     @Flag(name: .long, help: "Run it: without --yes the statements are shown and nothing is done.")
     var yes = false
 
     func run() async throws {
-        let reconciler = try global.reconciler()
-        do {
-            print(
-                try await reconciler.migrationDown(
-                    name: name, environment: environment, by: actor.actor, confirmed: yes))
-        } catch let error as MigrationCommandError {
-            throw ReportedFailure(message: "tide: error: \(error)")
+        try await printOutcome {
+            try await global.reconciler().migrationDown(
+                name: migration.name, environment: migration.environment, by: actor.actor, confirmed: yes)
         }
     }
 }
@@ -87,23 +96,15 @@ struct MigrationsReleaseCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var actor: ActorOptions
-
-    @Argument(help: "The migration.")
-    var name: String
-
-    @Option(name: .customLong("env"), help: "An environment of the database.")
-    var environment: String
+    @OptionGroup var migration: MigrationOptions
 
     @Option(name: .long, help: "The install whose use is released, as tide migrations shows it (or a part of it).")
     var install: String
 
     func run() async throws {
-        do {
-            print(
-                try await global.reconciler().migrationRelease(
-                    name: name, environment: environment, install: install, by: actor.actor))
-        } catch let error as MigrationCommandError {
-            throw ReportedFailure(message: "tide: error: \(error)")
+        try await printOutcome {
+            try await global.reconciler().migrationRelease(
+                name: migration.name, environment: migration.environment, install: install, by: actor.actor)
         }
     }
 }
@@ -115,23 +116,15 @@ struct MigrationsAdoptCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var actor: ActorOptions
-
-    @Argument(help: "The migration.")
-    var name: String
-
-    @Option(name: .customLong("env"), help: "An environment of the database.")
-    var environment: String
+    @OptionGroup var migration: MigrationOptions
 
     @Option(name: .long, help: "The old owner, as tide migrations --json shows it (or a part of it).")
     var from: String
 
     func run() async throws {
-        do {
-            print(
-                try await global.reconciler().migrationAdopt(
-                    name: name, environment: environment, from: from, by: actor.actor))
-        } catch let error as MigrationCommandError {
-            throw ReportedFailure(message: "tide: error: \(error)")
+        try await printOutcome {
+            try await global.reconciler().migrationAdopt(
+                name: migration.name, environment: migration.environment, from: from, by: actor.actor)
         }
     }
 }
@@ -143,23 +136,15 @@ struct MigrationsReapplyCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var actor: ActorOptions
-
-    @Argument(help: "The migration.")
-    var name: String
-
-    @Option(name: .customLong("env"), help: "The environment whose database to apply it in.")
-    var environment: String
+    @OptionGroup var migration: MigrationOptions
 
     @Flag(name: .long, help: "Run it: without --yes the statements are shown and nothing is done.")
     var yes = false
 
     func run() async throws {
-        do {
-            print(
-                try await global.reconciler().migrationReapply(
-                    name: name, environment: environment, by: actor.actor, confirmed: yes))
-        } catch let error as MigrationCommandError {
-            throw ReportedFailure(message: "tide: error: \(error)")
+        try await printOutcome {
+            try await global.reconciler().migrationReapply(
+                name: migration.name, environment: migration.environment, by: actor.actor, confirmed: yes)
         }
     }
 }

@@ -60,62 +60,52 @@ struct PromoteCommand: AsyncParsableCommand {
 /// A verb about one service in one environment (or, for suspend, every environment): `tide VERB SERVICE --env E`.
 protocol TargetVerb: AsyncParsableCommand {
     static var verb: OperatorRequest.Verb { get }
-    var global: GlobalOptions { get }
-    var service: String { get }
-    var environment: String { get }
-    var actor: ActorOptions { get }
-    var request: RequestOptions { get }
+    var options: TargetVerbOptions { get }
+}
+
+/// What `tide pause|resume|abort|retry` take: the target, who asks, and how to reach the service.
+struct TargetVerbOptions: ParsableArguments {
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The service.") var service: String
+    @Option(name: .customLong("env"), help: "The environment.") var environment: String
+    @OptionGroup var actor: ActorOptions
+    @OptionGroup var request: RequestOptions
 }
 
 extension TargetVerb {
     func run() async throws {
         try await OperatorVerb.run(
             OperatorRequest(
-                verb: Self.verb, service: service, environment: environment, actor: actor.actor, createdAt: Date()),
-            global: global, options: request)
+                verb: Self.verb, service: options.service, environment: options.environment,
+                actor: options.actor.actor, createdAt: Date()),
+            global: options.global, options: options.request)
     }
 }
 
 struct PauseCommand: TargetVerb {
     static let configuration = CommandConfiguration(commandName: "pause", abstract: "Hold a rollout where it is.")
     static let verb = OperatorRequest.Verb.pause
-    @OptionGroup var global: GlobalOptions
-    @Argument(help: "The service.") var service: String
-    @Option(name: .customLong("env"), help: "The environment.") var environment: String
-    @OptionGroup var actor: ActorOptions
-    @OptionGroup var request: RequestOptions
+    @OptionGroup var options: TargetVerbOptions
 }
 
 struct ResumeCommand: TargetVerb {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Let a paused rollout go on.")
     static let verb = OperatorRequest.Verb.resume
-    @OptionGroup var global: GlobalOptions
-    @Argument(help: "The service.") var service: String
-    @Option(name: .customLong("env"), help: "The environment.") var environment: String
-    @OptionGroup var actor: ActorOptions
-    @OptionGroup var request: RequestOptions
+    @OptionGroup var options: TargetVerbOptions
 }
 
 struct AbortCommand: TargetVerb {
     static let configuration = CommandConfiguration(
         commandName: "abort", abstract: "Send a rollout's traffic back to stable now and hold its version.")
     static let verb = OperatorRequest.Verb.abort
-    @OptionGroup var global: GlobalOptions
-    @Argument(help: "The service.") var service: String
-    @Option(name: .customLong("env"), help: "The environment.") var environment: String
-    @OptionGroup var actor: ActorOptions
-    @OptionGroup var request: RequestOptions
+    @OptionGroup var options: TargetVerbOptions
 }
 
 struct RetryCommand: TargetVerb {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Try a failed or aborted version again.")
     static let verb = OperatorRequest.Verb.retry
-    @OptionGroup var global: GlobalOptions
-    @Argument(help: "The service.") var service: String
-    @Option(name: .customLong("env"), help: "The environment.") var environment: String
-    @OptionGroup var actor: ActorOptions
-    @OptionGroup var request: RequestOptions
+    @OptionGroup var options: TargetVerbOptions
 }
 
 /// `tide suspend SERVICE [--env E]` and `tide unsuspend`: Tide leaves the service (in one environment, or in all)

@@ -19,15 +19,8 @@ extension NodeReader {
         }
         guard let kind = ManifestKind(rawValue: kindText) else {
             let known = ManifestKind.allCases.map(\.rawValue)
-            let planned: [String] = []
-            if planned.contains(kindText) {
-                error(kindNode, "kind: '\(kindText)' is not supported by this version of tide yet")
-            } else {
-                let hint = closest(kindText, in: known).map { "; did you mean '\($0)'?" } ?? ""
-                error(
-                    kindNode,
-                    "kind: unknown kind '\(kindText)'\(hint); expected one of \(known.joined(separator: ", "))")
-            }
+            let hint = closest(kindText, in: known).map { "; did you mean '\($0)'?" } ?? ""
+            error(kindNode, "kind: unknown kind '\(kindText)'\(hint); expected one of \(known.joined(separator: ", "))")
             return nil
         }
         guard let metadataNode = top["metadata"]?.value,

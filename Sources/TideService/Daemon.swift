@@ -17,7 +17,8 @@ public import TideState
 public final class Daemon: Sendable {
     let configuration: DaemonConfiguration
     let loop: PassLoop
-    let routes: HTTPRoutes
+    /// The HTTP routes, built when the server starts (a router is not Sendable).
+    let makeRouter: @Sendable () -> Router<TideRequestContext>
     let logger: Logger
 
     /// `makeReconciler` opens the config repo for a branch (nil: the one `--branch` or HEAD names).
@@ -36,8 +37,11 @@ public final class Daemon: Sendable {
                 try makeReconciler(branch).instrumented(metrics: metrics, logger: actionLogger)
             })
         self.loop = loop
-        self.routes = HTTPRoutes(
-            loop: loop, source: source, store: store, metrics: metrics, configuration: configuration, logger: logger)
+        self.makeRouter = {
+            buildRouter(
+                loop: loop, source: source, store: store, metrics: metrics, configuration: configuration,
+                logger: logger)
+        }
     }
 
     /// Runs until SIGTERM or SIGINT. `onListening` gets the port bound (useful with port 0).
@@ -45,7 +49,7 @@ public final class Daemon: Sendable {
         let logger = logger
         let host = configuration.host
         let app = Application(
-            router: routes.router(),
+            router: makeRouter(),
             server: .http1(configuration: .init(idleTimeout: .seconds(60))),
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "tide"),
             onServerRunning: { channel in
