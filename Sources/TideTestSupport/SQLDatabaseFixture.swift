@@ -62,7 +62,10 @@ public final class SQLDatabaseFixture: Sendable {
 
     private func rows(_ sql: String, write: Bool) throws -> [String] {
         if let sqlitePath {
-            let queue = try DatabaseQueue(path: sqlitePath)
+            // Waits for a writer (Tide's phase under test) as an application would, rather than failing at once.
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(30)
+            let queue = try DatabaseQueue(path: sqlitePath, configuration: configuration)
             defer { try? queue.close() }
             let fetch = { (db: Database) throws -> [String] in
                 try Row.fetchAll(db, sql: sql).map { row in

@@ -35,7 +35,26 @@ public struct ProcessOutput: Sendable {
 /// posix_spawn and waitpid rather than Foundation's Process: with several processes started at once from
 /// different threads, Process can miss a child's exit and wait forever (the child stays a zombie).
 @discardableResult
+/// From async code: the child is waited for on a thread of its own, never on one of the cooperative pool's (two
+/// on this machine — a test blocking one for a child's lifetime stalls every other test's awaits).
 public func runProcess(
+    _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
+    input: String? = nil
+) async throws -> ProcessOutput {
+    try await detached {
+        try runProcessBlocking(executable, arguments, in: directory, environment: environment, input: input)
+    }
+}
+
+/// From synchronous code (fixtures' setup, `detached` work): runs the child and waits for it on this thread.
+public func runProcess(
+    _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
+    input: String? = nil
+) throws -> ProcessOutput {
+    try runProcessBlocking(executable, arguments, in: directory, environment: environment, input: input)
+}
+
+func runProcessBlocking(
     _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
     input: String? = nil
 ) throws -> ProcessOutput {

@@ -35,7 +35,8 @@ struct CommitVerificationTests {
         #expect(try await apiVersion() == "1.0.1")
 
         // Unsigned, then signed by a key that is not allowed: rejected, 1.0.1 stays, the reason is shown.
-        let unsigned = try repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
+        let unsigned = try await repo.fixture.commit(
+            "api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
         let rejected = try await tide("reconcile")
         #expect(rejected.combined.contains("commit \(unsigned.short) is not signed"), "\(rejected.combined)")
         #expect(try await apiVersion() == "1.0.1")
@@ -56,8 +57,8 @@ struct CommitVerificationTests {
         #expect(try await apiVersion() == "2.0.0")
         let rollback = try await tide("rollback", "api", "--env", "prod", "--signing-key", keys.sshKey)
         #expect(rollback.status == 0, "\(rollback.combined)")
-        let head = try repo.fixture.head()
-        let verified = try runProcess(
+        let head = try await repo.fixture.head()
+        let verified = try await runProcess(
             GitFixture.gitPath,
             ["-c", "gpg.ssh.allowedSignersFile=\(keys.allowedSigners)", "verify-commit", head.hex],
             in: repo.fixture.workTree)
@@ -70,7 +71,8 @@ struct CommitVerificationTests {
         // it past the check.
         try keys.commitSigned(repo.fixture, "api 3.0.0 signed", files: ["api.yaml": ConfigRepo.service("api", "3.0.0")])
         #expect(try await tide("reconcile").status == 0)
-        try repo.fixture.commit("web evil", files: ["web.yaml": ConfigRepo.service("web", "evil", dependsOn: "[api]")])
+        try await repo.fixture.commit(
+            "web evil", files: ["web.yaml": ConfigRepo.service("web", "evil", dependsOn: "[api]")])
         let laundering = try await tide("rollback", "api", "--env", "prod", "--signing-key", keys.sshKey)
         #expect(laundering.status != 0, "\(laundering.combined)")
         #expect(laundering.combined.contains("Tide writes no commit on"), "\(laundering.combined)")

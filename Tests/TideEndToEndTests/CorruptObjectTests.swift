@@ -15,8 +15,9 @@ struct CorruptObjectTests {
         let service = ConfigRepo.service("api", "2.0.0").replacingOccurrences(
             of: "environments: {prod: {}}",
             with: "environments: {prod: {}}\n  config: {pad: \"\(String(repeating: "x", count: 4000))\"}")
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": service])
-        let blob = try repo.fixture.git("rev-parse", "HEAD:api.yaml").trimmingCharacters(in: .whitespacesAndNewlines)
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": service])
+        let blob = try await repo.fixture.git("rev-parse", "HEAD:api.yaml").trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let object = repo.fixture.workTree + "/.git/objects/\(blob.prefix(2))/\(blob.dropFirst(2))"
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: object)
         let whole = try Data(contentsOf: URL(fileURLWithPath: object))
@@ -39,7 +40,7 @@ struct CorruptObjectTests {
         #expect(status.standardOutput.contains("cannot be read safely"), "\(status.standardOutput)")
 
         // A fix on top (the corrupt blob is no longer needed): applied.
-        try repo.fixture.commit("api 2.0.1", files: ["api.yaml": ConfigRepo.service("api", "2.0.1")])
+        try await repo.fixture.commit("api 2.0.1", files: ["api.yaml": ConfigRepo.service("api", "2.0.1")])
         let fixed = try await repo.tide("reconcile", extra: deadline)
         #expect(fixed.status == 0, "\(fixed.combined)")
         #expect(repo.calls().contains("deploy api@prod 2.0.1"))

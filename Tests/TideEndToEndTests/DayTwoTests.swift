@@ -12,7 +12,7 @@ struct DayTwoTests {
         #expect(await daemon.waitForLog("info pass "), "\(daemon.log())")
         // Writes under way while the copy is taken: new versions keep deploying.
         for version in ["1.1.0", "1.2.0", "1.3.0"] {
-            try remote.repo.fixture.commit(version, files: ["api.yaml": ConfigRepo.service("api", version)])
+            try await remote.repo.fixture.commit(version, files: ["api.yaml": ConfigRepo.service("api", version)])
         }
         let copy = remote.repo.scratch.appending("backup.sqlite")
         let backup = try await remote.repo.tide("state", "backup", copy, extra: ["--repo", remote.url])
@@ -43,7 +43,7 @@ struct DayTwoTests {
         let suspended = try await repo.tide("suspend", "api", "--env", "prod", "--comment", "db maintenance")
         #expect(suspended.status == 0, "\(suspended.combined)")
         #expect(suspended.standardOutput.contains("api@prod: suspended"), "\(suspended.combined)")
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
         let reconcile = try await repo.tide("reconcile")
         #expect(reconcile.status == 0, "\(reconcile.combined)")
         #expect(reconcile.standardOutput.contains("api@prod: suspended 2.0.0"), "\(reconcile.combined)")
@@ -84,7 +84,7 @@ struct UnpublishedRollbackTests {
         let url = "file://" + repo.fixture.repoPath
         let remote = ["--repo", url]
         #expect(try await repo.tide("reconcile", extra: remote).status == 0)
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
         #expect(try await repo.tide("reconcile", extra: remote).status == 0)
 
         // Git goes away.
@@ -101,19 +101,19 @@ struct UnpublishedRollbackTests {
 
         // Git comes back, and someone pushed meanwhile.
         try FileManager.default.moveItem(atPath: away, toPath: repo.fixture.repoPath)
-        try repo.fixture.git("pull", "-q", "--rebase", "origin", "main")
-        try repo.fixture.commit(
+        try await repo.fixture.git("pull", "-q", "--rebase", "origin", "main")
+        try await repo.fixture.commit(
             "web: a comment",
             files: ["web.yaml": "# owned by the web team\n" + ConfigRepo.service("web", "1.0.0", dependsOn: "[api]")])
         let before = repo.calls().count
         let back = try await repo.tide("reconcile", extra: remote)
         #expect(back.status == 0, "\(back.combined)")
         #expect(!repo.calls().dropFirst(before).contains("deploy api@prod 2.0.0"), "2.0.0 came back: \(repo.calls())")
-        let log = try runProcess(
+        let log = try await runProcess(
             GitFixture.gitPath, ["--git-dir", repo.fixture.repoPath, "log", "-4", "--format=%s"]
         ).standardOutput
         #expect(log.hasPrefix("Revert \"api 2.0.0\"\nweb: a comment\napi 2.0.0\n"), "\(log)")
-        let body = try runProcess(
+        let body = try await runProcess(
             GitFixture.gitPath, ["--git-dir", repo.fixture.repoPath, "log", "-1", "--format=%B"]
         ).standardOutput
         #expect(body.contains("Tide-Actor: \(NSUserName())"), "\(body)")
@@ -145,7 +145,7 @@ struct FaketimeWaitTests {
         """.write(toFile: flaky, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: flaky)
         let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "flaky executor",
             files: [
                 "base.yaml": base.replacingOccurrences(of: repo.scratch.appending("executor.sh"), with: flaky)
@@ -173,7 +173,7 @@ struct FaketimeWaitTests {
         #expect(took < 45, "the backoff did not end")
 
         // An executor that sleeps 30 s against its 2 s timeout is stopped at 2 s.
-        try repo.fixture.commit("slow", files: ["api.yaml": ConfigRepo.service("api", "slow")])
+        try await repo.fixture.commit("slow", files: ["api.yaml": ConfigRepo.service("api", "slow")])
         let (slow, slowTook) = try await run(["reconcile"])
         #expect(slowTook < 25, "the timeout did not fire: \(slow.combined)")
         #expect(slow.combined.contains("timed out after 2s"), "\(slow.combined)")

@@ -3,96 +3,6 @@ import Testing
 import TideGit
 import TideTestSupport
 
-/// A config repo whose executor is a script that logs every call and fails or hangs on request.
-struct ConfigRepo {
-    let fixture: GitFixture
-    let scratch: TemporaryDirectory
-    let log: String
-    let state: String
-
-    init(bare: Bool = false, root: String = "") throws {
-        fixture = try GitFixture(bare: bare)
-        scratch = try TemporaryDirectory("tide-e2e")
-        log = scratch.appending("executor.log")
-        state = scratch.appending("state.sqlite")
-        let script = scratch.appending("executor.sh")
-        try Data(
-            """
-            #!/bin/sh
-            echo "$TIDE_ACTION $TIDE_SERVICE@$TIDE_ENVIRONMENT $TIDE_VERSION $TIDE_ACTION_ID" >> "$LOG"
-            env > "$LOG.env"
-            case "$TIDE_VERSION" in
-              bad) echo "cannot pull image $TIDE_VERSION" >&2; exit 4 ;;
-              busy) echo "the registry is busy, try again later" >&2; exit 75 ;;
-              slow) sleep 30 ;;
-              hold) while [ ! -f "$LOG.release" ]; do sleep 0.05; done ;;
-            esac
-            if [ "$TIDE_ACTION" = set-weight ] && [ -f "$LOG.hold-weights" ]; then
-              while [ ! -f "$LOG.release" ]; do sleep 0.05; done
-            fi
-            case "$TIDE_VERSION" in
-              never) exit 9 ;;
-            esac
-            exit 0
-
-            """.utf8
-        ).write(to: URL(fileURLWithPath: script))
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
-        let prefix = root.isEmpty ? "" : root + "/"
-        try fixture.write(
-            prefix + "base.yaml",
-            """
-            apiVersion: tide/v1
-            kind: Executor
-            metadata: {name: script}
-            spec:
-              type: command
-              command: ["\(script)"]
-              timeout: 2s
-              env: {LOG: "\(log)"}
-            ---
-            apiVersion: tide/v1
-            kind: Environment
-            metadata: {name: prod}
-            spec: {production: true}
-
-            """)
-        try fixture.write(prefix + "api.yaml", Self.service("api", "1.0.0"))
-        try fixture.write(prefix + "web.yaml", Self.service("web", "1.0.0", dependsOn: "[api]"))
-        try fixture.commit("initial")
-    }
-
-    static func service(_ name: String, _ version: String, dependsOn: String = "[]") -> String {
-        """
-        apiVersion: tide/v1
-        kind: Service
-        metadata: {name: \(name)}
-        spec:
-          executor: script
-          version: "\(version)"
-          environments: {prod: {}}
-          dependsOn: \(dependsOn)
-
-        """
-    }
-
-    @discardableResult
-    func tide(_ arguments: String..., extra: [String] = []) async throws -> ProcessOutput {
-        try await TideBinary.runDetached(
-            arguments + ["--repo", fixture.repoPath, "--state", state] + extra, in: scratch.path)
-    }
-
-    func calls() -> [String] {
-        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map {
-            $0.split(separator: " ").prefix(3).joined(separator: " ")
-        }
-    }
-
-    func json(_ output: ProcessOutput) throws -> Any {
-        try JSONSerialization.jsonObject(with: Data(output.standardOutput.utf8))
-    }
-}
-
 @Suite("End to end: the tide binary against real git repositories")
 struct EndToEndTests {
     @Test("first deploy, no-op second pass, version change, revert classified as rollback")
@@ -111,13 +21,13 @@ struct EndToEndTests {
         #expect(repo.calls().count == 4, "a second pass must not call the executor")
         #expect(second.standardOutput.contains("2 unchanged"))
 
-        let bump = try repo.fixture.commit(
+        let bump = try await repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
         let third = try await repo.tide("reconcile")
         #expect(third.status == 0)
         #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.1.0", "health web@prod 1.1.0"])
 
-        let revert = try repo.fixture.revert(bump)
+        let revert = try await repo.fixture.revert(bump)
         let fourth = try await repo.tide("reconcile")
         #expect(fourth.status == 0)
         #expect(Array(repo.calls().suffix(2)) == ["deploy web@prod 1.0.0", "health web@prod 1.0.0"])
@@ -146,10 +56,10 @@ struct EndToEndTests {
         let repo = try ConfigRepo()
         #expect(try await repo.tide("dora", "--json").status == 0)
         _ = try await repo.tide("reconcile")
-        let bump = try repo.fixture.commit(
+        let bump = try await repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
         _ = try await repo.tide("reconcile")
-        try repo.fixture.revert(bump)
+        try await repo.fixture.revert(bump)
         _ = try await repo.tide("reconcile")
 
         let json = try await repo.tide("dora", "--json")
@@ -194,7 +104,7 @@ struct EndToEndTests {
     @Test("staging → prod through the CLI: readiness, approve, promote --to, status words")
     func promotionFlow() async throws {
         let repo = try ConfigRepo()
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "pipeline",
             files: [
                 "envs.yaml": """
@@ -271,18 +181,18 @@ struct EndToEndTests {
     func rollback() async throws {
         let repo = try ConfigRepo()
         _ = try await repo.tide("reconcile")
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
         _ = try await repo.tide("reconcile")
         let rollback = try await repo.tide("rollback", "web", "--env", "prod", "--reconcile")
         #expect(rollback.status == 0, "\(rollback.combined)")
         #expect(rollback.standardOutput.contains("web@prod: deployed 1.1.0 → 1.0.0"))
-        #expect(try repo.fixture.git("log", "-1", "--format=%s") == "Revert \"web 1.1.0\"\n")
+        #expect(try await repo.fixture.git("log", "-1", "--format=%s") == "Revert \"web 1.1.0\"\n")
         #expect(try await repo.tide("rollback", "api", "--env", "prod").status == 1)
 
         let auto = ConfigRepo.service("api", "bad").replacingOccurrences(
             of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
-        try repo.fixture.commit("api bad", files: ["api.yaml": auto])
+        try await repo.fixture.commit("api bad", files: ["api.yaml": auto])
         let failed = try await repo.tide("reconcile")
         #expect(failed.status == 1)
         #expect(failed.standardError.contains("rolled back to 1.0.0 automatically; reverted "))
@@ -291,7 +201,7 @@ struct EndToEndTests {
             Array(repo.calls().suffix(3)) == [
                 "deploy api@prod bad", "rollback api@prod 1.0.0", "health api@prod 1.0.0",
             ])
-        #expect(try repo.fixture.git("log", "-1", "--format=%s") == "Revert \"api bad\"\n")
+        #expect(try await repo.fixture.git("log", "-1", "--format=%s") == "Revert \"api bad\"\n")
         let settled = try await repo.tide("reconcile")
         #expect(settled.status == 0, "\(settled.combined)")
         let status = try await repo.tide("status")
@@ -309,9 +219,9 @@ struct EndToEndTests {
                     "  executor: script\n  strategy: {type: canary, steps: [{setWeight: 20}, {pause: 1s}, {setWeight: 60}, {pause: {}}]}\n"
             )
         }
-        try repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0")])
+        try await repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0")])
         _ = try await repo.tide("reconcile")
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
         let watched = try await repo.tide("reconcile", "--watch")
         #expect(watched.status == 0, "\(watched.combined)")
         #expect(watched.standardOutput.contains("next pass at"))
@@ -346,9 +256,9 @@ struct EndToEndTests {
         // machine is.
         let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
             .replacingOccurrences(of: "timeout: 2s", with: "timeout: 120s")
-        try repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0"), "base.yaml": base])
+        try await repo.fixture.commit("canary", files: ["api.yaml": canary("1.0.0"), "base.yaml": base])
         _ = try await repo.tide("reconcile")
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary("2.0.0")])
         try Data().write(to: URL(fileURLWithPath: repo.log + ".hold-weights"))
 
         let process = Process()
@@ -390,7 +300,7 @@ struct EndToEndTests {
     func markdownPlan() async throws {
         let repo = try ConfigRepo()
         _ = try await repo.tide("reconcile")
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "canary with analysis",
             files: [
                 "analysis.yaml": """
@@ -468,10 +378,10 @@ struct EndToEndTests {
     func rejected(_ case_: Invalid) async throws {
         let repo = try ConfigRepo()
         #expect(try await repo.tide("reconcile").status == 0)
-        let good = try repo.fixture.head()
+        let good = try await repo.fixture.head()
         // A valid change rides along with the invalid one: it must not be applied either.
         try repo.fixture.write("api.yaml", ConfigRepo.service("api", "9.9.9"))
-        let bad = try repo.fixture.commit("broken", files: [case_.file: case_.contents])
+        let bad = try await repo.fixture.commit("broken", files: [case_.file: case_.contents])
 
         let validate = try await repo.tide("validate")
         #expect(validate.status == 1)
@@ -498,7 +408,7 @@ struct EndToEndTests {
     func executorFailure() async throws {
         let repo = try ConfigRepo()
         _ = try await repo.tide("reconcile")
-        try repo.fixture.commit("bad", files: ["api.yaml": ConfigRepo.service("api", "bad")])
+        try await repo.fixture.commit("bad", files: ["api.yaml": ConfigRepo.service("api", "bad")])
         let result = try await repo.tide("reconcile")
         #expect(result.status == 1)
         #expect(result.standardError.contains("api@prod: failed 1.0.0 → bad"))
@@ -525,7 +435,7 @@ struct EndToEndTests {
         _ = try await repo.tide("reconcile")
         let base = try String(contentsOfFile: repo.fixture.repoPath + "/base.yaml", encoding: .utf8)
         // The executor says it cannot work now (exit 75): what a breaker counts (a candidate's own failure is not).
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "busy",
             files: [
                 "api.yaml": ConfigRepo.service("api", "busy"),
@@ -550,7 +460,7 @@ struct EndToEndTests {
         let repo = try ConfigRepo()
         _ = try await repo.tide("reconcile")
         let base = try String(contentsOfFile: repo.fixture.repoPath + "/base.yaml", encoding: .utf8)
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "slow",
             files: [
                 "api.yaml": ConfigRepo.service("api", "slow"),
@@ -577,7 +487,7 @@ struct EndToEndTests {
     func concurrentReconciles() async throws {
         let repo = try ConfigRepo()
         // Make each executor call slow enough for the two processes to overlap.
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "slower",
             files: [
                 "base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
@@ -609,7 +519,7 @@ struct EndToEndTests {
     @Test("concurrent reconciles reaching one state file by other paths (a symlink, ./) still run each step once")
     func concurrentReconcilesThroughOtherPaths() async throws {
         let repo = try ConfigRepo()
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "slower",
             files: [
                 "base.yaml": try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
@@ -652,7 +562,7 @@ struct EndToEndTests {
     @Test("a waiting reconcile gives up with a clear message after --lock-timeout")
     func lockTimeout() async throws {
         let repo = try ConfigRepo()
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "hold",
             files: [
                 "api.yaml": ConfigRepo.service("api", "hold"),
@@ -676,11 +586,11 @@ struct EndToEndTests {
     @Test("a bare repository, a branch and a manifest root")
     func bareBranchPath() async throws {
         let repo = try ConfigRepo(bare: true, root: "deploy/prod")
-        try repo.fixture.git("checkout", "-q", "-b", "release")
+        try await repo.fixture.git("checkout", "-q", "-b", "release")
         try repo.fixture.write("deploy/prod/api.yaml", ConfigRepo.service("api", "1.5.0"))
-        try repo.fixture.git("add", "-A")
-        try repo.fixture.git("commit", "-q", "-m", "release api 1.5.0")
-        try repo.fixture.git("push", "-q", "origin", "release")
+        try await repo.fixture.git("add", "-A")
+        try await repo.fixture.git("commit", "-q", "-m", "release api 1.5.0")
+        try await repo.fixture.git("push", "-q", "origin", "release")
 
         let plan = try await repo.tide("plan", "--json", extra: ["--branch", "release", "--path", "deploy/prod"])
         #expect(plan.status == 0, "\(plan.combined)")
@@ -723,7 +633,8 @@ struct EndToEndTests {
         // What init wrote is exactly manifests/ of this repository.
         let manifests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("manifests").path
-        let files = try runProcess(GitFixture.gitPath, ["ls-files"], in: dir).standardOutput.split(separator: "\n")
+        let files = try await runProcess(GitFixture.gitPath, ["ls-files"], in: dir).standardOutput.split(
+            separator: "\n")
         #expect(files.count >= 5)
         for file in files {
             let ours = try String(contentsOfFile: manifests + "/" + file, encoding: .utf8)

@@ -297,7 +297,7 @@ struct ExamplesTests {
             (text.replacingOccurrences(
                 of: "  version: \"1.0.0\"\n", with: "  version: \"1.0.0\"\n  config: {replicas: 3}\n"))
             .write(toFile: service, atomically: true, encoding: .utf8)
-        #expect(
+        await #expect(
             try runProcess(
                 GitFixture.gitPath,
                 ["-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-qam", "web: 3 replicas"],
@@ -316,7 +316,8 @@ struct ExamplesTests {
             "\(stagingNext.combined)")
         #expect(!stagingNext.standardOutput.contains("web@prod: deployed"), "\(stagingNext.combined)")
         #expect(stagingNext.standardOutput.contains("was for another config"), "\(stagingNext.combined)")
-        #expect(try at("+4h", ["approve", "web", "--env", "prod"]).status == 0)
+        let approvedConfig = try at("+4h", ["approve", "web", "--env", "prod"])
+        #expect(approvedConfig.status == 0, "\(approvedConfig.combined)")
         let prodNext = try at("+4h", ["reconcile"])
         #expect(prodNext.standardOutput.contains("web@prod: deployed 1.0.0 → 1.0.0 [CONFIG]"), "\(prodNext.combined)")
     }

@@ -58,7 +58,7 @@ struct FlagsTests {
                 arguments + ["--repo", fixture.repoPath, "--state", state], in: scratch.path)
         }
         let published = fixture.repoPath + "/published/flags.json"
-        try fixture.commit("1.0.0", files: Self.repo(version: "1.0.0", steps: "[{setWeight: 30}, {pause: {}}]"))
+        try await fixture.commit("1.0.0", files: Self.repo(version: "1.0.0", steps: "[{setWeight: 30}, {pause: {}}]"))
         #expect(try await tide("reconcile").status == 0)
         var file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: published)))
         var entry = try #require(
@@ -67,7 +67,7 @@ struct FlagsTests {
         #expect(entry["candidate"] == nil)
         #expect(try await tide("flag", "checkout", "--env", "prod", "--key", "user-1").standardOutput.contains("1.0.0"))
 
-        try fixture.commit("2.0.0", files: Self.repo(version: "2.0.0", steps: "[{setWeight: 30}, {pause: {}}]"))
+        try await fixture.commit("2.0.0", files: Self.repo(version: "2.0.0", steps: "[{setWeight: 30}, {pause: {}}]"))
         #expect(try await tide("reconcile").status == 0)
         file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: published)))
         entry = try #require(
@@ -97,7 +97,7 @@ struct FlagsTests {
         #expect(entry["stable"] as? String == "2.0.0")
         #expect(entry["candidate"] == nil)
 
-        try fixture.commit(
+        try await fixture.commit(
             "shadow with flags",
             files: Self.repo(version: "3.0.0", steps: "[{setWeight: 30}]").mapValues {
                 $0.replacingOccurrences(

@@ -66,7 +66,7 @@ struct GoldenOutputTests {
         try #require(FileManager.default.isExecutableFile(atPath: faketime), "faketime is needed: scripts/install-deps")
         let repo = try ConfigRepo()
         let db = repo.scratch.appending("orders.sqlite")
-        _ = try runProcess(
+        _ = try await runProcess(
             "/usr/bin/env",
             [
                 "python3", "-c",
@@ -86,11 +86,11 @@ struct GoldenOutputTests {
         }
         let date = Date(timeIntervalSince1970: 1_793_000_000)
         // Every commit dated before the frozen clock (lead times are the same at every run).
-        _ = try runProcess(
+        _ = try await runProcess(
             GitFixture.gitPath, ["commit", "-q", "--amend", "--no-edit", "--no-verify"], in: repo.fixture.workTree,
             environment: ["GIT_AUTHOR_DATE": "@1792990000 +0000", "GIT_COMMITTER_DATE": "@1792990000 +0000"])
         #expect(try await tide("reconcile").status == 0)
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "api 2.0.0 with a migration",
             files: [
                 "db.yaml": """
@@ -112,7 +112,7 @@ struct GoldenOutputTests {
             ], date: date)
         #expect(try await tide("reconcile").status == 0)
         // A batch job in a nightly environment: outside its window at 10:00, it waits (and says for what).
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "batch in a nightly environment",
             files: [
                 "nightly.yaml": """
@@ -130,10 +130,10 @@ struct GoldenOutputTests {
                 """
             ], date: date)
         #expect(try await tide("reconcile").status == 0)
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "web bad", files: ["web.yaml": ConfigRepo.service("web", "bad", dependsOn: "[api]")], date: date)
         #expect(try await tide("reconcile").status == 1)
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "api 2.1.0", files: ["api.yaml": ConfigRepo.service("api", "2.1.0") + "  migrations: [add-email]\n"],
             date: date)
 

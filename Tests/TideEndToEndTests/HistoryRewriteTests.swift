@@ -11,19 +11,19 @@ struct HistoryRewriteTests {
     func rewritten() async throws {
         let repo = try ConfigRepo()
         #expect(try await repo.tide("reconcile").status == 0)
-        let live = try repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        let live = try await repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
         #expect(try await repo.tide("reconcile").status == 0)
 
         // Squash everything into a new root, drop the old branch, and collect the garbage.
-        try repo.fixture.git("checkout", "-q", "--orphan", "squashed")
-        try repo.fixture.git("commit", "-q", "--no-verify", "-m", "squashed history")
-        try repo.fixture.git("branch", "-q", "-D", "main")
-        try repo.fixture.git("branch", "-q", "-m", "main")
-        try repo.fixture.git("reflog", "expire", "--expire=now", "--all")
-        try repo.fixture.git("gc", "-q", "--prune=now")
+        try await repo.fixture.git("checkout", "-q", "--orphan", "squashed")
+        try await repo.fixture.git("commit", "-q", "--no-verify", "-m", "squashed history")
+        try await repo.fixture.git("branch", "-q", "-D", "main")
+        try await repo.fixture.git("branch", "-q", "-m", "main")
+        try await repo.fixture.git("reflog", "expire", "--expire=now", "--all")
+        try await repo.fixture.git("gc", "-q", "--prune=now")
         #expect(throws: (any Error).self) { try repo.fixture.git("cat-file", "-e", live.hex) }
 
-        try repo.fixture.commit("api 1.2.0", files: ["api.yaml": ConfigRepo.service("api", "1.2.0")])
+        try await repo.fixture.commit("api 1.2.0", files: ["api.yaml": ConfigRepo.service("api", "1.2.0")])
         let pass = try await repo.tide("reconcile")
         #expect(pass.status == 0, "\(pass.combined)")
         #expect(pass.standardOutput.contains("api@prod: deployed 1.1.0 → 1.2.0"), "\(pass.standardOutput)")
@@ -39,9 +39,9 @@ struct HistoryRewriteTests {
     @Test("a shallow clone (--depth 1) plans and reconciles, and deploys its next commit")
     func shallow() async throws {
         let repo = try ConfigRepo()
-        try repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        try await repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
         let clone = repo.scratch.appending("shallow")
-        _ = try runProcess(
+        _ = try await runProcess(
             GitFixture.gitPath, ["clone", "-q", "--depth", "1", "file://" + repo.fixture.workTree, clone])
         #expect(FileManager.default.fileExists(atPath: clone + "/.git/shallow"))
         let state = repo.scratch.appending("shallow.sqlite")
@@ -58,7 +58,7 @@ struct HistoryRewriteTests {
         for arguments in [
             ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "1.2.0"],
         ] {
-            let result = try runProcess(GitFixture.gitPath, arguments, in: clone)
+            let result = try await runProcess(GitFixture.gitPath, arguments, in: clone)
             #expect(result.status == 0, "\(result.standardError)")
         }
         let second = try await tide("reconcile")

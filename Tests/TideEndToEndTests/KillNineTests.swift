@@ -137,7 +137,7 @@ struct KillNineTests {
 
             """)
         try fixture.write("api.yaml", service("1.0.0"))
-        try fixture.commit("api 1.0.0")
+        try await fixture.commit("api 1.0.0")
         func tide(_ arguments: String...) async throws -> ProcessOutput {
             try await TideBinary.runDetached(
                 arguments + ["--repo", fixture.repoPath, "--state", state], in: scratch.path)
@@ -146,7 +146,7 @@ struct KillNineTests {
         #expect(first.status == 0, "\(first.combined)")
 
         // One call of the 2.0.0 rollout holds; Tide is killed while it runs.
-        try fixture.commit("api 2.0.0", files: ["api.yaml": service("2.0.0")])
+        try await fixture.commit("api 2.0.0", files: ["api.yaml": service("2.0.0")])
         try "\(holdAt)".write(toFile: log + ".hold-at", atomically: true, encoding: .utf8)
         let killed = try BackgroundProcess(
             TideBinary.path, ["reconcile", "--watch", "--repo", fixture.repoPath, "--state", state],
@@ -191,7 +191,7 @@ struct KillNineTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func migration(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
             "CREATE TABLE audit (phase TEXT NOT NULL)", "INSERT INTO users (id, name) VALUES (1, 'ada')")
         // Several seconds of work after the backfill's first write, in the same transaction.
@@ -222,7 +222,7 @@ struct KillNineTests {
             """,
             "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-email]\n",
         ]
-        try repo.fixture.commit("api 2.0 needs add-email", files: files)
+        try await repo.fixture.commit("api 2.0 needs add-email", files: files)
         let killed = try BackgroundProcess(
             TideBinary.path, ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state],
             in: repo.scratch.path, output: repo.scratch.appending("killed.out"))
@@ -238,21 +238,21 @@ struct KillNineTests {
         }
         #expect(wasRunning, "the migration finished before the kill")
         #expect(await killed.waitForExit(timeout: 10) == 128 + SIGKILL)
-        let before = try db.history()
+        let before = try await db.history()
         #expect(!before.contains("add-email|backfill"), "\(before)")
-        #expect(try db.query("SELECT phase FROM audit ORDER BY phase").filter { $0 == "backfill" } == [])
+        #expect(try await db.query("SELECT phase FROM audit ORDER BY phase").filter { $0 == "backfill" } == [])
 
         let restarted = try await repo.tide("reconcile")
         #expect(restarted.status == 0, "\(restarted.combined)")
-        let phases = try db.history().filter { !$0.hasSuffix("|use") }
+        let phases = try await db.history().filter { !$0.hasSuffix("|use") }
         #expect(phases.filter { $0 == "add-email|expand" }.count == 1, "\(phases)")
         #expect(phases.filter { $0 == "add-email|backfill" }.count == 1, "\(phases)")
         // The killed backfill's write was rolled back with it; the re-run's is the only one.
-        #expect(try db.query("SELECT phase FROM audit ORDER BY phase") == ["backfill", "expand"])
-        #expect(try db.query("SELECT email FROM users") == ["ada@example.com"])
+        #expect(try await db.query("SELECT phase FROM audit ORDER BY phase") == ["backfill", "expand"])
+        #expect(try await db.query("SELECT email FROM users") == ["ada@example.com"])
         if backend == .postgres {
             // The killed Tide's statement does not run on for nobody.
-            let lingering = try db.query(
+            let lingering = try await db.query(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(5)%' AND pid <> pg_backend_pid()")
             #expect(lingering == ["0"], "\(lingering)")
         }
@@ -298,9 +298,9 @@ struct KillNineTests {
         func api(_ version: String) -> String {
             ConfigRepo.service("api", version).replacingOccurrences(of: "executor: script", with: "executor: platform")
         }
-        try repo.fixture.commit("plugin", files: ["plugin.yaml": plugin, "api.yaml": api("1.0.0")])
+        try await repo.fixture.commit("plugin", files: ["plugin.yaml": plugin, "api.yaml": api("1.0.0")])
         #expect(try await repo.tide("reconcile").status == 0)
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": api("2.0.0")])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": api("2.0.0")])
         try Data().write(to: URL(fileURLWithPath: log + ".hold"))
         let killed = try BackgroundProcess(
             TideBinary.path, ["reconcile", "--repo", repo.fixture.repoPath, "--state", repo.state],

@@ -9,11 +9,11 @@ struct MigrationEndToEndTests {
     @Test("two concurrent tide processes apply each phase once", arguments: SQLDatabaseFixture.Backend.allCases)
     func concurrentProcesses(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'bob')")
         let repo = try ConfigRepo()
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "api 2.0 needs add-email",
             files: [
                 "db.yaml": """
@@ -59,13 +59,13 @@ struct MigrationEndToEndTests {
             later.append(output)
         }
         // Each phase once, by the install that expanded it.
-        let history = try db.history()
+        let history = try await db.history()
         #expect(
             history.filter { !$0.hasSuffix("|use") && !$0.hasSuffix("|ready") } == [
                 "add-email|expand", "add-email|backfill", "add-email|contract",
             ], "\(history)")
         #expect(history.filter { $0.hasSuffix("|use") }.count <= 1, "\(history)")
-        #expect(try db.columns("users") == ["id", "name", "email"])
+        #expect(try await db.columns("users") == ["id", "name", "email"])
         // One pass of one of them ran the contract; the others found it done (and say nothing about it).
         #expect(
             (results + later).filter { $0.standardOutput.contains("add-email@prod: contract applied") }.count == 1,
@@ -75,7 +75,7 @@ struct MigrationEndToEndTests {
     @Test("tide validate and tide plan warn about a destructive expand")
     func lintThroughTheCLI() async throws {
         let repo = try ConfigRepo()
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "a destructive expand",
             files: [
                 "db.yaml": """
@@ -109,7 +109,7 @@ struct MigrationEndToEndTests {
     )
     func migrationsCommand() async throws {
         let db = try SQLDatabaseFixture(.sqlite)
-        try db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        try await db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
         let repo = try ConfigRepo()
         let platform = """
             apiVersion: tide/v1
@@ -125,7 +125,7 @@ struct MigrationEndToEndTests {
               expand: {up: ["ALTER TABLE users ADD COLUMN phone TEXT"], down: ["ALTER TABLE users DROP COLUMN phone"]}
 
             """
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "api 2.0 needs add-phone",
             files: ["db.yaml": platform, "api.yaml": ConfigRepo.service("api", "2.0") + "  migrations: [add-phone]\n"])
         #expect(try await repo.tide("reconcile").status == 0)
@@ -139,11 +139,11 @@ struct MigrationEndToEndTests {
         #expect(refused.standardError.contains("still needed in prod by api@prod"), "\(refused.combined)")
 
         // A newer version without it: not a rollback, so nothing is undone by itself — it is reported.
-        try repo.fixture.commit("api 3.0", files: ["api.yaml": ConfigRepo.service("api", "3.0")])
+        try await repo.fixture.commit("api 3.0", files: ["api.yaml": ConfigRepo.service("api", "3.0")])
         let forward = try await repo.tide("reconcile")
         #expect(forward.status == 0, "\(forward.combined)")
         #expect(forward.standardOutput.contains("left alone"), "\(forward.combined)")
-        #expect(try db.columns("users") == ["id", "name", "phone"])
+        #expect(try await db.columns("users") == ["id", "name", "phone"])
         let json = try #require(try repo.json(try await repo.tide("migrations", "--json")) as? [[String: Any]])
         let entry = try #require(json.first { $0["migration"] as? String == "add-phone" })
         #expect((entry["next"] as? String)?.hasPrefix("left alone") == true)
@@ -154,11 +154,11 @@ struct MigrationEndToEndTests {
         #expect(preview.status == 1)
         #expect(preview.standardError.contains("ALTER TABLE users DROP COLUMN phone"), "\(preview.combined)")
         #expect(preview.standardError.contains("--yes"))
-        #expect(try db.columns("users") == ["id", "name", "phone"], "a preview changes nothing")
+        #expect(try await db.columns("users") == ["id", "name", "phone"], "a preview changes nothing")
         let down = try await repo.tide("migrations", "down", "add-phone", "--env", "prod", "--by", "alice", "--yes")
         #expect(down.status == 0, "\(down.combined)")
-        #expect(try db.columns("users") == ["id", "name"])
-        #expect(try db.history() == ["add-phone|expand", "add-phone|down"])
+        #expect(try await db.columns("users") == ["id", "name"])
+        #expect(try await db.history() == ["add-phone|expand", "add-phone|down"])
         let history = try await repo.tide("history")
         // The user running tide, not the --by text (which is a comment).
         #expect(history.standardOutput.contains("undone by \(NSUserName())"), "\(history.standardOutput)")
@@ -170,7 +170,7 @@ struct MigrationEndToEndTests {
     )
     func killNineMidBackfill() async throws {
         let db = try SQLDatabaseFixture(.sqlite)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30) "
                 + "INSERT INTO users (id, name) SELECT i, 'u' || i FROM n")
@@ -181,7 +181,7 @@ struct MigrationEndToEndTests {
             + "AND (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) "
             + "SELECT count(*) FROM c) > 0 LIMIT {{batch}})"
         let repo = try ConfigRepo()
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "api 2.0 needs add-email",
             files: [
                 "db.yaml": """
@@ -218,13 +218,13 @@ struct MigrationEndToEndTests {
         try await detached { killed.waitUntilExit() }
         let atKill = filled()
         #expect(atKill > 0 && atKill < 30, "\(atKill) rows filled when killed")
-        #expect(try db.history() == ["add-email|expand"], "the backfill is not recorded until it is done")
+        #expect(try await db.history() == ["add-email|expand"], "the backfill is not recorded until it is done")
 
         let restarted = try await repo.tide("reconcile")
         #expect(restarted.status == 0, "\(restarted.combined)")
         #expect(filled() == 30, "the backfill went on from where it was")
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
-        #expect(try db.columns("users") == ["id", "name", "email"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.columns("users") == ["id", "name", "email"])
     }
 
     @Test(
@@ -232,7 +232,7 @@ struct MigrationEndToEndTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func killNineMidContract(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'bob')")
         // The second statement runs long enough for the kill to come while it runs.
@@ -261,7 +261,7 @@ struct MigrationEndToEndTests {
             """
         }
         let repo = try ConfigRepo()
-        let change = try repo.fixture.commit(
+        let change = try await repo.fixture.commit(
             "api 2.0 needs add-email",
             files: [
                 "db.yaml": manifests(slow),
@@ -277,32 +277,32 @@ struct MigrationEndToEndTests {
         // The first statement done and its progress row written: the second runs now.
         var halfWay = false
         for _ in 0..<600 {
-            let partial = (try? db.history().filter { $0 == "add-email|partial" }.count) ?? 0
-            if partial >= 2, (try? db.columns("users").contains("legacy")) == false {
+            let partial = await (try? db.history().filter { $0 == "add-email|partial" }.count) ?? 0
+            if partial >= 2, await (try? db.columns("users").contains("legacy")) == false {
                 halfWay = true
                 break
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let seen = (try? db.history()) ?? []
+        let seen = await (try? db.history()) ?? []
         try #require(halfWay, "\(seen)")
         kill(process.processIdentifier, SIGKILL)
         let killed = process
         try await detached { killed.waitUntilExit() }
-        #expect(!(try db.history()).contains("add-email|contract"))
+        await #expect(!(try db.history()).contains("add-email|contract"))
 
         let migrations = try await repo.tide("migrations")
         #expect(migrations.standardOutput.contains("contract half done"), "\(migrations.combined)")
         let json = try await repo.tide("migrations", "--json")
         #expect(json.standardOutput.contains("statement 2 may or may not have run"), "\(json.standardOutput)")
         // A rollback past it is refused: the contract started.
-        let revert = try repo.fixture.revert(change)
+        let revert = try await repo.fixture.revert(change)
         let plan = try await repo.tide("plan")
         #expect(plan.combined.contains("refuse"), "\(plan.combined)")
         _ = revert
         // Back to 2.0 with the second statement made quick: it goes on from statement 2 (the first, which would
         // fail now that legacy is gone, does not run again).
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "api 2.0 again, quicker second statement",
             files: [
                 "db.yaml": manifests("SELECT 2"),
@@ -311,7 +311,7 @@ struct MigrationEndToEndTests {
         let resumed = try await repo.tide("reconcile")
         #expect(resumed.status == 0, "\(resumed.combined)")
         #expect(resumed.standardOutput.contains("went on from statement 2"), "\(resumed.combined)")
-        #expect(try db.history().last == "add-email|contract")
-        #expect(try db.columns("users") == ["id", "name", "email"])
+        #expect(try await db.history().last == "add-email|contract")
+        #expect(try await db.columns("users") == ["id", "name", "email"])
     }
 }

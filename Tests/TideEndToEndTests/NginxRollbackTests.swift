@@ -97,7 +97,7 @@ struct NginxRollbackTests {
         }
         let backends = ["1.0.0": stable.port, "2.0.0": candidate.port]
         let steps = "[{setWeight: 50}, {analysis: verdict}, {setWeight: 80}]"
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 1.0.0",
             files: [
                 "platform.yaml": Self.platform(nginx, reload: [reload], analysis: analysis),
@@ -107,7 +107,7 @@ struct NginxRollbackTests {
         #expect(first.status == 0, "\(first.combined)")
         #expect(try nginx.get() == (200, "1.0.0"))
 
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 2.0.0",
             files: ["shop.yaml": Self.service("2.0.0", listen: nginx.port, backends: backends, steps: steps)])
         let failed = try await tide("reconcile")
@@ -152,7 +152,7 @@ struct NginxRollbackTests {
         }
         let reload = ["/usr/sbin/nginx", "-s", "reload", "-p", nginx.prefix, "-c", nginx.conf]
         let steps = "[{setWeight: 50}, {pause: {}}]"
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 1.0.0 on the old instance",
             files: [
                 "platform.yaml": Self.platform(nginx, reload: reload, analysis: ""),
@@ -162,7 +162,7 @@ struct NginxRollbackTests {
         #expect(try Self.bodies(nginx, 5) == ["old-instance": 5])
 
         // Same version, new config: 1.0.0 moves to the new instance through the canary.
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 1.0.0 on the new instance",
             files: ["shop.yaml": Self.service("1.0.0", listen: nginx.port, backends: ["1.0.0": new.port], steps: steps)]
         )

@@ -269,13 +269,13 @@ struct NginxTests {
 
             """
         }
-        _ = try fixture.commit("shop 1.0.0", files: ["platform.yaml": platform, "shop.yaml": service("1.0.0")])
+        _ = try await fixture.commit("shop 1.0.0", files: ["platform.yaml": platform, "shop.yaml": service("1.0.0")])
         let first = try await tide("reconcile")
         #expect(first.status == 0, "\(first.combined)")
         #expect(try nginx.get() == (200, "1.0.0"))
 
         // The flaky candidate: 10 % of 100 probe requests reach it, 3 of those fail → 3 % errors → rollback.
-        let bad = try fixture.commit("shop 2.0.0", files: ["shop.yaml": service("2.0.0")])
+        let bad = try await fixture.commit("shop 2.0.0", files: ["shop.yaml": service("2.0.0")])
         let caught = try await tide("reconcile", "--watch")
         #expect(caught.status == 1, "\(caught.combined)")
         #expect(caught.combined.contains("analysis synthetic failed"), "\(caught.combined)")
@@ -288,7 +288,7 @@ struct NginxTests {
         #expect(include.contains("127.0.0.1:\(stable.port)") && !include.contains("127.0.0.1:\(flaky.port)"))
 
         // The healthy one walks the steps and is promoted.
-        _ = try fixture.commit("shop 2.1.0", files: ["shop.yaml": service("2.1.0")])
+        _ = try await fixture.commit("shop 2.1.0", files: ["shop.yaml": service("2.1.0")])
         let walked = try await tide("reconcile", "--watch")
         #expect(walked.status == 0, "\(walked.combined)")
         #expect(walked.combined.contains("shop@prod: deployed 1.0.0 → 2.1.0"), "\(walked.combined)")
@@ -302,7 +302,7 @@ struct NginxTests {
         #expect(history.contains("analysis synthetic: passed"))
 
         // A backend address that is not one is refused with the revision, at its line: nothing is deployed.
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 3.0.0",
             files: ["shop.yaml": service("3.0.0", extraBackend: "\n        \"3.0.0\": \"127.0.0.1:99999\"")])
         let invalid = try await tide("reconcile")
@@ -313,13 +313,13 @@ struct NginxTests {
                     + "1–65535) or unix:/path; nginx executor 'edge' would refuse the deployment"),
             "\(invalid.combined)")
         for _ in 0..<5 { #expect(try nginx.get() == (200, "2.1.0")) }
-        _ = try fixture.commit("shop back to 2.1.0", files: ["shop.yaml": service("2.1.0")])
+        _ = try await fixture.commit("shop back to 2.1.0", files: ["shop.yaml": service("2.1.0")])
 
         // A configuration nginx -t refuses (an upstream host that does not resolve) never reaches nginx: a new
         // service's first deployment fails, no file is left for it, and the old configuration keeps serving.
         let cart = service("4.0.0").replacingOccurrences(of: "name: shop", with: "name: cart")
             .replacingOccurrences(of: "listen: \(nginx.port)", with: "listen: \(try freeLoopbackPort())")
-        _ = try fixture.commit("cart 4.0.0", files: ["cart.yaml": cart])
+        _ = try await fixture.commit("cart 4.0.0", files: ["cart.yaml": cart])
         let refused = try await tide("reconcile")
         #expect(refused.status == 1)
         #expect(

@@ -150,7 +150,7 @@ struct OperatorServiceTests {
                     && $0.contains("/service/revisions/")
             }, "\(setup.lines())")
 
-        try setup.fixture.commit(
+        try await setup.fixture.commit(
             "2.0.0", files: ["tide.yaml": Self.manifests(version: "2.0.0", log: setup.log)])
         try await Self.waitFor("the canary to pause") { setup.lines().contains { $0.hasPrefix("set-weight 2.0.0") } }
         try await Task.sleep(for: .milliseconds(500))
@@ -227,7 +227,7 @@ struct OperatorServiceTests {
         let first = try await TideBinary.runDetached(
             ["reconcile", "--repo", setup.url, "--state", setup.state] + setup.credentials, in: setup.service)
         #expect(first.status == 0, "\(first.combined)")
-        try setup.fixture.commit("2.0.0", files: ["tide.yaml": Self.manifests(version: "2.0.0", log: setup.log)])
+        try await setup.fixture.commit("2.0.0", files: ["tide.yaml": Self.manifests(version: "2.0.0", log: setup.log)])
         #expect(
             try await TideBinary.runDetached(
                 ["reconcile", "--repo", setup.url, "--state", setup.state] + setup.credentials, in: setup.service
@@ -284,7 +284,7 @@ struct ConcurrentOperatorTests {
                 "  executor: script\n  strategy: {type: canary, steps: [{setWeight: 20}, {pause: {}}, {setWeight: 60}]}\n"
         )
         _ = FileManager.default.createFile(atPath: remote.repo.log + ".hold-weights", contents: nil)
-        try remote.repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary])
+        try await remote.repo.fixture.commit("api 2.0.0", files: ["api.yaml": canary])
         let signed = await ServiceTests.signed(#"{"ref": "refs/heads/main"}"#)
         _ = try await daemon.request(
             "POST", "/hooks/generic", headers: signed, body: Array(#"{"ref": "refs/heads/main"}"#.utf8))

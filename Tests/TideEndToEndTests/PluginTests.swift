@@ -22,7 +22,7 @@ struct PluginTests {
                     print(json.dumps({"actionId": request["actionId"], "ok": True}), flush=True)
             """#.utf8
         ).write(to: URL(fileURLWithPath: script))
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "plugin",
             files: [
                 "plugin.yaml": """

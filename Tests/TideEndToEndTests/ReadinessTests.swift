@@ -63,7 +63,7 @@ struct ReadinessTests {
             return result
         }
         let address = "127.0.0.1:\(backend.port)"
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 1.0.0",
             files: ["platform.yaml": platform(), "shop.yaml": shop("1.0.0", backends: ["1.0.0": address])])
 
@@ -90,7 +90,7 @@ struct ReadinessTests {
         // the nginx binary the manifest names.
         let deployed = try await tide("reconcile")
         #expect(deployed.status == 0, "\(deployed.combined)")
-        _ = try fixture.commit(
+        _ = try await fixture.commit(
             "shop 2.0.0",
             files: [
                 "platform.yaml": platform(configDir: scratch.appending("gone"), nginxBinary: "/opt/none/nginx"),

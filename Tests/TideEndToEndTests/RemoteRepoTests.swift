@@ -14,7 +14,7 @@ struct RemoteRepoTests {
         let first = try await repo.tide("reconcile", extra: ["--repo", url])
         #expect(first.status == 0, "\(first.combined)")
         #expect(repo.calls().count == 4)
-        try repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        try await repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
         let plan = try await repo.tide("plan", extra: ["--repo", url])
         #expect(plan.standardOutput.contains("1.1.0"), "\(plan.combined)")
         #expect(try await repo.tide("reconcile", extra: ["--repo", url]).status == 0)
@@ -71,10 +71,10 @@ struct RemoteRepoTests {
         // An automatic rollback writes its revert back through the same remote.
         let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
             of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
-        try repo.fixture.commit("api bad", files: ["api.yaml": bad])
+        try await repo.fixture.commit("api bad", files: ["api.yaml": bad])
         let failed = try await repo.tide("reconcile", extra: auth)
         #expect(failed.standardError.contains("reverted "), "\(failed.combined)")
-        let remoteLog = try runProcess(
+        let remoteLog = try await runProcess(
             "/usr/bin/git", ["--git-dir", repo.fixture.repoPath, "log", "-2", "--format=%s"]
         ).standardOutput
         #expect(remoteLog == "Revert \"api bad\"\napi bad\n", "\(remoteLog)")
@@ -82,7 +82,7 @@ struct RemoteRepoTests {
         var everything = refused.combined + anonymous.combined + failed.combined
         everything += try await repo.tide("status", "--json", extra: auth).combined
         everything += try await repo.tide("history", extra: auth).combined
-        everything += try runProcess("/usr/bin/sqlite3", [repo.state, ".dump"]).standardOutput
+        await everything += try runProcess("/usr/bin/sqlite3", [repo.state, ".dump"]).standardOutput
         #expect(!everything.contains(token))
     }
 
@@ -161,10 +161,10 @@ struct RemoteRepoTests {
         #expect(try await repo.tide("reconcile", extra: ["--repo", url]).status == 0)
         // A colleague's clone with a commit ready; the executor pushes it while Tide deploys the bad version.
         let colleague = repo.scratch.appending("colleague")
-        try runProcess("/usr/bin/git", ["clone", "-q", repo.fixture.repoPath, colleague])
+        try await runProcess("/usr/bin/git", ["clone", "-q", repo.fixture.repoPath, colleague])
         let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
             of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
-        let badCommit = try repo.fixture.commit("api bad", files: ["api.yaml": bad])
+        let badCommit = try await repo.fixture.commit("api bad", files: ["api.yaml": bad])
         for arguments in [
             ["pull", "-q"],
             [
@@ -172,7 +172,7 @@ struct RemoteRepoTests {
                 "--allow-empty", "-m", "colleague's unrelated change",
             ],
         ] {
-            let result = try runProcess("/usr/bin/git", arguments, in: colleague)
+            let result = try await runProcess("/usr/bin/git", arguments, in: colleague)
             #expect(result.status == 0, "\(result.combined)")
         }
         let racer = repo.scratch.appending("racer.sh")
@@ -184,20 +184,21 @@ struct RemoteRepoTests {
         exec "\(repo.scratch.appending("executor.sh"))"
         """.write(toFile: racer, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: racer)
-        try repo.fixture.git("pull", "-q", "--rebase", "origin", "main")
+        try await repo.fixture.git("pull", "-q", "--rebase", "origin", "main")
         let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "racing executor",
             files: ["base.yaml": base.replacingOccurrences(of: repo.scratch.appending("executor.sh"), with: racer)])
         _ = badCommit
         let failed = try await repo.tide("reconcile", extra: ["--repo", url])
         #expect(failed.standardError.contains("reverted "), "\(failed.combined)")
-        let log = try runProcess(
+        let log = try await runProcess(
             "/usr/bin/git", ["--git-dir", repo.fixture.repoPath, "log", "-4", "--format=%s"]
         ).standardOutput
         #expect(
             log == "Revert \"api bad\"\ncolleague's unrelated change\nracing executor\napi bad\n", "\(log)")
-        let events = try runProcess("/usr/bin/sqlite3", [repo.state, "SELECT kind, message FROM events"]).standardOutput
+        let events = try await runProcess("/usr/bin/sqlite3", [repo.state, "SELECT kind, message FROM events"])
+            .standardOutput
         #expect(events.contains("push.rejected|revert: push of "), "\(events)")
         let settled = try await repo.tide("reconcile", extra: ["--repo", url])
         #expect(settled.status == 0, "\(settled.combined)")

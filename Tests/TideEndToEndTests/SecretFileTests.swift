@@ -53,7 +53,7 @@ struct SecretFileTests {
         #expect(refused.contains("none is allowed"), "\(refused)")
         let reconcile = try await repo.tide("reconcile")
         #expect(reconcile.status != 0 || reconcile.combined.contains("--secret-dir"), "\(reconcile.combined)")
-        #expect(try db.history().isEmpty, "nothing may run without the password")
+        #expect(try await db.history().isEmpty, "nothing may run without the password")
 
         let allowed = try await readiness(["--secret-dir", secrets])
         #expect(!allowed.contains("--secret-dir"), "\(allowed)")

@@ -23,7 +23,7 @@ struct ServiceMetricsTests {
     @Test("counters exist at 0 before their first event; a rollback, a held version and a rejected head are told apart")
     func truthfulMetrics() async throws {
         let remote = try await detached { try ServiceTests.Remote() }
-        try remote.repo.fixture.commit("canary", files: ["api.yaml": Self.canary("1.0.0")])
+        try await remote.repo.fixture.commit("canary", files: ["api.yaml": Self.canary("1.0.0")])
         let daemon = try await remote.daemon(["--interval", "1s"])
         #expect(await daemon.waitForLog("info pass "), "\(daemon.log())")
         var metrics = try await daemon.get("/metrics").body
@@ -45,7 +45,7 @@ struct ServiceMetricsTests {
         #expect(Self.value(metrics, #"tide_target_state{\#(api),state="deployed"}"#) == 1, "\(metrics)")
 
         // A bad canary: failed, rolled back, and then held — later passes are "held", not "failed".
-        try remote.repo.fixture.commit("api bad", files: ["api.yaml": Self.canary("bad")])
+        try await remote.repo.fixture.commit("api bad", files: ["api.yaml": Self.canary("bad")])
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             metrics = try await daemon.get("/metrics").body
@@ -60,7 +60,7 @@ struct ServiceMetricsTests {
         #expect((Self.value(metrics, #"tide_reconcile_passes_total{result="held"}"#) ?? 0) >= 2, "\(metrics)")
 
         // A rejected head: counted as rejected, said in the log once, and exposed as a gauge.
-        try remote.repo.fixture.commit("broken", files: ["web.yaml": "apiVersion: tide/v1\nkind: Service\n"])
+        try await remote.repo.fixture.commit("broken", files: ["web.yaml": "apiVersion: tide/v1\nkind: Service\n"])
         let rejectedBy = Date().addingTimeInterval(30)
         while Date() < rejectedBy {
             metrics = try await daemon.get("/metrics").body
@@ -71,7 +71,7 @@ struct ServiceMetricsTests {
         #expect(Self.value(metrics, "tide_revisions_rejected_total") == 1)
         #expect((Self.value(metrics, #"tide_reconcile_passes_total{result="rejected"}"#) ?? 0) >= 1)
         #expect(daemon.log().components(separatedBy: "revision rejected").count == 2, "\(daemon.log())")
-        let promtool = try runProcess("/usr/bin/promtool", ["check", "metrics"], input: metrics)
+        let promtool = try await runProcess("/usr/bin/promtool", ["check", "metrics"], input: metrics)
         #expect(promtool.status == 0, "\(promtool.combined)")
         #expect(await daemon.stop() == 0)
     }

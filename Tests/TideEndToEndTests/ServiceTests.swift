@@ -67,7 +67,7 @@ struct ServiceTests {
         ] {
             #expect(metrics.body.contains(line), "missing \(line) in\n\(metrics.body)")
         }
-        let promtool = try runProcess("/usr/bin/promtool", ["check", "metrics"], input: metrics.body)
+        let promtool = try await runProcess("/usr/bin/promtool", ["check", "metrics"], input: metrics.body)
         #expect(promtool.status == 0, "\(promtool.combined)")
         #expect(await daemon.stop() == 0)
         #expect(daemon.log().contains("info stopped"))
@@ -80,7 +80,7 @@ struct ServiceTests {
         let remote = try await detached { try Remote() }
         let daemon = try await remote.daemon(["--interval", "1h"])
         #expect(await daemon.waitForLog("info pass "))
-        try remote.repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        try await remote.repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
         let push = #"{"ref":"refs/heads/main"}"#
 
         // Forged, missing and wrong-secret signatures: 401, and nothing runs.
@@ -155,13 +155,13 @@ struct ServiceTests {
     func coalescing() async throws {
         let remote = try await detached { try Remote() }
         let base = try String(contentsOfFile: remote.repo.fixture.workTree + "/base.yaml", encoding: .utf8)
-        try remote.repo.fixture.commit(
+        try await remote.repo.fixture.commit(
             "slow executor", files: ["base.yaml": base.replacingOccurrences(of: "timeout: 2s", with: "timeout: 5m")])
         let daemon = try await remote.daemon(["--interval", "1h"])
         #expect(await daemon.waitForLog("info pass "))
         let push = #"{"ref":"refs/heads/main"}"#
         // The first push's pass blocks in an executor ("hold" waits for a release file).
-        try remote.repo.fixture.commit("api hold", files: ["api.yaml": ConfigRepo.service("api", "hold")])
+        try await remote.repo.fixture.commit("api hold", files: ["api.yaml": ConfigRepo.service("api", "hold")])
         _ = try await daemon.request("POST", "/hooks/generic", headers: await Self.signed(push), body: Array(push.utf8))
         let deadline = Date().addingTimeInterval(20)
         while !remote.repo.calls().contains("deploy api@prod hold") && Date() < deadline {
@@ -169,7 +169,7 @@ struct ServiceTests {
         }
         // Five pushes while it runs, the last one asking for 1.3.0.
         for version in ["1.1.0", "1.2.0", "1.3.0"] {
-            try remote.repo.fixture.commit(
+            try await remote.repo.fixture.commit(
                 "web \(version)", files: ["web.yaml": ConfigRepo.service("web", version, dependsOn: "[api]")])
         }
         for _ in 0..<5 {
@@ -193,11 +193,11 @@ struct ServiceTests {
         let remote = try await detached { try Remote() }
         // The executor gets a long timeout; version "hold" waits for a release file.
         let base = try String(contentsOfFile: remote.repo.fixture.workTree + "/base.yaml", encoding: .utf8)
-        try remote.repo.fixture.commit(
+        try await remote.repo.fixture.commit(
             "slow executor", files: ["base.yaml": base.replacingOccurrences(of: "timeout: 2s", with: "timeout: 5m")])
         let first = try await remote.daemon(["--interval", "1h", "--shutdown-timeout", "1s", "--log-format", "json"])
         #expect(await first.waitForLog("\"msg\":\"pass\""))
-        try remote.repo.fixture.commit("api hold", files: ["api.yaml": ConfigRepo.service("api", "hold")])
+        try await remote.repo.fixture.commit("api hold", files: ["api.yaml": ConfigRepo.service("api", "hold")])
         let push = #"{"ref":"refs/heads/main"}"#
         _ = try await first.request("POST", "/hooks/generic", headers: await Self.signed(push), body: Array(push.utf8))
         let deadline = Date().addingTimeInterval(20)
@@ -243,12 +243,12 @@ struct ServiceTests {
         _ = try await repo.tide("reconcile")
         let base = try String(contentsOfFile: repo.fixture.workTree + "/base.yaml", encoding: .utf8)
         let executorOnly = String(base[..<base.range(of: "---")!.lowerBound])
-        try repo.fixture.commit("manual approval", files: ["base.yaml": executorOnly + "---\n" + prod])
+        try await repo.fixture.commit("manual approval", files: ["base.yaml": executorOnly + "---\n" + prod])
         let daemon = try await TideDaemon(
             ["--repo", repo.fixture.repoPath, "--state", repo.state, "--interval", "1h"], in: repo.scratch.path,
             logDirectory: repo.scratch.path)
         #expect(await daemon.waitForLog("info pass "))
-        try repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        try await repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
         // A local repository's new commit is seen within a second, without a webhook.
         #expect(await daemon.waitForLog("waiting=", timeout: 20), "\(daemon.log())")
         #expect(!repo.calls().contains("deploy api@prod 1.1.0"))
@@ -275,7 +275,7 @@ struct ServiceTests {
             ("tide.url", "http://127.0.0.1:\(daemon.port)"), ("tide.secretFile", remote.secretFile),
             ("tide.binary", TideBinary.path),
         ] {
-            try runProcess("/usr/bin/git", ["--git-dir", remote.repo.fixture.repoPath, "config", key, value])
+            try await runProcess("/usr/bin/git", ["--git-dir", remote.repo.fixture.repoPath, "config", key, value])
         }
         _ = try await detached {
             try remote.repo.fixture.commit("api 2.0.0", files: ["api.yaml": ConfigRepo.service("api", "2.0.0")])
@@ -293,11 +293,11 @@ struct ServiceTests {
     func secondSignal() async throws {
         let remote = try await detached { try Remote() }
         let base = try String(contentsOfFile: remote.repo.fixture.workTree + "/base.yaml", encoding: .utf8)
-        try remote.repo.fixture.commit(
+        try await remote.repo.fixture.commit(
             "slow executor", files: ["base.yaml": base.replacingOccurrences(of: "timeout: 2s", with: "timeout: 5m")])
         let daemon = try await remote.daemon(["--interval", "1h", "--shutdown-timeout", "5m"])
         #expect(await daemon.waitForLog("info pass "))
-        try remote.repo.fixture.commit("api hold", files: ["api.yaml": ConfigRepo.service("api", "hold")])
+        try await remote.repo.fixture.commit("api hold", files: ["api.yaml": ConfigRepo.service("api", "hold")])
         let push = #"{"ref":"refs/heads/main"}"#
         _ = try await daemon.request("POST", "/hooks/generic", headers: await Self.signed(push), body: Array(push.utf8))
         let deadline = Date().addingTimeInterval(20)

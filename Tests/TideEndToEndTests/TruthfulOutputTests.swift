@@ -52,12 +52,13 @@ struct TruthfulOutputTests {
     func historyColumns() async throws {
         let repo = try ConfigRepo()
         #expect(try await repo.tide("reconcile").status == 0)
-        let bump = try repo.fixture.commit(
+        let bump = try await repo.fixture.commit(
             "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
         #expect(try await repo.tide("reconcile").status == 0)
-        try repo.fixture.revert(bump)
+        try await repo.fixture.revert(bump)
         #expect(try await repo.tide("reconcile").status == 0)
-        try repo.fixture.commit("web bad", files: ["web.yaml": ConfigRepo.service("web", "bad", dependsOn: "[api]")])
+        try await repo.fixture.commit(
+            "web bad", files: ["web.yaml": ConfigRepo.service("web", "bad", dependsOn: "[api]")])
         #expect(try await repo.tide("reconcile").status == 1)
 
         // What the deployment ledger says about the two web deployments that needed intervention.
@@ -128,7 +129,7 @@ struct TruthfulOutputTests {
             ConfigRepo.service(name, "1.0.0", dependsOn: dependsOn).replacingOccurrences(
                 of: "environments: {prod: {}}", with: "environments: {zeta: {}, beta: {}, alpha: {}}")
         }
-        try repo.fixture.commit(
+        try await repo.fixture.commit(
             "pipeline",
             files: [
                 "base.yaml": base, "store.yaml": service("store", dependsOn: "[]"),
@@ -162,7 +163,7 @@ struct TruthfulOutputTests {
     func liveOnlyTargetsLast() async throws {
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         let fixture = try GitFixture()
-        let commit = try fixture.commit(
+        let commit = try await fixture.commit(
             "pipeline",
             files: [
                 "pipeline.yaml": """
@@ -208,9 +209,9 @@ struct TruthfulOutputTests {
     func controlsRecordWho() async throws {
         let repo = try ConfigRepo()
         let steps = "[{setWeight: 20}, {pause: {}}, {setWeight: 60}, {pause: {}}]"
-        try repo.fixture.commit("canary", files: ["api.yaml": Self.canary("api", "1.0.0", steps: steps)])
+        try await repo.fixture.commit("canary", files: ["api.yaml": Self.canary("api", "1.0.0", steps: steps)])
         #expect(try await repo.tide("reconcile").status == 0)
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
         #expect(try await repo.tide("reconcile").status == 0)
 
         let me = NSUserName()
@@ -225,7 +226,7 @@ struct TruthfulOutputTests {
             let result = try await Self.tide(repo, arguments, environment: environment)
             #expect(result.status == 0, "\(arguments): \(result.combined)")
         }
-        try repo.fixture.commit("api bad", files: ["api.yaml": Self.canary("api", "bad", steps: steps)])
+        try await repo.fixture.commit("api bad", files: ["api.yaml": Self.canary("api", "bad", steps: steps)])
         #expect(try await repo.tide("reconcile").status == 1)
         let retried = try await Self.tide(repo, ["retry"] + api + ["--by", "dave"], environment: [:])
         #expect(retried.standardOutput.contains("api@prod: bad will be tried again"), "\(retried.combined)")
@@ -254,9 +255,9 @@ struct TruthfulOutputTests {
     func watchFlushesEachLine() async throws {
         let repo = try ConfigRepo()
         let steps = "[{setWeight: 20}, {pause: 10m}, {setWeight: 60}]"
-        try repo.fixture.commit("canary", files: ["api.yaml": Self.canary("api", "1.0.0", steps: steps)])
+        try await repo.fixture.commit("canary", files: ["api.yaml": Self.canary("api", "1.0.0", steps: steps)])
         #expect(try await repo.tide("reconcile").status == 0)
-        try repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
+        try await repo.fixture.commit("api 2.0.0", files: ["api.yaml": Self.canary("api", "2.0.0", steps: steps)])
 
         let log = repo.scratch.appending("watch.log")
         let pid = try Self.spawn(

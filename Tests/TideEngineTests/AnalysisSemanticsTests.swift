@@ -40,7 +40,8 @@ struct AnalysisSemanticsTests {
         let h = try await started(Self.analysis("  interval: 1m\n  count: 10\n"))
         _ = try await h.pass()
         #expect(await h.live("payments")?.rollout?.plan?.analyses?["errors"] != nil)
-        try h.fixture.commit("count 1", files: ["tide/analysis.yaml": Self.analysis("  interval: 1m\n  count: 1\n")])
+        try await h.fixture.commit(
+            "count 1", files: ["tide/analysis.yaml": Self.analysis("  interval: 1m\n  count: 1\n")])
         let report = try await h.pass()
         #expect(
             report.outcomes.first?.message?.contains("analysis errors changed while 2.1.0 rolled out") == true,
@@ -60,7 +61,7 @@ struct AnalysisSemanticsTests {
         }
         let h = try await strategies.started(inline(10))
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "inline count 1", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: inline(1))])
         let report = try await h.pass()
         #expect(

@@ -23,10 +23,10 @@ struct ArgoKnobsTests {
     func aborted(abortScaleDownDelay: String?) async throws -> Harness {
         let h = try Harness()
         let strategy = Self.canary(abortScaleDownDelay: abortScaleDownDelay)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0", files: ["services/payments.yaml": StrategyTests.service("2.0.0", strategy: strategy)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: strategy)])
         _ = try await h.pass()
         #expect(await h.live("payments")?.rollout?.weight == 40)
@@ -76,7 +76,7 @@ struct ArgoKnobsTests {
             #expect(h.calls(of: "payments").isEmpty)
         }
         let strategy = Self.canary(abortScaleDownDelay: "0s")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.2.0", files: ["services/payments.yaml": StrategyTests.service("2.2.0", strategy: strategy)])
         _ = try await h.pass()
         let calls = h.calls(of: "payments")
@@ -125,13 +125,13 @@ struct ArgoKnobsTests {
     func preemptionDoesNotKeep() async throws {
         let h = try Harness()
         let strategy = Self.canary(abortScaleDownDelay: "0s")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0", files: ["services/payments.yaml": StrategyTests.service("2.0.0", strategy: strategy)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: strategy)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.2.0", files: ["services/payments.yaml": StrategyTests.service("2.2.0", strategy: strategy)])
         _ = try await h.pass()
         let rollback = try #require(h.executor.requests.first { $0.action == .rollback })
@@ -154,7 +154,7 @@ struct ArgoKnobsTests {
         let h = try Harness()
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         for version in versions {
-            try h.fixture.commit(
+            try await h.fixture.commit(
                 version,
                 files: [
                     "services/payments.yaml": Self.windowed(version, revisions: revisions),
@@ -174,7 +174,7 @@ struct ArgoKnobsTests {
     @Test("rollbackWindow: back to a release of the window goes straight to 100 %, without steps or analyses")
     func fastRollback() async throws {
         let h = try await walk(["2.0.0", "2.1.0"], revisions: 2)
-        try h.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: 2)])
+        try await h.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: 2)])
         let report = try await h.pass()
         let outcome = try #require(report.outcomes.first { $0.target.service == "payments" })
         #expect(outcome.classification == .rollback)
@@ -188,13 +188,14 @@ struct ArgoKnobsTests {
     @Test("rollbackWindow: a release older than the window, or no window, runs the whole strategy")
     func outsideWindow() async throws {
         let h = try await walk(["2.0.0", "2.1.0", "2.2.0"], revisions: 1)
-        try h.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: 1)])
+        try await h.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: 1)])
         _ = try await h.pass()
         #expect(h.calls(of: "payments").first == "deploy 2.0.0 0", "\(h.calls(of: "payments"))")
         #expect(h.calls(of: "payments").contains("set-weight 2.0.0 20"))
 
         let plain = try await walk(["2.0.0", "2.1.0"], revisions: nil)
-        try plain.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: nil)])
+        try await plain.fixture.commit(
+            "back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: nil)])
         _ = try await plain.pass()
         #expect(plain.calls(of: "payments").contains("set-weight 2.0.0 20"), "\(plain.calls(of: "payments"))")
     }
@@ -203,7 +204,7 @@ struct ArgoKnobsTests {
     func fastRollbackNotPreempted() async throws {
         let h = try await walk(["2.0.0", "2.1.0"], revisions: 3)
         h.executor.fail(when: { $0.action == .health && $0.version == "2.0.0" }, with: .exited(75))
-        try h.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: 3)])
+        try await h.fixture.commit("back", files: ["services/payments.yaml": Self.windowed("2.0.0", revisions: 3)])
         _ = try await h.pass()
         var live = try #require(await h.live("payments"))
         #expect(live.rollout?.plan?.fastRollback == true)

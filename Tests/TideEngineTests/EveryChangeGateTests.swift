@@ -92,7 +92,7 @@ struct EveryChangeGateTests {
         try await p.walk(version: "1.5.0")
         let before = try #require(await p.live("prod")).configDigest
 
-        try p.engine.fixture.commit(
+        try await p.engine.fixture.commit(
             "config only", files: ["api.yaml": Self.service(version: "1.5.0", config: "{replicas: 4}")])
         let start = monday + 10 * hourSeconds
         var pass = try await p.pass(at: start)
@@ -149,7 +149,7 @@ struct EveryChangeGateTests {
         #expect(try await p.pass(at: monday).deploys == ["api@staging 1.5.0", "api@prod 1.5.0"])
 
         for (index, config) in ["{a: 2}", "{a: 3}"].enumerated() {
-            try p.engine.fixture.commit("config \(config)", files: ["api.yaml": service(config)])
+            try await p.engine.fixture.commit("config \(config)", files: ["api.yaml": service(config)])
             let at = monday + Double(index + 1) * hourSeconds
             let pass = try await p.pass(at: at)
             #expect(pass.deploys == ["api@staging 1.5.0"], "\(config): staging only")
@@ -167,7 +167,7 @@ struct EveryChangeGateTests {
         let released = try #require(await p.live("prod")?.release)
 
         try p.engine.fixture.write("bin/deploy", "#!/bin/sh\necho v2\n", executable: true)
-        try p.engine.fixture.commit("deploy script v2")
+        try await p.engine.fixture.commit("deploy script v2")
         let start = monday + 10 * hourSeconds
         var pass = try await p.pass(at: start)
         #expect(pass.deploys == ["api@dev 1.0.0"])
@@ -188,10 +188,10 @@ struct EveryChangeGateTests {
 
         // A file beside the script is part of its unit too; a file elsewhere is not.
         try p.engine.fixture.write("README.md", "docs\n")
-        try p.engine.fixture.commit("docs")
+        try await p.engine.fixture.commit("docs")
         #expect(try await p.pass(at: start + 4 * hourSeconds).deploys.isEmpty)
         try p.engine.fixture.write("bin/lib.sh", "helper=1\n")
-        try p.engine.fixture.commit("a helper beside the script")
+        try await p.engine.fixture.commit("a helper beside the script")
         #expect(try await p.pass(at: start + 5 * hourSeconds).deploys == ["api@dev 1.0.0"])
     }
 
@@ -209,12 +209,13 @@ struct EveryChangeGateTests {
         try await p.walk()
         let events = await p.engine.store.events(EventQuery(limit: 1000)).count
 
-        try p.engine.fixture.commit(
+        try await p.engine.fixture.commit(
             "steps", files: ["api.yaml": Self.service(version: "1.0.0", config: "{}", strategy: canary(30))])
         var pass = try await p.pass(at: monday + 10 * hourSeconds)
         #expect(pass.deploys.isEmpty && p.engine.executor.requests.isEmpty)
         #expect(pass.outcomes.values.allSatisfy { $0.result == .unchanged })
-        try p.engine.fixture.commit("analysis", files: ["base.yaml": Self.executor + Self.pipeline + analysis("5")])
+        try await p.engine.fixture.commit(
+            "analysis", files: ["base.yaml": Self.executor + Self.pipeline + analysis("5")])
         pass = try await p.pass(at: monday + 11 * hourSeconds)
         #expect(pass.deploys.isEmpty && p.engine.executor.requests.isEmpty)
         let deployments = await p.engine.store.events(EventQuery(kinds: [.deploymentStarted], limit: 1000))
@@ -226,7 +227,7 @@ struct EveryChangeGateTests {
     func revertToUnprovenOlderVersion() async throws {
         let p = try Pipeline(service: Self.service(version: "1.0.0", config: "{a: 1}"))
         try await p.walk()
-        try p.engine.fixture.commit(
+        try await p.engine.fixture.commit(
             "2.0.0", files: ["api.yaml": Self.service(version: "2.0.0", config: "{a: 1}")])
         try await p.approve("prod", "2.0.0", at: monday + 10 * hourSeconds)
         _ = try await p.pass(at: monday + 10 * hourSeconds)
@@ -235,7 +236,7 @@ struct EveryChangeGateTests {
 
         // Back to 1.0.0, but with a config 1.0.0 never ran with: not a ROLLBACK, and 1.0.0's approval (for
         // {a: 1}) does not cover it.
-        try p.engine.fixture.commit(
+        try await p.engine.fixture.commit(
             "back to 1.0.0, new config", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 2}")])
         let start = monday + 20 * hourSeconds
         var pass = try await p.pass(at: start)
@@ -248,7 +249,7 @@ struct EveryChangeGateTests {
         #expect(await p.live("prod")?.version == "2.0.0")
 
         // A real rollback (what ran healthy here, as it ran) passes every gate.
-        try p.engine.fixture.commit(
+        try await p.engine.fixture.commit(
             "back to 1.0.0 as it ran", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 1}")])
         pass = try await p.pass(at: start + 4 * hourSeconds)
         #expect(pass.deploys.contains("api@prod 1.0.0"))
@@ -259,7 +260,7 @@ struct EveryChangeGateTests {
     func rename() async throws {
         let p = try Pipeline(service: Self.service(version: "1.0.0", config: "{}"))
         try await p.walk()
-        try p.engine.fixture.commit(
+        try await p.engine.fixture.commit(
             "rename", files: ["api.yaml": Self.service("web", version: "1.0.0", config: "{}")])
         let start = monday + 10 * hourSeconds
         var pass = try await p.pass(at: start)
@@ -277,13 +278,13 @@ struct EveryChangeGateTests {
     func configChangeDuringBake() async throws {
         let p = try Pipeline(service: Self.service(version: "1.0.0", config: "{a: 1}"))
         try await p.walk()
-        try p.engine.fixture.commit("a: 2", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 2}")])
+        try await p.engine.fixture.commit("a: 2", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 2}")])
         let start = monday + 10 * hourSeconds
         #expect(try await p.pass(at: start).deploys == ["api@dev 1.0.0"])
         #expect(try await p.pass(at: start + hourSeconds).deploys == ["api@staging 1.0.0"])
         try await p.approve("prod", "1.0.0", at: start + hourSeconds)
         // Half-way through staging's bake of {a: 2}, {a: 3} arrives.
-        try p.engine.fixture.commit("a: 3", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 3}")])
+        try await p.engine.fixture.commit("a: 3", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 3}")])
         var pass = try await p.pass(at: start + 2 * hourSeconds)
         #expect(pass.deploys == ["api@dev 1.0.0"])
         // {a: 2} would have baked in staging now; prod takes nothing.
@@ -304,8 +305,8 @@ struct EveryChangeGateTests {
         let p = try Pipeline(service: Self.service(version: "1.0.0", config: "{a: 1}"))
         try await p.walk()
         let start = monday + 10 * hourSeconds
-        try p.engine.fixture.commit("a: 2", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 2}")])
-        try p.engine.fixture.commit("a: 3", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 3}")])
+        try await p.engine.fixture.commit("a: 2", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 2}")])
+        try await p.engine.fixture.commit("a: 3", files: ["api.yaml": Self.service(version: "1.0.0", config: "{a: 3}")])
         try await p.approve("prod", "1.0.0", at: start)
         var prodDeploys: [Date] = []
         var stagingHealthySince: Date?

@@ -107,7 +107,7 @@ struct GateTests {
         #expect(pass.deploys == ["api@prod 1.0.0"])
 
         // The next version needs a fresh approval for prod.
-        try h.fixture.commit("1.1.0", files: ["api.yaml": GateHarness.service("1.1.0")])
+        try await h.fixture.commit("1.1.0", files: ["api.yaml": GateHarness.service("1.1.0")])
         pass = try await h.pass(at: monday + 4 * hourSeconds)
         #expect(pass.deploys == ["api@dev 1.1.0"])
         pass = try await h.pass(at: monday + 5 * hourSeconds)
@@ -145,7 +145,7 @@ struct GateTests {
         _ = try await h.pass(at: monday)
         _ = try await h.pass(at: monday + hourSeconds)
         _ = try await h.pass(at: monday + 3 * hourSeconds)
-        try h.fixture.commit("hotfix", files: ["api.yaml": GateHarness.service("1.0.1", hotfix: true)])
+        try await h.fixture.commit("hotfix", files: ["api.yaml": GateHarness.service("1.0.1", hotfix: true)])
         var pass = try await h.pass(at: monday + 4 * hourSeconds)
         #expect(pass.deploys == ["api@dev 1.0.1", "api@staging 1.0.1"])
         #expect(pass.outcomes["prod"]?.classification == .hotfix)
@@ -174,12 +174,12 @@ struct GateTests {
         pass = try await h.pass(at: Date(timeIntervalSince1970: 1_806_303_600))
         #expect(pass.deploys == ["api@prod 1.0.0"])
 
-        let bump = try h.fixture.commit(
+        let bump = try await h.fixture.commit(
             "1.1.0", files: ["api.yaml": GateHarness.service("1.1.0", environments: "{prod: {}}")])
         pass = try await h.pass(at: Date(timeIntervalSince1970: 1_806_303_600) + 3 * hourSeconds)
         #expect(pass.deploys == ["api@prod 1.1.0"])
         // Saturday: a revert still goes out.
-        try h.fixture.revert(bump)
+        try await h.fixture.revert(bump)
         pass = try await h.pass(at: Date(timeIntervalSince1970: 1_806_303_600) + 5 * 86_400)
         #expect(pass.deploys == ["api@prod 1.0.0"])
         #expect(pass.outcomes["prod"]?.classification == .rollback)
@@ -218,7 +218,7 @@ struct GateTests {
             environments: environments, service: GateHarness.service("1.0.0", environments: "{prod: {}}"))
         var pass = try await h.pass(at: monday - 3 * 86_400)
         #expect(pass.deploys == ["api@prod 1.0.0"])
-        let bump = try h.fixture.commit(
+        let bump = try await h.fixture.commit(
             "2.0.0", files: ["api.yaml": GateHarness.service("2.0.0", environments: "{prod: {}}")])
         pass = try await h.pass(at: monday)
         #expect(pass.deploys.isEmpty)
@@ -235,10 +235,10 @@ struct GateTests {
         let h = try GateHarness(
             environments: environments, service: GateHarness.service("1.0.0", environments: "{prod: {}}"))
         _ = try await h.pass(at: monday - 3 * 86_400)
-        let bump = try h.fixture.commit(
+        let bump = try await h.fixture.commit(
             "2.0.0", files: ["api.yaml": GateHarness.service("2.0.0", environments: "{prod: {}}")])
         _ = try await h.pass(at: monday - 2 * 86_400)
-        try h.fixture.revert(bump)
+        try await h.fixture.revert(bump)
         let pass = try await h.pass(at: monday)
         #expect(pass.deploys == ["api@prod 1.0.0"])
     }
@@ -257,16 +257,16 @@ struct PromotionTests {
         _ = try await h.pass(at: monday)
         var pass = try await h.pass(at: monday + hourSeconds)
         #expect(pass.deploys == ["api@prod 1.0.0"])
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0 to staging",
             files: ["api.yaml": GateHarness.service("1.0.0", environments: "{staging: {version: \"2.0.0\"}, prod: {}}")]
         )
         pass = try await h.pass(at: monday + 2 * hourSeconds)
         #expect(pass.deploys == ["api@staging 2.0.0"])
-        let before = try h.fixture.head()
+        let before = try await h.fixture.head()
         h.clock.set(monday + 2.5 * hourSeconds)
         let waiting = try await h.reconciler.reconcile(lockTimeout: 1)
-        #expect(try h.fixture.head() == before, "not baked yet: no promotion")
+        #expect(try await h.fixture.head() == before, "not baked yet: no promotion")
         // The promotion is timed work that is due: the report (and so --watch) and the plan say when.
         let scheduled = try #require(waiting.scheduledPromotions.first)
         #expect("\(scheduled.service)@\(scheduled.environment) \(scheduled.version)" == "api@prod 2.0.0")
@@ -277,18 +277,18 @@ struct PromotionTests {
         h.clock.set(monday + 3 * hourSeconds)
         let promoted = try await h.reconciler.reconcile(lockTimeout: 1)
         #expect(promoted.promotions.map { "\($0.service)@\($0.environment) \($0.version)" } == ["api@prod 2.0.0"])
-        let head = try h.fixture.head()
+        let head = try await h.fixture.head()
         #expect(head == promoted.promotions.first?.commit)
         let text = try String(contentsOfFile: h.fixture.workTree + "/api.yaml", encoding: .utf8)
         #expect(text.contains("prod: {version: \"2.0.0\"}"))
-        #expect(try h.fixture.git("status", "--porcelain") == "")
-        #expect(try h.fixture.git("log", "-1", "--format=%s") == "Promote api 2.0.0 to prod\n")
+        #expect(try await h.fixture.git("status", "--porcelain") == "")
+        #expect(try await h.fixture.git("log", "-1", "--format=%s") == "Promote api 2.0.0 to prod\n")
 
         pass = try await h.pass(at: monday + 3 * hourSeconds + minute)
         #expect(pass.deploys == ["api@prod 2.0.0"])
         // Promoted once: the next pass writes nothing more.
         pass = try await h.pass(at: monday + 4 * hourSeconds)
-        #expect(try h.fixture.head() == head)
+        #expect(try await h.fixture.head() == head)
         let events = await h.store.events(EventQuery(kinds: [.promotionCommitted]))
         #expect(events.count == 1)
     }
@@ -346,7 +346,7 @@ struct PolicyTests {
         pass = try await h.pass(at: monday + minute)
         #expect(pass.deploys == ["api@prod 1.0.0"])
         // A config-only change is medium risk: no approval needed.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "scale",
             files: [
                 "api.yaml": service.replacingOccurrences(
@@ -371,7 +371,7 @@ struct PolicyTests {
         #expect(
             pass.outcomes["prod"]?.message
                 == "policy guardrails requires at least a canary strategy here; api uses recreate")
-        #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.waitingOn == ["policy"])
+        #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.waitingOn == [.gate(.policy)])
     }
 
     @Test("a HOTFIX skips bake, but a policy can still demand approval for it")
@@ -386,7 +386,7 @@ struct PolicyTests {
         let h = try GateHarness(environments: environments, service: service("1.0.0", false))
         _ = try await h.pass(at: monday)
         _ = try await h.pass(at: monday + 4 * hourSeconds)
-        try h.fixture.commit("hotfix", files: ["api.yaml": service("1.0.1", true)])
+        try await h.fixture.commit("hotfix", files: ["api.yaml": service("1.0.1", true)])
         var pass = try await h.pass(at: monday + 5 * hourSeconds)
         #expect(pass.deploys == ["api@staging 1.0.1"])
         #expect(

@@ -44,7 +44,7 @@ struct MigrationFaultTests {
     /// payments 2.0 runs with add-email expanded and backfilled (its contract an hour later).
     static func emailed(_ backend: SQLDatabaseFixture.Backend) async throws -> (Harness, SQLDatabaseFixture) {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
@@ -62,7 +62,7 @@ struct MigrationFaultTests {
         Harness, SQLDatabaseFixture
     ) {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": Self.addEmail(contract: contract),
@@ -79,12 +79,12 @@ struct MigrationFaultTests {
     func halfDoneContract(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await contractDue(backend, contract: Self.halfWay)
         var report = try await h.pass()
-        let failed = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        let failed = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(failed.result == .failed)
         #expect(!failed.message.contains("as before"), "\(failed.message)")
         #expect(failed.message.contains("1 of its 2 statements stay applied"), "\(failed.message)")
-        #expect(try db.columns("users") == ["id", "name", "email"], "legacy is gone: the first statement ran")
-        #expect(try db.history().filter { $0.hasSuffix("|partial") }.count >= 2)
+        #expect(try await db.columns("users") == ["id", "name", "email"], "legacy is gone: the first statement ran")
+        #expect(try await db.history().filter { $0.hasSuffix("|partial") }.count >= 2)
 
         let entry = try #require(try await h.reconciler.migrationReport().first { $0.migration == "add-email" })
         #expect(entry.phase == "contract half done", "\(entry)")
@@ -97,16 +97,16 @@ struct MigrationFaultTests {
         #expect(waiting.message.contains("once that statement is fixed"), "\(waiting.message)")
 
         // A rollback to a version without the migration is refused: the contract started. No down runs.
-        try h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
+        try await h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
         let refused = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
         #expect(refused.kind == .refuse, "\(refused)")
         report = try await h.pass()
-        #expect(!report.migrations.contains { $0.phase == "down" })
-        #expect(try db.columns("users") == ["id", "name", "email"], "email stays")
+        #expect(!report.migrations.contains { $0.phase == .of(.down) })
+        #expect(try await db.columns("users") == ["id", "name", "email"], "email stays")
         #expect(await h.live("payments")?.version == "2.0")
 
         // Editing a statement that already ran is refused; fixing the failing one goes on from there.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "edit the applied statement",
             files: [
                 "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
@@ -117,15 +117,16 @@ struct MigrationFaultTests {
         let edited = try #require(report.migrations.first { $0.migration == "add-email" })
         #expect(edited.result == .failed)
         #expect(edited.message.contains("stopped half way"), "\(edited.message)")
-        #expect(try db.columns("users") == ["id", "name", "email"])
+        #expect(try await db.columns("users") == ["id", "name", "email"])
 
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "fix the failing statement", files: ["tide/migrations.yaml": Self.addEmail(contract: Self.fixed)])
         report = try await h.pass()
-        let applied = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        let applied = try #require(
+            report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(applied.result == .applied, "\(applied)")
         #expect(applied.message.contains("went on from statement 2"), "\(applied.message)")
-        #expect(try db.history().last == "add-email|contract")
+        #expect(try await db.history().last == "add-email|contract")
         #expect(try await h.reconciler.migrationReport().first { $0.migration == "add-email" }?.phase == "contracted")
     }
 
@@ -136,14 +137,14 @@ struct MigrationFaultTests {
         let (h, db) = try await contractDue(backend, contract: Self.fixed)
         // What a kill -9 after the first statement leaves: the statement applied, and the progress row written
         // after it (no failure: Tide never got to say why).
-        try db.execute("ALTER TABLE users DROP COLUMN legacy")
+        try await db.execute("ALTER TABLE users DROP COLUMN legacy")
         let owner = try await h.reconciler.migrationOwner()
-        let manifest = try #require(
+        let manifest = try await #require(
             try ManifestLoader().load(
                 from: GitCommitSource(repository: h.reconciler.repository, commit: try h.fixture.head(), root: "")
             ).migrations["add-email"]?.contract)
         let run = MigrationRun(manifest)
-        let record = MigrationRecord(
+        let record = await MigrationRecord(
             name: "add-email", phase: .contract, checksum: manifest.checksum, revision: try h.fixture.head().hex,
             appliedAt: h.clock.now(), durationMilliseconds: 0, owner: owner.record(environment: "prod"))
         let database = try await MigrationDatabases.open(
@@ -157,16 +158,17 @@ struct MigrationFaultTests {
         let entry = try #require(try await h.reconciler.migrationReport().first { $0.migration == "add-email" })
         #expect(entry.phase == "contract half done")
         #expect(entry.halfDone?.contains("statement 2 may or may not have run") == true, "\(entry)")
-        try h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
+        try await h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
         #expect(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" }?.kind == .refuse)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 again", files: ["services/payments.yaml": M.service("2.0", migrations: ["add-email"])])
 
         let report = try await h.pass()
-        let applied = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        let applied = try #require(
+            report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(applied.result == .applied, "\(applied)")
         #expect(applied.message.contains("went on from statement 2"), "the first statement is not run again")
-        #expect(try db.history().last == "add-email|contract")
+        #expect(try await db.history().last == "add-email|contract")
     }
 
     /// A second install (its own repository and state) on the same database: `api` 1 runs without add-email.
@@ -200,26 +202,26 @@ struct MigrationFaultTests {
         let b = try await secondInstall(h, db)
         // B rolls api 2 (which needs add-email) out as a canary, paused at 10 %: its stable api 1 still writes
         // legacy.
-        try b.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
+        try await b.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
         _ = try await b.reconciler.reconcile(lockTimeout: 1)
         #expect(await b.store.liveTarget(TargetID(service: "api", environment: "prod"))?.rollout?.weight == 10)
-        #expect(try db.history().contains("add-email|use"))
+        #expect(try await db.history().contains("add-email|use"))
 
         h.clock.advance(by: 2 * 3600)
         var report = try await h.pass()
-        let held = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        let held = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(held.result == .waiting, "\(held)")
         #expect(held.message.contains("another install"), "\(held.message)")
-        #expect(try db.columns("users").contains("legacy"), "api 1 still writes it")
+        #expect(try await db.columns("users").contains("legacy"), "api 1 still writes it")
 
         // B promotes api 2: once it runs healthy, B says so, and A contracts.
         _ = try await b.reconciler.control(.promote(full: true), service: "api", environment: "prod", by: "bea")
         _ = try await b.reconciler.reconcile(lockTimeout: 1)
         #expect(await b.store.liveTarget(TargetID(service: "api", environment: "prod"))?.phase == .healthy)
-        #expect(try db.history().contains("add-email|ready"))
+        #expect(try await db.history().contains("add-email|ready"))
         report = try await h.pass()
-        #expect(try db.history().last == "add-email|contract", "\(report.migrations)")
-        #expect(try !db.columns("users").contains("legacy"))
+        #expect(try await db.history().last == "add-email|contract", "\(report.migrations)")
+        #expect(try await !db.columns("users").contains("legacy"))
     }
 
     @Test(
@@ -228,37 +230,37 @@ struct MigrationFaultTests {
     func releasedAndUnused(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.emailed(backend)
         let b = try await secondInstall(h, db)
-        try b.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
+        try await b.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
         _ = try await b.reconciler.reconcile(lockTimeout: 1)
         let install = try await b.reconciler.migrationOwner().id
         let report = try #require(try await h.reconciler.migrationReport().first { $0.migration == "add-email" })
         #expect(report.usedBy[install] == "uses", "\(report.usedBy)")
 
         // B goes back to api 1: it needs add-email no more, and says so.
-        try b.fixture.commit("api back to 1", files: ["services/api.yaml": api("1", migrations: [])])
+        try await b.fixture.commit("api back to 1", files: ["services/api.yaml": api("1", migrations: [])])
         _ = try await b.reconciler.reconcile(lockTimeout: 1)
         #expect(await b.store.liveTarget(TargetID(service: "api", environment: "prod"))?.version == "1")
-        let history = try db.history()
+        let history = try await db.history()
         #expect(history.last == "add-email|unused", "\(history)")
         #expect(try await h.reconciler.migrationReport().first { $0.migration == "add-email" }?.usedBy.isEmpty == true)
 
         // A third install takes api 2 and stays paused: its owner's person releases it by name.
         let c = try await secondInstall(h, db)
-        try c.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
+        try await c.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
         _ = try await c.reconciler.reconcile(lockTimeout: 1)
-        #expect(try db.history().last == "add-email|use")
+        #expect(try await db.history().last == "add-email|use")
         await #expect(throws: MigrationCommandError.self) {
             _ = try await h.reconciler.migrationRelease(
                 name: "add-email", environment: "prod", install: "no-such-install", by: "ops")
         }
         h.clock.advance(by: 2 * 3600)
         _ = try await h.pass()
-        #expect(!(try db.history()).contains("add-email|contract"), "held by the third install")
+        await #expect(!(try db.history()).contains("add-email|contract"), "held by the third install")
         let released = try await h.reconciler.migrationRelease(
             name: "add-email", environment: "prod", install: try await c.reconciler.migrationOwner().id, by: "ops")
         #expect(released.contains("no longer holds"), "\(released)")
         _ = try await h.pass()
-        #expect(try db.history().last == "add-email|contract")
+        #expect(try await db.history().last == "add-email|contract")
     }
 
     @Test(
@@ -266,21 +268,21 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func removedEnvironmentHolds(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x')")
         let h = try Harness()
         let shared = serviceYAML(
             "payments", version: "1.0",
             envs: "{staging: {version: \"2.0\", migrations: [add-email]}, prod: {migrations: []}}")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 in staging, 1.0 in prod, one database",
             files: [
                 "tide/db.yaml": M.platform(db.url), "tide/migrations.yaml": M.migration,
                 "services/payments.yaml": shared,
             ])
         _ = try await h.pass()
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
 
         // prod leaves the repository; removing payments@prod fails, so it still runs 1.0 (reading legacy).
         h.executor.fail { $0.action == .remove }
@@ -288,7 +290,7 @@ struct MigrationFaultTests {
             of: "apiVersion: tide/v1\nkind: Environment\nmetadata: {name: prod}\nspec: {production: true}\n---\n",
             with: "")
         #expect(withoutProd != executorYAML)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "prod is gone",
             files: [
                 "tide/base.yaml": withoutProd,
@@ -301,9 +303,9 @@ struct MigrationFaultTests {
         h.clock.advance(by: 2 * 3600)
         let report = try await h.pass()
         #expect(await h.live("payments", "prod")?.version == "1.0", "the removal failed")
-        #expect(try db.columns("users").contains("legacy"), "payments@prod 1.0 still reads legacy")
-        #expect(!(try db.history()).contains("add-email|contract"))
-        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(try await db.columns("users").contains("legacy"), "payments@prod 1.0 still reads legacy")
+        await #expect(!(try db.history()).contains("add-email|contract"))
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(waits.message.contains("payments@prod"), "\(waits.message)")
     }
 
@@ -312,7 +314,7 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func twoInstallsAtOnce(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x')")
         func install(_ service: String, clock: TestClock? = nil, executor: RecordingExecutor? = nil) throws -> Harness {
@@ -329,28 +331,28 @@ struct MigrationFaultTests {
         let b = try install("reports", clock: a.clock, executor: a.executor)
         _ = try await a.reconciler.reconcile(lockTimeout: 1)
         _ = try await b.reconciler.reconcile(lockTimeout: 1)
-        try a.fixture.commit(
+        try await a.fixture.commit(
             "orders 2",
             files: ["services/orders.yaml": serviceYAML("orders", version: "2") + "  migrations: [add-email]\n"])
-        try b.fixture.commit(
+        try await b.fixture.commit(
             "reports 2",
             files: ["services/reports.yaml": serviceYAML("reports", version: "2") + "  migrations: [add-email]\n"])
         async let first = a.reconciler.reconcile(lockTimeout: 5)
         async let second = b.reconciler.reconcile(lockTimeout: 5)
         _ = try await (first, second)
-        let history = try db.history()
+        let history = try await db.history()
         #expect(history.filter { $0 == "add-email|expand" }.count == 1, "\(history)")
         #expect(history.filter { $0 == "add-email|use" }.count == 1, "the other install said it uses it: \(history)")
         // Whichever owns it: going back does not undo it under the other.
         let owner = try #require(try await a.reconciler.migrationReport().first { $0.migration == "add-email" })
         let (own, other) = owner.ours ? (a, b) : (b, a)
         let service = owner.ours ? "orders" : "reports"
-        try own.fixture.commit(
+        try await own.fixture.commit(
             "\(service) back to 1",
             files: ["services/\(service).yaml": serviceYAML(service, version: "1") + "  migrations: []\n"])
         let report = try await own.reconciler.reconcile(lockTimeout: 5)
-        #expect(!report.migrations.contains { $0.phase == "down" && $0.result == .applied }, "\(report.migrations)")
-        #expect(try db.columns("users").contains("email"))
+        #expect(!report.migrations.contains { $0.phase == .of(.down) && $0.result == .applied }, "\(report.migrations)")
+        #expect(try await db.columns("users").contains("email"))
         _ = other
     }
 
@@ -371,7 +373,7 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func downWaitsForLaterMigration(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.emailed(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.1 indexes it",
             files: [
                 "tide/index.yaml": Self.indexEmail,
@@ -379,7 +381,7 @@ struct MigrationFaultTests {
             ])
         _ = try await h.pass()
         // Back to 1.0, which needs neither: both are released by the rollback.
-        try h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
+        try await h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
         let plan = try #require(try await h.reconciler.plan().1)
         let previews = plan.migrations.filter { $0.next.hasPrefix("down after payments@prod rolls back") }
         #expect(
@@ -389,12 +391,12 @@ struct MigrationFaultTests {
         #expect(await h.live("payments")?.version == "1.0")
         let waits = try #require(report.migrations.first { $0.migration == "add-email" })
         #expect(waits.result == .leftAlone && waits.message.contains("index-email was applied after it"), "\(waits)")
-        #expect(try db.history().contains("index-email|down"))
-        #expect(!(try db.history()).contains("add-email|down"))
-        #expect(try db.columns("users").contains("email"))
+        #expect(try await db.history().contains("index-email|down"))
+        await #expect(!(try db.history()).contains("add-email|down"))
+        #expect(try await db.columns("users").contains("email"))
         report = try await h.pass()
-        #expect(try db.history().last == "add-email|down", "\(report.migrations)")
-        #expect(try !db.columns("users").contains("email"))
+        #expect(try await db.history().last == "add-email|down", "\(report.migrations)")
+        #expect(try await !db.columns("users").contains("email"))
     }
 
     @Test(
@@ -402,8 +404,8 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func editedDownIgnored(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.emailed(backend)
-        try db.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY)")
-        try h.fixture.commit(
+        try await db.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY)")
+        try await h.fixture.commit(
             "payments back to 1.0; someone edits the down",
             files: [
                 "services/payments.yaml": M.service("1.0"),
@@ -412,9 +414,9 @@ struct MigrationFaultTests {
                     with: "down: [\"ALTER TABLE users DROP COLUMN email\", \"DROP TABLE audit\"]"),
             ])
         _ = try await h.pass()
-        #expect(try db.history().last == "add-email|down")
-        #expect(try !db.columns("users").contains("email"))
-        #expect(try db.columns("audit") == ["id"], "the edit did not run")
+        #expect(try await db.history().last == "add-email|down")
+        #expect(try await !db.columns("users").contains("email"))
+        #expect(try await db.columns("audit") == ["id"], "the edit did not run")
     }
 
     @Test(
@@ -424,9 +426,9 @@ struct MigrationFaultTests {
         let (h, db) = try await Self.emailed(backend)
         h.clock.advance(by: 3600)
         _ = try await h.pass()
-        #expect(try db.history().last == "add-email|contract")
+        #expect(try await db.history().last == "add-email|contract")
         // staging joins, on the same database, with the old version.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments in staging too",
             files: [
                 "services/payments.yaml": serviceYAML(
@@ -450,7 +452,7 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func staleHead(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
@@ -468,9 +470,9 @@ struct MigrationFaultTests {
         let report = try await h.pass()
         let waits = try #require(report.migrations.first { $0.migration == "add-email" })
         #expect(waits.result == .waiting && waits.message.contains("the branch moved"), "\(waits)")
-        #expect(try db.columns("users").contains("legacy"), "no contract on the stale head")
+        #expect(try await db.columns("users").contains("legacy"), "no contract on the stale head")
         _ = try await h.pass()
-        #expect(!(try db.history()).contains("add-email|contract"), "decided from the revert: not contracted")
+        await #expect(!(try db.history()).contains("add-email|contract"), "decided from the revert: not contracted")
     }
 
     @Test(
@@ -478,36 +480,36 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func historyWentBackwards(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "migration defined, not used yet", files: ["tide/migrations.yaml": M.migration])
         _ = try await h.pass()
         _ = try await h.reconciler.migrationReport()
         _ = try await h.reconciler.plan()
-        #expect(try db.history() == [], "status, plan and migrations create nothing")
-        #expect(
+        #expect(try await db.history() == [], "status, plan and migrations create nothing")
+        await #expect(
             try db.query(
                 backend == .postgres
                     ? "SELECT count(*) FROM pg_tables WHERE tablename = 'tide_migrations'"
                     : "SELECT count(*) FROM sqlite_master WHERE name = 'tide_migrations'") == ["0"])
 
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email", files: ["services/payments.yaml": M.service("2.0", migrations: ["add-email"])])
         _ = try await h.pass()
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
         // The database is replaced by an older copy: no email column, no history.
-        try db.execute("DROP TABLE tide_migrations")
-        try db.execute("ALTER TABLE users DROP COLUMN email")
+        try await db.execute("DROP TABLE tide_migrations")
+        try await db.execute("ALTER TABLE users DROP COLUMN email")
         var report = try await h.pass()
         let loud = try #require(report.migrations.first { $0.migration == "add-email" && $0.result == .failed })
         #expect(loud.message.contains("history went backwards"), "\(loud.message)")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.1", files: ["services/payments.yaml": M.service("2.1", migrations: ["add-email"])])
         report = try await h.pass()
         let refused = try #require(report.outcomes.first { $0.target.service == "payments" })
         #expect(refused.result == .failed, "\(refused)")
         #expect(refused.message?.contains("tide migrations reapply add-email") == true, "\(refused.message ?? "")")
-        #expect(try db.history() == [], "nothing expanded by itself")
-        #expect(try !db.columns("users").contains("email"))
+        #expect(try await db.history() == [], "nothing expanded by itself")
+        #expect(try await !db.columns("users").contains("email"))
 
         await #expect(throws: MigrationCommandError.self) {
             _ = try await h.reconciler.migrationReapply(
@@ -516,7 +518,7 @@ struct MigrationFaultTests {
         let done = try await h.reconciler.migrationReapply(
             name: "add-email", environment: "prod", by: "ops", confirmed: true)
         #expect(done.contains("applied again"))
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
         _ = try await h.reconciler.control(.retry, service: "payments", environment: "prod", by: "ops")
         report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
@@ -544,7 +546,7 @@ struct MigrationFaultTests {
         _ = try await fresh.reconcile(lockTimeout: 1)
         h.clock.advance(by: 3601)
         _ = try await fresh.reconcile(lockTimeout: 1)
-        #expect(try db.history().last == "add-email|contract", "the new owner contracts it")
+        #expect(try await db.history().last == "add-email|contract", "the new owner contracts it")
     }
 
     @Test("six environments on a database server that accepts and never answers: one connect timeout, not six")
@@ -581,7 +583,7 @@ struct MigrationFaultTests {
 
                 """
         let h = try Harness()
-        try h.fixture.commit("six environments on one silent server", files: ["tide/db.yaml": manifests])
+        try await h.fixture.commit("six environments on one silent server", files: ["tide/db.yaml": manifests])
         await waitUntilThreadsAreResponsive()
         let start = ContinuousClock.now
         let report = try await h.reconciler.migrationReport()

@@ -33,22 +33,22 @@ struct MigrationSafetyTests {
     func failedForwardRollout(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
         h.executor.fail { $0.action == .health && $0.version == "2.0" }
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with phone",
             files: [
                 "tide/phone.yaml": Self.addPhone, "services/payments.yaml": M.service("2.0", migrations: ["add-phone"]),
             ])
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .failed)
-        #expect(!report.migrations.contains { $0.phase == "down" })
-        #expect(try db.columns("users") == ["id", "name", "legacy", "phone"], "2.0 runs and writes to phone")
-        #expect(try db.history() == ["add-phone|expand"])
+        #expect(!report.migrations.contains { $0.phase == .of(.down) })
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "phone"], "2.0 runs and writes to phone")
+        #expect(try await db.history() == ["add-phone|expand"])
         // Status says what runs: the failed candidate (recreate, no rollback).
         let live = try #require(await h.live("payments"))
         #expect(live.version == "2.0")
         #expect(live.phase == .failed)
         _ = try await h.pass()
-        #expect(try db.columns("users") == ["id", "name", "legacy", "phone"], "and stays, pass after pass")
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "phone"], "and stays, pass after pass")
     }
 
     @Test(
@@ -56,14 +56,14 @@ struct MigrationSafetyTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func secondInstall(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
                 "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
             ])
         _ = try await h.pass()
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
 
         // Another repo (and state) with a service on the same database, that lists no migration at all.
         let second = try Harness(
@@ -75,17 +75,17 @@ struct MigrationSafetyTests {
             ],
             commit: "other install", clock: h.clock, executor: h.executor)
         let report = try await second.reconciler.reconcile(lockTimeout: 1)
-        #expect(!report.migrations.contains { $0.phase == "down" || $0.phase == "contract" })
+        #expect(!report.migrations.contains { $0.phase == .of(.down) || $0.phase == .of(.contract) })
         let reported = try #require(report.migrations.first { $0.migration == "add-email" })
         #expect(reported.result == .leftAlone)
         #expect(reported.message.contains("applied by another install"))
-        #expect(try db.columns("users") == ["id", "name", "legacy", "email"])
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "email"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
 
         // Its owner contracts it as usual.
         h.clock.advance(by: 3600)
         _ = try await h.pass()
-        #expect(try db.history().last == "add-email|contract")
+        #expect(try await db.history().last == "add-email|contract")
     }
 
     @Test(
@@ -97,7 +97,7 @@ struct MigrationSafetyTests {
         let service = serviceYAML(
             "payments", version: "1.0",
             envs: "{staging: {version: \"1.1\", migrations: [add-email]}, prod: {migrations: []}}")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 1.1 to staging", files: ["tide/migrations.yaml": M.migration, "services/payments.yaml": service])
         var report = try await h.pass()
         #expect(
@@ -106,11 +106,11 @@ struct MigrationSafetyTests {
         #expect(
             report.outcomes.first { $0.target == TargetID(service: "payments", environment: "prod") }?.result
                 == .unchanged)
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
         h.clock.advance(by: 2 * 3600)
         report = try await h.pass()
-        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: prod 1.0 reads it")
-        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: prod 1.0 reads it")
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(waits.result == .waiting)
         #expect(waits.message.contains("payments@prod is to run 1.0, which does not list it"), "\(waits.message)")
     }
@@ -120,14 +120,14 @@ struct MigrationSafetyTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func sharedMigrationAfterRevert(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
                 "services/payments.yaml": M.service("2.0", migrations: ["add-email"]),
             ])
         _ = try await h.pass()
-        let checkout = try h.fixture.commit(
+        let checkout = try await h.fixture.commit(
             "checkout 1.1 with email",
             files: [
                 "services/checkout.yaml": serviceYAML("checkout", version: "1.1", dependsOn: ["payments"])
@@ -135,16 +135,17 @@ struct MigrationSafetyTests {
             ])
         _ = try await h.pass()
         #expect(await h.live("checkout")?.migrations == ["add-email"])
-        try h.fixture.revert(checkout)
+        try await h.fixture.revert(checkout)
         var report = try await h.pass()
         let back = try #require(report.outcomes.first { $0.target.service == "checkout" })
         #expect(back.result == .deployed && back.classification == .rollback)
-        #expect(!report.migrations.contains { $0.phase == "down" }, "payments still needs it")
+        #expect(!report.migrations.contains { $0.phase == .of(.down) }, "payments still needs it")
         h.clock.advance(by: 2 * 3600)
         report = try await h.pass()
-        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: checkout 1.0 reads it")
-        #expect(!(try db.history()).contains("add-email|contract"))
-        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        await #expect(
+            try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: checkout 1.0 reads it")
+        await #expect(!(try db.history()).contains("add-email|contract"))
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(waits.message.contains("checkout@prod is to run 1.0.0, which does not list it"), "\(waits.message)")
     }
 
@@ -153,21 +154,21 @@ struct MigrationSafetyTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func renamedMigration(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with phone",
             files: [
                 "tide/phone.yaml": Self.addPhone, "services/payments.yaml": M.service("2.0", migrations: ["add-phone"]),
             ])
         _ = try await h.pass()
-        try db.execute("UPDATE users SET phone = '555' WHERE id = 1")
+        try await db.execute("UPDATE users SET phone = '555' WHERE id = 1")
         // Renamed: the new expand finds the column there already (PostgreSQL: IF NOT EXISTS; SQLite has no such
         // clause, so a statement that changes nothing stands in for it).
         let idempotent =
             backend == .postgres ? "ALTER TABLE users ADD COLUMN IF NOT EXISTS phone TEXT" : "SELECT 1"
         let renamed = Self.addPhone.replacingOccurrences(of: "name: add-phone}", with: "name: add-phone-numbers}")
             .replacingOccurrences(of: "ALTER TABLE users ADD COLUMN phone TEXT", with: idempotent)
-        try h.fixture.remove("tide/phone.yaml")
-        try h.fixture.commit(
+        try await h.fixture.remove("tide/phone.yaml")
+        try await h.fixture.commit(
             "rename add-phone",
             files: [
                 "tide/phone-numbers.yaml": renamed,
@@ -175,8 +176,9 @@ struct MigrationSafetyTests {
             ])
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
-        #expect(!report.migrations.contains { $0.phase == "down" })
-        #expect(try db.query("SELECT phone FROM users WHERE id = 1") == ["555"], "the data 2.1 reads is still there")
+        #expect(!report.migrations.contains { $0.phase == .of(.down) })
+        await #expect(
+            try db.query("SELECT phone FROM users WHERE id = 1") == ["555"], "the data 2.1 reads is still there")
         let left = try #require(report.migrations.first { $0.migration == "add-phone" })
         #expect(left.result == .leftAlone)
         #expect(left.message.contains("tide migrations down add-phone"))
@@ -186,17 +188,17 @@ struct MigrationSafetyTests {
     func databaseDownDuringExpand() async throws {
         let server = try PostgresServer.startDedicated()
         defer { try? server.stop() }
-        let database = try server.makeDatabase()
-        _ = try server.psql(
+        let database = try await server.makeDatabase()
+        _ = try await server.psql(
             database,
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT); "
                 + "INSERT INTO users (id, name) VALUES (1, 'ada')")
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 1.0",
             files: ["tide/db.yaml": M.platform(server.url(database)), "services/payments.yaml": M.service("1.0")])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
@@ -221,7 +223,7 @@ struct MigrationSafetyTests {
         h.clock.set(due.addingTimeInterval(-60))
         report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
-        let rows = try server.psql(database, "SELECT name || '|' || phase FROM tide_migrations ORDER BY id")
+        let rows = try await server.psql(database, "SELECT name || '|' || phase FROM tide_migrations ORDER BY id")
         #expect(rows.standardOutput.contains("add-email|expand"))
         #expect(!rows.standardOutput.contains("down"))
     }
@@ -231,13 +233,13 @@ struct MigrationSafetyTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func refusalWhenTheRevertRemovesEverything(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x')")
         let h = try Harness()
         _ = try await h.pass()
         // One commit brings the database, the migration and the version that needs it (the README's pattern).
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.1 with its database and migration",
             files: [
                 "tide/db.yaml": M.platform(db.url), "tide/migrations.yaml": M.migration,
@@ -246,8 +248,8 @@ struct MigrationSafetyTests {
         _ = try await h.pass()
         h.clock.advance(by: 3600)
         _ = try await h.pass()
-        #expect(try db.history().last == "add-email|contract")
-        try h.fixture.revert(change)
+        #expect(try await db.history().last == "add-email|contract")
+        try await h.fixture.revert(change)
         let refused = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
         #expect(refused.kind == .refuse, "\(refused)")
         h.executor.reset()
@@ -275,17 +277,17 @@ struct MigrationSafetyTests {
               expand: {up: ["\(create)"], down: ["DROP INDEX IF EXISTS users_name"], transaction: false}
 
             """
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with an index",
             files: ["tide/index.yaml": index, "services/payments.yaml": M.service("2.0", migrations: ["index-name"])])
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed, "\(report.outcomes)")
         let indexes =
-            backend == .postgres
+            await backend == .postgres
             ? try db.query("SELECT indexname FROM pg_indexes WHERE indexname = 'users_name'")
             : try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'users_name'")
         #expect(indexes == ["users_name"])
-        #expect(try db.history().filter { !$0.hasSuffix("|partial") } == ["index-name|expand"])
+        #expect(try await db.history().filter { !$0.hasSuffix("|partial") } == ["index-name|expand"])
     }
 
     @Test(
@@ -294,7 +296,7 @@ struct MigrationSafetyTests {
     func oneDatabaseTwoNames(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
         let second = M.platform(db.url).replacingOccurrences(of: "name: orders-db}", with: "name: orders-db-2}")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email; checkout reads the same database by another name",
             files: [
                 "tide/db2.yaml": second, "tide/migrations.yaml": M.migration,
@@ -305,8 +307,8 @@ struct MigrationSafetyTests {
         _ = try await h.pass()
         h.clock.advance(by: 2 * 3600)
         let report = try await h.pass()
-        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: checkout reads it")
-        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: checkout reads it")
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(waits.message.contains("checkout@prod is to run 1.0.0, which does not list it"), "\(waits.message)")
     }
 
@@ -315,24 +317,24 @@ struct MigrationSafetyTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func revertRemovingExecutorStillDowns(_ backend: SQLDatabaseFixture.Backend) async throws {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)")
+        try await db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)")
         let h = try Harness()
         _ = try await h.pass()
         let noContract = M.migration.replacingOccurrences(
             of: "  contract:\n    up: [\"ALTER TABLE users DROP COLUMN legacy\"]\n    after: 1h\n", with: "")
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.1 with its database and migration",
             files: [
                 "tide/db.yaml": M.platform(db.url), "tide/migrations.yaml": noContract,
                 "services/payments.yaml": M.service("2.1", migrations: ["add-email"]),
             ])
         _ = try await h.pass()
-        #expect(try db.columns("users") == ["id", "name", "legacy", "email"])
-        try h.fixture.revert(change)
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "email"])
+        try await h.fixture.revert(change)
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.classification == .rollback)
-        #expect(report.migrations.map(\.phase).contains("down"), "\(report.migrations)")
-        #expect(try db.columns("users") == ["id", "name", "legacy"])
+        #expect(report.migrations.map(\.phase).contains(.of(.down)), "\(report.migrations)")
+        #expect(try await db.columns("users") == ["id", "name", "legacy"])
     }
 
     @Test(
@@ -344,31 +346,32 @@ struct MigrationSafetyTests {
             serviceYAML(
                 "payments", version: "1.1", envs: "{staging: {}, prod: {version: \"1.0\", migrations: []}}")
             + "  migrations: [add-email]\n"
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 1.1 to staging", files: ["tide/migrations.yaml": M.migration, "services/payments.yaml": service])
         _ = try await h.pass()
-        let head = try h.fixture.head()
+        let head = try await h.fixture.head()
         await #expect {
             _ = try await h.reconciler.promote(service: "payments", to: "prod", version: "1.1")
         } throws: { error in
             "\(error)".contains("would write manifests that do not validate, so nothing was written")
                 && "\(error)".contains("one version needs the same migrations everywhere it runs")
         }
-        #expect(try h.fixture.head() == head)
+        #expect(try await h.fixture.head() == head)
     }
 
     @Test("a database that cannot be read refuses the rollbacks that would drop its migrations; the pass goes on")
     func unreadableDatabaseDuringPlanning() async throws {
         let server = try PostgresServer.startDedicated()
         defer { try? server.stop() }
-        let database = try server.makeDatabase()
-        _ = try server.psql(database, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)")
+        let database = try await server.makeDatabase()
+        _ = try await server.psql(
+            database, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)")
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 1.0",
             files: ["tide/db.yaml": M.platform(server.url(database)), "services/payments.yaml": M.service("1.0")])
         _ = try await h.pass()
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
@@ -376,8 +379,8 @@ struct MigrationSafetyTests {
             ])
         _ = try await h.pass()
         try server.stop(mode: "immediate")
-        try h.fixture.revert(change)
-        try h.fixture.commit("reports", files: ["services/reports.yaml": serviceYAML("reports", version: "1.0")])
+        try await h.fixture.revert(change)
+        try await h.fixture.commit("reports", files: ["services/reports.yaml": serviceYAML("reports", version: "1.0")])
         let report = try await h.pass()
         let payments = try #require(report.outcomes.first { $0.target.service == "payments" })
         #expect(payments.result == .held)
@@ -391,7 +394,7 @@ struct MigrationSafetyTests {
         arguments: [SQLDatabaseFixture.Backend.sqlite])
     func ownerSurvivesAMove(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": M.migration,
@@ -401,12 +404,13 @@ struct MigrationSafetyTests {
         // The same install after its checkout moved: a copy of the repository, the same state.
         let moved = try TemporaryDirectory("tide-moved")
         let copy = moved.appending("config")
-        _ = try runProcess("/bin/cp", ["-r", h.fixture.workTree, copy])
+        _ = try await runProcess("/bin/cp", ["-r", h.fixture.workTree, copy])
         let same = try h.makeReconciler(at: copy)
         h.clock.advance(by: 2 * 3600)
         let report = try await same.reconcile(lockTimeout: 1)
-        #expect(report.migrations.contains { $0.phase == "contract" && $0.result == .applied }, "\(report.migrations)")
-        #expect(try db.history().last == "add-email|contract")
+        #expect(
+            report.migrations.contains { $0.phase == .of(.contract) && $0.result == .applied }, "\(report.migrations)")
+        #expect(try await db.history().last == "add-email|contract")
     }
 
     @Test(
@@ -414,7 +418,7 @@ struct MigrationSafetyTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func rollbackWhileAnotherInstallUsesIt(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await M.started(backend)
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.0 with phone",
             files: [
                 "tide/phone.yaml": Self.addPhone, "services/payments.yaml": M.service("2.0", migrations: ["add-phone"]),
@@ -430,21 +434,21 @@ struct MigrationSafetyTests {
             commit: "web 2.0", clock: h.clock, executor: h.executor)
         let b = try await second.reconciler.reconcile(lockTimeout: 1)
         #expect(b.outcomes.first { $0.target.service == "web" }?.result == .deployed)
-        #expect(try db.history() == ["add-phone|expand", "add-phone|use", "add-phone|ready"])
+        #expect(try await db.history() == ["add-phone|expand", "add-phone|use", "add-phone|ready"])
         // A rolls back explicitly: normally its down would be due — but B runs a version that needs the column.
-        try h.fixture.revert(change)
+        try await h.fixture.revert(change)
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.classification == .rollback)
-        #expect(!report.migrations.contains { $0.phase == "down" })
+        #expect(!report.migrations.contains { $0.phase == .of(.down) })
         let left = try #require(report.migrations.first { $0.migration == "add-phone" })
         #expect(left.message.contains("another install recorded that it runs a version that needs it"), "\(left)")
-        #expect(try db.columns("users") == ["id", "name", "legacy", "phone"])
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "phone"])
     }
 
     @Test("one database under two names that do not look alike (a hard link) is still one: the contract waits for both")
     func oneDatabaseUnrelatedNames() async throws {
         let db = try SQLDatabaseFixture(.sqlite)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x')")
         let path = String(db.url.dropFirst("sqlite:".count))
@@ -455,14 +459,14 @@ struct MigrationSafetyTests {
         let service = serviceYAML(
             "payments", version: "1.0",
             envs: "{staging: {version: \"1.1\", migrations: [add-email]}, prod: {migrations: []}}")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 1.1 to staging",
             files: ["tide/db.yaml": platform, "tide/migrations.yaml": M.migration, "services/payments.yaml": service])
         _ = try await h.pass()
         h.clock.advance(by: 2 * 3600)
         let report = try await h.pass()
-        #expect(try db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: prod 1.0 reads it")
-        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == "contract" })
+        #expect(try await db.columns("users") == ["id", "name", "legacy", "email"], "legacy stays: prod 1.0 reads it")
+        let waits = try #require(report.migrations.first { $0.migration == "add-email" && $0.phase == .of(.contract) })
         #expect(waits.message.contains("payments@prod is to run 1.0, which does not list it"), "\(waits.message)")
     }
 }

@@ -48,11 +48,11 @@ struct MigrationTests {
     /// payments 1.0 runs against a users table with rows; checkout 1.0 never needs migrations.
     static func started(_ backend: SQLDatabaseFixture.Backend) async throws -> (Harness, SQLDatabaseFixture) {
         let db = try SQLDatabaseFixture(backend)
-        try db.execute(
+        try await db.execute(
             "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, legacy TEXT)",
             "INSERT INTO users (id, name, legacy) VALUES (1, 'ada', 'x'), (2, 'bob', 'y'), (3, 'cy', 'z')")
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 1.0", files: ["tide/db.yaml": platform(db.url), "services/payments.yaml": service("1.0")])
         _ = try await h.pass()
         return (h, db)
@@ -82,7 +82,7 @@ struct MigrationTests {
     func expandThenContract(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.started(backend)
         let probe = DeployProbe(h, db)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": Self.migration,
@@ -94,34 +94,34 @@ struct MigrationTests {
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
         #expect(probe.columns(at: "2.0") == ["id", "name", "legacy", "email"], "the new version meets its column")
-        #expect(
+        await #expect(
             try db.query("SELECT email FROM users ORDER BY id") == [
                 "ada@example.com", "bob@example.com", "cy@example.com",
             ])
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
         let waiting = try #require(report.migrations.first)
-        #expect(waiting.phase == "contract" && waiting.result == .waiting)
+        #expect(waiting.phase == .of(.contract) && waiting.result == .waiting)
         #expect(waiting.nextDue == h.clock.now().addingTimeInterval(3600))
-        #expect(try db.columns("users").contains("legacy"), "contract waits for `after`")
+        #expect(try await db.columns("users").contains("legacy"), "contract waits for `after`")
 
         h.clock.advance(by: 1800)
         _ = try await h.pass()
-        #expect(try db.columns("users").contains("legacy"))
+        #expect(try await db.columns("users").contains("legacy"))
         h.clock.advance(by: 1800)
         let contracted = try await h.pass()
         #expect(contracted.migrations.map(\.result) == [.applied])
-        #expect(try db.columns("users") == ["id", "name", "email"])
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|contract"])
+        #expect(try await db.columns("users") == ["id", "name", "email"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill", "add-email|contract"])
         // Checksums and revision are recorded with each phase.
-        let head = try h.fixture.head()
-        #expect(try db.query("SELECT revision FROM tide_migrations WHERE phase = 'expand'") == [head.hex])
+        let head = try await h.fixture.head()
+        #expect(try await db.query("SELECT revision FROM tide_migrations WHERE phase = 'expand'") == [head.hex])
         let expandChecksum = try #require(
             try Self.desired(h).migrations["add-email"]?.expand?.checksum)
-        #expect(try db.query("SELECT checksum FROM tide_migrations WHERE phase = 'expand'") == [expandChecksum])
+        #expect(try await db.query("SELECT checksum FROM tide_migrations WHERE phase = 'expand'") == [expandChecksum])
         // Settled: nothing runs again.
         let after = try await h.pass()
         #expect(after.migrations.isEmpty)
-        #expect(try db.history().count == 3)
+        #expect(try await db.history().count == 3)
     }
 
     static func desired(_ h: Harness) throws -> DesiredState {
@@ -136,23 +136,23 @@ struct MigrationTests {
     func rollbackBeforeContract(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.started(backend)
         let probe = DeployProbe(h, db)
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": Self.migration,
                 "services/payments.yaml": Self.service("2.0", migrations: ["add-email"]),
             ])
         _ = try await h.pass()
-        #expect(try db.columns("users").contains("email"))
+        #expect(try await db.columns("users").contains("email"))
 
-        try h.fixture.revert(change)
+        try await h.fixture.revert(change)
         let report = try await h.pass()
         let outcome = try #require(report.outcomes.first { $0.target.service == "payments" })
         #expect(outcome.result == .deployed && outcome.classification == .rollback)
         #expect(probe.columns(at: "1.0") == ["id", "name", "legacy", "email"], "the app went back before the schema")
-        #expect(report.migrations.map(\.phase) == ["down"])
-        #expect(try db.columns("users") == ["id", "name", "legacy"])
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill", "add-email|down"])
+        #expect(report.migrations.map(\.phase) == [.of(.down)])
+        #expect(try await db.columns("users") == ["id", "name", "legacy"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill", "add-email|down"])
         #expect(await h.live("payments")?.migrations == [])
     }
 
@@ -161,7 +161,7 @@ struct MigrationTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func rollbackAfterContractRefused(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.started(backend)
-        let change = try h.fixture.commit(
+        let change = try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": Self.migration,
@@ -170,18 +170,18 @@ struct MigrationTests {
         _ = try await h.pass()
         h.clock.advance(by: 3600)
         _ = try await h.pass()
-        #expect(try db.history().last == "add-email|contract")
+        #expect(try await db.history().last == "add-email|contract")
 
         // tide rollback refuses before writing anything (reconcile would refuse the revert anyway).
-        let headBefore = try h.fixture.head()
+        let headBefore = try await h.fixture.head()
         await #expect {
             _ = try await h.reconciler.rollbackCommit(service: "payments", environment: "prod")
         } throws: { error in
             "\(error)".contains("which does not list migration add-email, and its contract ran")
         }
-        #expect(try h.fixture.head() == headBefore, "no commit written")
+        #expect(try await h.fixture.head() == headBefore, "no commit written")
 
-        try h.fixture.revert(change)
+        try await h.fixture.revert(change)
         let plan = try #require(try await h.reconciler.plan().1)
         let refused = try #require(plan.actions.first { $0.target.service == "payments" })
         #expect(refused.kind == .refuse)
@@ -198,8 +198,8 @@ struct MigrationTests {
         #expect(refusedLive.phase == .healthy)
         #expect(refusedLive.failed == nil)
         #expect(refusedLive.waiting?.contains("refused 1.0") == true)
-        #expect(try db.columns("users") == ["id", "name", "email"], "and so is the database")
-        #expect(try db.history().count == 3)
+        #expect(try await db.columns("users") == ["id", "name", "email"], "and so is the database")
+        #expect(try await db.history().count == 3)
         // The next pass holds it, and still touches nothing.
         let again = try await h.pass()
         #expect(again.outcomes.first { $0.target.service == "payments" }?.result == .held)
@@ -207,7 +207,7 @@ struct MigrationTests {
 
         // Rolling forward after the refusal: 3.0 never ran here, so it is no ROLLBACK (which would pass every
         // gate), though the revert is in the range since what runs.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 3.0",
             files: [
                 "tide/migrations.yaml": Self.migration,
@@ -227,7 +227,7 @@ struct MigrationTests {
         let broken = Self.migration.replacingOccurrences(
             of: #"up: ["ALTER TABLE users ADD COLUMN email TEXT"]"#,
             with: #"up: ["ALTER TABLE users ADD COLUMN email TEXT", "ALTER TABLE no_such_table ADD COLUMN x TEXT"]"#)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with a broken expand",
             files: [
                 "tide/migrations.yaml": broken,
@@ -239,18 +239,18 @@ struct MigrationTests {
         #expect(outcome.result == .failed)
         #expect(outcome.message?.hasPrefix("migration add-email: prod: ") == true, "\(outcome.message ?? "")")
         #expect(outcome.message?.contains("no_such_table") == true, "\(outcome.message ?? "")")
-        #expect(try db.columns("users") == ["id", "name", "legacy"], "the first statement was rolled back too")
-        #expect(try db.history().isEmpty)
+        #expect(try await db.columns("users") == ["id", "name", "legacy"], "the first statement was rolled back too")
+        #expect(try await db.history().isEmpty)
         #expect(h.executor.requests.filter { $0.service == "payments" }.isEmpty)
         #expect(await h.live("payments")?.version == "1.0")
         let events = await h.store.events(EventQuery(kinds: [.migrationFailed]))
         #expect(events.count == 1)
         // Fixing the migration is a new desired state: it is tried again.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "fix the expand", files: ["tide/migrations.yaml": Self.migration])
         let fixed = try await h.pass()
         #expect(fixed.outcomes.first { $0.target.service == "payments" }?.result == .deployed)
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
     }
 
     @Test(
@@ -258,7 +258,7 @@ struct MigrationTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func editedPhase(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": Self.migration,
@@ -267,7 +267,7 @@ struct MigrationTests {
         _ = try await h.pass()
         let edited = Self.migration.replacingOccurrences(
             of: "ADD COLUMN email TEXT", with: "ADD COLUMN email VARCHAR(200)")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.1, expand edited",
             files: [
                 "tide/migrations.yaml": edited,
@@ -286,7 +286,7 @@ struct MigrationTests {
         #expect(outcome.message?.contains("an applied phase cannot be edited") == true)
         #expect(await h.live("payments")?.version == "2.0")
         #expect(await h.live("payments")?.phase == .healthy, "what runs did not fail")
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
     }
 
     @Test(
@@ -294,14 +294,14 @@ struct MigrationTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func batchedBackfill(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.started(backend)
-        try db.execute("INSERT INTO users (id, name) VALUES (4, 'di'), (5, 'ed'), (6, 'fay'), (7, 'gus')")
+        try await db.execute("INSERT INTO users (id, name) VALUES (4, 'di'), (5, 'ed'), (6, 'fay'), (7, 'gus')")
         let batched = Self.migration.replacingOccurrences(
             of: #"up: ["UPDATE users SET email = name || '@example.com' WHERE email IS NULL"]"#,
             with: #"""
                 up: ["UPDATE users SET email = name || '@example.com' WHERE id IN (SELECT id FROM users WHERE email IS NULL ORDER BY id LIMIT {{batch}})"]
                     batchSize: 2
                 """#)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0, batched backfill",
             files: [
                 "tide/migrations.yaml": batched,
@@ -309,8 +309,8 @@ struct MigrationTests {
             ])
         let report = try await h.pass()
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .deployed, "\(report.outcomes)")
-        #expect(try db.query("SELECT count(*) FROM users WHERE email IS NULL") == ["0"])
-        #expect(try db.history() == ["add-email|expand", "add-email|backfill"])
+        #expect(try await db.query("SELECT count(*) FROM users WHERE email IS NULL") == ["0"])
+        #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
     }
 
     @Test(
@@ -318,7 +318,7 @@ struct MigrationTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func concurrentReconcilers(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.started(backend)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.0 with email",
             files: [
                 "tide/migrations.yaml": Self.migration.replacingOccurrences(of: "after: 1h", with: "after: 0s"),
@@ -341,11 +341,11 @@ struct MigrationTests {
         for _ in 0..<2 {
             for reconciler in others + [h.reconciler] { _ = try await reconciler.reconcile(lockTimeout: 30) }
         }
-        let rows = try db.history()
+        let rows = try await db.history()
         #expect(
             rows.filter { !$0.hasSuffix("|use") && !$0.hasSuffix("|ready") } == [
                 "add-email|expand", "add-email|backfill", "add-email|contract",
             ], "\(rows)")
-        #expect(try db.columns("users") == ["id", "name", "email"])
+        #expect(try await db.columns("users") == ["id", "name", "email"])
     }
 }

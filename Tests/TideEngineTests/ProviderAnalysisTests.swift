@@ -42,14 +42,14 @@ struct ProviderAnalysisTests {
     func run(candidate: String) async throws -> (Harness, ReconcileReport) {
         let server = try HTTPFixture()
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "canary",
             files: [
                 "services/payments.yaml": Self.service("ok-1"),
                 "tide/analysis.yaml": Self.analysis(server.url("/{{version}}")),
             ])
         _ = try await h.pass()
-        try h.fixture.commit(candidate, files: ["services/payments.yaml": Self.service(candidate)])
+        try await h.fixture.commit(candidate, files: ["services/payments.yaml": Self.service(candidate)])
         let report = try await h.pass()
         return (h, report)
     }
@@ -94,10 +94,10 @@ struct ProviderAnalysisTests {
                   successCondition: "true"
 
             """
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "canary", files: ["services/payments.yaml": Self.service("ok-1"), "tide/analysis.yaml": health])
         _ = try await h.pass()
-        try h.fixture.commit("ok-2", files: ["services/payments.yaml": Self.service("ok-2")])
+        try await h.fixture.commit("ok-2", files: ["services/payments.yaml": Self.service("ok-2")])
         var rounds: [String] = []
         for _ in 0..<3 {
             let report = try await h.pass()

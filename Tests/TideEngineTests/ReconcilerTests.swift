@@ -74,7 +74,7 @@ struct ReconcilerTests {
         let checkout = try #require(await h.live("checkout"))
         #expect(checkout.phase == .healthy)
         #expect(checkout.version == "1.0.0")
-        #expect(checkout.revision == (try h.fixture.head()))
+        await #expect(checkout.revision == (try h.fixture.head()))
 
         let eventsBefore = await h.store.events(EventQuery(limit: 1000)).count
         let again = try await h.pass()
@@ -106,7 +106,7 @@ struct ReconcilerTests {
         #expect(try await h.pass().outcomes.map(\.result) == [.deployed, .unchanged])
         #expect(try await h.pass().outcomes.map(\.result) == [.unchanged, .unchanged])
         try h.fixture.write("services/payments.yaml", serviceYAML("payments", version: "2.1.0"))
-        try h.fixture.commit("payments 2.1.0")
+        try await h.fixture.commit("payments 2.1.0")
         let moved = try await h.pass()
         #expect(moved.outcomes.map(\.result) == [.deployed, .unchanged])
         #expect(h.calls() == ["deploy payments@prod 2.1.0", "health payments@prod 2.1.0"])
@@ -118,7 +118,7 @@ struct ReconcilerTests {
     func versionAndConfigChanges() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "bump",
             files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
         let report = try await h.pass()
@@ -126,7 +126,7 @@ struct ReconcilerTests {
         #expect(h.executor.requests.first?.previousVersion == "1.0.0")
         #expect(report.outcomes.first { $0.target.service == "checkout" }?.classification == .feature)
 
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "scale",
             files: [
                 "services/checkout.yaml": serviceYAML(
@@ -142,11 +142,11 @@ struct ReconcilerTests {
     func revert() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let bump = try h.fixture.commit(
+        let bump = try await h.fixture.commit(
             "bump",
             files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
         _ = try await h.pass()
-        let revert = try h.fixture.revert(bump)
+        let revert = try await h.fixture.revert(bump)
         let report = try await h.pass()
         #expect(h.calls() == ["deploy checkout@prod 1.0.0", "health checkout@prod 1.0.0"])
         let outcome = try #require(report.outcomes.first { $0.target.service == "checkout" })
@@ -163,7 +163,7 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         for version in ["1.1.0", "1.2.0", "1.0.0"] {
-            try h.fixture.commit(
+            try await h.fixture.commit(
                 version,
                 files: ["services/checkout.yaml": serviceYAML("checkout", version: version, dependsOn: ["payments"])])
             let report = try await h.pass()
@@ -177,7 +177,7 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         h.executor.fail(when: { $0.version == "2.1.0" && $0.action == .deploy }, with: .exited(7))
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.1.0",
             files: [
                 "services/payments.yaml": serviceYAML("payments", version: "2.1.0"),
@@ -202,7 +202,7 @@ struct ReconcilerTests {
         #expect(held.hasFailures)
 
         h.executor.clearFailures()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "payments 2.1.1", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.1")])
         let fixed = try await h.pass()
         #expect(fixed.outcomes.map(\.result) == [.deployed, .deployed])
@@ -214,10 +214,10 @@ struct ReconcilerTests {
         let h = try Harness()
         _ = try await h.pass()
         h.executor.fail(when: { $0.version == "9.9.9" })
-        let bad = try h.fixture.commit(
+        let bad = try await h.fixture.commit(
             "bad", files: ["services/payments.yaml": serviceYAML("payments", version: "9.9.9")])
         _ = try await h.pass()
-        try h.fixture.revert(bad)
+        try await h.fixture.revert(bad)
         let report = try await h.pass()
         #expect(h.calls() == ["deploy payments@prod 2.0.0", "health payments@prod 2.0.0"])
         #expect(report.outcomes.first?.classification == .rollback)
@@ -228,7 +228,7 @@ struct ReconcilerTests {
     func resumeAfterCrash() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let head = try h.fixture.commit(
+        let head = try await h.fixture.commit(
             "bump", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
         // What a kill -9 right after the deploy step leaves behind: the rollout recorded at step 1.
         var payments = try #require(await h.live("payments"))
@@ -251,7 +251,7 @@ struct ReconcilerTests {
     func preempt() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let head = try h.fixture.commit(
+        let head = try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
         var payments = try #require(await h.live("payments"))
         payments.phase = .progressing
@@ -259,7 +259,8 @@ struct ReconcilerTests {
             version: "2.1.0", config: .object([:]), configDigest: "x", revision: head, previousVersion: "2.0.0",
             classification: .feature, reason: nil, step: 1, startedAt: h.clock.now())
         await h.store.apply(StateWrite(targets: [payments]))
-        try h.fixture.commit("2.2.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.2.0")])
+        try await h.fixture.commit(
+            "2.2.0", files: ["services/payments.yaml": serviceYAML("payments", version: "2.2.0")])
         _ = try await h.pass()
         // The executor hears that 2.1.0 is gone (traffic back to 2.0.0) before 2.2.0 is deployed.
         #expect(
@@ -273,9 +274,9 @@ struct ReconcilerTests {
     func rejection() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        let good = try h.fixture.head()
+        let good = try await h.fixture.head()
         let before = await h.store.liveTargets()
-        let bad = try h.fixture.commit(
+        let bad = try await h.fixture.commit(
             "broken",
             files: [
                 "services/payments.yaml": serviceYAML("payments", version: "3.0.0"),
@@ -295,7 +296,7 @@ struct ReconcilerTests {
         _ = try await h.pass()
         #expect(await h.store.events(EventQuery(kinds: [.revisionRejected])).count == 1)
 
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "fixed",
             files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.0.0", dependsOn: ["payments"])])
         let fixed = try await h.pass()
@@ -307,13 +308,13 @@ struct ReconcilerTests {
     @Test("a service removed from git is removed through its executor")
     func removal() async throws {
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "staging",
             files: [
                 "services/payments.yaml": serviceYAML("payments", version: "2.0.0", envs: "{prod: {}, staging: {}}")
             ])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "drop staging", files: ["services/payments.yaml": serviceYAML("payments", version: "2.0.0")])
         let report = try await h.pass()
         #expect(h.calls() == ["remove payments@staging 2.0.0"])
@@ -351,10 +352,10 @@ struct AutomaticRollbackTests {
     @Test("a failed health check rolls back to the stable version and holds the failed one")
     func rollsBack() async throws {
         let h = try Harness()
-        try h.fixture.commit("auto", files: ["services/payments.yaml": Self.service("2.0.0", writeBack: "none")])
+        try await h.fixture.commit("auto", files: ["services/payments.yaml": Self.service("2.0.0", writeBack: "none")])
         _ = try await h.pass()
         h.executor.fail(when: { $0.action == .health && $0.version == "2.1.0" })
-        try h.fixture.commit("bad", files: ["services/payments.yaml": Self.service("2.1.0", writeBack: "none")])
+        try await h.fixture.commit("bad", files: ["services/payments.yaml": Self.service("2.1.0", writeBack: "none")])
         let report = try await h.pass()
         #expect(
             h.calls() == [
@@ -381,22 +382,24 @@ struct AutomaticRollbackTests {
     @Test("with writeBack: revert, git is reverted to match, and the next pass has nothing to do")
     func writesRevert() async throws {
         let h = try Harness()
-        try h.fixture.commit("auto", files: ["services/payments.yaml": Self.service("2.0.0", writeBack: "revert")])
+        try await h.fixture.commit(
+            "auto", files: ["services/payments.yaml": Self.service("2.0.0", writeBack: "revert")])
         _ = try await h.pass()
         h.executor.fail(when: { $0.action == .health && $0.version == "2.1.0" })
-        let bad = try h.fixture.commit(
+        let bad = try await h.fixture.commit(
             "bad", files: ["services/payments.yaml": Self.service("2.1.0", writeBack: "revert")])
         _ = try await h.pass()
-        let head = try h.fixture.head()
+        let head = try await h.fixture.head()
         let commit = try Repository.open(at: h.fixture.repoPath).commit(head)
         #expect(commit.revertedCommit == bad)
-        #expect(try h.fixture.git("status", "--porcelain") == "")
+        #expect(try await h.fixture.git("status", "--porcelain") == "")
         let next = try await h.pass()
         #expect(h.calls().isEmpty)
         #expect(!next.hasFailures)
         #expect(await h.store.events(EventQuery(kinds: [.revertCommitted])).count == 1)
         // The rolled-back target is settled; a new version deploys normally.
-        try h.fixture.commit("fixed", files: ["services/payments.yaml": Self.service("2.1.1", writeBack: "revert")])
+        try await h.fixture.commit(
+            "fixed", files: ["services/payments.yaml": Self.service("2.1.1", writeBack: "revert")])
         _ = try await h.pass()
         #expect(h.calls() == ["deploy payments@prod 2.1.1", "health payments@prod 2.1.1"])
     }
@@ -405,7 +408,7 @@ struct AutomaticRollbackTests {
     func manualRollback() async throws {
         let h = try Harness()
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "bump",
             files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
         _ = try await h.pass()
@@ -440,16 +443,16 @@ struct CanaryTests {
 
     func started() async throws -> Harness {
         let h = try Harness()
-        try h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
+        try await h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
         _ = try await h.pass()
-        try h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.canary("2.1.0")])
+        try await h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.canary("2.1.0")])
         return h
     }
 
     @Test("a first deployment has no stable side: it goes straight to 100 %")
     func firstDeployment() async throws {
         let h = try Harness()
-        try h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
+        try await h.fixture.commit("canary", files: ["services/payments.yaml": Self.canary("2.0.0")])
         _ = try await h.pass()
         #expect(h.calls(of: "payments") == ["deploy 2.0.0 100", "health 2.0.0 100"])
     }
@@ -559,7 +562,7 @@ struct CanaryTests {
     func preempt() async throws {
         let h = try await started()
         _ = try await h.pass()
-        try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
+        try await h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
         _ = try await h.pass()
         #expect(
             h.calls(of: "payments") == [
@@ -573,7 +576,7 @@ struct CanaryTests {
         let h = try await started()
         _ = try await h.pass()  // 2.1.0 at weight 10
         _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
-        try h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
+        try await h.fixture.commit("2.2.0", files: ["services/payments.yaml": Self.canary("2.2.0")])
         var report = try await h.pass()
         #expect(h.calls(of: "payments").isEmpty, "held: nothing pre-empts a paused rollout")
         let waiting = try #require(report.outcomes.first { $0.target.service == "payments" })
@@ -594,7 +597,7 @@ struct CanaryTests {
         _ = try await h.pass()  // 2.1.0 at weight 10, pausing
         #expect(await h.live("payments")?.rollout?.weight == 10)
         // Same version, recreate now: the old step index must not run off the end of a shorter list.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "recreate", files: ["services/payments.yaml": serviceYAML("payments", version: "2.1.0")])
         let plan = try #require(try await h.reconciler.plan().1?.actions.first { $0.target.service == "payments" })
         #expect(plan.kind == .deploy)
@@ -644,11 +647,11 @@ struct AnalysisTests {
 
     func started(rate: String) async throws -> Harness {
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "canary", files: ["services/payments.yaml": Self.service("2.0.0"), "tide/analysis.yaml": Self.analysis])
         _ = try await h.pass()
         h.executor.respond(when: { $0.action == .measure }, with: rate)
-        try h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.service("2.1.0")])
+        try await h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.service("2.1.0")])
         return h
     }
 

@@ -94,22 +94,22 @@ struct RollbackSafetyTests {
         var pass = try await h.pass(at: monday)
         #expect(pass.deploys == ["api@prod 1.0.0"])
 
-        try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
+        try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
         await h.approve("prod", "2.0.0", at: monday + minute)
         try await Self.fail(failure, in: "prod", h: h, at: monday + 2 * minute)
 
         // Git says what runs: one commit, written by Tide, and the live revision follows it.
-        let head = try h.fixture.head()
+        let head = try await h.fixture.head()
         let prod = try #require(await h.store.liveTarget(TargetID(service: "api", environment: "prod")))
         #expect(prod.revision == head)
-        let log = try h.fixture.git("log", "--format=%s", "-3")
+        let log = try await h.fixture.git("log", "--format=%s", "-3")
         #expect(log.split(separator: "\n").first?.hasPrefix("Revert \"api 2.0.0\"") == true)
         pass = try await h.pass(at: monday + 3 * minute)
         #expect(pass.deploys.isEmpty)
         #expect(pass.outcomes["prod"]?.result == .unchanged)
 
         // 3.0.0 never ran here: FEATURE, and it waits for its approval like any new version.
-        try h.fixture.commit("api 3.0.0", files: ["api.yaml": Self.service("3.0.0")])
+        try await h.fixture.commit("api 3.0.0", files: ["api.yaml": Self.service("3.0.0")])
         let plan = try #require(try await h.reconciler.plan().1)
         let action = try #require(plan.actions.first { $0.target.environment == "prod" })
         #expect(action.classification == .feature)
@@ -141,7 +141,7 @@ struct RollbackSafetyTests {
         var pass = try await h.pass(at: monday + 3 * hourSeconds)
         #expect(pass.deploys == ["api@prod 1.0.0"])
 
-        try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0", environments: envs)])
+        try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0", environments: envs)])
         await h.approve("prod", "2.0.0", at: monday + 4 * hourSeconds)
         pass = try await h.pass(at: monday + 4 * hourSeconds)
         #expect(pass.deploys == ["api@dev 2.0.0"])
@@ -154,8 +154,8 @@ struct RollbackSafetyTests {
         try await Self.fail(failure, in: "prod", h: h, at: monday + 7 * hourSeconds + 30 * minute)
 
         // A revert of the shared version would take dev and staging back too: Tide pins prod instead.
-        let head = try h.fixture.head()
-        let message = try h.fixture.git("log", "--format=%B", "-1")
+        let head = try await h.fixture.head()
+        let message = try await h.fixture.git("log", "--format=%B", "-1")
         #expect(message.hasPrefix("Pin api to 1.0.0 in prod: 2.0.0 failed"))
         let desired = try ManifestLoader().load(
             from: GitCommitSource(repository: try Repository.open(at: h.fixture.repoPath), commit: head, root: ""))
@@ -168,7 +168,7 @@ struct RollbackSafetyTests {
 
         // 3.0.0 for every environment (the pin is replaced, as a person fixing it would): dev takes it, the rest
         // wait for their gates — never all three in one pass.
-        try h.fixture.commit("api 3.0.0", files: ["api.yaml": Self.service("3.0.0", environments: envs)])
+        try await h.fixture.commit("api 3.0.0", files: ["api.yaml": Self.service("3.0.0", environments: envs)])
         pass = try await h.pass(at: monday + 8 * hourSeconds)
         #expect(pass.deploys == ["api@dev 3.0.0"])
         #expect(pass.outcomes["dev"]?.classification == .feature)
@@ -189,12 +189,12 @@ struct RollbackSafetyTests {
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         await h.approve("prod", "1.0.0", at: monday)
         _ = try await h.pass(at: monday)
-        let change = try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
+        let change = try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
         await h.approve("prod", "2.0.0", at: monday)
         _ = try await h.pass(at: monday + minute)
         var pass = try await h.pass(at: monday + 10 * minute)
         #expect(pass.outcomes["prod"]?.result == .deployed)
-        _ = try h.fixture.revert(change)
+        _ = try await h.fixture.revert(change)
         pass = try await h.pass(at: monday + 20 * minute)
         #expect(pass.deploys == ["api@prod 1.0.0"], "no approval needed to go back to what ran")
         #expect(pass.outcomes["prod"]?.classification == .rollback)
@@ -206,7 +206,7 @@ struct RollbackSafetyTests {
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         await h.approve("prod", "1.0.0", at: monday)
         _ = try await h.pass(at: monday)
-        try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
+        try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
         await h.approve("prod", "2.0.0", at: monday)
         try await Self.fail(.abort, in: "prod", h: h, at: monday + minute)
         do {
@@ -230,10 +230,11 @@ struct RollbackSafetyTests {
             service: GateHarness.service("1.0.0", environments: "{prod: {}}"))
         _ = try await h.pass(at: monday)
         h.executor.fail { $0.action == .health && $0.version == "2.0.0" }
-        try h.fixture.commit("2.0.0", files: ["api.yaml": GateHarness.service("2.0.0", environments: "{prod: {}}")])
+        try await h.fixture.commit(
+            "2.0.0", files: ["api.yaml": GateHarness.service("2.0.0", environments: "{prod: {}}")])
         _ = try await h.pass(at: monday + minute)
         h.executor.clearFailures()
-        try h.fixture.commit("touch", files: ["notes.txt": "nothing\n"])
+        try await h.fixture.commit("touch", files: ["notes.txt": "nothing\n"])
         let pass = try await h.pass(at: monday + 2 * minute)
         #expect(pass.deploys.isEmpty)
         #expect(pass.outcomes["prod"]?.result == .held)
@@ -251,8 +252,8 @@ struct RollbackSafetyTests {
         await h.approve("prod", "1.0.0", at: monday)
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         _ = try await h.pass(at: monday)
-        try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
-        _ = try h.fixture.git("checkout", "--quiet", "--detach", "HEAD~1")
+        try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
+        _ = try await h.fixture.git("checkout", "--quiet", "--detach", "HEAD~1")
         do {
             _ = try await h.pass(at: monday + minute)
             Issue.record("a detached HEAD must be refused")
@@ -271,7 +272,7 @@ struct RollbackSafetyTests {
         let h = try GateHarness(environments: Self.prodOnly, service: Self.service("1.0.0"))
         await h.approve("prod", "1.0.0", at: monday)
         _ = try await h.pass(at: monday)
-        try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
+        try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
         await h.approve("prod", "2.0.0", at: monday)
         h.executor.fail { $0.action == .measure }
         // An error is never a measurement: the analysis measures again, and errors beyond consecutiveErrorLimit
@@ -299,7 +300,7 @@ struct RollbackSafetyTests {
                 + Self.analysis.replacingOccurrences(of: "result < 0.01", with: condition),
             service: Self.service("1.0.0"))
         _ = try await h.pass(at: monday)
-        try h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
+        try await h.fixture.commit("api 2.0.0", files: ["api.yaml": Self.service("2.0.0")])
         h.executor.respond(when: { $0.action == .measure }, with: answer)
         let pass = try await h.pass(at: monday + minute)
         #expect(pass.outcomes["prod"]?.result == .progressing)
@@ -316,8 +317,8 @@ struct RollbackSafetyTests {
         let h = try GateHarness(
             environments: GateHarness.environment("prod", "{}") + Self.analysis, service: service("1.0.0", 1))
         _ = try await h.pass(at: monday)
-        let stableRevision = try h.fixture.head()
-        try h.fixture.commit("2.0.0 with 5 replicas", files: ["api.yaml": service("2.0.0", 5)])
+        let stableRevision = try await h.fixture.head()
+        try await h.fixture.commit("2.0.0 with 5 replicas", files: ["api.yaml": service("2.0.0", 5)])
         h.executor.fail { $0.action == .health && $0.version == "2.0.0" }
         _ = try await h.pass(at: monday + minute)
         let rollback = try #require(h.executor.requests.first { $0.action == .rollback })
@@ -334,13 +335,13 @@ struct RollbackSafetyTests {
             environments: GateHarness.environment("prod", "{}") + Self.analysis, service: Self.service("1.0.0"))
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         _ = try await h.pass(at: monday)
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0, a runbook and a script", files: ["api.yaml": Self.service("2.0.0"), "RUNBOOK.md": "call Ada\n"])
         h.executor.fail { $0.action == .health && $0.version == "2.0.0" }
         _ = try await h.pass(at: monday + minute)
-        #expect(try h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
-        #expect(try h.fixture.git("show", "HEAD:RUNBOOK.md") == "call Ada\n")
-        #expect(try h.fixture.git("status", "--porcelain") == "")
+        #expect(try await h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
+        #expect(try await h.fixture.git("show", "HEAD:RUNBOOK.md") == "call Ada\n")
+        #expect(try await h.fixture.git("status", "--porcelain") == "")
     }
 
     @Test("tide rollback of one environment never takes the others back: a shared version is pinned")
@@ -351,13 +352,13 @@ struct RollbackSafetyTests {
             service: Self.service("1.0.0", environments: envs))
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
         _ = try await h.pass(at: monday)
-        try h.fixture.commit("2.0.0", files: ["api.yaml": Self.service("2.0.0", environments: envs)])
+        try await h.fixture.commit("2.0.0", files: ["api.yaml": Self.service("2.0.0", environments: envs)])
         _ = try await h.pass(at: monday + minute)
         _ = try await h.pass(at: monday + 10 * minute)
         #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.version == "2.0.0")
         let written = try await h.reconciler.rollbackCommit(service: "api", environment: "prod")
         #expect(written.count == 1)
-        #expect(try h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
+        #expect(try await h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
         let plan = try #require(try await h.reconciler.plan().1)
         #expect(plan.pending.map(\.target.description) == ["api@prod"], "dev keeps 2.0.0")
         #expect(plan.pending.first?.classification == .rollback)

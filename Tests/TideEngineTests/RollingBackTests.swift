@@ -26,7 +26,7 @@ struct RollingBackTests {
     /// traffic moved (or, for blue-green, its preview check); every rollback fails with `outcome`.
     func failing(_ strategy: String, rollback outcome: ActionResult.Outcome) async throws -> Harness {
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0",
             files: [
                 "services/payments.yaml": StrategyTests.service("2.0.0", strategy: strategy),
@@ -34,7 +34,7 @@ struct RollingBackTests {
             ])
         _ = try await h.pass()
         h.executor.respond(when: { $0.action == .measure }, with: "0.001")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: strategy)])
         h.executor.fail(when: { $0.version == "2.1.0" && $0.action == .health })
         h.executor.fail(when: { $0.action == .rollback }, with: outcome)
@@ -61,7 +61,7 @@ struct RollingBackTests {
         #expect(h.calls(of: "payments").isEmpty, "\(h.calls(of: "payments"))")
         #expect(report.outcomes.first { $0.target.service == "payments" }?.result == .failed)
         // A newer commit waits for the rollback (no 2.2.0 while 2.1.0 has traffic).
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.2.0", files: ["services/payments.yaml": StrategyTests.service("2.2.0", strategy: strategy.1)])
         for _ in 0..<3 {
             let next = try #require(live.rollout?.rollingBack?.nextAttemptAt)
@@ -95,10 +95,10 @@ struct RollingBackTests {
     func abortHolds() async throws {
         let h = try Harness()
         let canary = "    type: canary\n    steps: [{setWeight: 40}, {pause: {}}, {setWeight: 80}]\n"
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0", files: ["services/payments.yaml": StrategyTests.service("2.0.0", strategy: canary)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: canary)])
         _ = try await h.pass()
         #expect(await h.live("payments")?.rollout?.weight == 40)
@@ -130,10 +130,10 @@ struct RollingBackTests {
     func promoteFullClearsAbort() async throws {
         let h = try Harness()
         let canary = "    type: canary\n    steps: [{setWeight: 40}, {pause: {}}, {setWeight: 80}]\n"
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0", files: ["services/payments.yaml": StrategyTests.service("2.0.0", strategy: canary)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: canary)])
         _ = try await h.pass()
         h.executor.fail(when: { $0.action == .rollback }, with: .exited(1))
@@ -150,15 +150,15 @@ struct RollingBackTests {
     func blueGreenPreemptedAfterSwitch() async throws {
         let h = try Harness()
         let blueGreen = "    type: blue-green\n    autoPromotion: true\n    scaleDownDelay: 10m\n"
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "1.0.0", files: ["services/payments.yaml": StrategyTests.service("1.0.0", strategy: blueGreen)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0", files: ["services/payments.yaml": StrategyTests.service("2.0.0", strategy: blueGreen)])
         _ = try await h.pass()
         #expect(h.calls(of: "payments").contains("promote 2.0.0 100"), "\(h.calls(of: "payments"))")
         #expect(await h.live("payments")?.phase == .progressing, "waiting out scaleDownDelay")
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "3.0.0", files: ["services/payments.yaml": StrategyTests.service("3.0.0", strategy: blueGreen)])
         _ = try await h.pass()
         let calls = h.executor.requests.filter { $0.service == "payments" }
@@ -176,14 +176,14 @@ struct RollingBackTests {
     func preemptionRollbackFails() async throws {
         let h = try Harness()
         let canary = "    type: canary\n    steps: [{setWeight: 40}, {pause: {}}]\n"
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0", files: ["services/payments.yaml": StrategyTests.service("2.0.0", strategy: canary)])
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.1.0", files: ["services/payments.yaml": StrategyTests.service("2.1.0", strategy: canary)])
         _ = try await h.pass()
         h.executor.fail(when: { $0.action == .rollback }, with: .exited(1))
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.2.0", files: ["services/payments.yaml": StrategyTests.service("2.2.0", strategy: canary)])
         let report = try await h.pass()
         let live = try #require(await h.live("payments"))
@@ -206,21 +206,21 @@ struct RollingBackTests {
             StrategyTests.service("2.0.0", strategy: canary).replacingOccurrences(
                 of: "{replicas: 1}", with: config)
         }
-        let live = try h.fixture.commit("replicas 3", files: ["services/payments.yaml": service("{replicas: 3}")])
+        let live = try await h.fixture.commit("replicas 3", files: ["services/payments.yaml": service("{replicas: 3}")])
         _ = try await h.pass()
         #expect(await h.live("payments")?.release?.config == .object(["replicas": .int(3)]))
 
         // History rewritten: one squashed root, the old commits collected.
-        try h.fixture.git("checkout", "-q", "--orphan", "squashed")
-        try h.fixture.git("commit", "-q", "--no-verify", "-m", "squashed history")
-        try h.fixture.git("branch", "-q", "-D", "main")
-        try h.fixture.git("branch", "-q", "-m", "main")
-        try h.fixture.git("reflog", "expire", "--expire=now", "--all")
-        try h.fixture.git("gc", "-q", "--prune=now")
+        try await h.fixture.git("checkout", "-q", "--orphan", "squashed")
+        try await h.fixture.git("commit", "-q", "--no-verify", "-m", "squashed history")
+        try await h.fixture.git("branch", "-q", "-D", "main")
+        try await h.fixture.git("branch", "-q", "-m", "main")
+        try await h.fixture.git("reflog", "expire", "--expire=now", "--all")
+        try await h.fixture.git("gc", "-q", "--prune=now")
         #expect(throws: (any Error).self) { try h.fixture.git("cat-file", "-e", live.hex) }
 
         // A config-only canary that fails: the rollback must bring back replicas 3, not the failed 7.
-        try h.fixture.commit("replicas 7", files: ["services/payments.yaml": service("{replicas: 7}")])
+        try await h.fixture.commit("replicas 7", files: ["services/payments.yaml": service("{replicas: 7}")])
         h.executor.fail(when: { $0.action == .setWeight && $0.weight == 80 })
         _ = try await h.pass()
         let rollback = try #require(h.executor.requests.first { $0.action == .rollback }, "\(h.calls())")

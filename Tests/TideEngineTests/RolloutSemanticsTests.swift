@@ -31,7 +31,7 @@ struct RolloutSemanticsTests {
 
         // A first deployment of a canary service runs (and says) recreate.
         let fresh = try Harness()
-        try fresh.fixture.commit(
+        try await fresh.fixture.commit(
             "canary from the start",
             files: [
                 "services/payments.yaml": StrategyTests.service(
@@ -48,7 +48,7 @@ struct RolloutSemanticsTests {
         let strategy = "    type: canary\n    steps: [{setWeight: 10}, {pause: {}}]\n"
         let h = try await strategies.started(strategy)
         _ = try await h.pass()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.2.0", files: ["services/payments.yaml": StrategyTests.service("2.2.0", strategy: strategy)])
         _ = try await h.pass()
         let requests = h.executor.requests.filter { $0.service == "payments" }
@@ -69,7 +69,7 @@ struct RolloutSemanticsTests {
         #expect(plan.steps.map(\.label)[2] == "step 1/2: setWeight 10%")
         #expect(plan.steps.map(\.step)[3] == .pause(300))
         // Same strategy, same steps, another comment: the rollout goes on with its own plan.
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "comment",
             files: [
                 "services/payments.yaml": StrategyTests.service(
@@ -150,7 +150,7 @@ extension RolloutSemanticsTests {
         h.executor.respond(when: { $0.action == .measure }, with: "0.5")
         let changed = StrategyTests.service("2.1.0", strategy: canary).replacingOccurrences(
             of: "config: {replicas: 1}", with: "config: {replicas: 5}")
-        try h.fixture.commit("replicas 5", files: ["services/payments.yaml": changed])
+        try await h.fixture.commit("replicas 5", files: ["services/payments.yaml": changed])
         _ = try await h.pass()
         let requests = h.executor.requests.filter { $0.service == "payments" }
         let deploy = try #require(requests.first { $0.action == .deploy })
@@ -177,7 +177,7 @@ extension RolloutSemanticsTests {
         _ = try await h.reconciler.control(.pause, service: "payments", environment: "prod", by: "dana")
         let changed = StrategyTests.service("2.1.0", strategy: canary).replacingOccurrences(
             of: "config: {replicas: 1}", with: "config: {replicas: 5}")
-        try h.fixture.commit("replicas 5", files: ["services/payments.yaml": changed])
+        try await h.fixture.commit("replicas 5", files: ["services/payments.yaml": changed])
         let report = try await h.pass()
         #expect(h.calls(of: "payments").isEmpty, "no rollback, no new deploy while held")
         #expect(report.outcomes.first?.message?.contains("paused (by dana)") == true, "\(report.outcomes)")

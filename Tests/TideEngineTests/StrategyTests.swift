@@ -30,7 +30,7 @@ struct StrategyTests {
     /// 2.0.0 runs (a first deployment goes straight to 100 %); 2.1.0 is committed with `strategy`.
     func started(_ strategy: String, rate: String = "0.001", extra: [String: String] = [:]) async throws -> Harness {
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "2.0.0",
             files: [
                 "services/payments.yaml": Self.service("2.0.0", strategy: strategy),
@@ -38,7 +38,8 @@ struct StrategyTests {
             ].merging(extra) { $1 })
         _ = try await h.pass()
         h.executor.respond(when: { $0.action == .measure }, with: rate)
-        try h.fixture.commit("2.1.0", files: ["services/payments.yaml": Self.service("2.1.0", strategy: strategy)])
+        try await h.fixture.commit(
+            "2.1.0", files: ["services/payments.yaml": Self.service("2.1.0", strategy: strategy)])
         return h
     }
 
@@ -268,7 +269,7 @@ struct StrategyTests {
     func badInlineAnalysis() async throws {
         let h = try Harness()
         let strategy = Self.inlineCanary.replacingOccurrences(of: "failureCondition", with: "failCondition")
-        try h.fixture.commit("bad", files: ["services/payments.yaml": Self.service("2.0.0", strategy: strategy)])
+        try await h.fixture.commit("bad", files: ["services/payments.yaml": Self.service("2.0.0", strategy: strategy)])
         let report = try await h.pass()
         #expect(
             report.rejected.map(\.description).contains {
@@ -358,7 +359,7 @@ struct StrategyTests {
         ])
     func badStrategies(_ strategy: String, _ message: String) async throws {
         let h = try Harness()
-        try h.fixture.commit(
+        try await h.fixture.commit(
             "bad",
             files: [
                 "services/payments.yaml": Self.service("2.0.0", strategy: strategy),
@@ -397,7 +398,7 @@ struct StrategyTests {
         let manifest = Self.judged.replacingOccurrences(of: "judge: {pass: 90, marginal: 50}", with: judge)
             .replacingOccurrences(
                 of: "      select: result.samples\n", with: "      select: result.samples\n      \(extra)\n")
-        try h.fixture.commit("bad", files: ["tide/compare.yaml": manifest])
+        try await h.fixture.commit("bad", files: ["tide/compare.yaml": manifest])
         let report = try await h.pass()
         #expect(
             report.rejected.contains { $0.description.hasPrefix(location) && $0.description.contains(message) },

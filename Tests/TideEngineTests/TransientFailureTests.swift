@@ -32,7 +32,7 @@ struct TransientFailureTests {
         let h = try await strategies.started(Self.canary)
         let yaml = StrategyTests.service("2.1.0", strategy: Self.canary).replacingOccurrences(
             of: "  executor: local\n", with: "  executor: local\n" + spec)
-        try h.fixture.commit("2.1.0 with settings", files: ["services/payments.yaml": yaml])
+        try await h.fixture.commit("2.1.0 with settings", files: ["services/payments.yaml": yaml])
         return h
     }
 
@@ -124,7 +124,7 @@ struct TransientFailureTests {
             let yaml = StrategyTests.service("2.1.0", strategy: pause).replacingOccurrences(
                 of: "  executor: local\n",
                 with: "  executor: local\n  progressDeadline: 10m\n  progressDeadlineAbort: \(abort)\n")
-            try h.fixture.commit("settings", files: ["services/payments.yaml": yaml])
+            try await h.fixture.commit("settings", files: ["services/payments.yaml": yaml])
             _ = try await h.pass()
             h.clock.advance(by: 3600)
             _ = try await h.pass()

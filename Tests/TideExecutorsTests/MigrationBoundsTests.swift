@@ -22,7 +22,7 @@ struct MigrationBoundsTests {
     func outsideTransactionLockTimeout() async throws {
         await waitUntilThreadsAreResponsive()
         let server = try PostgresServer.start()
-        let name = try server.makeDatabase()
+        let name = try await server.makeDatabase()
         let db = try SQLDatabaseFixture(server: server, database: name)
         try D.users(db)
         let gate = try await D.open(server.url(name))
@@ -50,7 +50,7 @@ struct MigrationBoundsTests {
         #expect(error?.description.contains("tried 3 times") == true, "\(String(describing: error))")
         // Three tries of 300 ms and their pauses, not the 60 s the phase may take.
         #expect(waited < .seconds(20), "\(waited)")
-        #expect(try !db.columns("users").contains("phone"))
+        #expect(try await !db.columns("users").contains("phone"))
         await gate.close()
         _ = try await D.within(30) { try await holder.value }
     }
@@ -66,7 +66,7 @@ struct MigrationBoundsTests {
             try await database.apply(
                 MigrationRun(["ALTER TABLE users ADD COLUMN phone TEXT"]), record: D.record("phone", .expand),
                 due: D.due("phone")))
-        #expect(try db.query("PRAGMA journal_mode") == ["wal"], "readers go on while Tide writes")
+        #expect(try await db.query("PRAGMA journal_mode") == ["wal"], "readers go on while Tide writes")
 
         let holding = path + ".holding"
         let other = try BackgroundProcess(
@@ -84,7 +84,7 @@ struct MigrationBoundsTests {
         }
         try #require(FileManager.default.fileExists(atPath: holding))
         // A reader is not blocked by the writer (WAL).
-        let read = try runProcess(
+        let read = try await runProcess(
             "/usr/bin/env",
             [
                 "python3", "-c",
@@ -132,7 +132,7 @@ struct MigrationBoundsTests {
         #expect(
             error?.description.contains("changed the same 5 rows in each of its last 3 rounds") == true,
             "\(String(describing: error))")
-        #expect(try db.history() == [])
+        #expect(try await db.history() == [])
     }
 
     @Test(
@@ -146,7 +146,8 @@ struct MigrationBoundsTests {
         #expect(try await database.records() == [])
         await database.close()
         if let fixture {
-            #expect(try fixture.query("SELECT count(*) FROM pg_tables WHERE tablename = 'tide_migrations'") == ["0"])
+            await #expect(
+                try fixture.query("SELECT count(*) FROM pg_tables WHERE tablename = 'tide_migrations'") == ["0"])
         } else {
             #expect(!FileManager.default.fileExists(atPath: scratch.appending("missing.sqlite")))
         }

@@ -52,7 +52,7 @@ extension EngineHarness<SQLiteStateStore> {
     /// Commits `version` at `committed` and reconciles at `deployed`.
     @discardableResult
     func deploy(_ version: String, committed: Date, deployed: Date, hotfix: Bool = false) async throws -> ObjectID {
-        let id = try fixture.commit(
+        let id = try await fixture.commit(
             "api \(version)", files: ["api.yaml": Self.service(version, hotfix: hotfix)], date: committed)
         try await pass(at: deployed)
         return id
@@ -60,7 +60,7 @@ extension EngineHarness<SQLiteStateStore> {
 
     @discardableResult
     func revert(_ commit: ObjectID, committed: Date, deployed: Date) async throws -> ObjectID {
-        let id = try fixture.revert(commit, date: committed)
+        let id = try await fixture.revert(commit, date: committed)
         try await pass(at: deployed)
         return id
     }
@@ -84,11 +84,11 @@ struct DoraHistoryTests {
         let h = try DoraHarness()
         try await h.deploy("1.0.0", committed: t0 - hour, deployed: t0)
         for n in 1...10 {
-            try h.fixture.commit(
+            try await h.fixture.commit(
                 "tweak \(n)", files: ["api.yaml": DoraHarness.service("1.0.0", note: "tweak \(n)")],
                 date: t0 + Double(n) * hour)
         }
-        try h.fixture.commit("2.0.0", files: ["api.yaml": DoraHarness.service("2.0.0")], date: t0 + 11 * hour)
+        try await h.fixture.commit("2.0.0", files: ["api.yaml": DoraHarness.service("2.0.0")], date: t0 + 11 * hour)
         try await h.pass(at: t0 + 12 * hour)
         let report = try await h.report()
         #expect(report.deployments == 2)
