@@ -69,11 +69,16 @@ final class PassLoop: Service, Sendable {
         var waiters: [(after: Int, done: CheckedContinuation<ReconcileReport?, Never>)] = []
     }
 
+    /// When polls, wake-ups and fetch retries fall due, and the times a pass records (a test clock moves by
+    /// itself). Heartbeats and waits for other processes use the real clocks.
+    let clock: any TideClock
+
     init(
         configuration: DaemonConfiguration, source: RemoteSource?, store: any StateStore,
-        channel: (any OperatorChannel)?, metrics: DaemonMetrics, logger: Logger,
+        channel: (any OperatorChannel)?, metrics: DaemonMetrics, logger: Logger, clock: any TideClock = SystemClock(),
         makeReconciler: @escaping @Sendable (String?) throws -> Reconciler
     ) {
+        self.clock = clock
         self.configuration = configuration
         self.source = source
         self.store = store
@@ -200,7 +205,7 @@ final class PassLoop: Service, Sendable {
             ])
         try? await channel.finish(
             id, output: outcome.output.joined(separator: "\n"), errorOutput: outcome.errors.joined(separator: "\n"),
-            exitStatus: outcome.status, at: Date())
+            exitStatus: outcome.status, at: clock.now())
     }
 
     /// Asks for a pass and waits until one that started after now has finished; its report (nil when it failed
@@ -236,7 +241,7 @@ final class PassLoop: Service, Sendable {
     private func poll() async {
         while !Task.isCancelled {
             let jitter = Double.random(in: -configuration.jitter...configuration.jitter)
-            await Monotonic.pause(seconds: configuration.interval * (1 + jitter))
+            await clock.sleep(seconds: configuration.interval * (1 + jitter))
             if Task.isCancelled { return }
             trigger(.poll)
         }
@@ -245,10 +250,10 @@ final class PassLoop: Service, Sendable {
     /// A pass when something a pass waits for falls due (a pause, a bake): at least a second from now.
     private func wake(at due: Date?) -> Task<Void, Never>? {
         guard let due else { return nil }
-        let delay = max(1, due.timeIntervalSinceNow + 0.05)
+        let delay = max(1, due.timeIntervalSince(clock.now()) + 0.05)
         guard delay < configuration.interval * 2 else { return nil }  // the poll comes first
         return Task {
-            await Monotonic.pause(seconds: delay)
+            await clock.sleep(seconds: delay)
             if !Task.isCancelled { self.trigger(.due) }
         }
     }
@@ -299,10 +304,10 @@ final class PassLoop: Service, Sendable {
     }
 
     private func scheduleRetry(at date: Date) {
-        let delay = date.timeIntervalSinceNow
+        let delay = date.timeIntervalSince(clock.now())
         guard delay < configuration.interval else { return }  // the poll comes first
         Task {
-            await Monotonic.pause(seconds: max(0.05, delay))
+            await clock.sleep(seconds: max(0.05, delay))
             self.requestFetch(forced: false)
         }
     }
@@ -356,7 +361,7 @@ final class PassLoop: Service, Sendable {
                 $0.revision = report.applied ?? report.head
                 $0.head = report.head
                 $0.lastPassError = nil
-                $0.lastSuccessfulPassAt = Date()
+                $0.lastSuccessfulPassAt = clock.now()
                 $0.targets = report.outcomes.map(\.target)
             }
         } catch is CancellationError {
@@ -368,7 +373,7 @@ final class PassLoop: Service, Sendable {
         let elapsed = ContinuousClock.now - start
         metrics.pass(result: result, duration: elapsed)
         health.withLock {
-            $0.lastPassAt = Date()
+            $0.lastPassAt = clock.now()
             $0.lastPassResult = result
         }
         metadata["result"] = "\(result)"

@@ -27,11 +27,15 @@ public actor RemoteSource: BranchPublisher {
     public private(set) var status: SourceStatus
     /// When a failed fetch may be tried again (nil: any time).
     public private(set) var retryAt: Date?
+    /// "Now" for backoffs and the times recorded (a test clock in tests).
+    let clock: any TideClock
 
     public init(
         remote: RemoteURL, mirrorPath: String, credentials: RemoteCredentials, branch: String?, timeout: Double,
-        maximumBackoff: Double, executable: String, store: any LiveStateStore, records: Bool = true
+        maximumBackoff: Double, executable: String, store: any LiveStateStore, records: Bool = true,
+        clock: any TideClock = SystemClock()
     ) async {
+        self.clock = clock
         self.records = records
         self.remote = remote
         self.mirrorPath = mirrorPath
@@ -59,7 +63,7 @@ public actor RemoteSource: BranchPublisher {
 
     /// Fetches the branch into the mirror, unless backing off (`force`, for a webhook's push, tries anyway).
     public func fetch(force: Bool = false) async -> FetchOutcome {
-        let now = Date()
+        let now = clock.now()
         if !force, let retryAt, retryAt > now { return .backingOff(retryAt) }
         if let unchanged = localRemoteUnchanged() {
             // A file:// remote whose branch did not move: nothing to fetch, and no process to start for it.
@@ -131,7 +135,7 @@ public actor RemoteSource: BranchPublisher {
             RemoteOperation(
                 kind: .push, mirror: mirrorPath, remote: remote, branch: branch, credentials: credentials,
                 commit: commit, expected: parent))
-        let now = Date()
+        let now = clock.now()
         status.lastPushAt = now
         switch answer.status {
         case .ok:
@@ -204,7 +208,7 @@ public actor RemoteSource: BranchPublisher {
         }
         status = stored
         try? await store.apply(StateWrite(events: events, sourceStatus: stored))
-        lastPersisted = Date()
+        lastPersisted = clock.now()
     }
 
     /// Puts the mirror's branch back where it was before Tide's commit, which the remote did not take.
