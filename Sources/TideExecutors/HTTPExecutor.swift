@@ -52,13 +52,27 @@ public struct HTTPExecutor: Executor {
         }
         let response: HTTPClientResponse
         let answer: ByteBuffer
+        // One deadline for the answer's head and its body: a server that sends a head and then stalls times out too.
+        let work = Task {
+            let response = try await client.execute(prepared, deadline: .now() + .milliseconds(Int64(timeout * 1000)))
+            return (response, try await response.body.collect(upTo: Self.bodyLimit))
+        }
+        let expired = Mutex(false)
+        // A second after the client's own deadline, so that the client's reason (a certificate it kept refusing
+        // until then, say) is the one given when it has one.
+        let alarm = Monotonic.after(seconds: timeout + 1) {
+            expired.withLock { $0 = true }
+            work.cancel()
+        }
+        defer { alarm.cancel() }
         do {
-            let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
-            response = try await client.execute(prepared, deadline: deadline)
-            answer = try await response.body.collect(upTo: Self.bodyLimit)
+            (response, answer) = try await work.value
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
             return ActionResult(outcome: .timedOut(seconds: timeout), duration: elapsed())
         } catch {
+            if expired.withLock({ $0 }) {
+                return ActionResult(outcome: .timedOut(seconds: timeout), duration: elapsed())
+            }
             return ActionResult(outcome: Self.outcome(of: error, url: spec.url), duration: elapsed())
         }
         let text = String(buffer: answer)

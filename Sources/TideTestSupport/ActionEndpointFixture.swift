@@ -6,7 +6,7 @@ import Foundation
 /// - `/ok…` → 200 `{"output": "0.01", "message": "done by the fake"}`; `/text` → 200 `done` (not JSON);
 /// - `/flaky…` → 503 the first time it sees an `Idempotency-Key`, 200 after;
 /// - `/bad` → 400 with a line of explanation; `/status/N` → status N;
-/// - `/redirect` → 302 to `/ok`; `/hang` → answers after 30 s.
+/// - `/redirect` → 302 to `/ok`; `/hang` → answers after 30 s; `/stall` → a head at once, the body never ends.
 ///
 /// Stopped (SIGKILL, then reaped) when released.
 public final class ActionEndpointFixture: @unchecked Sendable {
@@ -53,6 +53,13 @@ public final class ActionEndpointFixture: @unchecked Sendable {
                 if p == "/redirect": return self.send(302, "", {"Location": "/ok"})
                 if p == "/hang":
                     time.sleep(30); return self.send(200, "{}")
+                if p == "/stall":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.write(b"{")
+                    self.wfile.flush()
+                    time.sleep(30); return
                 return self.send(404, "{}")
         s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         if len(sys.argv) > 2:

@@ -94,14 +94,16 @@ struct HTTPExecutorTests {
         #expect(bad.summary.utf8.count < 1300, "the body is cut to 1 KiB: \(bad.summary.utf8.count) bytes")
     }
 
-    @Test("a server that hangs: the action times out at the executor's timeout (transient)")
+    @Test("a server that hangs, or sends a head and stalls the body: the action times out (transient)")
     func hang() async throws {
         let server = try ActionEndpointFixture()
-        let start = ContinuousClock.now
-        let result = try await Self.perform(Self.manifest(server.url("/hang"), timeout: 1))
-        #expect(result.isTimeout, "\(result.summary)")
-        #expect(result.isTransient)
-        #expect(ContinuousClock.now - start < .seconds(20))
+        for path in ["/hang", "/stall"] {
+            let start = ContinuousClock.now
+            let result = try await Self.perform(Self.manifest(server.url(path), timeout: 1))
+            #expect(result.isTimeout, "\(path): \(result.summary)")
+            #expect(result.isTransient)
+            #expect(ContinuousClock.now - start < .seconds(20), "\(path)")
+        }
     }
 
     @Test("nothing listening: transient; a redirect is not followed and fails the action")
