@@ -33,6 +33,29 @@ struct ExecutorReadinessTests {
         try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: full)
     }
 
+    @Test("http: its secrets can be read and its caFile exists; a secret's value is never shown")
+    func http() async throws {
+        var spec = HTTPExecutorSpec(url: "https://deploy.internal/tide?team=payments")
+        spec.headers = ["Authorization": .secret(.environment("TIDE_TEST_READINESS_TOKEN"))]
+        spec.secret = .environment("TIDE_TEST_READINESS_KEY")
+        spec.caFile = "certs/ca.pem"
+        let manifest = ExecutorManifest(
+            name: "x", location: SourceLocation(file: "x.yaml", line: 1, column: 1), kind: .http(spec))
+        unsetenv("TIDE_TEST_READINESS_TOKEN")
+        setenv("TIDE_TEST_READINESS_KEY", "k3y-value", 1)
+        let missing = try #require(await readiness.checks(manifest, for: target).first)
+        #expect(!missing.pass)
+        #expect(missing.detail.contains("TIDE_TEST_READINESS_TOKEN"), "\(missing.detail)")
+        #expect(missing.detail.contains("cannot read caFile \(directory.path)/certs/ca.pem"), "\(missing.detail)")
+        setenv("TIDE_TEST_READINESS_TOKEN", "t0ken-value", 1)
+        try write("certs/ca.pem", "-----BEGIN CERTIFICATE-----\n")
+        let ready = try #require(await readiness.checks(manifest, for: target).first)
+        #expect(ready.pass, "\(ready.detail)")
+        #expect(
+            ready.detail == "x (http): POST https://deploy.internal/tide?team=payments (signed, 2 secret(s) readable)")
+        #expect(!ready.detail.contains("t0ken") && !ready.detail.contains("k3y"))
+    }
+
     @Test("command and plugin: a relative program in the work tree, a name on the executor's PATH, what is missing")
     func programs() async throws {
         try write("bin/deploy", "#!/bin/sh\n", mode: 0o755)
