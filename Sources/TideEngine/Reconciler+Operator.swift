@@ -31,6 +31,19 @@ public struct OperatorOutcome: Sendable, Hashable {
     }
 
     /// Adds what the pass that followed the verb did.
+    /// The passes that ran after the verb, in order (one may have been running when it was carried out): for a
+    /// target, those that did something to it (the last pass alone when none did).
+    public mutating func add(_ reports: [ReconcileReport]) {
+        guard case .target(let id, _) = followUp else {
+            for report in reports { add(report) }
+            return
+        }
+        let acted = reports.filter { report in
+            report.outcomes.contains { $0.target == id && $0.result != .unchanged }
+        }
+        for report in acted.isEmpty ? Array(reports.suffix(1)) : acted { add(report) }
+    }
+
     public mutating func add(_ report: ReconcileReport) {
         switch followUp {
         case .none:

@@ -66,6 +66,10 @@ final class PassLoop: Service, Sendable {
     /// Passes started and finished, and who waits for the next one to finish.
     struct PassTracking {
         var started = 0
+        var ended = 0
+        /// The last passes' reports, by number: a verb's outcome includes a pass that was running while it was
+        /// carried out (that pass may have done what the verb asked for).
+        var recent: [(number: Int, report: ReconcileReport?)] = []
         var waiters: [(after: Int, done: CheckedContinuation<ReconcileReport?, Never>)] = []
     }
 
@@ -184,10 +188,15 @@ final class PassLoop: Service, Sendable {
             }
             var carried = request
             carried.actor.via = claimant
+            // Passes that end from now on may act on what the verb changes (one may be running already).
+            let endedBefore = passes.withLock { $0.ended }
             outcome = await reconciler.carryOut(carried)
             if outcome.status == 0, outcome.followUp != .none {
                 if let report = await passAndWait() {
-                    outcome.add(report)
+                    let during = passes.withLock { tracking in
+                        tracking.recent.filter { $0.number > endedBefore }.compactMap(\.report)
+                    }
+                    outcome.add(during.isEmpty ? [report] : during)
                 } else {
                     outcome.passFailed(ControlError(description: health.withLock { $0.lastPassError } ?? "no pass ran"))
                 }
@@ -221,6 +230,9 @@ final class PassLoop: Service, Sendable {
     /// A pass numbered `number` ended: whoever waited for a pass started after theirs gets its report.
     private func passEnded(_ number: Int, report: ReconcileReport?) {
         let ready = passes.withLock { tracking -> [CheckedContinuation<ReconcileReport?, Never>] in
+            tracking.ended = max(tracking.ended, number)
+            tracking.recent.append((number, report))
+            if tracking.recent.count > 8 { tracking.recent.removeFirst(tracking.recent.count - 8) }
             let ready = tracking.waiters.filter { $0.after < number }.map(\.done)
             tracking.waiters.removeAll { $0.after < number }
             return ready
