@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 internal import GRDB
 import TideGit
 public import TideManifest
@@ -12,7 +12,7 @@ public import TideManifest
 /// its write-ahead log after the path, so two names would mean two logs for one database.
 public final class SQLiteStateStore: StateStore, OperatorChannel {
     public let path: String
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public var location: String { "sqlite:" + path }
 
     public init(path given: String) throws {
@@ -58,7 +58,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
         }
     }
 
-    private static var migrator: DatabaseMigrator {
+    static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -474,161 +474,6 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
         }
     }
 
-    // MARK: - Operator requests
-
-    public func beat(_ service: ServiceRecord) async throws {
-        let body = try Self.encode(service)
-        try await write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO services (id, heartbeat_at, body) VALUES (?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, body = excluded.body
-                    """, arguments: [service.id, service.heartbeatAt.timeIntervalSince1970, body])
-        }
-    }
-
-    public func removeService(_ id: String) async throws {
-        try await write { db in try db.execute(sql: "DELETE FROM services WHERE id = ?", arguments: [id]) }
-    }
-
-    public func services() async throws -> [ServiceRecord] {
-        try await read { db in
-            try String.fetchAll(db, sql: "SELECT body FROM services ORDER BY heartbeat_at DESC").map {
-                try Self.decode(ServiceRecord.self, $0)
-            }
-        }
-    }
-
-    public func submit(_ request: OperatorRequest) async throws -> Int64 {
-        var request = request
-        request.status = .pending
-        let body = try Self.encode(request)
-        let created = request.createdAt.timeIntervalSince1970
-        return try await writing { db in
-            try db.execute(
-                sql: "INSERT INTO operator_requests (status, created_at, body) VALUES ('pending', ?, ?)",
-                arguments: [created, body])
-            return db.lastInsertedRowID
-        }
-    }
-
-    public func claimRequests(by claimant: String) async throws -> [OperatorRequest] {
-        try await writing { db in
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT id, body FROM operator_requests WHERE status = 'pending' ORDER BY id")
-            var claimed: [OperatorRequest] = []
-            for row in rows {
-                var request = try Self.decode(OperatorRequest.self, row["body"])
-                request.id = row["id"]
-                request.status = .running
-                request.claimedBy = claimant
-                try db.execute(
-                    sql:
-                        "UPDATE operator_requests SET status = 'running', body = ? WHERE id = ? AND status = 'pending'",
-                    arguments: [try Self.encode(request), request.id])
-                if db.changesCount == 1 { claimed.append(request) }
-            }
-            return claimed
-        }
-    }
-
-    public func finish(_ id: Int64, output: String, errorOutput: String, exitStatus: Int32, at: Date) async throws {
-        try await write { db in
-            guard
-                let body = try String.fetchOne(
-                    db, sql: "SELECT body FROM operator_requests WHERE id = ?", arguments: [id])
-            else { return }
-            var request = try Self.decode(OperatorRequest.self, body)
-            request.status = .done
-            request.output = output
-            request.errorOutput = errorOutput
-            request.exitStatus = exitStatus
-            request.finishedAt = at
-            try db.execute(
-                sql: "UPDATE operator_requests SET status = 'done', body = ? WHERE id = ?",
-                arguments: [try Self.encode(request), id])
-        }
-    }
-
-    public func cancelIfPending(_ id: Int64) async throws -> Bool {
-        try await writing { db in
-            try db.execute(
-                sql: "UPDATE operator_requests SET status = 'cancelled' WHERE id = ? AND status = 'pending'",
-                arguments: [id])
-            return db.changesCount == 1
-        }
-    }
-
-    public func request(_ id: Int64) async throws -> OperatorRequest? {
-        try await read { db in
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT id, status, body FROM operator_requests WHERE id = ?", arguments: [id])
-            else { return nil }
-            var request = try Self.decode(OperatorRequest.self, row["body"])
-            request.id = row["id"]
-            request.status = OperatorRequest.Status(rawValue: row["status"]) ?? request.status
-            return request
-        }
-    }
-
-    // MARK: - Backups
-
-    /// Copies the whole state into a new file at `path` with SQLite's online backup: a consistent snapshot (one
-    /// read transaction), taken while `tide run` and other processes go on writing. The copy is a single file (no
-    /// write-ahead log), checked with `PRAGMA integrity_check` before this returns. Refuses an existing file.
-    public func backup(to path: String) async throws -> (pages: Int, bytes: Int) {
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw StateError.database(path: path, message: "the backup file exists already; name a new one")
-        }
-        do {
-            return try Self.copy(pool, to: path)
-        } catch let error as DatabaseError {
-            try? FileManager.default.removeItem(atPath: path)
-            throw StateError.database(path: path, message: Self.explain(error))
-        }
-    }
-
-    private static func copy(_ pool: DatabasePool, to path: String) throws -> (pages: Int, bytes: Int) {
-        let copy = try DatabaseQueue(path: path)
-        try pool.backup(to: copy)
-        let check = try copy.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
-        guard check == ["ok"] else {
-            try? FileManager.default.removeItem(atPath: path)
-            throw StateError.database(path: path, message: "the copy does not pass integrity_check: \(check)")
-        }
-        let pages = try copy.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
-        try copy.close()
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
-        return (pages, bytes ?? 0)
-    }
-
-    /// What `tide state check` reports: SQLite's integrity check, the schema migrations applied (and whether this
-    /// binary knows them all), and what the state holds.
-    public struct Check: Sendable, Encodable {
-        public var integrity: [String]
-        public var schema: [String]
-        public var current: Bool
-        public var targets: Int
-        public var events: Int
-        public var deployments: Int
-        public var ok: Bool { integrity == ["ok"] && current }
-    }
-
-    public func check() async throws -> Check {
-        let migrator = Self.migrator
-        return try await read { db in
-            let applied = try migrator.appliedIdentifiers(db).sorted()
-            let known = Set(migrator.migrations)
-            return Check(
-                integrity: try String.fetchAll(db, sql: "PRAGMA integrity_check"),
-                schema: applied.sorted(), current: Set(applied) == known,
-                targets: try Int.fetchOne(db, sql: "SELECT count(*) FROM targets") ?? 0,
-                events: try Int.fetchOne(db, sql: "SELECT count(*) FROM events") ?? 0,
-                deployments: try Int.fetchOne(db, sql: "SELECT count(*) FROM deployments") ?? 0)
-        }
-    }
-
     // MARK: - Locking
 
     @discardableResult
@@ -660,7 +505,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
         }
     }
 
-    private static func explain(_ error: DatabaseError) -> String {
+    static func explain(_ error: DatabaseError) -> String {
         if error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED {
             return "the database stayed locked by another process for 15s (\(error.message ?? "busy"))"
         }
