@@ -154,9 +154,7 @@ public struct HTTPExecutor: Executor {
         {
             return .failed("TLS with \(shown) failed: \(text)")
         }
-        if let client = error as? HTTPClientError,
-            [.invalidURL, .emptyHost, .emptyScheme, .unsupportedScheme("")].contains(where: { $0 == client })
-        {
+        if let client = error as? HTTPClientError, [.invalidURL, .emptyHost, .emptyScheme].contains(client) {
             return .failed("cannot POST to \(shown): \(text)")
         }
         return .unavailable("cannot reach \(shown): \(text)")

@@ -37,7 +37,3 @@ func textResponse(_ status: HTTPResponse.Status, _ body: String) -> Response {
         status: status, headers: [.contentType: "text/plain; charset=utf-8"],
         body: .init(byteBuffer: ByteBuffer(string: body.hasSuffix("\n") ? body : body + "\n")))
 }
-
-func iso(_ date: Date?) -> String {
-    date.map { $0.formatted(.iso8601) } ?? "-"
-}

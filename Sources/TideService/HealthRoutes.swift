@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import TideDocuments
 import TideState
 
 /// `/healthz` (the process answers) and `/readyz` (it can do its job: the state store answers, a revision is
@@ -31,7 +32,7 @@ struct HealthRoutes: Sendable {
                 problems.append(
                     "the config repo was never fetched" + (status.lastFetchError.map { ": \($0)" } ?? ""))
             } else if let error = status.lastFetchError {
-                notes.append("last fetch failed at \(iso(status.lastFetchAt)): \(error)")
+                notes.append("last fetch failed at \(Document.iso(status.lastFetchAt)): \(error)")
             }
         }
         let health = loop.health.withLock { $0 }
