@@ -49,12 +49,16 @@ public struct ControlError: Error, CustomStringConvertible, Sendable {
 }
 
 extension Reconciler {
-    /// Applies a control to a target under the state lock; returns what happened, in words.
+    /// Applies a control to a target under the state lock (shared with a pass this process runs) and holding the
+    /// target's turn: a rollout of it under way yields at its next step; returns what happened, in words.
     public func control(
         _ control: RolloutControl, service: String, environment: String, by actor: Actor
     ) async throws -> String {
-        try await store.withExclusiveLock(timeout: 60) {
-            try await controlLocked(control, id: TargetID(service: service, environment: environment), by: actor)
+        let id = TargetID(service: service, environment: environment)
+        return try await lease.run(timeout: 60) { _ in
+            try await targetLocks.with(id, operator: true) {
+                try await controlLocked(control, id: id, by: actor)
+            }
         }
     }
 

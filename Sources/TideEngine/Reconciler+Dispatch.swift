@@ -5,62 +5,6 @@ import TideManifest
 import TideState
 
 extension Reconciler {
-    /// Runs the plan's actions: independent targets concurrently (at most `concurrency` at once), a target only
-    /// once what it waits for in this pass has finished — its `dependsOn` in its environment, the same service in
-    /// the environments its environment `requires` — and removals last, in order. An error stays with its
-    /// target: it is recorded (an event, and the outcome) and the pass goes on with the others. Outcomes come back
-    /// in plan order.
-    func dispatch(
-        _ plan: Plan, liveByID: [TargetID: LiveTarget], desired: DesiredState, revision: ObjectID
-    ) async -> [TargetOutcome] {
-        let actions = plan.actions.filter { $0.kind != .remove && !($0.kind == .suspended && $0.toVersion == nil) }
-        let planned = Set(actions.map(\.target))
-        func prerequisites(_ action: PlannedAction) -> [TargetID] {
-            let environment = action.target.environment
-            let sameEnvironment = action.dependsOn.map { TargetID(service: $0, environment: environment) }
-            let upstream = (desired.environments[environment]?.requires ?? []).map {
-                TargetID(service: action.target.service, environment: $0)
-            }
-            return (sameEnvironment + upstream).filter(planned.contains)
-        }
-        var results: [TargetID: TargetOutcome] = [:]
-        var waiting = actions
-        await withTaskGroup(of: TargetOutcome.self) { group in
-            var running = 0
-            func launch() {
-                let settled = results.mapValues(\.result)
-                var index = 0
-                while index < waiting.count && running < max(1, concurrency) {
-                    let action = waiting[index]
-                    guard prerequisites(action).allSatisfy({ settled[$0] != nil }) else {
-                        index += 1
-                        continue
-                    }
-                    waiting.remove(at: index)
-                    running += 1
-                    group.addTask {
-                        await self.run(
-                            action, live: liveByID[action.target], desired: desired, revision: revision,
-                            settled: settled)
-                    }
-                }
-            }
-            launch()
-            while let outcome = await group.next() {
-                running -= 1
-                results[outcome.target] = outcome
-                launch()
-            }
-        }
-        var outcomes = actions.compactMap { results[$0.target] }
-        for action in plan.actions
-        where action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
-            outcomes.append(
-                await run(action, live: liveByID[action.target], desired: desired, revision: revision, settled: [:]))
-        }
-        return outcomes
-    }
-
     /// One target's part of a pass, with its errors kept to itself.
     func run(
         _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,

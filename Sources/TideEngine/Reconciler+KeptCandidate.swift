@@ -31,7 +31,13 @@ extension Reconciler {
                 if let at = kept.scaleDownAt { due[target.id] = at }
                 continue
             }
-            result[index] = try await scaleDown(kept, of: target, desired: desired, revision: revision)
+            // Under the target's turn, on its record as it is then (an operator may have acted on it meanwhile).
+            result[index] = try await targetLocks.with(target.id, noted: false) {
+                guard let current = try await store.liveTarget(target.id), current.keptCandidate == kept else {
+                    return target
+                }
+                return try await scaleDown(kept, of: current, desired: desired, revision: revision)
+            }
             if let waiting = result[index].keptCandidate?.scaleDownAt { due[target.id] = waiting }
         }
         return (result, due)

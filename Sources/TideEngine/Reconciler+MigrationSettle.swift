@@ -476,17 +476,22 @@ extension Reconciler {
                 })
             guard ran else { return nil }
             let message = "migration \(name): expand undone in \(label) (its down ran): \(reason)"
-            var cleared: [LiveTarget] = []
-            for var target in try await store.liveTargets() where group.environments.contains(target.id.environment) {
-                let before = target.migrationUse
-                target.migrationUse.released.removeAll { $0 == name }
-                target.migrationUse.abandoned.removeAll { $0 == name }
-                if target.migrationUse != before { cleared.append(target) }
+            let affected = try await store.liveTargets().filter { group.environments.contains($0.id.environment) }
+            // Read and written under the targets' turns (an operator's control may be writing one meanwhile).
+            try await targetLocks.with(all: affected.map(\.id)) {
+                var cleared: [LiveTarget] = []
+                for id in affected.map(\.id) {
+                    guard var target = try await store.liveTarget(id) else { continue }
+                    let before = target.migrationUse
+                    target.migrationUse.released.removeAll { $0 == name }
+                    target.migrationUse.abandoned.removeAll { $0 == name }
+                    if target.migrationUse != before { cleared.append(target) }
+                }
+                try await store.apply(
+                    StateWrite(
+                        targets: cleared,
+                        events: [Event(time: now, kind: .migrationApplied, revision: revision, message: message)]))
             }
-            try await store.apply(
-                StateWrite(
-                    targets: cleared,
-                    events: [Event(time: now, kind: .migrationApplied, revision: revision, message: message)]))
             return MigrationOutcome(
                 migration: name, environment: label, phase: .of(.down), result: .applied, message: message)
         } catch {

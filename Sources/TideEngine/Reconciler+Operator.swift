@@ -44,22 +44,23 @@ public struct OperatorOutcome: Sendable, Hashable {
         for report in acted.isEmpty ? Array(reports.suffix(1)) : acted { add(report) }
     }
 
+    /// Adds the target's outcome from the plan that followed the verb (a pass under way planned again).
+    public mutating func add(_ outcome: TargetOutcome) {
+        guard case .target(let id, let verb) = followUp, outcome.target == id else { return }
+        output.append("\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
+        // The pass ran what the verb asked for: when that failed again, say so in the exit status.
+        if [.failed, .blocked, .held].contains(outcome.result) {
+            errors.append("tide: the pass after \(verb) failed for \(id)")
+            status = 1
+        }
+    }
+
     public mutating func add(_ report: ReconcileReport) {
         switch followUp {
         case .none:
             return
-        case .target(let id, let verb):
-            var failed = false
-            for outcome in report.outcomes where outcome.target == id {
-                output.append(
-                    "\(outcome.target): \(outcome.result.rawValue)" + (outcome.message.map { ": \($0)" } ?? ""))
-                failed = failed || [.failed, .blocked, .held].contains(outcome.result)
-            }
-            // The pass ran what the verb asked for: when that failed again, say so in the exit status.
-            if failed {
-                errors.append("tide: the pass after \(verb) failed for \(id)")
-                status = 1
-            }
+        case .target(let id, _):
+            for outcome in report.outcomes where outcome.target == id { add(outcome) }
         case .deployments:
             for outcome in report.outcomes where outcome.result == .deployed {
                 output.append("\(outcome.target): deployed \(outcome.fromVersion ?? "-") → \(outcome.toVersion ?? "-")")

@@ -50,6 +50,16 @@ extension Reconciler {
         let service = target.id.service
         let deadline = desired.progressDeadline(for: service)
         steps: while true {
+            if targetLocks.operatorWaits(target.id) {
+                // An operator's control of this target comes before its next step: the rollout goes on after it.
+                state.rollout = rollout
+                try await journal.commit(StateWrite(targets: [state]))
+                return TargetOutcome(
+                    target: target.id, result: .progressing, fromVersion: rollout.previousVersion,
+                    toVersion: rollout.version, classification: rollout.classification,
+                    message: "\(plan.label(rollout.step)): an operator's request comes first", executorCalls: calls,
+                    nextDue: clock.now())
+            }
             if RolloutMachine.stalled(rollout, plan: plan, now: clock.now(), deadline: deadline.seconds),
                 deadline.abort
             {

@@ -36,6 +36,12 @@ public final class Reconciler: Sendable {
     public let breakers = CircuitBreakers()
     /// Commits Tide writes to the tracked branch, one at a time.
     let gitWrites = AsyncLock()
+    /// The state store's lock, shared by a pass and the operators' controls this process carries out meanwhile.
+    let lease: StateLease
+    /// Turns on targets: a pass's run of a target, an operator's control of it.
+    let targetLocks = TargetLocks()
+    /// What the dispatch under way takes in (`replan`).
+    let intake = Mutex(Intake())
     /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
     /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
     private let settled = Mutex<SettledPass?>(nil)
@@ -77,6 +83,7 @@ public final class Reconciler: Sendable {
         self.concurrency = concurrency
         self.publisher = publisher
         self.journal = StepJournal(store: store)
+        self.lease = StateLease(store: store)
         self.repository = repository
         self.branch = branch
         self.root = root
@@ -211,14 +218,15 @@ public final class Reconciler: Sendable {
         return entries
     }
 
-    /// One reconcile pass, holding the state store's exclusive lock for its duration.
+    /// One reconcile pass, holding the state store's exclusive lock for its duration (shared with the operators'
+    /// controls this process carries out meanwhile, which keep to their targets).
     public func reconcile(lockTimeout: Double = 60) async throws -> ReconcileReport {
-        try await store.withExclusiveLock(timeout: lockTimeout) {
-            try await reconcileLocked()
+        try await lease.run(timeout: lockTimeout) { alone in
+            try await reconcileLocked(alone: alone)
         }
     }
 
-    private func reconcileLocked() async throws -> ReconcileReport {
+    private func reconcileLocked(alone: Bool) async throws -> ReconcileReport {
         // Commits `tide rollback` wrote while the remote was down go back on the branch (and out) first.
         try await publishPending()
         let head = try repository.resolveCommit(branch: trackedBranch())
@@ -227,7 +235,7 @@ public final class Reconciler: Sendable {
         {
             return memo.report
         }
-        let (report, desired) = try await reconcilePass()
+        let (report, desired) = try await reconcilePass(alone: alone)
         let settles: Set<TargetOutcome.Result> = [.unchanged, .deployed, .removed, .suspended]
         // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
@@ -254,35 +262,21 @@ public final class Reconciler: Sendable {
         return report
     }
 
-    private func reconcilePass() async throws -> (ReconcileReport, DesiredState?) {
-        let resolution = try await resolve(record: true)
-        guard let desired = resolution.desired, let revision = desired.revision else {
+    /// `alone`: nothing else in this process holds the state lock, so actions left open are an earlier Tide's.
+    private func reconcilePass(alone: Bool) async throws -> (ReconcileReport, DesiredState?) {
+        guard let (first, actions, live) = try await planRound(1, running: [], stopInterrupted: alone) else {
+            let resolution = try await resolve(record: false)
             return (
                 ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: []), nil
             )
         }
-        lastDesired.withLock { $0 = desired }
-        try await stopInterruptedActions()
-        let live = try await store.liveTargets()
-        await breakers.load(try await store.executorHealth())
-        var plan = try await Planner(
-            repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: await contractedMigrations(desired: desired, live: live)
-        ).plan(desired: desired, live: live, now: clock.now())
-        await refuseEditedMigrations(&plan, desired: desired)
-        let (afterScaleDowns, scaleDownsDue) = try await scaleDownKeptCandidates(
-            plan: plan, live: live, desired: desired, revision: revision)
-        let liveByID = Dictionary(afterScaleDowns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-
-        var outcomes = await dispatch(plan, liveByID: liveByID, desired: desired, revision: revision)
-        for index in outcomes.indices {
-            guard let due = scaleDownsDue[outcomes[index].target] else { continue }
-            outcomes[index].nextDue = [outcomes[index].nextDue, due].compactMap { $0 }.min()
-        }
+        let (outcomes, last) = await dispatch(first: first, actions: actions, live: live)
+        let resolution = last.resolution
         var report = ReconcileReport(
-            head: resolution.head, applied: revision, rejected: resolution.rejected, outcomes: outcomes)
-        report.migrations = try await settleMigrations(desired: desired, revision: revision)
-        (report.promotions, report.scheduledPromotions) = try await autoPromote(desired: desired, head: resolution.head)
-        return (report, desired)
+            head: resolution.head, applied: last.revision, rejected: resolution.rejected, outcomes: outcomes)
+        report.migrations = try await settleMigrations(desired: last.desired, revision: last.revision)
+        (report.promotions, report.scheduledPromotions) = try await autoPromote(
+            desired: last.desired, head: resolution.head)
+        return (report, last.desired)
     }
 }

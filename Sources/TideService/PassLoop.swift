@@ -108,6 +108,13 @@ final class PassLoop: Service, Sendable {
             requestFetch(forced: reason == .push)
             return
         }
+        due(reason)
+    }
+
+    /// Something is due: the pass under way plans again and takes it in beside the targets it runs, or (none under
+    /// way) a pass starts.
+    private func due(_ reason: PassTrigger) {
+        if let reconciler = reconciler.withLock({ $0 }), reconciler.replan() { return }
         continuation.yield(reason)
     }
 
@@ -161,17 +168,27 @@ final class PassLoop: Service, Sendable {
         }
     }
 
-    /// Takes the requests operators' verbs hand over, four times a second, and carries them out one at a time,
-    /// oldest first.
+    /// Takes the requests operators' verbs hand over, four times a second, and carries them out as they come:
+    /// one target's requests one at a time, oldest first; other targets' beside them (a verb on one target never
+    /// waits for another's pass).
     private func operatorRequests() async {
         guard let channel else { return }
         let claimant = "tide run (pid \(identity.pid))"
+        var chains: [String: Task<Void, Never>] = [:]
         while !Task.isCancelled {
             if let requests = try? await channel.claimRequests(by: claimant) {
-                for request in requests { await carryOut(request, channel: channel, claimant: claimant) }
+                for request in requests {
+                    let key = "\(request.service)@\(request.environment ?? "*")"
+                    let before = chains[key]
+                    chains[key] = Task {
+                        await before?.value
+                        await self.carryOut(request, channel: channel, claimant: claimant)
+                    }
+                }
             }
             await Monotonic.pause(seconds: 0.25)
         }
+        for chain in chains.values { await chain.value }
     }
 
     /// Carries one request out with this process's reconciler (its working directory, user, environment,
@@ -191,7 +208,12 @@ final class PassLoop: Service, Sendable {
             // Passes that end from now on may act on what the verb changes (one may be running already).
             let endedBefore = passes.withLock { $0.ended }
             outcome = await reconciler.carryOut(carried)
-            if outcome.status == 0, outcome.followUp != .none {
+            if outcome.status == 0, case .target(let id, _) = outcome.followUp,
+                let acted = await reconciler.replan(awaiting: id)
+            {
+                // A pass under way planned again and ran the target next to the others.
+                outcome.add(acted)
+            } else if outcome.status == 0, outcome.followUp != .none {
                 if let report = await passAndWait() {
                     let during = passes.withLock { tracking in
                         tracking.recent.filter { $0.number > endedBefore }.compactMap(\.report)
@@ -222,7 +244,7 @@ final class PassLoop: Service, Sendable {
     func passAndWait() async -> ReconcileReport? {
         let report: ReconcileReport? = await withCheckedContinuation { done in
             passes.withLock { $0.waiters.append((after: $0.started, done: done)) }
-            trigger(.due)
+            continuation.yield(.due)  // a pass that starts after now, not one under way planning again
         }
         return report
     }
@@ -288,7 +310,7 @@ final class PassLoop: Service, Sendable {
             while true {
                 let outcome = await source.fetch(force: force)
                 record(outcome)
-                continuation.yield(.due)
+                due(.due)
                 if case .failed = outcome, let retry = await source.retryAt {
                     scheduleRetry(at: retry)
                 }

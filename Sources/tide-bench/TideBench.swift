@@ -18,7 +18,7 @@ struct TideBench: AsyncParsableCommand {
 
     static let scenarios = [
         "coldPlan", "incremental", "noopPoll", "deepHistory", "dora", "canaries", "slowExecutors", "stepJournal",
-        "webhookLatency", "idleDaemon",
+        "webhookLatency", "idleDaemon", "operatorLatency", "pushDuringPush",
     ]
 
     @Option(name: .long, help: "Scenarios to run (default: all). Known: \(scenarios.joined(separator: ", ")).")
@@ -44,6 +44,12 @@ struct TideBench: AsyncParsableCommand {
 
     @Option(name: .long, help: "Pushes the webhookLatency scenario measures.")
     var pushes: Int = 50
+
+    @Option(name: .long, help: "Services in the push the operatorLatency and pushDuringPush scenarios run.")
+    var pushServices: Int = 50
+
+    @Option(name: .long, help: "Requests the operatorLatency scenario measures.")
+    var operatorRequests: Int = 20
 
     @Option(name: .long, help: "Seconds the idleDaemon scenario watches an idle tide run.")
     var idleSeconds: Double = 60
@@ -133,6 +139,16 @@ struct TideBench: AsyncParsableCommand {
         if wanted.contains("idleDaemon") {
             results["idleDaemon"] = try await IdleDaemonScenario(seconds: idleSeconds).run()
             log("idleDaemon done")
+        }
+        if wanted.contains("operatorLatency") {
+            results["operatorLatency"] = try await OperatorLatencyScenario(
+                services: pushServices, requests: operatorRequests
+            ).run()
+            log("operatorLatency done")
+        }
+        if wanted.contains("pushDuringPush") {
+            results["pushDuringPush"] = try await PushDuringPushScenario(services: pushServices, pushes: 5).run()
+            log("pushDuringPush done")
         }
         if json {
             let encoder = JSONEncoder()

@@ -1,0 +1,339 @@
+import Foundation
+import Synchronization
+import TideGit
+public import TideManifest
+import TideState
+
+/// What one plan of a pass was made from: a pass makes its first plan when it starts, and (in `tide run`) another
+/// whenever something changes while its targets run — a push, an operator's request, a wait ending.
+struct PlanRound: Sendable {
+    var number: Int
+    /// `TargetLocks.mark` before live state was read: a target released after it was read stale.
+    var mark: Int
+    var resolution: Reconciler.Resolution
+    var desired: DesiredState
+    var revision: ObjectID
+    var planned: Set<TargetID>
+    /// When kept candidates' scale-downs still waiting are due.
+    var scaleDownsDue: [TargetID: Date]
+}
+
+/// Work a dispatch under way takes in: plans asked for while it runs, and who waits for a target's outcome.
+struct Intake {
+    var active = false
+    var wanted = false
+    /// Wakes the dispatch's watcher (set while it waits).
+    var signal: CheckedContinuation<Void, Never>?
+    var round = 0
+    var awaiting: [(target: TargetID, after: Int, done: CheckedContinuation<TargetOutcome?, Never>)] = []
+}
+
+extension Reconciler {
+    /// Asks the pass under way to plan again and take what changed into its dispatch, next to the targets it
+    /// runs (`tide run`: a push, an operator's request, a wait that ended). False when no dispatch is under way:
+    /// the caller starts a pass.
+    public func replan() -> Bool {
+        let (accepted, signal) = intake.withLock { intake -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard intake.active else { return (false, nil) }
+            intake.wanted = true
+            defer { intake.signal = nil }
+            return (true, intake.signal)
+        }
+        signal?.resume()
+        return accepted
+    }
+
+    /// `replan()`, then the target's outcome from a plan made after now; nil when no dispatch is under way, or it
+    /// ended first.
+    public func replan(awaiting target: TargetID) async -> TargetOutcome? {
+        await withCheckedContinuation { (done: CheckedContinuation<TargetOutcome?, Never>) in
+            let (accepted, signal) = intake.withLock { intake -> (Bool, CheckedContinuation<Void, Never>?) in
+                guard intake.active else { return (false, nil) }
+                intake.awaiting.append((target, intake.round, done))
+                intake.wanted = true
+                defer { intake.signal = nil }
+                return (true, intake.signal)
+            }
+            if accepted { signal?.resume() } else { done.resume(returning: nil) }
+        }
+    }
+
+    /// Makes a plan for the targets not in `running`: resolve, read live state, plan, run due scale-downs. nil when
+    /// nothing is accepted to apply. `stopInterrupted`: first stop what an earlier Tide left running.
+    func planRound(
+        _ number: Int, running: Set<TargetID>, stopInterrupted: Bool = false
+    ) async throws -> (PlanRound, [PlannedAction], [TargetID: LiveTarget])? {
+        let mark = targetLocks.mark
+        let resolution = try await resolve(record: true)
+        guard let desired = resolution.desired, let revision = desired.revision else { return nil }
+        lastDesired.withLock { $0 = desired }
+        if stopInterrupted { try await stopInterruptedActions() }
+        let live = try await store.liveTargets()
+        if number == 1 { await breakers.load(try await store.executorHealth()) }
+        var plan = try await Planner(
+            repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
+            contracted: await contractedMigrations(desired: desired, live: live)
+        ).plan(desired: desired, live: live, now: clock.now())
+        await refuseEditedMigrations(&plan, desired: desired)
+        var free = plan
+        free.actions.removeAll { running.contains($0.target) }
+        let (afterScaleDowns, due) = try await scaleDownKeptCandidates(
+            plan: free, live: live.filter { !running.contains($0.id) }, desired: desired, revision: revision)
+        let round = PlanRound(
+            number: number, mark: mark, resolution: resolution, desired: desired, revision: revision,
+            planned: Set(free.actions.map(\.target)), scaleDownsDue: due)
+        let liveByID = Dictionary(afterScaleDowns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return (round, plan.actions, liveByID)
+    }
+
+    /// Runs the plans' actions: independent targets concurrently (at most `concurrency` at once, first planned
+    /// first), a target only once what it waits for has finished — its `dependsOn` in its environment, the same
+    /// service in the environments its environment `requires` — and removals last, in order. An error stays with
+    /// its target: it is recorded (an event, and the outcome) and the pass goes on with the others.
+    ///
+    /// While targets run, a new plan asked for (`replan`) is made for the targets not running and its actions
+    /// join the queue (a target waiting in it gets the newer action); a running target the new plan left out is
+    /// planned again when it ends. Outcomes come back in the order targets were first planned, the newest for each.
+    ///
+    /// What must never happen: a target run twice at once, or beside an operator's control of it (each holds the
+    /// target's turn, `TargetLocks`); an action run on live state read before someone else changed the target (it
+    /// is dropped and the target planned again); a request for a plan lost (it is taken in, or `replan` answers
+    /// false and the caller starts a pass).
+    func dispatch(first: PlanRound, actions: [PlannedAction], live: [TargetID: LiveTarget]) async -> (
+        outcomes: [TargetOutcome], last: PlanRound
+    ) {
+        var queue = PassQueue(concurrency: concurrency)
+        queue.take(first, actions: actions, live: live)
+        intake.withLock {
+            $0.active = true
+            $0.wanted = false
+            $0.round = first.number
+        }
+        await withTaskGroup(of: DispatchEvent.self) { group in
+            group.addTask { await self.watchIntake() }
+            while true {
+                let starting = queue.launchable()
+                if !starting.isEmpty {
+                    let settled = queue.settled
+                    for assignment in starting {
+                        group.addTask { await self.runHoldingTarget(assignment, settled: settled) }
+                    }
+                }
+                if queue.idle, !queue.replanNeeded, endIntake() { break }
+                guard let event = await group.next() else { break }
+                switch event {
+                case .finished(let outcome, let round):
+                    queue.finished(outcome)
+                    deliver(outcome, round: round)
+                case .stale(let target):
+                    queue.dropped(target)
+                case .replan:
+                    intake.withLock { $0.wanted = false }
+                    queue.replanNeeded = true
+                    group.addTask { await self.watchIntake() }
+                }
+                if queue.replanNeeded {
+                    queue.replanNeeded = false
+                    let number = queue.last.number + 1
+                    intake.withLock { $0.round = number }
+                    if let (round, actions, live) = try? await planRound(number, running: queue.running) {
+                        let awaited = Set(intake.withLock { $0.awaiting.map(\.target) })
+                        queue.take(
+                            round, actions: actions, live: live, rerun: queue.rerun(after: round, awaited: awaited))
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+        for assignment in queue.removals {
+            if case .finished(let outcome, _) = await runHoldingTarget(assignment, settled: [:]) {
+                queue.finished(outcome)
+            }
+        }
+        return (queue.outcomes, queue.last)
+    }
+
+    /// One assignment, holding its target's turn: dropped when the target changed hands after its plan read it.
+    private func runHoldingTarget(
+        _ assignment: PassQueue.Assignment, settled: [TargetID: TargetOutcome.Result]
+    ) async -> DispatchEvent {
+        let id = assignment.action.target
+        await targetLocks.acquire(id)
+        defer { targetLocks.release(id) }
+        if targetLocks.changed(id, since: assignment.round.mark) { return .stale(id) }
+        let round = assignment.round
+        var outcome = await run(
+            assignment.action, live: assignment.live, desired: round.desired, revision: round.revision,
+            settled: settled)
+        if let due = round.scaleDownsDue[id] { outcome.nextDue = [outcome.nextDue, due].compactMap { $0 }.min() }
+        return .finished(outcome, round: round.number)
+    }
+
+    /// Waits until a plan is asked for (or the dispatch ends).
+    private func watchIntake() async -> DispatchEvent {
+        await withCheckedContinuation { (wake: CheckedContinuation<Void, Never>) in
+            let now = intake.withLock { intake -> Bool in
+                if intake.wanted || !intake.active { return true }
+                intake.signal = wake
+                return false
+            }
+            if now { wake.resume() }
+        }
+        return .replan
+    }
+
+    /// Ends taking work in, unless a plan was asked for meanwhile (then false: the dispatch goes on).
+    private func endIntake() -> Bool {
+        let ended = intake.withLock {
+            intake -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<TargetOutcome?, Never>])? in
+            guard !intake.wanted else { return nil }
+            intake.active = false
+            defer {
+                intake.signal = nil
+                intake.awaiting = []
+            }
+            return (intake.signal, intake.awaiting.map(\.done))
+        }
+        guard let (signal, waiting) = ended else { return false }
+        signal?.resume()
+        for waiter in waiting { waiter.resume(returning: nil) }
+        return true
+    }
+
+    /// Hands a target's outcome to those waiting for one from a plan made after they asked.
+    private func deliver(_ outcome: TargetOutcome, round: Int) {
+        let ready = intake.withLock { intake -> [CheckedContinuation<TargetOutcome?, Never>] in
+            let ready = intake.awaiting.filter { $0.target == outcome.target && $0.after < round }.map(\.done)
+            intake.awaiting.removeAll { $0.target == outcome.target && $0.after < round }
+            return ready
+        }
+        for waiter in ready { waiter.resume(returning: outcome) }
+    }
+}
+
+/// What a dispatch's task group hears.
+enum DispatchEvent: Sendable {
+    case finished(TargetOutcome, round: Int)
+    /// The target changed hands after its plan read it: planned again.
+    case stale(TargetID)
+    /// Someone asked for a new plan.
+    case replan
+}
+
+/// The dispatch's book: what waits, what runs, what ended, in the order targets were first planned.
+struct PassQueue {
+    struct Assignment: Sendable {
+        var action: PlannedAction
+        var live: LiveTarget?
+        var round: PlanRound
+    }
+
+    let concurrency: Int
+    private(set) var waiting: [Assignment] = []
+    private(set) var running: Set<TargetID> = []
+    /// What the plan that started each running target asked of it (`identity`).
+    private var runningDesired: [TargetID: String?] = [:]
+    private(set) var removals: [Assignment] = []
+    private(set) var results: [TargetID: TargetOutcome] = [:]
+    private var order: [TargetID] = []
+    private var seen: Set<TargetID> = []
+    /// Running targets a newer plan left out: planned again when they end.
+    private var again: Set<TargetID> = []
+    private(set) var last: PlanRound!
+    var replanNeeded = false
+
+    init(concurrency: Int) {
+        self.concurrency = max(1, concurrency)
+    }
+
+    var idle: Bool { waiting.isEmpty && running.isEmpty }
+    var settled: [TargetID: TargetOutcome.Result] { results.mapValues(\.result) }
+
+    /// Takes a plan in: its actions join the queue (replacing a waiting older one for the same target, in its
+    /// place); its removals replace the last plan's. A running target is left to its run, and planned again when
+    /// it ends if the new plan wants something else of it (`rerun`).
+    mutating func take(
+        _ round: PlanRound, actions: [PlannedAction], live: [TargetID: LiveTarget], rerun: Set<TargetID> = []
+    ) {
+        last = round
+        again.formUnion(rerun.intersection(running))
+        removals = []
+        for action in actions where !running.contains(action.target) {
+            let assignment = Assignment(action: action, live: live[action.target], round: round)
+            if action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
+                removals.append(assignment)
+                continue
+            }
+            if seen.insert(action.target).inserted { order.append(action.target) }
+            if let index = waiting.firstIndex(where: { $0.action.target == action.target }) {
+                waiting[index] = assignment
+            } else {
+                waiting.append(assignment)
+            }
+        }
+    }
+
+    /// The running targets whose desired state `round` changed, or that someone waits for: planned again when
+    /// their run ends.
+    func rerun(after round: PlanRound, awaited: Set<TargetID>) -> Set<TargetID> {
+        Set(
+            running.filter { id in
+                awaited.contains(id) || runningDesired[id] != .some(round.desired.target(id).map(Self.identity))
+            })
+    }
+
+    /// What a plan asks of a target: its version, config and executor.
+    static func identity(_ target: DesiredTarget) -> String {
+        "\(target.version)\u{0}\(target.configDigest)\u{0}\(target.executorDigest)"
+    }
+
+    /// The waiting assignments that may start now (the running count allowing), taken out of the queue.
+    mutating func launchable() -> [Assignment] {
+        var started: [Assignment] = []
+        var index = 0
+        let queued = Set(waiting.map(\.action.target))
+        while index < waiting.count && running.count < concurrency {
+            let assignment = waiting[index]
+            let blocked = prerequisites(assignment).contains { queued.contains($0) || running.contains($0) }
+            if blocked || running.contains(assignment.action.target) {
+                index += 1
+                continue
+            }
+            waiting.remove(at: index)
+            running.insert(assignment.action.target)
+            runningDesired[assignment.action.target] = assignment.round.desired.target(assignment.action.target)
+                .map(Self.identity)
+            started.append(assignment)
+        }
+        return started
+    }
+
+    /// What a target waits for in its plan: its `dependsOn` in its environment, the same service upstream.
+    private func prerequisites(_ assignment: Assignment) -> [TargetID] {
+        let action = assignment.action
+        let environment = action.target.environment
+        let sameEnvironment = action.dependsOn.map { TargetID(service: $0, environment: environment) }
+        let upstream = (assignment.round.desired.environments[environment]?.requires ?? []).map {
+            TargetID(service: action.target.service, environment: $0)
+        }
+        return (sameEnvironment + upstream).filter(assignment.round.planned.contains)
+    }
+
+    mutating func finished(_ outcome: TargetOutcome) {
+        running.remove(outcome.target)
+        runningDesired[outcome.target] = nil
+        results[outcome.target] = outcome
+        if seen.insert(outcome.target).inserted { order.append(outcome.target) }
+        if again.remove(outcome.target) != nil { replanNeeded = true }
+    }
+
+    /// The target's assignment was dropped (stale): it is planned again.
+    mutating func dropped(_ target: TargetID) {
+        running.remove(target)
+        runningDesired[target] = nil
+        again.remove(target)
+        replanNeeded = true
+    }
+
+    var outcomes: [TargetOutcome] { order.compactMap { results[$0] } }
+}
