@@ -144,10 +144,10 @@ struct GlobalOptions: ParsableArguments {
     ) throws -> Reconciler {
         repository.signer = try signing.signer()
         return Reconciler(
-            repository: repository, branch: branch, root: manifestRoot, store: store,
-            executors: executorFactory(repository),
-            concurrency: concurrency, publisher: publisher, verification: try signing.verification(),
-            readCheck: readCheck(repository))
+            ReconcilerDependencies(
+                repository: repository, branch: branch, root: manifestRoot, store: store,
+                executors: executorFactory(repository), concurrency: concurrency, publisher: publisher,
+                verification: try signing.verification(), readCheck: readCheck(repository)))
     }
 
     /// New heads are read by a `tide git-check` child first (libgit2 can crash or hang on corrupt objects).

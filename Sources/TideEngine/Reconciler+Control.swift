@@ -55,7 +55,7 @@ extension Reconciler {
         _ control: RolloutControl, service: String, environment: String, by actor: Actor
     ) async throws -> String {
         let id = TargetID(service: service, environment: environment)
-        return try await lease.run(timeout: 60) { _ in
+        return try await lease.run(timeout: 60) {
             try await targetLocks.with(id, operator: true) {
                 try await controlLocked(control, id: id, by: actor)
             }
@@ -86,7 +86,7 @@ extension Reconciler {
             state.rollout = rollout
             state.updatedAt = now
             let kind: Event.Kind = control == .abort ? .rolloutAborted : .rolloutRetried
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     targets: [state],
                     events: [event(kind, "the rollback to \(rollout.previousVersion ?? "-") tried again now")]))
@@ -114,7 +114,7 @@ extension Reconciler {
             let runsFailed = state.version == failed.version && state.configDigest == failed.configDigest
             state.phase = state.version == nil || runsFailed ? .pending : .healthy
             state.updatedAt = now
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(targets: [state], events: [event(.rolloutRetried, "retry \(failed.version)")]))
             return "\(id): \(failed.version) will be tried again at the next pass (tide reconcile runs one now)"
         case .abort:
@@ -160,7 +160,7 @@ extension Reconciler {
             state.phase = .progressing
             state.failed = nil
             state.updatedAt = now
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     targets: [state],
                     events: [
@@ -221,7 +221,7 @@ extension Reconciler {
             }
             state.rollout = rollout
             state.updatedAt = now
-            try await store.apply(StateWrite(targets: [state], events: [event(kind, words)]))
+            try await journal.commit(StateWrite(targets: [state], events: [event(kind, words)]))
             return "\(id): \(words)"
         }
     }

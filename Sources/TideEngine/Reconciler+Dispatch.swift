@@ -20,7 +20,7 @@ extension Reconciler {
                     if let wanted = desired.target(action.target), Self.adoptsRelease(state, wanted) {
                         state.release = try await adoptedRelease(state, wanted)
                     }
-                    try await store.apply(StateWrite(targets: [state]))
+                    try await journal.commit(StateWrite(targets: [state]))
                 }
                 return TargetOutcome(
                     target: action.target, result: .unchanged, fromVersion: action.fromVersion,
@@ -67,7 +67,7 @@ extension Reconciler {
                 target.updatedAt = clock.now()
                 targets.append(target)
             }
-            try? await store.apply(
+            try? await journal.commit(
                 StateWrite(
                     targets: targets,
                     events: [

@@ -33,7 +33,7 @@ extension Reconciler {
             state.waiting = reason
             state.waitingOn = gates.map { .gate($0.kind) }
             state.updatedAt = now
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     targets: [state],
                     events: [

@@ -15,7 +15,7 @@ extension Reconciler {
         // Plugins this process starts are marked with the install, before any starts in this pass.
         ActionProcesses.setInstall(try await store.installID())
         let open = try await store.openActions()
-        let checked = checkedOpenActions.withLock { $0 }
+        let checked = memory.withLock { $0.checkedOpenActions }
         let unchecked = open.filter { !checked.contains(Self.checkKey($0)) }
         guard !unchecked.isEmpty else { return }
         let found = ActionProcesses.running(actionIDs: Set(unchecked.map(\.id)))
@@ -45,7 +45,7 @@ extension Reconciler {
             try await journal.commit(StateWrite(events: events))
             guard left.isEmpty else { throw EngineError.interruptedProcessesRunning(left) }
         }
-        checkedOpenActions.withLock { $0.formUnion(unchecked.map(Self.checkKey)) }
+        memory.withLock { $0.checkedOpenActions.formUnion(unchecked.map(Self.checkKey)) }
     }
 
     private static func checkKey(_ action: ActionRecord) -> String {

@@ -32,7 +32,7 @@ extension Reconciler {
                 continue
             }
             // Under the target's turn, on its record as it is then (an operator may have acted on it meanwhile).
-            result[index] = try await targetLocks.with(target.id, noted: false) {
+            result[index] = try await targetLocks.with(target.id) {
                 guard let current = try await store.liveTarget(target.id), current.keptCandidate == kept else {
                     return target
                 }

@@ -63,7 +63,7 @@ extension Reconciler {
                 durationMilliseconds: 0, owner: owner.record(environment: group.label),
                 detail: MigrationRecord.Detail(install: match))
             _ = try await database.apply(MigrationRun([]), record: row, due: { _ in true })
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [
                     Event(
                         time: clock.now(), kind: .migrationApplied,
@@ -112,7 +112,7 @@ extension Reconciler {
             _ = try await database.apply(
                 MigrationRun([]), record: row,
                 due: { records in MigrationStatus.fold(records)[name]?.owner == status.owner })
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [
                     Event(
                         time: clock.now(), kind: .migrationApplied,
@@ -165,7 +165,7 @@ extension Reconciler {
                     throw MigrationCommandError(description: "\(name): \(phaseName.rawValue) failed: \(error)")
                 }
             }
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [
                     Event(
                         time: clock.now(), kind: .migrationApplied, revision: revision,

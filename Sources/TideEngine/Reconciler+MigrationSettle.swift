@@ -361,7 +361,7 @@ extension Reconciler {
     ) async throws -> MigrationOutcome? {
         let label = group.label
         func event(_ kind: Event.Kind, _ message: String) async throws {
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [Event(time: now, kind: kind, revision: revision, message: message)]))
         }
         switch decision {
@@ -487,7 +487,7 @@ extension Reconciler {
                     target.migrationUse.abandoned.removeAll { $0 == name }
                     if target.migrationUse != before { cleared.append(target) }
                 }
-                try await store.apply(
+                try await journal.commit(
                     StateWrite(
                         targets: cleared,
                         events: [Event(time: now, kind: .migrationApplied, revision: revision, message: message)]))
@@ -508,7 +508,7 @@ extension Reconciler {
                     ? ""
                     : ". Fix expand.down in the Migration manifest (after a failed down, the manifest's down is the "
                         + "one that runs) and commit")
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(events: [Event(time: now, kind: .migrationFailed, revision: revision, message: message)]))
             return MigrationOutcome(
                 migration: name, environment: label, phase: .of(.down), result: transient ? .waiting : .failed,

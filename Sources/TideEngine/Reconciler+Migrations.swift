@@ -200,7 +200,7 @@ extension Reconciler {
     private func recordMigration(
         _ kind: Event.Kind, target: DesiredTarget, revision: ObjectID, message: String
     ) async throws {
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 events: [
                     Event(
@@ -225,7 +225,7 @@ extension Reconciler {
         state.waiting = reason
         state.waitingOn = [.database]
         state.updatedAt = now
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 targets: [state],
                 events: firstTime
@@ -252,7 +252,7 @@ extension Reconciler {
         state.failed?.executorDigest = target.executorDigest
         state.phase = .failed
         state.updatedAt = now
-        try await store.apply(
+        try await journal.commit(
             StateWrite(
                 targets: [state],
                 events: [
@@ -274,7 +274,7 @@ extension Reconciler {
             state.waiting = reason
             state.waitingOn = [.refused]
             state.updatedAt = now
-            try await store.apply(
+            try await journal.commit(
                 StateWrite(
                     targets: [state],
                     events: [
@@ -396,10 +396,10 @@ extension Reconciler {
         let branch = try trackedBranch()
         let head = try repository.resolveCommit(branch: branch)
         let root =
-            try rootCommits.withLock { $0[head] }
+            try memory.withLock { $0.rootCommits[head] }
             ?? {
                 let found = try repository.commits(from: head).last?.id ?? head
-                rootCommits.withLock { $0[head] = found }
+                memory.withLock { $0.rootCommits[head] = found }
                 return found
             }()
         // A shallow clone's history ends at a boundary that moves as it is fetched: its root is not known, so the

@@ -123,7 +123,7 @@ extension Reconciler {
                 written.append(promotion)
             } catch let error as PromotionError {
                 // Recorded, never written: the other promotions go on.
-                try await store.apply(
+                try await journal.commit(
                     StateWrite(events: [
                         Event(
                             time: now, kind: .reconcileError,
@@ -219,7 +219,7 @@ extension Reconciler {
         let synced = try await moveBranch(branchName, from: parent, to: candidate, reason: String(message.prefix(60)))
         let written = Repository.FileCommit(commit: candidate, workTreeUpdated: synced)
         let now = clock.now()
-        try await store.apply(
+        try await journal.commit(
             StateWrite(events: [
                 Event(
                     time: now, kind: .promotionCommitted, target: TargetID(service: service, environment: environment),

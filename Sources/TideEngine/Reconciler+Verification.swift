@@ -11,10 +11,10 @@ extension Reconciler {
     func verifySignature(of commit: ObjectID) throws {
         guard let verification else { return }
         let key = "\(commit)|\(Self.fileStamp(verification.keys))"
-        if verifiedCommits.withLock({ $0[key] }) != nil { return }
+        if memory.withLock({ $0.verifiedCommits[key] }) != nil { return }
         switch verification.verify(commit, in: repository) {
         case .success(let signer):
-            verifiedCommits.withLock { $0[key] = signer }
+            memory.withLock { $0.verifiedCommits[key] = signer }
         case .failure(let failure):
             throw ManifestError(
                 commit: commit,
@@ -35,8 +35,8 @@ extension Reconciler {
     /// With a read check: `commit`'s objects are read by a child process first (once per commit); a failure
     /// rejects the revision like an invalid one, naming what could not be read.
     func checkReadable(_ commit: ObjectID) async throws {
-        guard let readCheck, !readableCommits.withLock({ $0.contains(commit) }) else { return }
+        guard let readCheck, !memory.withLock({ $0.readableCommits.contains(commit) }) else { return }
         try await readCheck.requireReadable(commit: commit, root: root, known: loader.cachedBlobs)
-        readableCommits.withLock { _ = $0.insert(commit) }
+        memory.withLock { _ = $0.readableCommits.insert(commit) }
     }
 }

@@ -11,25 +11,19 @@ public import TideState
 /// state: the last good one is applied instead), plans, and runs what is due. Every step is written to the
 /// state store before and after its executor call, so a pass killed at any point resumes where it stopped.
 public final class Reconciler: Sendable {
-    public let repository: Repository
-    public let branch: String?
-    public let root: String
-    public let store: any StateStore
-    public let executors: any ExecutorFactory
-    public let clock: any TideClock
-    public let loader: ManifestLoader
-    /// How many targets a pass runs at once.
-    public let concurrency: Int
-    /// Publishes the commits Tide writes to a remote config repo (nil: the repository is the real one).
-    public let publisher: (any BranchPublisher)?
-    /// Only commits signed by an allowed key are applied (nil: signatures are not checked).
-    public let verification: CommitVerification?
-    /// Reads a new head's objects in another process before this one does (nil: read in-process directly).
-    public let readCheck: (any RevisionReadCheck)?
-    /// Heads whose objects the read check found readable.
-    let readableCommits = Mutex<Set<ObjectID>>([])
-    /// Commits whose signature verified, with the state of the key file then (a changed file checks again).
-    let verifiedCommits = Mutex<[String: String]>([:])
+    public let dependencies: ReconcilerDependencies
+    public var repository: Repository { dependencies.repository }
+    public var branch: String? { dependencies.branch }
+    public var root: String { dependencies.root }
+    public var store: any StateStore { dependencies.store }
+    public var executors: any ExecutorFactory { dependencies.executors }
+    public var clock: any TideClock { dependencies.clock }
+    public var loader: ManifestLoader { dependencies.loader }
+    public var concurrency: Int { dependencies.concurrency }
+    public var publisher: (any BranchPublisher)? { dependencies.publisher }
+    public var verification: CommitVerification? { dependencies.verification }
+    public var readCheck: (any RevisionReadCheck)? { dependencies.readCheck }
+
     /// Where every step is recorded, grouping concurrent targets' writes.
     public let journal: StepJournal
     /// Executors' circuit breakers.
@@ -42,55 +36,23 @@ public final class Reconciler: Sendable {
     let targetLocks = TargetLocks()
     /// What the dispatch under way takes in (`replan`).
     let intake = Mutex(Intake())
-    /// The last pass, when it left every target settled (in sync, nothing due later): while the branch head
-    /// and the event log stay as they were, the next pass would find the same, so it is answered from here.
-    private let settled = Mutex<SettledPass?>(nil)
-    /// Open actions (by id and start time) already looked for under /proc, so a step that is never run again
-    /// is not looked for at every pass.
-    let checkedOpenActions = Mutex<Set<String>>([])
-    /// The root commit of each head seen (migration owners name the repository by it; the walk is done once).
-    let rootCommits = Mutex<[ObjectID: ObjectID]>([:])
-    /// The desired state the last pass applied.
-    let lastDesired = Mutex<DesiredState?>(nil)
-    /// Runs right before a contract or a down, so they are decided on the newest head: `tide run` waits there for
-    /// a fetch a push asked for during the pass.
-    let irreversibleHook = Mutex<(@Sendable () async -> Void)?>(nil)
+    /// Caches and the last pass.
+    let memory = Mutex(ReconcilerMemory())
 
-    /// What to run before a contract or a down (see `irreversibleHook`).
+    /// What to run before a contract or a down (see `ReconcilerMemory.irreversibleHook`).
     public func beforeIrreversible(_ hook: @escaping @Sendable () async -> Void) {
-        irreversibleHook.withLock { $0 = hook }
+        memory.withLock { $0.irreversibleHook = hook }
     }
 
-    var beforeIrreversible: (@Sendable () async -> Void)? { irreversibleHook.withLock { $0 } }
+    var beforeIrreversible: (@Sendable () async -> Void)? { memory.withLock { $0.irreversibleHook } }
 
     /// The desired state the last pass applied (for what reads it between passes: the service's metrics).
-    public var lastAppliedDesiredState: DesiredState? { lastDesired.withLock { $0 } }
+    public var lastAppliedDesiredState: DesiredState? { memory.withLock { $0.lastDesired } }
 
-    private struct SettledPass {
-        var head: ObjectID
-        var lastEventID: Int64
-        var report: ReconcileReport
-    }
-
-    public init(
-        repository: Repository, branch: String?, root: String, store: any StateStore,
-        executors: any ExecutorFactory, clock: any TideClock = SystemClock(), loader: ManifestLoader = ManifestLoader(),
-        concurrency: Int = 16, publisher: (any BranchPublisher)? = nil, verification: CommitVerification? = nil,
-        readCheck: (any RevisionReadCheck)? = nil
-    ) {
-        self.verification = verification
-        self.readCheck = readCheck
-        self.concurrency = concurrency
-        self.publisher = publisher
-        self.journal = StepJournal(store: store)
-        self.lease = StateLease(store: store)
-        self.repository = repository
-        self.branch = branch
-        self.root = root
-        self.store = store
-        self.executors = executors
-        self.clock = clock
-        self.loader = loader
+    public init(_ dependencies: ReconcilerDependencies) {
+        self.dependencies = dependencies
+        journal = StepJournal(store: dependencies.store)
+        lease = StateLease(store: dependencies.store)
     }
 
     /// The branch Tide tracks: `--branch`, or the branch HEAD points to. A detached HEAD is refused: reconciling
@@ -127,7 +89,7 @@ public final class Reconciler: Sendable {
                 updated.rejectedRevision = nil
                 updated.rejection = []
                 let commit = try repository.commit(head)
-                try await store.apply(
+                try await journal.commit(
                     StateWrite(
                         events: [
                             Event(
@@ -150,7 +112,7 @@ public final class Reconciler: Sendable {
                     more > 0
                     ? kept + [Diagnostic(kept[kept.count - 1].location, "… and \(more) more problem(s), not kept")]
                     : kept
-                try await store.apply(
+                try await journal.commit(
                     StateWrite(
                         events: [
                             Event(
@@ -221,21 +183,21 @@ public final class Reconciler: Sendable {
     /// One reconcile pass, holding the state store's exclusive lock for its duration (shared with the operators'
     /// controls this process carries out meanwhile, which keep to their targets).
     public func reconcile(lockTimeout: Double = 60) async throws -> ReconcileReport {
-        try await lease.run(timeout: lockTimeout) { alone in
-            try await reconcileLocked(alone: alone)
+        try await lease.run(timeout: lockTimeout) {
+            try await reconcileLocked()
         }
     }
 
-    private func reconcileLocked(alone: Bool) async throws -> ReconcileReport {
+    private func reconcileLocked() async throws -> ReconcileReport {
         // Commits `tide rollback` wrote while the remote was down go back on the branch (and out) first.
         try await publishPending()
         let head = try repository.resolveCommit(branch: trackedBranch())
-        if let memo = settled.withLock({ $0 }), memo.head == head,
+        if let memo = memory.withLock({ $0.settled }), memo.head == head,
             try await store.lastEventID() == memo.lastEventID
         {
             return memo.report
         }
-        let (report, desired) = try await reconcilePass(alone: alone)
+        let (report, desired) = try await reconcilePass()
         let settles: Set<TargetOutcome.Result> = [.unchanged, .deployed, .removed, .suspended]
         // Auto-promotion depends on the clock (bake times), so a repository that uses it is always re-planned.
         let promotes = desired?.environments.values.contains { $0.promotion == .auto } ?? true
@@ -254,23 +216,26 @@ public final class Reconciler: Sendable {
                     target: outcome.target, result: .unchanged, fromVersion: outcome.toVersion,
                     toVersion: outcome.toVersion, classification: nil, message: nil, executorCalls: 0)
             }
-            let memo = SettledPass(head: head, lastEventID: try await store.lastEventID(), report: next)
-            settled.withLock { $0 = memo }
+            let memo = ReconcilerMemory.SettledPass(
+                head: head, lastEventID: try await store.lastEventID(), report: next)
+            memory.withLock { $0.settled = memo }
         } else {
-            settled.withLock { $0 = nil }
+            memory.withLock { $0.settled = nil }
         }
         return report
     }
 
-    /// `alone`: nothing else in this process holds the state lock, so actions left open are an earlier Tide's.
-    private func reconcilePass(alone: Bool) async throws -> (ReconcileReport, DesiredState?) {
-        guard let (first, actions, live) = try await planRound(1, running: [], stopInterrupted: alone) else {
+    private func reconcilePass() async throws -> (ReconcileReport, DesiredState?) {
+        guard let (first, actions, live) = try await planRound(1, running: []) else {
             let resolution = try await resolve(record: false)
             return (
                 ReconcileReport(head: resolution.head, applied: nil, rejected: resolution.rejected, outcomes: []), nil
             )
         }
-        let (outcomes, last) = await dispatch(first: first, actions: actions, live: live)
+        let (outcomes, last, failure) = await dispatch(first: first, actions: actions, live: live)
+        // What was asked during the pass and could not be planned is reported as the pass's error (its actions
+        // are recorded; the next pass plans it).
+        if let failure { throw failure }
         let resolution = last.resolution
         var report = ReconcileReport(
             head: resolution.head, applied: last.revision, rejected: resolution.rejected, outcomes: outcomes)

@@ -89,11 +89,9 @@ extension Logger {
 extension Reconciler {
     /// The same reconciler with every executor action counted, timed and logged.
     func instrumented(metrics: DaemonMetrics, logger: Logger) -> Reconciler {
-        Reconciler(
-            repository: repository, branch: branch, root: root, store: store,
-            executors: InstrumentedExecutorFactory(base: executors, metrics: metrics, logger: logger), clock: clock,
-            loader: loader, concurrency: concurrency, publisher: publisher, verification: verification,
-            readCheck: readCheck)
+        var instrumented = dependencies
+        instrumented.executors = InstrumentedExecutorFactory(base: executors, metrics: metrics, logger: logger)
+        return Reconciler(instrumented)
     }
 }
 

@@ -71,6 +71,8 @@ final class PassLoop: Service, Sendable {
         /// carried out (that pass may have done what the verb asked for).
         var recent: [(number: Int, report: ReconcileReport?)] = []
         var waiters: [(after: Int, done: CheckedContinuation<ReconcileReport?, Never>)] = []
+        /// The loop stopped: no pass comes any more.
+        var stopped = false
     }
 
     /// When polls, wake-ups and fetch retries fall due, and the times a pass records (a test clock moves by
@@ -148,10 +150,14 @@ final class PassLoop: Service, Sendable {
                     timer = wake(at: due)
                 }
                 timer?.cancel()
+                // No pass comes any more: whoever waits for one is answered before the tasks are waited for.
+                finishWaiters()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            self.continuation.finish()  // the pass under way ends; no other starts
+            // The pass under way ends without taking anything more in; no other starts.
+            self.reconciler.withLock { $0 }?.closeIntake()
+            self.continuation.finish()
         }
         // Stopped: verbs act by themselves again.
         try? await channel?.removeService(identity.id)
@@ -243,7 +249,12 @@ final class PassLoop: Service, Sendable {
     /// or the loop stopped).
     func passAndWait() async -> ReconcileReport? {
         let report: ReconcileReport? = await withCheckedContinuation { done in
-            passes.withLock { $0.waiters.append((after: $0.started, done: done)) }
+            let stopped = passes.withLock { tracking -> Bool in
+                if tracking.stopped { return true }
+                tracking.waiters.append((after: tracking.started, done: done))
+                return false
+            }
+            if stopped { done.resume(returning: nil) }
             continuation.yield(.due)  // a pass that starts after now, not one under way planning again
         }
         return report
@@ -265,6 +276,7 @@ final class PassLoop: Service, Sendable {
     /// The loop stopped: nobody waits for a pass any more.
     private func finishWaiters() {
         let all = passes.withLock { tracking -> [CheckedContinuation<ReconcileReport?, Never>] in
+            tracking.stopped = true
             defer { tracking.waiters = [] }
             return tracking.waiters.map(\.done)
         }

@@ -66,8 +66,9 @@ public struct EngineHarness<Store: StateStore>: Sendable {
         self.step = step
         self.executor = executor
         reconciler = Reconciler(
-            repository: try Repository.open(at: fixture.repoPath), branch: nil, root: "", store: self.store,
-            executors: executors ?? executor, clock: clock)
+            ReconcilerDependencies(
+                repository: try Repository.open(at: fixture.repoPath), store: self.store,
+                executors: executors ?? executor, clock: clock))
     }
 
     /// Moves the clock on by ``step`` and runs one pass.
@@ -106,11 +107,13 @@ public struct EngineHarness<Store: StateStore>: Sendable {
         at path: String? = nil, branch: String? = nil, store: (any StateStore)? = nil,
         executors: (any ExecutorFactory)? = nil, concurrency: Int? = nil
     ) throws -> Reconciler {
-        Reconciler(
-            repository: try path.map { try Repository.open(at: $0) } ?? reconciler.repository,
-            branch: branch ?? reconciler.branch, root: reconciler.root, store: store ?? reconciler.store,
-            executors: executors ?? reconciler.executors, clock: reconciler.clock, loader: reconciler.loader,
-            concurrency: concurrency ?? reconciler.concurrency)
+        var dependencies = reconciler.dependencies
+        if let path { dependencies.repository = try Repository.open(at: path) }
+        if let branch { dependencies.branch = branch }
+        if let store { dependencies.store = store }
+        if let executors { dependencies.executors = executors }
+        if let concurrency { dependencies.concurrency = concurrency }
+        return Reconciler(dependencies)
     }
 }
 

@@ -79,7 +79,9 @@ struct CanaryScenario {
         let store = try SQLiteStateStore(path: scratch.file("canaries.sqlite"))
         let clock = BenchClock(Date(timeIntervalSince1970: 1_800_000_000))
         let reconciler = Reconciler(
-            repository: repository, branch: "main", root: "", store: store, executors: NullExecutors(), clock: clock)
+            ReconcilerDependencies(
+                repository: repository, branch: "main", root: "", store: store, executors: NullExecutors(), clock: clock
+            ))
         // v1 runs everywhere; v2 is desired: the first pass starts every canary and stops at its first pause.
         let first = try repository.commits(from: try repository.resolveCommit(branch: "main"))[1].id
         let loader = ManifestLoader()

@@ -63,8 +63,9 @@ struct PlanScenarios {
         var targets = 0
         let tide = try await measure(runs: runs) {
             let reconciler = Reconciler(
-                repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
-                executors: NullExecutors())
+                ReconcilerDependencies(
+                    repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
+                    executors: NullExecutors()))
             let (resolution, plan) = try await reconciler.plan()
             if let problem = resolution.rejected.first { throw BenchError("the synthetic repo is invalid: \(problem)") }
             targets = plan?.actions.count ?? 0
@@ -94,7 +95,9 @@ struct PlanScenarios {
         let store = try SQLiteStateStore(path: scratch.file("incremental.sqlite"))
         let clock = BenchClock(Date())
         let reconciler = Reconciler(
-            repository: repository, branch: "main", root: "", store: store, executors: NullExecutors(), clock: clock)
+            ReconcilerDependencies(
+                repository: repository, branch: "main", root: "", store: store, executors: NullExecutors(), clock: clock
+            ))
         try await seedHealthy(store, desired: try reconciler.resolve(record: false).desired!, at: clock.now())
         _ = try await reconciler.reconcile()  // warms the parse cache: nothing to do
         var bump = 0
@@ -124,7 +127,8 @@ struct PlanScenarios {
         let repository = try Repository.open(at: repo)
         let store = try SQLiteStateStore(path: scratch.file("noop.sqlite"))
         let reconciler = Reconciler(
-            repository: repository, branch: "main", root: "", store: store, executors: NullExecutors())
+            ReconcilerDependencies(
+                repository: repository, branch: "main", root: "", store: store, executors: NullExecutors()))
         try await seedHealthy(store, desired: try reconciler.resolve(record: false).desired!, at: Date())
         _ = try await reconciler.reconcile()
         var changed = 0

@@ -46,10 +46,11 @@ struct SlowExecutorsScenario {
         for concurrency in concurrencies {
             let store = try SQLiteStateStore(path: scratch.file("slow-\(concurrency).sqlite"))
             let reconciler = Reconciler(
-                repository: repository, branch: "main", root: "", store: store,
-                executors: Sleepy(seconds: actionSeconds),
-                clock: BenchClock(Date(timeIntervalSince1970: 1_800_000_000)),
-                concurrency: concurrency)
+                ReconcilerDependencies(
+                    repository: repository, branch: "main", root: "", store: store,
+                    executors: Sleepy(seconds: actionSeconds),
+                    clock: BenchClock(Date(timeIntervalSince1970: 1_800_000_000)),
+                    concurrency: concurrency))
             let start = ContinuousClock.now
             let report = try await reconciler.reconcile()
             let elapsed = ContinuousClock.now - start

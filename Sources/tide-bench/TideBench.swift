@@ -192,8 +192,9 @@ struct TideBench: AsyncParsableCommand {
         switch scenario {
         case "coldPlan":
             let reconciler = Reconciler(
-                repository: try Repository.open(at: repo), branch: "main", root: "",
-                store: try SQLiteStateStore(path: scratch.file("state.sqlite")), executors: NullExecutors())
+                ReconcilerDependencies(
+                    repository: try Repository.open(at: repo), branch: "main", root: "",
+                    store: try SQLiteStateStore(path: scratch.file("state.sqlite")), executors: NullExecutors()))
             _ = try await reconciler.plan()
         case "incremental":
             // Work on a copy: the parent's repository must stay as it is.

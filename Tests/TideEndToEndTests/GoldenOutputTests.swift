@@ -37,7 +37,8 @@ struct GoldenOutputTests {
             let before = index == text.startIndex ? nil : text[text.index(before: index)]
             let boundary = before.map { !($0.isLetter || $0.isNumber) } ?? true
             // Ids and digests: 12 hex digits or more with a letter among them (a decimal number has none), or 40.
-            let id = run.count == 40 || run.contains { $0.isLetter }
+            // (A short commit id can be all digits: 12 exactly count too.)
+            let id = run.count == 40 || run.count == 12 || run.contains { $0.isLetter }
             if run.count >= 12, id, boundary, end == text.endIndex || !(text[end].isLetter || text[end].isNumber) {
                 let key = String(run.prefix(12))
                 let number = names[key] ?? (names.count + 1)

@@ -42,7 +42,7 @@ struct PassIntakeTests {
         }
     }
 
-    static func files(aSlow: String, b: String, bStrategy: String = "") -> [String: String] {
+    static func files(aSlow: String, b: String, bStrategy: String = "", bDependsOn: [String] = []) -> [String: String] {
         [
             "base.yaml": """
             apiVersion: tide/v1
@@ -57,7 +57,7 @@ struct PassIntakeTests {
 
             """,
             "a-slow.yaml": serviceYAML("a-slow", version: aSlow),
-            "b.yaml": serviceYAML("b", version: b) + bStrategy,
+            "b.yaml": serviceYAML("b", version: b, dependsOn: bDependsOn) + bStrategy,
         ]
     }
 
@@ -116,6 +116,88 @@ struct PassIntakeTests {
         #expect(report.head == (try await h.fixture.head()), "the report names the head the pass planned last")
         #expect(await reconciler.replan(awaiting: Self.b) == nil, "no pass under way")
         #expect(reconciler.replan() == false)
+    }
+
+    @Test("a plan made while a target runs keeps its dependents waiting for it (dependsOn across plans)")
+    func dependsOnAcrossPlans() async throws {
+        let executor = Holding()
+        let h = try EngineHarness(
+            store: .inMemory, files: Self.files(aSlow: "1.0", b: "1.0", bDependsOn: ["a-slow"]), executors: executor)
+        let reconciler = h.reconciler
+        _ = try await reconciler.reconcile(lockTimeout: 1)
+        try await h.fixture.commit("a-slow 2.0", files: Self.files(aSlow: "2.0", b: "1.0", bDependsOn: ["a-slow"]))
+        let pass = Task { try await reconciler.reconcile(lockTimeout: 1) }
+        try await executor.waitUntilHeld()
+
+        // b 2.0 is pushed while a-slow (what b depends on) still rolls out: b waits for it.
+        try await h.fixture.commit("b 2.0", files: Self.files(aSlow: "2.0", b: "2.0", bDependsOn: ["a-slow"]))
+        async let outcome = reconciler.replan(awaiting: Self.b)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!executor.calls.withLock { $0 }.contains("deploy b 2.0"), "b started before what it depends on")
+        executor.released.withLock { $0 = true }
+        #expect(await outcome?.result == .deployed)
+        let calls = executor.calls.withLock { $0 }
+        let bFirst = try #require(calls.firstIndex(of: "deploy b 2.0"))
+        #expect(try #require(calls.firstIndex(of: "health a-slow 2.0")) < bFirst, "\(calls)")
+        _ = try await pass.value
+    }
+
+    /// Holds `deploy` of each service named in `holding` until it is taken out; records every action.
+    final class PerService: Executor, ExecutorFactory, Sendable {
+        let holding: Mutex<Set<String>>
+        let calls = Mutex<[String]>([])
+
+        init(holding: Set<String>) { self.holding = Mutex(holding) }
+
+        func perform(_ request: ActionRequest) async -> ActionResult {
+            calls.withLock { $0.append("\(request.action.rawValue) \(request.service) \(request.version)") }
+            while request.action == .deploy && holding.withLock({ $0.contains(request.service) }) {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return ActionResult(outcome: .succeeded)
+        }
+
+        func makeExecutor(for manifest: ExecutorManifest) throws -> any Executor { self }
+
+        func waitFor(_ call: String) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !calls.withLock({ $0.contains(call) }) {
+                guard ContinuousClock.now < deadline else { throw ControlError(description: "no \(call)") }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+    }
+
+    @Test(
+        "a free slot goes to the push with the fewest targets running: a later push does not wait for all of an earlier one"
+    )
+    func fairAcrossPushes() async throws {
+        let base = Self.files(aSlow: "1.0", b: "1.0")["base.yaml"]!
+        var files = ["base.yaml": base]
+        // Planned in name order: s1 and s2 take the two slots, z waits.
+        for name in ["s1", "s2", "z"] { files["\(name).yaml"] = serviceYAML(name, version: "1.0") }
+        let executor = PerService(holding: ["s1", "s2"])
+        let h = try EngineHarness(store: .inMemory, files: files, executors: executor)
+        let reconciler = try h.makeReconciler(concurrency: 2)
+        let pass = Task { try await reconciler.reconcile(lockTimeout: 1) }
+        try await executor.waitFor("deploy s1 1.0")
+        try await executor.waitFor("deploy s2 1.0")
+
+        // Both slots are the first push's; z waits. A second push adds e.
+        files["e.yaml"] = serviceYAML("e", version: "1.0")
+        try await h.fixture.commit("e", files: files)
+        #expect(reconciler.replan())
+        try await Task.sleep(for: .milliseconds(200))
+        _ = executor.holding.withLock { $0.remove("s2") }
+        try await executor.waitFor("deploy e 1.0")
+        executor.holding.withLock { $0.removeAll() }
+        let report = try await pass.value
+        let calls = executor.calls.withLock { $0 }
+        #expect(
+            try #require(calls.firstIndex(of: "deploy e 1.0")) < (try #require(calls.firstIndex(of: "deploy z 1.0"))),
+            "the second push's first target waited for the first push's: \(calls)")
+        #expect(Set(report.outcomes.map(\.target.service)) == ["s1", "s2", "z", "e"])
+        #expect(report.outcomes.allSatisfy { $0.result == .deployed }, "\(report.outcomes) \(calls)")
     }
 
     @Test("the state lock is shared by the pass and a control here, and held against another process throughout")

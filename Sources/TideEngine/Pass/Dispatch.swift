@@ -21,6 +21,8 @@ struct PlanRound: Sendable {
 /// Work a dispatch under way takes in: plans asked for while it runs, and who waits for a target's outcome.
 struct Intake {
     var active = false
+    /// Shutting down: nothing more is taken in.
+    var closed = false
     var wanted = false
     /// Wakes the dispatch's watcher (set while it waits).
     var signal: CheckedContinuation<Void, Never>?
@@ -34,7 +36,7 @@ extension Reconciler {
     /// the caller starts a pass.
     public func replan() -> Bool {
         let (accepted, signal) = intake.withLock { intake -> (Bool, CheckedContinuation<Void, Never>?) in
-            guard intake.active else { return (false, nil) }
+            guard intake.active, !intake.closed else { return (false, nil) }
             intake.wanted = true
             defer { intake.signal = nil }
             return (true, intake.signal)
@@ -43,12 +45,22 @@ extension Reconciler {
         return accepted
     }
 
+    /// Takes nothing more in (`tide run` is shutting down): the dispatch under way finishes what it runs.
+    public func closeIntake() {
+        let signal = intake.withLock { intake -> CheckedContinuation<Void, Never>? in
+            intake.closed = true
+            defer { intake.signal = nil }
+            return intake.signal
+        }
+        signal?.resume()
+    }
+
     /// `replan()`, then the target's outcome from a plan made after now; nil when no dispatch is under way, or it
     /// ended first.
     public func replan(awaiting target: TargetID) async -> TargetOutcome? {
         await withCheckedContinuation { (done: CheckedContinuation<TargetOutcome?, Never>) in
             let (accepted, signal) = intake.withLock { intake -> (Bool, CheckedContinuation<Void, Never>?) in
-                guard intake.active else { return (false, nil) }
+                guard intake.active, !intake.closed else { return (false, nil) }
                 intake.awaiting.append((target, intake.round, done))
                 intake.wanted = true
                 defer { intake.signal = nil }
@@ -66,8 +78,8 @@ extension Reconciler {
         let mark = targetLocks.mark
         let resolution = try await resolve(record: true)
         guard let desired = resolution.desired, let revision = desired.revision else { return nil }
-        lastDesired.withLock { $0 = desired }
-        if stopInterrupted { try await stopInterruptedActions() }
+        memory.withLock { $0.lastDesired = desired }
+        if number == 1 { try await stopInterruptedActions() }
         let live = try await store.liveTargets()
         if number == 1 { await breakers.load(try await store.executorHealth()) }
         var plan = try await Planner(
@@ -99,9 +111,11 @@ extension Reconciler {
     /// target's turn, `TargetLocks`); an action run on live state read before someone else changed the target (it
     /// is dropped and the target planned again); a request for a plan lost (it is taken in, or `replan` answers
     /// false and the caller starts a pass).
+    /// `failure`: a later plan could not be made (the error), so the pass did not take in everything asked of it.
     func dispatch(first: PlanRound, actions: [PlannedAction], live: [TargetID: LiveTarget]) async -> (
-        outcomes: [TargetOutcome], last: PlanRound
+        outcomes: [TargetOutcome], last: PlanRound, failure: (any Error)?
     ) {
+        var failure: (any Error)?
         var queue = PassQueue(concurrency: concurrency)
         queue.take(first, actions: actions, live: live)
         intake.withLock {
@@ -128,29 +142,49 @@ extension Reconciler {
                 case .stale(let target):
                     queue.dropped(target)
                 case .replan:
-                    intake.withLock { $0.wanted = false }
-                    queue.replanNeeded = true
-                    group.addTask { await self.watchIntake() }
+                    let closed = intake.withLock { intake -> Bool in
+                        intake.wanted = false
+                        return intake.closed
+                    }
+                    if !closed {
+                        queue.replanNeeded = true
+                        group.addTask { await self.watchIntake() }
+                    }
                 }
-                if queue.replanNeeded {
+                if queue.replanNeeded, !Task.isCancelled, !intake.withLock({ $0.closed }) {
                     queue.replanNeeded = false
                     let number = queue.last.number + 1
                     intake.withLock { $0.round = number }
-                    if let (round, actions, live) = try? await planRound(number, running: queue.running) {
-                        let awaited = Set(intake.withLock { $0.awaiting.map(\.target) })
-                        queue.take(
-                            round, actions: actions, live: live, rerun: queue.rerun(after: round, awaited: awaited))
+                    do {
+                        if let (round, actions, live) = try await planRound(number, running: queue.running) {
+                            let awaited = Set(intake.withLock { $0.awaiting.map(\.target) })
+                            queue.take(
+                                round, actions: actions, live: live, rerun: queue.rerun(after: round, awaited: awaited))
+                        }
+                        failure = nil
+                    } catch {
+                        failure = error  // what was asked waits for the next pass, which the error is reported by
                     }
                 }
             }
             group.cancelAll()
         }
         for assignment in queue.removals {
-            if case .finished(let outcome, _) = await runHoldingTarget(assignment, settled: [:]) {
-                queue.finished(outcome)
+            switch await runHoldingTarget(assignment, settled: [:]) {
+            case .finished(let outcome, _): queue.finished(outcome)
+            case .stale(let id): queue.finished(deferred(assignment.action, id))
+            case .replan: break
             }
         }
-        return (queue.outcomes, queue.last)
+        return (queue.outcomes, queue.last, failure)
+    }
+
+    /// The outcome of an action dropped because its target changed during the pass: due again at once.
+    private func deferred(_ action: PlannedAction, _ id: TargetID) -> TargetOutcome {
+        TargetOutcome(
+            target: id, result: .progressing, fromVersion: action.fromVersion, toVersion: action.toVersion,
+            classification: action.classification, message: "changed during the pass; planned again",
+            executorCalls: 0, nextDue: clock.now())
     }
 
     /// One assignment, holding its target's turn: dropped when the target changed hands after its plan read it.
@@ -173,7 +207,7 @@ extension Reconciler {
     private func watchIntake() async -> DispatchEvent {
         await withCheckedContinuation { (wake: CheckedContinuation<Void, Never>) in
             let now = intake.withLock { intake -> Bool in
-                if intake.wanted || !intake.active { return true }
+                if intake.wanted || !intake.active || intake.closed { return true }
                 intake.signal = wake
                 return false
             }
@@ -186,7 +220,7 @@ extension Reconciler {
     private func endIntake() -> Bool {
         let ended = intake.withLock {
             intake -> (CheckedContinuation<Void, Never>?, [CheckedContinuation<TargetOutcome?, Never>])? in
-            guard !intake.wanted else { return nil }
+            guard !intake.wanted || intake.closed else { return nil }
             intake.active = false
             defer {
                 intake.signal = nil
@@ -221,18 +255,32 @@ enum DispatchEvent: Sendable {
 }
 
 /// The dispatch's book: what waits, what runs, what ended, in the order targets were first planned.
+///
+/// A free slot goes to the plan ("arrival": the plan that brought a target's current change) with the fewest
+/// targets running — so a push that arrives while another's rollouts fill every slot starts at the next free one
+/// — and, among equals and within one, to the first come.
 struct PassQueue {
     struct Assignment: Sendable {
         var action: PlannedAction
         var live: LiveTarget?
         var round: PlanRound
+        /// What the target waits for in its plan: its `dependsOn` in its environment, the same service upstream.
+        var prerequisites: [TargetID] = []
+        /// The plan that brought this change of the target.
+        var arrival = 0
     }
 
     let concurrency: Int
-    private(set) var waiting: [Assignment] = []
+    /// Waiting assignments by target, and the targets in queue order (entries no longer waiting are skipped and
+    /// dropped now and then).
+    private var waiting: [TargetID: Assignment] = [:]
+    private var queue: [TargetID] = []
+    private var queued: Set<TargetID> = []
     private(set) var running: Set<TargetID> = []
-    /// What the plan that started each running target asked of it (`identity`).
+    /// What the plan that started each running target asked of it (`identity`), and its arrival.
     private var runningDesired: [TargetID: String?] = [:]
+    private var runningArrival: [TargetID: Int] = [:]
+    private var runningPerArrival: [Int: Int] = [:]
     private(set) var removals: [Assignment] = []
     private(set) var results: [TargetID: TargetOutcome] = [:]
     private var order: [TargetID] = []
@@ -250,8 +298,9 @@ struct PassQueue {
     var settled: [TargetID: TargetOutcome.Result] { results.mapValues(\.result) }
 
     /// Takes a plan in: its actions join the queue (replacing a waiting older one for the same target, in its
-    /// place); its removals replace the last plan's. A running target is left to its run, and planned again when
-    /// it ends if the new plan wants something else of it (`rerun`).
+    /// place, and keeping its arrival unless the target's change is new); its removals replace the last plan's. A
+    /// running target is left to its run, and planned again when it ends if the new plan wants something else of
+    /// it (`rerun`).
     mutating func take(
         _ round: PlanRound, actions: [PlannedAction], live: [TargetID: LiveTarget], rerun: Set<TargetID> = []
     ) {
@@ -259,17 +308,24 @@ struct PassQueue {
         again.formUnion(rerun.intersection(running))
         removals = []
         for action in actions where !running.contains(action.target) {
-            let assignment = Assignment(action: action, live: live[action.target], round: round)
+            var assignment = Assignment(action: action, live: live[action.target], round: round)
             if action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
                 removals.append(assignment)
+                waiting[action.target] = nil  // an older plan's action for it is moot
                 continue
             }
+            assignment.prerequisites = Self.prerequisites(of: action, in: round, running: running)
+            assignment.arrival = round.number
             if seen.insert(action.target).inserted { order.append(action.target) }
-            if let index = waiting.firstIndex(where: { $0.action.target == action.target }) {
-                waiting[index] = assignment
-            } else {
-                waiting.append(assignment)
+            if let earlier = waiting[action.target] {
+                let same =
+                    earlier.round.desired.target(action.target).map(Self.identity)
+                    == round.desired.target(action.target).map(Self.identity)
+                if same { assignment.arrival = earlier.arrival }
+            } else if queued.insert(action.target).inserted {
+                queue.append(action.target)  // (a target planned again keeps its first place)
             }
+            waiting[action.target] = assignment
         }
     }
 
@@ -287,50 +343,77 @@ struct PassQueue {
         "\(target.version)\u{0}\(target.configDigest)\u{0}\(target.executorDigest)"
     }
 
+    /// What a target waits for: its `dependsOn` in its environment and the same service upstream, when its plan
+    /// runs them or they are running (from an older plan).
+    static func prerequisites(of action: PlannedAction, in round: PlanRound, running: Set<TargetID>) -> [TargetID] {
+        let environment = action.target.environment
+        let sameEnvironment = action.dependsOn.map { TargetID(service: $0, environment: environment) }
+        let upstream = (round.desired.environments[environment]?.requires ?? []).map {
+            TargetID(service: action.target.service, environment: $0)
+        }
+        return (sameEnvironment + upstream).filter { round.planned.contains($0) || running.contains($0) }
+    }
+
     /// The waiting assignments that may start now (the running count allowing), taken out of the queue.
     mutating func launchable() -> [Assignment] {
+        let free = concurrency - running.count
+        guard free > 0, !waiting.isEmpty else { return [] }
+        // The first `free` ready ones of each arrival, in queue order.
+        var ready: [Int: [TargetID]] = [:]
+        var live = 0
+        for id in queue {
+            guard let assignment = waiting[id] else { continue }
+            live += 1
+            guard !running.contains(id),
+                !assignment.prerequisites.contains(where: { waiting[$0] != nil || running.contains($0) }),
+                ready[assignment.arrival, default: []].count < free
+            else { continue }
+            ready[assignment.arrival, default: []].append(id)
+        }
+        if live * 2 < queue.count {
+            queue.removeAll { waiting[$0] == nil }
+            queued = Set(queue)
+        }
         var started: [Assignment] = []
-        var index = 0
-        let queued = Set(waiting.map(\.action.target))
-        while index < waiting.count && running.count < concurrency {
-            let assignment = waiting[index]
-            let blocked = prerequisites(assignment).contains { queued.contains($0) || running.contains($0) }
-            if blocked || running.contains(assignment.action.target) {
-                index += 1
-                continue
-            }
-            waiting.remove(at: index)
-            running.insert(assignment.action.target)
-            runningDesired[assignment.action.target] = assignment.round.desired.target(assignment.action.target)
-                .map(Self.identity)
+        while started.count < free {
+            // The arrival with the fewest running, the first come among equals.
+            guard
+                let arrival = ready.filter({ !$0.value.isEmpty }).keys.min(by: {
+                    (runningPerArrival[$0, default: 0], $0) < (runningPerArrival[$1, default: 0], $1)
+                })
+            else { break }
+            let id = ready[arrival]!.removeFirst()
+            let assignment = waiting.removeValue(forKey: id)!
+            running.insert(id)
+            runningDesired[id] = assignment.round.desired.target(id).map(Self.identity)
+            runningArrival[id] = arrival
+            runningPerArrival[arrival, default: 0] += 1
             started.append(assignment)
         }
         return started
     }
 
-    /// What a target waits for in its plan: its `dependsOn` in its environment, the same service upstream.
-    private func prerequisites(_ assignment: Assignment) -> [TargetID] {
-        let action = assignment.action
-        let environment = action.target.environment
-        let sameEnvironment = action.dependsOn.map { TargetID(service: $0, environment: environment) }
-        let upstream = (assignment.round.desired.environments[environment]?.requires ?? []).map {
-            TargetID(service: action.target.service, environment: $0)
+    /// A target stopped running.
+    private mutating func stopped(_ target: TargetID) {
+        running.remove(target)
+        runningDesired[target] = nil
+        if let arrival = runningArrival.removeValue(forKey: target) {
+            runningPerArrival[arrival, default: 1] -= 1
+            if runningPerArrival[arrival] == 0 { runningPerArrival[arrival] = nil }
         }
-        return (sameEnvironment + upstream).filter(assignment.round.planned.contains)
     }
 
     mutating func finished(_ outcome: TargetOutcome) {
-        running.remove(outcome.target)
-        runningDesired[outcome.target] = nil
-        results[outcome.target] = outcome
+        stopped(outcome.target)
+        // A later plan that found nothing more to do does not hide what an earlier one did in this pass.
+        if outcome.result != .unchanged || results[outcome.target] == nil { results[outcome.target] = outcome }
         if seen.insert(outcome.target).inserted { order.append(outcome.target) }
         if again.remove(outcome.target) != nil { replanNeeded = true }
     }
 
     /// The target's assignment was dropped (stale): it is planned again.
     mutating func dropped(_ target: TargetID) {
-        running.remove(target)
-        runningDesired[target] = nil
+        stopped(target)
         again.remove(target)
         replanNeeded = true
     }

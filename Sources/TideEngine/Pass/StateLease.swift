@@ -15,6 +15,8 @@ final class StateLease: Sendable {
         var letGo: CheckedContinuation<Void, Never>?
         /// The task that holds the store's lock (awaited by the last holder, so the lock is free when it returns).
         var holding: Task<Void, Never>?
+        /// The last holding task, letting go: the next taker waits for it.
+        var releasing: Task<Void, Never>?
     }
 
     private let store: any StateStore
@@ -26,12 +28,11 @@ final class StateLease: Sendable {
         self.store = store
     }
 
-    /// Runs `body` holding the lease; `alone` tells it whether nothing else in this process held it when it
-    /// entered (what only a holder alone may do: stop processes an earlier Tide left running).
-    func run<T: Sendable>(timeout: Double, _ body: (_ alone: Bool) async throws -> T) async throws -> T {
-        let alone = try await enter(timeout: timeout)
+    /// Runs `body` holding the lease.
+    func run<T: Sendable>(timeout: Double, _ body: () async throws -> T) async throws -> T {
+        try await enter(timeout: timeout)
         do {
-            let result = try await body(alone)
+            let result = try await body()
             await leave()
             return result
         } catch {
@@ -48,10 +49,12 @@ final class StateLease: Sendable {
         }
     }
 
-    private func enter(timeout: Double) async throws -> Bool {
-        if join() { return false }
-        return try await taking.run {
-            if join() { return false }
+    private func enter(timeout: Double) async throws {
+        if join() { return }
+        try await taking.run {
+            if join() { return }
+            // The last holder's task may still be letting the store's lock go.
+            await state.withLock { $0.releasing }?.value
             try await withCheckedThrowingContinuation { (entered: CheckedContinuation<Void, any Error>) in
                 let holding = Task {
                     do {
@@ -70,7 +73,6 @@ final class StateLease: Sendable {
                 }
                 state.withLock { $0.holding = holding }
             }
-            return true
         }
     }
 
@@ -80,6 +82,7 @@ final class StateLease: Sendable {
             guard state.holders == 0 else { return nil }
             defer {
                 state.letGo = nil
+                state.releasing = state.holding
                 state.holding = nil
             }
             return (state.letGo, state.holding)
