@@ -95,88 +95,109 @@ extension Reconciler {
     }
 
     private func carryOutActing(_ request: OperatorRequest) async throws -> OperatorOutcome {
-        let service = request.service
-        var outcome = OperatorOutcome()
         guard let environment = request.environment else {
             guard request.verb == .suspend || request.verb == .unsuspend else {
                 return .failure("\(request.verb.rawValue) needs an environment (--env)")
             }
             return try await suspension(request)
         }
-        let id = TargetID(service: service, environment: environment)
         switch request.verb {
-        case .approve:
-            do {
-                let approval = try await approve(
-                    service: service, environment: environment, version: request.version, by: request.actor)
-                if let note = approval.note { outcome.errors.append("tide: note: \(note)") }
-                outcome.output.append(
-                    "approved \(service) \(approval.version) (config \(approval.configDigest.prefix(8)), executor "
-                        + "\(approval.executorDigest.prefix(8))) for \(environment) (by \(request.actor)); it starts "
-                        + "at the next reconcile")
-            } catch let error as ApprovalError {
-                return .failure(error.description)
+        case .approve: return try await approving(request, in: environment)
+        case .pause, .resume, .abort, .retry, .promote: return try await controlling(request, in: environment)
+        case .promoteTo: return try await promoting(request, to: environment)
+        case .rollback: return try await rollingBack(request, in: environment)
+        case .suspend, .unsuspend: return try await suspension(request)
+        }
+    }
+
+    /// `tide approve`.
+    private func approving(_ request: OperatorRequest, in environment: String) async throws -> OperatorOutcome {
+        var outcome = OperatorOutcome()
+        do {
+            let approval = try await approve(
+                service: request.service, environment: environment, version: request.version, by: request.actor)
+            if let note = approval.note { outcome.errors.append("tide: note: \(note)") }
+            outcome.output.append(
+                "approved \(request.service) \(approval.version) (config \(approval.configDigest.prefix(8)), "
+                    + "executor \(approval.executorDigest.prefix(8))) for \(environment) (by \(request.actor)); it "
+                    + "starts at the next reconcile")
+        } catch let error as ApprovalError {
+            return .failure(error.description)
+        }
+        return outcome
+    }
+
+    /// `tide pause`, `resume`, `abort`, `retry`, `promote` (without `--to`).
+    private func controlling(_ request: OperatorRequest, in environment: String) async throws -> OperatorOutcome {
+        var outcome = OperatorOutcome()
+        let id = TargetID(service: request.service, environment: environment)
+        let control: RolloutControl =
+            switch request.verb {
+            case .pause: .pause
+            case .resume: .resume
+            case .abort: .abort
+            case .retry: .retry
+            default: .promote(full: request.full)
             }
-        case .pause, .resume, .abort, .retry, .promote:
-            let control: RolloutControl =
-                switch request.verb {
-                case .pause: .pause
-                case .resume: .resume
-                case .abort: .abort
-                case .retry: .retry
-                default: .promote(full: request.full)
-                }
-            // On a target rolling back, retry and abort try the rollback now: the verb's own answer says how that
-            // went, and the pass after it has nothing of the verb's to add (the failed version stays held).
-            let rollingBack = try await store.liveTarget(id)?.phase == .rollingBack
-            do {
+        // On a target rolling back, retry and abort try the rollback now: the verb's own answer says how that
+        // went, and the pass after it has nothing of the verb's to add (the failed version stays held).
+        let rollingBack = try await store.liveTarget(id)?.phase == .rollingBack
+        do {
+            outcome.output.append(
+                try await self.control(control, service: request.service, environment: environment, by: request.actor))
+        } catch let error as ControlError {
+            return .failure(error.description)
+        }
+        if control != .pause && control != .abort && !(rollingBack && control == .retry) {
+            outcome.followUp = .target(id, verb: "\(control)")
+        }
+        return outcome
+    }
+
+    /// `tide promote --to`.
+    private func promoting(_ request: OperatorRequest, to environment: String) async throws -> OperatorOutcome {
+        var outcome = OperatorOutcome()
+        do {
+            let promotion = try await promote(service: request.service, to: environment, version: request.version)
+            outcome.output.append(
+                "committed \(promotion.commit.short): \(request.service) \(promotion.version) in \(environment) "
+                    + "(\(promotion.file))"
+                    + (promotion.from.isEmpty ? "" : ", from \(promotion.from.joined(separator: ", "))"))
+            if !promotion.workTreeUpdated && repository.workingDirectory != nil {
                 outcome.output.append(
-                    try await self.control(control, service: service, environment: environment, by: request.actor))
-            } catch let error as ControlError {
-                return .failure(error.description)
+                    "note: the work tree was not updated (another branch is checked out, or the file has local "
+                        + "changes)")
             }
-            if control != .pause && control != .abort && !(rollingBack && control == .retry) {
-                outcome.followUp = .target(id, verb: "\(control)")
+            outcome.output.append("it deploys at the next reconcile, through \(environment)'s gates")
+        } catch let error as PromotionError {
+            return .failure(error.description)
+        }
+        return outcome
+    }
+
+    /// `tide rollback`.
+    private func rollingBack(_ request: OperatorRequest, in environment: String) async throws -> OperatorOutcome {
+        var outcome = OperatorOutcome()
+        let service = request.service
+        do {
+            let commits = try await rollbackCommit(service: service, environment: environment).map(\.short)
+            outcome.output.append(
+                "committed \(commits.joined(separator: ", ")): revert of what \(service)@\(environment) runs")
+            if request.reconcile {
+                outcome.followUp = .deployments
+            } else {
+                outcome.output.append("run tide reconcile to roll back (ROLLBACK passes every gate)")
             }
-        case .promoteTo:
-            do {
-                let promotion = try await promote(service: service, to: environment, version: request.version)
-                outcome.output.append(
-                    "committed \(promotion.commit.short): \(service) \(promotion.version) in \(environment) "
-                        + "(\(promotion.file))"
-                        + (promotion.from.isEmpty ? "" : ", from \(promotion.from.joined(separator: ", "))"))
-                if !promotion.workTreeUpdated && repository.workingDirectory != nil {
-                    outcome.output.append(
-                        "note: the work tree was not updated (another branch is checked out, or the file has local "
-                            + "changes)")
-                }
-                outcome.output.append("it deploys at the next reconcile, through \(environment)'s gates")
-            } catch let error as PromotionError {
-                return .failure(error.description)
-            }
-        case .rollback:
-            do {
-                let commits = try await rollbackCommit(service: service, environment: environment).map(\.short)
-                outcome.output.append(
-                    "committed \(commits.joined(separator: ", ")): revert of what \(service)@\(environment) runs")
-                if request.reconcile {
-                    outcome.followUp = .deployments
-                } else {
-                    outcome.output.append("run tide reconcile to roll back (ROLLBACK passes every gate)")
-                }
-            } catch RollbackError.unpublished(_, let commit, let why) {
-                // Rolled back from the local mirror all the same: the remote gets the commit when it answers.
-                outcome.output.append(
-                    "committed \(commit.short): revert of what \(service)@\(environment) runs, on the local mirror")
-                outcome.errors.append(
-                    "tide: warning: not pushed yet (\(why)); the next pass rolls back from it, and it is pushed when "
-                        + "the remote answers (tide status shows it as unpublished)")
-                if request.reconcile { outcome.followUp = .deployments }
-            } catch let error as RollbackError {
-                return .failure(error.description)
-            }
-        case .suspend, .unsuspend:
-            return try await suspension(request)
+        } catch RollbackError.unpublished(_, let commit, let why) {
+            // Rolled back from the local mirror all the same: the remote gets the commit when it answers.
+            outcome.output.append(
+                "committed \(commit.short): revert of what \(service)@\(environment) runs, on the local mirror")
+            outcome.errors.append(
+                "tide: warning: not pushed yet (\(why)); the next pass rolls back from it, and it is pushed when "
+                    + "the remote answers (tide status shows it as unpublished)")
+            if request.reconcile { outcome.followUp = .deployments }
+        } catch let error as RollbackError {
+            return .failure(error.description)
         }
         return outcome
     }

@@ -187,9 +187,11 @@ struct PassIntakeTests {
         files["e.yaml"] = serviceYAML("e", version: "1.0")
         try await h.fixture.commit("e", files: files)
         #expect(reconciler.replan())
-        try await Task.sleep(for: .milliseconds(200))
-        _ = executor.holding.withLock { $0.remove("s2") }
+        // The second push has nothing running: it gets a target going beside the two held ones, at once.
         try await executor.waitFor("deploy e 1.0")
+        #expect(!executor.calls.withLock { $0 }.contains("deploy z 1.0"), "z is still the first push's to wait")
+        _ = executor.holding.withLock { $0.remove("s2") }
+        try await executor.waitFor("deploy z 1.0")
         executor.holding.withLock { $0.removeAll() }
         let report = try await pass.value
         let calls = executor.calls.withLock { $0 }

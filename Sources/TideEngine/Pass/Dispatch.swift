@@ -126,12 +126,9 @@ extension Reconciler {
         await withTaskGroup(of: DispatchEvent.self) { group in
             group.addTask { await self.watchIntake() }
             while true {
-                let starting = queue.launchable()
-                if !starting.isEmpty {
-                    let settled = queue.settled
-                    for assignment in starting {
-                        group.addTask { await self.runHoldingTarget(assignment, settled: settled) }
-                    }
+                for assignment in queue.launchable() {
+                    let settled = queue.settled(assignment.prerequisites)
+                    group.addTask { await self.runHoldingTarget(assignment, settled: settled) }
                 }
                 if queue.idle, !queue.replanNeeded, endIntake() { break }
                 guard let event = await group.next() else { break }
@@ -257,8 +254,9 @@ enum DispatchEvent: Sendable {
 /// The dispatch's book: what waits, what runs, what ended, in the order targets were first planned.
 ///
 /// A free slot goes to the plan ("arrival": the plan that brought a target's current change) with the fewest
-/// targets running — so a push that arrives while another's rollouts fill every slot starts at the next free one
-/// — and, among equals and within one, to the first come.
+/// targets running, and among equals and within one to the first come; a plan with nothing running gets one
+/// target going even when the others fill every slot — so a push that arrives while another's rollouts run starts
+/// at once, and `--concurrency` bounds each push's targets plus one per later push.
 struct PassQueue {
     struct Assignment: Sendable {
         var action: PlannedAction
@@ -281,6 +279,7 @@ struct PassQueue {
     private var runningDesired: [TargetID: String?] = [:]
     private var runningArrival: [TargetID: Int] = [:]
     private var runningPerArrival: [Int: Int] = [:]
+    private var waitingPerArrival: [Int: Int] = [:]
     private(set) var removals: [Assignment] = []
     private(set) var results: [TargetID: TargetOutcome] = [:]
     private var order: [TargetID] = []
@@ -295,7 +294,10 @@ struct PassQueue {
     }
 
     var idle: Bool { waiting.isEmpty && running.isEmpty }
-    var settled: [TargetID: TargetOutcome.Result] { results.mapValues(\.result) }
+    /// How `targets` ended in this pass (those that did).
+    func settled(_ targets: [TargetID]) -> [TargetID: TargetOutcome.Result] {
+        Dictionary(targets.compactMap { id in results[id].map { (id, $0.result) } }, uniquingKeysWith: { a, _ in a })
+    }
 
     /// Takes a plan in: its actions join the queue (replacing a waiting older one for the same target, in its
     /// place, and keeping its arrival unless the target's change is new); its removals replace the last plan's. A
@@ -311,7 +313,8 @@ struct PassQueue {
             var assignment = Assignment(action: action, live: live[action.target], round: round)
             if action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
                 removals.append(assignment)
-                waiting[action.target] = nil  // an older plan's action for it is moot
+                // An older plan's action for it is moot.
+                if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
                 continue
             }
             assignment.prerequisites = Self.prerequisites(of: action, in: round, running: running)
@@ -322,10 +325,12 @@ struct PassQueue {
                     earlier.round.desired.target(action.target).map(Self.identity)
                     == round.desired.target(action.target).map(Self.identity)
                 if same { assignment.arrival = earlier.arrival }
+                countWaiting(earlier.arrival, -1)
             } else if queued.insert(action.target).inserted {
                 queue.append(action.target)  // (a target planned again keeps its first place)
             }
             waiting[action.target] = assignment
+            countWaiting(assignment.arrival, 1)
         }
     }
 
@@ -357,24 +362,38 @@ struct PassQueue {
     /// The waiting assignments that may start now (the running count allowing), taken out of the queue.
     mutating func launchable() -> [Assignment] {
         let free = concurrency - running.count
-        guard free > 0, !waiting.isEmpty else { return [] }
-        // The first `free` ready ones of each arrival, in queue order.
+        // A plan with targets waiting and none running gets one going even when the others fill every slot: a push
+        // never queues behind another one's rollouts.
+        let starved = waitingPerArrival.keys.filter { runningPerArrival[$0] == nil }
+        guard free > 0 || !starved.isEmpty, !waiting.isEmpty else { return [] }
+        let wanted = max(free, 1)
+        // The first `wanted` ready ones of each arrival, in queue order.
         var ready: [Int: [TargetID]] = [:]
-        var live = 0
+        var full = 0
         for id in queue {
             guard let assignment = waiting[id] else { continue }
-            live += 1
             guard !running.contains(id),
                 !assignment.prerequisites.contains(where: { waiting[$0] != nil || running.contains($0) }),
-                ready[assignment.arrival, default: []].count < free
+                ready[assignment.arrival, default: []].count < wanted
             else { continue }
             ready[assignment.arrival, default: []].append(id)
+            if ready[assignment.arrival]!.count == wanted {
+                full += 1
+                if full == waitingPerArrival.count { break }  // enough of every arrival
+            }
         }
-        if live * 2 < queue.count {
+        if waiting.count * 2 < queue.count {
             queue.removeAll { waiting[$0] == nil }
             queued = Set(queue)
         }
         var started: [Assignment] = []
+        if free <= 0 {
+            for arrival in starved.sorted() {
+                guard let id = ready[arrival]?.first else { continue }
+                started.append(launch(id))
+            }
+            return started
+        }
         while started.count < free {
             // The arrival with the fewest running, the first come among equals.
             guard
@@ -382,15 +401,25 @@ struct PassQueue {
                     (runningPerArrival[$0, default: 0], $0) < (runningPerArrival[$1, default: 0], $1)
                 })
             else { break }
-            let id = ready[arrival]!.removeFirst()
-            let assignment = waiting.removeValue(forKey: id)!
-            running.insert(id)
-            runningDesired[id] = assignment.round.desired.target(id).map(Self.identity)
-            runningArrival[id] = arrival
-            runningPerArrival[arrival, default: 0] += 1
-            started.append(assignment)
+            started.append(launch(ready[arrival]!.removeFirst()))
         }
         return started
+    }
+
+    /// Takes a ready target out of the queue and counts it running.
+    private mutating func launch(_ id: TargetID) -> Assignment {
+        let assignment = waiting.removeValue(forKey: id)!
+        countWaiting(assignment.arrival, -1)
+        running.insert(id)
+        runningDesired[id] = assignment.round.desired.target(id).map(Self.identity)
+        runningArrival[id] = assignment.arrival
+        runningPerArrival[assignment.arrival, default: 0] += 1
+        return assignment
+    }
+
+    private mutating func countWaiting(_ arrival: Int, _ change: Int) {
+        waitingPerArrival[arrival, default: 0] += change
+        if waitingPerArrival[arrival] == 0 { waitingPerArrival[arrival] = nil }
     }
 
     /// A target stopped running.
