@@ -62,6 +62,21 @@ struct SchedulingBench {
         return daemon
     }
 
+    /// A scratch directory, `tide run` started on it with every service at version 1, then version 2 pushed:
+    /// `body` measures while the push's rollouts run.
+    static func duringAPush(
+        _ name: String, services: Int, _ body: (SchedulingBench, Int) async throws -> Result
+    ) async throws -> Result {
+        let scratch = try Scratch(name)
+        defer { scratch.remove() }
+        let setup = try SchedulingBench(scratch: scratch, services: services)
+        let port = try freePort()
+        let daemon = try await setup.start(port: port)
+        defer { daemon.terminate() }
+        try setup.pushEverything(port: port)
+        return try await body(setup, port)
+    }
+
     /// Pushes version 2 of every service and announces it.
     func pushEverything(port: Int) throws {
         try writeServices(version: "2")
@@ -91,13 +106,12 @@ struct OperatorLatencyScenario {
     var requests: Int
 
     func run() async throws -> Result {
-        let scratch = try Scratch("operator")
-        defer { scratch.remove() }
-        let setup = try SchedulingBench(scratch: scratch, services: services)
-        let port = try freePort()
-        let daemon = try await setup.start(port: port)
-        defer { daemon.terminate() }
-        try setup.pushEverything(port: port)
+        try await SchedulingBench.duringAPush("operator", services: services) { setup, _ in
+            try await measure(setup)
+        }
+    }
+
+    private func measure(_ setup: SchedulingBench) async throws -> Result {
         var latencies: [Double] = []
         var paused: Set<String> = []
         let deadline = Date().addingTimeInterval(120)
@@ -119,9 +133,7 @@ struct OperatorLatencyScenario {
         }
         guard !latencies.isEmpty else { throw BenchError("no rollout was under way to pause") }
         let sorted = latencies.sorted()
-        func percentile(_ p: Double) -> Double {
-            sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
-        }
+        func percentile(_ p: Double) -> Double { Percentile.of(sorted, p) }
         return Result(
             seconds: percentile(0.95), runs: latencies,
             detail: String(
@@ -138,13 +150,12 @@ struct PushDuringPushScenario {
     var pushes: Int
 
     func run() async throws -> Result {
-        let scratch = try Scratch("pushpush")
-        defer { scratch.remove() }
-        let setup = try SchedulingBench(scratch: scratch, services: services)
-        let port = try freePort()
-        let daemon = try await setup.start(port: port)
-        defer { daemon.terminate() }
-        try setup.pushEverything(port: port)
+        try await SchedulingBench.duringAPush("pushpush", services: services) { setup, port in
+            try await measure(setup, port: port)
+        }
+    }
+
+    private func measure(_ setup: SchedulingBench, port: Int) async throws -> Result {
         guard try await setup.bench.waitForAction("set-weight svc-0 2", timeout: 30) != nil else {
             throw BenchError("the push's rollouts did not start")
         }
@@ -162,9 +173,7 @@ struct PushDuringPushScenario {
         // The figure means something only while the push's rollouts still ran.
         let promoted = setup.lines().filter { $0.hasPrefix("promote svc-") && $0.contains(" 2 ") }.count
         let sorted = latencies.sorted()
-        func percentile(_ p: Double) -> Double {
-            sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
-        }
+        func percentile(_ p: Double) -> Double { Percentile.of(sorted, p) }
         return Result(
             seconds: percentile(0.95), runs: latencies,
             detail: String(

@@ -135,9 +135,7 @@ struct WebhookLatencyScenario {
             latencies.append(called - start)
         }
         let sorted = latencies.sorted()
-        func percentile(_ p: Double) -> Double {
-            sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
-        }
+        func percentile(_ p: Double) -> Double { Percentile.of(sorted, p) }
         return Result(
             seconds: percentile(0.95), runs: latencies,
             detail: String(
@@ -200,4 +198,12 @@ func freePort() throws -> Int {
         throw BenchError("no free port: \(output)")
     }
     return port
+}
+
+/// Percentiles of measured latencies.
+enum Percentile {
+    /// The `p` percentile (0…1) of `sorted` (ascending, not empty): the smallest value at or above that share.
+    static func of(_ sorted: [Double], _ p: Double) -> Double {
+        sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
+    }
 }
