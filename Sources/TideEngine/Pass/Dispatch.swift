@@ -88,9 +88,10 @@ extension Reconciler {
         ).plan(desired: desired, live: live, now: clock.now())
         await refuseEditedMigrations(&plan, desired: desired)
         var free = plan
-        free.actions.removeAll { running.contains($0.target) }
+        if !running.isEmpty { free.actions.removeAll { running.contains($0.target) } }
         let (afterScaleDowns, due) = try await scaleDownKeptCandidates(
-            plan: free, live: live.filter { !running.contains($0.id) }, desired: desired, revision: revision)
+            plan: free, live: running.isEmpty ? live : live.filter { !running.contains($0.id) }, desired: desired,
+            revision: revision)
         let round = PlanRound(
             number: number, mark: mark, resolution: resolution, desired: desired, revision: revision,
             planned: Set(free.actions.map(\.target)), scaleDownsDue: due)
@@ -274,6 +275,7 @@ struct PassQueue {
     private var waiting: [TargetID: Assignment] = [:]
     private var queue: [TargetID] = []
     private var queued: Set<TargetID> = []
+    private var head = 0
     private(set) var running: Set<TargetID> = []
     /// What the plan that started each running target asked of it (`identity`), and its arrival.
     private var runningDesired: [TargetID: String?] = [:]
@@ -369,8 +371,13 @@ struct PassQueue {
         let wanted = max(free, 1)
         // The first `wanted` ready ones of each arrival, in queue order.
         var ready: [Int: [TargetID]] = [:]
+        // Entries before `head` have all left the queue: scans start after them.
+        while head < queue.count, waiting[queue[head]] == nil {
+            queued.remove(queue[head])  // (planned again, it queues anew)
+            head += 1
+        }
         var full = 0
-        for id in queue {
+        for id in queue[head...] {
             guard let assignment = waiting[id] else { continue }
             guard !running.contains(id),
                 !assignment.prerequisites.contains(where: { waiting[$0] != nil || running.contains($0) }),
@@ -382,9 +389,10 @@ struct PassQueue {
                 if full == waitingPerArrival.count { break }  // enough of every arrival
             }
         }
-        if waiting.count * 2 < queue.count {
+        if waiting.count * 2 < queue.count - head {
             queue.removeAll { waiting[$0] == nil }
             queued = Set(queue)
+            head = 0
         }
         var started: [Assignment] = []
         if free <= 0 {
