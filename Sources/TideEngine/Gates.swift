@@ -56,12 +56,7 @@ public struct GateEvaluator: Sendable {
             .map { (policy.name, $0) }
         }
         var gates: [Gate] = []
-        let current: LiveTarget?
-        if let snapshot = self.live {
-            current = snapshot[target]
-        } else {
-            current = try await store.liveTarget(target)
-        }
+        let current = try await liveTarget(target)
         if let rollout = current?.rollout, current?.phase == .progressing, let who = rollout.heldBy {
             // Any change holds, not only a newer version: a config-only commit or a strategy edit would pre-empt
             // the paused rollout just the same. (Going on with the paused rollout itself is a resume, which the
@@ -81,42 +76,8 @@ public struct GateEvaluator: Sendable {
         }
         for required in environment.requires
         where desired.services[target.service]?.environments[required] != nil {
-            let upstream = TargetID(service: target.service, environment: required)
-            let live: LiveTarget?
-            if let snapshot = self.live {
-                live = snapshot[upstream]
-            } else {
-                live = try await store.liveTarget(upstream)
-            }
-            guard let live, live.version == version, live.phase == .healthy else {
-                let state = live.map { "\($0.version ?? "nothing") (\($0.phase.rawValue))" } ?? "nothing"
-                gates.append(
-                    Gate(
-                        kind: .requires,
-                        reason: "\(upstream) must run \(version) healthy first; it runs \(state)"))
-                continue
-            }
-            // The same version is not enough: the config the service carries (spec.config) and its executor must
-            // be what ran there too, so a config-only or script-only change walks every environment as well.
-            guard let release = live.release, release.baseConfigDigest == wanted.baseConfigDigest,
-                release.executorDigest == wanted.executorDigest
-            else {
-                gates.append(
-                    Gate(
-                        kind: .requires,
-                        reason: "\(upstream) must run \(version) healthy first with this change's "
-                            + Self.differences(live.release, wanted) + "; it runs \(version) with "
-                            + Self.describe(live.release)))
-                continue
-            }
-            guard environment.bake > 0, classification != .hotfix else { continue }
-            let baked = release.deployedAt.addingTimeInterval(environment.bake)
-            if now < baked {
-                gates.append(
-                    Gate(
-                        kind: .bake,
-                        reason: "\(version) bakes in \(required) for \(ManifestDuration.format(environment.bake)), "
-                            + "until \(Self.format(baked))", until: baked))
+            if let gate = try await upstreamGate(required, wanted: wanted, classification: classification) {
+                gates.append(gate)
             }
         }
         gates += try await policyGates(rules, wanted: wanted, approvalNeeded: environment.approval == .manual)
@@ -131,6 +92,47 @@ public struct GateEvaluator: Sendable {
             gates.append(closed)
         }
         return gates
+    }
+
+    /// The target as the snapshot given, or else the store, has it.
+    private func liveTarget(_ id: TargetID) async throws -> LiveTarget? {
+        if let snapshot = live { return snapshot[id] }
+        return try await store.liveTarget(id)
+    }
+
+    /// What the `required` environment's run of the service holds back, if anything: the same version, base
+    /// config and executor must run healthy there, for the environment's `bake` (a hotfix does not bake).
+    private func upstreamGate(
+        _ required: String, wanted: DesiredTarget, classification: ChangeClass
+    ) async throws -> Gate? {
+        let target = wanted.id
+        let version = wanted.version
+        let upstream = TargetID(service: target.service, environment: required)
+        let live = try await liveTarget(upstream)
+        guard let live, live.version == version, live.phase == .healthy else {
+            let state = live.map { "\($0.version ?? "nothing") (\($0.phase.rawValue))" } ?? "nothing"
+            return Gate(kind: .requires, reason: "\(upstream) must run \(version) healthy first; it runs \(state)")
+        }
+        // The same version is not enough: the config the service carries (spec.config) and its executor must be
+        // what ran there too, so a config-only or script-only change walks every environment as well.
+        guard let release = live.release, release.baseConfigDigest == wanted.baseConfigDigest,
+            release.executorDigest == wanted.executorDigest
+        else {
+            return Gate(
+                kind: .requires,
+                reason: "\(upstream) must run \(version) healthy first with this change's "
+                    + Self.differences(live.release, wanted) + "; it runs \(version) with "
+                    + Self.describe(live.release))
+        }
+        guard let environment = desired.environments[target.environment], environment.bake > 0,
+            classification != .hotfix
+        else { return nil }
+        let baked = release.deployedAt.addingTimeInterval(environment.bake)
+        guard now < baked else { return nil }
+        return Gate(
+            kind: .bake,
+            reason: "\(version) bakes in \(required) for \(ManifestDuration.format(environment.bake)), "
+                + "until \(Self.format(baked))", until: baked)
     }
 
     /// The risk of a change to a target (see `RiskLevel.of`).
