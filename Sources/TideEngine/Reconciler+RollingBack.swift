@@ -53,7 +53,7 @@ extension Reconciler {
     func attemptRollback(
         state live: LiveTarget, desired: DesiredState?, fallback: (any Executor)?, calls: Int = 0
     ) async throws -> (outcome: TargetOutcome, succeeded: Bool) {
-        guard var rollout = live.rollout, var rolling = rollout.rollingBack, let stable = rollout.previousVersion
+        guard let rollout = live.rollout, let rolling = rollout.rollingBack, let stable = rollout.previousVersion
         else {
             throw ControlError(description: "\(live.id) has no rollback under way")
         }
@@ -88,37 +88,13 @@ extension Reconciler {
                 break
             }
         }
-        let now = clock.now()
         if let failure {
-            rolling.attempts += 1
-            rolling.lastError = failure
-            let due = now.addingTimeInterval(Self.rollbackRetryDelay(after: rolling.attempts))
-            rolling.nextAttemptAt = due
-            rollout.rollingBack = rolling
-            state.rollout = rollout
-            state.updatedAt = now
-            let words =
-                "rolling back to \(stable) (\(rolling.reason)): attempt \(rolling.attempts) failed: \(failure); "
-                + "tried again at \(GateEvaluator.format(due)) (tide retry \(id.service) --env \(id.environment) "
-                + "tries now)"
-            try await journal.commit(
-                StateWrite(
-                    targets: [state],
-                    events: [
-                        Event(
-                            time: now, kind: .rollbackFailed, target: id, revision: rollout.revision, version: stable,
-                            previousVersion: rollout.version, message: words,
-                            details: .object([
-                                "attempt": .int(Int64(rolling.attempts)), "retryAt": .string(GateEvaluator.format(due)),
-                            ]))
-                    ], actions: records))
             return (
-                TargetOutcome(
-                    target: id, result: .failed, fromVersion: stable, toVersion: rollout.version,
-                    classification: rollout.classification, message: words, executorCalls: calls, nextDue: due),
-                false
+                try await rollbackAttemptFailed(
+                    state: state, failure: failure, records: records, calls: calls), false
             )
         }
+        let now = clock.now()
         if rolling.cause == .preemption {
             state.rollout = nil
             state.phase = state.version == nil ? .pending : .healthy
@@ -145,6 +121,43 @@ extension Reconciler {
                 state: state, rollout: rollout, rolling: rolling, desired: desired, records: records, calls: calls),
             true
         )
+    }
+
+    /// An attempt to bring stable back failed: the target stays RollingBack, the next attempt due after
+    /// `rollbackRetryDelay` (or `tide retry`).
+    private func rollbackAttemptFailed(
+        state live: LiveTarget, failure: String, records: [ActionRecord], calls: Int
+    ) async throws -> TargetOutcome {
+        var state = live
+        guard var rollout = state.rollout, var rolling = rollout.rollingBack, let stable = rollout.previousVersion
+        else { throw ControlError(description: "\(state.id) has no rollback under way") }
+        let id = state.id
+        let now = clock.now()
+        rolling.attempts += 1
+        rolling.lastError = failure
+        let due = now.addingTimeInterval(Self.rollbackRetryDelay(after: rolling.attempts))
+        rolling.nextAttemptAt = due
+        rollout.rollingBack = rolling
+        state.rollout = rollout
+        state.updatedAt = now
+        let words =
+            "rolling back to \(stable) (\(rolling.reason)): attempt \(rolling.attempts) failed: \(failure); "
+            + "tried again at \(GateEvaluator.format(due)) (tide retry \(id.service) --env \(id.environment) "
+            + "tries now)"
+        try await journal.commit(
+            StateWrite(
+                targets: [state],
+                events: [
+                    Event(
+                        time: now, kind: .rollbackFailed, target: id, revision: rollout.revision, version: stable,
+                        previousVersion: rollout.version, message: words,
+                        details: .object([
+                            "attempt": .int(Int64(rolling.attempts)), "retryAt": .string(GateEvaluator.format(due)),
+                        ]))
+                ], actions: records))
+        return TargetOutcome(
+            target: id, result: .failed, fromVersion: stable, toVersion: rollout.version,
+            classification: rollout.classification, message: words, executorCalls: calls, nextDue: due)
     }
 
     /// Stable serves again after a failure or an abort: the target is RolledBack, the failed deployment recovered,
