@@ -63,35 +63,45 @@ extension Reconciler {
             run.consecutiveErrors = errored ? run.consecutiveErrors + 1 : 0
             let allSucceeded = !decisive.isEmpty && decisive.allSatisfy { $0.phase == .success }
             run.consecutiveSuccesses = allSucceeded ? (run.consecutiveSuccesses ?? 0) + 1 : 0
-            let failures = run.measurements.filter { $0.phase == .failure && deciding.contains($0.metric) }.count
-            if analysis.failureLimit >= 0 && failures > analysis.failureLimit {
-                let failing = run.measurements.last { $0.phase == .failure && deciding.contains($0.metric) }
-                return (
-                    .failed(
-                        "\(failures) failed measurement(s), limit \(analysis.failureLimit)"
-                            + (failing.map { "; \($0.metric) = \($0.value?.canonicalJSON ?? "-"): \($0.message ?? "")" }
-                                ?? "")),
-                    calls
-                )
-            }
-            if run.consecutiveErrors > analysis.consecutiveErrorLimit {
-                let last = run.measurements.last { $0.phase == .error && deciding.contains($0.metric) }
-                return (
-                    .failed("\(run.consecutiveErrors) measurement errors in a row: \(last?.message ?? "")"), calls
-                )
-            }
-            let inconclusive = run.measurements.filter { $0.phase == .inconclusive && deciding.contains($0.metric) }
-            if inconclusive.count > analysis.inconclusiveLimit {
-                let last = inconclusive.last
-                return (.inconclusive("\(last?.metric ?? ""): \(last?.message ?? "")"), calls)
-            }
-            if let limit = analysis.consecutiveSuccessLimit, (run.consecutiveSuccesses ?? 0) >= limit {
-                return (
-                    .passed("\(limit) round(s) in a row succeeded (\(summary(run, analysis, background: background)))"),
-                    calls
-                )
+            if let verdict = limitReached(run, analysis, deciding: deciding, background: background) {
+                return (verdict, calls)
             }
         }
+        return (finalVerdict(&run, analysis, background: background), calls)
+    }
+
+    /// A limit the rounds so far reached, as the verdict it means (nil: none; measuring goes on): too many failures,
+    /// errors in a row, too many inconclusive rounds, or enough successes in a row.
+    private func limitReached(
+        _ run: AnalysisRun, _ analysis: AnalysisManifest, deciding: Set<String>, background: Bool
+    ) -> AnalysisVerdict? {
+        let failures = run.measurements.filter { $0.phase == .failure && deciding.contains($0.metric) }.count
+        if analysis.failureLimit >= 0 && failures > analysis.failureLimit {
+            let failing = run.measurements.last { $0.phase == .failure && deciding.contains($0.metric) }
+            return .failed(
+                "\(failures) failed measurement(s), limit \(analysis.failureLimit)"
+                    + (failing.map { "; \($0.metric) = \($0.value?.canonicalJSON ?? "-"): \($0.message ?? "")" }
+                        ?? ""))
+        }
+        if run.consecutiveErrors > analysis.consecutiveErrorLimit {
+            let last = run.measurements.last { $0.phase == .error && deciding.contains($0.metric) }
+            return .failed("\(run.consecutiveErrors) measurement errors in a row: \(last?.message ?? "")")
+        }
+        let inconclusive = run.measurements.filter { $0.phase == .inconclusive && deciding.contains($0.metric) }
+        if inconclusive.count > analysis.inconclusiveLimit {
+            let last = inconclusive.last
+            return .inconclusive("\(last?.metric ?? ""): \(last?.message ?? "")")
+        }
+        if let limit = analysis.consecutiveSuccessLimit, (run.consecutiveSuccesses ?? 0) >= limit {
+            return .passed("\(limit) round(s) in a row succeeded (\(summary(run, analysis, background: background)))")
+        }
+        return nil
+    }
+
+    /// The verdict once every round is taken: no data is never a success; a judge decides when there is one.
+    private func finalVerdict(_ run: inout AnalysisRun, _ analysis: AnalysisManifest, background: Bool)
+        -> AnalysisVerdict
+    {
         // No data is never a success: every deciding metric needs at least one successful measurement, whatever
         // the errors and inconclusive rounds stayed under their limits.
         let unproven = analysis.metrics.filter { !$0.dryRun }.map(\.name).filter { name in
@@ -99,24 +109,21 @@ extension Reconciler {
         }
         if !unproven.isEmpty {
             let last = run.measurements.last { unproven.contains($0.metric) }
-            return (
-                .inconclusive(
-                    "no successful measurement of \(unproven.joined(separator: ", ")) "
-                        + "(\(summary(run, analysis, background: background)))"
-                        + (last?.message.map { "; last: \($0)" } ?? "")),
-                calls
-            )
+            return .inconclusive(
+                "no successful measurement of \(unproven.joined(separator: ", ")) "
+                    + "(\(summary(run, analysis, background: background)))"
+                    + (last?.message.map { "; last: \($0)" } ?? ""))
         }
         if let judge = analysis.judge {
             let report = Self.judgement(of: run, analysis: analysis, judge: judge)
             run.judgement = try? JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(report))
             switch report.verdict {
-            case .pass: return (.passed(report.explanation), calls)
-            case .fail: return (.failed(report.explanation), calls)
-            case .marginal, .noData: return (.inconclusive(report.explanation), calls)
+            case .pass: return .passed(report.explanation)
+            case .fail: return .failed(report.explanation)
+            case .marginal, .noData: return .inconclusive(report.explanation)
             }
         }
-        return (.passed(summary(run, analysis, background: background)), calls)
+        return .passed(summary(run, analysis, background: background))
     }
 
     /// The rounds an analysis takes: its `count`; a background analysis without one measures until the rollout
