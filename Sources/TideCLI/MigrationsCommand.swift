@@ -29,7 +29,8 @@ struct MigrationsListCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let entries: MigrationsDocument = try await global.reconciler().migrationReport(environment: environment)
+        let entries: MigrationsDocument = try await global.reconciler().migrations.migrationReport(
+            environment: environment)
         if json {
             try printJSON(entries)
             return
@@ -83,7 +84,7 @@ struct MigrationsDownCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await printOutcome {
-            try await global.reconciler().migrationDown(
+            try await global.reconciler().migrations.migrationDown(
                 name: migration.name, environment: migration.environment, by: actor.actor, confirmed: yes)
         }
     }
@@ -103,7 +104,7 @@ struct MigrationsReleaseCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await printOutcome {
-            try await global.reconciler().migrationRelease(
+            try await global.reconciler().migrations.migrationRelease(
                 name: migration.name, environment: migration.environment, install: install, by: actor.actor)
         }
     }
@@ -123,7 +124,7 @@ struct MigrationsAdoptCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await printOutcome {
-            try await global.reconciler().migrationAdopt(
+            try await global.reconciler().migrations.migrationAdopt(
                 name: migration.name, environment: migration.environment, from: from, by: actor.actor)
         }
     }
@@ -143,7 +144,7 @@ struct MigrationsReapplyCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await printOutcome {
-            try await global.reconciler().migrationReapply(
+            try await global.reconciler().migrations.migrationReapply(
                 name: migration.name, environment: migration.environment, by: actor.actor, confirmed: yes)
         }
     }

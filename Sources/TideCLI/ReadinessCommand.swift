@@ -87,7 +87,7 @@ struct ReadinessCommand: AsyncParsableCommand {
         var statuses: [String: MigrationStatus]?
         if !target.migrations.isEmpty {
             do {
-                statuses = try await reconciler.migrationStatuses(environment: environment, desired: desired)
+                statuses = try await reconciler.migrations.migrationStatuses(environment: environment, desired: desired)
             } catch {
                 rollback.pass = false
                 rollback.detail =

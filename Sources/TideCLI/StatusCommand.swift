@@ -45,8 +45,8 @@ struct StatusCommand: AsyncParsableCommand {
         var migrations: [MigrationReportEntry] = []
         if let desired {
             let reconciler = try global.reconciler()
-            scheduled = try await reconciler.scheduledPromotions(desired: desired)
-            migrations = (try? await reconciler.migrationReport()) ?? []
+            scheduled = try await reconciler.promoter.scheduledPromotions(desired: desired)
+            migrations = (try? await reconciler.migrations.migrationReport()) ?? []
         }
         var words: [TargetID: String] = [:]
         let suspensions = try await store.suspensions()
@@ -108,7 +108,9 @@ struct StatusCommand: AsyncParsableCommand {
                     ]
                 }))
         if let desired {
-            for pin in try global.reconciler().rollbackPins(desired: desired) { print("Pinned:    \(pin.description)") }
+            for pin in try global.reconciler().branchWriter.rollbackPins(desired: desired) {
+                print("Pinned:    \(pin.description)")
+            }
         }
         for entry in migrations where entry.next != "in use" {
             print(

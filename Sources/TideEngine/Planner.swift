@@ -104,68 +104,19 @@ public struct Planner: Sendable {
             action.reason = "first deployment"
             return action
         }
-        if live.phase == .rollingBack, let rollout = live.rollout, let rolling = rollout.rollingBack {
-            // A rollback is a promise: it goes on (retried) before anything else — a newer commit, a revert, a
-            // removal — happens to the target.
-            action.kind = .rollingBack
-            action.fromVersion = rollout.version
-            action.toVersion = rollout.previousVersion
-            action.classification = .rollback
-            action.reason = "rolling back \(rollout.version) to \(rollout.previousVersion ?? "-"): \(rolling.reason)"
-            return action
-        }
+        if let rollingBack = Self.rollingBack(action, live: live) { return rollingBack }
         var preempted: String?
-        if let rollout = live.rollout, live.phase == .progressing {
-            let declared = desired.services[target.id.service]?.strategy
-            let sameSteps = rollout.runsSameSteps(as: declared)
-            let same = rollout.version == target.version && rollout.configDigest == target.configDigest
-            if same, let executor = rollout.executorDigest, executor != target.executorDigest {
-                preempted = "the executor changed while \(rollout.version) rolled out: it is pre-empted"
-            } else if same, let analysis = rollout.changedAnalysis(in: desired.analyses) {
-                preempted = "analysis \(analysis) changed while \(rollout.version) rolled out: it is pre-empted"
-            } else if same && !sameSteps {
-                preempted = "the strategy's steps changed while \(rollout.version) rolled out: it is pre-empted"
-            } else if same {
-                action.kind = .resume
-                action.fromVersion = rollout.previousVersion
-                action.classification = rollout.classification
-                action.reason = "goes on at \(rollout.steps(declared: declared).label(rollout.step))"
-                return action
-            } else {
-                preempted = "pre-empts \(rollout.version), which was rolling out"
-            }
+        switch Self.inFlight(action, target: target, live: live, desired: desired) {
+        case .resume(let resumed): return resumed
+        case .preempted(let why): preempted = why
+        case .none: break
         }
-        if let failed = live.failed, live.phase == .failed || live.phase == .rolledBack,
-            failed.version == target.version,
-            failed.configDigest == target.configDigest,
-            failed.executorDigest == nil || failed.executorDigest == target.executorDigest
-        {
-            action.kind = .holdFailed
-            action.reason =
-                "\(failed.version) failed at \(failed.revision.short): \(failed.message). Held: "
-                + "tide retry \(target.id.service) --env \(target.id.environment) tries it again, and so does a "
-                + "commit that changes its version or config (a commit that changes neither does not)"
-            return action
-        }
+        if let held = Self.heldFailed(action, target: target, live: live) { return held }
         let matchesLive = live.version == target.version && live.configDigest == target.configDigest
-        // A release recorded before executors were kept is taken as the one desired (adopted at this pass).
-        let sameExecutor = live.release.map { $0.executorDigest == target.executorDigest } ?? true
-        if matchesLive && sameExecutor && (live.phase == .healthy || live.phase == .rolledBack) {
-            return action
-        }
-        if matchesLive && !sameExecutor && (live.phase == .healthy || live.phase == .rolledBack) {
-            // Only the executor changed (its definition, or a script of the revision it runs): a deployment
-            // like a config change, through every gate.
-            action.kind = .deploy
-            action.configChanged = true
-            action.classification = .config
-            action.reason = "executor '\(target.executor)' changed (its definition or the files its programs come from)"
-            if try await ranHealthy(target) != nil {
-                action.classification = .rollback
-                action.reason = "executor '\(target.executor)' back to what ran healthy here before"
-            }
-            if let preempted { action.reason = "\(action.reason ?? ""); \(preempted)" }
-            return action
+        if matchesLive && (live.phase == .healthy || live.phase == .rolledBack) {
+            // A release recorded before executors were kept is taken as the one desired (adopted at this pass).
+            if live.release.map({ $0.executorDigest == target.executorDigest }) ?? true { return action }
+            return try await executorChanged(action, target: target, preempted: preempted)
         }
         action.kind = .deploy
         let change = try await classify(target: target, live: live, desired: desired, revision: revision)
@@ -177,24 +128,7 @@ public struct Planner: Sendable {
             action.classification = .migration
             action.reason = change.reason + "; needs migration " + added.joined(separator: ", ")
         }
-        let contractedHere = contracted[target.id.environment] ?? [:]
-        if let dropped = live.migrations.first(where: { !target.migrations.contains($0) && contractedHere[$0] != nil })
-        {
-            action.kind = .refuse
-            action.reason =
-                "cannot go to \(target.version): migration \(dropped) was contracted in \(target.id.environment) at "
-                + "\(GateEvaluator.format(contractedHere[dropped]!)), so \(target.version) (which does not list it) "
-                + "may need what the contract removed. Roll forward instead: a new version with the fix (and a new "
-                + "migration if the schema must change back). Live app and database are left as they are"
-        }
-        if let why = unreadable[target.id.environment],
-            let dropped = live.migrations.first(where: { !target.migrations.contains($0) })
-        {
-            action.kind = .refuse
-            action.reason =
-                "cannot go to \(target.version) now: it drops migration \(dropped), and the database cannot be read to "
-                + "tell whether its contract ran (\(why)); tried again at the next pass"
-        }
+        refuseDroppedMigrations(&action, target: target, live: live)
         if let preempted { action.reason = "\(action.reason ?? ""); \(preempted)" }
         if matchesLive {
             // Live is what is desired, but not healthy: a rollout failed after it, or this very version failed
@@ -215,6 +149,113 @@ public struct Planner: Sendable {
             action.reason = (action.reason ?? "") + "; fast rollback (rollbackWindow \(window)): no steps or analyses"
         }
         return action
+    }
+
+    /// A rollback under way: a promise, it goes on (retried) before anything else — a newer commit, a revert, a
+    /// removal — happens to the target.
+    private static func rollingBack(_ planned: PlannedAction, live: LiveTarget) -> PlannedAction? {
+        guard live.phase == .rollingBack, let rollout = live.rollout, let rolling = rollout.rollingBack else {
+            return nil
+        }
+        var action = planned
+        action.kind = .rollingBack
+        action.fromVersion = rollout.version
+        action.toVersion = rollout.previousVersion
+        action.classification = .rollback
+        action.reason = "rolling back \(rollout.version) to \(rollout.previousVersion ?? "-"): \(rolling.reason)"
+        return action
+    }
+
+    /// What becomes of a rollout in progress.
+    private enum InFlight {
+        /// It goes on where it is.
+        case resume(PlannedAction)
+        /// It is pre-empted, and why.
+        case preempted(String)
+    }
+
+    /// A rollout in progress goes on when it still rolls out what is desired, the same way (executor, analyses,
+    /// steps); anything else pre-empts it. Nil when nothing is in progress.
+    private static func inFlight(
+        _ planned: PlannedAction, target: DesiredTarget, live: LiveTarget, desired: DesiredState
+    ) -> InFlight? {
+        guard let rollout = live.rollout, live.phase == .progressing else { return nil }
+        let declared = desired.services[target.id.service]?.strategy
+        let same = rollout.version == target.version && rollout.configDigest == target.configDigest
+        guard same else { return .preempted("pre-empts \(rollout.version), which was rolling out") }
+        if let executor = rollout.executorDigest, executor != target.executorDigest {
+            return .preempted("the executor changed while \(rollout.version) rolled out: it is pre-empted")
+        }
+        if let analysis = rollout.changedAnalysis(in: desired.analyses) {
+            return .preempted("analysis \(analysis) changed while \(rollout.version) rolled out: it is pre-empted")
+        }
+        guard rollout.runsSameSteps(as: declared) else {
+            return .preempted("the strategy's steps changed while \(rollout.version) rolled out: it is pre-empted")
+        }
+        var action = planned
+        action.kind = .resume
+        action.fromVersion = rollout.previousVersion
+        action.classification = rollout.classification
+        action.reason = "goes on at \(rollout.steps(declared: declared).label(rollout.step))"
+        return .resume(action)
+    }
+
+    /// A version that failed is held until an operator retries it or a commit changes its version or config.
+    private static func heldFailed(_ planned: PlannedAction, target: DesiredTarget, live: LiveTarget) -> PlannedAction?
+    {
+        guard let failed = live.failed, live.phase == .failed || live.phase == .rolledBack,
+            failed.version == target.version,
+            failed.configDigest == target.configDigest,
+            failed.executorDigest == nil || failed.executorDigest == target.executorDigest
+        else { return nil }
+        var action = planned
+        action.kind = .holdFailed
+        action.reason =
+            "\(failed.version) failed at \(failed.revision.short): \(failed.message). Held: "
+            + "tide retry \(target.id.service) --env \(target.id.environment) tries it again, and so does a "
+            + "commit that changes its version or config (a commit that changes neither does not)"
+        return action
+    }
+
+    /// Only the executor changed (its definition, or a script of the revision it runs): a deployment like a config
+    /// change, through every gate.
+    private func executorChanged(
+        _ planned: PlannedAction, target: DesiredTarget, preempted: String?
+    ) async throws -> PlannedAction {
+        var action = planned
+        action.kind = .deploy
+        action.configChanged = true
+        action.classification = .config
+        action.reason = "executor '\(target.executor)' changed (its definition or the files its programs come from)"
+        if try await ranHealthy(target) != nil {
+            action.classification = .rollback
+            action.reason = "executor '\(target.executor)' back to what ran healthy here before"
+        }
+        if let preempted { action.reason = "\(action.reason ?? ""); \(preempted)" }
+        return action
+    }
+
+    /// A version that drops a migration is refused while that migration's contract ran here (the database may
+    /// lack what the version needs), or while the database cannot be read to tell.
+    private func refuseDroppedMigrations(_ action: inout PlannedAction, target: DesiredTarget, live: LiveTarget) {
+        let contractedHere = contracted[target.id.environment] ?? [:]
+        if let dropped = live.migrations.first(where: { !target.migrations.contains($0) && contractedHere[$0] != nil })
+        {
+            action.kind = .refuse
+            action.reason =
+                "cannot go to \(target.version): migration \(dropped) was contracted in \(target.id.environment) at "
+                + "\(GateEvaluator.format(contractedHere[dropped]!)), so \(target.version) (which does not list it) "
+                + "may need what the contract removed. Roll forward instead: a new version with the fix (and a new "
+                + "migration if the schema must change back). Live app and database are left as they are"
+        }
+        if let why = unreadable[target.id.environment],
+            let dropped = live.migrations.first(where: { !target.migrations.contains($0) })
+        {
+            action.kind = .refuse
+            action.reason =
+                "cannot go to \(target.version) now: it drops migration \(dropped), and the database cannot be read to "
+                + "tell whether its contract ran (\(why)); tried again at the next pass"
+        }
     }
 
     /// Whether what `target` asks for is one of the last `window` releases that ran healthy here before the one
@@ -246,7 +287,7 @@ public struct Planner: Sendable {
     /// says (a new environment on a shared database, a fresh state file).
     func missingContracted(_ target: DesiredTarget, desired: DesiredState) -> String? {
         let contractedHere = contracted[target.id.environment] ?? [:]
-        let missing = Reconciler.listedElsewhere(target, desired: desired).filter {
+        let missing = MigrationCoordinator.listedElsewhere(target, desired: desired).filter {
             !target.migrations.contains($0) && contractedHere[$0] != nil
         }.sorted()
         guard let name = missing.first, let at = contractedHere[name] else { return nil }

@@ -10,8 +10,22 @@ public import TideState
 /// A pass resolves the branch head, loads and validates its manifests (a rejected revision never touches live
 /// state: the last good one is applied instead), plans, and runs what is due. Every step is written to the
 /// state store before and after its executor call, so a pass killed at any point resumes where it stopped.
-public final class Reconciler: Sendable {
-    public let dependencies: ReconcilerDependencies
+public final class Reconciler: EngineCollaborator {
+    let context: EngineContext
+    /// Reads the head's desired state (the last good one when the head is invalid), checked and verified.
+    public let resolver: RevisionResolver
+    /// Runs a target's rollout: begin, steps, analysis, rollback, pre-emption, waits.
+    public let rollouts: RolloutRunner
+    /// Expands, contracts and downs database migrations, and answers the `tide migrations` verbs.
+    public let migrations: MigrationCoordinator
+    /// Gates, approvals and promotions.
+    public let promoter: Promoter
+    /// The commits Tide writes to the tracked branch (write-back, rollbacks, promotions), published and verified.
+    public let branchWriter: BranchWriter
+    /// What the dispatch under way takes in (`replan`).
+    let intake = Mutex(Intake())
+
+    public var dependencies: ReconcilerDependencies { context.dependencies }
     public var repository: Repository { dependencies.repository }
     public var branch: String? { dependencies.branch }
     public var root: String { dependencies.root }
@@ -20,120 +34,41 @@ public final class Reconciler: Sendable {
     public var clock: any TideClock { dependencies.clock }
     public var loader: ManifestLoader { dependencies.loader }
     public var concurrency: Int { dependencies.concurrency }
-    public var publisher: (any BranchPublisher)? { dependencies.publisher }
-    public var verification: CommitVerification? { dependencies.verification }
-    public var readCheck: (any RevisionReadCheck)? { dependencies.readCheck }
-
+    public typealias Resolution = RevisionResolver.Resolution
     /// Where every step is recorded, grouping concurrent targets' writes.
-    public let journal: StepJournal
+    public var journal: StepJournal { context.journal }
     /// Executors' circuit breakers.
-    public let breakers = CircuitBreakers()
-    /// Commits Tide writes to the tracked branch, one at a time.
-    let gitWrites = AsyncLock()
-    /// The state store's lock, shared by a pass and the operators' controls this process carries out meanwhile.
-    let lease: StateLease
-    /// Turns on targets: a pass's run of a target, an operator's control of it.
-    let targetLocks = TargetLocks()
-    /// What the dispatch under way takes in (`replan`).
-    let intake = Mutex(Intake())
-    /// Caches and the last pass.
-    let memory = Mutex(ReconcilerMemory())
+    public var breakers: CircuitBreakers { context.breakers }
+    var lease: StateLease { context.lease }
 
     /// What to run before a contract or a down (see `ReconcilerMemory.irreversibleHook`).
     public func beforeIrreversible(_ hook: @escaping @Sendable () async -> Void) {
-        memory.withLock { $0.irreversibleHook = hook }
+        context.memory.withLock { $0.irreversibleHook = hook }
     }
-
-    var beforeIrreversible: (@Sendable () async -> Void)? { memory.withLock { $0.irreversibleHook } }
 
     /// The desired state the last pass applied (for what reads it between passes: the service's metrics).
-    public var lastAppliedDesiredState: DesiredState? { memory.withLock { $0.lastDesired } }
+    public var lastAppliedDesiredState: DesiredState? { context.memory.withLock { $0.lastDesired } }
 
     public init(_ dependencies: ReconcilerDependencies) {
-        self.dependencies = dependencies
-        journal = StepJournal(store: dependencies.store)
-        lease = StateLease(store: dependencies.store)
+        context = EngineContext(dependencies)
+        resolver = RevisionResolver(context: context)
+        migrations = MigrationCoordinator(context: context, resolver: resolver)
+        branchWriter = BranchWriter(context: context, resolver: resolver, migrations: migrations)
+        promoter = Promoter(context: context, resolver: resolver, branchWriter: branchWriter)
+        rollouts = RolloutRunner(
+            context: context, resolver: resolver, migrations: migrations, promoter: promoter,
+            branchWriter: branchWriter)
     }
 
-    /// The branch Tide tracks: `--branch`, or the branch HEAD points to. A detached HEAD is refused: reconciling
-    /// whatever commit happens to be checked out could take every target back.
+    /// The branch Tide tracks: `--branch`, or the branch HEAD points to (see `EngineCollaborator.trackedBranch`).
     public func trackedBranch() throws -> String {
-        if let branch { return branch }
-        if let head = try repository.headBranch() { return head }
-        throw EngineError.detachedHead(try? repository.resolveCommit(branch: "HEAD"))
+        try context.trackedBranch()
     }
 
-    /// The desired state a pass would apply.
-    public struct Resolution: Sendable {
-        public var head: ObjectID
-        /// nil when `head` was rejected and nothing was ever accepted.
-        public var desired: DesiredState?
-        public var rejected: [Diagnostic]
-    }
-
-    /// Loads the head's desired state; when it is invalid, falls back to the last good revision.
-    /// With `record`, acceptance and rejection are written to the state store (once per revision).
+    /// Loads the head's desired state (see `RevisionResolver.resolve`).
     public func resolve(record: Bool) async throws -> Resolution {
-        let head = try repository.resolveCommit(branch: trackedBranch())
-        let status = try await store.repositoryStatus()
-        let now = clock.now()
-        do {
-            // Read by the child first: the signature check below reads the commit in this process.
-            try await checkReadable(head)
-            try verifySignature(of: head)
-            let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
-            if record && status.lastGoodRevision != head {
-                var updated = status
-                updated.lastGoodRevision = head
-                updated.lastGoodAt = now
-                updated.rejectedRevision = nil
-                updated.rejection = []
-                let commit = try repository.commit(head)
-                try await journal.commit(
-                    StateWrite(
-                        events: [
-                            Event(
-                                time: now, kind: .revisionAccepted, revision: head,
-                                message: "accepted \(head.short): \(commit.summary)",
-                                details: .object(["targets": .int(Int64(desired.targets.count))]))
-                        ], repositoryStatus: updated))
-            }
-            return Resolution(head: head, desired: desired, rejected: [])
-        } catch let error as ManifestError {
-            if record && status.rejectedRevision != head {
-                var updated = status
-                updated.rejectedRevision = head
-                updated.rejectedAt = now
-                // Kept: the first `storedDiagnostics` problems, and how many more there were (a commit with a million
-                // problems must not write hundreds of megabytes into the state and every status).
-                let kept = Array(error.diagnostics.prefix(Self.storedDiagnostics))
-                let more = error.diagnostics.count - kept.count
-                updated.rejection =
-                    more > 0
-                    ? kept + [Diagnostic(kept[kept.count - 1].location, "… and \(more) more problem(s), not kept")]
-                    : kept
-                try await journal.commit(
-                    StateWrite(
-                        events: [
-                            Event(
-                                time: now, kind: .revisionRejected, revision: head,
-                                message: "rejected \(head.short): \(error.diagnostics.count) problem(s); "
-                                    + "keeping \(status.lastGoodRevision?.short ?? "nothing")",
-                                details: .array(updated.rejection.map { .string($0.description) }))
-                        ], repositoryStatus: updated))
-            }
-            var desired: DesiredState?
-            // The last good revision is applied only while it still verifies (verification turned on later, or
-            // its key removed, leaves nothing applied rather than something unsigned).
-            if let good = status.lastGoodRevision, (try? verifySignature(of: good)) != nil {
-                desired = try loader.load(from: GitCommitSource(repository: repository, commit: good, root: root))
-            }
-            return Resolution(head: head, desired: desired, rejected: error.diagnostics)
-        }
+        try await resolver.resolve(record: record)
     }
-
-    /// How many of a rejected revision's problems the state keeps.
-    public static let storedDiagnostics = 200
 
     /// The plan for the current head, without changing anything.
     public func plan() async throws -> (Resolution, Plan?) {
@@ -143,13 +78,13 @@ public final class Reconciler: Sendable {
         await breakers.load(try await store.executorHealth())
         var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: await contractedMigrations(desired: desired, live: live)
+            contracted: await migrations.contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
-        await refuseEditedMigrations(&plan, desired: desired)
-        plan.promotions = try await scheduledPromotions(desired: desired)
-        let report = try await migrationReport(desired: desired, live: live)
+        await migrations.refuseEditedMigrations(&plan, desired: desired)
+        plan.promotions = try await promoter.scheduledPromotions(desired: desired)
+        let report = try await migrations.migrationReport(desired: desired, live: live)
         plan.migrations = report.filter { !$0.statements.isEmpty } + downsAfterRollbacks(plan, desired, live, report)
-        plan.pins = rollbackPins(desired: desired)
+        plan.pins = branchWriter.rollbackPins(desired: desired)
         return (resolution, plan)
     }
 
@@ -190,9 +125,9 @@ public final class Reconciler: Sendable {
 
     private func reconcileLocked() async throws -> ReconcileReport {
         // Commits `tide rollback` wrote while the remote was down go back on the branch (and out) first.
-        try await publishPending()
+        try await branchWriter.publishPending()
         let head = try repository.resolveCommit(branch: trackedBranch())
-        if let memo = memory.withLock({ $0.settled }), memo.head == head,
+        if let memo = context.memory.withLock({ $0.settled }), memo.head == head,
             try await store.lastEventID() == memo.lastEventID
         {
             return memo.report
@@ -218,9 +153,9 @@ public final class Reconciler: Sendable {
             }
             let memo = ReconcilerMemory.SettledPass(
                 head: head, lastEventID: try await store.lastEventID(), report: next)
-            memory.withLock { $0.settled = memo }
+            context.memory.withLock { $0.settled = memo }
         } else {
-            memory.withLock { $0.settled = nil }
+            context.memory.withLock { $0.settled = nil }
         }
         return report
     }
@@ -239,8 +174,8 @@ public final class Reconciler: Sendable {
         let resolution = last.resolution
         var report = ReconcileReport(
             head: resolution.head, applied: last.revision, rejected: resolution.rejected, outcomes: outcomes)
-        report.migrations = try await settleMigrations(desired: last.desired, revision: last.revision)
-        (report.promotions, report.scheduledPromotions) = try await autoPromote(
+        report.migrations = try await migrations.settleMigrations(desired: last.desired, revision: last.revision)
+        (report.promotions, report.scheduledPromotions) = try await promoter.autoPromote(
             desired: last.desired, head: resolution.head)
         return (report, last.desired)
     }

@@ -96,10 +96,12 @@ struct JournaledAction {
     var finishedAt: Date
 }
 
-extension Reconciler {
+extension StepJournal {
     /// How long one action's retries may wait in a pass, all together.
     static let longestRetryWaitInPass = 30.0
+}
 
+extension EngineCollaborator {
     /// Runs one executor action: records it started (with `announce`, in the same transaction), performs it with
     /// the id `id`, and returns the finished record. With `finish`, the finished record is written here too;
     /// without, the caller writes it together with what the step changed.
@@ -131,7 +133,7 @@ extension Reconciler {
         // action's whole timeout, and long backoffs would hold the pass (and the state lock). Those are left to a
         // later pass (see `waitAfterTransientFailure`).
         while !result.succeeded, result.isTransient, !result.isTimeout, attempts <= retry.limit,
-            waited + retry.delay(before: attempts) <= Self.longestRetryWaitInPass
+            waited + retry.delay(before: attempts) <= StepJournal.longestRetryWaitInPass
         {
             await clock.sleep(seconds: retry.delay(before: attempts))
             waited += retry.delay(before: attempts)

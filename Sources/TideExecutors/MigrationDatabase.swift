@@ -171,6 +171,55 @@ public struct MigrationRun: Sendable, Hashable {
             + "never finish; make the WHERE clause skip rows it cannot change (or changed already), then tide retry"
     }
 
+    /// What one transaction of a phase did.
+    enum RoundOutcome: Sendable {
+        /// Another process did it: nothing ran.
+        case notDue
+        /// The phase is done and recorded.
+        case finished
+        /// A batched round changed this many rows: another round follows.
+        case changed(Int)
+    }
+
+    /// Runs the phase in transactions — one, or for a batched backfill one per round until a round changes no
+    /// row — each by `round`; whether it ran (false: another process had done it). A failure is `classify`'d and
+    /// says how many rounds stay committed and what the last ones changed; a backfill that reaches `maxRounds`
+    /// or stops converging fails with why.
+    func inRounds(
+        _ round: () async throws -> RoundOutcome, classify: (any Error) -> MigrationError
+    ) async throws -> Bool {
+        var rounds = 0
+        var changes: [Int] = []
+        while true {
+            if batchSize != nil && rounds == maxRounds {
+                throw MigrationError(
+                    "the batched backfill ran \(rounds) rounds (spec.backfill.maxRounds) and the last one still "
+                        + "changed rows: a statement that changes rows every round never ends; check that each "
+                        + "round's UPDATE only picks rows it has not changed yet (WHERE … IS NULL), or raise "
+                        + "maxRounds"
+                ).keeping("the \(rounds) rounds stay committed")
+            }
+            let outcome: RoundOutcome
+            do {
+                outcome = try await round()
+            } catch {
+                var error = classify(error)
+                if !changes.isEmpty, !error.isTransient { error.description += Self.rounds(changes) }
+                throw rounds > 0 ? error.keeping(rounds: rounds) : error
+            }
+            rounds += 1
+            switch outcome {
+            case .notDue: return false
+            case .finished: return true
+            case .changed(let count):
+                changes.append(count)
+                if let batch = batchSize, let stuck = Self.notConverging(changes, batch: batch) {
+                    throw MigrationError(stuck).keeping(rounds: rounds)
+                }
+            }
+        }
+    }
+
     /// What a failed batched backfill says about its rounds: how many ran, and what the last ones changed.
     static func rounds(_ changes: [Int]) -> String {
         " (after \(changes.count) round\(changes.count == 1 ? "" : "s"); rows changed in the last rounds: "

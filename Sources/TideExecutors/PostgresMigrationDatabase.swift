@@ -228,47 +228,12 @@ final class PostgresMigrationDatabase: MigrationDatabase {
         guard run.transaction else {
             return try await applyOneByOne(run, record: record, due: due, start: start, deadline: deadline)
         }
-        var rounds = 0
-        var changes: [Int] = []
-        while true {
-            if run.batchSize != nil && rounds == run.maxRounds {
-                throw MigrationError(
-                    "the batched backfill ran \(rounds) rounds (spec.backfill.maxRounds) and the last one still "
-                        + "changed rows: a statement that changes rows every round never ends; check that each "
-                        + "round's UPDATE only picks rows it has not changed yet (WHERE … IS NULL), or raise "
-                        + "maxRounds"
-                ).keeping("the \(rounds) rounds stay committed")
-            }
-            let outcome: RoundOutcome
-            do {
-                outcome = try await withLockRetries(deadline: deadline) {
+        return try await run.inRounds(
+            {
+                try await withLockRetries(deadline: deadline) {
                     try await self.transaction(run, record: record, due: due, start: start, deadline: deadline)
                 }
-            } catch {
-                var error = Self.classify(error)
-                if !changes.isEmpty, !error.isTransient { error.description += MigrationRun.rounds(changes) }
-                throw rounds > 0 ? error.keeping(rounds: rounds) : error
-            }
-            rounds += 1
-            switch outcome {
-            case .notDue: return false
-            case .finished: return true
-            case .changed(let count):
-                changes.append(count)
-                if let batch = run.batchSize, let stuck = MigrationRun.notConverging(changes, batch: batch) {
-                    throw MigrationError(stuck).keeping(rounds: rounds)
-                }
-            }
-        }
-    }
-
-    private enum RoundOutcome: Sendable {
-        /// Another process did it: nothing ran.
-        case notDue
-        /// The phase is done and recorded.
-        case finished
-        /// A batched round changed this many rows: another round follows.
-        case changed(Int)
+            }, classify: Self.classify)
     }
 
     /// One transaction: the lock, the check that the phase is still due, the statements, and — when it is the
@@ -276,7 +241,7 @@ final class PostgresMigrationDatabase: MigrationDatabase {
     private func transaction(
         _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool,
         start: ContinuousClock.Instant, deadline: ContinuousClock.Instant
-    ) async throws -> RoundOutcome {
+    ) async throws -> MigrationRun.RoundOutcome {
         try await self.run("BEGIN", until: deadline)
         do {
             // Waiting for another Tide process's phase does not hold up the application: only the time left.

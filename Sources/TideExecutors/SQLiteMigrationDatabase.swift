@@ -127,57 +127,40 @@ final class SQLiteMigrationDatabase: MigrationDatabase {
             return try await applyOneByOne(
                 run, queue: queue, record: record, due: due, start: start, deadline: deadline)
         }
-        var rounds = 0
-        var changes: [Int] = []
-        while true {
-            if run.batchSize != nil && rounds == run.maxRounds {
-                throw MigrationError(
-                    "the batched backfill ran \(rounds) rounds (spec.backfill.maxRounds) and the last one still "
-                        + "changed rows: a statement that changes rows every round never ends; check that each "
-                        + "round's UPDATE only picks rows it has not changed yet (WHERE … IS NULL), or raise "
-                        + "maxRounds"
-                ).keeping("the \(rounds) rounds stay committed")
-            }
-            let (ran, finished, changed): (Bool, Bool, Int)
-            do {
-                (ran, finished, changed) = try await withBusyRetries(until: deadline) {
+        return try await run.inRounds(
+            {
+                try await withBusyRetries(until: deadline) {
                     try await self.bounded(queue, until: deadline) {
-                        try await queue.writeWithoutTransaction { db -> (Bool, Bool, Int) in
-                            var ran = false
-                            var finished = false
-                            var changed = 0
-                            try db.inTransaction(.immediate) {
-                                guard due(try Self.records(db)) else { return .rollback }
-                                for statement in run.statements {
-                                    // Rows changed by INSERT, UPDATE and DELETE only: a SELECT leaves it as it is.
-                                    let before = db.totalChangesCount
-                                    try db.execute(sql: MigrationDatabases.batched(statement, run.batchSize))
-                                    changed += db.totalChangesCount - before
-                                }
-                                ran = true
-                                finished = run.batchSize == nil || changed == 0
-                                if finished {
-                                    try Self.insert(record, duration: ContinuousClock.now - start, db)
-                                }
-                                return .commit
-                            }
-                            return (ran, finished, changed)
+                        try await queue.writeWithoutTransaction { db in
+                            try Self.round(run, record: record, due: due, start: start, db)
                         }
                     }
                 }
-            } catch {
-                var error = Self.classify(error, limits: limits)
-                if !changes.isEmpty, !error.isTransient { error.description += MigrationRun.rounds(changes) }
-                throw rounds > 0 ? error.keeping(rounds: rounds) : error
+            }, classify: { Self.classify($0, limits: self.limits) })
+    }
+
+    /// One round in one immediate transaction: the check that the phase is still due, the statements, and — when
+    /// it is the last round — the history row.
+    private static func round(
+        _ run: MigrationRun, record: MigrationRecord, due: @Sendable ([MigrationRecord]) -> Bool,
+        start: ContinuousClock.Instant, _ db: Database
+    ) throws -> MigrationRun.RoundOutcome {
+        var outcome = MigrationRun.RoundOutcome.notDue
+        try db.inTransaction(.immediate) {
+            guard due(try records(db)) else { return .rollback }
+            var changed = 0
+            for statement in run.statements {
+                // Rows changed by INSERT, UPDATE and DELETE only: a SELECT leaves it as it is.
+                let before = db.totalChangesCount
+                try db.execute(sql: MigrationDatabases.batched(statement, run.batchSize))
+                changed += db.totalChangesCount - before
             }
-            guard ran else { return false }
-            rounds += 1
-            if finished { return true }
-            changes.append(changed)
-            if let batch = run.batchSize, let stuck = MigrationRun.notConverging(changes, batch: batch) {
-                throw MigrationError(stuck).keeping(rounds: rounds)
-            }
+            let finished = run.batchSize == nil || changed == 0
+            if finished { try insert(record, duration: ContinuousClock.now - start, db) }
+            outcome = finished ? .finished : .changed(changed)
+            return .commit
         }
+        return outcome
     }
 
     /// `transaction: false`: the statements one by one, each committed on its own, then the history row; a lock

@@ -78,13 +78,13 @@ struct AutomaticRollbackTests {
             "bump",
             files: ["services/checkout.yaml": serviceYAML("checkout", version: "1.1.0", dependsOn: ["payments"])])
         _ = try await h.pass()
-        let reverts = try await h.reconciler.rollbackCommit(service: "checkout", environment: "prod")
+        let reverts = try await h.reconciler.branchWriter.rollbackCommit(service: "checkout", environment: "prod")
         #expect(reverts.count == 1)
         let report = try await h.pass()
         #expect(h.calls() == ["deploy checkout@prod 1.0.0", "health checkout@prod 1.0.0"])
         #expect(report.outcomes.first { $0.target.service == "checkout" }?.classification == .rollback)
         await #expect(throws: RollbackError.self) {
-            try await h.reconciler.rollbackCommit(service: "payments", environment: "prod")
+            try await h.reconciler.branchWriter.rollbackCommit(service: "payments", environment: "prod")
         }
     }
 }

@@ -69,7 +69,7 @@ struct EveryChangeGateTests {
 
         func approve(_ environment: String, _ version: String, service: String = "api", at date: Date) async throws {
             engine.clock.set(date)
-            _ = try await engine.reconciler.approve(
+            _ = try await engine.reconciler.promoter.approve(
                 service: service, environment: environment, version: version, by: "approver")
         }
 

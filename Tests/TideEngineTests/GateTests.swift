@@ -67,7 +67,7 @@ struct GateHarness {
     func approve(_ environment: String, _ version: String, at date: Date) async {
         engine.clock.set(date)
         do {
-            _ = try await engine.reconciler.approve(
+            _ = try await engine.reconciler.promoter.approve(
                 service: "api", environment: environment, version: version, by: "test")
         } catch {
             Issue.record("approve \(version) in \(environment): \(error)")

@@ -86,7 +86,8 @@ struct MigrationFaultTests {
         #expect(try await db.columns("users") == ["id", "name", "email"], "legacy is gone: the first statement ran")
         #expect(try await db.history().filter { $0.hasSuffix("|partial") }.count >= 2)
 
-        let entry = try #require(try await h.reconciler.migrationReport().first { $0.migration == "add-email" })
+        let entry = try #require(
+            try await h.reconciler.migrations.migrationReport().first { $0.migration == "add-email" })
         #expect(entry.phase == "contract half done", "\(entry)")
         #expect(entry.halfDone?.contains("1 of 2 statements applied; statement 2 failed") == true, "\(entry)")
 
@@ -127,7 +128,9 @@ struct MigrationFaultTests {
         #expect(applied.result == .applied, "\(applied)")
         #expect(applied.message.contains("went on from statement 2"), "\(applied.message)")
         #expect(try await db.history().last == "add-email|contract")
-        #expect(try await h.reconciler.migrationReport().first { $0.migration == "add-email" }?.phase == "contracted")
+        #expect(
+            try await h.reconciler.migrations.migrationReport().first { $0.migration == "add-email" }?.phase
+                == "contracted")
     }
 
     @Test(
@@ -138,7 +141,7 @@ struct MigrationFaultTests {
         // What a kill -9 after the first statement leaves: the statement applied, and the progress row written
         // after it (no failure: Tide never got to say why).
         try await db.execute("ALTER TABLE users DROP COLUMN legacy")
-        let owner = try await h.reconciler.migrationOwner()
+        let owner = try await h.reconciler.migrations.migrationOwner()
         let manifest = try await #require(
             try ManifestLoader().load(
                 from: GitCommitSource(repository: h.reconciler.repository, commit: try h.fixture.head(), root: "")
@@ -155,7 +158,8 @@ struct MigrationFaultTests {
         _ = try await database.apply(MigrationRun([]), record: run.progress(record, done: 1), due: { _ in true })
         await database.close()
 
-        let entry = try #require(try await h.reconciler.migrationReport().first { $0.migration == "add-email" })
+        let entry = try #require(
+            try await h.reconciler.migrations.migrationReport().first { $0.migration == "add-email" })
         #expect(entry.phase == "contract half done")
         #expect(entry.halfDone?.contains("statement 2 may or may not have run") == true, "\(entry)")
         try await h.fixture.commit("payments back to 1.0", files: ["services/payments.yaml": M.service("1.0")])
@@ -232,8 +236,9 @@ struct MigrationFaultTests {
         let b = try await secondInstall(h, db)
         try await b.fixture.commit("api 2", files: ["services/api.yaml": api("2", migrations: ["add-email"])])
         _ = try await b.reconciler.reconcile(lockTimeout: 1)
-        let install = try await b.reconciler.migrationOwner().id
-        let report = try #require(try await h.reconciler.migrationReport().first { $0.migration == "add-email" })
+        let install = try await b.reconciler.migrations.migrationOwner().id
+        let report = try #require(
+            try await h.reconciler.migrations.migrationReport().first { $0.migration == "add-email" })
         #expect(report.usedBy[install] == "uses", "\(report.usedBy)")
 
         // B goes back to api 1: it needs add-email no more, and says so.
@@ -242,7 +247,9 @@ struct MigrationFaultTests {
         #expect(await b.store.liveTarget(TargetID(service: "api", environment: "prod"))?.version == "1")
         let history = try await db.history()
         #expect(history.last == "add-email|unused", "\(history)")
-        #expect(try await h.reconciler.migrationReport().first { $0.migration == "add-email" }?.usedBy.isEmpty == true)
+        #expect(
+            try await h.reconciler.migrations.migrationReport().first { $0.migration == "add-email" }?.usedBy.isEmpty
+                == true)
 
         // A third install takes api 2 and stays paused: its owner's person releases it by name.
         let c = try await secondInstall(h, db)
@@ -250,14 +257,15 @@ struct MigrationFaultTests {
         _ = try await c.reconciler.reconcile(lockTimeout: 1)
         #expect(try await db.history().last == "add-email|use")
         await #expect(throws: MigrationCommandError.self) {
-            _ = try await h.reconciler.migrationRelease(
+            _ = try await h.reconciler.migrations.migrationRelease(
                 name: "add-email", environment: "prod", install: "no-such-install", by: "ops")
         }
         h.clock.advance(by: 2 * 3600)
         _ = try await h.pass()
         await #expect(!(try db.history()).contains("add-email|contract"), "held by the third install")
-        let released = try await h.reconciler.migrationRelease(
-            name: "add-email", environment: "prod", install: try await c.reconciler.migrationOwner().id, by: "ops")
+        let released = try await h.reconciler.migrations.migrationRelease(
+            name: "add-email", environment: "prod", install: try await c.reconciler.migrations.migrationOwner().id,
+            by: "ops")
         #expect(released.contains("no longer holds"), "\(released)")
         _ = try await h.pass()
         #expect(try await db.history().last == "add-email|contract")
@@ -344,7 +352,8 @@ struct MigrationFaultTests {
         #expect(history.filter { $0 == "add-email|expand" }.count == 1, "\(history)")
         #expect(history.filter { $0 == "add-email|use" }.count == 1, "the other install said it uses it: \(history)")
         // Whichever owns it: going back does not undo it under the other.
-        let owner = try #require(try await a.reconciler.migrationReport().first { $0.migration == "add-email" })
+        let owner = try #require(
+            try await a.reconciler.migrations.migrationReport().first { $0.migration == "add-email" })
         let (own, other) = owner.ours ? (a, b) : (b, a)
         let service = owner.ours ? "orders" : "reports"
         try await own.fixture.commit(
@@ -483,7 +492,7 @@ struct MigrationFaultTests {
         try await h.fixture.commit(
             "migration defined, not used yet", files: ["tide/migrations.yaml": M.migration])
         _ = try await h.pass()
-        _ = try await h.reconciler.migrationReport()
+        _ = try await h.reconciler.migrations.migrationReport()
         _ = try await h.reconciler.plan()
         #expect(try await db.history() == [], "status, plan and migrations create nothing")
         await #expect(
@@ -512,10 +521,10 @@ struct MigrationFaultTests {
         #expect(try await !db.columns("users").contains("email"))
 
         await #expect(throws: MigrationCommandError.self) {
-            _ = try await h.reconciler.migrationReapply(
+            _ = try await h.reconciler.migrations.migrationReapply(
                 name: "add-email", environment: "prod", by: "ops", confirmed: false)
         }
-        let done = try await h.reconciler.migrationReapply(
+        let done = try await h.reconciler.migrations.migrationReapply(
             name: "add-email", environment: "prod", by: "ops", confirmed: true)
         #expect(done.contains("applied again"))
         #expect(try await db.history() == ["add-email|expand", "add-email|backfill"])
@@ -529,19 +538,20 @@ struct MigrationFaultTests {
         arguments: SQLDatabaseFixture.Backend.allCases)
     func adoptAfterRename(_ backend: SQLDatabaseFixture.Backend) async throws {
         let (h, db) = try await Self.emailed(backend)
-        let old = try await h.reconciler.migrationOwner().id
+        let old = try await h.reconciler.migrations.migrationOwner().id
         // The same repository, a fresh state: another install as far as the history is concerned.
         let fresh = try h.makeReconciler(store: InMemoryStateStore())
         _ = try await fresh.reconcile(lockTimeout: 1)
-        let before = try #require(try await fresh.migrationReport().first { $0.migration == "add-email" })
+        let before = try #require(try await fresh.migrations.migrationReport().first { $0.migration == "add-email" })
         #expect(!before.ours)
         await #expect(throws: MigrationCommandError.self) {
-            _ = try await fresh.migrationAdopt(name: "add-email", environment: "prod", from: old, by: "ops")
+            _ = try await fresh.migrations.migrationAdopt(name: "add-email", environment: "prod", from: old, by: "ops")
         }
         h.clock.advance(by: 2 * 3600)
-        let adopted = try await fresh.migrationAdopt(name: "add-email", environment: "prod", from: old, by: "ops")
+        let adopted = try await fresh.migrations.migrationAdopt(
+            name: "add-email", environment: "prod", from: old, by: "ops")
         #expect(adopted.contains("this install's now"), "\(adopted)")
-        let after = try #require(try await fresh.migrationReport().first { $0.migration == "add-email" })
+        let after = try #require(try await fresh.migrations.migrationReport().first { $0.migration == "add-email" })
         #expect(after.ours)
         _ = try await fresh.reconcile(lockTimeout: 1)
         h.clock.advance(by: 3601)
@@ -586,7 +596,7 @@ struct MigrationFaultTests {
         try await h.fixture.commit("six environments on one silent server", files: ["tide/db.yaml": manifests])
         await waitUntilThreadsAreResponsive()
         let start = ContinuousClock.now
-        let report = try await h.reconciler.migrationReport()
+        let report = try await h.reconciler.migrations.migrationReport()
         let waited = ContinuousClock.now - start
         #expect(report.isEmpty)
         // Connected in parallel: about one 3 s connect timeout (six in a row would be 18 s).

@@ -351,7 +351,7 @@ struct MigrationSafetyTests {
         _ = try await h.pass()
         let head = try await h.fixture.head()
         await #expect {
-            _ = try await h.reconciler.promote(service: "payments", to: "prod", version: "1.1")
+            _ = try await h.reconciler.promoter.promote(service: "payments", to: "prod", version: "1.1")
         } throws: { error in
             "\(error)".contains("would write manifests that do not validate, so nothing was written")
                 && "\(error)".contains("one version needs the same migrations everywhere it runs")

@@ -175,7 +175,7 @@ struct MigrationTests {
         // tide rollback refuses before writing anything (reconcile would refuse the revert anyway).
         let headBefore = try await h.fixture.head()
         await #expect {
-            _ = try await h.reconciler.rollbackCommit(service: "payments", environment: "prod")
+            _ = try await h.reconciler.branchWriter.rollbackCommit(service: "payments", environment: "prod")
         } throws: { error in
             "\(error)".contains("which does not list migration add-email, and its contract ran")
         }

@@ -64,13 +64,13 @@ struct PromotionTests {
             environments: environments,
             service: GateHarness.service("1.0.0", environments: "{staging: {version: \"1.1.0\"}, prod: {}}"))
         _ = try await h.pass(at: monday)
-        let promotion = try await h.reconciler.promote(service: "api", to: "prod", version: nil)
+        let promotion = try await h.reconciler.promoter.promote(service: "api", to: "prod", version: nil)
         #expect(promotion.version == "1.1.0")
         #expect(promotion.from == ["staging"])
         let pass = try await h.pass(at: monday + minute)
         #expect(pass.deploys == ["api@prod 1.1.0"])
         await #expect(throws: PromotionError.self) {
-            try await h.reconciler.promote(service: "api", to: "staging", version: nil)
+            try await h.reconciler.promoter.promote(service: "api", to: "staging", version: nil)
         }
     }
 }

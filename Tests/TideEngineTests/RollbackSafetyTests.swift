@@ -356,7 +356,7 @@ struct RollbackSafetyTests {
         _ = try await h.pass(at: monday + minute)
         _ = try await h.pass(at: monday + 10 * minute)
         #expect(await h.store.liveTarget(TargetID(service: "api", environment: "prod"))?.version == "2.0.0")
-        let written = try await h.reconciler.rollbackCommit(service: "api", environment: "prod")
+        let written = try await h.reconciler.branchWriter.rollbackCommit(service: "api", environment: "prod")
         #expect(written.count == 1)
         #expect(try await h.fixture.git("log", "-1", "--format=%s").hasPrefix("Pin api to 1.0.0 in prod"))
         let plan = try #require(try await h.reconciler.plan().1)

@@ -78,18 +78,18 @@ extension Reconciler {
         let mark = targetLocks.mark
         let resolution = try await resolve(record: true)
         guard let desired = resolution.desired, let revision = desired.revision else { return nil }
-        memory.withLock { $0.lastDesired = desired }
-        if number == 1 { try await stopInterruptedActions() }
+        context.memory.withLock { $0.lastDesired = desired }
+        if number == 1 { try await rollouts.stopInterruptedActions() }
         let live = try await store.liveTargets()
         if number == 1 { await breakers.load(try await store.executorHealth()) }
         var plan = try await Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: await contractedMigrations(desired: desired, live: live)
+            contracted: await migrations.contractedMigrations(desired: desired, live: live)
         ).plan(desired: desired, live: live, now: clock.now())
-        await refuseEditedMigrations(&plan, desired: desired)
+        await migrations.refuseEditedMigrations(&plan, desired: desired)
         var free = plan
         if !running.isEmpty { free.actions.removeAll { running.contains($0.target) } }
-        let (afterScaleDowns, due) = try await scaleDownKeptCandidates(
+        let (afterScaleDowns, due) = try await rollouts.scaleDownKeptCandidates(
             plan: free, live: running.isEmpty ? live : live.filter { !running.contains($0.id) }, desired: desired,
             revision: revision)
         let round = PlanRound(
@@ -194,7 +194,7 @@ extension Reconciler {
         defer { targetLocks.release(id) }
         if targetLocks.changed(id, since: assignment.round.mark) { return .stale(id) }
         let round = assignment.round
-        var outcome = await run(
+        var outcome = await rollouts.run(
             assignment.action, live: assignment.live, desired: round.desired, revision: round.revision,
             settled: settled)
         if let due = round.scaleDownsDue[id] { outcome.nextDue = [outcome.nextDue, due].compactMap { $0 }.min() }
@@ -270,22 +270,13 @@ struct PassQueue {
     }
 
     let concurrency: Int
-    /// Waiting assignments by target, and the targets in queue order (entries no longer waiting are skipped and
-    /// dropped now and then).
+    /// Waiting assignments by target, and the targets in queue order.
     private var waiting: [TargetID: Assignment] = [:]
-    private var queue: [TargetID] = []
-    private var queued: Set<TargetID> = []
-    private var head = 0
-    private(set) var running: Set<TargetID> = []
-    /// What the plan that started each running target asked of it (`identity`), and its arrival.
-    private var runningDesired: [TargetID: String?] = [:]
-    private var runningArrival: [TargetID: Int] = [:]
-    private var runningPerArrival: [Int: Int] = [:]
+    private var line = Line()
+    private var runs = RunningTargets()
     private var waitingPerArrival: [Int: Int] = [:]
     private(set) var removals: [Assignment] = []
-    private(set) var results: [TargetID: TargetOutcome] = [:]
-    private var order: [TargetID] = []
-    private var seen: Set<TargetID> = []
+    private var ended = Ended()
     /// Running targets a newer plan left out: planned again when they end.
     private var again: Set<TargetID> = []
     private(set) var last: PlanRound!
@@ -295,10 +286,12 @@ struct PassQueue {
         self.concurrency = max(1, concurrency)
     }
 
+    var running: Set<TargetID> { runs.targets }
     var idle: Bool { waiting.isEmpty && running.isEmpty }
     /// How `targets` ended in this pass (those that did).
     func settled(_ targets: [TargetID]) -> [TargetID: TargetOutcome.Result] {
-        Dictionary(targets.compactMap { id in results[id].map { (id, $0.result) } }, uniquingKeysWith: { a, _ in a })
+        Dictionary(
+            targets.compactMap { id in ended.results[id].map { (id, $0.result) } }, uniquingKeysWith: { a, _ in a })
     }
 
     /// Takes a plan in: its actions join the queue (replacing a waiting older one for the same target, in its
@@ -321,15 +314,15 @@ struct PassQueue {
             }
             assignment.prerequisites = Self.prerequisites(of: action, in: round, running: running)
             assignment.arrival = round.number
-            if seen.insert(action.target).inserted { order.append(action.target) }
+            ended.note(action.target)
             if let earlier = waiting[action.target] {
                 let same =
                     earlier.round.desired.target(action.target).map(Self.identity)
                     == round.desired.target(action.target).map(Self.identity)
                 if same { assignment.arrival = earlier.arrival }
                 countWaiting(earlier.arrival, -1)
-            } else if queued.insert(action.target).inserted {
-                queue.append(action.target)  // (a target planned again keeps its first place)
+            } else {
+                line.append(action.target)  // (a target planned again keeps its first place)
             }
             waiting[action.target] = assignment
             countWaiting(assignment.arrival, 1)
@@ -341,7 +334,7 @@ struct PassQueue {
     func rerun(after round: PlanRound, awaited: Set<TargetID>) -> Set<TargetID> {
         Set(
             running.filter { id in
-                awaited.contains(id) || runningDesired[id] != .some(round.desired.target(id).map(Self.identity))
+                awaited.contains(id) || runs.desired[id] != .some(round.desired.target(id).map(Self.identity))
             })
     }
 
@@ -366,18 +359,14 @@ struct PassQueue {
         let free = concurrency - running.count
         // A plan with targets waiting and none running gets one going even when the others fill every slot: a push
         // never queues behind another one's rollouts.
-        let starved = waitingPerArrival.keys.filter { runningPerArrival[$0] == nil }
+        let starved = waitingPerArrival.keys.filter { runs.perArrival[$0] == nil }
         guard free > 0 || !starved.isEmpty, !waiting.isEmpty else { return [] }
         let wanted = max(free, 1)
         // The first `wanted` ready ones of each arrival, in queue order.
         var ready: [Int: [TargetID]] = [:]
-        // Entries before `head` have all left the queue: scans start after them.
-        while head < queue.count, waiting[queue[head]] == nil {
-            queued.remove(queue[head])  // (planned again, it queues anew)
-            head += 1
-        }
+        line.skipLeft(waiting)
         var full = 0
-        for id in queue[head...] {
+        for id in line.pending {
             guard let assignment = waiting[id] else { continue }
             guard !running.contains(id),
                 !assignment.prerequisites.contains(where: { waiting[$0] != nil || running.contains($0) }),
@@ -389,11 +378,7 @@ struct PassQueue {
                 if full == waitingPerArrival.count { break }  // enough of every arrival
             }
         }
-        if waiting.count * 2 < queue.count - head {
-            queue.removeAll { waiting[$0] == nil }
-            queued = Set(queue)
-            head = 0
-        }
+        line.compact(waiting)
         var started: [Assignment] = []
         if free <= 0 {
             for arrival in starved.sorted() {
@@ -406,7 +391,7 @@ struct PassQueue {
             // The arrival with the fewest running, the first come among equals.
             guard
                 let arrival = ready.filter({ !$0.value.isEmpty }).keys.min(by: {
-                    (runningPerArrival[$0, default: 0], $0) < (runningPerArrival[$1, default: 0], $1)
+                    (runs.perArrival[$0, default: 0], $0) < (runs.perArrival[$1, default: 0], $1)
                 })
             else { break }
             started.append(launch(ready[arrival]!.removeFirst()))
@@ -418,10 +403,7 @@ struct PassQueue {
     private mutating func launch(_ id: TargetID) -> Assignment {
         let assignment = waiting.removeValue(forKey: id)!
         countWaiting(assignment.arrival, -1)
-        running.insert(id)
-        runningDesired[id] = assignment.round.desired.target(id).map(Self.identity)
-        runningArrival[id] = assignment.arrival
-        runningPerArrival[assignment.arrival, default: 0] += 1
+        runs.start(id, desired: assignment.round.desired.target(id).map(Self.identity), arrival: assignment.arrival)
         return assignment
     }
 
@@ -430,30 +412,95 @@ struct PassQueue {
         if waitingPerArrival[arrival] == 0 { waitingPerArrival[arrival] = nil }
     }
 
-    /// A target stopped running.
-    private mutating func stopped(_ target: TargetID) {
-        running.remove(target)
-        runningDesired[target] = nil
-        if let arrival = runningArrival.removeValue(forKey: target) {
-            runningPerArrival[arrival, default: 1] -= 1
-            if runningPerArrival[arrival] == 0 { runningPerArrival[arrival] = nil }
-        }
-    }
-
     mutating func finished(_ outcome: TargetOutcome) {
-        stopped(outcome.target)
-        // A later plan that found nothing more to do does not hide what an earlier one did in this pass.
-        if outcome.result != .unchanged || results[outcome.target] == nil { results[outcome.target] = outcome }
-        if seen.insert(outcome.target).inserted { order.append(outcome.target) }
+        runs.stop(outcome.target)
+        ended.record(outcome)
         if again.remove(outcome.target) != nil { replanNeeded = true }
     }
 
     /// The target's assignment was dropped (stale): it is planned again.
     mutating func dropped(_ target: TargetID) {
-        stopped(target)
+        runs.stop(target)
         again.remove(target)
         replanNeeded = true
     }
 
-    var outcomes: [TargetOutcome] { order.compactMap { results[$0] } }
+    var outcomes: [TargetOutcome] { ended.outcomes }
+
+    /// The targets in queue order. Entries no longer waiting are skipped (`head` moves past those at the front)
+    /// and dropped now and then.
+    struct Line {
+        private var queue: [TargetID] = []
+        private var queued: Set<TargetID> = []
+        private var head = 0
+
+        /// The entries a scan looks at.
+        var pending: ArraySlice<TargetID> { queue[head...] }
+
+        /// Queues `id` at the end, unless it is queued already.
+        mutating func append(_ id: TargetID) {
+            if queued.insert(id).inserted { queue.append(id) }
+        }
+
+        /// Moves past the front entries no longer waiting (planned again, such a target queues anew).
+        mutating func skipLeft(_ waiting: [TargetID: Assignment]) {
+            while head < queue.count, waiting[queue[head]] == nil {
+                queued.remove(queue[head])
+                head += 1
+            }
+        }
+
+        /// Drops the entries no longer waiting once they are most of the line.
+        mutating func compact(_ waiting: [TargetID: Assignment]) {
+            guard waiting.count * 2 < queue.count - head else { return }
+            queue.removeAll { waiting[$0] == nil }
+            queued = Set(queue)
+            head = 0
+        }
+    }
+
+    /// The running targets, with what the plan that started each asked of it (`identity`) and its arrival.
+    struct RunningTargets {
+        private(set) var targets: Set<TargetID> = []
+        private(set) var desired: [TargetID: String?] = [:]
+        private var arrival: [TargetID: Int] = [:]
+        /// How many run of each arrival.
+        private(set) var perArrival: [Int: Int] = [:]
+
+        mutating func start(_ id: TargetID, desired identity: String?, arrival number: Int) {
+            targets.insert(id)
+            desired[id] = identity
+            arrival[id] = number
+            perArrival[number, default: 0] += 1
+        }
+
+        mutating func stop(_ id: TargetID) {
+            targets.remove(id)
+            desired[id] = nil
+            if let number = arrival.removeValue(forKey: id) {
+                perArrival[number, default: 1] -= 1
+                if perArrival[number] == 0 { perArrival[number] = nil }
+            }
+        }
+    }
+
+    /// How the targets of this pass ended, in the order they were first planned.
+    struct Ended {
+        private(set) var results: [TargetID: TargetOutcome] = [:]
+        private var order: [TargetID] = []
+        private var seen: Set<TargetID> = []
+
+        /// Keeps the target's place in the report.
+        mutating func note(_ id: TargetID) {
+            if seen.insert(id).inserted { order.append(id) }
+        }
+
+        mutating func record(_ outcome: TargetOutcome) {
+            // A later plan that found nothing more to do does not hide what an earlier one did in this pass.
+            if outcome.result != .unchanged || results[outcome.target] == nil { results[outcome.target] = outcome }
+            note(outcome.target)
+        }
+
+        var outcomes: [TargetOutcome] { order.compactMap { results[$0] } }
+    }
 }

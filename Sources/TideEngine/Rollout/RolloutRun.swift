@@ -40,7 +40,7 @@ enum StepResult {
     case complete
 }
 
-extension Reconciler {
+extension RolloutRunner {
     /// Writes how a step ended; the target's outcome, or nil when the rollout goes on in this pass.
     func finish(_ result: StepResult, _ run: inout RolloutRun) async throws -> TargetOutcome? {
         switch result {

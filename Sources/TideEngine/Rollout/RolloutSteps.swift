@@ -7,7 +7,7 @@ import TideState
 /// One target's rollout: start it (`begin`), then run its frozen steps through `RolloutMachine` — each executor
 /// action through the step journal — until it completes, waits, or fails (and rolls back). Each step ends in one
 /// `StepResult`, which `finish` writes.
-extension Reconciler {
+extension RolloutRunner {
     func roll(
         _ action: PlannedAction, target: DesiredTarget, live: LiveTarget?, desired: DesiredState, revision: ObjectID
     ) async throws -> TargetOutcome {

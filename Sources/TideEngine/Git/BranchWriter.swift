@@ -4,19 +4,16 @@ public import TideGit
 public import TideManifest
 import TideState
 
-extension Reconciler {
-    /// The config the target runs now and the revision it came from: the config its release recorded when it was
-    /// deployed — never re-read from git, where the revision may be gone — else (a release recorded before configs
-    /// were kept) read from that revision's desired state. Nil when nothing runs, or neither says.
-    func stableSide(of state: LiveTarget) -> (JSONValue?, ObjectID?) {
-        if state.version != nil, let config = state.release?.config { return (config, state.revision) }
-        guard state.version != nil, let revision = state.revision,
-            let desired = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root)),
-            let stable = desired.target(state.id), stable.configDigest == state.configDigest
-        else { return (nil, state.revision) }
-        return (stable.config, revision)
-    }
+/// Writes Tide's commits to the tracked branch — write-back after a rollback, `tide rollback`, promotions — one at a
+/// time, rebuilt when the remote moved, published, and only on a parent that verifies; and checks that a head is
+/// readable and signed before anything applies it.
+public struct BranchWriter: EngineCollaborator {
+    let context: EngineContext
+    let resolver: RevisionResolver
+    let migrations: MigrationCoordinator
+}
 
+extension BranchWriter {
     /// What writing a rollback back to git did.
     enum WriteBack {
         /// One commit on the tracked branch: `kind` is "revert" or "pin"; `words` say what it did.
@@ -76,18 +73,6 @@ extension Reconciler {
         stable: (version: String, digest: String?),
         commits: [ObjectID], note: String, deferrable: Bool
     ) async throws -> WriteBack {
-        /// Moves the branch to the candidate and publishes it; a publication the remote could not take, deferred.
-        func move(_ candidate: ObjectID, from head: ObjectID, kind: String, words: String) async throws -> WriteBack {
-            do {
-                _ = try await moveBranch(
-                    trackedBranch(), from: head, to: candidate,
-                    reason: kind == "revert" ? "revert" : "pin after rollback",
-                    deferrable: deferrable)
-            } catch let deferred as PublishDeferred {
-                return .deferred(candidate, parent: head, kind: kind, words: words, why: deferred.message)
-            }
-            return .written(candidate, kind: kind, words: words)
-        }
         let branchName = try trackedBranch()
         let head = try repository.resolveCommit(branch: branchName)
         let before: DesiredState
@@ -99,31 +84,18 @@ extension Reconciler {
         guard let wanted = before.target(id) else {
             return .skipped("\(id) is not in desired state at \(head.short) any more")
         }
-        func isStable(_ target: DesiredTarget) -> Bool {
+        let isStable = { (target: DesiredTarget) in
             target.version == stable.version && (stable.digest == nil || target.configDigest == stable.digest)
         }
         if isStable(wanted) { return .matches(head) }
         guard wanted.version == failed.version && wanted.configDigest == failed.digest else {
             return .skipped("\(branchName) moved on: \(head.short) asks for \(wanted.version), not \(failed.version)")
         }
-        func restoresOnlyThisTarget(_ commit: ObjectID) -> Bool {
-            guard
-                let after = try? loader.load(from: GitCommitSource(repository: repository, commit: commit, root: root)),
-                after.targets.count == before.targets.count, let mine = after.target(id), isStable(mine)
-            else { return false }
-            let prefix = root.isEmpty ? "" : root.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/"
-            let onlyManifests = ((try? repository.changedPaths(from: head, to: commit)) ?? []).allSatisfy { change in
-                [change.oldPath, change.newPath].allSatisfy {
-                    $0.hasPrefix(prefix) && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml"))
-                }
-            }
-            return onlyManifests
-                && before.targets.allSatisfy { other in
-                    other.id == id
-                        || after.target(other.id).map {
-                            $0.version == other.version && $0.configDigest == other.configDigest
-                        } == true
-                }
+        let restoresOnlyThisTarget = { (commit: ObjectID) in
+            restoresOnly(id, isStable: isStable, in: commit, head: head, before: before)
+        }
+        let move = { (candidate: ObjectID, head: ObjectID, kind: String, words: String) in
+            try await publishWriteBack(candidate, from: head, kind: kind, words: words, deferrable: deferrable)
         }
         if commits.count == 1, let commit = commits.first {
             let summary = (try? repository.commit(commit).summary) ?? commit.short
@@ -134,8 +106,8 @@ extension Reconciler {
                 restoresOnlyThisTarget(candidate)
             {
                 return try await move(
-                    candidate, from: head, kind: "revert",
-                    words: "reverted \(commit.short) in \(candidate.short) so git says what runs")
+                    candidate, head, "revert",
+                    "reverted \(commit.short) in \(candidate.short) so git says what runs")
             }
         }
         guard stable.digest == nil || failed.digest == stable.digest else {
@@ -149,27 +121,72 @@ extension Reconciler {
         let edited = try ManifestEditor.settingVersion(
             in: String(decoding: try repository.blob(blob.blob), as: UTF8.self), file: file, service: id.service,
             environment: id.environment, version: stable.version)
-        let message = """
-            Pin \(id.service) to \(stable.version) in \(id.environment): \(failed.version) failed
-
-            \(note)
-
-            This commit makes git say what runs in \(id.environment) (spec.environments.\(id.environment).version);
-            other environments keep their versions. While the pin is there, \(id.environment) does not follow
-            spec.version: to try \(failed.version) or a newer version there, change or remove the pin.
-
-            Tide-Rollback: \(id.service) \(id.environment) \(stable.version)
-            Tide-Actor: \(Reconciler.acting.trailer)
-
-            """
+        let message = Self.pinMessage(id, stable: stable.version, failed: failed.version, note: note)
         let candidate = try repository.makeFileCommit(
             path: file, contents: Array(edited.utf8), parent: head, message: message)
         guard restoresOnlyThisTarget(candidate) else {
             return .skipped("pinning \(id.environment) to \(stable.version) would change other targets")
         }
         return try await move(
-            candidate, from: head, kind: "pin",
-            words: "pinned \(id.environment) to \(stable.version) in \(candidate.short) so git says what runs")
+            candidate, head, "pin",
+            "pinned \(id.environment) to \(stable.version) in \(candidate.short) so git says what runs")
+    }
+
+    /// Moves the branch to a write-back's commit and publishes it; a publication the remote could not take,
+    /// deferred.
+    private func publishWriteBack(
+        _ candidate: ObjectID, from head: ObjectID, kind: String, words: String, deferrable: Bool
+    ) async throws -> WriteBack {
+        do {
+            _ = try await moveBranch(
+                trackedBranch(), from: head, to: candidate,
+                reason: kind == "revert" ? "revert" : "pin after rollback",
+                deferrable: deferrable)
+        } catch let deferred as PublishDeferred {
+            return .deferred(candidate, parent: head, kind: kind, words: words, why: deferred.message)
+        }
+        return .written(candidate, kind: kind, words: words)
+    }
+
+    /// Whether `commit`, built on `head`, changes only manifests and, of all targets, only takes `id` back to the
+    /// stable release (every other target asks for what it asked for at `head`).
+    private func restoresOnly(
+        _ id: TargetID, isStable: (DesiredTarget) -> Bool, in commit: ObjectID, head: ObjectID, before: DesiredState
+    ) -> Bool {
+        guard
+            let after = try? loader.load(from: GitCommitSource(repository: repository, commit: commit, root: root)),
+            after.targets.count == before.targets.count, let mine = after.target(id), isStable(mine)
+        else { return false }
+        let prefix = root.isEmpty ? "" : root.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/"
+        let onlyManifests = ((try? repository.changedPaths(from: head, to: commit)) ?? []).allSatisfy { change in
+            [change.oldPath, change.newPath].allSatisfy {
+                $0.hasPrefix(prefix) && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml"))
+            }
+        }
+        return onlyManifests
+            && before.targets.allSatisfy { other in
+                other.id == id
+                    || after.target(other.id).map {
+                        $0.version == other.version && $0.configDigest == other.configDigest
+                    } == true
+            }
+    }
+
+    /// The message of a pin after a rollback.
+    private static func pinMessage(_ id: TargetID, stable: String, failed: String, note: String) -> String {
+        """
+        Pin \(id.service) to \(stable) in \(id.environment): \(failed) failed
+
+        \(note)
+
+        This commit makes git say what runs in \(id.environment) (spec.environments.\(id.environment).version);
+        other environments keep their versions. While the pin is there, \(id.environment) does not follow
+        spec.version: to try \(failed) or a newer version there, change or remove the pin.
+
+        Tide-Rollback: \(id.service) \(id.environment) \(stable)
+        Tide-Actor: \(Reconciler.acting.trailer)
+
+        """
     }
 
     /// `tide rollback`: one commit that takes the target back to the version before its live deployment — the
@@ -188,7 +205,7 @@ extension Reconciler {
         // A first deployment has nothing to go back to: reverting the commits that created the service would
         // remove it, which is a different decision.
         guard let deployment, let previous = deployment.previousVersion, !deployment.changes.isEmpty,
-            let file = try await resolve(record: false).desired?.services[service]?.location.file
+            let file = try await resolver.resolve(record: false).desired?.services[service]?.location.file
         else {
             throw RollbackError.nothingToRevert(id, version)
         }
@@ -352,7 +369,7 @@ public struct RollbackPin: Sendable, Hashable, Codable {
     }
 }
 
-extension Reconciler {
+extension BranchWriter {
     /// The environments a rollback write-back pinned whose pin still holds them back from `spec.version`: found by
     /// the `Tide-Rollback:` trailer of the newest commits that touched each such service's file.
     public func rollbackPins(desired: DesiredState) -> [RollbackPin] {
@@ -403,7 +420,7 @@ extension Reconciler {
         {
             executors.merge(then.executors) { current, _ in current }
         }
-        let statuses = try await migrationStatuses(environment: id.environment, executors: executors)
+        let statuses = try await migrations.migrationStatuses(environment: id.environment, executors: executors)
         if let name = dropped.first(where: { statuses[$0]?.contract != nil }), let contract = statuses[name]?.contract {
             throw RollbackError.pastContract(id, wanted.version, name, contract.appliedAt)
         }

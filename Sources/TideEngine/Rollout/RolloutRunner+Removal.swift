@@ -4,7 +4,7 @@ import TideGit
 import TideManifest
 import TideState
 
-extension Reconciler {
+extension RolloutRunner {
 
     func remove(
         _ action: PlannedAction, live: LiveTarget, desired: DesiredState, revision: ObjectID

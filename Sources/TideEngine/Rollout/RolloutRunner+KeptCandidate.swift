@@ -12,7 +12,7 @@ import TideState
 /// What must never happen: a kept candidate forgotten (the record stays until a scale-down succeeds; a failed one
 /// is tried again with the rollbacks' backoff); a scale-down before stable serves (the record is written only when
 /// the rollback finished); a scale-down of what serves (it names the candidate, never stable).
-extension Reconciler {
+extension RolloutRunner {
     /// Runs the scale-downs that are due before the pass dispatches `plan`; returns the live targets as they are
     /// afterwards, and when each scale-down still waiting is due.
     func scaleDownKeptCandidates(

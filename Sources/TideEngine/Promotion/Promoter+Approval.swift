@@ -8,7 +8,7 @@ public struct ApprovalError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
 
-extension Reconciler {
+extension Promoter {
     /// What `tide approve` recorded.
     public struct Approval: Sendable {
         public var target: TargetID
@@ -29,7 +29,7 @@ extension Reconciler {
     public func approve(service: String, environment: String, version: String?, by actor: Actor) async throws
         -> Approval
     {
-        let resolution = try await resolve(record: false)
+        let resolution = try await resolver.resolve(record: false)
         guard resolution.rejected.isEmpty, let desired = resolution.desired else {
             throw ApprovalError(
                 description: "\(resolution.head.short) does not validate (\(resolution.rejected.count) problem(s)): "

@@ -3,7 +3,7 @@ import TideExecutors
 import TideManifest
 import TideState
 
-extension Reconciler {
+extension RolloutRunner {
     /// An action still failed transiently after its retries: the step is not failed and nothing is rolled back.
     /// The target waits — each time longer (the retry backoff continued, at most 10 minutes) — and a later pass
     /// tries the same step again with the same action id; the progress deadline ends the wait if it never passes.

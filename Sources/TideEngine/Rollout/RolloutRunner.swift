@@ -4,7 +4,18 @@ import TideGit
 import TideManifest
 import TideState
 
-extension Reconciler {
+/// Runs one target's rollout: begins it (migrations first), steps it, reads its analysis, rolls it back and retries
+/// a failed rollback, pre-empts it for a newer version, waits out transient failures and resumes interrupted
+/// steps. The pass gives it one planned action at a time (`run`); what it changes it records through the journal.
+public struct RolloutRunner: EngineCollaborator {
+    let context: EngineContext
+    let resolver: RevisionResolver
+    let migrations: MigrationCoordinator
+    let promoter: Promoter
+    let branchWriter: BranchWriter
+}
+
+extension RolloutRunner {
     /// One target's part of a pass, with its errors kept to itself.
     func run(
         _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
@@ -26,7 +37,7 @@ extension Reconciler {
                     target: action.target, result: .unchanged, fromVersion: action.fromVersion,
                     toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
             case .refuse:
-                return try await refuse(action, live: live, revision: revision)
+                return try await migrations.refuse(action, live: live, revision: revision)
             case .rollingBack:
                 guard let live else { throw ControlError(description: "\(action.target) has no live record") }
                 return try await continueRollingBack(action, live: live, desired: desired)

@@ -114,7 +114,7 @@ extension Reconciler {
     private func approving(_ request: OperatorRequest, in environment: String) async throws -> OperatorOutcome {
         var outcome = OperatorOutcome()
         do {
-            let approval = try await approve(
+            let approval = try await promoter.approve(
                 service: request.service, environment: environment, version: request.version, by: request.actor)
             if let note = approval.note { outcome.errors.append("tide: note: \(note)") }
             outcome.output.append(
@@ -158,7 +158,8 @@ extension Reconciler {
     private func promoting(_ request: OperatorRequest, to environment: String) async throws -> OperatorOutcome {
         var outcome = OperatorOutcome()
         do {
-            let promotion = try await promote(service: request.service, to: environment, version: request.version)
+            let promotion = try await promoter.promote(
+                service: request.service, to: environment, version: request.version)
             outcome.output.append(
                 "committed \(promotion.commit.short): \(request.service) \(promotion.version) in \(environment) "
                     + "(\(promotion.file))"
@@ -180,7 +181,7 @@ extension Reconciler {
         var outcome = OperatorOutcome()
         let service = request.service
         do {
-            let commits = try await rollbackCommit(service: service, environment: environment).map(\.short)
+            let commits = try await branchWriter.rollbackCommit(service: service, environment: environment).map(\.short)
             outcome.output.append(
                 "committed \(commits.joined(separator: ", ")): revert of what \(service)@\(environment) runs")
             if request.reconcile {

@@ -3,6 +3,14 @@ public import TideGit
 public import TideManifest
 import TideState
 
+/// Moves versions between environments: answers the gates and approvals a target waits on, writes promotions
+/// (`tide promote`, and automatic ones after a pass) and schedules the ones not due yet.
+public struct Promoter: EngineCollaborator {
+    let context: EngineContext
+    let resolver: RevisionResolver
+    let branchWriter: BranchWriter
+}
+
 /// A version written into the config repo as an environment's version.
 public struct Promotion: Sendable, Hashable, Codable {
     public var service: String
@@ -50,17 +58,19 @@ public enum PromotionError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-extension Reconciler {
+extension Promoter {
     /// Writes `version` (default: what the service runs in the environments `environment` requires) as the
     /// version of `service` in `environment`, as a commit on the tracked branch. The deployment itself comes with
     /// the next reconcile, through the environment's gates.
     public func promote(service: String, to environment: String, version: String?) async throws -> Promotion {
         // Someone pushed meanwhile: the promotion is made again on their head (which may already ask for it).
-        try await rebuildingOnMove { try await promoteOnce(service: service, to: environment, version: version) }
+        try await branchWriter.rebuildingOnMove {
+            try await promoteOnce(service: service, to: environment, version: version)
+        }
     }
 
     private func promoteOnce(service: String, to environment: String, version: String?) async throws -> Promotion {
-        let resolution = try await resolve(record: false)
+        let resolution = try await resolver.resolve(record: false)
         guard resolution.rejected.isEmpty, let desired = resolution.desired else {
             throw PromotionError.rejectedHead(resolution.head)
         }
@@ -216,7 +226,8 @@ extension Reconciler {
             throw PromotionError.wouldBeInvalid(
                 service: service, environment: environment, version: version, diagnostics: error.diagnostics)
         }
-        let synced = try await moveBranch(branchName, from: parent, to: candidate, reason: String(message.prefix(60)))
+        let synced = try await branchWriter.moveBranch(
+            branchName, from: parent, to: candidate, reason: String(message.prefix(60)))
         let written = Repository.FileCommit(commit: candidate, workTreeUpdated: synced)
         let now = clock.now()
         try await journal.commit(

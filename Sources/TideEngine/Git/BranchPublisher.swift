@@ -57,7 +57,7 @@ public struct PublishFailed: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-extension Reconciler {
+extension BranchWriter {
     /// How many times a commit Tide writes is rebuilt on a branch someone else moved, before giving up.
     static let publishAttempts = 3
 
@@ -69,7 +69,7 @@ extension Reconciler {
         // Tide never builds on a head it would not apply: a signed revert on top of an unsigned commit would carry
         // that commit's content past `--verify-commits`.
         do {
-            try verifySignature(of: parent)
+            try resolver.verifySignature(of: parent)
         } catch let error as ManifestError {
             throw EngineError.unverifiedParent(parent, error.diagnostics.first?.message ?? "not verified")
         }

@@ -13,7 +13,7 @@ import TideState
 /// candidate still has traffic; an abort whose rollback fails leaving the target Progressing; a rollback that gives
 /// up on a transient failure; traffic sent back to a version Tide had already left (after promotion, a pre-emption
 /// finishes the rollout rather than rolling it back — see `preempt`).
-extension Reconciler {
+extension RolloutRunner {
     /// How long a failed rollback waits before the next attempt: 10 s, doubling, at most 5 minutes.
     static func rollbackRetryDelay(after attempts: Int) -> Double {
         min(300, 10 * pow(2, Double(max(0, min(attempts - 1, 20)))))
@@ -230,7 +230,7 @@ extension Reconciler {
         var message = ""
         guard let file = try manifestFile(of: id, rollout: rollout, desired: desired) else { return ([], "") }
         do {
-            switch try await writeBack(
+            switch try await branchWriter.writeBack(
                 target: id, file: file, failed: rollout, stableDigest: state.configDigest,
                 stableRevision: state.revision, reason: rolling.reason)
             {

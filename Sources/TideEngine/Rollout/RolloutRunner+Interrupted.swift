@@ -7,7 +7,7 @@ import TideState
 ///
 /// Must never happen: a step re-run while its earlier run's processes still run; a process of a step that
 /// finished, or of another action, stopped; the pass going on while a process could not be stopped.
-extension Reconciler {
+extension RolloutRunner {
     /// How long interrupted executor processes get after SIGTERM before SIGKILL.
     static let interruptedGrace = 10.0
 
@@ -15,7 +15,7 @@ extension Reconciler {
         // Plugins this process starts are marked with the install, before any starts in this pass.
         ActionProcesses.setInstall(try await store.installID())
         let open = try await store.openActions()
-        let checked = memory.withLock { $0.checkedOpenActions }
+        let checked = context.memory.withLock { $0.checkedOpenActions }
         let unchecked = open.filter { !checked.contains(Self.checkKey($0)) }
         guard !unchecked.isEmpty else { return }
         let found = ActionProcesses.running(actionIDs: Set(unchecked.map(\.id)))
@@ -45,7 +45,7 @@ extension Reconciler {
             try await journal.commit(StateWrite(events: events))
             guard left.isEmpty else { throw EngineError.interruptedProcessesRunning(left) }
         }
-        memory.withLock { $0.checkedOpenActions.formUnion(unchecked.map(Self.checkKey)) }
+        context.memory.withLock { $0.checkedOpenActions.formUnion(unchecked.map(Self.checkKey)) }
     }
 
     private static func checkKey(_ action: ActionRecord) -> String {

@@ -5,13 +5,9 @@ import TideState
 
 /// The deployment ledger DORA reads: one record per finished rollout, and the marks later deployments leave on
 /// earlier ones (failed: rolled back, reverted, followed by a hotfix; recovered).
-extension Reconciler {
+extension RolloutRunner {
     static func deploymentID(_ target: TargetID, _ rollout: Rollout) -> String {
         "\(target.service).\(target.environment).\(rollout.revision.short).\(Int(rollout.startedAt.timeIntervalSince1970))"
-    }
-
-    func onHotfixBranch() throws -> Bool {
-        (try branch ?? repository.headBranch())?.hasPrefix("hotfix/") ?? false
     }
 
     /// A rollout that failed: a deployment that needed intervention from the moment it failed.

@@ -7,14 +7,14 @@ import TideManifest
 ///
 /// Must never happen: a head applied whose signature did not verify against the operator's key file; a verified
 /// result reused after that file changed.
-extension Reconciler {
+extension RevisionResolver {
     func verifySignature(of commit: ObjectID) throws {
         guard let verification else { return }
         let key = "\(commit)|\(Self.fileStamp(verification.keys))"
-        if memory.withLock({ $0.verifiedCommits[key] }) != nil { return }
+        if context.memory.withLock({ $0.verifiedCommits[key] }) != nil { return }
         switch verification.verify(commit, in: repository) {
         case .success(let signer):
-            memory.withLock { $0.verifiedCommits[key] = signer }
+            context.memory.withLock { $0.verifiedCommits[key] = signer }
         case .failure(let failure):
             throw ManifestError(
                 commit: commit,
@@ -31,12 +31,12 @@ extension Reconciler {
     }
 }
 
-extension Reconciler {
+extension RevisionResolver {
     /// With a read check: `commit`'s objects are read by a child process first (once per commit); a failure
     /// rejects the revision like an invalid one, naming what could not be read.
     func checkReadable(_ commit: ObjectID) async throws {
-        guard let readCheck, !memory.withLock({ $0.readableCommits.contains(commit) }) else { return }
+        guard let readCheck, !context.memory.withLock({ $0.readableCommits.contains(commit) }) else { return }
         try await readCheck.requireReadable(commit: commit, root: root, known: loader.cachedBlobs)
-        memory.withLock { _ = $0.readableCommits.insert(commit) }
+        context.memory.withLock { _ = $0.readableCommits.insert(commit) }
     }
 }

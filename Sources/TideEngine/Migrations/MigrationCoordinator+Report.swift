@@ -39,11 +39,11 @@ public struct MigrationCommandError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
 
-extension Reconciler {
+extension MigrationCoordinator {
     /// Every migration in every database this desired state reaches (optionally one environment's), applied or
     /// still pending, with what Tide will do about it next and why.
     public func migrationReport(environment: String? = nil) async throws -> [MigrationReportEntry] {
-        guard let desired = try await resolve(record: false).desired else { return [] }
+        guard let desired = try await resolver.resolve(record: false).desired else { return [] }
         return try await migrationReport(
             desired: desired, live: try await store.liveTargets(), environment: environment)
     }
@@ -127,7 +127,7 @@ extension Reconciler {
     ) async throws -> String {
         let who = actor.description
         return try await store.withExclusiveLock(timeout: 60) {
-            guard let desired = try await resolve(record: false).desired else {
+            guard let desired = try await resolver.resolve(record: false).desired else {
                 throw MigrationCommandError(description: "no valid desired state to read the databases from")
             }
             let live = try await store.liveTargets()

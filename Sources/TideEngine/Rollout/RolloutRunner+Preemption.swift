@@ -4,7 +4,7 @@ import TideGit
 import TideManifest
 import TideState
 
-extension Reconciler {
+extension RolloutRunner {
     /// A new attempt's identity in action ids: eight hex digits.
     static func newAttempt() -> String {
         String(UInt32.random(in: 0...UInt32.max), radix: 16).leftPadded(to: 8)

@@ -118,7 +118,7 @@ extension Reconciler {
                 targets: [state],
                 events: [event(kind, "the rollback to \(rollout.previousVersion ?? "-") tried again now")]))
         let desired = try await resolve(record: false).desired
-        let (outcome, succeeded) = try await attemptRollback(state: state, desired: desired, fallback: nil)
+        let (outcome, succeeded) = try await rollouts.attemptRollback(state: state, desired: desired, fallback: nil)
         guard succeeded else { throw ControlError(description: outcome.message ?? "\(id): the rollback failed") }
         return "\(id): \(outcome.message ?? "rolled back")"
     }
@@ -180,10 +180,10 @@ extension Reconciler {
         ])
         if let desired {
             write.deployments = [
-                failedDeployment(target: id, rollout: rollout, desired: desired, at: now, message: message)
+                rollouts.failedDeployment(target: id, rollout: rollout, desired: desired, at: now, message: message)
             ]
         }
-        let (outcome, succeeded) = try await startRollingBack(
+        let (outcome, succeeded) = try await rollouts.startRollingBack(
             .abort, target: id, rollout: rollout, state: state, reason: message, actor: actor,
             writeBack: desired?.services[id.service]?.rollback.writeBack == .revert, desired: desired,
             fallback: nil, write: write)

@@ -6,7 +6,7 @@ public import TideState
 
 /// A person's decisions about migrations that Tide never takes by itself: release another install's use, adopt
 /// a migration whose owner is gone, apply one again on a database whose history went backwards.
-extension Reconciler {
+extension MigrationCoordinator {
     /// The database of `environment` that has `name` in its history (or, for `reapply`, that its executor
     /// reaches), with its status: the caller closes the database.
     private func migrationDatabase(
@@ -29,7 +29,7 @@ extension Reconciler {
     }
 
     private func desiredForCommand() async throws -> DesiredState {
-        guard let desired = try await resolve(record: false).desired else {
+        guard let desired = try await resolver.resolve(record: false).desired else {
             throw MigrationCommandError(description: "no valid desired state to read the databases from")
         }
         return desired

@@ -4,6 +4,13 @@ import TideGit
 public import TideManifest
 import TideState
 
+/// Database migrations across rollouts: prepares a rollout's expands, refuses edited or lost ones, settles
+/// contracts and downs after the pass, reports them, and carries out the `tide migrations` verbs.
+public struct MigrationCoordinator: EngineCollaborator {
+    let context: EngineContext
+    let resolver: RevisionResolver
+}
+
 /// Whether a rollout's migrations are ready.
 enum MigrationPreparation {
     case ready
@@ -16,7 +23,7 @@ enum MigrationPreparation {
 /// Expand-contract migrations, coordinated with the rollouts that need them (DESIGN.md §3): expand (and
 /// backfill) before the first rollout of a version that lists the migration; contracts and downs after a pass as
 /// `MigrationDecision` rules them (Reconciler+MigrationSettle.swift); and no way back past a contract.
-extension Reconciler {
+extension MigrationCoordinator {
     /// Expands and backfills, in `target`'s environment, the migrations its version needs; checks that no applied
     /// phase was edited since. Returns why the rollout cannot start, or nil.
     func prepareMigrations(
@@ -56,45 +63,10 @@ extension Reconciler {
                     try await recordUse(name, status: status, database: database, owner: owner, revision: revision)
                     continue
                 }
-                for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
-                    guard let phase = migration.phase(phaseName), status.record(phaseName) == nil else { continue }
-                    let record = MigrationRecord(
-                        name: name, phase: phaseName == .expand ? .expand : .backfill, checksum: phase.checksum,
-                        revision: revision.hex, appliedAt: clock.now(), durationMilliseconds: 0,
-                        down: phaseName == .expand ? phase.down : [], owner: owner.record(environment: environment))
-                    var run = MigrationRun(phase)
-                    // A phase that stopped half way goes on from where it stopped.
-                    let resume = status.partial(phaseName)?.done ?? 0
-                    run.resumeFrom = resume
-                    let ran = try await database.apply(
-                        phase, run: run, record: record,
-                        due: { [owner] records in
-                            // Still due once the lock is held, and still this install's to run: another install
-                            // may have expanded it meanwhile (or gone on with a half-done phase).
-                            let now = MigrationStatus.fold(records)[name] ?? MigrationStatus()
-                            return now.record(phaseName) == nil && now.contractStarted == nil
-                                && (now.owner.map(owner.owns) ?? true) && (now.partial(phaseName)?.done ?? 0) == resume
-                        })
-                    if ran {
-                        try await recordMigration(
-                            .migrationApplied, target: target, revision: revision,
-                            message: "migration \(name): \(phaseName.rawValue) applied in \(environment)"
-                                + (resume > 0 ? " (went on from statement \(resume + 1))" : ""))
-                        continue
-                    }
-                    // Not due once the lock was held: another process did it. When that was another install, this
-                    // one uses what it applied — and says so, or its owner could undo it under this install.
-                    let now = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
-                    if now.isApplied, !owns(name, now, owner: owner, desired: desired) {
-                        try await recordUse(name, status: now, database: database, owner: owner, revision: revision)
-                        break
-                    }
-                    if now.partial(phaseName).map({ $0.done != resume }) == true {
-                        return .retry(
-                            "migration \(name): \(environment): another Tide process is running its "
-                                + "\(phaseName.rawValue) statement by statement")
-                    }
-                }
+                let phases = try await expandAndBackfill(
+                    name, migration, status: status, database: database, owner: owner, target: target, desired: desired,
+                    revision: revision)
+                if case .retry = phases { return phases }
             } catch let error as MigrationError where error.isTransient {
                 // Out of reach, busy, or lost half way: nothing is undone (a batched backfill keeps its committed
                 // rounds, a statement-by-statement phase is recorded half done), and the phase is tried again later.
@@ -109,6 +81,55 @@ extension Reconciler {
                 return .failed(
                     "migration \(name): \(environment): \(error); the database is as before the phase, and the "
                         + "rollout of \(target.version) did not start")
+            }
+        }
+        return .ready
+    }
+
+    /// Runs a migration's expand and backfill where they are due, each under the database's lock (and only while
+    /// still due once it is held): `.ready`, or `.retry` while another process runs a phase statement by statement.
+    private func expandAndBackfill(
+        _ name: String, _ migration: MigrationManifest, status: MigrationStatus, database: any MigrationDatabase,
+        owner: MigrationOwner, target: DesiredTarget, desired: DesiredState, revision: ObjectID
+    ) async throws -> MigrationPreparation {
+        let environment = target.id.environment
+        for phaseName in [MigrationManifest.PhaseName.expand, .backfill] {
+            guard let phase = migration.phase(phaseName), status.record(phaseName) == nil else { continue }
+            let record = MigrationRecord(
+                name: name, phase: phaseName == .expand ? .expand : .backfill, checksum: phase.checksum,
+                revision: revision.hex, appliedAt: clock.now(), durationMilliseconds: 0,
+                down: phaseName == .expand ? phase.down : [], owner: owner.record(environment: environment))
+            var run = MigrationRun(phase)
+            // A phase that stopped half way goes on from where it stopped.
+            let resume = status.partial(phaseName)?.done ?? 0
+            run.resumeFrom = resume
+            let ran = try await database.apply(
+                phase, run: run, record: record,
+                due: { [owner] records in
+                    // Still due once the lock is held, and still this install's to run: another install
+                    // may have expanded it meanwhile (or gone on with a half-done phase).
+                    let now = MigrationStatus.fold(records)[name] ?? MigrationStatus()
+                    return now.record(phaseName) == nil && now.contractStarted == nil
+                        && (now.owner.map(owner.owns) ?? true) && (now.partial(phaseName)?.done ?? 0) == resume
+                })
+            if ran {
+                try await recordMigration(
+                    .migrationApplied, target: target, revision: revision,
+                    message: "migration \(name): \(phaseName.rawValue) applied in \(environment)"
+                        + (resume > 0 ? " (went on from statement \(resume + 1))" : ""))
+                continue
+            }
+            // Not due once the lock was held: another process did it. When that was another install, this
+            // one uses what it applied — and says so, or its owner could undo it under this install.
+            let now = MigrationStatus.fold(try await database.records())[name] ?? MigrationStatus()
+            if now.isApplied, !owns(name, now, owner: owner, desired: desired) {
+                try await recordUse(name, status: now, database: database, owner: owner, revision: revision)
+                break
+            }
+            if now.partial(phaseName).map({ $0.done != resume }) == true {
+                return .retry(
+                    "migration \(name): \(environment): another Tide process is running its "
+                        + "\(phaseName.rawValue) statement by statement")
             }
         }
         return .ready
@@ -396,10 +417,10 @@ extension Reconciler {
         let branch = try trackedBranch()
         let head = try repository.resolveCommit(branch: branch)
         let root =
-            try memory.withLock { $0.rootCommits[head] }
+            try context.memory.withLock { $0.rootCommits[head] }
             ?? {
                 let found = try repository.commits(from: head).last?.id ?? head
-                memory.withLock { $0.rootCommits[head] = found }
+                context.memory.withLock { $0.rootCommits[head] = found }
                 return found
             }()
         // A shallow clone's history ends at a boundary that moves as it is fetched: its root is not known, so the

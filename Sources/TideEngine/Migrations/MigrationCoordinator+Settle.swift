@@ -6,7 +6,7 @@ import TideState
 
 /// After a pass: which database each migration lives in, who uses it, and what `MigrationDecision` says about
 /// each applied migration there — carried out (contract, down) or reported.
-extension Reconciler {
+extension MigrationCoordinator {
     /// One database and the environments that share it — under every executor name that reaches it (two
     /// executors with the same URL, or two spellings of one: `localhost`/`127.0.0.1`, `./` in a path, are one
     /// database, and what one of its users still needs, none of them undoes).

@@ -3,7 +3,7 @@ import TideGit
 import TideManifest
 import TideState
 
-extension Reconciler {
+extension RolloutRunner {
     /// A deployment the planner found gated: the gates are evaluated again against the state as this pass left
     /// it (an upstream environment may have just been deployed), and it rolls out if they opened. Otherwise the
     /// target records why it waits — once per reason, so a pass that changes nothing writes nothing.

@@ -6,7 +6,7 @@ import TideState
 
 /// A rollout's start (pre-empting an older one, expanding its migrations) and its end (complete, progressing,
 /// failed); its steps run in `Rollout/RolloutSteps.swift`.
-extension Reconciler {
+extension RolloutRunner {
     /// Every step is done: the candidate is what runs, healthy; the deployment goes into the ledger.
     func complete(
         target: DesiredTarget, rollout: Rollout, state live: LiveTarget, desired: DesiredState, calls: Int
@@ -22,7 +22,7 @@ extension Reconciler {
         if state.migrations != rollout.migrations || (state.migratedAt == nil && !rollout.migrations.isEmpty) {
             state.migratedAt = rollout.migrations.isEmpty ? nil : doneAt
         }
-        state.migrationUse = Self.migrationUse(
+        state.migrationUse = MigrationCoordinator.migrationUse(
             state.migrationUse, from: state.migrations, to: rollout.migrations,
             rollback: rollout.classification == .rollback, service: desired.services[target.id.service],
             desired: desired)
@@ -83,17 +83,18 @@ extension Reconciler {
                     target: target.id, result: .waiting, fromVersion: state.version, toVersion: target.version,
                     classification: nil, message: state.waiting, executorCalls: 0, nextDue: due))
         }
-        switch try await prepareMigrations(for: target, desired: desired, revision: revision) {
+        switch try await migrations.prepareMigrations(for: target, desired: desired, revision: revision) {
         case .ready:
             state.migrationUse.retries = 0
             state.migrationUse.retryAt = nil
         case .failed(let failure):
             return .ended(
-                try await failBeforeRollout(
+                try await migrations.failBeforeRollout(
                     target: target, state: state, revision: revision, message: failure, calls: 0))
         case .retry(let message):
             return .ended(
-                try await waitForDatabase(target: target, state: state, revision: revision, message: message))
+                try await migrations.waitForDatabase(target: target, state: state, revision: revision, message: message)
+            )
         }
         var rollout = Rollout(
             version: target.version, config: target.config, configDigest: target.configDigest,
@@ -198,7 +199,7 @@ extension Reconciler {
             state.version = rollout.version
             state.configDigest = rollout.configDigest
             state.revision = rollout.revision
-            state.migrationUse = Self.migrationUse(
+            state.migrationUse = MigrationCoordinator.migrationUse(
                 state.migrationUse, from: state.migrations, to: rollout.migrations, rollback: false,
                 service: service, desired: desired)
             state.migrations = rollout.migrations
@@ -218,7 +219,7 @@ extension Reconciler {
     }
 }
 
-extension Reconciler {
+extension RolloutRunner {
     /// The executor the stable side of `rollout` ran with, for actions that bring it back (a rollback, a
     /// pre-emption): the stable revision's executor of `target`, with that revision's files — a broken script a
     /// candidate brought is not what takes it away. `fallback` (the candidate's) when the stable revision cannot be
@@ -262,5 +263,19 @@ extension Reconciler {
             StateWrite(
                 targets: [state], events: [stepEvent(kind, target, rollout, at: time, message, details: details)],
                 actions: actions))
+    }
+}
+
+extension RolloutRunner {
+    /// The config the target runs now and the revision it came from: the config its release recorded when it was
+    /// deployed — never re-read from git, where the revision may be gone — else (a release recorded before configs
+    /// were kept) read from that revision's desired state. Nil when nothing runs, or neither says.
+    func stableSide(of state: LiveTarget) -> (JSONValue?, ObjectID?) {
+        if state.version != nil, let config = state.release?.config { return (config, state.revision) }
+        guard state.version != nil, let revision = state.revision,
+            let desired = try? loader.load(from: GitCommitSource(repository: repository, commit: revision, root: root)),
+            let stable = desired.target(state.id), stable.configDigest == state.configDigest
+        else { return (nil, state.revision) }
+        return (stable.config, revision)
     }
 }

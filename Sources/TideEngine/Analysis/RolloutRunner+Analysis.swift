@@ -4,7 +4,7 @@ import TideGit
 import TideManifest
 import TideState
 
-extension Reconciler {
+extension RolloutRunner {
     /// What an analysis step decided in this pass.
     enum AnalysisVerdict {
         /// More measurements are due later.

@@ -1,0 +1,83 @@
+import Foundation
+public import TideGit
+public import TideManifest
+import TideState
+
+/// Reads the desired state a pass applies: the tracked branch's head, read by a child first, its signature
+/// verified, its manifests loaded and checked; an invalid head is rejected (once per revision, in the event log)
+/// and the last good revision applied instead.
+public struct RevisionResolver: EngineCollaborator {
+    let context: EngineContext
+
+    /// The desired state a pass would apply.
+    public struct Resolution: Sendable {
+        public var head: ObjectID
+        /// nil when `head` was rejected and nothing was ever accepted.
+        public var desired: DesiredState?
+        public var rejected: [Diagnostic]
+    }
+
+    /// Loads the head's desired state; when it is invalid, falls back to the last good revision.
+    /// With `record`, acceptance and rejection are written to the state store (once per revision).
+    public func resolve(record: Bool) async throws -> Resolution {
+        let head = try repository.resolveCommit(branch: trackedBranch())
+        let status = try await store.repositoryStatus()
+        let now = clock.now()
+        do {
+            // Read by the child first: the signature check below reads the commit in this process.
+            try await checkReadable(head)
+            try verifySignature(of: head)
+            let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
+            if record && status.lastGoodRevision != head {
+                var updated = status
+                updated.lastGoodRevision = head
+                updated.lastGoodAt = now
+                updated.rejectedRevision = nil
+                updated.rejection = []
+                let commit = try repository.commit(head)
+                try await journal.commit(
+                    StateWrite(
+                        events: [
+                            Event(
+                                time: now, kind: .revisionAccepted, revision: head,
+                                message: "accepted \(head.short): \(commit.summary)",
+                                details: .object(["targets": .int(Int64(desired.targets.count))]))
+                        ], repositoryStatus: updated))
+            }
+            return Resolution(head: head, desired: desired, rejected: [])
+        } catch let error as ManifestError {
+            if record && status.rejectedRevision != head {
+                var updated = status
+                updated.rejectedRevision = head
+                updated.rejectedAt = now
+                // Kept: the first `storedDiagnostics` problems, and how many more there were (a commit with a million
+                // problems must not write hundreds of megabytes into the state and every status).
+                let kept = Array(error.diagnostics.prefix(Self.storedDiagnostics))
+                let more = error.diagnostics.count - kept.count
+                updated.rejection =
+                    more > 0
+                    ? kept + [Diagnostic(kept[kept.count - 1].location, "… and \(more) more problem(s), not kept")]
+                    : kept
+                try await journal.commit(
+                    StateWrite(
+                        events: [
+                            Event(
+                                time: now, kind: .revisionRejected, revision: head,
+                                message: "rejected \(head.short): \(error.diagnostics.count) problem(s); "
+                                    + "keeping \(status.lastGoodRevision?.short ?? "nothing")",
+                                details: .array(updated.rejection.map { .string($0.description) }))
+                        ], repositoryStatus: updated))
+            }
+            var desired: DesiredState?
+            // The last good revision is applied only while it still verifies (verification turned on later, or
+            // its key removed, leaves nothing applied rather than something unsigned).
+            if let good = status.lastGoodRevision, (try? verifySignature(of: good)) != nil {
+                desired = try loader.load(from: GitCommitSource(repository: repository, commit: good, root: root))
+            }
+            return Resolution(head: head, desired: desired, rejected: error.diagnostics)
+        }
+    }
+
+    /// How many of a rejected revision's problems the state keeps.
+    public static let storedDiagnostics = 200
+}
