@@ -49,6 +49,8 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func validate() throws {
+        // Echoed in messages and stored with the source's status: an escape sequence would repaint a terminal.
+        try refuseControlCharacters(branch ?? environment("TIDE_BRANCH"), option: "--branch")
         for directory in allowedSecretDirectories where directory.isEmpty || directory == "/" {
             throw ValidationError(
                 "--secret-dir: '\(directory)' would allow every file; name the directory of the secrets")

@@ -10,8 +10,14 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "Seconds to wait for another tide process holding the state lock.")
-    var lockTimeout: Double = 60
+    @Option(
+        name: .customLong("lock-timeout"),
+        help: "How long to wait for another tide process holding the state lock: seconds (60) or a duration (2m).")
+    var lockTimeoutText = "60"
+
+    /// `--lock-timeout` in seconds, read as durations are (`ManifestDuration`: decimal seconds or `2m`; not
+    /// `0x10`, which Swift's `Double` would take).
+    var lockTimeout: Double { ManifestDuration.seconds(lockTimeoutText) ?? -1 }
 
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
@@ -26,7 +32,8 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard lockTimeout.isFinite, (0...86_400).contains(lockTimeout) else {
-            throw ValidationError("--lock-timeout: give seconds from 0 to 86400 (not \(lockTimeout))")
+            throw ValidationError(
+                "--lock-timeout: give seconds from 0 to 86400, or a duration like 2m (not '\(lockTimeoutText)')")
         }
     }
 

@@ -68,19 +68,17 @@ public struct KnownHosts: Sendable {
         case revoked
     }
 
+    /// A key a `@revoked` line names for the host is refused wherever that line is in the file — before or after
+    /// a line that trusts it — as OpenSSH refuses it.
     public func verdict(host: String, port: Int?, keySHA256: [UInt8]) -> Verdict {
         let name = Self.name(host: host, port: port)
-        var listed = false
-        for entry in entries where Self.matches(entry.pattern, name) {
-            let matchesKey = Array(SHA256.hash(data: entry.key)) == keySHA256
-            if entry.revoked {
-                if matchesKey { return .revoked }
-                continue
-            }
-            listed = true
-            if matchesKey { return .trusted }
+        let matching = entries.filter { Self.matches($0.pattern, name) }.map {
+            (revoked: $0.revoked, key: Array(SHA256.hash(data: $0.key)) == keySHA256)
         }
-        return listed ? .mismatch : .unknownHost
+        if matching.contains(where: { $0.revoked && $0.key }) { return .revoked }
+        let trusting = matching.filter { !$0.revoked }
+        if trusting.contains(where: \.key) { return .trusted }
+        return trusting.isEmpty ? .unknownHost : .mismatch
     }
 
     /// OpenSSH's host patterns: `*` and `?` are wildcards, everything else (the brackets of `[host]:port` too)

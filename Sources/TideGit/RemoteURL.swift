@@ -43,24 +43,33 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The user name in the URL (`git` in `git@host:org/repo.git`), if any.
     public let user: String?
 
-    /// The address as the user wrote it, safe to print.
-    public var redacted: String { url }
-    public var description: String { url }
+    /// The address as the user wrote it, safe to print (credentials are refused when it is read; the redaction is
+    /// kept as a second line of defence).
+    public var redacted: String { URLRedaction.redacted(url) }
+    public var description: String { redacted }
 
     /// nil when `text` is not a URL (a local path).
     public init?(parsing text: String) throws(RemoteURLError) {
         if let scheme = ["file", "http", "https", "ssh"].first(where: { text.lowercased().hasPrefix($0 + "://") }) {
+            let shown = URLRedaction.redacted(text)
             guard let components = URLComponents(string: text), let parsed = Scheme(rawValue: scheme) else {
-                throw RemoteURLError(description: "--repo: '\(Self.withoutPassword(text))' is not a valid URL")
+                throw RemoteURLError(description: "--repo: '\(shown)' is not a valid URL")
             }
-            if components.password != nil || (components.user != nil && parsed != .ssh) {
+            let encodedUser = components.percentEncodedUser ?? ""
+            if components.password != nil || (components.user != nil && parsed != .ssh)
+                || encodedUser.range(of: "%3a", options: .caseInsensitive) != nil || encodedUser.contains(":")
+            {
+                throw Self.credentials(shown)
+            }
+            // Tokens ride in queries (`?private_token=`, `?access_token=`) and anything in a fragment; git needs
+            // neither, and what is not taken cannot be printed or stored.
+            if components.query != nil || components.fragment != nil {
                 throw RemoteURLError(
-                    description: "--repo: credentials do not belong in the URL "
-                        + "('\(Self.withoutPassword(text))'); give them with --git-password-file (or TIDE_GIT_PASSWORD) or --ssh-key"
-                )
+                    description: "--repo: '\(shown)': a repository URL takes no query (?…) or fragment (#…); "
+                        + "credentials go in --git-password-file (or TIDE_GIT_PASSWORD) or --ssh-key")
             }
             if parsed != .file && (components.host ?? "").isEmpty {
-                throw RemoteURLError(description: "--repo: '\(text)' names no host")
+                throw RemoteURLError(description: "--repo: '\(shown)' names no host")
             }
             self.scheme = parsed
             self.url = text
@@ -74,6 +83,14 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
         let hostPart = text[..<colon]
         let path = text[text.index(after: colon)...]
         guard !hostPart.isEmpty, !hostPart.contains("/"), !path.isEmpty, !path.hasPrefix("//") else { return nil }
+        // A password: `user:SECRET@host:path` (what looks like the path holds '@' and then the real colon), or a
+        // percent-encoded colon in the user (`u%3ASECRET@host:path`).
+        let encodedColon = hostPart.range(of: "%3a", options: .caseInsensitive) != nil
+        if encodedColon
+            || (!hostPart.contains("@") && path.firstIndex(of: "@").map { path[$0...].contains(":") } == true)
+        {
+            throw Self.credentials(URLRedaction.redacted(text))
+        }
         let user = hostPart.contains("@") ? String(hostPart.split(separator: "@")[0]) : nil
         let host = hostPart.contains("@") ? String(hostPart.split(separator: "@").last ?? "") : String(hostPart)
         guard !host.isEmpty, host.count > 1 || !path.hasPrefix("\\") else { return nil }  // C:\ on Windows
@@ -85,13 +102,9 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
         self.user = user
     }
 
-    /// `text` with the password of a `user:password@` part replaced by `***`.
-    public static func withoutPassword(_ text: String) -> String {
-        guard let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") else {
-            return text
-        }
-        let userinfo = text[scheme.upperBound..<at]
-        guard let colon = userinfo.firstIndex(of: ":") else { return text }
-        return String(text[..<colon]) + ":***" + String(text[at...])
+    private static func credentials(_ shown: String) -> RemoteURLError {
+        RemoteURLError(
+            description: "--repo: credentials do not belong in the URL ('\(shown)'); give them with "
+                + "--git-password-file (or TIDE_GIT_PASSWORD) or --ssh-key")
     }
 }

@@ -395,30 +395,14 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
         self = .postgres(user: user, host: host, port: components.port ?? 5432, database: database, tls: tls)
     }
 
-    /// `text` with any password in it — `user:PASSWORD@`, `password=PASSWORD` — replaced by `***`: what an
-    /// error message may show of a URL someone wrote.
+    /// `text` with anything that may be a credential replaced by `***` (`URLRedaction`, the one redaction of
+    /// every URL Tide shows).
     public static func redacted(_ text: String) -> String {
-        var text = text
-        // Everything between the scheme and the last '@' is the user and password (a password may hold '/', '?',
-        // '#' and '@' itself): shown as the user alone, or not at all when the user cannot be told apart.
-        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].lastIndex(of: "@") {
-            let userinfo = text[scheme.upperBound..<at]
-            if let colon = userinfo.firstIndex(of: ":") {
-                text.replaceSubrange(colon..<at, with: ":***")
-            }
-        }
-        // Written without `//` (`postgres:u:secret@h/db`), the same: everything from the scheme to the last '@'.
-        if !text.contains("://"), let colon = text.firstIndex(of: ":"), let at = text.lastIndex(of: "@"), colon < at {
-            text.replaceSubrange(text.index(after: colon)..<at, with: "***")
-        }
-        // A fragment is never read; it may carry anything.
-        if let hash = text.firstIndex(of: "#") { text = String(text[..<hash]) + "#***" }
-        return text.replacing(Self.secretParameter) { "\($0.1)=***" }
+        URLRedaction.redacted(text)
     }
 
-    /// Query parameters that name a secret, whatever their case.
-    nonisolated(unsafe) static let secretParameter =
-        #/(?i)((?:password|passwd|pass|pwd|secret|token|apikey|api_key|key))\s*=[^&#]*/#
+    /// Query parameters that name a secret (`URLRedaction.secretParameter`).
+    nonisolated(unsafe) static let secretParameter = URLRedaction.secretParameter
 }
 
 /// Where a database password comes from: never the manifest itself.

@@ -29,6 +29,7 @@ enum YAMLGuard {
     /// The first problem in `text`, or nil when Yams may parse it. YAML syntax errors are left to Yams, which
     /// reports them with more context.
     static func check(_ text: String) -> Problem? {
+        if let problem = hiddenLineBreak(in: text) { return problem }
         var bytes = Array(text.utf8)
         return bytes.withUnsafeMutableBufferPointer { buffer in
             var parser = yaml_parser_t()
@@ -44,6 +45,37 @@ enum YAMLGuard {
                 if let problem = walk.take(event) { return problem }
             }
         }
+    }
+
+    /// Characters YAML takes for a line break that editors, diffs and code review show inside a line: NEL
+    /// (U+0085), LINE SEPARATOR (U+2028) and PARAGRAPH SEPARATOR (U+2029). After one, `# a comment<NEL>
+    /// version: "6.6.6"` is a key a reviewer reads as part of a comment. Refused anywhere in a file, raw; a quoted
+    /// string that needs one writes it as an escape (`"\N"`, `"\L"`, `"\P"`).
+    static let hiddenLineBreaks: [Unicode.Scalar: String] = [
+        "\u{85}": "U+0085 (NEXT LINE)", "\u{2028}": "U+2028 (LINE SEPARATOR)",
+        "\u{2029}": "U+2029 (PARAGRAPH SEPARATOR)",
+    ]
+
+    /// The first hidden line break in `text`, at the line and column a person sees (lines split at `\n` only).
+    static func hiddenLineBreak(in text: String) -> Problem? {
+        var line = 1
+        var column = 1
+        for scalar in text.unicodeScalars {
+            if let name = hiddenLineBreaks[scalar] {
+                return Problem(
+                    line: line, column: column,
+                    message: "\(name) is a line break for YAML but not for a person reading the file (what follows "
+                        + "it on this line would be read as YAML, not as part of the comment or text it seems to be "
+                        + "in); remove it, or write it as an escape in a double-quoted string")
+            }
+            if scalar == "\n" {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
+        }
+        return nil
     }
 
     /// The running count over one stream: what each anchor expands to, and the open collections.

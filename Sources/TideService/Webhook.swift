@@ -11,8 +11,9 @@ public enum WebhookProvider: String, Sendable, CaseIterable {
 public struct WebhookSecrets: Sendable {
     let secrets: [WebhookProvider: [UInt8]]
 
+    /// Empty secrets are left out (their providers' webhooks are refused).
     public init(secrets: [WebhookProvider: [UInt8]]) {
-        self.secrets = secrets
+        self.secrets = secrets.filter { !$0.value.isEmpty }
     }
 
     public init(file: String) throws {
@@ -30,7 +31,19 @@ public struct WebhookSecrets: Sendable {
             for line in lines {
                 let colon = line.firstIndex(of: ":")!  // every line has one (checked above)
                 guard let provider = WebhookProvider(rawValue: String(line[..<colon])) else { continue }
-                secrets[provider] = Array(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces).utf8)
+                let secret = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                // An empty secret would make an empty GitLab token, or an HMAC with an empty key, that anyone can
+                // give: a pass for every caller.
+                guard !secret.isEmpty else {
+                    throw WebhookError.configuration(
+                        "--webhook-secret-file: \(file): '\(provider.rawValue):' has no secret; give one, or leave "
+                            + "the line out (that provider's webhooks are then refused)")
+                }
+                guard secrets[provider] == nil else {
+                    throw WebhookError.configuration(
+                        "--webhook-secret-file: \(file): '\(provider.rawValue):' is given twice")
+                }
+                secrets[provider] = Array(secret.utf8)
             }
         } else {
             guard lines.count == 1 else {
@@ -43,7 +56,8 @@ public struct WebhookSecrets: Sendable {
         self.secrets = secrets
     }
 
-    func secret(_ provider: WebhookProvider) -> [UInt8]? { secrets[provider] }
+    /// The provider's secret; never an empty one.
+    func secret(_ provider: WebhookProvider) -> [UInt8]? { secrets[provider].flatMap { $0.isEmpty ? nil : $0 } }
 
     /// `sha256=HEX`, the signature `provider`'s endpoint expects for `body` (what `hooks/post-receive` sends).
     public func signature(for body: [UInt8], provider: WebhookProvider = .generic) -> String? {

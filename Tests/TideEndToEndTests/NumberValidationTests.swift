@@ -10,6 +10,10 @@ struct NumberValidationTests {
             (["reconcile", "--lock-timeout", "inf"], "--lock-timeout"),
             (["reconcile", "--lock-timeout", "nan"], "--lock-timeout"),
             (["reconcile", "--lock-timeout", "-1"], "--lock-timeout"),
+            // Hardening round two, 16: what Swift's Double reads but a person does not mean.
+            (["reconcile", "--lock-timeout", "0x10"], "--lock-timeout"),
+            (["reconcile", "--lock-timeout", "25h"], "--lock-timeout"),
+            (["status", "--branch", "main\u{1b}[2J"], "--branch: control characters"),
             (["dora", "--since", "99999999d"], "--since"),
             (["dora", "--since", "inf"], "--since"),
             (["dora", "--since", "99999999999w"], "--since"),

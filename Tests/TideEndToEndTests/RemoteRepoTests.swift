@@ -7,6 +7,26 @@ import TideTestSupport
 /// and a server that never answers. Everything through the real binary.
 @Suite("Remote config repos: fetched into a mirror in a child process with a deadline, pushed with compare-and-swap")
 struct RemoteRepoTests {
+    @Test(
+        "a --repo with a credential in any form is refused; neither the output nor the state holds it (hardening round two, 5)"
+    )
+    func credentialsInRemoteURLs() async throws {
+        let repo = try ConfigRepo(bare: true)
+        for url in SecretURLs.remotes {
+            for verb in ["status", "reconcile"] {
+                let result = try await repo.tide(verb, extra: ["--repo", url])
+                #expect(result.status != 0, "\(verb) \(url): \(result.combined)")
+                #expect(!result.combined.contains(SecretURLs.secret), "\(verb) \(url): \(result.combined)")
+            }
+        }
+        let stateDirectory = URL(fileURLWithPath: repo.state).deletingLastPathComponent().path
+        for name in (try? FileManager.default.subpathsOfDirectory(atPath: stateDirectory)) ?? [] {
+            let path = stateDirectory + "/" + name
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            #expect(data.range(of: Data(SecretURLs.secret.utf8)) == nil, "\(path) holds the secret")
+        }
+    }
+
     @Test("file:// — reconcile and plan fetch first; a new commit is fetched; a gone remote keeps the last revision")
     func fileRemote() async throws {
         let repo = try ConfigRepo(bare: true)

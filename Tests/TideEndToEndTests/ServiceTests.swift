@@ -326,11 +326,14 @@ struct ServiceTests {
                     in: repo.scratch.path, environment: environment)
             }
         }
+        let emptyGitLab = repo.scratch.appending("secrets")
+        try "github: s3cret\ngitlab:\n".write(toFile: emptyGitLab, atomically: true, encoding: .utf8)
         for (arguments, message) in [
             (["--listen", "nowhere"], "--listen: give HOST:PORT"),
             (["--interval", "0s"], "--interval: give a duration"),
             (["--interval", "inf"], "--interval"), (["--log-format", "xml"], "--log-format: give text or json"),
             (["--webhook-secret-file", "/nonexistent"], "cannot read /nonexistent"),
+            (["--webhook-secret-file", emptyGitLab], "'gitlab:' has no secret"),
             (["--concurrency", "0"], "--concurrency"), (["--fetch-timeout", "1e300"], "--fetch-timeout"),
         ] {
             let result = try await run(arguments)

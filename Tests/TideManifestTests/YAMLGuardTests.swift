@@ -127,6 +127,23 @@ struct YAMLGuardTests {
         #expect(!match.description.contains("\u{1b}"))
     }
 
+    @Test(
+        "a NEL, LS or PS is refused: YAML breaks the line there, a reviewer sees a comment (hardening round two, 14)",
+        arguments: ["\u{85}", "\u{2028}", "\u{2029}"])
+    func hiddenLineBreaks(_ character: String) throws {
+        // What a review shows as one comment line; YAML (before the guard) read `version: "6.6.6"` as a key.
+        let text = Self.service + "  # pinned, do not change\(character)  version: \"6.6.6\"\n"
+        let diagnostics = decode(text)
+        let match = try #require(
+            diagnostics.first { $0.message.contains("is a line break for YAML") }, "\(diagnostics)")
+        #expect(match.location.line == 8)
+        #expect(match.location.column == 26)
+        #expect(diagnostics.count == 1)
+        // Escaped in a double-quoted string, it is a character like any other.
+        let escaped = Self.service + "  config: {note: \"a\\Lb\"}\n"
+        #expect(decode(escaped).isEmpty, "\(decode(escaped))")
+    }
+
     @Test("standard tags are accepted")
     func standardTags() {
         let text =

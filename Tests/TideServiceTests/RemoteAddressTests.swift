@@ -65,6 +65,15 @@ struct RemoteAddressTests {
         #expect(hosts.verdict(host: "example.com", port: nil, keySHA256: otherSha) == .mismatch)
         #expect(hosts.verdict(host: "bad.example", port: nil, keySHA256: otherSha) == .revoked)
         #expect(KnownHosts.glob("[127.0.0.1]:2222", "[127.0.0.1]:2222"))
+        // Hardening round two, 6: a trusted line followed by a @revoked line for the same key is refused too.
+        let trustedThenRevoked = """
+            good.example ssh-ed25519 \(encoded)
+            @revoked good.example ssh-ed25519 \(encoded)
+            """
+        let later = FileManager.default.temporaryDirectory.appendingPathComponent("known-\(UUID())").path
+        try trustedThenRevoked.write(toFile: later, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: later) }
+        #expect(try KnownHosts(path: later).verdict(host: "good.example", port: nil, keySHA256: sha) == .revoked)
         #expect(!KnownHosts.glob("[127.0.0.1]:2222", "1:2222"))
     }
 }

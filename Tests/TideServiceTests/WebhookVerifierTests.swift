@@ -125,5 +125,10 @@ struct WebhookVerifierTests {
         #expect(each.secret(.generic) == nil)
         #expect(throws: WebhookError.self) { try WebhookSecrets(file: file("a\nb\n")) }
         #expect(throws: WebhookError.self) { try WebhookSecrets(file: file("\n\n")) }
+        // Hardening round two, 3: an empty per-provider secret would let anyone through; refused at start-up.
+        for text in ["github: a\ngitlab:\n", "generic:   \n", "github: a\ngithub: b\n"] {
+            #expect(throws: WebhookError.self, "\(text)") { try WebhookSecrets(file: file(text)) }
+        }
+        #expect(WebhookSecrets(secrets: [.gitlab: []]).secret(.gitlab) == nil)
     }
 }

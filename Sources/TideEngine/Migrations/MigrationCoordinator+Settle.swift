@@ -87,13 +87,18 @@ extension MigrationCoordinator {
         return result
     }
 
-    /// Where a database is, whatever it is called: an SQLite file's standardised path, a PostgreSQL database's
-    /// host (loopback names folded), port and name.
+    /// Where a database is, whatever it is called: an SQLite file's device and inode (a hard link is the same
+    /// file; each name would otherwise get its own write-ahead log, and one name would not see what was written
+    /// through the other until a checkpoint), else its standardised path; a PostgreSQL database's host (loopback
+    /// names folded), port and name.
     static func place(_ url: DatabaseURL) -> String {
         switch url {
         case .sqlite(let path):
             let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-            return "sqlite:" + (URL(fileURLWithPath: absolute).standardizedFileURL.resolvingSymlinksInPath().path)
+            let resolved = URL(fileURLWithPath: absolute).standardizedFileURL.resolvingSymlinksInPath().path
+            var status = stat()
+            if stat(resolved, &status) == 0 { return "sqlite-file:\(status.st_dev):\(status.st_ino)" }
+            return "sqlite:" + resolved
         case .postgres(_, let host, let port, let database, _):
             let loopback = ["localhost", "127.0.0.1", "::1", "[::1]"]
             return
