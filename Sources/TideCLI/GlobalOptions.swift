@@ -39,6 +39,17 @@ struct GlobalOptions: ParsableArguments {
                 + "colon-separated; default: none, so no password file is read).", valueName: "dir"))
     var secretDirectories: [String] = []
 
+    @Flag(
+        name: .customLong("allow-history-rewrite"),
+        help: ArgumentHelp(
+            "Apply a head that does not descend from the revision applied last (a force-push, a rewritten "
+                + "history); without it such a head is held ($TIDE_ALLOW_HISTORY_REWRITE=1)."))
+    var allowHistoryRewriteFlag = false
+
+    var allowHistoryRewrite: Bool {
+        allowHistoryRewriteFlag || ["1", "true", "yes"].contains(environment("TIDE_ALLOW_HISTORY_REWRITE") ?? "")
+    }
+
     @OptionGroup var remote: RemoteOptions
 
     @OptionGroup var signing: SigningOptions
@@ -145,11 +156,12 @@ struct GlobalOptions: ParsableArguments {
         publisher: (any BranchPublisher)? = nil
     ) throws -> Reconciler {
         repository.signer = try signing.signer()
-        return Reconciler(
-            ReconcilerDependencies(
-                repository: repository, branch: branch, root: manifestRoot, store: store,
-                executors: executorFactory(repository), concurrency: concurrency, publisher: publisher,
-                verification: try signing.verification(), readCheck: readCheck(repository)))
+        var dependencies = ReconcilerDependencies(
+            repository: repository, branch: branch, root: manifestRoot, store: store,
+            executors: executorFactory(repository), concurrency: concurrency, publisher: publisher,
+            verification: try signing.verification(), readCheck: readCheck(repository))
+        dependencies.allowHistoryRewrite = allowHistoryRewrite
+        return Reconciler(dependencies)
     }
 
     /// New heads are read by a `tide git-check` child first (libgit2 can crash or hang on corrupt objects).

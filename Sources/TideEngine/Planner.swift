@@ -316,13 +316,22 @@ public struct Planner: Sendable {
     func classify(
         target: DesiredTarget, live: LiveTarget, desired: DesiredState, revision: ObjectID
     ) async throws -> Classification {
-        let ranBefore = try await ranHealthy(target)
+        var ranBefore = try await ranHealthy(target)
         var unproven: String?
         if let liveRevision = live.revision, liveRevision != revision, !repository.contains(liveRevision) {
-            // History rewritten (and the old commits garbage-collected): which commits are new cannot be told.
+            // History rewritten (and the old commits garbage-collected): which commits are new cannot be told —
+            // and a branch moved back is not a revert: never a ROLLBACK (that would skip the gates).
             unproven =
                 "the live revision \(liveRevision.short) is no longer in the repository (history was rewritten), "
-                + "so reverts cannot be seen: classified by version and config alone"
+                + "so reverts cannot be seen: classified by version and config alone, never as a rollback"
+            ranBefore = nil
+        } else if let liveRevision = live.revision, liveRevision != revision,
+            (try? repository.isAncestor(liveRevision, of: revision)) != true
+        {
+            unproven =
+                "\(revision.short) does not descend from the live revision \(liveRevision.short) (history was "
+                + "rewritten): a rollback is a commit on top of what runs, so this is not one"
+            ranBefore = nil
         } else if let liveRevision = live.revision, liveRevision != revision {
             let file = target.location.file
             let commits = try repository.commits(from: revision, excluding: liveRevision, touching: [file], limit: 200)

@@ -127,7 +127,8 @@ public final class Reconciler: EngineCollaborator {
         // Commits `tide rollback` wrote while the remote was down go back on the branch (and out) first.
         try await branchWriter.publishPending()
         let head = try repository.resolveCommit(branch: trackedBranch())
-        if let memo = context.memory.withLock({ $0.settled }), memo.head == head,
+        let keys = verification.map { RevisionResolver.fileStamp($0.keys) }
+        if let memo = context.memory.withLock({ $0.settled }), memo.head == head, memo.keys == keys,
             try await store.lastEventID() == memo.lastEventID
         {
             return memo.report
@@ -152,7 +153,7 @@ public final class Reconciler: EngineCollaborator {
                     toVersion: outcome.toVersion, classification: nil, message: nil, executorCalls: 0)
             }
             let memo = ReconcilerMemory.SettledPass(
-                head: head, lastEventID: try await store.lastEventID(), report: next)
+                head: head, lastEventID: try await store.lastEventID(), keys: keys, report: next)
             context.memory.withLock { $0.settled = memo }
         } else {
             context.memory.withLock { $0.settled = nil }

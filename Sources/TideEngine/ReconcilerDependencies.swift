@@ -25,6 +25,9 @@ public struct ReconcilerDependencies: Sendable {
     public var verification: CommitVerification?
     /// Reads a new head's objects in another process before this one does (nil: read in-process directly).
     public var readCheck: (any RevisionReadCheck)?
+    /// A head that does not descend from the revision applied last (a force-push, a rewrite) is applied like any
+    /// other; without it, such a head is held (rejected) and the last good revision stays.
+    public var allowHistoryRewrite = false
 
     public init(
         repository: Repository, branch: String? = nil, root: String = "", store: any StateStore,
@@ -69,6 +72,8 @@ struct ReconcilerMemory {
     struct SettledPass {
         var head: ObjectID
         var lastEventID: Int64
+        /// The allowed keys' file as it was (`RevisionResolver.fileStamp`): a key removed verifies the head again.
+        var keys: String?
         var report: ReconcileReport
     }
 }

@@ -197,6 +197,42 @@ public final class Repository: @unchecked Sendable {
         }
     }
 
+    /// How many commits of a shallow clone `isAncestor` walks at the most.
+    static let longestShallowWalk = 100_000
+
+    /// Whether `descendant` is `ancestor` or has it in its history (a branch that moved forward, not rewritten).
+    public func isAncestor(_ ancestor: ObjectID, of descendant: ObjectID) throws -> Bool {
+        guard ancestor != descendant else { return true }
+        return try withHandle { repo throws in
+            var commit = descendant.oid
+            var base = ancestor.oid
+            let rc = git_graph_descendant_of(repo, &commit, &base)
+            if rc == 1 { return true }
+            if git_repository_is_shallow(repo) != 1 {
+                if rc < 0 { try check(rc, "walk the history of \(descendant.short)") }
+                return false
+            }
+            // A shallow clone's history ends at its boundary, where libgit2's merge-base and revwalk give up
+            // (a parent is missing): walk the parents by hand, as far as they are there.
+            var queue = [descendant]
+            var seen: Set<ObjectID> = [descendant]
+            while let id = queue.popLast(), seen.count <= Self.longestShallowWalk {
+                var oid = id.oid
+                var object: OpaquePointer?
+                guard git_commit_lookup(&object, repo, &oid) == 0 else { continue }
+                defer { git_commit_free(object) }
+                for index in 0..<git_commit_parentcount(object) {
+                    guard let parent = git_commit_parent_id(object, index).map({ ObjectID($0.pointee) }) else {
+                        continue
+                    }
+                    if parent == ancestor { return true }
+                    if seen.insert(parent).inserted { queue.append(parent) }
+                }
+            }
+            return false
+        }
+    }
+
     /// Whether the object `id` is in the repository.
     public func contains(_ id: ObjectID) -> Bool {
         (try? withHandle { repo throws in

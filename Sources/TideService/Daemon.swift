@@ -50,7 +50,7 @@ public final class Daemon: Sendable {
         let host = configuration.host
         let app = Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(idleTimeout: .seconds(60))),
+            server: .http1(configuration: .init(idleTimeout: .seconds(15))),
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "tide"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? -1

@@ -37,6 +37,12 @@ struct DaemonHealth: Sendable {
     var lastSuccessfulPassAt: Date?
     /// The targets of the last pass's desired state.
     var targets: [TargetID] = []
+    /// Why the branch head is not applied (rejected: invalid, unsigned, no longer verifying, rewritten), if it is not.
+    var rejection: String?
+    /// The last pass applied nothing: its head is rejected and no earlier revision is good (or still verifies).
+    var nothingApplied = false
+    /// Passes in a row that could not run (an error, not a failed target): a full disk, a lost state.
+    var consecutivePassErrors = 0
 }
 
 /// The reconcile loop of `tide run`: one pass at a time, started by the poll interval (±10 % jitter), a webhook,
@@ -404,8 +410,14 @@ final class PassLoop: Service, Sendable {
             for outcome in report.outcomes { counts[outcome.result.rawValue, default: 0] += 1 }
             for (name, count) in counts where name != "unchanged" { metadata[name] = "\(count)" }
             health.withLock {
-                $0.revision = report.applied ?? report.head
+                $0.revision = report.applied ?? (report.rejected.isEmpty ? report.head : nil)
                 $0.head = report.head
+                $0.rejection = report.rejected.first.map {
+                    "head \(report.head.short) is rejected: \($0.message)"
+                        + (report.rejected.count > 1 ? " (and \(report.rejected.count - 1) more)" : "")
+                }
+                $0.nothingApplied = report.applied == nil && !report.rejected.isEmpty
+                $0.consecutivePassErrors = 0
                 $0.lastPassError = nil
                 $0.lastSuccessfulPassAt = clock.now()
                 $0.targets = report.outcomes.map(\.target)
@@ -414,7 +426,10 @@ final class PassLoop: Service, Sendable {
             result = "interrupted"
         } catch {
             metadata["error"] = "\(error)"
-            health.withLock { $0.lastPassError = "\(error)" }
+            health.withLock {
+                $0.lastPassError = "\(error)"
+                $0.consecutivePassErrors += 1
+            }
         }
         let elapsed = ContinuousClock.now - start
         metrics.pass(result: result, duration: elapsed)

@@ -175,10 +175,11 @@ enum WebhookVerifier {
     }
 }
 
-/// The delivery ids seen lately, so a replayed delivery starts nothing.
+/// The delivery ids seen lately, so a replayed delivery starts nothing. Kept as SHA-256 digests: a sender
+/// chooses the id's length, the log's memory stays 32 bytes an entry.
 struct DeliveryLog {
-    private var seen: Set<String> = []
-    private var order: [String] = []
+    private var seen: Set<[UInt8]> = []
+    private var order: [[UInt8]] = []
     let capacity: Int
 
     init(capacity: Int = 4096) {
@@ -187,8 +188,9 @@ struct DeliveryLog {
 
     /// Records `id`; false when it was seen before.
     mutating func record(_ id: String) -> Bool {
-        guard seen.insert(id).inserted else { return false }
-        order.append(id)
+        let digest = Array(SHA256.hash(data: Array(id.utf8)))
+        guard seen.insert(digest).inserted else { return false }
+        order.append(digest)
         if order.count > capacity {
             seen.remove(order.removeFirst())
         }

@@ -12,6 +12,20 @@ final class WebhookRoutes: Sendable {
     let logger: Logger
     /// Deliveries seen lately (a replayed delivery id starts nothing).
     let deliveries = Mutex(DeliveryLog())
+    /// What bodies not yet verified hold, all together: a sender who opens many requests and sends half of each
+    /// gets refused, not gigabytes of Tide's memory.
+    let unverified = Mutex(UnverifiedBodies())
+
+    struct UnverifiedBodies {
+        var requests = 0
+        var bytes = 0
+    }
+
+    /// Requests whose body is being read at once, and the bytes they may hold together.
+    static let maximumUnverifiedRequests = 32
+    static let maximumUnverifiedBytes = 8 << 20
+    /// How long a body may take to arrive, all of it (a slow sender holds neither memory nor shutdown longer).
+    static let bodyDeadline: Duration = .seconds(10)
 
     init(loop: PassLoop, metrics: DaemonMetrics, configuration: DaemonConfiguration, logger: Logger) {
         self.loop = loop
@@ -55,16 +69,13 @@ final class WebhookRoutes: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             return (.contentTooLarge, "the body is over \(limit) bytes")
         }
-        var body: [UInt8] = []
-        do {
-            for try await chunk in request.body {
-                guard body.count + chunk.readableBytes <= limit else {
-                    return (.contentTooLarge, "the body is over \(limit) bytes")
-                }
-                body.append(contentsOf: chunk.readableBytesView)
-            }
-        } catch {
-            return (.badRequest, "cannot read the body: \(error)")
+        guard admit() else {
+            return (.serviceUnavailable, "too many webhook bodies are being read at once; send it again later")
+        }
+        let body: [UInt8]
+        switch await read(request, limit: limit) {
+        case .success(let read): body = read
+        case .failure(let refusal): return (refusal.status, refusal.message)
         }
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
@@ -87,5 +98,58 @@ final class WebhookRoutes: Sendable {
             loop.trigger(.push)
             return (.ok, "fetch and pass started")
         }
+    }
+
+    /// Counts a request whose body is about to be read; false when too many are being read already.
+    private func admit() -> Bool {
+        unverified.withLock {
+            guard $0.requests < Self.maximumUnverifiedRequests else { return false }
+            $0.requests += 1
+            return true
+        }
+    }
+
+    struct BodyRefusal: Error {
+        var status: HTTPResponse.Status
+        var message: String
+    }
+
+    /// The body, up to `limit` bytes, within `bodyDeadline`, and within what all bodies being read may hold.
+    private func read(_ request: Request, limit: Int) async -> Result<[UInt8], BodyRefusal> {
+        var held = 0
+        defer {
+            unverified.withLock {
+                $0.requests -= 1
+                $0.bytes -= held
+            }
+        }
+        let deadline = ContinuousClock.now + Self.bodyDeadline
+        var body: [UInt8] = []
+        do {
+            for try await chunk in request.body {
+                guard ContinuousClock.now < deadline else {
+                    return .failure(BodyRefusal(status: .requestTimeout, message: "the body took too long to arrive"))
+                }
+                guard body.count + chunk.readableBytes <= limit else {
+                    return .failure(BodyRefusal(status: .contentTooLarge, message: "the body is over \(limit) bytes"))
+                }
+                let granted = unverified.withLock {
+                    guard $0.bytes + chunk.readableBytes <= Self.maximumUnverifiedBytes else { return false }
+                    $0.bytes += chunk.readableBytes
+                    return true
+                }
+                guard granted else {
+                    return .failure(
+                        BodyRefusal(
+                            status: .serviceUnavailable,
+                            message: "webhook bodies being read hold too much memory; send it again later"))
+                }
+                held += chunk.readableBytes
+                body.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch {
+            return .failure(BodyRefusal(status: .badRequest, message: "cannot read the body: \(error)"))
+        }
+        return .success(body)
     }
 }

@@ -8,6 +8,45 @@ import TideTestSupport
 /// with `--signing-key` and pass the same check.
 @Suite("End to end: commit signature verification")
 struct CommitVerificationTests {
+    @Test(
+        "a force-push back to an older signed commit is held, not deployed as a ROLLBACK past the approval gate (hardening round two, 7)"
+    )
+    func forcePushBack() async throws {
+        let repo = try ConfigRepo()
+        let keys = try SigningKeys(in: repo.scratch)
+        let verify = ["--verify-commits", "ssh", "--allowed-signers", keys.allowedSigners]
+        let old = try keys.commitSigned(
+            repo.fixture, "api 1.0.1 signed", files: ["api.yaml": ConfigRepo.service("api", "1.0.1")])
+        #expect(try await repo.tide("reconcile", extra: verify).status == 0)
+        try keys.commitSigned(repo.fixture, "api 1.0.2 signed", files: ["api.yaml": ConfigRepo.service("api", "1.0.2")])
+        #expect(try await repo.tide("reconcile", extra: verify).status == 0)
+        let deployed = repo.calls()
+
+        // Someone without the key moves the branch back to the older, validly signed commit.
+        try await repo.fixture.git("reset", "-q", "--hard", old.hex)
+        let moved = try await repo.tide("reconcile", extra: verify)
+        #expect(moved.combined.contains("does not descend from"), "\(moved.combined)")
+        #expect(repo.calls() == deployed, "nothing deployed: \(repo.calls())")
+        let status = try await repo.tide("status", extra: verify)
+        #expect(status.standardOutput.contains("does not descend from"), "\(status.standardOutput)")
+        let plan = try await repo.tide("plan", extra: verify)
+        #expect(!plan.standardOutput.contains("ROLLBACK"), "\(plan.standardOutput)")
+
+        // A revert on top of what runs is a rollback as before.
+        try await repo.fixture.git("reset", "-q", "--hard", "HEAD@{1}")
+        try keys.commitSigned(repo.fixture, "Revert api 1.0.2", files: ["api.yaml": ConfigRepo.service("api", "1.0.1")])
+        let reverted = try await repo.tide("reconcile", extra: verify)
+        #expect(reverted.status == 0, "\(reverted.combined)")
+        #expect(repo.calls().suffix(2) == ["deploy api@prod 1.0.1", "health api@prod 1.0.1"], "\(repo.calls())")
+
+        // Allowed by a person: applied, but classified by version alone, never as a ROLLBACK.
+        try await repo.fixture.git("reset", "-q", "--hard", old.hex)
+        try keys.commitSigned(repo.fixture, "api 1.0.2 again", files: ["api.yaml": ConfigRepo.service("api", "1.0.2")])
+        let allowed = try await repo.tide("plan", extra: verify + ["--allow-history-rewrite"])
+        #expect(allowed.standardOutput.contains("history was rewritten"), "\(allowed.combined)")
+        #expect(!allowed.standardOutput.contains("ROLLBACK"), "\(allowed.standardOutput)")
+    }
+
     @Test("SSH: unsigned and foreign heads are rejected and the last good stays; Tide's own rollback is signed")
     func ssh() async throws {
         let repo = try ConfigRepo()

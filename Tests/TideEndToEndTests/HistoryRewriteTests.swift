@@ -24,7 +24,12 @@ struct HistoryRewriteTests {
         #expect(throws: (any Error).self) { try repo.fixture.git("cat-file", "-e", live.hex) }
 
         try await repo.fixture.commit("api 1.2.0", files: ["api.yaml": ConfigRepo.service("api", "1.2.0")])
-        let pass = try await repo.tide("reconcile")
+        // A head that does not descend from what was applied is held (hardening round two, 7) ...
+        let held = try await repo.tide("reconcile")
+        #expect(held.combined.contains("does not descend from \(live.short)"), "\(held.combined)")
+        #expect(!repo.calls().contains("deploy api@prod 1.2.0"))
+        // ... until a person says rewrites are expected.
+        let pass = try await repo.tide("reconcile", "--allow-history-rewrite")
         #expect(pass.status == 0, "\(pass.combined)")
         #expect(pass.standardOutput.contains("api@prod: deployed 1.1.0 → 1.2.0"), "\(pass.standardOutput)")
         #expect(pass.standardOutput.contains("history was rewritten"), "\(pass.standardOutput)")

@@ -33,7 +33,9 @@ final class Backend: @unchecked Sendable {
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
-            s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+            class S(http.server.ThreadingHTTPServer):
+                request_queue_size = 512  # the default 5 makes nginx drop mirrored copies on a loaded machine
+            s = S(("127.0.0.1", 0), H)
             print(s.server_address[1], flush=True)
             s.serve_forever()
             """

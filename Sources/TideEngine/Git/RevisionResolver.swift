@@ -27,6 +27,7 @@ public struct RevisionResolver: EngineCollaborator {
             // Read by the child first: the signature check below reads the commit in this process.
             try await checkReadable(head)
             try verifySignature(of: head)
+            try requireDescent(of: head, from: status.lastGoodRevision)
             let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
             if record && status.lastGoodRevision != head {
                 var updated = status
@@ -71,7 +72,8 @@ public struct RevisionResolver: EngineCollaborator {
             var desired: DesiredState?
             // The last good revision is applied only while it still verifies (verification turned on later, or
             // its key removed, leaves nothing applied rather than something unsigned).
-            if let good = status.lastGoodRevision, (try? verifySignature(of: good)) != nil {
+            // A last good revision rewritten away and collected leaves nothing applied (not a pass that fails).
+            if let good = status.lastGoodRevision, repository.contains(good), (try? verifySignature(of: good)) != nil {
                 desired = try loader.load(from: GitCommitSource(repository: repository, commit: good, root: root))
             }
             return Resolution(head: head, desired: desired, rejected: error.diagnostics)
@@ -80,4 +82,24 @@ public struct RevisionResolver: EngineCollaborator {
 
     /// How many of a rejected revision's problems the state keeps.
     public static let storedDiagnostics = 200
+
+    /// A head that does not descend from the revision applied last is not a revert — a revert is a commit on
+    /// top — but a history rewrite: a force-push, perhaps back to an older commit that is validly signed (with
+    /// `--verify-commits`, the one way someone without the key could take production back). It is held like an
+    /// invalid revision (`revision.rejected`, the last good one stays applied) until a commit on top of what runs
+    /// fixes the branch, or `--allow-history-rewrite` says rewrites are expected.
+    ///
+    /// Must never happen: production moved to an older version by a branch moved backwards, without a person's
+    /// say; a descendant (a revert, a fix, a promotion Tide wrote) held.
+    func requireDescent(of head: ObjectID, from applied: ObjectID?) throws {
+        guard !context.dependencies.allowHistoryRewrite, let applied, applied != head else { return }
+        let descends = repository.contains(applied) && (try? repository.isAncestor(applied, of: head)) == true
+        guard !descends else { return }
+        throw ManifestError(
+            commit: head,
+            "\(head.short) does not descend from \(applied.short), the revision applied last: the branch was "
+                + "rewritten or moved back (a force-push), which is not a revert. Held: \(applied.short) stays "
+                + "applied. Put a commit on top of \(applied.short) instead (git revert), or pass "
+                + "--allow-history-rewrite (TIDE_ALLOW_HISTORY_REWRITE=1) if rewrites are expected")
+    }
 }
