@@ -65,7 +65,7 @@ extension NodeReader {
                 return nil
             }
             for (key, value) in entries {
-                guard let name = string(key, field.path, owner: field.owner) else { continue }
+                guard let name = string(field.at(key)) else { continue }
                 let place = field.child(name, value)
                 guard Self.isHeaderName(name) else {
                     error(place, "'\(Diagnostic.printable(name))' is not an HTTP header name")

@@ -2,17 +2,16 @@ import Foundation
 internal import Yams
 
 extension NodeReader {
-    mutating func environment(_ spec: Node, name: String, at: SourceLocation, owner: String) -> EnvironmentManifest? {
+    mutating func environment(_ spec: Field, name: String, at: SourceLocation) -> EnvironmentManifest? {
         var environment = EnvironmentManifest(name: name, location: at)
-        if case .scalar = spec, spec.tagName == .null { return environment }
+        if case .scalar = spec.node, spec.node.tagName == .null { return environment }
         guard
             let f = fields(
-                Field(node: spec, path: "spec", owner: owner),
-                allowed: ["production", "requires", "bake", "approval", "promotion", "windows", "freezes"])
+                spec, allowed: ["production", "requires", "bake", "approval", "promotion", "windows", "freezes"])
         else { return nil }
         let before = diagnostics.count
         if let value = f["production"].flatMap({ bool($0) }) { environment.production = value }
-        if let field = f["requires"], let items = stringList(field.node, field.path, owner: owner) {
+        if let field = f["requires"], let items = stringList(field) {
             for (text, item) in items {
                 let at = field.at(item)
                 if !Naming.isValidName(text) {
@@ -36,14 +35,14 @@ extension NodeReader {
         }
         if let field = f["windows"] {
             if let items = field.items {
-                environment.windows = items.compactMap { window($0.node, $0.path, owner: owner) }
+                environment.windows = items.compactMap { window($0) }
             } else {
                 error(field, "expected a list, found \(describe(field.node))")
             }
         }
         if let field = f["freezes"] {
             if let items = field.items {
-                environment.freezes = items.compactMap { freeze($0.node, $0.path, owner: owner) }
+                environment.freezes = items.compactMap { freeze($0) }
             } else {
                 error(field, "expected a list, found \(describe(field.node))")
             }
@@ -53,46 +52,46 @@ extension NodeReader {
 
     static let weekdays = ["sun": 1, "mon": 2, "tue": 3, "wed": 4, "thu": 5, "fri": 6, "sat": 7]
 
-    mutating func timeZone(_ node: Node?, _ path: String, owner: String) -> TimeZone? {
-        guard let node else { return TimeZone(identifier: "UTC") }
-        guard let text = string(node, path, owner: owner) else { return nil }
+    /// `timezone`: an IANA name; UTC when not given.
+    mutating func timeZone(_ field: Field?) -> TimeZone? {
+        guard let field else { return TimeZone(identifier: "UTC") }
+        guard let text = string(field) else { return nil }
         guard let zone = TimeZone(identifier: text) else {
-            error(node, "\(owner)\(path): '\(text)' is not an IANA time zone (like Europe/Berlin or UTC)")
+            error(field, "'\(text)' is not an IANA time zone (like Europe/Berlin or UTC)")
             return nil
         }
         return zone
     }
 
-    mutating func window(_ node: Node, _ path: String, owner: String) -> EnvironmentManifest.Window? {
+    mutating func window(_ field: Field) -> EnvironmentManifest.Window? {
         guard
             let f = fields(
-                node, path, allowed: ["days", "start", "end", "timezone"], required: ["days", "start", "end"],
-                owner: owner)
+                field, allowed: ["days", "start", "end", "timezone"], required: ["days", "start", "end"])
         else { return nil }
         let before = diagnostics.count
         var weekdays: Set<Int> = []
-        if let days = f["days"]?.value, let items = stringList(days, "\(path).days", owner: owner) {
+        if let days = f["days"], let items = stringList(days) {
             for (text, item) in items {
                 if let day = Self.weekdays[text.lowercased()] {
                     weekdays.insert(day)
                 } else {
-                    error(item, "\(owner)\(path).days: '\(text)' is not a day (mon, tue, wed, thu, fri, sat, sun)")
+                    error(days.at(item), "'\(text)' is not a day (mon, tue, wed, thu, fri, sat, sun)")
                 }
             }
-            if items.isEmpty { error(days, "\(owner)\(path).days: list at least one day") }
+            if items.isEmpty { error(days, "list at least one day") }
         }
-        let start = f["start"].flatMap { clock($0.value, "\(path).start", owner: owner) }
-        let end = f["end"].flatMap { clock($0.value, "\(path).end", owner: owner) }
-        let zone = timeZone(f["timezone"]?.value, "\(path).timezone", owner: owner)
+        let start = f["start"].flatMap { clock($0) }
+        let end = f["end"].flatMap { clock($0) }
+        let zone = timeZone(f["timezone"])
         guard diagnostics.count == before, let start, let end, let zone else { return nil }
-        if start == end { error(node, "\(owner)\(path): start and end are the same time; the window would be empty") }
+        if start == end { error(field, "start and end are the same time; the window would be empty") }
         return EnvironmentManifest.Window(
-            weekdays: weekdays, start: start, end: end, timeZone: zone, location: location(node))
+            weekdays: weekdays, start: start, end: end, timeZone: zone, location: location(field.node))
     }
 
     /// "HH:MM" as minutes after midnight ("24:00" is the end of the day).
-    mutating func clock(_ node: Node, _ path: String, owner: String) -> Int? {
-        guard let text = string(node, path, owner: owner) else { return nil }
+    mutating func clock(_ field: Field) -> Int? {
+        guard let text = string(field) else { return nil }
         let parts = text.split(separator: ":")
         if parts.count == 2, parts[0].count == 2, parts[1].count == 2, let hours = Int(parts[0]),
             let minutes = Int(parts[1]), (0...59).contains(minutes),
@@ -100,22 +99,19 @@ extension NodeReader {
         {
             return hours * 60 + minutes
         }
-        error(node, "\(owner)\(path): '\(text)' is not a time of day (write it as HH:MM, like 09:00)")
+        error(field, "'\(text)' is not a time of day (write it as HH:MM, like 09:00)")
         return nil
     }
 
-    mutating func freeze(_ node: Node, _ path: String, owner: String) -> EnvironmentManifest.Freeze? {
-        guard
-            let f = fields(
-                node, path, allowed: ["from", "to", "reason", "timezone"], required: ["from", "to"], owner: owner)
-        else { return nil }
-        let zone = timeZone(f["timezone"]?.value, "\(path).timezone", owner: owner)
+    mutating func freeze(_ field: Field) -> EnvironmentManifest.Freeze? {
+        guard let f = fields(field, allowed: ["from", "to", "reason", "timezone"], required: ["from", "to"]) else {
+            return nil
+        }
+        let zone = timeZone(f["timezone"])
         var calendar = Calendar(identifier: .gregorian)
         if let zone { calendar.timeZone = zone }
-        func day(_ field: String) -> Date? {
-            guard let node = f[field]?.value, let text = string(node, "\(path).\(field)", owner: owner) else {
-                return nil
-            }
+        func day(_ name: String) -> Date? {
+            guard let dayField = f[name], let text = string(dayField) else { return nil }
             let parts = text.split(separator: "-").compactMap { Int($0) }
             // The calendar rolls 2026-13-04 over into 2027: every component must come back as written.
             if parts.count == 3, text.count == 10, (1970...9999).contains(parts[0]),
@@ -125,15 +121,15 @@ extension NodeReader {
             {
                 return date
             }
-            error(node, "\(owner)\(path).\(field): '\(text)' is not a date (write it as YYYY-MM-DD)")
+            error(dayField, "'\(text)' is not a date (write it as YYYY-MM-DD)")
             return nil
         }
-        let reason = f["reason"].flatMap { string($0.value, "\(path).reason", owner: owner) }
+        let reason = f["reason"].flatMap { string($0) }
         guard let from = day("from"), let to = day("to"), zone != nil else { return nil }
         guard from <= to, let until = calendar.date(byAdding: .day, value: 1, to: to) else {
-            error(node, "\(owner)\(path): 'from' is after 'to'")
+            error(field, "'from' is after 'to'")
             return nil
         }
-        return EnvironmentManifest.Freeze(from: from, until: until, reason: reason, location: location(node))
+        return EnvironmentManifest.Freeze(from: from, until: until, reason: reason, location: location(field.node))
     }
 }

@@ -9,8 +9,8 @@ extension NodeReader {
         "secret": [.http], "caFile": [.http],
     ]
 
-    mutating func executor(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ExecutorManifest? {
-        let root = Field(node: spec, path: "spec", owner: owner)
+    /// An Executor's `spec` (`root`): the fields every type has, then its type's own.
+    mutating func executor(_ root: Field, name: String, at: SourceLocation) -> ExecutorManifest? {
         guard
             let f = fields(
                 root,
@@ -33,7 +33,7 @@ extension NodeReader {
             if seconds > 0 { timeout = seconds } else { error(field, "must be longer than 0s") }
         }
         var env: [String: String] = [:]
-        if let field = f["env"], let map = stringMap(field.node, field.path, owner: owner) {
+        if let field = f["env"], let map = stringMap(field) {
             for key in map.keys.sorted() where key.hasPrefix("TIDE_") {
                 error(field.child(key, field.node), "TIDE_* variables are set by tide itself")
             }
@@ -86,7 +86,7 @@ extension NodeReader {
             error(root, "missing required field 'command' for a \(f["type"].flatMap { $0.node.string } ?? "") executor")
             return nil
         }
-        guard let items = stringList(field.node, field.path, owner: field.owner) else { return nil }
+        guard let items = stringList(field) else { return nil }
         let argv = items.map(\.0)
         guard let program = argv.first, !program.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             error(field, "must name a program to run")
@@ -116,7 +116,7 @@ extension NodeReader {
         var nginx = ExecutorManifest.Nginx(configDir: directory)
         for name in ["test", "reload"] {
             guard let field = f[name] else { continue }
-            guard let argv = stringList(field.node, field.path, owner: field.owner), !argv.isEmpty else {
+            guard let argv = stringList(field), !argv.isEmpty else {
                 error(field, "expected a command (a list: program and arguments)")
                 continue
             }
@@ -132,7 +132,7 @@ extension NodeReader {
         if let field = f["environments"] {
             if case .mapping(let entries) = field.node {
                 for (key, value) in entries {
-                    guard let environment = string(key, field.path, owner: field.owner) else { continue }
+                    guard let environment = string(field.at(key)) else { continue }
                     let place = field.child(environment, value)
                     guard let g = fields(place, allowed: ["url"], required: ["url"]), let url = g["url"] else {
                         continue

@@ -2,8 +2,8 @@ import Foundation
 internal import Yams
 
 extension NodeReader {
-    mutating func policy(_ spec: Node, name: String, at: SourceLocation, owner: String) -> PolicyManifest? {
-        guard let f = fields(Field(node: spec, path: "spec", owner: owner), allowed: ["rules"], required: ["rules"]),
+    mutating func policy(_ spec: Field, name: String, at: SourceLocation) -> PolicyManifest? {
+        guard let f = fields(spec, allowed: ["rules"], required: ["rules"]),
             let rulesField = f["rules"]
         else { return nil }
         guard let items = rulesField.items else {
@@ -24,7 +24,7 @@ extension NodeReader {
             let m = fields(match, allowed: ["environments", "classes", "risks", "production"])
         {
             if let field = m["environments"] {
-                rule.environments = stringList(field.node, field.path, owner: field.owner)?.map(\.0) ?? []
+                rule.environments = stringList(field)?.map(\.0) ?? []
             }
             if let field = m["classes"] { rule.classes = listOf(field, ChangeClass.self) ?? [] }
             if let field = m["risks"] { rule.risks = listOf(field, RiskLevel.self) ?? [] }
@@ -38,7 +38,7 @@ extension NodeReader {
             if let field = r["minimumStrategy"] { rule.minimumStrategy = oneOf(field, StrategyType.self) }
             if let field = r["windows"] {
                 if let windows = field.items {
-                    rule.windows = windows.compactMap { window($0.node, $0.path, owner: $0.owner) }
+                    rule.windows = windows.compactMap { window($0) }
                 } else {
                     error(field, "expected a list, found \(describe(field.node))")
                 }

@@ -2,10 +2,10 @@ import Foundation
 internal import Yams
 
 extension NodeReader {
-    mutating func service(_ spec: Node, name: String, at: SourceLocation, owner: String) -> ServiceManifest? {
+    mutating func service(_ spec: Field, name: String, at: SourceLocation) -> ServiceManifest? {
         guard
             let f = fields(
-                Field(node: spec, path: "spec", owner: owner),
+                spec,
                 allowed: [
                     "executor", "version", "config", "environments", "dependsOn", "strategy", "hotfix", "rollback",
                     "migrations", "databases",
@@ -55,8 +55,7 @@ extension NodeReader {
                             valueLocations(c.node, into: &configLocations.environments[envName, default: [:]])
                         }
                         if let m = g["migrations"] {
-                            (override.migrations, override.migrationLocations) = nameList(
-                                m.node, m.path, kind: "migration", owner: owner)
+                            (override.migrations, override.migrationLocations) = nameList(m, kind: "migration")
                         }
                     }
                     if override.version == nil && version == nil && f["version"] == nil {
@@ -74,7 +73,7 @@ extension NodeReader {
 
         var dependsOn: [String] = []
         var dependsOnLocations: [SourceLocation] = []
-        if let field = f["dependsOn"], let items = stringList(field.node, field.path, owner: owner) {
+        if let field = f["dependsOn"], let items = stringList(field) {
             for (text, item) in items {
                 if !Naming.isValidName(text) {
                     error(field.at(item), "'\(text)' is not a valid service name")
@@ -92,15 +91,14 @@ extension NodeReader {
         var migrations: [String] = []
         var migrationLocations: [SourceLocation] = []
         if let field = f["migrations"] {
-            let node = field.node
-            (migrations, migrationLocations) = nameList(node, field.path, kind: "migration", owner: owner)
+            (migrations, migrationLocations) = nameList(field, kind: "migration")
             // spec.migrations are what spec.version needs: an environment that runs another version must say
             // what that one needs, or a contract could run under a version that still reads what it drops.
             if version == nil && !migrations.isEmpty {
                 error(
-                    node,
-                    "\(owner)spec.migrations: they belong to spec.version, which is not set; list each environment's "
-                        + "in spec.environments.ENV.migrations")
+                    field,
+                    "they belong to spec.version, which is not set; list each environment's in "
+                        + "spec.environments.ENV.migrations")
             }
             for envName in order {
                 guard let override = environments[envName], let other = override.version, override.migrations == nil,
@@ -109,9 +107,9 @@ extension NodeReader {
                 diagnostics.append(
                     Diagnostic(
                         override.versionLocation ?? override.location,
-                        "\(owner)spec.environments.\(envName).version: \(other) is not spec.version (\(version)), which "
-                            + "needs migrations \(migrations.joined(separator: ", ")); say which migrations \(other) needs "
-                            + "with spec.environments.\(envName).migrations ([] for none)"))
+                        "\(spec.owner)spec.environments.\(envName).version: \(other) is not spec.version (\(version)), "
+                            + "which needs migrations \(migrations.joined(separator: ", ")); say which migrations "
+                            + "\(other) needs with spec.environments.\(envName).migrations ([] for none)"))
             }
         }
         // One version needs the same migrations wherever it runs: a promotion that copies a version into an
@@ -128,9 +126,10 @@ extension NodeReader {
                 diagnostics.append(
                     Diagnostic(
                         override.migrationLocations.first ?? override.versionLocation ?? override.location,
-                        "\(owner)spec.environments.\(envName): \(runs) needs migrations [\(list.sorted().joined(separator: ", "))] "
-                            + "here (\(place)) but [\(earlier.migrations.sorted().joined(separator: ", "))] by "
-                            + "\(earlier.place); one version needs the same migrations everywhere it runs"))
+                        "\(spec.owner)spec.environments.\(envName): \(runs) needs migrations "
+                            + "[\(list.sorted().joined(separator: ", "))] here (\(place)) but "
+                            + "[\(earlier.migrations.sorted().joined(separator: ", "))] by \(earlier.place); one version "
+                            + "needs the same migrations everywhere it runs"))
             } else if needs[runs] == nil {
                 needs[runs] = (list, place)
             }
@@ -138,7 +137,7 @@ extension NodeReader {
         var databases: [String] = []
         var databaseLocations: [SourceLocation] = []
         if let field = f["databases"] {
-            (databases, databaseLocations) = nameList(field.node, field.path, kind: "executor", owner: owner)
+            (databases, databaseLocations) = nameList(field, kind: "executor")
         }
 
         var strategy = StrategySpec()
@@ -177,7 +176,7 @@ extension NodeReader {
 
     /// A config mapping (`spec.config`, `spec.environments.ENV.config`); null is none.
     private mutating func configMapping(_ field: Field) -> JSONValue? {
-        guard let value = json(field.node, field.path, owner: field.owner) else { return nil }
+        guard let value = json(field) else { return nil }
         if case .object = value { return value }
         if value != .null { error(field, "expected a mapping, found \(describe(field.node))") }
         return nil

@@ -77,7 +77,8 @@ public enum ManifestDecoder {
     }
 }
 
-/// Reads typed values out of Yams nodes, recording a diagnostic for each problem and returning nil for it.
+/// Reads typed values out of fields (Yams nodes with their paths, see `Field`), recording a diagnostic for each
+/// problem and returning nil for it.
 struct NodeReader {
     let file: String
     var diagnostics: [Diagnostic] = []
@@ -92,89 +93,88 @@ struct NodeReader {
         diagnostics.append(Diagnostic(location(node), message))
     }
 
-    /// The entries of a mapping, checked against the allowed keys. Returns nil (with a diagnostic) for a
-    /// node that is not a mapping.
-    mutating func fields(
-        _ node: Node, _ path: String, allowed: [String], required: [String] = [], owner: String
-    ) -> [String: (key: Node, value: Node)]? {
-        guard case .mapping(let mapping) = node else {
-            error(node, "\(owner)\(path): expected a mapping, found \(describe(node))")
+    /// The entries of a mapping field, checked against `allowed` and `required`. Returns nil (with a diagnostic)
+    /// for a node that is not a mapping.
+    mutating func fields(_ field: Field, allowed: [String], required: [String] = []) -> FieldMap? {
+        guard case .mapping(let mapping) = field.node else {
+            error(field, "expected a mapping, found \(describe(field.node))")
             return nil
         }
         var result: [String: (key: Node, value: Node)] = [:]
         for (key, value) in mapping {
             guard case .scalar(let scalar) = key else {
-                error(key, "\(owner)\(path): keys must be strings")
+                error(field.at(key), "keys must be strings")
                 continue
             }
             let name = scalar.string
             if allowed.contains(name) {
                 result[name] = (key, value)
             } else if let feature = ManifestDecoder.notYetSupported[name] {
-                error(key, "\(owner)\(path).\(name): not supported by this version of tide yet (\(feature))")
+                error(field.child(name, key), "not supported by this version of tide yet (\(feature))")
             } else {
                 let hint = closest(name, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
-                error(key, "\(owner)\(path): unknown field '\(name)'\(hint)")
+                error(field.at(key), "unknown field '\(name)'\(hint)")
             }
         }
         for name in required where result[name] == nil {
-            error(node, "\(owner)\(path): missing required field '\(name)'")
+            error(field, "missing required field '\(name)'")
         }
-        return result
+        return FieldMap(field: field, entries: result)
     }
 
-    mutating func string(_ node: Node, _ path: String, owner: String) -> String? {
-        guard case .scalar(let scalar) = node, node.tagName != .null else {
-            error(node, "\(owner)\(path): expected a string, found \(describe(node))")
+    mutating func string(_ field: Field) -> String? {
+        guard case .scalar(let scalar) = field.node, field.node.tagName != .null else {
+            error(field, "expected a string, found \(describe(field.node))")
             return nil
         }
         // A NUL would cut the text short wherever it becomes a C string (argv, environment, paths).
         guard !scalar.string.unicodeScalars.contains("\u{0}") else {
-            error(node, "\(owner)\(path): contains a NUL character")
+            error(field, "contains a NUL character")
             return nil
         }
         return scalar.string
     }
 
-    mutating func bool(_ node: Node, _ path: String, owner: String) -> Bool? {
-        guard case .scalar = node, node.tagName == .bool, let value = node.typedBool else {
-            error(node, "\(owner)\(path): expected true or false, found \(describe(node))")
+    mutating func bool(_ field: Field) -> Bool? {
+        guard case .scalar = field.node, field.node.tagName == .bool, let value = field.node.typedBool else {
+            error(field, "expected true or false, found \(describe(field.node))")
             return nil
         }
         return value
     }
 
-    mutating func stringList(_ node: Node, _ path: String, owner: String) -> [(String, Node)]? {
-        guard case .sequence(let sequence) = node else {
-            error(node, "\(owner)\(path): expected a list, found \(describe(node))")
+    /// The texts of a list field, each with the node it was written at.
+    mutating func stringList(_ field: Field) -> [(String, Node)]? {
+        guard let items = field.items else {
+            error(field, "expected a list, found \(describe(field.node))")
             return nil
         }
         var result: [(String, Node)] = []
-        for (index, item) in sequence.enumerated() {
-            if let text = string(item, "\(path)[\(index)]", owner: owner) { result.append((text, item)) }
+        for item in items {
+            if let text = string(item) { result.append((text, item.node)) }
         }
         return result
     }
 
-    mutating func duration(_ node: Node, _ path: String, owner: String) -> Double? {
-        guard let text = string(node, path, owner: owner) else { return nil }
+    mutating func duration(_ field: Field) -> Double? {
+        guard let text = string(field) else { return nil }
         guard let seconds = ManifestDuration.seconds(text) else {
             if ManifestDuration.isTooLong(text) {
-                error(node, "\(owner)\(path): '\(text)' is longer than the longest duration Tide takes (3650d)")
+                error(field, "'\(text)' is longer than the longest duration Tide takes (3650d)")
             } else {
-                error(node, "\(owner)\(path): '\(text)' is not a duration (write it like 30s, 5m or 1h30m)")
+                error(field, "'\(text)' is not a duration (write it like 30s, 5m or 1h30m)")
             }
             return nil
         }
         return seconds
     }
 
-    mutating func name(_ node: Node, _ path: String, owner: String) -> String? {
-        guard let text = string(node, path, owner: owner) else { return nil }
+    mutating func name(_ field: Field) -> String? {
+        guard let text = string(field) else { return nil }
         guard Naming.isValidName(text) else {
             error(
-                node,
-                "\(owner)\(path): '\(text)' is not a valid name (lowercase letters, digits and '-', "
+                field,
+                "'\(text)' is not a valid name (lowercase letters, digits and '-', "
                     + "starting with a letter or digit, at most 63 characters)")
             return nil
         }
@@ -188,48 +188,17 @@ struct NodeReader {
     /// Any YAML value as JSON, for the opaque `config`. Refused here, where the file, line and column are known,
     /// rather than when the request is encoded: numbers JSON cannot carry (`.inf`, `.nan`, `1e400`) and nesting
     /// deeper than `maximumConfigDepth`.
-    mutating func json(_ node: Node, _ path: String, owner: String, depth: Int = 0) -> JSONValue? {
+    mutating func json(_ field: Field, depth: Int = 0) -> JSONValue? {
         guard depth <= Self.maximumConfigDepth else {
-            error(node, "\(owner)\(path): nested more than \(Self.maximumConfigDepth) levels deep")
+            error(field, "nested more than \(Self.maximumConfigDepth) levels deep")
             return nil
         }
-        switch node {
-        case .scalar(let scalar):
-            switch node.tagName {
-            case .null: return .null
-            case .bool:
-                guard let value = node.typedBool else {
-                    error(node, "\(owner)\(path): '\(scalar.string)' is tagged !!bool but is not true or false")
-                    return nil
-                }
-                return .bool(value)
-            case .int:
-                guard let value = node.typedInt else {
-                    error(
-                        node,
-                        ScalarResolver.kind(of: scalar.string) == .int
-                            ? "\(owner)\(path): '\(scalar.string)' is an integer beyond what Tide carries exactly "
-                                + "(±\(Int64.max)); quote it to pass it as a string"
-                            : "\(owner)\(path): '\(scalar.string)' is tagged !!int but is not an integer")
-                    return nil
-                }
-                return .int(Int64(value))
-            case .float:
-                guard node.typedFloat != nil else {
-                    error(node, "\(owner)\(path): '\(scalar.string)' is tagged !!float but is not a number")
-                    return nil
-                }
-                if let value = node.typedFloat, !value.isFinite {
-                    error(node, "\(owner)\(path): '\(scalar.string)' is not a finite number, which JSON cannot carry")
-                    return nil
-                }
-                return node.typedFloat.map(JSONValue.double) ?? .string(scalar.string)
-            default: return .string(scalar.string)
-            }
-        case .sequence(let sequence):
+        switch field.node {
+        case .scalar(let scalar): return jsonScalar(field, scalar)
+        case .sequence:
             var items: [JSONValue] = []
-            for (index, item) in sequence.enumerated() {
-                guard let value = json(item, "\(path)[\(index)]", owner: owner, depth: depth + 1) else { return nil }
+            for item in field.items ?? [] {
+                guard let value = json(item, depth: depth + 1) else { return nil }
                 items.append(value)
             }
             return .array(items)
@@ -237,18 +206,52 @@ struct NodeReader {
             var members: [String: JSONValue] = [:]
             for (key, value) in mapping {
                 guard case .scalar(let scalar) = key else {
-                    error(key, "\(owner)\(path): keys must be strings")
+                    error(field.at(key), "keys must be strings")
                     return nil
                 }
-                guard let converted = json(value, "\(path).\(scalar.string)", owner: owner, depth: depth + 1) else {
-                    return nil
-                }
+                guard let converted = json(field.child(scalar.string, value), depth: depth + 1) else { return nil }
                 members[scalar.string] = converted
             }
             return .object(members)
         case .alias:
-            error(node, "\(owner)\(path): YAML aliases are not supported")
+            error(field, "YAML aliases are not supported")
             return nil
+        }
+    }
+
+    /// A scalar of a `config` as JSON, typed by its resolved tag.
+    private mutating func jsonScalar(_ field: Field, _ scalar: Node.Scalar) -> JSONValue? {
+        let node = field.node
+        switch node.tagName {
+        case .null: return .null
+        case .bool:
+            guard let value = node.typedBool else {
+                error(field, "'\(scalar.string)' is tagged !!bool but is not true or false")
+                return nil
+            }
+            return .bool(value)
+        case .int:
+            guard let value = node.typedInt else {
+                error(
+                    field,
+                    ScalarResolver.kind(of: scalar.string) == .int
+                        ? "'\(scalar.string)' is an integer beyond what Tide carries exactly "
+                            + "(±\(Int64.max)); quote it to pass it as a string"
+                        : "'\(scalar.string)' is tagged !!int but is not an integer")
+                return nil
+            }
+            return .int(Int64(value))
+        case .float:
+            guard node.typedFloat != nil else {
+                error(field, "'\(scalar.string)' is tagged !!float but is not a number")
+                return nil
+            }
+            if let value = node.typedFloat, !value.isFinite {
+                error(field, "'\(scalar.string)' is not a finite number, which JSON cannot carry")
+                return nil
+            }
+            return node.typedFloat.map(JSONValue.double) ?? .string(scalar.string)
+        default: return .string(scalar.string)
         }
     }
 

@@ -46,23 +46,6 @@ extension NodeReader {
         error(field.node, "\(field.owner)\(field.path): \(message)")
     }
 
-    /// The entries of a mapping field, checked against `allowed` and `required`.
-    mutating func fields(_ field: Field, allowed: [String], required: [String] = []) -> FieldMap? {
-        fields(field.node, field.path, allowed: allowed, required: required, owner: field.owner).map {
-            FieldMap(field: field, entries: $0)
-        }
-    }
-
-    mutating func string(_ field: Field) -> String? { string(field.node, field.path, owner: field.owner) }
-    mutating func bool(_ field: Field) -> Bool? { bool(field.node, field.path, owner: field.owner) }
-    mutating func duration(_ field: Field) -> Double? { duration(field.node, field.path, owner: field.owner) }
-    mutating func name(_ field: Field) -> String? { name(field.node, field.path, owner: field.owner) }
-    mutating func version(_ field: Field) -> String? { version(field.node, field.path, owner: field.owner) }
-
-    mutating func percent(_ field: Field, minimum: Int = 0) -> Int? {
-        percent(field.node, field.path, owner: field.owner, minimum: minimum)
-    }
-
     /// A value of `E`, whose raw values are the allowed spellings: anything else is an error listing them all
     /// (from the enum itself), with the closest one as a hint.
     mutating func oneOf<E: CaseIterable & RawRepresentable>(_ field: Field, _: E.Type = E.self) -> E?

@@ -97,9 +97,7 @@ public struct CanaryStrategy: DecodableStrategy {
         case "analysis":
             if case .mapping = value {
                 let name = "\(service)/step-\(number)"
-                if let analysis = reader.analysis(
-                    value, name: name, at: reader.location(value), owner: field.owner, path: field.path)
-                {
+                if let analysis = reader.analysis(field, name: name, at: reader.location(value)) {
                     inlineAnalyses.append(analysis)
                     steps.append(.analysis(name))
                 }
