@@ -125,13 +125,25 @@ public struct ActionResult: Sendable, Hashable {
     public var isTransient: Bool {
         switch outcome {
         case .exited(75), .timedOut, .unavailable: return true
-        case .couldNotStart(let why), .failed(let why):
+        case .couldNotStart(let why):
+            // Tide's own resources running short (descriptors, memory, disk) say nothing about the candidate.
             let text = (why + " " + standardError).lowercased()
-            return ["connection refused", "temporarily unavailable", "database is locked", "database is busy"]
-                .contains { text.contains($0) }
+            return (Self.transientWords + Self.ownResourceWords).contains { text.contains($0) }
+        case .failed(let why):
+            let text = (why + " " + standardError).lowercased()
+            return Self.transientWords.contains { text.contains($0) }
         default: return false
         }
     }
+
+    /// What a failure says when what the action talks to is busy or away for now.
+    static let transientWords = [
+        "connection refused", "temporarily unavailable", "database is locked", "database is busy",
+    ]
+    /// What starting a process says when Tide's own process is short of something (hardening round two, 1).
+    static let ownResourceWords = [
+        "too many open files", "cannot allocate memory", "no space left on device", "resource temporarily",
+    ]
 
     /// One line a person can read in `tide status`.
     public var summary: String {

@@ -209,6 +209,10 @@ struct NodeReader {
                     error(field.at(key), "keys must be strings")
                     return nil
                 }
+                if scalar.string == "<<", scalar.style == .plain {
+                    error(field.at(key), "merge keys (<<) are not read in config; write the keys out")
+                    return nil
+                }
                 guard let converted = json(field.child(scalar.string, value), depth: depth + 1) else { return nil }
                 members[scalar.string] = converted
             }
@@ -219,9 +223,18 @@ struct NodeReader {
         }
     }
 
-    /// A scalar of a `config` as JSON, typed by its resolved tag.
+    /// A scalar of a `config` as JSON, typed by its resolved tag. A plain scalar that YAML 1.1 reads otherwise
+    /// than a person would (`yes`, `017`, `1:20`, `1_000`, `0b101`: see `ScalarResolver.readDifferentlyByYAML11`)
+    /// is refused, so an executor never gets 15 for what a reviewer read as "017"; quoted, it is text.
     private mutating func jsonScalar(_ field: Field, _ scalar: Node.Scalar) -> JSONValue? {
         let node = field.node
+        if scalar.style == .plain, let reading = ScalarResolver.readDifferentlyByYAML11(scalar.string) {
+            error(
+                field,
+                "'\(scalar.string)' is read by YAML 1.1 as \(reading); quote it (\"\(scalar.string)\") for the "
+                    + "text, or write the value you mean plainly (true, false, 15)")
+            return nil
+        }
         switch node.tagName {
         case .null: return .null
         case .bool:

@@ -210,4 +210,22 @@ enum ScalarResolver {
         if c.take(0x3A) { guard digits(2, 2) else { return false } }
         return c.atEnd
     }
+
+    /// How YAML 1.1 reads a plain scalar where a person (and YAML 1.2's core schema) would read something else:
+    /// `yes`/`no`/`on`/`off` as booleans, `017` and `0o17` as octal 15, `0b101` as 5, `1_000` as 1000, `1:20` as 80
+    /// (base 60). Nil for anything read the same way by both (`true`, `15`, `0x1F`, `1.5`, text).
+    static func readDifferentlyByYAML11(_ text: String) -> String? {
+        let bytes = Array(text.utf8)
+        if isBool(bytes), !["true", "True", "TRUE", "false", "False", "FALSE"].contains(text) {
+            return "a boolean (\(["yes", "on"].contains(text.lowercased()) ? "true" : "false"))"
+        }
+        guard isInt(bytes) || isFloat(bytes) else { return nil }
+        let unsigned = text.hasPrefix("-") || text.hasPrefix("+") ? String(text.dropFirst()) : text
+        if unsigned.contains(":") { return "a number in base 60" }
+        if unsigned.contains("_") { return "a number with its underscores dropped" }
+        if unsigned.hasPrefix("0b") { return "a binary number" }
+        if unsigned.hasPrefix("0o") { return "an octal number" }
+        if unsigned.count > 1, unsigned.hasPrefix("0"), unsigned.allSatisfy(\.isNumber) { return "an octal number" }
+        return nil
+    }
 }

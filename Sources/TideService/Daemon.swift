@@ -48,9 +48,11 @@ public final class Daemon: Sendable {
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let logger = logger
         let host = configuration.host
+        let limits = ConnectionLimits()
         let app = Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(idleTimeout: .seconds(15))),
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [limits.handler()], idleTimeout: .seconds(15))),
             configuration: .init(address: .hostname(host, port: configuration.port), serverName: "tide"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? -1

@@ -58,7 +58,13 @@ final class WebhookRoutes: Sendable {
         logger.info(
             "webhook",
             metadata: ["provider": "\(provider.rawValue)", "status": "\(status.code)", "message": "\(message)"])
-        return textResponse(status, message)
+        var response = textResponse(status, message)
+        // A body refused unread is not drained: the connection closes, and what the sender still sends is dropped
+        // by the kernel, not buffered by Tide.
+        if [.serviceUnavailable, .contentTooLarge, .requestTimeout].contains(status) {
+            response.headers[.connection] = "close"
+        }
+        return response
     }
 
     private func receive(_ provider: WebhookProvider, _ request: Request) async -> (HTTPResponse.Status, String) {

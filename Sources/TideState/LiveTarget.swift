@@ -395,6 +395,10 @@ public struct RepositoryStatus: Sendable, Codable, Hashable {
     public var rejection: [Diagnostic]
     /// Commits Tide wrote that the remote has not taken yet (nil: none).
     public var unpublished: [UnpublishedCommit]?
+    /// Commits Tide wrote, never published, and wrote again on a head someone moved meanwhile: each (by hex) with
+    /// the parent it was built on. A head that descends from that parent is not a history rewrite (the last few
+    /// are kept).
+    public var rebuilt: [String: ObjectID]?
 
     public init(
         lastGoodRevision: ObjectID? = nil, lastGoodAt: Date? = nil, rejectedRevision: ObjectID? = nil,

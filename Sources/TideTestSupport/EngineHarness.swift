@@ -102,12 +102,13 @@ public struct EngineHarness<Store: StateStore>: Sendable {
 
     /// Another reconciler on this harness's clock, otherwise like ``reconciler`` but for what is given: the
     /// repository at `path` (a moved copy, or the same one through a handle of its own), `--branch`, another
-    /// store or executors (another install), another concurrency.
+    /// store or executors (another install), another concurrency, history rewrites allowed.
     public func makeReconciler(
         at path: String? = nil, branch: String? = nil, store: (any StateStore)? = nil,
-        executors: (any ExecutorFactory)? = nil, concurrency: Int? = nil
+        executors: (any ExecutorFactory)? = nil, concurrency: Int? = nil, allowHistoryRewrite: Bool? = nil
     ) throws -> Reconciler {
         var dependencies = reconciler.dependencies
+        if let allowHistoryRewrite { dependencies.allowHistoryRewrite = allowHistoryRewrite }
         if let path { dependencies.repository = try Repository.open(at: path) }
         if let branch { dependencies.branch = branch }
         if let store { dependencies.store = store }

@@ -222,7 +222,11 @@ struct RollingBackTests {
         // A config-only canary that fails: the rollback must bring back replicas 3, not the failed 7.
         try await h.fixture.commit("replicas 7", files: ["services/payments.yaml": service("{replicas: 7}")])
         h.executor.fail(when: { $0.action == .setWeight && $0.weight == 80 })
+        // Without --allow-history-rewrite the squashed head is held (hardening round two, 7): nothing runs.
         _ = try await h.pass()
+        #expect(h.executor.requests.isEmpty, "\(h.calls())")
+        h.clock.advance(by: h.step)
+        _ = try await h.makeReconciler(allowHistoryRewrite: true).reconcile(lockTimeout: 1)
         let rollback = try #require(h.executor.requests.first { $0.action == .rollback }, "\(h.calls())")
         #expect(rollback.config == .object(["replicas": .int(3)]), "\(rollback.config)")
         #expect(rollback.previousConfig == .object(["replicas": .int(7)]))

@@ -41,7 +41,7 @@ import Yams
                 spec:
                   executor: e
                   version: "1"
-                  config: {a: 0x1F, b: 1_000, c: 1.5e3, d: yes, e: "yes", f: ~, g: 1:30, h: 1.4.2}
+                  config: {a: 0x1F, c: 1.5e3, e: "yes", f: ~, h: 1.4.2, i: "1_000", j: "017"}
                   environments: {prod: {}}
                   rollback: {automatic: on}
                 """)
@@ -53,9 +53,39 @@ import Yams
         #expect(
             service.config
                 == .object([
-                    "a": .int(31), "b": .int(1000), "c": .double(1500), "d": .bool(true), "e": .string("yes"),
-                    "f": .null, "g": .int(90), "h": .string("1.4.2"),
+                    "a": .int(31), "c": .double(1500), "e": .string("yes"), "f": .null, "h": .string("1.4.2"),
+                    "i": .string("1_000"), "j": .string("017"),
                 ]))
         #expect(service.rollback.automatic)
     }
+
+    /// Hardening round two, 15: what YAML 1.1 reads otherwise than a person does is refused in config, at its
+    /// place, with how YAML 1.1 would read it (it used to reach the executor as 1000, true, 90, 15, 5).
+    @Test(
+        arguments: [
+            ("1_000", "a number with its underscores dropped"), ("yes", "a boolean (true)"),
+            ("Off", "a boolean (false)"), ("1:30", "a number in base 60"), ("017", "an octal number"),
+            ("0o17", "an octal number"), ("0b101", "a binary number"), ("-017", "an octal number"),
+        ])
+    func yaml11OnlyFormsRefused(_ text: String, _ reading: String) {
+        let (_, diagnostics) = ManifestDecoder.decode(
+            file: "s.yaml",
+            text: """
+                apiVersion: tide/v1
+                kind: Service
+                metadata: {name: s}
+                spec:
+                  executor: e
+                  version: "1"
+                  config: {v: \(text)}
+                  environments: {prod: {}}
+                """)
+        #expect(diagnostics.count == 1, "\(diagnostics)")
+        #expect(
+            diagnostics.first?.message
+                == "Service 's': spec.config.v: '\(text)' is read by YAML 1.1 as \(reading); quote it (\"\(text)\") "
+                + "for the text, or write the value you mean plainly (true, false, 15)", "\(diagnostics)")
+        #expect(diagnostics.first?.location.line == 7 && diagnostics.first?.location.column == 15)
+    }
+
 }

@@ -131,4 +131,22 @@ struct WebhookVerifierTests {
         }
         #expect(WebhookSecrets(secrets: [.gitlab: []]).secret(.gitlab) == nil)
     }
+
+    @Test("5,000 deliveries with 80 KB ids keep the replay log small: ids are kept as digests (hardening round two, 2)")
+    func longDeliveryIDs() {
+        func residentMegabytes() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+        }
+        var log = DeliveryLog()
+        let before = residentMegabytes()
+        var fresh = 0
+        for index in 0..<5_000 where log.record(String(repeating: "d", count: 80_000) + "\(index)") { fresh += 1 }
+        #expect(fresh == 5_000)
+        let replayed = log.record(String(repeating: "d", count: 80_000) + "4999")
+        #expect(!replayed, "a replay is still seen")
+        // Kept whole, the ids would hold 400 MB.
+        #expect(residentMegabytes() - before < 100, "\(before) → \(residentMegabytes()) MB")
+    }
 }

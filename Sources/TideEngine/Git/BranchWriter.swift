@@ -313,7 +313,11 @@ extension BranchWriter {
                     }
                     continue
                 }
-                // Someone pushed meanwhile: the same rollback, written again on their head.
+                // Someone pushed meanwhile: the same rollback, written again on their head (the old commit will never
+                // be published; a head on top of its parent is not a rewrite).
+                var kept = status.rebuilt ?? [:]
+                kept[entry.commit.hex] = entry.parent
+                status.rebuilt = kept.count > 20 ? nil : kept
                 let rebuilt = try await Reconciler.$acting.withValue(Acting(entry.actor, entry.what)) {
                     try await writeOneCommit(
                         id: entry.target, file: entry.file, failed: (entry.failedVersion, entry.failedDigest),

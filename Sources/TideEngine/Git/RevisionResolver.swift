@@ -27,7 +27,7 @@ public struct RevisionResolver: EngineCollaborator {
             // Read by the child first: the signature check below reads the commit in this process.
             try await checkReadable(head)
             try verifySignature(of: head)
-            try requireDescent(of: head, from: status.lastGoodRevision)
+            try requireDescent(of: head, from: status.lastGoodRevision, rebuilt: status.rebuilt ?? [:])
             let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
             if record && status.lastGoodRevision != head {
                 var updated = status
@@ -91,9 +91,15 @@ public struct RevisionResolver: EngineCollaborator {
     ///
     /// Must never happen: production moved to an older version by a branch moved backwards, without a person's
     /// say; a descendant (a revert, a fix, a promotion Tide wrote) held.
-    func requireDescent(of head: ObjectID, from applied: ObjectID?) throws {
+    ///
+    /// A commit Tide wrote while the remote was down and wrote again on a head someone pushed meanwhile is never
+    /// published: the head then descends from the commit it was built on (`rebuilt`), which counts.
+    func requireDescent(of head: ObjectID, from applied: ObjectID?, rebuilt: [String: ObjectID] = [:]) throws {
         guard !context.dependencies.allowHistoryRewrite, let applied, applied != head else { return }
-        let descends = repository.contains(applied) && (try? repository.isAncestor(applied, of: head)) == true
+        let anchors = [applied] + (rebuilt[applied.hex].map { [$0] } ?? [])
+        let descends = anchors.contains { anchor in
+            repository.contains(anchor) && (try? repository.isAncestor(anchor, of: head)) == true
+        }
         guard !descends else { return }
         throw ManifestError(
             commit: head,
