@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import Synchronization
 public import TideManifest
 
 /// Measurements over HTTP for the analysis providers `prometheus`, `http` and `probe`.
@@ -16,15 +17,29 @@ public enum HTTPMeasurements {
     /// Answers larger than this are refused.
     static let bodyLimit = 4 << 20
 
-    /// `GET url` → status and body.
+    /// `GET url` → status and body, both within `timeout`: a server that sends its head and then trickles (or
+    /// stalls) its body times out too, and never holds the pass (hardening round two, addendum 2).
     static func get(_ url: String, headers: [String: String], timeout: Double) async throws -> (Int, ByteBuffer) {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: "tide")
         request.headers.add(name: "Accept", value: "application/json")
         for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
-        let body = try await response.body.collect(upTo: bodyLimit)
-        return (Int(response.status.code), body)
+        let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
+        let work = Task {
+            let response = try await HTTPClient.shared.execute(request, deadline: deadline)
+            return (Int(response.status.code), try await response.body.collect(upTo: bodyLimit))
+        }
+        let expired = Mutex(false)
+        let alarm = Monotonic.after(seconds: timeout) {
+            expired.withLock { $0 = true }
+            work.cancel()
+        }
+        defer { alarm.cancel() }
+        do {
+            return try await work.value
+        } catch  where expired.withLock({ $0 }) {
+            throw MeasurementError("no whole answer within \(ManifestDuration.format(timeout))")
+        }
     }
 
     /// An instant query: `GET address/api/v1/query?query=…`.

@@ -43,6 +43,9 @@ extension NodeReader {
                     "'\(Diagnostic.printable(key))' is not an environment variable name (letters, digits and _, "
                         + "not first a digit)")
             }
+            for key in map.keys.sorted() where (key.utf8.count + 1 + map[key]!.utf8.count) >= Self.longestArgument {
+                error(field.child(key, field.node), Self.tooLong("the variable"))
+            }
             env = map
         }
         let kind: ExecutorManifest.Kind?
@@ -92,7 +95,21 @@ extension NodeReader {
             error(field, "must name a program to run")
             return nil
         }
+        for (index, argument) in argv.enumerated() where argument.utf8.count >= Self.longestArgument {
+            error(field.item(index, items[index].1), Self.tooLong("an argument"))
+            return nil
+        }
         return argv
+    }
+
+    /// Linux refuses to start a program with one argument or environment string this long or longer
+    /// (`MAX_ARG_STRLEN`, 32 pages): refused here rather than failing every deployment at exec ("Argument list too
+    /// long"), counted against DORA.
+    static let longestArgument = 128 * 1024
+
+    static func tooLong(_ what: String) -> String {
+        "\(what) is \(longestArgument / 1024) KiB or longer, which Linux refuses to pass to a program "
+            + "(\"Argument list too long\" at every deployment); put it in a file the program reads"
     }
 
     /// A required non-empty text field (`path`, `configDir`).

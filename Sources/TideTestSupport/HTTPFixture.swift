@@ -4,7 +4,8 @@ import Foundation
 ///
 /// - `/ok…` → 200; `/flaky…` → 500 for 3 of every 10 requests (in arrival order), 200 otherwise;
 /// - `/json` → `{"errors": 3, "total": 100, "ok": true}`; `/number` → `0.004`; `/empty` → an empty body;
-/// - `/status/N` → status N; `/slow` → answers after 15 s (long past any timeout, even on a loaded machine); `/count` → how many requests `/flaky` has had.
+/// - `/status/N` → status N; `/slow` → answers after 15 s (long past any timeout, even on a loaded machine); `/count` → how many requests `/flaky` has had;
+/// - `/trickle` → its head at once, then its 100-byte body one byte every 0.2 s (20 s in all).
 ///
 /// Stopped (SIGKILL, then reaped) when released.
 public final class HTTPFixture: @unchecked Sendable {
@@ -38,6 +39,14 @@ public final class HTTPFixture: @unchecked Sendable {
                 if p == "/empty": return self.send(200, "")
                 if p == "/slow":
                     time.sleep(15); return self.send(200, "1")
+                if p == "/trickle":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    for _ in range(100):
+                        self.wfile.write(b"1"); self.wfile.flush(); time.sleep(0.2)
+                    return
                 if p.startswith("/status/"): return self.send(int(p[8:]), "{}")
                 return self.send(404, "{}")
         s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)

@@ -61,6 +61,12 @@ struct HTTPMeasurementsTests {
             Issue.record("a 15 s answer with a 0.3 s timeout: \(slow)")
             return
         }
+        // Hardening round two, addendum 2: the timeout covers the body. A head at once and then one byte every
+        // 0.2 s held the pass (and the state lock) for the whole trickle.
+        let started = ContinuousClock.now
+        let trickle = await HTTPMeasurements.http(url: server.url("/trickle"), headers: [:], timeout: 1)
+        #expect(ContinuousClock.now - started < .seconds(5), "took \(ContinuousClock.now - started)")
+        #expect("\(trickle)".contains("no whole answer within 1s"), "\(trickle)")
     }
 
     @Test("prometheus: scalars, vectors, empty vectors and bad queries against a real Prometheus")

@@ -67,6 +67,15 @@ struct ExecutorFieldTests {
                 "spec.secret.file: 'keys/hmac' is relative"
             ),
             ("{type: command, command: [x], headers: {A: b}}", "spec.headers: only an http executor has 'headers'"),
+            // Hardening round two, 16: what exec would refuse at every deployment is refused here.
+            (
+                "{type: command, command: [x, \(String(repeating: "a", count: 128 * 1024))]}",
+                "spec.command[1]: an argument is 128 KiB or longer"
+            ),
+            (
+                "{type: command, command: [x], env: {BIG: \(String(repeating: "a", count: 128 * 1024))}}",
+                "spec.env.BIG: the variable is 128 KiB or longer"
+            ),
         ])
     func problems(_ spec: String, _ message: String) {
         let text = "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: x}\nspec: \(spec)\n"
