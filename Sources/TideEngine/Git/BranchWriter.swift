@@ -313,47 +313,58 @@ extension BranchWriter {
                     }
                     continue
                 }
-                // Someone pushed meanwhile: the same rollback, written again on their head (the old commit will never
-                // be published; a head on top of its parent is not a rewrite).
-                var kept = status.rebuilt ?? [:]
-                kept[entry.commit.hex] = entry.parent
-                status.rebuilt = kept.count > 20 ? nil : kept
-                let rebuilt = try await Reconciler.$acting.withValue(Acting(entry.actor, entry.what)) {
-                    try await writeOneCommit(
-                        id: entry.target, file: entry.file, failed: (entry.failedVersion, entry.failedDigest),
-                        stable: (entry.stableVersion, entry.stableDigest), commits: entry.reverting, note: entry.note,
-                        deferrable: true)
-                }
-                switch rebuilt {
-                case .written(let commit, _, let words):
-                    events.append(
-                        Event(
-                            time: now, kind: .revertCommitted, target: entry.target, revision: commit,
-                            version: entry.stableVersion, previousVersion: entry.failedVersion,
-                            classification: .rollback,
-                            message: "tide rollback, written again on \(head.short): \(words)"))
-                case .deferred(let commit, let parent, _, _, let why):
-                    var still = entry
-                    (still.commit, still.parent, still.why) = (commit, parent, why)
-                    remaining.append(still)
-                case .matches:
-                    events.append(
-                        Event(
-                            time: now, kind: .reconcileError, target: entry.target, revision: head,
-                            message: "unpublished rollback \(entry.commit.short) dropped: \(head.short) already asks "
-                                + "for \(entry.stableVersion)"))
-                case .skipped(let why):
-                    events.append(
-                        Event(
-                            time: now, kind: .reconcileError, target: entry.target, revision: head,
-                            message: "unpublished rollback \(entry.commit.short) dropped: \(why)"))
-                }
+                let (event, still) = try await rebuild(entry, on: head, status: &status, now: now)
+                events += event.map { [$0] } ?? []
+                remaining += still.map { [$0] } ?? []
             } catch {
                 remaining.append(entry)
             }
         }
         status.unpublished = remaining.isEmpty ? nil : remaining
         try await journal.commit(StateWrite(events: events, repositoryStatus: status))
+    }
+
+    /// Someone pushed while the remote was down: the same rollback, written again on their head (the old commit
+    /// will never be published; a head on top of its parent is not a rewrite). What happened, and the entry when
+    /// it is still pending.
+    private func rebuild(
+        _ entry: UnpublishedCommit, on head: ObjectID, status: inout RepositoryStatus, now: Date
+    ) async throws -> (Event?, UnpublishedCommit?) {
+        var kept = status.rebuilt ?? [:]
+        kept[entry.commit.hex] = entry.parent
+        status.rebuilt = kept.count > 20 ? nil : kept
+        let rebuilt = try await Reconciler.$acting.withValue(Acting(entry.actor, entry.what)) {
+            try await writeOneCommit(
+                id: entry.target, file: entry.file, failed: (entry.failedVersion, entry.failedDigest),
+                stable: (entry.stableVersion, entry.stableDigest), commits: entry.reverting, note: entry.note,
+                deferrable: true)
+        }
+        switch rebuilt {
+        case .written(let commit, _, let words):
+            return (
+                Event(
+                    time: now, kind: .revertCommitted, target: entry.target, revision: commit,
+                    version: entry.stableVersion, previousVersion: entry.failedVersion, classification: .rollback,
+                    message: "tide rollback, written again on \(head.short): \(words)"), nil
+            )
+        case .deferred(let commit, let parent, _, _, let why):
+            var still = entry
+            (still.commit, still.parent, still.why) = (commit, parent, why)
+            return (nil, still)
+        case .matches:
+            return (
+                Event(
+                    time: now, kind: .reconcileError, target: entry.target, revision: head,
+                    message: "unpublished rollback \(entry.commit.short) dropped: \(head.short) already asks for "
+                        + "\(entry.stableVersion)"), nil
+            )
+        case .skipped(let why):
+            return (
+                Event(
+                    time: now, kind: .reconcileError, target: entry.target, revision: head,
+                    message: "unpublished rollback \(entry.commit.short) dropped: \(why)"), nil
+            )
+        }
     }
 }
 
