@@ -64,7 +64,10 @@ let package = Package(
         ),
         .target(
             name: "TideEngine",
-            dependencies: ["TideGit", "TideManifest", "TideState", "TideExecutors"],
+            dependencies: [
+                "TideGit", "TideManifest", "TideState", "TideExecutors",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .target(name: "TideMetrics", dependencies: ["TideState"], swiftSettings: strict),

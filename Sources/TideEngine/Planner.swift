@@ -14,6 +14,9 @@ public struct Planner: Sendable {
     public let contracted: [String: [String: Date]]
     /// Environments whose databases could not be read, and why: going back past a migration there is refused.
     public let unreadable: [String: String]
+    /// `--allow-history-rewrite`: a head off the live revision's history reaches the plan, and is never a
+    /// ROLLBACK (without it such a head is held before planning).
+    public var allowHistoryRewrite = false
 
     public init(
         repository: Repository, store: any StateStore, hotfixBranch: Bool = false,
@@ -325,7 +328,7 @@ public struct Planner: Sendable {
                 "the live revision \(liveRevision.short) is no longer in the repository (history was rewritten), "
                 + "so reverts cannot be seen: classified by version and config alone, never as a rollback"
             ranBefore = nil
-        } else if let liveRevision = live.revision, liveRevision != revision,
+        } else if allowHistoryRewrite, let liveRevision = live.revision, liveRevision != revision,
             (try? repository.isAncestor(liveRevision, of: revision)) != true
         {
             unproven =

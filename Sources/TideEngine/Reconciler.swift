@@ -76,10 +76,11 @@ public final class Reconciler: EngineCollaborator {
         guard let desired = resolution.desired else { return (resolution, nil) }
         let live = try await store.liveTargets()
         await breakers.load(try await store.executorHealth())
-        var plan = try await Planner(
+        var planner = Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: await migrations.contractedMigrations(desired: desired, live: live)
-        ).plan(desired: desired, live: live, now: clock.now())
+            contracted: await migrations.contractedMigrations(desired: desired, live: live))
+        planner.allowHistoryRewrite = dependencies.allowHistoryRewrite
+        var plan = try await planner.plan(desired: desired, live: live, now: clock.now())
         await migrations.refuseEditedMigrations(&plan, desired: desired)
         plan.promotions = try await promoter.scheduledPromotions(desired: desired)
         let report = try await migrations.migrationReport(desired: desired, live: live)

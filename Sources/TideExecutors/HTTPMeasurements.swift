@@ -36,7 +36,12 @@ public enum HTTPMeasurements {
         }
         defer { alarm.cancel() }
         do {
-            return try await work.value
+            // The caller cancelled (Tide is stopping): so is the request.
+            return try await withTaskCancellationHandler {
+                try await work.value
+            } onCancel: {
+                work.cancel()
+            }
         } catch  where expired.withLock({ $0 }) {
             throw MeasurementError("no whole answer within \(ManifestDuration.format(timeout))")
         }

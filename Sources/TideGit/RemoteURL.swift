@@ -78,6 +78,13 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
             self.user = components.user
             return
         }
+        if let separator = text.range(of: "://"), !text[..<separator.lowerBound].isEmpty,
+            text[..<separator.lowerBound].allSatisfy({ $0.isLetter || $0 == "+" })
+        {
+            throw RemoteURLError(
+                description: "--repo: '\(URLRedaction.redacted(text))': Tide fetches file://, http(s)://, ssh:// and "
+                    + "scp-style user@host:path addresses")
+        }
         // scp-style: [user@]host:path, where host has no slash and the colon comes before any slash.
         guard let colon = text.firstIndex(of: ":"), !text.hasPrefix("/"), !text.hasPrefix(".") else { return nil }
         let hostPart = text[..<colon]

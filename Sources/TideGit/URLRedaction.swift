@@ -4,8 +4,8 @@ import Foundation
 /// server — in a message, a log line, the state or an event: whatever may be a credential becomes `***`.
 ///
 /// - the user information between `scheme://` and the last `@` (a password may hold `/`, `?`, `#` and `@`
-///   itself): what follows the user's first `:` (or its percent-encoded `%3A`); for `http(s)` and `file`, a lone
-///   "user" too (there it is a token);
+///   itself, but an '@' in the query or fragment is theirs): what follows the user's first `:` (or its
+///   percent-encoded `%3A`); a lone "user" too, except where users are names (`ssh`, database URLs);
 /// - written without `//` (scp-style `git:SECRET@host:path`, `postgres:u:secret@h/db`): everything from the first
 ///   `:` (or `%3A`) to the last `@`;
 /// - query parameters that name a secret (`password=`, `token=`, `private_token=`, `access_token=`, `key=`, …),
@@ -15,12 +15,14 @@ public enum URLRedaction {
     public static func redacted(_ text: String) -> String {
         var text = text
         if let scheme = text.range(of: "://") {
-            if let at = text[scheme.upperBound...].lastIndex(of: "@") {
+            // The user information ends at the last '@' before the query or fragment (an '@' in those is theirs).
+            let end = text[scheme.upperBound...].firstIndex(where: { $0 == "?" || $0 == "#" }) ?? text.endIndex
+            if let at = text[scheme.upperBound..<end].lastIndex(of: "@") {
                 let name = text[..<scheme.lowerBound].lowercased()
                 let userinfo = scheme.upperBound..<at
                 if let colon = firstColon(in: text[userinfo]) {
                     text.replaceSubrange(colon..<at, with: ":***")
-                } else if ["http", "https", "file"].contains(name) {
+                } else if !Self.schemesWithUsers.contains(name) {
                     text.replaceSubrange(userinfo, with: "***")
                 }
             }
@@ -30,6 +32,10 @@ public enum URLRedaction {
         if let hash = text.firstIndex(of: "#") { text = String(text[..<hash]) + "#***" }
         return text.replacing(secretParameter) { "\($0.1)=***" }
     }
+
+    /// Schemes whose lone user is a name (`ssh://git@host`, `postgres://tide@db`); anywhere else (`https://TOKEN@`,
+    /// `git://TOKEN@`) a lone "user" is a token.
+    static let schemesWithUsers: Set<String> = ["ssh", "postgres", "postgresql", "sqlite", "mysql"]
 
     /// Where a user's password starts: its first `:`, literal or percent-encoded.
     private static func firstColon(in text: Substring) -> String.Index? {

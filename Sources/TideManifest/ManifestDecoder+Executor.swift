@@ -137,6 +137,10 @@ extension NodeReader {
                 error(field, "expected a command (a list: program and arguments)")
                 continue
             }
+            if let long = argv.indices.first(where: { argv[$0].0.utf8.count >= Self.longestArgument }) {
+                error(field.item(long, argv[long].1), Self.tooLong("an argument"))
+                continue
+            }
             if name == "test" { nginx.test = argv.map(\.0) } else { nginx.reload = argv.map(\.0) }
         }
         return nginx

@@ -228,7 +228,9 @@ struct NodeReader {
     /// is refused, so an executor never gets 15 for what a reviewer read as "017"; quoted, it is text.
     private mutating func jsonScalar(_ field: Field, _ scalar: Node.Scalar) -> JSONValue? {
         let node = field.node
-        if scalar.style == .plain, let reading = ScalarResolver.readDifferentlyByYAML11(scalar.string) {
+        if scalar.style == .plain, node.tagName != .str,
+            let reading = ScalarResolver.readDifferentlyByYAML11(scalar.string)
+        {
             error(
                 field,
                 "'\(scalar.string)' is read by YAML 1.1 as \(reading); quote it (\"\(scalar.string)\") for the "

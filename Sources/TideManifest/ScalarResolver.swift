@@ -225,7 +225,9 @@ enum ScalarResolver {
         if unsigned.contains("_") { return "a number with its underscores dropped" }
         if unsigned.hasPrefix("0b") { return "a binary number" }
         if unsigned.hasPrefix("0o") { return "an octal number" }
-        if unsigned.count > 1, unsigned.hasPrefix("0"), unsigned.allSatisfy(\.isNumber) { return "an octal number" }
+        if unsigned.count > 1, unsigned.hasPrefix("0"), unsigned.allSatisfy(\.isNumber) {
+            return unsigned.allSatisfy({ $0 < "8" }) ? "an octal number" : "a number without its leading zero"
+        }
         return nil
     }
 }

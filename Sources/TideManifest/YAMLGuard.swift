@@ -60,8 +60,11 @@ enum YAMLGuard {
     static func hiddenLineBreak(in text: String) -> Problem? {
         var line = 1
         var column = 1
-        for scalar in text.unicodeScalars {
-            if let name = hiddenLineBreaks[scalar] {
+        let scalars = Array(text.unicodeScalars)
+        for (index, scalar) in scalars.enumerated() {
+            // A carriage return alone (not before a newline) is a line break for YAML too.
+            let loneReturn = scalar == "\r" && (index + 1 == scalars.count || scalars[index + 1] != "\n")
+            if let name = loneReturn ? "a carriage return not followed by a newline" : hiddenLineBreaks[scalar] {
                 return Problem(
                     line: line, column: column,
                     message: "\(name) is a line break for YAML but not for a person reading the file (what follows "

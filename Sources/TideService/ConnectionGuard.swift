@@ -3,14 +3,17 @@ import NIOCore
 import Synchronization
 
 /// Bounds what connections can take from `tide run` before anyone is authenticated (hardening round two, 1): at
-/// most `total` open at once and `perPeer` from one address, and a request's head must arrive within
-/// `headDeadline` of the connection opening (a sender trickling one byte at a time gets no longer than that).
-/// What is over a bound is closed at once. The descriptors this keeps free are for the executors, git and the state
-/// (`reserve`: the total never comes closer than that to the process's descriptor limit).
+/// most `total` open at once and `perPeer` from one address (an IPv6 /64 counts as one), a request's head within
+/// `headDeadline` of the connection opening, and no connection open longer than `lifetime` (a sender trickling a
+/// body one byte at a time keeps its slot no longer; clients reconnect). What is over a bound is closed at once.
+/// The descriptors this keeps free are for the executors, git and the state (`reserve`: the total never comes
+/// closer than that to the process's descriptor limit); `loopbackReserve` more are for 127.0.0.1 and ::1 (the
+/// host's own health checks and scrapes).
 final class ConnectionLimits: Sendable {
     let total: Int
     let perPeer: Int
     let headDeadline: TimeAmount
+    let lifetime: TimeAmount
     private let open = Mutex(Open())
 
     struct Open {
@@ -20,33 +23,45 @@ final class ConnectionLimits: Sendable {
 
     /// Descriptors kept for everything else Tide opens.
     static let reserve = 256
+    /// Connections beyond `total` that only loopback peers may open.
+    static let loopbackReserve = 16
 
-    init(total: Int = 512, perPeer: Int = 128, headDeadline: TimeAmount = .seconds(10)) {
-        self.total = min(total, max(16, Self.descriptorLimit() - Self.reserve))
+    init(
+        total: Int = 512, perPeer: Int = 128, headDeadline: TimeAmount = .seconds(10),
+        lifetime: TimeAmount = .seconds(60)
+    ) {
+        self.total = min(total, max(16, Self.descriptorLimit() - Self.reserve - Self.loopbackReserve))
         self.perPeer = min(perPeer, self.total)
         self.headDeadline = headDeadline
+        self.lifetime = lifetime
     }
 
-    /// The soft limit on open descriptors, raised to the hard limit first (systemd's default soft limit, 1,024, is
-    /// what a unit gets unless it says otherwise).
+    /// The soft limit on open descriptors (systemd's default, 1,024, unless the unit says otherwise). It is not
+    /// raised: executors inherit it, and programs that close every descriptor up to it, or use `select`, suffer.
     static func descriptorLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        if limit.rlim_cur < limit.rlim_max {
-            var raised = limit
-            raised.rlim_cur = limit.rlim_max
-            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
-        }
         return Int(min(limit.rlim_cur, rlim_t(Int32.max)))
     }
 
-    /// Counts a new connection from `peer`; false when it is over a bound (and is not counted).
-    func admit(_ peer: String) -> Bool {
-        open.withLock {
-            guard $0.total < total, $0.byPeer[peer, default: 0] < perPeer else { return false }
+    /// Who a connection counts against: its address, or for IPv6 its /64 (one host has a whole /64 to pick from).
+    static func peer(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        let groups = address.split(separator: ":", omittingEmptySubsequences: false)
+        return groups.prefix(4).joined(separator: ":") + "::/64"
+    }
+
+    /// Counts a new connection from `address`: the peer it counts against, or nil when it is over a bound (and is
+    /// not counted).
+    func admit(_ address: String) -> String? {
+        let peer = Self.peer(address)
+        let loopback = address == "127.0.0.1" || address == "::1"
+        let limit = total + (loopback ? Self.loopbackReserve : 0)
+        return open.withLock {
+            guard $0.total < limit, $0.byPeer[peer, default: 0] < perPeer else { return nil }
             $0.total += 1
             $0.byPeer[peer, default: 0] += 1
-            return true
+            return peer
         }
     }
 
@@ -75,6 +90,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
     private var peer: String?
     private var headArrived = false
     private var deadline: Scheduled<Void>?
+    private var lifetime: Scheduled<Void>?
 
     init(limits: ConnectionLimits) {
         self.limits = limits
@@ -90,16 +106,16 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
     }
 
     private func admit(context: ChannelHandlerContext) {
-        let address = context.channel.remoteAddress?.ipAddress ?? "?"
-        guard limits.admit(address) else {
+        guard let admitted = limits.admit(context.channel.remoteAddress?.ipAddress ?? "?") else {
             context.close(promise: nil)
             return
         }
-        peer = address
+        peer = admitted
         let channel = context.channel
         deadline = context.eventLoop.scheduleTask(in: limits.headDeadline) { [weak self] in
             if self?.headArrived == false { channel.close(promise: nil) }
         }
+        lifetime = context.eventLoop.scheduleTask(in: limits.lifetime) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -113,6 +129,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
 
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
+        lifetime?.cancel()
         if let peer { limits.release(peer) }
         peer = nil
         context.fireChannelInactive()

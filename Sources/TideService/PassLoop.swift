@@ -426,9 +426,12 @@ final class PassLoop: Service, Sendable {
             result = "interrupted"
         } catch {
             metadata["error"] = "\(error)"
+            // Waiting for another process's lock (an operator's long `tide reconcile`) is not a service that
+            // cannot work.
+            let contended = if case StateError.locked = error { true } else { false }
             health.withLock {
                 $0.lastPassError = "\(error)"
-                $0.consecutivePassErrors += 1
+                if !contended { $0.consecutivePassErrors += 1 }
             }
         }
         let elapsed = ContinuousClock.now - start

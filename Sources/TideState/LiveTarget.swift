@@ -389,6 +389,9 @@ public struct UnpublishedCommit: Sendable, Codable, Hashable {
 /// Which revision of the config repo is applied, and the last one rejected.
 public struct RepositoryStatus: Sendable, Codable, Hashable {
     public var lastGoodRevision: ObjectID?
+    /// The branch `lastGoodRevision` was applied from (nil: recorded before branches were kept). A head of
+    /// another branch (`--branch hotfix/…` and back) is not checked for descent from it.
+    public var lastGoodBranch: String?
     public var lastGoodAt: Date?
     public var rejectedRevision: ObjectID?
     public var rejectedAt: Date?

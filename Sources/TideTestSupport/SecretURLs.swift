@@ -24,6 +24,9 @@ public enum SecretURLs {
         "https://example.com/config.git#hunter2",
         "file:///srv/config.git#hunter2",
         "file:///srv/config.git?token=hunter2",
+        "https://example.com/config.git?private_token=abc@hunter2",
+        "https://example.com/config.git#x@hunter2",
+        "git://hunter2@example.com/config.git",
     ]
 
     /// Database and HTTP URLs as manifests write them.

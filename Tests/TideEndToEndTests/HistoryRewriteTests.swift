@@ -71,5 +71,32 @@ struct HistoryRewriteTests {
         #expect(second.standardOutput.contains("api@prod: deployed 1.1.0 → 1.2.0"), "\(second.standardOutput)")
         let status = try await tide("status")
         #expect(status.status == 0, "\(status.combined)")
+
+        // A fresh depth-1 checkout of a later commit with the same state (a CI runner's checkout): what was applied
+        // is not in it, so descent cannot be told — and the head is not held for it.
+        try await repo.fixture.commit("api 1.3.0", files: ["api.yaml": ConfigRepo.service("api", "1.3.0")])
+        let fresh = repo.scratch.appending("fresh")
+        _ = try await runProcess(
+            GitFixture.gitPath, ["clone", "-q", "--depth", "1", "file://" + repo.fixture.workTree, fresh])
+        let third = try await TideBinary.runDetached(
+            ["reconcile", "--repo", fresh, "--state", state], in: repo.scratch.path)
+        #expect(third.status == 0, "\(third.combined)")
+        #expect(third.standardOutput.contains("→ 1.3.0"), "\(third.standardOutput)")
+    }
+
+    @Test("switching --branch to a hotfix branch cut from an older commit, and back, is not a history rewrite")
+    func branchSwitch() async throws {
+        let repo = try ConfigRepo()
+        let first = try await repo.fixture.head()
+        try await repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        #expect(try await repo.tide("reconcile").status == 0)
+        try await repo.fixture.git("checkout", "-q", "-b", "hotfix/api", first.hex)
+        try await repo.fixture.commit("api 1.0.1", files: ["api.yaml": ConfigRepo.service("api", "1.0.1")])
+        let hotfix = try await repo.tide("reconcile", "--branch", "hotfix/api")
+        #expect(hotfix.status == 0, "\(hotfix.combined)")
+        #expect(hotfix.standardOutput.contains("1.1.0 → 1.0.1"), "\(hotfix.standardOutput)")
+        let back = try await repo.tide("reconcile", "--branch", "main")
+        #expect(back.status == 0, "\(back.combined)")
+        #expect(back.standardOutput.contains("1.0.1 → 1.1.0"), "\(back.standardOutput)")
     }
 }

@@ -23,6 +23,15 @@ struct URLRedactionTests {
         #expect(URLRedaction.redacted("git:hunter2@example.com:org/c.git") == "git:***@example.com:org/c.git")
         #expect(URLRedaction.redacted("https://u:a@b c@example.com/c.git") == "https://u:***@example.com/c.git")
         #expect(URLRedaction.redacted("https://hunter2@example.com/c.git") == "https://***@example.com/c.git")
+        // An '@' in the query or fragment is not the user information's (hardening review).
+        #expect(
+            URLRedaction.redacted("https://example.com/c.git?private_token=abc@hunter2")
+                == "https://example.com/c.git?private_token=***")
+        #expect(
+            URLRedaction.redacted("https://d.internal/hook?password=p@hunter2")
+                == "https://d.internal/hook?password=***")
+        #expect(URLRedaction.redacted("https://example.com/c.git#x@hunter2") == "https://example.com/c.git#***")
+        #expect(URLRedaction.redacted("git://hunter2@example.com/r.git") == "git://***@example.com/r.git")
     }
 
     @Test(

@@ -66,6 +66,7 @@ import Yams
             ("1_000", "a number with its underscores dropped"), ("yes", "a boolean (true)"),
             ("Off", "a boolean (false)"), ("1:30", "a number in base 60"), ("017", "an octal number"),
             ("0o17", "an octal number"), ("0b101", "a binary number"), ("-017", "an octal number"),
+            ("09", "a number without its leading zero"),
         ])
     func yaml11OnlyFormsRefused(_ text: String, _ reading: String) {
         let (_, diagnostics) = ManifestDecoder.decode(

@@ -129,7 +129,7 @@ struct YAMLGuardTests {
 
     @Test(
         "a NEL, LS or PS is refused: YAML breaks the line there, a reviewer sees a comment (hardening round two, 14)",
-        arguments: ["\u{85}", "\u{2028}", "\u{2029}"])
+        arguments: ["\u{85}", "\u{2028}", "\u{2029}", "\r"])
     func hiddenLineBreaks(_ character: String) throws {
         // What a review shows as one comment line; YAML (before the guard) read `version: "6.6.6"` as a key.
         let text = Self.service + "  # pinned, do not change\(character)  version: \"6.6.6\"\n"

@@ -332,7 +332,18 @@ extension BranchWriter {
     ) async throws -> (Event?, UnpublishedCommit?) {
         var kept = status.rebuilt ?? [:]
         kept[entry.commit.hex] = entry.parent
-        status.rebuilt = kept.count > 20 ? nil : kept
+        // Only what the applied revision's chain still needs is worth keeping (a few at most).
+        if kept.count > 50, let applied = status.lastGoodRevision {
+            var needed: [String: ObjectID] = [:]
+            var next = applied.hex
+            while let parent = kept[next], needed.count < 20 {
+                needed[next] = parent
+                next = parent.hex
+            }
+            needed[entry.commit.hex] = entry.parent
+            kept = needed
+        }
+        status.rebuilt = kept
         let rebuilt = try await Reconciler.$acting.withValue(Acting(entry.actor, entry.what)) {
             try await writeOneCommit(
                 id: entry.target, file: entry.file, failed: (entry.failedVersion, entry.failedDigest),

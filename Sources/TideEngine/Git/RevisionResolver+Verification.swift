@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import TideGit
 import TideManifest
@@ -23,11 +24,11 @@ extension RevisionResolver {
         }
     }
 
-    /// Size and modification time of a file: a key file edited in place checks commits again.
+    /// What the key file holds now, as a digest of its contents (read through symlinks: a Kubernetes ConfigMap or
+    /// Secret mount swaps a `..data` link, and `cp -p` keeps size and time): any change checks commits again.
     static func fileStamp(_ path: String) -> String {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return "missing" }
-        let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        return "\(attributes[.size] as? Int ?? -1)@\(modified)"
+        guard let data = FileManager.default.contents(atPath: path) else { return "missing" }
+        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 }
 

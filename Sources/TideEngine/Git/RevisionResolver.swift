@@ -27,11 +27,14 @@ public struct RevisionResolver: EngineCollaborator {
             // Read by the child first: the signature check below reads the commit in this process.
             try await checkReadable(head)
             try verifySignature(of: head)
-            try requireDescent(of: head, from: status.lastGoodRevision, rebuilt: status.rebuilt ?? [:])
+            if status.lastGoodBranch == nil || status.lastGoodBranch == (try? trackedBranch()) {
+                try requireDescent(of: head, from: status.lastGoodRevision, rebuilt: status.rebuilt ?? [:])
+            }
             let desired = try loader.load(from: GitCommitSource(repository: repository, commit: head, root: root))
             if record && status.lastGoodRevision != head {
                 var updated = status
                 updated.lastGoodRevision = head
+                updated.lastGoodBranch = try? trackedBranch()
                 updated.lastGoodAt = now
                 updated.rejectedRevision = nil
                 updated.rejection = []
@@ -96,11 +99,16 @@ public struct RevisionResolver: EngineCollaborator {
     /// published: the head then descends from the commit it was built on (`rebuilt`), which counts.
     func requireDescent(of head: ObjectID, from applied: ObjectID?, rebuilt: [String: ObjectID] = [:]) throws {
         guard !context.dependencies.allowHistoryRewrite, let applied, applied != head else { return }
-        let anchors = [applied] + (rebuilt[applied.hex].map { [$0] } ?? [])
+        // Followed through every rebuild (a rollback rebuilt on a commit that was itself rebuilt).
+        var anchors = [applied]
+        while anchors.count <= 20, let parent = rebuilt[anchors[anchors.count - 1].hex] { anchors.append(parent) }
         let descends = anchors.contains { anchor in
             repository.contains(anchor) && (try? repository.isAncestor(anchor, of: head)) == true
         }
         guard !descends else { return }
+        // A shallow clone (a CI checkout of depth 1 with a kept state) may not hold what was applied, or the
+        // commits between: descent cannot be told there, and the head is not held for it.
+        if repository.isShallow, !anchors.contains(where: repository.contains) { return }
         throw ManifestError(
             commit: head,
             "\(head.short) does not descend from \(applied.short), the revision applied last: the branch was "

@@ -82,10 +82,11 @@ extension Reconciler {
         if number == 1 { try await rollouts.stopInterruptedActions() }
         let live = try await store.liveTargets()
         if number == 1 { await breakers.load(try await store.executorHealth()) }
-        var plan = try await Planner(
+        var planner = Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
-            contracted: await migrations.contractedMigrations(desired: desired, live: live)
-        ).plan(desired: desired, live: live, now: clock.now())
+            contracted: await migrations.contractedMigrations(desired: desired, live: live))
+        planner.allowHistoryRewrite = dependencies.allowHistoryRewrite
+        var plan = try await planner.plan(desired: desired, live: live, now: clock.now())
         await migrations.refuseEditedMigrations(&plan, desired: desired)
         var free = plan
         if !running.isEmpty { free.actions.removeAll { running.contains($0.target) } }
