@@ -7,12 +7,6 @@ import TideTestSupport
 /// real `tide run`, with a Python client that opens many half-sent requests.
 @Suite("tide run: what unauthenticated connections and webhook bodies can take is bounded as a whole")
 struct WebhookBoundsTests {
-    static func residentMegabytes(_ pid: Int32) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
-    }
-
     @Test(
         "300 half-sent 1 MB bodies: Tide holds a few MB, answers the rest 503 at once, and a real push still works after"
     )
@@ -20,7 +14,7 @@ struct WebhookBoundsTests {
         let remote = try await detached { try ServiceTests.Remote() }
         let daemon = try await remote.daemon(["--interval", "1h"])
         #expect(await daemon.waitForLog("info pass "), "\(daemon.log())")
-        let before = Self.residentMegabytes(daemon.pid)
+        let before = residentMegabytes(of: daemon.pid)
         // Each connection declares 1 MB, sends 900 KB and holds; the script reports how many were answered (and
         // with what) while the others hang, then holds them 3 s more and closes them all.
         let script = """

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TideTestSupport
 
 @testable import TideGit
 @testable import TideService
@@ -134,11 +135,6 @@ struct WebhookVerifierTests {
 
     @Test("5,000 deliveries with 80 KB ids keep the replay log small: ids are kept as digests (hardening round two, 2)")
     func longDeliveryIDs() {
-        func residentMegabytes() -> Int {
-            let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
-            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
-        }
         var log = DeliveryLog()
         let before = residentMegabytes()
         var fresh = 0
