@@ -81,6 +81,7 @@ let package = Package(
             dependencies: [
                 "TideGit", "TideManifest", "TideState", "TideEngine", "TideExecutors", "TideMetrics", "TideDocuments",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -162,10 +163,14 @@ let package = Package(
 
 // The fuzz targets (scripts/fuzz): built only with TIDE_FUZZ set, with libFuzzer's main (`-sanitize=fuzzer`).
 if Context.environment["TIDE_FUZZ"] != nil {
-    for name in ["tide-fuzz-manifest", "tide-fuzz-condition"] {
+    let fuzzed: [(String, Target.Dependency)] = [
+        ("tide-fuzz-manifest", "TideManifest"), ("tide-fuzz-condition", "TideManifest"),
+        ("tide-fuzz-remote-url", "TideManifest"), ("tide-fuzz-webhook", "TideService"),
+    ]
+    for (name, library) in fuzzed {
         package.targets.append(
             .executableTarget(
-                name: name, dependencies: ["TideManifest"],
+                name: name, dependencies: [library],
                 swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]))
         package.products.append(.executable(name: name, targets: [name]))
     }

@@ -17,6 +17,7 @@ struct GitCheckCommand: ParsableCommand {
     @Option var root: String = ""
 
     func run() throws {
+        ParentWatch.start()
         guard let id = ObjectID(hex: commit) else { throw ValidationError("--commit: not an object id") }
         let known = Set(
             String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
@@ -28,7 +29,8 @@ struct GitCheckCommand: ParsableCommand {
         reading("commit \(id.hex)")
         _ = try repo.commit(id)
         reading("the tree of \(id.hex) under '\(root)'")
-        for file in try repo.files(at: id, under: root) where !known.contains(file.blob) && !file.isSymlink {
+        for file in try repo.files(at: id, under: root)
+        where !known.contains(file.blob) && !file.isSymlink && !file.isSubmodule {
             guard ManifestLoader.isManifestPath(file.path) else { continue }
             reading("blob \(file.blob.hex) (\(file.path))")
             _ = try repo.blob(file.blob)

@@ -10,6 +10,7 @@ struct GitRemoteCommand: ParsableCommand {
         commandName: "git-remote", abstract: "Run one fetch or push for tide run (internal).", shouldDisplay: false)
 
     func run() throws {
+        ParentWatch.start()
         Repository.trustMirrorOwners()
         let input = FileHandle.standardInput.readDataToEndOfFile()
         let answer: RemoteOperation.Answer

@@ -407,6 +407,9 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
     case unverifiedParent(ObjectID, String)
     /// Processes of an interrupted step survived SIGKILL (uninterruptible sleep): the step cannot run again yet.
     case interruptedProcessesRunning([Int32])
+    /// `--path` names no directory of the head, and nothing was ever applied: the operator's mistake, not the
+    /// revision's (it is not recorded as a rejection).
+    case rootMissing(root: String, head: ObjectID)
 
     public var description: String {
         switch self {
@@ -423,6 +426,9 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
                 + "Pass --branch NAME (for example --branch main), or check the branch out again"
         case .unverifiedParent(let head, let why):
             return "Tide writes no commit on \(head.short): \(why)"
+        case .rootMissing(let root, let head):
+            return "--path '\(root)' is not a directory of \(head.short) (a file, or not in the repository): give "
+                + "the directory inside the repository that holds the manifests"
         case .interruptedProcessesRunning(let pids):
             return "executor processes of an interrupted step are still running after SIGKILL (pid "
                 + pids.map(String.init).joined(separator: ", ") + "); the step runs again once they are gone"

@@ -43,12 +43,15 @@ public struct TreeFile: Sendable, Hashable {
     public var isExecutable: Bool
     /// A symbolic link (mode 120000): its blob is the link's target text, never a manifest.
     public var isSymlink: Bool
+    /// A submodule (a gitlink, mode 160000): `blob` is a commit of another repository, which is not here.
+    public var isSubmodule: Bool
 
-    public init(path: String, blob: ObjectID, isExecutable: Bool, isSymlink: Bool = false) {
+    public init(path: String, blob: ObjectID, isExecutable: Bool, isSymlink: Bool = false, isSubmodule: Bool = false) {
         self.path = path
         self.blob = blob
         self.isExecutable = isExecutable
         self.isSymlink = isSymlink
+        self.isSubmodule = isSubmodule
     }
 }
 

@@ -51,7 +51,7 @@ public struct CommitVerification: Sendable, Hashable {
         }
         do {
             switch mode {
-            case .ssh: return try verifySSH(signed, commit)
+            case .ssh: return try verifySSH(signed, commit, in: repository)
             case .gpg: return try verifyGPG(signed, commit)
             }
         } catch {
@@ -59,19 +59,22 @@ public struct CommitVerification: Sendable, Hashable {
         }
     }
 
-    private func verifySSH(_ signed: Repository.SignedCommit, _ commit: ObjectID) throws -> Result<
+    private func verifySSH(
+        _ signed: Repository.SignedCommit, _ commit: ObjectID, in repository: Repository
+    ) throws -> Result<
         String, VerificationFailure
     > {
         let files = try TemporaryFiles()
         defer { files.remove() }
         let signature = try files.write("signature", Array(signed.signature.utf8))
-        let found = try SignatureTool.run("ssh-keygen", ["-Y", "find-principals", "-s", signature, "-f", keys])
+        let at = "-Overify-time=" + Self.sshTime(try Self.verificationTime(of: commit, in: repository))
+        let found = try SignatureTool.run("ssh-keygen", ["-Y", "find-principals", "-s", signature, "-f", keys, at])
         guard found.status == 0, let principal = found.output.split(separator: "\n").first.map(String.init) else {
             return .failure(
                 VerificationFailure(description: "commit \(commit.short) is signed by a key not in \(keys)"))
         }
         let checked = try SignatureTool.run(
-            "ssh-keygen", ["-Y", "verify", "-f", keys, "-I", principal, "-n", "git", "-s", signature],
+            "ssh-keygen", ["-Y", "verify", "-f", keys, "-I", principal, "-n", "git", "-s", signature, at],
             input: signed.data)
         guard checked.status == 0 else {
             let why = checked.error.split(separator: "\n").first.map(String.init) ?? "bad signature"
@@ -80,6 +83,26 @@ public struct CommitVerification: Sendable, Hashable {
         }
         let key = checked.output.split(separator: " ").last.map { String($0).trimmingCharacters(in: .newlines) }
         return .success("\(principal) (\(key ?? "ssh key"))")
+    }
+
+    /// When an SSH signature is checked — a certificate's validity, an allowed signer's `valid-after` and
+    /// `valid-before`: at the commit's committer time, as `git verify-commit` checks it, so a certificate that
+    /// expires later does not make the commits it signed stop verifying (and Tide hold everything). The time is
+    /// signed with the commit, but its signer chose it: it is never taken as earlier than a parent's, so a
+    /// commit cannot claim a validity window that ended before the commit it builds on was made.
+    static func verificationTime(of commit: ObjectID, in repository: Repository) throws -> Date {
+        let read = try repository.commit(commit)
+        let parents = read.parents.compactMap { try? repository.commit($0).committer.time }
+        return ([read.committer.time] + parents).max() ?? read.committer.time
+    }
+
+    /// `ssh-keygen -O verify-time=`'s form: UTC, to the second.
+    static func sshTime(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMddHHmmss"
+        return formatter.string(from: date) + "Z"
     }
 
     private func verifyGPG(_ signed: Repository.SignedCommit, _ commit: ObjectID) throws -> Result<

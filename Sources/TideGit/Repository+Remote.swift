@@ -163,10 +163,7 @@ extension Repository {
     ) throws -> (branch: String, head: ObjectID) {
         let context = try RemoteCallbackContext(remote: remote, credentials: credentials)
         return try withRemote(remote, context: context) { handle, repo, callbacks in
-            var callbacks = callbacks
-            var proxy = Self.proxyOptions()
-            try context.guarding(
-                git_remote_connect(handle, GIT_DIRECTION_FETCH, &callbacks, &proxy, nil), "connect to \(remote)")
+            try context.connect(handle, GIT_DIRECTION_FETCH, callbacks: callbacks, credentials: credentials)
             defer { git_remote_disconnect(handle) }
             let heads = try Self.advertised(handle)
             let name = try branch ?? Self.defaultBranch(heads, remote: remote)
@@ -176,7 +173,8 @@ extension Repository {
             var options = git_fetch_options()
             git_fetch_options_init(&options, UInt32(GIT_FETCH_OPTIONS_VERSION))
             options.callbacks = callbacks
-            options.proxy_opts = proxy
+            options.proxy_opts = Self.proxyOptions()
+            options.follow_redirects = Self.redirects(credentials)
             options.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE
             options.update_fetchhead = 0
             let refspec = "+refs/heads/\(name):refs/heads/\(name)"
@@ -196,10 +194,7 @@ extension Repository {
     ) throws {
         let context = try RemoteCallbackContext(remote: remote, credentials: credentials)
         try withRemote(remote, context: context) { handle, repo, callbacks in
-            var callbacks = callbacks
-            var proxy = Self.proxyOptions()
-            try context.guarding(
-                git_remote_connect(handle, GIT_DIRECTION_PUSH, &callbacks, &proxy, nil), "connect to \(remote)")
+            try context.connect(handle, GIT_DIRECTION_PUSH, callbacks: callbacks, credentials: credentials)
             let current = try Self.advertised(handle)["refs/heads/\(branch)"]
             guard current == expected else {
                 git_remote_disconnect(handle)
@@ -210,7 +205,8 @@ extension Repository {
             var options = git_push_options()
             git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION))
             options.callbacks = callbacks
-            options.proxy_opts = proxy
+            options.proxy_opts = Self.proxyOptions()
+            options.follow_redirects = Self.redirects(credentials)
             // Exactly `commit`, through a private ref (whatever the local branch holds by now), and no leading
             // '+': the server refuses anything but a fast-forward from what it has.
             var publishRef: OpaquePointer?
@@ -250,8 +246,15 @@ extension Repository {
         }
     }
 
+    /// Which redirects libgit2 follows: with a password or token, none to another host (it would answer the other
+    /// host's challenge with them; `RedirectCheck` in the child refuses the rest — another port or scheme);
+    /// without, git's default (the first request's).
+    static func redirects(_ credentials: RemoteCredentials) -> git_remote_redirect_t {
+        credentials.password == nil ? GIT_REMOTE_REDIRECT_INITIAL : GIT_REMOTE_REDIRECT_NONE
+    }
+
     /// The proxy from git's configuration or `HTTPS_PROXY`/`HTTP_PROXY`, as git itself finds it.
-    private static func proxyOptions() -> git_proxy_options {
+    static func proxyOptions() -> git_proxy_options {
         var proxy = git_proxy_options()
         git_proxy_options_init(&proxy, UInt32(GIT_PROXY_OPTIONS_VERSION))
         proxy.type = GIT_PROXY_AUTO
@@ -296,6 +299,21 @@ extension Repository {
 }
 
 extension RemoteCallbackContext {
+    /// Connects `handle` for `direction` with the callbacks, git's proxy and the redirects `credentials` allow.
+    func connect(
+        _ handle: OpaquePointer, _ direction: git_direction, callbacks: git_remote_callbacks,
+        credentials: RemoteCredentials
+    ) throws {
+        var options = git_remote_connect_options()
+        try check(
+            git_remote_connect_options_init(&options, UInt32(GIT_REMOTE_CONNECT_OPTIONS_VERSION)),
+            "set up the connection")
+        options.callbacks = callbacks
+        options.proxy_opts = Repository.proxyOptions()
+        options.follow_redirects = Repository.redirects(credentials)
+        try guarding(git_remote_connect_ext(handle, direction, &options), "connect to \(remote)")
+    }
+
     /// `check`, with the reason a callback refused (an unknown host key, a wrong password) in place of libgit2's
     /// generic "user rejected certificate".
     func guarding(_ rc: Int32, _ operation: @autoclosure () -> String) throws {

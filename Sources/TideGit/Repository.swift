@@ -25,8 +25,13 @@ public final class Repository: @unchecked Sendable {
         set { lock.withLock { commitSigner = newValue } }
     }
 
+    /// The loose objects checked before history is read (see `LooseObjectCheck`).
+    private let looseObjects: LooseObjectCheck
+
     init(pointer: OpaquePointer) {
         self.pointer = pointer
+        looseObjects = LooseObjectCheck(
+            objects: Self.trimSlash(String(cString: git_repository_commondir(pointer))) + "/objects")
         self.gitDirectory = Self.trimSlash(String(cString: git_repository_path(pointer)))
         self.workingDirectory = git_repository_workdir(pointer).map { Self.trimSlash(String(cString: $0)) }
     }
@@ -233,6 +238,29 @@ public final class Repository: @unchecked Sendable {
         }
     }
 
+    /// Throws when a loose object is damaged (libgit2 would loop for ever reading it): called before history is
+    /// walked in this process. Each file is inflated once while it stays the same.
+    public func verifyLooseObjects() throws {
+        try looseObjects.verify()
+    }
+
+    /// Whether `path` is a directory of `commit`'s tree.
+    public func isDirectory(_ path: String, at commit: ObjectID) -> Bool {
+        (try? withHandle { repo throws in
+            var object: OpaquePointer?
+            var oid = commit.oid
+            try check(git_commit_lookup(&object, repo, &oid), "read commit \(commit.short)")
+            defer { git_commit_free(object) }
+            var tree: OpaquePointer?
+            try check(git_commit_tree(&tree, object), "read the tree of \(commit.short)")
+            defer { git_tree_free(tree) }
+            var entry: OpaquePointer?
+            guard git_tree_entry_bypath(&entry, tree, path) == 0 else { return false }
+            defer { git_tree_entry_free(entry) }
+            return git_tree_entry_type(entry) == GIT_OBJECT_TREE
+        }) ?? false
+    }
+
     /// Whether the object `id` is in the repository.
     public func contains(_ id: ObjectID) -> Bool {
         (try? withHandle { repo throws in
@@ -337,15 +365,21 @@ public final class Repository: @unchecked Sendable {
                     TreeFile(
                         path: name, blob: ObjectID(git_tree_entry_id(entry)),
                         isExecutable: mode == GIT_FILEMODE_BLOB_EXECUTABLE, isSymlink: mode == GIT_FILEMODE_LINK))
+            case GIT_OBJECT_COMMIT:
+                // A submodule: listed so that a reader can say its manifests are not read; its commit is not here.
+                files.append(
+                    TreeFile(
+                        path: name, blob: ObjectID(git_tree_entry_id(entry)), isExecutable: false, isSubmodule: true))
             default:
-                continue  // submodules (commits) carry no manifests
+                continue
             }
         }
     }
 
     /// The content of a blob.
     public func blob(_ id: ObjectID) throws -> [UInt8] {
-        try withHandle { repo throws in
+        try looseObjects.refuseDamaged(id.hex)
+        return try withHandle { repo throws in
             var blob: OpaquePointer?
             var oid = id.oid
             try check(git_blob_lookup(&blob, repo, &oid), "read blob \(id.short)")

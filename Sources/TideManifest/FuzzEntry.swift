@@ -15,6 +15,22 @@ public enum FuzzEntry {
         if case .failure(let error) = built { _ = error.description }
     }
 
+    /// One `--repo` text: read as a location (a path, or a remote URL that holds no credential), redacted as
+    /// every URL Tide shows is. A remote URL that is accepted must print as its redaction, and a refusal must
+    /// not echo a password the text carried in its user information.
+    public static func remoteURL(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let shown = URLRedaction.redacted(text)
+        do {
+            if case .remote(let remote) = try RepositoryLocation(text) {
+                precondition(remote.description == remote.redacted)
+            }
+        } catch {
+            _ = error.description
+        }
+        _ = URLRedaction.redacted(shown)
+    }
+
     /// Results a condition is evaluated against: the shapes metric providers return, and the edges of numbers.
     static let results: [JSONValue] = [
         .null, .bool(true), .int(0), .int(Int64.max), .int(Int64.min), .double(1e308), .double(-0.0),

@@ -51,7 +51,16 @@ extension NodeReader {
         let kind: ExecutorManifest.Kind?
         switch type {
         case .command, .plugin:
-            kind = command(f, root: root).map { type == .command ? .command($0) : .plugin($0) }
+            let argv = command(f, root: root)
+            if let argv, Self.execBytes(argv, env) >= Self.mostExecBytes {
+                error(
+                    f["command"] ?? root,
+                    "the command and env together are \(Self.execBytes(argv, env) / 1024) KiB; Linux starts a program "
+                        + "with at most about 2 MiB of arguments and environment, Tide's own variables and the config "
+                        + "included, so they must stay under \(Self.mostExecBytes / 1024) KiB; put the rest in a file the "
+                        + "program reads")
+            }
+            kind = argv.map { type == .command ? .command($0) : .plugin($0) }
         case .flags:
             kind = requiredText(f, "path", root: root, why: "the JSON file the flags executor publishes").map {
                 .flags(path: $0)
@@ -106,6 +115,16 @@ extension NodeReader {
     /// (`MAX_ARG_STRLEN`, 32 pages): refused here rather than failing every deployment at exec ("Argument list too
     /// long"), counted against DORA.
     static let longestArgument = 128 * 1024
+
+    /// What a command's argv and env may take together: half of what Linux allows all of them (`ARG_MAX`, 2 MiB
+    /// with the default stack), so Tide's `TIDE_*` variables and the passed-on environment fit beside them.
+    static let mostExecBytes = 1024 * 1024
+
+    /// The bytes `execve` copies for `argv` and `env`: each string with its terminating NUL, and its pointer.
+    static func execBytes(_ argv: [String], _ env: [String: String]) -> Int {
+        argv.reduce(0) { $0 + $1.utf8.count + 1 + 8 }
+            + env.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 + 8 }
+    }
 
     static func tooLong(_ what: String) -> String {
         "\(what) is \(longestArgument / 1024) KiB or longer, which Linux refuses to pass to a program "

@@ -48,6 +48,12 @@ public final class ManifestLoader: @unchecked Sendable {
     static func skipped(_ files: [TreeFile]) -> [Diagnostic] {
         files.sorted { $0.path < $1.path }.compactMap { file in
             let location = SourceLocation(file: file.path, line: 1, column: 1)
+            if file.isSubmodule {
+                return Diagnostic(
+                    location,
+                    "a git submodule (commit \(file.blob.short) of another repository): its manifests are not read — "
+                        + "Tide reads only this repository's files")
+            }
             if file.isSymlink && isManifestPath(file.path) {
                 return Diagnostic(location, "a symbolic link, not a manifest: skipped (only regular files are read)")
             }
@@ -63,7 +69,9 @@ public final class ManifestLoader: @unchecked Sendable {
 
     public func load(from source: some ManifestSource) throws -> DesiredState {
         let all = try source.files()
-        let files = all.filter { Self.isManifestPath($0.path) && !$0.isSymlink }.sorted { $0.path < $1.path }
+        let files = all.filter { Self.isManifestPath($0.path) && !$0.isSymlink && !$0.isSubmodule }.sorted {
+            $0.path < $1.path
+        }
         let parsedFiles = try parseAll(files, from: source)
         var documents: [ManifestDocument] = []
         var diagnostics: [Diagnostic] = []

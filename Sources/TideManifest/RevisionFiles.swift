@@ -81,7 +81,7 @@ public enum RevisionFiles {
         let prefix = root.isEmpty ? "" : root.trimmingCharacters(in: ["/"]) + "/"
         var result: [String: TreeFile] = [:]
         result.reserveCapacity(files.count)
-        for file in files where file.path.hasPrefix(prefix) {
+        for file in files where file.path.hasPrefix(prefix) && !file.isSubmodule {
             result[String(file.path.dropFirst(prefix.count))] = file
         }
         return result

@@ -73,6 +73,10 @@ public final class Daemon: Sendable {
             try await ServiceGroup(configuration: group).run()
         } catch is CancellationError {
             // The shutdown timeout ran out: the actions under way were stopped and stay recorded as started.
+        } catch {
+            // A service stopped the group (the state file was replaced): its error is tide run's exit.
+            BoundedProcess.killAll()
+            throw error
         }
         // A fetch or push still waiting on its server runs in a session of its own: it goes with Tide.
         BoundedProcess.killAll()

@@ -10,9 +10,12 @@ import TideState
 /// here — an authenticated identity, say — and register on the same router.
 struct TideRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
+    /// Who sent the request, as connections are counted (an address, or an IPv6 /64); nil when not known.
+    let peer: String?
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        peer = source.channel.remoteAddress?.ipAddress.map(ConnectionLimits.peer)
     }
 }
 

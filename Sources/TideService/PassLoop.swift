@@ -144,7 +144,7 @@ final class PassLoop: Service, Sendable {
                 group.addTask { await self.watchOperators() }
                 group.addTask { await self.poll() }
                 if self.channel != nil {
-                    group.addTask { await self.heartbeat() }
+                    group.addTask { try await self.heartbeat() }
                     group.addTask { await self.operatorRequests() }
                 }
                 var timer: Task<Void, Never>?
@@ -169,12 +169,20 @@ final class PassLoop: Service, Sendable {
         try? await channel?.removeService(identity.id)
     }
 
-    /// Refreshes this process's record every second, so verbs know a live service holds the state.
-    private func heartbeat() async {
+    /// Refreshes this process's record every second, so verbs know a live service holds the state; throws (and
+    /// the service stops) when the state file was replaced under it.
+    private func heartbeat() async throws {
         var record = identity
         while !Task.isCancelled {
             await Monotonic.pause(seconds: 1)
             if Task.isCancelled { return }
+            do {
+                try channel?.checkNotReplaced()
+            } catch {
+                logger.error("state replaced", metadata: ["error": "\(error)"])
+                continuation.finish()
+                throw error
+            }
             record.heartbeatAt = Date()
             try? await channel?.beat(record)
         }

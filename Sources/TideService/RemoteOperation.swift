@@ -59,6 +59,11 @@ public struct RemoteOperation: Codable, Sendable {
             let lock = open((mirror as NSString).appendingPathComponent("tide.lock"), O_CREAT | O_RDWR, 0o644)
             defer { if lock >= 0 { close(lock) } }
             if lock >= 0 { _ = flock(lock, LOCK_EX) }
+            Self.removeAbandonedPacks(in: mirror)
+            let service = kind == .fetch ? "git-upload-pack" : "git-receive-pack"
+            if let refusal = RedirectCheck.refusal(for: remote, service: service, credentials: credentials) {
+                return Answer(status: .failed, message: refusal)
+            }
             switch kind {
             case .fetch:
                 let (branch, head) = try repository.fetch(from: remote, branch: branch, credentials: credentials)
@@ -74,6 +79,17 @@ public struct RemoteOperation: Codable, Sendable {
             return Answer(status: .rejected, branch: branch, head: rejected.remoteHead, message: rejected.description)
         } catch {
             return Answer(status: .failed, message: "\(error)")
+        }
+    }
+
+    /// The packs fetches abandoned at their deadline left half-written (libgit2 names them `pack_git2_*` until
+    /// they are whole; a killed child never removes its own). Run holding the mirror's lock, so no fetch that is
+    /// still under way loses its file.
+    static func removeAbandonedPacks(in mirror: String) {
+        let directory = (mirror as NSString).appendingPathComponent("objects/pack")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix("pack_git2_") {
+            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
         }
     }
 }

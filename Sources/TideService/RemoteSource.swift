@@ -114,11 +114,13 @@ public actor RemoteSource: BranchPublisher {
     private var lastPersisted: Date?
 
     /// For a `file://` remote that was fetched fine last time: its branch head read in place, when it is still the
-    /// head fetched (a local read, as Tide reads a local config repo; nil otherwise, and a fetch runs).
+    /// head fetched (nil otherwise, and a fetch runs). Read from the ref files themselves, never by opening the
+    /// repository here: its config is someone else's and may include a FIFO or a device, which would block this
+    /// process (the fetch child opens it, under its deadline).
     private func localRemoteUnchanged() -> ObjectID? {
         guard remote.scheme == .file, status.lastFetchError == nil, let fetched = status.fetchedRevision,
             let branch = status.branch, let path = URL(string: remote.url)?.path,
-            let head = try? Repository.open(at: path).resolveCommit(branch: branch), head == fetched
+            let head = LooseRef.read(repository: path, branch: branch), head == fetched
         else { return nil }
         return head
     }
@@ -246,5 +248,39 @@ public actor RemoteSource: BranchPublisher {
             }
             return answer
         }
+    }
+}
+
+/// A branch head read from a repository's files: `refs/heads/BRANCH`, else `packed-refs` — regular files only,
+/// opened without blocking (a FIFO in their place answers nil, not a hang). Nil when it cannot be told this way
+/// (a bare or non-bare layout it does not know, a symbolic ref): the caller then asks git.
+enum LooseRef {
+    static func read(repository path: String, branch: String) -> ObjectID? {
+        let directories = [path, path + "/.git"]
+        for directory in directories {
+            if let text = regularFile(directory + "/refs/heads/" + branch) {
+                return ObjectID(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            if let packed = regularFile(directory + "/packed-refs") {
+                let wanted = " refs/heads/" + branch
+                for line in packed.split(separator: "\n") where line.hasSuffix(wanted) {
+                    return ObjectID(hex: String(line.prefix(40)))
+                }
+                if FileManager.default.fileExists(atPath: directory + "/HEAD") { return nil }
+            }
+        }
+        return nil
+    }
+
+    /// The contents of `path` when it is a regular file of at most 16 MiB (nil otherwise).
+    private static func regularFile(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { return nil }
+        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= 16 << 20,
+            let data = try? handle.readToEnd()
+        else { return nil }
+        return String(decoding: data, as: UTF8.self)
     }
 }

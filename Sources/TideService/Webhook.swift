@@ -197,3 +197,31 @@ struct DeliveryLog {
         return true
     }
 }
+
+/// What the webhook fuzz target (`scripts/fuzz webhook`) and its corpus replay run for one input: the first line
+/// is a header value (a signature, a token, an event name or a delivery id, as the sender chooses), the rest the
+/// body — verified for every provider, with the right secret and a wrong one, and parsed as a push. Anything may
+/// come back; nothing may trap or hang, and no unsigned input may pass.
+public enum WebhookFuzz {
+    public static func one(_ bytes: [UInt8]) {
+        let newline = bytes.firstIndex(of: 10) ?? bytes.endIndex
+        let value = String(decoding: bytes[..<newline], as: UTF8.self)
+        let body = Array(bytes[min(newline + 1, bytes.endIndex)...])
+        let secret = Array("fuzz-secret".utf8)
+        for provider in WebhookProvider.allCases {
+            for name in ["x-hub-signature-256", "x-gitlab-token", "x-tide-signature", "x-github-event"] {
+                let verdict = WebhookVerifier.verify(
+                    provider: provider, headers: [name: value, "x-github-delivery": value], body: body,
+                    secret: secret)
+                if case .push = verdict, provider != .gitlab {
+                    // Only the real signature of the body passes.
+                    precondition(WebhookVerifier.signature(body: body, secret: secret) == value)
+                }
+            }
+        }
+        _ = WebhookVerifier.pushPayload(body, delivery: value)
+        var log = DeliveryLog(capacity: 4)
+        _ = log.record(value)
+        precondition(!log.record(value))
+    }
+}

@@ -19,10 +19,14 @@ final class WebhookRoutes: Sendable {
     struct UnverifiedBodies {
         var requests = 0
         var bytes = 0
+        /// Requests being read, by peer.
+        var byPeer: [String: Int] = [:]
     }
 
-    /// Requests whose body is being read at once, and the bytes they may hold together.
+    /// Requests whose body is being read at once, and the bytes they may hold together; one peer (an address, or
+    /// an IPv6 /64) gets at most a quarter of the requests, so one slow sender cannot keep everyone's webhooks out.
     static let maximumUnverifiedRequests = 32
+    static let maximumUnverifiedPerPeer = 8
     static let maximumUnverifiedBytes = 8 << 20
     /// How long a body may take to arrive, all of it (a slow sender holds neither memory nor shutdown longer).
     static let bodyDeadline: Duration = .seconds(10)
@@ -37,15 +41,15 @@ final class WebhookRoutes: Sendable {
     func collection() -> RouteCollection<TideRequestContext> {
         let routes = RouteCollection(context: TideRequestContext.self)
         for provider in WebhookProvider.allCases {
-            routes.post("/hooks/\(provider.rawValue)") { request, _ in
-                await self.webhook(provider, request)
+            routes.post("/hooks/\(provider.rawValue)") { request, context in
+                await self.webhook(provider, request, peer: context.peer ?? "?")
             }
         }
         return routes
     }
 
-    private func webhook(_ provider: WebhookProvider, _ request: Request) async -> Response {
-        let (status, message) = await receive(provider, request)
+    private func webhook(_ provider: WebhookProvider, _ request: Request, peer: String) async -> Response {
+        let (status, message) = await receive(provider, request, peer: peer)
         metrics.webhook(provider: provider.rawValue, result: "\(status.code)")
         let refusal: String? =
             switch status.code {
@@ -67,7 +71,9 @@ final class WebhookRoutes: Sendable {
         return response
     }
 
-    private func receive(_ provider: WebhookProvider, _ request: Request) async -> (HTTPResponse.Status, String) {
+    private func receive(
+        _ provider: WebhookProvider, _ request: Request, peer: String
+    ) async -> (HTTPResponse.Status, String) {
         guard let secret = configuration.webhookSecrets?.secret(provider) else {
             return (.notFound, "no \(provider.rawValue) webhook secret is configured (--webhook-secret-file)")
         }
@@ -75,11 +81,11 @@ final class WebhookRoutes: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             return (.contentTooLarge, "the body is over \(limit) bytes")
         }
-        guard admit() else {
+        guard admit(peer) else {
             return (.serviceUnavailable, "too many webhook bodies are being read at once; send it again later")
         }
         let body: [UInt8]
-        switch await read(request, limit: limit) {
+        switch await read(request, limit: limit, peer: peer) {
         case .success(let read): body = read
         case .failure(let refusal): return (refusal.status, refusal.message)
         }
@@ -106,11 +112,15 @@ final class WebhookRoutes: Sendable {
         }
     }
 
-    /// Counts a request whose body is about to be read; false when too many are being read already.
-    private func admit() -> Bool {
+    /// Counts a request whose body is about to be read; false when too many are being read already, in all or
+    /// from `peer`.
+    private func admit(_ peer: String) -> Bool {
         unverified.withLock {
-            guard $0.requests < Self.maximumUnverifiedRequests else { return false }
+            guard $0.requests < Self.maximumUnverifiedRequests,
+                $0.byPeer[peer, default: 0] < Self.maximumUnverifiedPerPeer
+            else { return false }
             $0.requests += 1
+            $0.byPeer[peer, default: 0] += 1
             return true
         }
     }
@@ -121,12 +131,14 @@ final class WebhookRoutes: Sendable {
     }
 
     /// The body, up to `limit` bytes, within `bodyDeadline`, and within what all bodies being read may hold.
-    private func read(_ request: Request, limit: Int) async -> Result<[UInt8], BodyRefusal> {
+    private func read(_ request: Request, limit: Int, peer: String) async -> Result<[UInt8], BodyRefusal> {
         var held = 0
         defer {
             unverified.withLock {
                 $0.requests -= 1
                 $0.bytes -= held
+                let left = $0.byPeer[peer, default: 1] - 1
+                $0.byPeer[peer] = left > 0 ? left : nil
             }
         }
         let deadline = ContinuousClock.now + Self.bodyDeadline

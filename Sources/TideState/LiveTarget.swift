@@ -216,6 +216,9 @@ public struct FailedAttempt: Sendable, Codable, Hashable {
     public var revision: ObjectID
     public var message: String
     public var at: Date
+    /// The write-back to git its rollback still owes (nil: none, or done): recorded with the rollback's outcome,
+    /// before anything is pushed, so that a crash mid-push is settled at the next start rather than forgotten.
+    public var writeBack: OwedWriteBack?
 
     public init(version: String, configDigest: String, revision: ObjectID, message: String, at: Date) {
         self.version = version
@@ -223,6 +226,26 @@ public struct FailedAttempt: Sendable, Codable, Hashable {
         self.revision = revision
         self.message = message
         self.at = at
+    }
+}
+
+/// A rollback's write-back to git (a revert or a pin) that is not recorded as done yet. Once the commit is made,
+/// and before it is pushed, `commit` and `parent` say which it is: at the next start, a remote branch that holds
+/// `commit` means the push went through (it is recorded then); otherwise it is written again.
+public struct OwedWriteBack: Sendable, Codable, Hashable {
+    /// Why the rollout was rolled back (for the commit's message).
+    public var reason: String
+    /// The manifest file that defines the target.
+    public var file: String
+    public var commit: ObjectID?
+    public var parent: ObjectID?
+    /// "revert" or "pin", and what the commit did.
+    public var kind: String?
+    public var words: String?
+
+    public init(reason: String, file: String) {
+        self.reason = reason
+        self.file = file
     }
 }
 

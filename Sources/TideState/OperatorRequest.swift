@@ -94,6 +94,9 @@ public struct ServiceRecord: Sendable, Codable, Hashable {
 
 /// Where operator requests and the services that carry them out are recorded (the state store).
 public protocol OperatorChannel: Sendable {
+    /// Throws `StateError.replaced` when the file the state was opened from is no longer the one at its path (a
+    /// restore by `mv`): verbs would write to the new file and a service holding the old one never see it.
+    func checkNotReplaced() throws
     /// Records or refreshes a service's heartbeat.
     func beat(_ service: ServiceRecord) async throws
     /// Removes a service's record (it stopped).

@@ -13,6 +13,8 @@ public import TideManifest
 public final class SQLiteStateStore: StateStore, OperatorChannel {
     public let path: String
     let pool: DatabasePool
+    /// The device and inode of the file opened (see `checkNotReplaced`).
+    let opened: (device: UInt64, inode: UInt64)?
     public var location: String { "sqlite:" + path }
 
     public init(path given: String) throws {
@@ -56,6 +58,19 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
         } catch {
             throw StateError.database(path: path, message: "\(error)")
         }
+        opened = Self.identity(of: path)
+    }
+
+    public func checkNotReplaced() throws {
+        guard let opened else { return }
+        let now = Self.identity(of: path)
+        guard let now, now == opened else { throw StateError.replaced(path: path) }
+    }
+
+    private static func identity(of path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
     }
 
     static var migrator: DatabaseMigrator {

@@ -97,6 +97,8 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
     case hardLinked(path: String, links: Int)
     /// The state file exists and is empty: taken as new, it would redeploy everything.
     case empty(path: String)
+    /// The state file was replaced (or removed) while this process had it open.
+    case replaced(path: String)
 
     public var description: String {
         switch self {
@@ -112,6 +114,10 @@ public enum StateError: Error, CustomStringConvertible, Sendable {
             return "state \(path) has \(links) hard links: SQLite keeps its write-ahead log beside the name a file is "
                 + "opened by, so each name would get a log of its own and the state would be corrupted. Remove the "
                 + "extra links and use one path (a symlink is fine)"
+        case .replaced(let path):
+            return "state \(path) was replaced or removed while tide run had it open (a restore by mv?): what verbs "
+                + "write to the file now at that path would never be seen. tide run stops (exit 1) so that its "
+                + "restart opens that file (the systemd unit restarts it on failure)"
         case .empty(let path):
             return "state \(path) is an empty file, not a state tide wrote (a truncated copy or a failed restore?): "
                 + "restore it from a backup, or delete it to start from nothing (every target is then deployed "

@@ -29,15 +29,18 @@ public final class PythonServer: Sendable {
 
 /// git's smart HTTP protocol served by `git http-backend` (git's own CGI) behind a small Python server, which
 /// asks for HTTP Basic credentials (`user` and `token`) before anything reaches git. Repositories are paths under
-/// `root`: `url("config.git")`.
+/// `root`: `url("config.git")`; `/moved/config.git` answers with a redirect to `/config.git`. Pushes can be held
+/// (`holdPushes`) and fetched packs sent slowly (`trickleFetches`).
 public final class GitHTTPServer: Sendable {
     public let server: PythonServer
+    public let root: String
     public let user: String
     public let token: String
 
     static let script = #"""
-        import base64, http.server, os, subprocess, sys
+        import base64, http.server, os, subprocess, sys, time
         root, user, token = sys.argv[1], sys.argv[2], sys.argv[3]
+        hold, arrived = os.path.join(root, "push.hold"), os.path.join(root, "push.arrived")
         expected = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
         class H(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -58,6 +61,12 @@ public final class GitHTTPServer: Sendable {
                     self.send_header("WWW-Authenticate", 'Basic realm="git"')
                     self.send_header("Content-Length", "0"); self.end_headers(); return
                 path, _, query = self.path.partition("?")
+                if path.startswith("/moved/"):
+                    self.send_response(301); self.send_header("Location", self.path[len("/moved"):])
+                    self.send_header("Content-Length", "0"); self.end_headers(); return
+                if self.command == "POST" and path.endswith("/git-receive-pack") and os.path.exists(hold):
+                    open(arrived, "w").close()
+                    while os.path.exists(hold): time.sleep(0.05)
                 env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1", PATH_INFO=path,
                            QUERY_STRING=query, REQUEST_METHOD=self.command, REMOTE_USER=user, REMOTE_ADDR="127.0.0.1",
                            CONTENT_TYPE=self.headers.get("Content-Type", ""), CONTENT_LENGTH=str(len(data)),
@@ -66,6 +75,7 @@ public final class GitHTTPServer: Sendable {
                 if self.headers.get("Git-Protocol"): env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
                 out = subprocess.run(["git", "http-backend"], input=data, env=env, capture_output=True).stdout
                 head, _, payload = out.partition(b"\r\n\r\n")
+                trickle = path.endswith("/git-upload-pack") and os.path.exists(os.path.join(root, "trickle"))
                 status, headers = 200, []
                 for line in head.decode().split("\r\n"):
                     if not line: continue
@@ -75,6 +85,11 @@ public final class GitHTTPServer: Sendable {
                 self.send_response(status)
                 for name, value in headers: self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload))); self.end_headers()
+                if trickle:
+                    self.wfile.write(payload[:65536]); self.wfile.flush()
+                    for i in range(65536, len(payload)):
+                        self.wfile.write(payload[i:i + 1]); self.wfile.flush(); time.sleep(0.1)
+                    return
                 self.wfile.write(payload)
             do_GET = handle_any
             do_POST = handle_any
@@ -84,12 +99,78 @@ public final class GitHTTPServer: Sendable {
         """#
 
     public init(root: String, user: String = "tide", token: String) throws {
+        self.root = root
         self.user = user
         self.token = token
         server = try PythonServer(script: Self.script, arguments: [root, user, token])
     }
 
     public func url(_ repository: String) -> String { "http://127.0.0.1:\(server.port)/\(repository)" }
+
+    /// Pushes that arrive from now on are held — their whole request read, nothing applied — until
+    /// `releasePushes()`; `pushArrived` says when one came.
+    public func holdPushes() throws {
+        _ = FileManager.default.createFile(atPath: root + "/push.hold", contents: Data())
+    }
+
+    /// From now on the packs fetches ask for come slowly: 64 KiB at once, then a byte every 0.1 s; `false` ends it.
+    public func trickleFetches(_ on: Bool = true) {
+        if on {
+            _ = FileManager.default.createFile(atPath: root + "/trickle", contents: Data())
+        } else {
+            try? FileManager.default.removeItem(atPath: root + "/trickle")
+        }
+    }
+
+    public var pushArrived: Bool { FileManager.default.fileExists(atPath: root + "/push.arrived") }
+
+    public func releasePushes() {
+        try? FileManager.default.removeItem(atPath: root + "/push.hold")
+    }
+}
+
+/// An HTTP server for the redirect tests: `record` answers every request with a Basic challenge and writes down
+/// each request's `Authorization` header; `redirect` sends every request to `target` + its path; `redirect-after-auth`
+/// does so only once the request carries the credentials (before that, a challenge).
+public final class RedirectingServer: Sendable {
+    public let server: PythonServer
+    public let record: String
+
+    static let script = #"""
+        import base64, http.server, sys
+        mode, target, record, expected, host = sys.argv[1:6]
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            def log_message(self, *a): pass
+            def handle_any(self):
+                if self.command == "POST": self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                auth = self.headers.get("Authorization")
+                if mode == "record":
+                    with open(record, "a") as f: f.write(f"{self.command} {self.path} {auth}\n")
+                if mode == "redirect" or (mode == "redirect-after-auth" and auth == expected):
+                    self.send_response(302); self.send_header("Location", target + self.path)
+                else:
+                    self.send_response(401); self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.send_header("Content-Length", "0"); self.end_headers()
+            do_GET = handle_any
+            do_POST = handle_any
+        s = http.server.ThreadingHTTPServer((host, 0), H)
+        print(s.server_address[1], flush=True)
+        s.serve_forever()
+        """#
+
+    /// `host`: the loopback address it listens on (127.0.0.2 is another host to libgit2).
+    public init(
+        mode: String, target: String = "", record: String, user: String = "", token: String = "",
+        host: String = "127.0.0.1"
+    ) throws {
+        self.record = record
+        let expected = "Basic " + Data("\(user):\(token)".utf8).base64EncodedString()
+        server = try PythonServer(script: Self.script, arguments: [mode, target, record, expected, host])
+    }
+
+    /// What the server was sent: one line per request, "METHOD PATH AUTHORIZATION".
+    public var requests: String { (try? String(contentsOfFile: record, encoding: .utf8)) ?? "" }
 }
 
 /// A TCP server that accepts every connection and never answers: a fetch from it hangs until abandoned.

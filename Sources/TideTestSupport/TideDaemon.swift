@@ -66,6 +66,11 @@ public final class TideDaemon: Sendable {
 
     /// Sends `signal` and waits (off the cooperative pool) for the process to exit; returns its exit status, or
     /// nil if it was still running after `timeout` seconds.
+    /// Waits until the process exits by itself (its status) or `timeout` seconds pass (nil).
+    public func waitForExit(timeout: Double) async -> Int32? {
+        await process.waitForExit(timeout: timeout)
+    }
+
     public func stop(signal: Int32 = 15, timeout: Double = 60) async -> Int32? {
         process.signal(signal)
         return await process.waitForExit(timeout: timeout)

@@ -45,4 +45,42 @@ struct CorruptObjectTests {
         #expect(fixed.status == 0, "\(fixed.combined)")
         #expect(repo.calls().contains("deploy api@prod 2.0.1"))
     }
+
+    @Test(
+        "a truncated loose commit in history: plan and reconcile end at once naming it, status still answers, and no reader is left spinning (hardening round two addendum, 1)"
+    )
+    func truncatedHistory() async throws {
+        let repo = try ConfigRepo()
+        #expect(try await repo.tide("reconcile").status == 0)
+        let middle = try await repo.fixture.commit(
+            "api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        try await repo.fixture.commit(
+            "web 1.1.0", files: ["web.yaml": ConfigRepo.service("web", "1.1.0", dependsOn: "[api]")])
+        let object = repo.fixture.workTree + "/.git/objects/\(middle.hex.prefix(2))/\(middle.hex.dropFirst(2))"
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: object)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: object))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: object))
+
+        // status reads no history: it answers, and shows what is applied.
+        let status = try await repo.tide("status", extra: ["--fetch-timeout", "1s"])
+        #expect(status.status == 0 && status.standardOutput.contains("api@prod"), "\(status.combined)")
+        for verb in ["plan", "reconcile"] {
+            let started = Date()
+            let result = try await repo.tide(verb, extra: ["--fetch-timeout", "1s"])
+            #expect(Date().timeIntervalSince(started) < 20, "\(verb) took \(Date().timeIntervalSince(started)) s")
+            #expect(result.status != 0, "\(verb): \(result.combined)")
+            #expect(
+                result.combined.contains("\(middle.hex.dropFirst(2)) (commit) is damaged (truncated)"),
+                "\(verb): \(result.combined)")
+        }
+        #expect(!repo.calls().contains { $0.contains("1.1.0") })
+        let readers = try await runProcess("/usr/bin/pgrep", ["-f", "git-check --repository \(repo.fixture.workTree)"])
+        #expect(readers.standardOutput.isEmpty, "readers left running: \(readers.standardOutput)")
+
+        // The object restored: everything goes on.
+        try whole.write(to: URL(fileURLWithPath: object))
+        let fixed = try await repo.tide("reconcile")
+        #expect(fixed.status == 0, "\(fixed.combined)")
+        #expect(repo.calls().contains("deploy web@prod 1.1.0"), "\(repo.calls())")
+    }
 }

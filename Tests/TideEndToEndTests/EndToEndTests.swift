@@ -608,6 +608,21 @@ struct EndToEndTests {
         let missing = try await repo.tide("validate", extra: ["--path", "nope"])
         #expect(missing.status == 1)
         #expect(missing.standardError.contains("nope"))
+
+        // A file, or a path of this machine: said as the operator's mistake, and nothing recorded in a new state
+        // (hardening round two, 16).
+        let fresh = repo.scratch.appending("fresh.sqlite")
+        let file = try await TideBinary.runDetached(
+            ["reconcile", "--repo", repo.fixture.repoPath, "--state", fresh, "--path", "deploy/prod/api.yaml"],
+            in: repo.scratch.path)
+        #expect(file.status == 1, "\(file.combined)")
+        #expect(file.standardError.contains("--path 'deploy/prod/api.yaml' is not a directory"), "\(file.combined)")
+        let recorded = try await runProcess("/usr/bin/sqlite3", [fresh, "SELECT count(*) FROM events"])
+        #expect(recorded.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(recorded.combined)")
+        let absolute = try await TideBinary.runDetached(
+            ["reconcile", "--repo", repo.fixture.repoPath, "--state", fresh, "--path", "/etc"], in: repo.scratch.path)
+        #expect(absolute.status == 1, "\(absolute.combined)")
+        #expect(absolute.standardError.contains("--path 'etc' is not a directory"), "\(absolute.combined)")
     }
 
     @Test("usage errors exit 2; reported failures exit 1")

@@ -223,4 +223,187 @@ struct RemoteRepoTests {
         let settled = try await repo.tide("reconcile", extra: ["--repo", url])
         #expect(settled.status == 0, "\(settled.combined)")
     }
+
+    @Test(
+        "kill -9 of tide run during a rollback's write-back push: at restart the push that went through is recorded as Tide's own, and nothing runs again (hardening round two, 9)"
+    )
+    func killedMidPush() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let token = "tok-\(UUID().uuidString)"
+        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
+        let server = try await detached { try GitHTTPServer(root: root, token: token) }
+        let url = server.url((repo.fixture.repoPath as NSString).lastPathComponent)
+        let tokenFile = repo.scratch.appending("token")
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let auth = ["--repo", url, "--git-username", server.user, "--git-password-file", tokenFile]
+        #expect(try await repo.tide("reconcile", extra: auth).status == 0)
+        let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
+            of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
+        try await repo.fixture.commit("api bad", files: ["api.yaml": bad])
+
+        // tide run rolls the bad version back and pushes the revert; the server holds the push, Tide is killed.
+        try server.holdPushes()
+        let daemon = try await TideDaemon(
+            auth + ["--state", repo.state, "--interval", "1s"], in: repo.scratch.path,
+            logDirectory: repo.scratch.path)
+        let deadline = Date().addingTimeInterval(60)
+        while !server.pushArrived && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(server.pushArrived, "no push came: \(daemon.log())")
+        #expect(await daemon.stop(signal: SIGKILL) != nil)
+        let calls = repo.calls()
+        #expect(
+            calls.suffix(3) == ["deploy api@prod bad", "rollback api@prod 1.0.0", "health api@prod 1.0.0"], "\(calls)")
+        // The orphaned push goes through.
+        server.releasePushes()
+        var remoteHead = ""
+        while !remoteHead.hasPrefix("Revert") && Date() < deadline {
+            remoteHead = try await runProcess(
+                "/usr/bin/git", ["--git-dir", repo.fixture.repoPath, "log", "-1", "--format=%s"]
+            ).standardOutput
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(remoteHead == "Revert \"api bad\"\n", "\(remoteHead)")
+
+        func apiEvents() async throws -> [Substring] {
+            try await runProcess(
+                "/usr/bin/sqlite3", [repo.state, "SELECT kind FROM events WHERE service = 'api' ORDER BY id"]
+            ).standardOutput.split(separator: "\n")
+        }
+        let before = try await apiEvents()
+        #expect(before.last == "deployment.rolled-back", "\(before)")
+
+        // Restarted: the revert is Tide's own — recorded, nothing deployed or rolled back again.
+        let restarted = try await repo.tide("reconcile", extra: auth)
+        #expect(restarted.status == 0, "\(restarted.combined)")
+        let again = try await repo.tide("reconcile", extra: auth)
+        #expect(again.status == 0, "\(again.combined)")
+        #expect(repo.calls() == calls, "ran again after the restart: \(repo.calls().dropFirst(calls.count))")
+        let events = try await apiEvents()
+        #expect(Array(events.dropFirst(before.count)) == ["revert.committed"], "\(events)")
+        #expect(events.filter { $0 == "deployment.rolled-back" }.count == 1, "\(events)")
+        let revert = try await runProcess("/usr/bin/git", ["--git-dir", repo.fixture.repoPath, "rev-parse", "HEAD"])
+            .standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let target = try await runProcess(
+            "/usr/bin/sqlite3",
+            [repo.state, "SELECT phase, version, revision, failed FROM targets WHERE service = 'api'"]
+        ).standardOutput
+        #expect(target.hasPrefix("RolledBack|1.0.0|\(revert)|"), "\(target)")
+        #expect(!target.contains("writeBack"), "\(target)")
+    }
+
+    @Test(
+        "credentials never follow a redirect to another host, port or scheme — refused, and the other address sees no token; a redirect within the remote's address still works (hardening round two, 4)"
+    )
+    func redirects() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let token = "tok-\(UUID().uuidString)"
+        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
+        let git = try await detached { try GitHTTPServer(root: root, token: token) }
+        let name = (repo.fixture.repoPath as NSString).lastPathComponent
+        let tokenFile = repo.scratch.appending("token")
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let credentials = ["--git-username", git.user, "--git-password-file", tokenFile]
+        // Moved within the same address: followed, with the credentials.
+        let moved = try await repo.tide(
+            "plan", extra: ["--repo", "http://127.0.0.1:\(git.server.port)/moved/\(name)"] + credentials)
+        #expect(moved.status == 0, "\(moved.combined)")
+
+        let elsewhere = try await detached {
+            (
+                try RedirectingServer(mode: "record", record: repo.scratch.appending("host.log"), host: "127.0.0.2"),
+                try RedirectingServer(mode: "record", record: repo.scratch.appending("port.log"))
+            )
+        }
+        let targets = [
+            ("another host", "http://127.0.0.2:\(elsewhere.0.server.port)", elsewhere.0),
+            ("another port", "http://127.0.0.1:\(elsewhere.1.server.port)", elsewhere.1),
+        ]
+        for (what, target, recorder) in targets {
+            for mode in ["redirect", "redirect-after-auth"] {
+                let redirector = try await detached {
+                    try RedirectingServer(
+                        mode: mode, target: target, record: repo.scratch.appending("unused"), user: git.user,
+                        token: token)
+                }
+                let url = "http://127.0.0.1:\(redirector.server.port)/\(name)"
+                for verb in ["plan", "reconcile"] {
+                    let refused = try await repo.tide(verb, extra: ["--repo", url] + credentials)
+                    #expect(refused.status != 0, "\(what), \(mode), \(verb): \(refused.combined)")
+                    #expect(
+                        refused.combined.contains("redirects to") || refused.combined.contains("cannot redirect"),
+                        "\(what), \(mode), \(verb): \(refused.combined)")
+                    #expect(!refused.combined.contains(token))
+                }
+                #expect(!recorder.requests.contains("Basic"), "\(what), \(mode): \(recorder.requests)")
+            }
+        }
+    }
+
+    @Test(
+        "fetches abandoned at their deadline leave no partial packs behind, however many there were (hardening round two, 11)"
+    )
+    func abandonedPacks() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let token = "tok-\(UUID().uuidString)"
+        // 2 MB that does not compress: a pack too big to arrive in time once it trickles.
+        var noise = [UInt8](repeating: 0, count: 2_000_000)
+        for index in noise.indices { noise[index] = UInt8.random(in: 0...255) }
+        try Data(noise).write(to: URL(fileURLWithPath: repo.fixture.workTree + "/noise.bin"))
+        try await repo.fixture.commit("noise")
+        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
+        let server = try await detached { try GitHTTPServer(root: root, token: token) }
+        let url = server.url((repo.fixture.repoPath as NSString).lastPathComponent)
+        let tokenFile = repo.scratch.appending("token")
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let auth = ["--repo", url, "--git-username", server.user, "--git-password-file", tokenFile]
+        func partialPacks() throws -> [String] {
+            let mirrors = try FileManager.default.contentsOfDirectory(atPath: repo.scratch.path).filter {
+                $0.hasPrefix("mirror-")
+            }
+            return try mirrors.flatMap { mirror in
+                try FileManager.default.contentsOfDirectory(atPath: repo.scratch.appending(mirror + "/objects/pack"))
+                    .filter { $0.hasPrefix("pack_git2_") }
+            }
+        }
+        server.trickleFetches()
+        for _ in 0..<3 {
+            let abandoned = try await repo.tide("plan", extra: auth + ["--fetch-timeout", "2s"])
+            #expect(abandoned.standardError.contains("abandoned after 2 s"), "\(abandoned.combined)")
+        }
+        // Each fetch clears what the one before it left: one partial pack at most, never three.
+        let left = try partialPacks()
+        #expect(left.count <= 1, "\(left)")
+        server.trickleFetches(false)
+        let fetched = try await repo.tide("plan", extra: auth)
+        #expect(fetched.status == 0, "\(fetched.combined)")
+        let none = try partialPacks()
+        #expect(none.isEmpty, "\(none)")
+    }
+
+    @Test(
+        "a file:// remote whose config includes a FIFO: tide run keeps passing and answering, and SIGTERM stops it at once (hardening round two, 10)"
+    )
+    func fifoInclude() async throws {
+        let repo = try ConfigRepo(bare: true)
+        let url = "file://" + repo.fixture.repoPath
+        let daemon = try await TideDaemon(
+            ["--repo", url, "--state", repo.state, "--interval", "1s", "--fetch-timeout", "2s"],
+            in: repo.scratch.path, logDirectory: repo.scratch.path)
+        #expect(await daemon.waitForLog("info pass "), "\(daemon.log())")
+        let fifo = repo.fixture.repoPath + "/evil.fifo"
+        #expect(mkfifo(fifo, 0o644) == 0)
+        let config = try FileHandle(forWritingTo: URL(fileURLWithPath: repo.fixture.repoPath + "/config"))
+        try config.seekToEnd()
+        try config.write(contentsOf: Data("[include]\n\tpath = \(fifo)\n".utf8))
+        try config.close()
+        let passes = daemon.log().components(separatedBy: "info pass ").count - 1
+        #expect(await daemon.waitForLog("info pass ", count: passes + 3, timeout: 30), "\(daemon.log())")
+        let started = Date()
+        #expect(try await daemon.get("/healthz").status == 200)
+        #expect([200, 503].contains(try await daemon.get("/readyz").status))
+        #expect(Date().timeIntervalSince(started) < 5)
+        let stopping = Date()
+        #expect(await daemon.stop(signal: SIGTERM, timeout: 30) == 0, "\(daemon.log())")
+        #expect(Date().timeIntervalSince(stopping) < 15)
+    }
 }

@@ -343,4 +343,31 @@ struct ServiceTests {
         let env = try await run([], environment: ["TIDE_LISTEN": "bad", "TIDE_INTERVAL": "1m"])
         #expect(env.status == 2 && env.standardError.contains("not 'bad'"), "\(env.combined)")
     }
+
+    @Test(
+        "the state file replaced under tide run (a restore by mv): it stops with exit 1 and says why; restarted, it works on the new file (hardening round two, 12)"
+    )
+    func stateReplaced() async throws {
+        let remote = try await detached { try Remote() }
+        let daemon = try await remote.daemon(["--interval", "1s"])
+        #expect(await daemon.waitForLog("info pass "), "\(daemon.log())")
+        // A restore: a copy of the state put in place by rename, as mv does.
+        let restored = remote.repo.scratch.appending("restored.sqlite")
+        let backup = try await runProcess("/usr/bin/sqlite3", [remote.repo.state, ".backup '\(restored)'"])
+        #expect(backup.status == 0, "\(backup.combined)")
+        #expect(rename(restored, remote.repo.state) == 0)
+        let status = await daemon.waitForExit(timeout: 30)
+        #expect(status == 1, "\(daemon.log())")
+        #expect(daemon.log().contains("was replaced or removed while tide run had it open"), "\(daemon.log())")
+
+        // Restarted, it uses the new file: a suspension written to it by a verb holds the next deploy.
+        let suspended = try await remote.repo.tide(
+            "suspend", "api", "--env", "prod", "--comment", "restored", extra: ["--repo", remote.url])
+        #expect(suspended.status == 0, "\(suspended.combined)")
+        try await remote.repo.fixture.commit("api 1.1.0", files: ["api.yaml": ConfigRepo.service("api", "1.1.0")])
+        let again = try await remote.daemon(["--interval", "1s"])
+        #expect(await again.waitForLog("info pass ", count: 2), "\(again.log())")
+        #expect(!remote.repo.calls().contains("deploy api@prod 1.1.0"), "\(remote.repo.calls())")
+        #expect(try await again.get("/healthz").status == 200)
+    }
 }

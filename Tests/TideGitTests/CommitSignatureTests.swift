@@ -49,6 +49,60 @@ struct CommitSignatureTests {
         #expect(gpg.verify(signed, in: repository).failure?.contains("is not signed with gpg") == true)
     }
 
+    @Test(
+        "SSH certificates are checked at the commit's committer time, as git verify-commit does: one that expired after signing still verifies; a commit dated before its parent gets no older window (hardening round two, 8)"
+    )
+    func certificateExpiry() throws {
+        let scratch = try TemporaryDirectory("tide-sign")
+        let ca = scratch.appending("ca")
+        let user = scratch.appending("user")
+        for key in [ca, user] {
+            #expect(try runProcess("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+        }
+        // Valid for one day, eleven months ago.
+        let issued = try runProcess(
+            "/usr/bin/ssh-keygen",
+            [
+                "-q", "-s", ca, "-I", "tide-user", "-n", "tide@example.com", "-V", "20260101000000Z:20260102000000Z",
+                user + ".pub",
+            ])
+        #expect(issued.status == 0, "\(issued.standardError)")
+        let allowed = scratch.appending("allowed_signers")
+        let authority = try String(contentsOfFile: ca + ".pub", encoding: .utf8)
+        try "tide@example.com cert-authority \(authority)".write(toFile: allowed, atomically: true, encoding: .utf8)
+        let fixture = try GitFixture()
+        let repository = try Repository.open(at: fixture.repoPath)
+        let verification = CommitVerification(mode: .ssh, keys: allowed)
+        func commitSigned(_ message: String, at date: String) throws -> ObjectID {
+            try fixture.write(message + ".yaml", "a: 1\n")
+            let signing = try runProcess(
+                "/usr/bin/ssh-agent",
+                [
+                    "/bin/sh", "-c",
+                    "ssh-add -q \"$KEY\" && git add -A && git -c gpg.format=ssh -c user.signingkey=\"$KEY-cert.pub\" "
+                        + "commit -q --no-verify -S -m \"$MESSAGE\"",
+                ], in: fixture.workTree,
+                environment: [
+                    "KEY": user, "MESSAGE": message, "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date,
+                    "GIT_CONFIG_NOSYSTEM": "1",
+                ])
+            #expect(signing.status == 0, "\(signing.standardError)")
+            return try fixture.head()
+        }
+        // 2025-12-31, before the certificate.
+        _ = try fixture.commit("base", files: Self.file, date: Date(timeIntervalSince1970: 1_767_139_200))
+        let signed = try commitSigned("signed", at: "2026-01-01T12:00:00Z")
+        #expect(
+            (try? verification.verify(signed, in: repository).get())?.hasPrefix("tide@example.com") == true,
+            "\(verification.verify(signed, in: repository))")
+
+        // On top of a commit made after the certificate expired, a commit claiming an older date is checked at
+        // its parent's time: refused.
+        _ = try fixture.commit("later", files: ["b.yaml": "b: 1\n"], date: Date(timeIntervalSince1970: 1_767_398_400))
+        let backdated = try commitSigned("backdated", at: "2026-01-01T13:00:00Z")
+        #expect(verification.verify(backdated, in: repository).failure != nil)
+    }
+
     @Test("GPG: a commit signed by a key in the keyring verifies; unsigned and another key do not")
     func gpg() throws {
         let scratch = try TemporaryDirectory("tide-sign")

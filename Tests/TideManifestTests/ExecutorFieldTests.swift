@@ -76,7 +76,18 @@ struct ExecutorFieldTests {
                 "{type: command, command: [x], env: {BIG: \(String(repeating: "a", count: 128 * 1024))}}",
                 "spec.env.BIG: the variable is 128 KiB or longer"
             ),
-        ])
+            // Each string under the bound, all of them together over what exec takes.
+            (
+                "{type: command, command: [x, ARGS], env: {A: ENV, B: ENV, C: ENV, D: ENV, E: ENV, F: ENV, G: ENV, "
+                    + "H: ENV, I: ENV, J: ENV}}",
+                "spec.command: the command and env together are 1100 KiB"
+            ),
+        ].map {
+            (
+                $0.0.replacingOccurrences(of: "ARGS", with: String(repeating: "a", count: 100 * 1024))
+                    .replacingOccurrences(of: "ENV", with: String(repeating: "e", count: 100 * 1024)), $0.1
+            )
+        })
     func problems(_ spec: String, _ message: String) {
         let text = "apiVersion: tide/v1\nkind: Executor\nmetadata: {name: x}\nspec: \(spec)\n"
         let (_, diagnostics) = ManifestDecoder.decode(file: "x.yaml", text: text)

@@ -40,4 +40,13 @@ struct FuzzCorpusTests {
             for input in inputs { FuzzEntry.condition(Array(try Data(contentsOf: input))) }
         }
     }
+
+    @Test("remote URL parser and redaction: every kept input")
+    func remoteURLs() async throws {
+        let inputs = Self.inputs("remote-url")
+        #expect(inputs.count >= 100, "the remote-url corpus has \(inputs.count) inputs")
+        try await detached {
+            for input in inputs { FuzzEntry.remoteURL(Array(try Data(contentsOf: input))) }
+        }
+    }
 }

@@ -40,6 +40,41 @@ struct SkippedFilesTests {
         #expect(warnings.contains { $0.hasPrefix("Upper.YAML:1:1: not read: manifests end in .yaml or .yml") })
     }
 
+    @Test(
+        "a git submodule is named, not skipped silently: a warning from the loader and tide validate, and the revision still loads and deploys (hardening round two, 16)"
+    )
+    func submodule() async throws {
+        let fixture = try GitFixture()
+        try fixture.write("base.yaml", validExecutor)
+        try fixture.write(
+            "api.yaml",
+            "apiVersion: tide/v1\nkind: Service\nmetadata: {name: api}\nspec: {executor: local, version: \"1\", environments: {prod: {}}}\n"
+        )
+        try await fixture.git("add", "-A")
+        // Gitlinks (mode 160000) to commits of another repository, which are not in this one.
+        let elsewhere = String(repeating: "ab", count: 20)
+        try await fixture.git("update-index", "--add", "--cacheinfo", "160000,\(elsewhere),services/platform")
+        try await fixture.git("update-index", "--add", "--cacheinfo", "160000,\(elsewhere),shared.yaml")
+        try await fixture.git("commit", "-q", "--no-verify", "-m", "submodules")
+        let head = try await fixture.head()
+        let repository = try Repository.open(at: fixture.repoPath)
+        let desired = try ManifestLoader().load(from: GitCommitSource(repository: repository, commit: head, root: ""))
+        #expect(desired.services["api"] != nil)
+        let warnings = desired.warnings.map(\.description)
+        for path in ["services/platform", "shared.yaml"] {
+            #expect(
+                warnings.contains { $0.hasPrefix("\(path):1:1: a git submodule (commit abababa") }, "\(warnings)")
+        }
+        let validate = try await TideBinary.runDetached(["validate", "--repo", fixture.repoPath], in: fixture.workTree)
+        #expect(validate.status == 0, "\(validate.combined)")
+        #expect(validate.combined.contains("warning: services/platform:1:1: a git submodule"), "\(validate.combined)")
+        let scratch = try TemporaryDirectory("tide-submodule")
+        let reconcile = try await TideBinary.runDetached(
+            ["reconcile", "--repo", fixture.repoPath, "--state", scratch.appending("state.sqlite")],
+            in: fixture.workTree)
+        #expect(reconcile.status == 0, "\(reconcile.combined)")
+    }
+
     @Test("a UTF-8 byte order mark is not part of the manifest: it loads, and positions count from after it")
     func byteOrderMark() throws {
         let fixture = try GitFixture()

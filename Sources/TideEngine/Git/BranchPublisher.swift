@@ -61,10 +61,12 @@ extension BranchWriter {
     /// How many times a commit Tide writes is rebuilt on a branch someone else moved, before giving up.
     static let publishAttempts = 3
 
-    /// Moves the tracked branch from `parent` to `commit` (compare-and-swap) and publishes it. Returns whether a
-    /// checked-out work tree was brought along.
+    /// Moves the tracked branch from `parent` to `commit` (compare-and-swap) and publishes it, running
+    /// `beforePush` between the two (where a caller journals the push). Returns whether a checked-out work tree was
+    /// brought along.
     func moveBranch(
-        _ branch: String, from parent: ObjectID, to commit: ObjectID, reason: String, deferrable: Bool = false
+        _ branch: String, from parent: ObjectID, to commit: ObjectID, reason: String, deferrable: Bool = false,
+        beforePush: (() async throws -> Void)? = nil
     ) async throws -> Bool {
         // Tide never builds on a head it would not apply: a signed revert on top of an unsigned commit would carry
         // that commit's content past `--verify-commits`.
@@ -74,6 +76,7 @@ extension BranchWriter {
             throw EngineError.unverifiedParent(parent, error.diagnostics.first?.message ?? "not verified")
         }
         let synced = try repository.advance(branch: branch, from: parent, to: commit, reason: reason)
+        try await beforePush?()
         try await publisher?.publish(
             branch: branch, from: parent, to: commit, reason: reason, deferrable: deferrable)
         return synced

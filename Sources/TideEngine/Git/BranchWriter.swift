@@ -27,19 +27,23 @@ extension BranchWriter {
     }
 
     /// Writes **one** commit that makes git say what runs on the target after an automatic rollback (see
-    /// `writeOneCommit`).
+    /// `writeOneCommit`). `beforePush` is told the commit and its parent once the local branch holds it and before
+    /// it goes to the remote (the caller journals it: a crash mid-push is settled at the next start).
     func writeBack(
-        target id: TargetID, file: String, failed rollout: Rollout, stableDigest: String?, stableRevision: ObjectID?,
-        reason: String
+        target id: TargetID, file: String, failed: FailedAttempt, stable: String, stableDigest: String?,
+        stableRevision: ObjectID?, reason: String, beforePush: PushHook? = nil
     ) async throws -> WriteBack {
-        guard let stable = rollout.previousVersion else { return .skipped("there is no stable version") }
         let commits = try repository.commits(
-            from: rollout.revision, excluding: stableRevision, touching: [file], limit: 50)
+            from: failed.revision, excluding: stableRevision, touching: [file], limit: 50)
         return try await writeOneCommit(
-            id: id, file: file, failed: (rollout.version, rollout.configDigest),
+            id: id, file: file, failed: (failed.version, failed.configDigest),
             stable: (stable, stableDigest), commits: commits.map(\.id),
-            note: "Tide rolled \(id) back to \(stable) after \(rollout.version) failed: \(reason)")
+            note: "Tide rolled \(id) back to \(stable) after \(failed.version) failed: \(reason)",
+            beforePush: beforePush)
     }
+
+    /// Told a commit Tide is about to push, with its parent, what kind of write it is and what it did.
+    typealias PushHook = (_ commit: ObjectID, _ parent: ObjectID, _ kind: String, _ words: String) async throws -> Void
 
     /// Writes **one** commit on the tracked branch that takes `id` from the failed version back to the stable
     /// one, and nothing else:
@@ -58,20 +62,20 @@ extension BranchWriter {
     func writeOneCommit(
         id: TargetID, file: String, failed: (version: String, digest: String),
         stable: (version: String, digest: String?),
-        commits: [ObjectID], note: String, deferrable: Bool = false
+        commits: [ObjectID], note: String, deferrable: Bool = false, beforePush: PushHook? = nil
     ) async throws -> WriteBack {
         // Someone pushed meanwhile: the commit is rebuilt on their head, whose checks decide again.
         try await rebuildingOnMove {
             try await writeOneCommitOnce(
                 id: id, file: file, failed: failed, stable: stable, commits: commits, note: note,
-                deferrable: deferrable)
+                deferrable: deferrable, beforePush: beforePush)
         }
     }
 
     private func writeOneCommitOnce(
         id: TargetID, file: String, failed: (version: String, digest: String),
         stable: (version: String, digest: String?),
-        commits: [ObjectID], note: String, deferrable: Bool
+        commits: [ObjectID], note: String, deferrable: Bool, beforePush: PushHook?
     ) async throws -> WriteBack {
         let branchName = try trackedBranch()
         let head = try repository.resolveCommit(branch: branchName)
@@ -95,7 +99,8 @@ extension BranchWriter {
             restoresOnly(id, isStable: isStable, in: commit, head: head, before: before)
         }
         let move = { (candidate: ObjectID, head: ObjectID, kind: String, words: String) in
-            try await publishWriteBack(candidate, from: head, kind: kind, words: words, deferrable: deferrable)
+            try await publishWriteBack(
+                candidate, from: head, kind: kind, words: words, deferrable: deferrable, beforePush: beforePush)
         }
         if commits.count == 1, let commit = commits.first {
             let summary = (try? repository.commit(commit).summary) ?? commit.short
@@ -135,13 +140,15 @@ extension BranchWriter {
     /// Moves the branch to a write-back's commit and publishes it; a publication the remote could not take,
     /// deferred.
     private func publishWriteBack(
-        _ candidate: ObjectID, from head: ObjectID, kind: String, words: String, deferrable: Bool
+        _ candidate: ObjectID, from head: ObjectID, kind: String, words: String, deferrable: Bool,
+        beforePush: PushHook?
     ) async throws -> WriteBack {
         do {
             _ = try await moveBranch(
                 trackedBranch(), from: head, to: candidate,
                 reason: kind == "revert" ? "revert" : "pin after rollback",
-                deferrable: deferrable)
+                deferrable: deferrable,
+                beforePush: beforePush.map { hook in { try await hook(candidate, head, kind, words) } })
         } catch let deferred as PublishDeferred {
             return .deferred(candidate, parent: head, kind: kind, words: words, why: deferred.message)
         }

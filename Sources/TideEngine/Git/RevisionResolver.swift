@@ -21,8 +21,13 @@ public struct RevisionResolver: EngineCollaborator {
     /// With `record`, acceptance and rejection are written to the state store (once per revision).
     public func resolve(record: Bool) async throws -> Resolution {
         let head = try repository.resolveCommit(branch: trackedBranch())
+        // Before anything walks history here: a damaged loose object would make libgit2 spin for ever.
+        try repository.verifyLooseObjects()
         let status = try await store.repositoryStatus()
         let now = clock.now()
+        if !root.isEmpty, status.lastGoodRevision == nil, !repository.isDirectory(root, at: head) {
+            throw EngineError.rootMissing(root: root, head: head)
+        }
         do {
             // Read by the child first: the signature check below reads the commit in this process.
             try await checkReadable(head)

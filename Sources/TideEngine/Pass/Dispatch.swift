@@ -80,7 +80,9 @@ extension Reconciler {
         guard let desired = resolution.desired, let revision = desired.revision else { return nil }
         context.memory.withLock { $0.lastDesired = desired }
         if number == 1 { try await rollouts.stopInterruptedActions() }
-        let live = try await store.liveTargets()
+        var live = try await store.liveTargets()
+        // A write-back a stopped Tide still owed is settled before anything is planned against the branch.
+        if number == 1, try await rollouts.settleWriteBacks(live) { live = try await store.liveTargets() }
         if number == 1 { await breakers.load(try await store.executorHealth()) }
         var planner = Planner(
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),

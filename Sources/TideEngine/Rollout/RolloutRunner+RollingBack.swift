@@ -189,7 +189,7 @@ extension RolloutRunner {
                 succeeded: true))
         let how = rolling.cause == .abort ? "after tide abort" : "automatically"
         let attempts = rolling.attempts > 0 ? " (after \(rolling.attempts) failed attempt(s))" : ""
-        var events = [
+        let events = [
             Event(
                 time: now, kind: .deploymentRolledBack, target: id, revision: rollout.revision,
                 version: stable, previousVersion: rollout.version, classification: .rollback,
@@ -207,60 +207,19 @@ extension RolloutRunner {
                     } : nil)
         ]
         var message = "rolled back to \(stable) \(how)\(attempts)"
-        if rolling.writeBack {
-            let (written, words) = try await writeBackRollback(
-                state: &state, rollout: rollout, rolling: rolling, desired: desired, at: now)
-            events += written
-            message += words
+        // The write-back to git is owed from here on, recorded with the rollback (see `writeBack(_:)`).
+        if rolling.writeBack, state.failed != nil,
+            let file = try manifestFile(of: id, rollout: rollout, desired: desired)
+        {
+            state.failed?.writeBack = OwedWriteBack(reason: rolling.reason, file: file)
         }
         try await journal.commit(StateWrite(targets: [state], events: events, actions: records, deployments: ledger))
+        if state.failed?.writeBack != nil {
+            message += try await writeBack(state)
+        }
         return TargetOutcome(
             target: id, result: .failed, fromVersion: rollout.previousVersion, toVersion: rollout.version,
             classification: rollout.classification, message: "\(rolling.reason); \(message)", executorCalls: calls)
-    }
-
-    /// Writes a finished rollback back to git when asked (a revert or a pin): the events it makes and the words
-    /// added to the outcome's message; `state.revision` follows what git now says.
-    private func writeBackRollback(
-        state: inout LiveTarget, rollout: Rollout, rolling: RollbackState, desired: DesiredState?, at now: Date
-    ) async throws -> (events: [Event], words: String) {
-        let id = state.id
-        let stable = rollout.previousVersion ?? ""
-        var events: [Event] = []
-        var message = ""
-        guard let file = try manifestFile(of: id, rollout: rollout, desired: desired) else { return ([], "") }
-        do {
-            switch try await branchWriter.writeBack(
-                target: id, file: file, failed: rollout, stableDigest: state.configDigest,
-                stableRevision: state.revision, reason: rolling.reason)
-            {
-            case .written(let commit, let kind, let words):
-                // Git now says what runs: the next change is classified against this commit.
-                state.revision = commit
-                events.append(
-                    Event(
-                        time: now, kind: .revertCommitted, target: id, revision: commit, version: stable,
-                        previousVersion: rollout.version, classification: .rollback, message: words,
-                        details: .object(["writeBack": .string(kind), "commit": .string(commit.hex)])))
-                message += "; \(words)"
-            case .matches(let head):
-                state.revision = head
-            case .skipped(let why), .deferred(_, _, _, _, let why):
-                // (An automatic write-back is never deferred: a failed push leaves the branch as it was.)
-                events.append(
-                    Event(
-                        time: now, kind: .reconcileError, target: id, revision: rollout.revision,
-                        message: "nothing written back to git: \(why)"))
-                message += "; nothing written back to git: \(why)"
-            }
-        } catch {
-            events.append(
-                Event(
-                    time: now, kind: .reconcileError, target: id, revision: rollout.revision,
-                    message: "could not write the rollback back to git: \(error)"))
-            message += "; could not write the rollback back to git: \(error)"
-        }
-        return (events, message)
     }
 
     /// A target that is RollingBack, at a later pass: the next attempt when it is due, else what it waits for.
