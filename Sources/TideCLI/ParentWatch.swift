@@ -6,7 +6,9 @@ import Foundation
 /// would go on unowned. A thread of its own, since the main one may be stuck inside libgit2.
 enum ParentWatch {
     static func start() {
-        let parent = getppid()
+        // The parent says who it is: one that died before this line ran would otherwise be taken for init.
+        let parent = ProcessInfo.processInfo.environment["TIDE_PARENT_PID"].flatMap { Int32($0) } ?? getppid()
+        if getppid() != parent { _exit(3) }
         let watcher = Thread {
             while true {
                 Thread.sleep(forTimeInterval: 0.5)

@@ -79,7 +79,10 @@ final class LooseObjectCheck: Sendable {
     /// What is wrong with the loose object file at `path`, and its type when the header could be read (nil: it
     /// inflates whole, and holds as many bytes as its header says).
     static func damage(_ path: String) -> (type: String?, problem: String)? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }  // gone meanwhile
+        // Mapped, not read: a large blob costs no memory. Gone meanwhile, or empty (libgit2 refuses an empty object
+        // file at once, "object file is empty", without inflating): nothing to say.
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped), !data.isEmpty
+        else { return nil }
         var stream = z_stream()
         guard inflateInit_(&stream, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             return (nil, "cannot start zlib")

@@ -98,8 +98,10 @@ public struct RemoteURL: Sendable, Hashable, Codable, CustomStringConvertible {
         {
             throw Self.credentials(URLRedaction.redacted(text))
         }
-        let user = hostPart.contains("@") ? String(hostPart.split(separator: "@")[0]) : nil
-        let host = hostPart.contains("@") ? String(hostPart.split(separator: "@").last ?? "") : String(hostPart)
+        // Empty pieces kept: `@:path` has no user and no host (found by the remote-url fuzz target: it trapped).
+        let pieces = hostPart.split(separator: "@", omittingEmptySubsequences: false)
+        let user = pieces.count > 1 && !pieces[0].isEmpty ? String(pieces[0]) : nil
+        let host = String(pieces[pieces.count - 1])
         guard !host.isEmpty, host.count > 1 || !path.hasPrefix("\\") else { return nil }  // C:\ on Windows
         self.scheme = .ssh
         // As written: libgit2 reads scp-style itself, where a relative path is relative to the user's home.

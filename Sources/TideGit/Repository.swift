@@ -244,9 +244,9 @@ public final class Repository: @unchecked Sendable {
         try looseObjects.verify()
     }
 
-    /// Whether `path` is a directory of `commit`'s tree.
-    public func isDirectory(_ path: String, at commit: ObjectID) -> Bool {
-        (try? withHandle { repo throws in
+    /// Whether `path` is a directory of `commit`'s tree (nil: the commit or its tree cannot be read).
+    public func isDirectory(_ path: String, at commit: ObjectID) -> Bool? {
+        try? withHandle { repo throws in
             var object: OpaquePointer?
             var oid = commit.oid
             try check(git_commit_lookup(&object, repo, &oid), "read commit \(commit.short)")
@@ -258,7 +258,7 @@ public final class Repository: @unchecked Sendable {
             guard git_tree_entry_bypath(&entry, tree, path) == 0 else { return false }
             defer { git_tree_entry_free(entry) }
             return git_tree_entry_type(entry) == GIT_OBJECT_TREE
-        }) ?? false
+        }
     }
 
     /// Whether the object `id` is in the repository.

@@ -45,10 +45,15 @@ final class ConnectionLimits: Sendable {
     }
 
     /// Who a connection counts against: its address, or for IPv6 its /64 (one host has a whole /64 to pick from).
+    /// The address is parsed, not split as text: `2001:db8::5` and `2001:db8:0:0::6` are one /64.
     static func peer(_ address: String) -> String {
         guard address.contains(":") else { return address }
-        let groups = address.split(separator: ":", omittingEmptySubsequences: false)
-        return groups.prefix(4).joined(separator: ":") + "::/64"
+        var bytes = in6_addr()
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        let prefix = withUnsafeBytes(of: &bytes) { raw in
+            stride(from: 0, to: 8, by: 2).map { String(format: "%x", Int(raw[$0]) << 8 | Int(raw[$0 + 1])) }
+        }
+        return prefix.joined(separator: ":") + "::/64"
     }
 
     /// Counts a new connection from `address`: the peer it counts against, or nil when it is over a bound (and is

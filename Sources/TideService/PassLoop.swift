@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TideEngine
+import TideExecutors
 import TideGit
 import TideManifest
 import TideState
@@ -144,7 +145,7 @@ final class PassLoop: Service, Sendable {
                 group.addTask { await self.watchOperators() }
                 group.addTask { await self.poll() }
                 if self.channel != nil {
-                    group.addTask { try await self.heartbeat() }
+                    group.addTask { await self.heartbeat() }
                     group.addTask { await self.operatorRequests() }
                 }
                 var timer: Task<Void, Never>?
@@ -169,9 +170,9 @@ final class PassLoop: Service, Sendable {
         try? await channel?.removeService(identity.id)
     }
 
-    /// Refreshes this process's record every second, so verbs know a live service holds the state; throws (and
-    /// the service stops) when the state file was replaced under it.
-    private func heartbeat() async throws {
+    /// Refreshes this process's record every second, so verbs know a live service holds the state; exits (status
+    /// 1) when the state file was replaced under it.
+    private func heartbeat() async {
         var record = identity
         while !Task.isCancelled {
             await Monotonic.pause(seconds: 1)
@@ -179,9 +180,12 @@ final class PassLoop: Service, Sendable {
             do {
                 try channel?.checkNotReplaced()
             } catch {
+                // At once, not after the pass under way: it would go on recording to the old file while verbs,
+                // seeing no heartbeat, act on the new one. What runs is journaled; the restart takes it up.
                 logger.error("state replaced", metadata: ["error": "\(error)"])
-                continuation.finish()
-                throw error
+                BoundedProcess.killAll()
+                fflush(nil)  // every output stream: the log line above is out before the exit
+                _exit(1)
             }
             record.heartbeatAt = Date()
             try? await channel?.beat(record)

@@ -59,7 +59,7 @@ public struct RemoteOperation: Codable, Sendable {
             let lock = open((mirror as NSString).appendingPathComponent("tide.lock"), O_CREAT | O_RDWR, 0o644)
             defer { if lock >= 0 { close(lock) } }
             if lock >= 0 { _ = flock(lock, LOCK_EX) }
-            Self.removeAbandonedPacks(in: mirror)
+            Self.removeAbandonedFiles(in: mirror)
             let service = kind == .fetch ? "git-upload-pack" : "git-receive-pack"
             if let refusal = RedirectCheck.refusal(for: remote, service: service, credentials: credentials) {
                 return Answer(status: .failed, message: refusal)
@@ -82,14 +82,31 @@ public struct RemoteOperation: Codable, Sendable {
         }
     }
 
-    /// The packs fetches abandoned at their deadline left half-written (libgit2 names them `pack_git2_*` until
-    /// they are whole; a killed child never removes its own). Run holding the mirror's lock, so no fetch that is
-    /// still under way loses its file.
-    static func removeAbandonedPacks(in mirror: String) {
-        let directory = (mirror as NSString).appendingPathComponent("objects/pack")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for name in names where name.hasPrefix("pack_git2_") {
-            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(name))
+    /// What fetches abandoned at their deadline left behind (a killed child never cleans up): half-written packs
+    /// (libgit2 names them `pack_git2_*` until they are whole), a pack whose index never came, and lock files of
+    /// refs it was updating, which would make every later fetch fail. Run holding the mirror's lock, so no fetch
+    /// under way loses its files; a lock file younger than a minute may be Tide's own ref update and is left.
+    static func removeAbandonedFiles(in mirror: String) {
+        let manager = FileManager.default
+        let packs = (mirror as NSString).appendingPathComponent("objects/pack")
+        let names = Set((try? manager.contentsOfDirectory(atPath: packs)) ?? [])
+        let stale = Date().addingTimeInterval(-60)
+        func old(_ path: String) -> Bool {
+            ((try? manager.attributesOfItem(atPath: path))?[.modificationDate] as? Date).map { $0 < stale } ?? false
         }
+        for name in names {
+            let path = (packs as NSString).appendingPathComponent(name)
+            let unindexed = name.hasSuffix(".pack") && !names.contains(String(name.dropLast(5)) + ".idx")
+            if name.hasPrefix("pack_git2_") || (unindexed && old(path)) { try? manager.removeItem(atPath: path) }
+        }
+        let locks = ["HEAD.lock", "packed-refs.lock", "config.lock", "FETCH_HEAD.lock"].map {
+            (mirror as NSString).appendingPathComponent($0)
+        }
+        let refs = (mirror as NSString).appendingPathComponent("refs")
+        let refLocks = (manager.enumerator(atPath: refs)?.allObjects as? [String] ?? []).filter {
+            $0.hasSuffix(".lock")
+        }
+        .map { (refs as NSString).appendingPathComponent($0) }
+        for lock in locks + refLocks where old(lock) { try? manager.removeItem(atPath: lock) }
     }
 }

@@ -228,7 +228,8 @@ public actor RemoteSource: BranchPublisher {
         }
         let verb = operation.kind == .fetch ? "fetch from" : "push to"
         let result = await BoundedProcess.run(
-            executable, arguments: ["git-remote"], input: input, timeout: timeout, outputLimit: 256 * 1024)
+            executable, arguments: ["git-remote"], environment: ["TIDE_PARENT_PID": "\(getpid())"], input: input,
+            timeout: timeout, outputLimit: 256 * 1024)
         switch result.termination {
         case .timedOut:
             return .init(
@@ -256,18 +257,21 @@ public actor RemoteSource: BranchPublisher {
 /// (a bare or non-bare layout it does not know, a symbolic ref): the caller then asks git.
 enum LooseRef {
     static func read(repository path: String, branch: String) -> ObjectID? {
-        let directories = [path, path + "/.git"]
-        for directory in directories {
-            if let text = regularFile(directory + "/refs/heads/" + branch) {
-                return ObjectID(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
-            }
-            if let packed = regularFile(directory + "/packed-refs") {
-                let wanted = " refs/heads/" + branch
-                for line in packed.split(separator: "\n") where line.hasSuffix(wanted) {
-                    return ObjectID(hex: String(line.prefix(40)))
-                }
-                if FileManager.default.fileExists(atPath: directory + "/HEAD") { return nil }
-            }
+        // The git directory: `.git` of a work tree, else the repository itself when it is laid out as a bare one
+        // (never a work tree's own files: a committed `refs/heads/main` there is content, not a ref).
+        let manager = FileManager.default
+        let directory =
+            manager.fileExists(atPath: path + "/.git")
+            ? path + "/.git"
+            : manager.fileExists(atPath: path + "/HEAD") && manager.fileExists(atPath: path + "/objects") ? path : nil
+        guard let directory, manager.fileExists(atPath: directory + "/objects") else { return nil }
+        if let text = regularFile(directory + "/refs/heads/" + branch) {
+            return ObjectID(hex: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        guard let packed = regularFile(directory + "/packed-refs") else { return nil }
+        let wanted = " refs/heads/" + branch
+        for line in packed.split(separator: "\n") where line.hasSuffix(wanted) {
+            return ObjectID(hex: String(line.prefix(40)))
         }
         return nil
     }

@@ -19,14 +19,16 @@ final class WebhookRoutes: Sendable {
     struct UnverifiedBodies {
         var requests = 0
         var bytes = 0
-        /// Requests being read, by peer.
+        /// Requests being read, and the bytes they hold, by peer.
         var byPeer: [String: Int] = [:]
+        var bytesByPeer: [String: Int] = [:]
     }
 
     /// Requests whose body is being read at once, and the bytes they may hold together; one peer (an address, or
-    /// an IPv6 /64) gets at most a quarter of the requests, so one slow sender cannot keep everyone's webhooks out.
+    /// an IPv6 /64) gets at most a quarter of each, so one slow sender cannot keep everyone's webhooks out.
     static let maximumUnverifiedRequests = 32
     static let maximumUnverifiedPerPeer = 8
+    static let maximumUnverifiedBytesPerPeer = 2 << 20
     static let maximumUnverifiedBytes = 8 << 20
     /// How long a body may take to arrive, all of it (a slow sender holds neither memory nor shutdown longer).
     static let bodyDeadline: Duration = .seconds(10)
@@ -139,6 +141,8 @@ final class WebhookRoutes: Sendable {
                 $0.bytes -= held
                 let left = $0.byPeer[peer, default: 1] - 1
                 $0.byPeer[peer] = left > 0 ? left : nil
+                let bytesLeft = $0.bytesByPeer[peer, default: 0] - held
+                $0.bytesByPeer[peer] = bytesLeft > 0 ? bytesLeft : nil
             }
         }
         let deadline = ContinuousClock.now + Self.bodyDeadline
@@ -152,8 +156,11 @@ final class WebhookRoutes: Sendable {
                     return .failure(BodyRefusal(status: .contentTooLarge, message: "the body is over \(limit) bytes"))
                 }
                 let granted = unverified.withLock {
-                    guard $0.bytes + chunk.readableBytes <= Self.maximumUnverifiedBytes else { return false }
+                    guard $0.bytes + chunk.readableBytes <= Self.maximumUnverifiedBytes,
+                        $0.bytesByPeer[peer, default: 0] + chunk.readableBytes <= Self.maximumUnverifiedBytesPerPeer
+                    else { return false }
                     $0.bytes += chunk.readableBytes
+                    $0.bytesByPeer[peer, default: 0] += chunk.readableBytes
                     return true
                 }
                 guard granted else {

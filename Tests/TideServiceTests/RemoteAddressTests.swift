@@ -31,6 +31,15 @@ struct RemoteAddressTests {
         }
         #expect(throws: RemoteURLError.self) { try RepositoryLocation("https://token@example.com/config.git") }
         #expect(throws: RemoteURLError.self) { try RepositoryLocation("https:///config.git") }
+        // Found by the remote-url fuzz target: an '@' with nothing around it trapped.
+        for text in ["@:LH#", "@:x", "@@:x", "u@:x"] {
+            #expect(try RepositoryLocation(text) == .local(text), "\(text)")
+        }
+        guard case .remote(let userless) = try RepositoryLocation("@github.com:org/config.git") else {
+            Issue.record("an empty user taken for a path")
+            return
+        }
+        #expect(userless.user == nil && userless.host == "github.com")
     }
 
     @Test("known_hosts: plain, bracketed port, wildcard, hashed and revoked entries; a changed key is a mismatch")

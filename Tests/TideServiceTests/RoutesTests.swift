@@ -28,6 +28,17 @@ struct RoutesTests {
                 loop: loop, source: nil, store: store, metrics: metrics, configuration: configuration, logger: logger))
     }
 
+    @Test("a peer is an IPv4 address or an IPv6 /64, however the address is written")
+    func peers() {
+        #expect(ConnectionLimits.peer("127.0.0.1") == "127.0.0.1")
+        let one = ConnectionLimits.peer("2001:db8::5")
+        #expect(one == "2001:db8:0:0::/64")
+        #expect(ConnectionLimits.peer("2001:db8:0:0:ffff::6") == one)
+        #expect(ConnectionLimits.peer("2001:0DB8:0000:0000:1:2:3:4") == one)
+        #expect(ConnectionLimits.peer("2001:db8:0:1::5") != one)
+        #expect(ConnectionLimits.peer("::1") == "0:0:0:0::/64")
+    }
+
     @Test("/healthz answers; /readyz says what is missing (no revision loaded) with 503; /metrics is Prometheus text")
     func health() async throws {
         try await Self.application().test(.router) { client in

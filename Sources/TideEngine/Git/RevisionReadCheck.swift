@@ -52,7 +52,8 @@ public struct ChildReadCheck: RevisionReadCheck {
         let result = await BoundedProcess.run(
             executable,
             arguments: ["git-check", "--repository", repository, "--commit", commit.hex, "--root", root],
-            input: known.map(\.hex).joined(separator: "\n"), timeout: timeout)
+            environment: ["TIDE_PARENT_PID": "\(getpid())"], input: known.map(\.hex).joined(separator: "\n"),
+            timeout: timeout)
         let last =
             result.standardError.split(separator: "\n").last(where: { $0.hasPrefix("reading ") })
             .map { String($0.dropFirst("reading ".count)) } ?? "the revision"

@@ -25,7 +25,9 @@ public struct RevisionResolver: EngineCollaborator {
         try repository.verifyLooseObjects()
         let status = try await store.repositoryStatus()
         let now = clock.now()
-        if !root.isEmpty, status.lastGoodRevision == nil, !repository.isDirectory(root, at: head) {
+        // (Read here, before the child's check: the loose objects were just verified, and a head that cannot be
+        // read at all is left to that check.)
+        if !root.isEmpty, status.lastGoodRevision == nil, repository.isDirectory(root, at: head) == false {
             throw EngineError.rootMissing(root: root, head: head)
         }
         do {

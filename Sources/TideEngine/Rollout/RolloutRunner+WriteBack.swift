@@ -14,7 +14,14 @@ extension RolloutRunner {
     /// Performs the write-back `live` owes (`FailedAttempt.writeBack`) and records what came of it; the target's
     /// revision follows what git now says. Returns the words for the outcome's message.
     func writeBack(_ live: LiveTarget) async throws -> String {
-        guard let failed = live.failed, let owed = failed.writeBack, let stable = live.version else { return "" }
+        guard let failed = live.failed, let owed = failed.writeBack else { return "" }
+        guard let stable = live.version else {
+            // Nothing ran before the failed version: there is no stable one for git to say.
+            var state = live
+            state.failed?.writeBack = nil
+            try await journal.commit(StateWrite(targets: [state]))
+            return ""
+        }
         let id = live.id
         let journal = self.journal
         // The commit is journaled before it leaves: a crash mid-push is settled by `settleWriteBacks`.
@@ -81,9 +88,12 @@ extension RolloutRunner {
 
     /// One target's owed write-back, when it still owes one (see `settleWriteBacks`).
     private func settleWriteBack(_ target: LiveTarget) async throws -> Bool {
-        guard target.phase == .rolledBack, let failed = target.failed, let owed = failed.writeBack,
-            let stable = target.version, let landed = try await pushLanded(owed)
-        else { return false }
+        guard target.phase == .rolledBack, let failed = target.failed, let owed = failed.writeBack else { return false }
+        guard let stable = target.version else {
+            _ = try await writeBack(target)  // clears it: nothing to write
+            return true
+        }
+        guard let landed = try await pushLanded(owed) else { return false }
         guard landed, let commit = owed.commit else {
             _ = try await writeBack(target)
             return true
