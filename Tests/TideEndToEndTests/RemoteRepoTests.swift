@@ -401,7 +401,7 @@ struct RemoteRepoTests {
         let started = Date()
         #expect(try await daemon.get("/healthz").status == 200)
         #expect([200, 503].contains(try await daemon.get("/readyz").status))
-        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(Date().timeIntervalSince(started) < 10)  // at once; a loaded machine adds seconds
         let stopping = Date()
         #expect(await daemon.stop(signal: SIGTERM, timeout: 30) == 0, "\(daemon.log())")
         #expect(Date().timeIntervalSince(stopping) < 15)
