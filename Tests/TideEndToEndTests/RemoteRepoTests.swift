@@ -7,6 +7,29 @@ import TideTestSupport
 /// and a server that never answers. Everything through the real binary.
 @Suite("Remote config repos: fetched into a mirror in a child process with a deadline, pushed with compare-and-swap")
 struct RemoteRepoTests {
+    /// `repo`'s bare repository served by `git http-backend` behind a fresh token: the server, the token, the
+    /// repository's name and URL, and the flags that give the token from a file.
+    struct HTTPRemote {
+        let server: GitHTTPServer
+        let token: String
+        let name: String
+        let url: String
+        let credentials: [String]
+        var auth: [String] { ["--repo", url] + credentials }
+    }
+
+    static func httpRemote(_ repo: ConfigRepo) async throws -> HTTPRemote {
+        let token = "tok-\(UUID().uuidString)"
+        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
+        let server = try await detached { try GitHTTPServer(root: root, token: token) }
+        let name = (repo.fixture.repoPath as NSString).lastPathComponent
+        let tokenFile = repo.scratch.appending("token")
+        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        return HTTPRemote(
+            server: server, token: token, name: name, url: server.url(name),
+            credentials: ["--git-username", server.user, "--git-password-file", tokenFile])
+    }
+
     @Test(
         "a --repo with a credential in any form is refused; neither the output nor the state holds it (hardening round two, 5)"
     )
@@ -63,13 +86,8 @@ struct RemoteRepoTests {
         "smart HTTP with a token: fetch and write-back push work; a wrong token is refused; the token appears nowhere")
     func http() async throws {
         let repo = try ConfigRepo(bare: true)
-        let token = "tok-\(UUID().uuidString)"
-        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
-        let server = try await detached { try GitHTTPServer(root: root, token: token) }
-        let url = server.url((repo.fixture.repoPath as NSString).lastPathComponent)
-        let tokenFile = repo.scratch.appending("token")
-        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let auth = ["--repo", url, "--git-username", server.user, "--git-password-file", tokenFile]
+        let http = try await Self.httpRemote(repo)
+        let (server, token, url, auth) = (http.server, http.token, http.url, http.auth)
 
         let wrongFile = repo.scratch.appending("wrong")
         try "nope\n".write(toFile: wrongFile, atomically: true, encoding: .utf8)
@@ -229,13 +247,8 @@ struct RemoteRepoTests {
     )
     func killedMidPush() async throws {
         let repo = try ConfigRepo(bare: true)
-        let token = "tok-\(UUID().uuidString)"
-        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
-        let server = try await detached { try GitHTTPServer(root: root, token: token) }
-        let url = server.url((repo.fixture.repoPath as NSString).lastPathComponent)
-        let tokenFile = repo.scratch.appending("token")
-        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let auth = ["--repo", url, "--git-username", server.user, "--git-password-file", tokenFile]
+        let http = try await Self.httpRemote(repo)
+        let (server, auth) = (http.server, http.auth)
         #expect(try await repo.tide("reconcile", extra: auth).status == 0)
         let bad = ConfigRepo.service("api", "bad").replacingOccurrences(
             of: "  executor: script\n", with: "  executor: script\n  rollback: {automatic: true, writeBack: revert}\n")
@@ -296,13 +309,8 @@ struct RemoteRepoTests {
     )
     func redirects() async throws {
         let repo = try ConfigRepo(bare: true)
-        let token = "tok-\(UUID().uuidString)"
-        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
-        let git = try await detached { try GitHTTPServer(root: root, token: token) }
-        let name = (repo.fixture.repoPath as NSString).lastPathComponent
-        let tokenFile = repo.scratch.appending("token")
-        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let credentials = ["--git-username", git.user, "--git-password-file", tokenFile]
+        let http = try await Self.httpRemote(repo)
+        let (git, token, name, credentials) = (http.server, http.token, http.name, http.credentials)
         // Moved within the same address: followed, with the credentials.
         let moved = try await repo.tide(
             "plan", extra: ["--repo", "http://127.0.0.1:\(git.server.port)/moved/\(name)"] + credentials)
@@ -344,18 +352,13 @@ struct RemoteRepoTests {
     )
     func abandonedPacks() async throws {
         let repo = try ConfigRepo(bare: true)
-        let token = "tok-\(UUID().uuidString)"
         // 2 MB that does not compress: a pack too big to arrive in time once it trickles.
         var noise = [UInt8](repeating: 0, count: 2_000_000)
         for index in noise.indices { noise[index] = UInt8.random(in: 0...255) }
         try Data(noise).write(to: URL(fileURLWithPath: repo.fixture.workTree + "/noise.bin"))
         try await repo.fixture.commit("noise")
-        let root = (repo.fixture.repoPath as NSString).deletingLastPathComponent
-        let server = try await detached { try GitHTTPServer(root: root, token: token) }
-        let url = server.url((repo.fixture.repoPath as NSString).lastPathComponent)
-        let tokenFile = repo.scratch.appending("token")
-        try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        let auth = ["--repo", url, "--git-username", server.user, "--git-password-file", tokenFile]
+        let http = try await Self.httpRemote(repo)
+        let (server, auth) = (http.server, http.auth)
         func partialPacks() throws -> [String] {
             let mirrors = try FileManager.default.contentsOfDirectory(atPath: repo.scratch.path).filter {
                 $0.hasPrefix("mirror-")
