@@ -70,9 +70,7 @@ public struct DesiredState: Sendable {
     public var analyses: [String: AnalysisManifest] = [:]
     public var migrations: [String: MigrationManifest] = [:]
     /// Every target, dependencies before dependents.
-    public var targets: [DesiredTarget] {
-        didSet { index = Self.index(targets) }
-    }
+    public private(set) var targets: [DesiredTarget]
     /// Where each target is in `targets`: a lookup by id is a dictionary read, never a scan (a pass looks up every
     /// one of tens of thousands of targets).
     private var index: [TargetID: Int]
@@ -101,6 +99,25 @@ public struct DesiredState: Sendable {
 
     public func target(_ id: TargetID) -> DesiredTarget? {
         index[id].map { targets[$0] }
+    }
+
+    /// Where the target `id` is in `targets`.
+    func offset(of id: TargetID) -> Int? { index[id] }
+
+    /// Replaces targets in their places (each keeps its id, so the index stands).
+    mutating func replaceTargets(_ replacements: [(offset: Int, target: DesiredTarget)]) {
+        for (offset, target) in replacements {
+            precondition(targets[offset].id == target.id, "a replaced target keeps its id")
+            targets[offset] = target
+        }
+    }
+
+    /// Sets every target's `executorDigest` from its executor's (see `ExecutorManifest.digest`).
+    mutating func setExecutorDigests(_ digests: [String: String]) {
+        for offset in targets.indices {
+            let digest = digests[targets[offset].executor] ?? ""
+            if targets[offset].executorDigest != digest { targets[offset].executorDigest = digest }
+        }
     }
 
     /// How a service's actions are retried: its own `retry`, else its executor's, else the defaults.

@@ -14,6 +14,13 @@ public enum DesiredStateBuilder {
     public static func build(
         documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation?, broken: Set<String> = []
     ) -> Result<DesiredState, ManifestError> {
+        built(documents: documents, revision: revision, emptyLocation: emptyLocation, broken: broken).map(\.state)
+    }
+
+    /// `build`, keeping the checked set with the state (for `rebuilt`).
+    static func built(
+        documents: [ManifestDocument], revision: ObjectID?, emptyLocation: SourceLocation?, broken: Set<String>
+    ) -> Result<Built, ManifestError> {
         let (set, collected) = ManifestSet.collect(documents, emptyLocation: emptyLocation, broken: broken)
         let diagnostics = collected + checks.flatMap { $0.diagnostics(in: set) }
         guard diagnostics.isEmpty else { return .failure(ManifestError(diagnostics: diagnostics)) }
@@ -26,7 +33,7 @@ public enum DesiredStateBuilder {
         state.policies = set.policies
         state.analyses = set.analyses
         state.migrations = set.migrations
-        return .success(state)
+        return .success(Built(set: set, state: state))
     }
 
     /// Every target: environments a version must pass first come first; within one, dependencies before

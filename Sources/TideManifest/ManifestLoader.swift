@@ -18,9 +18,30 @@ public final class ManifestLoader: @unchecked Sendable {
     /// Manifests larger than this are refused rather than parsed.
     public static let maximumFileSize = 4 << 20
 
+    /// A commit's manifests (under one root) load to the same desired state or the same problems every time: its
+    /// id names its whole tree. The last few are kept, newest last, so a pass that reads the revisions live targets
+    /// came from (their stable side, their executors) builds each once, not once per target.
+    private struct Loaded {
+        var revision: ObjectID
+        var root: String
+        var result: Result<DesiredState, ManifestError>
+    }
+    private static let loadedKept = 4
+
+    /// The last valid build, for the next revision to start from (`changedServices`).
+    private struct LastBuilt {
+        var root: String
+        /// The manifest files it was built from, in path order.
+        var files: [TreeFile]
+        var built: DesiredStateBuilder.Built
+    }
+
     // Guarded by `lock`.
+    private var lastBuilt: LastBuilt?
+    private var loaded: [Loaded] = []
     private var cache: [CacheKey: ParsedFile] = [:]
     private var parseCount = 0
+    private var incrementalCount = 0
     private let lock = NSLock()
 
     public init() {}
@@ -28,6 +49,11 @@ public final class ManifestLoader: @unchecked Sendable {
     /// The blobs this loader has read and parsed (objects are immutable: these were readable once, so they are).
     public var cachedBlobs: Set<ObjectID> {
         lock.withLock { Set(cache.keys.map(\.blob)) }
+    }
+
+    /// How many revisions were built from the last valid one (`changedServices`) rather than in full.
+    public var incrementalBuilds: Int {
+        lock.withLock { incrementalCount }
     }
 
     /// How many files were parsed (cache misses) so far.
@@ -68,9 +94,38 @@ public final class ManifestLoader: @unchecked Sendable {
     }
 
     public func load(from source: some ManifestSource) throws -> DesiredState {
+        guard let revision = source.revision else { return try build(from: source) }
+        let root = source.root
+        let hit = lock.withLock { () -> Loaded? in
+            guard let place = loaded.lastIndex(where: { $0.revision == revision && $0.root == root }) else {
+                return nil
+            }
+            let hit = loaded.remove(at: place)
+            loaded.append(hit)  // the most recently used last: the revision every pass reads stays
+            return hit
+        }
+        if let hit { return try hit.result.get() }
+        let result: Result<DesiredState, ManifestError>
+        do {
+            result = .success(try build(from: source))
+        } catch let error as ManifestError {
+            result = .failure(error)
+        }  // any other error (an object that cannot be read) is not the commit's answer: nothing is kept
+        lock.withLock {
+            loaded.removeAll { $0.revision == revision && $0.root == root }
+            loaded.append(Loaded(revision: revision, root: root, result: result))
+            if loaded.count > Self.loadedKept { loaded.removeFirst() }
+        }
+        return try result.get()
+    }
+
+    private func build(from source: some ManifestSource) throws -> DesiredState {
         let all = try source.files()
         let files = all.filter { Self.isManifestPath($0.path) && !$0.isSymlink && !$0.isSubmodule }.sorted {
             $0.path < $1.path
+        }
+        if let built = try changedServices(files, from: source) {
+            return try finished(built.state, all: all, root: source.root)
         }
         let parsedFiles = try parseAll(files, from: source)
         var documents: [ManifestDocument] = []
@@ -82,22 +137,13 @@ public final class ManifestLoader: @unchecked Sendable {
             broken.formUnion(parsed.broken)
         }
         let emptyLocation = SourceLocation(file: source.root.isEmpty ? "." : source.root, line: 1, column: 1)
-        switch DesiredStateBuilder.build(
+        switch DesiredStateBuilder.built(
             documents: documents, revision: source.revision,
             emptyLocation: diagnostics.contains { $0.severity == .error } ? nil : emptyLocation, broken: broken)
         {
-        case .success(var state) where diagnostics.isEmpty:
-            let files = RevisionFiles.byPath(all, root: source.root)
-            let problems = Self.revisionPrograms(of: state, files: files)
-            guard problems.isEmpty else { throw ManifestError(diagnostics: problems) }
-            let digests = state.executors.mapValues { $0.digest(files: files) }
-            // One assignment (the index is rebuilt once, not once per target).
-            state.targets = state.targets.map { target in
-                var target = target
-                target.executorDigest = digests[target.executor] ?? ""
-                return target
-            }
-            state.warnings += Self.skipped(all)
+        case .success(let built) where diagnostics.isEmpty:
+            let state = try finished(built.state, all: all, root: source.root)
+            lock.withLock { lastBuilt = LastBuilt(root: source.root, files: files, built: built) }
             return state
         case .success:
             throw ManifestError(diagnostics: diagnostics)
@@ -107,6 +153,64 @@ public final class ManifestLoader: @unchecked Sendable {
             throw ManifestError(diagnostics: diagnostics + error.diagnostics)
         }
     }
+
+    /// What every build of a valid state ends with: the programs executors name are in the revision, executors'
+    /// digests (they cover the revision's files their programs come from), and the files skipped.
+    private func finished(_ built: DesiredState, all: [TreeFile], root: String) throws -> DesiredState {
+        var state = built
+        let files = RevisionFiles.byPath(all, root: root)
+        let problems = Self.revisionPrograms(of: state, files: files)
+        guard problems.isEmpty else { throw ManifestError(diagnostics: problems) }
+        state.setExecutorDigests(state.executors.mapValues { $0.digest(files: files) })
+        state.warnings += Self.skipped(all)
+        return state
+    }
+
+    /// The last valid build, when `files` differ from its files only in a few Service documents that keep their
+    /// names and references (see `DesiredStateBuilder.rebuilt`): those are parsed and their targets made again.
+    /// nil when the change is of another kind — a file added or removed, another kind of document, a parse
+    /// problem — and the caller builds in full.
+    private func changedServices(_ files: [TreeFile], from source: some ManifestSource) throws
+        -> DesiredStateBuilder.Built?
+    {
+        guard let last = lock.withLock({ lastBuilt }), last.root == source.root, last.files.count == files.count
+        else { return nil }
+        var changed: [TreeFile] = []
+        var replaced: [TreeFile] = []
+        for (old, new) in zip(last.files, files) {
+            guard old.path == new.path, old.isExecutable == new.isExecutable else { return nil }
+            if old.blob != new.blob {
+                changed.append(new)
+                replaced.append(old)
+            }
+            if changed.count > Self.incrementalLimit { return nil }
+        }
+        let before = lock.withLock { replaced.map { cache[CacheKey(path: $0.path, blob: $0.blob)] } }
+        var services: [ServiceManifest] = []
+        for (parsed, previous) in zip(try parseAll(changed, from: source), before) {
+            guard let previous, parsed.diagnostics.isEmpty, parsed.broken.isEmpty,
+                parsed.documents.map(Self.documentKey) == previous.documents.map(Self.documentKey)
+            else { return nil }
+            for document in parsed.documents {
+                guard case .service(let service) = document else { return nil }
+                services.append(service)
+            }
+        }
+        guard let built = DesiredStateBuilder.rebuilt(last.built, replacing: services, revision: source.revision)
+        else { return nil }
+        lock.withLock {
+            lastBuilt = LastBuilt(root: source.root, files: files, built: built)
+            incrementalCount += 1
+        }
+        return built
+    }
+
+    private static func documentKey(_ document: ManifestDocument) -> String {
+        "\(document.kind.rawValue)/\(document.name)"
+    }
+
+    /// At most this many changed files are taken in by `changedServices`; more are built in full.
+    static let incrementalLimit = 256
 
     /// Programs named by a relative path (executors' commands, nginx's test and reload, analysis `command`
     /// providers) that are not executable files of the revision under the manifest root (see `RevisionFiles`).

@@ -1,5 +1,6 @@
 import Foundation
 internal import GRDB
+import Synchronization
 import TideGit
 public import TideManifest
 
@@ -15,6 +16,8 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
     let pool: DatabasePool
     /// The device and inode of the file opened (see `checkNotReplaced`).
     let opened: (device: UInt64, inode: UInt64)?
+    /// Live targets as last read or written by this process, with the `targets_version` they were read at.
+    let liveCache = Mutex<LiveTargetCache?>(nil)
     public var location: String { "sqlite:" + path }
 
     public init(path given: String) throws {
@@ -261,6 +264,21 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
                     arguments: [try WaitReason.column(reasons), row["service"] as String, row["environment"] as String])
             }
         }
+        // Every change to `targets`, by any process, moves a counter: a long-running reconciler keeps live state in
+        // memory and re-reads it only when the counter moved under it (see `LiveTargetCache`).
+        migrator.registerMigration("v14-targets-version") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE targets_version (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+                    INSERT INTO targets_version (id, n) VALUES (1, 0);
+                    CREATE TRIGGER targets_inserted AFTER INSERT ON targets
+                        BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+                    CREATE TRIGGER targets_updated AFTER UPDATE ON targets
+                        BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+                    CREATE TRIGGER targets_deleted AFTER DELETE ON targets
+                        BEGIN UPDATE targets_version SET n = n + 1 WHERE id = 1; END;
+                    """)
+        }
         return migrator
     }
 
@@ -271,8 +289,41 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
     }
 
     public func liveTargets() async throws -> [LiveTarget] {
-        try await read { db in
+        let known = liveCache.withLock { $0?.version }
+        let fresh = try await read { db -> LiveTargetCache? in
+            // One read transaction: the counter and the rows it counts agree.
+            let version = try Self.targetsVersion(db)
+            if version == known { return nil }
+            let targets = try Row.fetchAll(db, sql: "SELECT * FROM targets ORDER BY environment, service").map(
+                Self.target)
+            return LiveTargetCache(version: version, targets: targets)
+        }
+        if var fresh {
+            liveCache.withLock { cache in
+                if (cache?.version ?? -1) < fresh.version { cache = fresh }
+            }
+            return fresh.current()
+        }
+        if let targets = liveCache.withLock({ cache in cache?.version == known ? cache?.current() : nil }) {
+            return targets
+        }
+        // This process wrote between the two looks (or gave the cache up): read the table.
+        return try await read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM targets ORDER BY environment, service").map(Self.target)
+        }
+    }
+
+    static func targetsVersion(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT n FROM targets_version WHERE id = 1") ?? 0
+    }
+
+    /// The rows of `ids` as a read returns them (after a write, in its transaction).
+    static func targets(_ ids: [TargetID], in db: Database) throws -> [LiveTarget] {
+        try ids.compactMap { id in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM targets WHERE service = ? AND environment = ?",
+                arguments: [id.service, id.environment]
+            ).map(Self.target)
         }
     }
 
@@ -379,9 +430,21 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
     // MARK: - Writes
 
     public func apply(_ write: StateWrite) async throws {
+        let written = try await writing { db -> LiveTargetCache.Written in
+            let before = write.targets.isEmpty && write.removedTargets.isEmpty ? nil : try Self.targetsVersion(db)
+            try Self.apply(write, in: db)
+            guard let before else { return .none }
+            return .targets(
+                before: before, after: try Self.targetsVersion(db),
+                rows: write.removedTargets.isEmpty ? try Self.targets(write.targets.map(\.id), in: db) : nil)
+        }
+        liveCache.withLock { $0.follow(written) }
+    }
+
+    private static func apply(_ write: StateWrite, in db: Database) throws {
         // Cached statements: a rollout step writes a few rows, and compiling (and authorising) the statements
         // again for each one cost more than the writes.
-        try await self.write { db in
+        do {
             for target in write.targets {
                 try db.cachedStatement(
                     sql: """

@@ -121,12 +121,13 @@ extension Reconciler {
     ) {
         var failure: (any Error)?
         var queue = PassQueue(concurrency: concurrency)
-        queue.take(first, actions: actions, live: live)
+        let answered = queue.take(first, actions: actions, live: live)
         intake.withLock {
             $0.active = true
             $0.wanted = false
             $0.round = first.number
         }
+        for outcome in answered { deliver(outcome, round: first.number) }
         await withTaskGroup(of: DispatchEvent.self) { group in
             group.addTask { await self.watchIntake() }
             while true {
@@ -159,8 +160,9 @@ extension Reconciler {
                     do {
                         if let (round, actions, live) = try await planRound(number, running: queue.running) {
                             let awaited = Set(intake.withLock { $0.awaiting.map(\.target) })
-                            queue.take(
+                            let answered = queue.take(
                                 round, actions: actions, live: live, rerun: queue.rerun(after: round, awaited: awaited))
+                            for outcome in answered { deliver(outcome, round: round.number) }
                         }
                         failure = nil
                     } catch {
@@ -301,18 +303,30 @@ struct PassQueue {
     /// place, and keeping its arrival unless the target's change is new); its removals replace the last plan's. A
     /// running target is left to its run, and planned again when it ends if the new plan wants something else of
     /// it (`rerun`).
+    ///
+    /// Returns the outcomes of the actions that need no run (`RolloutRunner.outcomeWithoutRunning`): they end here.
+    @discardableResult
     mutating func take(
         _ round: PlanRound, actions: [PlannedAction], live: [TargetID: LiveTarget], rerun: Set<TargetID> = []
-    ) {
+    ) -> [TargetOutcome] {
         last = round
         again.formUnion(rerun.intersection(running))
         removals = []
+        var answered: [TargetOutcome] = []
         for action in actions where !running.contains(action.target) {
             var assignment = Assignment(action: action, live: live[action.target], round: round)
             if action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
                 removals.append(assignment)
                 // An older plan's action for it is moot.
                 if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
+                continue
+            }
+            if let outcome = RolloutRunner.outcomeWithoutRunning(
+                action, live: assignment.live, desired: round.desired)
+            {
+                if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
+                ended.record(outcome)
+                answered.append(outcome)
                 continue
             }
             assignment.prerequisites = Self.prerequisites(of: action, in: round, running: running)
@@ -330,6 +344,7 @@ struct PassQueue {
             waiting[action.target] = assignment
             countWaiting(assignment.arrival, 1)
         }
+        return answered
     }
 
     /// The running targets whose desired state `round` changed, or that someone waits for: planned again when

@@ -21,6 +21,7 @@ extension RolloutRunner {
         _ action: PlannedAction, live: LiveTarget?, desired: DesiredState, revision: ObjectID,
         settled: [TargetID: TargetOutcome.Result]
     ) async -> TargetOutcome {
+        if let outcome = Self.outcomeWithoutRunning(action, live: live, desired: desired) { return outcome }
         do {
             switch action.kind {
             case .none:
@@ -36,19 +37,13 @@ extension RolloutRunner {
                 return TargetOutcome(
                     target: action.target, result: .unchanged, fromVersion: action.fromVersion,
                     toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
+            case .suspended, .holdFailed:
+                preconditionFailure("answered by outcomeWithoutRunning")
             case .refuse:
                 return try await migrations.refuse(action, live: live, revision: revision)
             case .rollingBack:
                 guard let live else { throw ControlError(description: "\(action.target) has no live record") }
                 return try await continueRollingBack(action, live: live, desired: desired)
-            case .suspended:
-                return TargetOutcome(
-                    target: action.target, result: .suspended, fromVersion: action.fromVersion,
-                    toVersion: action.toVersion, classification: nil, message: action.reason, executorCalls: 0)
-            case .holdFailed:
-                return TargetOutcome(
-                    target: action.target, result: .held, fromVersion: action.fromVersion,
-                    toVersion: action.toVersion, classification: nil, message: action.reason, executorCalls: 0)
             case .wait:
                 return try await waitOrRoll(action, live: live, desired: desired, revision: revision, settled: settled)
             case .deploy, .resume:
@@ -90,6 +85,28 @@ extension RolloutRunner {
                 target: action.target, result: .failed, fromVersion: action.fromVersion, toVersion: action.toVersion,
                 classification: action.classification, message: message, executorCalls: 0)
         }
+    }
+
+    /// The outcome of an action that needs neither its target's turn nor a write — nothing to do (no wait to
+    /// clear, no release to adopt), suspended, held failed — answered at once: a pass over 30,000 settled targets
+    /// starts a task only for those that change. nil when the action must run.
+    static func outcomeWithoutRunning(_ action: PlannedAction, live: LiveTarget?, desired: DesiredState)
+        -> TargetOutcome?
+    {
+        let result: TargetOutcome.Result
+        switch action.kind {
+        case .none:
+            if let live, live.waiting != nil || adoptsRelease(live, desired.target(action.target)) { return nil }
+            return TargetOutcome(
+                target: action.target, result: .unchanged, fromVersion: action.fromVersion,
+                toVersion: action.toVersion, classification: nil, message: nil, executorCalls: 0)
+        case .suspended: result = .suspended
+        case .holdFailed: result = .held
+        default: return nil
+        }
+        return TargetOutcome(
+            target: action.target, result: result, fromVersion: action.fromVersion, toVersion: action.toVersion,
+            classification: nil, message: action.reason, executorCalls: 0)
     }
 
     /// Whether a target in sync with `wanted` has no release recorded (it was deployed before releases were
