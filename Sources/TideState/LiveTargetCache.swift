@@ -15,43 +15,46 @@ import TideManifest
 /// the cache was at the version the write started from, and rows read back, not the values given).
 struct LiveTargetCache: Sendable {
     var version: Int64
-    /// In the order a read returns them (environment, then service), without the rows in `changed`.
-    private var base: [LiveTarget]
+    /// In the order a read returns them (environment, then service); the rows in `stale` as they were before this
+    /// process wrote them.
+    private(set) var targets: [LiveTarget]
     private var index: [TargetID: Int]
-    /// Rows written since `base` was last handed out: merged at the next read, so a pass that holds the array it
-    /// read does not make every step's write copy 30,000 targets.
-    private var changed: [TargetID: LiveTarget] = [:]
+    /// Targets this process wrote since they were read: read again (those rows only) at the next read, so a write
+    /// costs no decoding on the writer's queue and a pass that reads once reads each changed row once.
+    private(set) var stale: Set<TargetID> = []
 
     init(version: Int64, targets: [LiveTarget]) {
         self.version = version
-        base = targets
+        self.targets = targets
         index = Dictionary(targets.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// The targets as a read at `version` returns them.
-    mutating func current() -> [LiveTarget] {
-        if !changed.isEmpty {
-            for (id, row) in changed { base[index[id]!] = row }  // (`changed` holds indexed targets only)
-            changed = [:]
+    /// `targets` with `rows` (read at `version`) in place of the stale ones; nil when a row went missing.
+    func patched(_ rows: [LiveTarget]) -> LiveTargetCache? {
+        var patched = self
+        for row in rows {
+            guard let place = index[row.id] else { return nil }
+            patched.targets[place] = row
         }
-        return base
+        guard rows.count == stale.count else { return nil }  // a stale target was removed meanwhile
+        patched.stale = []
+        return patched
     }
 
     /// What a write did to the `targets` table.
     enum Written: Sendable {
         /// Nothing.
         case none
-        /// Moved the version from `before` to `after`; `rows`: the targets written as they now read (nil when the
-        /// write removed targets).
-        case targets(before: Int64, after: Int64, rows: [LiveTarget]?)
+        /// Moved the version from `before` to `after`, writing `ids` (nil when the write removed targets).
+        case targets(before: Int64, after: Int64, ids: [TargetID]?)
     }
 
     /// Takes a write of this process in; false when it cannot (the caller drops the cache and the next read reads
     /// the table): another write came between the cache and this one, or a target appeared or went.
     mutating func follow(_ written: Written) -> Bool {
-        guard case .targets(let before, let after, let rows) = written else { return true }
-        guard version == before, let rows, rows.allSatisfy({ index[$0.id] != nil }) else { return false }
-        for row in rows { changed[row.id] = row }
+        guard case .targets(let before, let after, let ids) = written else { return true }
+        guard version == before, let ids, ids.allSatisfy({ index[$0] != nil }) else { return false }
+        stale.formUnion(ids)
         version = after
         return true
     }

@@ -289,28 +289,28 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
     }
 
     public func liveTargets() async throws -> [LiveTarget] {
-        let known = liveCache.withLock { $0?.version }
+        let cached = liveCache.withLock { $0 }
         let fresh = try await read { db -> LiveTargetCache? in
             // One read transaction: the counter and the rows it counts agree.
             let version = try Self.targetsVersion(db)
-            if version == known { return nil }
+            if let cached, cached.version == version {
+                if cached.stale.isEmpty { return cached }
+                return cached.patched(try Self.targets(Array(cached.stale), in: db))
+            }
             let targets = try Row.fetchAll(db, sql: "SELECT * FROM targets ORDER BY environment, service").map(
                 Self.target)
             return LiveTargetCache(version: version, targets: targets)
         }
-        if var fresh {
-            liveCache.withLock { cache in
-                if (cache?.version ?? -1) < fresh.version { cache = fresh }
-            }
-            return fresh.current()
+        guard let fresh else {
+            // A stale row's target went (another process's write would have moved the version): read it all.
+            liveCache.withLock { $0 = nil }
+            return try await liveTargets()
         }
-        if let targets = liveCache.withLock({ cache in cache?.version == known ? cache?.current() : nil }) {
-            return targets
+        liveCache.withLock { cache in
+            // (A write of this process since moved the version on: the cache follows it, and stays.)
+            if (cache?.version ?? -1) <= fresh.version { cache = fresh }
         }
-        // This process wrote between the two looks (or gave the cache up): read the table.
-        return try await read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM targets ORDER BY environment, service").map(Self.target)
-        }
+        return fresh.targets
     }
 
     static func targetsVersion(_ db: Database) throws -> Int64 {
@@ -436,7 +436,7 @@ public final class SQLiteStateStore: StateStore, OperatorChannel {
             guard let before else { return .none }
             return .targets(
                 before: before, after: try Self.targetsVersion(db),
-                rows: write.removedTargets.isEmpty ? try Self.targets(write.targets.map(\.id), in: db) : nil)
+                ids: write.removedTargets.isEmpty ? write.targets.map(\.id) : nil)
         }
         liveCache.withLock { $0.follow(written) }
     }

@@ -261,4 +261,49 @@ struct SQLiteStateStoreTests {
             "\(error)".contains("junk.sqlite")
         }
     }
+
+    /// Live targets are held in memory by the process that opened the state (`LiveTargetCache`); every read must
+    /// still answer what the table holds, whoever wrote it.
+    @Test("live targets held in memory follow this process's writes, another store's, and a person's sqlite3")
+    func liveTargetsFollowEveryWriter() async throws {
+        func target(_ service: String, _ version: String, phase: TargetPhase = .healthy) -> LiveTarget {
+            var target = sampleTarget(phase: phase, version: version)
+            target.id = TargetID(service: service, environment: "prod")
+            target.updatedAt = Date(timeIntervalSince1970: 1000.123456789)
+            return target
+        }
+        let mine = try SQLiteStateStore(path: path)
+        let other = try SQLiteStateStore(path: path)
+        func versions() async throws -> [String] {
+            let read = try await mine.liveTargets()
+            // What this process holds is what a store that never read before reads from the file.
+            #expect(read == (try await SQLiteStateStore(path: path).liveTargets()))
+            return read.map { "\($0.id.service)=\($0.version ?? "-")/\($0.phase.rawValue.lowercased())" }
+        }
+        try await mine.apply(StateWrite(targets: [target("a", "1"), target("b", "1")]))
+        #expect(try await versions() == ["a=1/healthy", "b=1/healthy"])
+        // This process's write, a rollout with dates and JSON in it: read back as the table holds it.
+        try await mine.apply(StateWrite(targets: [target("a", "2", phase: .progressing)]))
+        #expect(try await versions() == ["a=2/progressing", "b=1/healthy"])
+        // Another store (another process) writes: seen at the next read.
+        try await other.apply(StateWrite(targets: [target("b", "3")]))
+        #expect(try await versions() == ["a=2/progressing", "b=3/healthy"])
+        // A person edits the file with sqlite3.
+        let queue = try DatabaseQueue(path: path)
+        try await queue.write { db in try db.execute(sql: "UPDATE targets SET version = 'hand' WHERE service = 'a'") }
+        try queue.close()
+        #expect(try await versions() == ["a=hand/progressing", "b=3/healthy"])
+        // Removed elsewhere, added here, removed here.
+        try await other.apply(StateWrite(removedTargets: [TargetID(service: "b", environment: "prod")]))
+        #expect(try await versions() == ["a=hand/progressing"])
+        try await mine.apply(StateWrite(targets: [target("c", "1")]))
+        #expect(try await versions() == ["a=hand/progressing", "c=1/healthy"])
+        try await mine.apply(StateWrite(removedTargets: [TargetID(service: "a", environment: "prod")]))
+        #expect(try await versions() == ["c=1/healthy"])
+        // Two writes of this process back to back, then one of the other's in between reads.
+        try await mine.apply(StateWrite(targets: [target("c", "2")]))
+        try await other.apply(StateWrite(targets: [target("c", "3")]))
+        try await mine.apply(StateWrite(targets: [target("c", "4", phase: .progressing)]))
+        #expect(try await versions() == ["c=4/progressing"])
+    }
 }
