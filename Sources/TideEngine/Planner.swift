@@ -29,11 +29,14 @@ public struct Planner: Sendable {
         self.unreadable = contracted.unreadable
     }
 
-    public func plan(desired: DesiredState, live: [LiveTarget], now: Date) async throws -> Plan {
+    /// `liveByID`: `live.byID`, when the caller has it.
+    public func plan(
+        desired: DesiredState, live: [LiveTarget], liveByID: [TargetID: LiveTarget]? = nil, now: Date
+    ) async throws -> Plan {
         guard let revision = desired.revision else {
             throw EngineError.noRevision
         }
-        let liveByID = Dictionary(live.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let liveByID = liveByID ?? live.byID
         var actions: [PlannedAction] = []
         let evaluator = GateEvaluator(desired: desired, store: store, now: now, live: liveByID)
         let suspensions = try await store.suspensions()

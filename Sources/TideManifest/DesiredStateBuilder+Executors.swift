@@ -2,12 +2,13 @@ extension DesiredStateBuilder {
     /// What the built-in executors would refuse once a rollout reaches them, found from the manifests alone: an
     /// nginx target's `config.nginx` (listen, backend addresses, a backend for every desired version), two nginx
     /// targets that would share a listen address or a name in one nginx, a shadow rollout on a flags executor.
+    /// `services` in file order (problems are reported in it).
     static func executorDiagnostics(
         services: [ServiceManifest], executors: [String: ExecutorManifest]
     ) -> [Diagnostic] {
         var found: [Diagnostic] = []
         var nginx = NginxClaims()
-        for service in services.sorted(by: { $0.location < $1.location }) {
+        for service in services {
             guard let executor = executors[service.executor] else { continue }
             switch executor.type {
             case .nginx: found += nginxDiagnostics(service, executor, claims: &nginx)

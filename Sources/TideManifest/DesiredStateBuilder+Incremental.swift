@@ -30,7 +30,8 @@ extension DesiredStateBuilder {
             set.services[service.name] = service
         }
         let executorProblems = executorDiagnostics(
-            services: nginx ? Array(set.services.values) : services, executors: set.executors)
+            services: nginx ? set.servicesInOrder : services.sorted { $0.location < $1.location },
+            executors: set.executors)
         guard executorProblems.isEmpty else { return nil }
         var state = built.state
         state.revision = revision

@@ -465,3 +465,14 @@ public struct ActionRecord: Sendable, Codable, Hashable {
         self.message = message
     }
 }
+
+extension Array where Element == LiveTarget {
+    /// The targets by id (the first of two with one id), built once per pass and handed on: a pass over 30,000
+    /// targets must not build it again for each of its parts.
+    public var byID: [TargetID: LiveTarget] {
+        var byID: [TargetID: LiveTarget] = [:]
+        byID.reserveCapacity(count)
+        for target in self where byID[target.id] == nil { byID[target.id] = target }
+        return byID
+    }
+}

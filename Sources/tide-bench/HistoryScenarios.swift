@@ -67,8 +67,24 @@ struct CanaryScenario {
     }
 
     func run(scratch: Scratch) async throws -> Result {
+        let (reconciler, clock) = try await started(scratch: scratch, steps: runs + 3)
+        var calls = 0
+        let timing = try await measure(
+            runs: runs, prepare: { clock.advance(by: 61) },
+            {
+                let report = try await reconciler.reconcile()
+                calls = report.outcomes.reduce(0) { $0 + $1.executorCalls }
+            })
+        guard calls == targets else { throw BenchError("a pass made \(calls) executor calls, not \(targets)") }
+        return Result(
+            seconds: timing.median, runs: timing.all,
+            detail: "\(targets) canaries, one pause ended and one set-weight each per pass (\(calls) calls)")
+    }
+
+    /// The canaries started (each at its first pause), with room for `steps` more passes that advance them.
+    func started(scratch: Scratch, steps: Int) async throws -> (Reconciler, BenchClock) {
         let repo = scratch.file("canaries")
-        let pairs = runs + 3
+        let pairs = steps
         try SyntheticRepo.write(
             at: repo,
             commits: [
@@ -90,16 +106,6 @@ struct CanaryScenario {
         let started = try await reconciler.reconcile()
         let progressing = started.outcomes.filter { $0.result == .progressing }.count
         guard progressing == targets else { throw BenchError("\(progressing) canaries started, not \(targets)") }
-        var calls = 0
-        let timing = try await measure(
-            runs: runs, prepare: { clock.advance(by: 61) },
-            {
-                let report = try await reconciler.reconcile()
-                calls = report.outcomes.reduce(0) { $0 + $1.executorCalls }
-            })
-        guard calls == targets else { throw BenchError("a pass made \(calls) executor calls, not \(targets)") }
-        return Result(
-            seconds: timing.median, runs: timing.all,
-            detail: "\(targets) canaries, one pause ended and one set-weight each per pass (\(calls) calls)")
+        return (reconciler, clock)
     }
 }

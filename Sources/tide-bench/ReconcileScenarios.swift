@@ -59,17 +59,7 @@ struct PlanScenarios {
     /// state file. Baseline: `git clone` (file://, so objects travel as a pack, as from a server) with its
     /// checkout, then reading and parsing the checked-out files with the same decoder and validation.
     func coldPlan(repo: String, scratch: Scratch) async throws -> Result {
-        let store = try SQLiteStateStore(path: scratch.file("cold.sqlite"))
-        var targets = 0
-        let tide = try await measure(runs: runs) {
-            let reconciler = Reconciler(
-                ReconcilerDependencies(
-                    repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
-                    executors: NullExecutors()))
-            let (resolution, plan) = try await reconciler.plan()
-            if let problem = resolution.rejected.first { throw BenchError("the synthetic repo is invalid: \(problem)") }
-            targets = plan?.actions.count ?? 0
-        }
+        let (tide, targets) = try await tideColdPlan(repo: repo, scratch: scratch)
         var baselineTargets = 0
         var clone = 0
         let baseline = try await measure(runs: runs) {
@@ -87,6 +77,22 @@ struct PlanScenarios {
             seconds: tide.median, runs: tide.all, baselineSeconds: baseline.median, baselineRuns: baseline.all,
             ratio: baseline.median / tide.median,
             detail: "\(services) services, \(targets) targets planned; baseline git clone + checkout + parse")
+    }
+
+    /// Tide's side of `coldPlan`: the timing, and how many targets were planned.
+    func tideColdPlan(repo: String, scratch: Scratch) async throws -> (timing: (median: Double, all: [Double]), Int) {
+        let store = try SQLiteStateStore(path: scratch.file("cold-\(UUID().uuidString.prefix(8)).sqlite"))
+        var targets = 0
+        let tide = try await measure(runs: runs) {
+            let reconciler = Reconciler(
+                ReconcilerDependencies(
+                    repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
+                    executors: NullExecutors()))
+            let (resolution, plan) = try await reconciler.plan()
+            if let problem = resolution.rejected.first { throw BenchError("the synthetic repo is invalid: \(problem)") }
+            targets = plan?.actions.count ?? 0
+        }
+        return (tide, targets)
     }
 
     /// A running reconciler (warm parse cache); one commit changes one service's version; the next pass.

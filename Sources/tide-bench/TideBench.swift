@@ -66,6 +66,14 @@ struct TideBench: AsyncParsableCommand {
     @Option(name: .long, help: "Only write the synthetic cold-plan repository at this path (for profiling).")
     var generate: String?
 
+    @Flag(
+        name: .long,
+        help: """
+            Check how figures grow on small sizes (1,000 and 4,000 services; 250 and 1,000 canaries) against their \
+            bounds, in a few seconds; exits 1 when one is broken (scripts/test runs it).
+            """)
+    var check = false
+
     func validate() throws {
         let unknown = scenario.filter { !Self.scenarios.contains($0) }
         if !unknown.isEmpty { throw ValidationError("unknown scenario(s): \(unknown.joined(separator: ", "))") }
@@ -79,6 +87,11 @@ struct TideBench: AsyncParsableCommand {
         }
         if let child, let fixture {
             try await runChild(child, repo: fixture)
+            return
+        }
+        if check {
+            let bounds = try await GrowthCheck(runs: runs).run()
+            if try !GrowthCheck.report(bounds, json: json) { throw ExitCode(1) }
             return
         }
         let wanted = scenario.isEmpty ? Self.scenarios : scenario

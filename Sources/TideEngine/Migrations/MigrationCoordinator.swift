@@ -320,13 +320,17 @@ extension MigrationCoordinator {
     ) async -> (contracted: [String: [String: Date]], unreadable: [String: String]) {
         var result: [String: [String: Date]] = [:]
         var unreadable: [String: String] = [:]
-        let desiredByID = Dictionary(desired.targets.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let dropping = live.filter { target in
-            guard let wanted = desiredByID[target.id] else { return false }
+            guard !target.migrations.isEmpty, let wanted = desired.target(target.id) else { return false }
             return target.migrations.contains { !wanted.migrations.contains($0) }
         }
+        // (Only services that list migrations somewhere can miss one: the others are not looked at twice.)
+        let listing = desired.services.filter { _, service in
+            !service.migrations.isEmpty || service.environments.values.contains { $0.migrations != nil }
+        }
         let missing = desired.targets.filter { target in
-            Self.listedElsewhere(target, desired: desired).contains { !target.migrations.contains($0) }
+            listing[target.id.service] != nil
+                && Self.listedElsewhere(target, desired: desired).contains { !target.migrations.contains($0) }
         }
         let environments = Set(dropping.map(\.id.environment)).union(missing.map(\.id.environment))
         let checked = await withTaskGroup(of: (String, Result<[String: MigrationStatus], any Error>).self) { tasks in

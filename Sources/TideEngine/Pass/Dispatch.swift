@@ -88,17 +88,19 @@ extension Reconciler {
             repository: repository, store: store, hotfixBranch: try onHotfixBranch(),
             contracted: await migrations.contractedMigrations(desired: desired, live: live))
         planner.allowHistoryRewrite = dependencies.allowHistoryRewrite
-        var plan = try await planner.plan(desired: desired, live: live, now: clock.now())
+        var liveByID = live.byID
+        var plan = try await planner.plan(desired: desired, live: live, liveByID: liveByID, now: clock.now())
         await migrations.refuseEditedMigrations(&plan, desired: desired)
         var free = plan
         if !running.isEmpty { free.actions.removeAll { running.contains($0.target) } }
-        let (afterScaleDowns, due) = try await rollouts.scaleDownKeptCandidates(
+        let (scaledDown, due) = try await rollouts.scaleDownKeptCandidates(
             plan: free, live: running.isEmpty ? live : live.filter { !running.contains($0.id) }, desired: desired,
             revision: revision)
+        for target in scaledDown { liveByID[target.id] = target }
+        for id in running { liveByID[id] = nil }
         let round = PlanRound(
             number: number, mark: mark, resolution: resolution, desired: desired, revision: revision,
             planned: Set(free.actions.map(\.target)), scaleDownsDue: due)
-        let liveByID = Dictionary(afterScaleDowns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         return (round, plan.actions, liveByID)
     }
 
@@ -314,19 +316,21 @@ struct PassQueue {
         removals = []
         var answered: [TargetOutcome] = []
         for action in actions where !running.contains(action.target) {
-            var assignment = Assignment(action: action, live: live[action.target], round: round)
-            if action.kind == .remove || (action.kind == .suspended && action.toVersion == nil) {
-                removals.append(assignment)
-                // An older plan's action for it is moot.
-                if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
-                continue
-            }
-            if let outcome = RolloutRunner.outcomeWithoutRunning(
-                action, live: assignment.live, desired: round.desired)
+            let removal = action.kind == .remove || (action.kind == .suspended && action.toVersion == nil)
+            if !removal,
+                let outcome = RolloutRunner.outcomeWithoutRunning(
+                    action, live: live[action.target], desired: round.desired)
             {
                 if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
                 ended.record(outcome)
                 answered.append(outcome)
+                continue
+            }
+            var assignment = Assignment(action: action, live: live[action.target], round: round)
+            if removal {
+                removals.append(assignment)
+                // An older plan's action for it is moot.
+                if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
                 continue
             }
             assignment.prerequisites = Self.prerequisites(of: action, in: round, running: running)

@@ -17,13 +17,12 @@ extension RolloutRunner {
     /// afterwards, and when each scale-down still waiting is due.
     func scaleDownKeptCandidates(
         plan: Plan, live: [LiveTarget], desired: DesiredState, revision: ObjectID
-    ) async throws -> (live: [LiveTarget], due: [TargetID: Date]) {
-        guard live.contains(where: { $0.keptCandidate != nil }) else { return (live, [:]) }
+    ) async throws -> (changed: [LiveTarget], due: [TargetID: Date]) {
+        guard live.contains(where: { $0.keptCandidate != nil }) else { return ([], [:]) }
         let starting = Set(plan.actions.filter { [.deploy, .remove].contains($0.kind) }.map(\.target))
-        var result = live
+        var changed: [LiveTarget] = []
         var due: [TargetID: Date] = [:]
-        for index in result.indices {
-            let target = result[index]
+        for target in live {
             guard let kept = target.keptCandidate else { continue }
             let now = clock.now()
             let timeUp = kept.scaleDownAt.map { $0 <= now } ?? false
@@ -32,15 +31,16 @@ extension RolloutRunner {
                 continue
             }
             // Under the target's turn, on its record as it is then (an operator may have acted on it meanwhile).
-            result[index] = try await targetLocks.with(target.id) {
+            let after = try await targetLocks.with(target.id) {
                 guard let current = try await store.liveTarget(target.id), current.keptCandidate == kept else {
                     return target
                 }
                 return try await scaleDown(kept, of: current, desired: desired, revision: revision)
             }
-            if let waiting = result[index].keptCandidate?.scaleDownAt { due[target.id] = waiting }
+            changed.append(after)
+            if let waiting = after.keptCandidate?.scaleDownAt { due[target.id] = waiting }
         }
-        return (result, due)
+        return (changed, due)
     }
 
     /// One scale-down of `kept`: on success the record goes; on failure it stays, due again after a backoff.

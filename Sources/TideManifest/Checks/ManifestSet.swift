@@ -10,8 +10,11 @@ struct ManifestSet {
     /// `Kind/name` of the documents that failed to decode: a reference to one is not reported as undefined too.
     var broken: Set<String> = []
 
+    /// The services' names in file order, as collected (documents are collected in file order).
+    private var serviceOrder: [String] = []
+
     /// The services in file order (checks report in it).
-    var servicesInOrder: [ServiceManifest] { services.values.sorted { $0.location < $1.location } }
+    var servicesInOrder: [ServiceManifest] { serviceOrder.compactMap { services[$0] } }
 
     /// Whether `kind`/`name` failed to decode.
     func isBroken(_ kind: String, _ name: String) -> Bool { broken.contains("\(kind)/\(name)") }
@@ -41,7 +44,9 @@ struct ManifestSet {
             switch document {
             case .executor(let e): set.executors[e.name] = e
             case .environment(let e): set.environments[e.name] = e
-            case .service(let s): set.services[s.name] = s
+            case .service(let s):
+                set.services[s.name] = s
+                set.serviceOrder.append(s.name)
             case .policy(let p): set.policies.append(p)
             case .analysis(let a): set.analyses[a.name] = a
             case .migration(let m): set.migrations[m.name] = m
