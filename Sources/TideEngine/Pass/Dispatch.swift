@@ -16,6 +16,11 @@ struct PlanRound: Sendable {
     var planned: Set<TargetID>
     /// When kept candidates' scale-downs still waiting are due.
     var scaleDownsDue: [TargetID: Date]
+
+    /// A target's outcome is due again no later than its kept candidate's scale-down.
+    func noteScaleDown(in outcome: inout TargetOutcome) {
+        if let due = scaleDownsDue[outcome.target] { outcome.nextDue = [outcome.nextDue, due].compactMap { $0 }.min() }
+    }
 }
 
 /// Work a dispatch under way takes in: plans asked for while it runs, and who waits for a target's outcome.
@@ -204,7 +209,7 @@ extension Reconciler {
         var outcome = await rollouts.run(
             assignment.action, live: assignment.live, desired: round.desired, revision: round.revision,
             settled: settled)
-        if let due = round.scaleDownsDue[id] { outcome.nextDue = [outcome.nextDue, due].compactMap { $0 }.min() }
+        round.noteScaleDown(in: &outcome)
         return .finished(outcome, round: round.number)
     }
 
@@ -318,9 +323,10 @@ struct PassQueue {
         for action in actions where !running.contains(action.target) {
             let removal = action.kind == .remove || (action.kind == .suspended && action.toVersion == nil)
             if !removal,
-                let outcome = RolloutRunner.outcomeWithoutRunning(
+                var outcome = RolloutRunner.outcomeWithoutRunning(
                     action, live: live[action.target], desired: round.desired)
             {
+                round.noteScaleDown(in: &outcome)
                 if let earlier = waiting.removeValue(forKey: action.target) { countWaiting(earlier.arrival, -1) }
                 ended.record(outcome)
                 answered.append(outcome)
