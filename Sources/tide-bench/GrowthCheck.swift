@@ -111,14 +111,7 @@ struct GrowthCheck {
     /// `tide plan` from nothing (the coldPlan scenario).
     static func coldPlanProbe(repo: String, scratch: Scratch) async throws -> Probe {
         let store = try SQLiteStateStore(path: scratch.file("cold.sqlite"))
-        return Probe {
-            let reconciler = Reconciler(
-                ReconcilerDependencies(
-                    repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
-                    executors: NullExecutors()))
-            let (resolution, _) = try await reconciler.plan()
-            if let problem = resolution.rejected.first { throw BenchError("the synthetic repo is invalid: \(problem)") }
-        }
+        return Probe { _ = try await PlanScenarios.coldPlanOnce(repo: repo, store: store) }
     }
 
     /// A pass of a running reconciler over settled targets: with `bump`, after a commit that changes one service

@@ -83,16 +83,19 @@ struct PlanScenarios {
     func tideColdPlan(repo: String, scratch: Scratch) async throws -> (timing: (median: Double, all: [Double]), Int) {
         let store = try SQLiteStateStore(path: scratch.file("cold-\(UUID().uuidString.prefix(8)).sqlite"))
         var targets = 0
-        let tide = try await measure(runs: runs) {
-            let reconciler = Reconciler(
-                ReconcilerDependencies(
-                    repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
-                    executors: NullExecutors()))
-            let (resolution, plan) = try await reconciler.plan()
-            if let problem = resolution.rejected.first { throw BenchError("the synthetic repo is invalid: \(problem)") }
-            targets = plan?.actions.count ?? 0
-        }
+        let tide = try await measure(runs: runs) { targets = try await Self.coldPlanOnce(repo: repo, store: store) }
         return (tide, targets)
+    }
+
+    /// One `tide plan` from nothing on `repo`: how many targets it planned.
+    static func coldPlanOnce(repo: String, store: SQLiteStateStore) async throws -> Int {
+        let reconciler = Reconciler(
+            ReconcilerDependencies(
+                repository: try Repository.open(at: repo), branch: "main", root: "", store: store,
+                executors: NullExecutors()))
+        let (resolution, plan) = try await reconciler.plan()
+        if let problem = resolution.rejected.first { throw BenchError("the synthetic repo is invalid: \(problem)") }
+        return plan?.actions.count ?? 0
     }
 
     /// A running reconciler (warm parse cache); one commit changes one service's version; the next pass.
