@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(
             name: "TideManifestTests",
             dependencies: ["TideManifest", "TideTestSupport", .product(name: "Yams", package: "Yams")],
-            exclude: ["Corpus"],
+            exclude: ["Corpus", "DecoderGolden"],
             swiftSettings: strict
         ),
         .testTarget(
