@@ -17,7 +17,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -36,12 +35,17 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         .target(
             name: "TideGit", dependencies: ["CLibgit2", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .target(
             name: "TideManifest",
-            dependencies: ["TideGit", .product(name: "Yams", package: "Yams")],
+            dependencies: ["TideGit", "CLibYAML"],
             swiftSettings: strict
         ),
         .target(
@@ -120,7 +124,7 @@ let package = Package(
         .testTarget(name: "TideGitTests", dependencies: ["TideGit", "TideTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TideManifestTests",
-            dependencies: ["TideManifest", "TideTestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["TideManifest", "TideTestSupport"],
             exclude: ["Corpus", "DecoderGolden"],
             swiftSettings: strict
         ),

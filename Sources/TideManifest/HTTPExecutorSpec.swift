@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// `type: http` — each action is POSTed as JSON (the plugin protocol's request) to `url`. What only this type has.
 public struct HTTPExecutorSpec: Sendable, Hashable {

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 extension NodeReader {
     /// An Analysis's `spec`, or a canary step's inline `analysis:` (then `spec` is that step's field).

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 extension NodeReader {
     /// Fields that only some executor types have, and which.

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 extension NodeReader {
     /// One top-level document: the envelope (`apiVersion`, `kind`, `metadata`, `spec`) and its kind's spec.

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 extension NodeReader {
     mutating func migration(_ spec: Field, name: String, at: SourceLocation) -> MigrationManifest? {

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 extension NodeReader {
     mutating func service(_ spec: Field, name: String, at: SourceLocation) -> ServiceManifest? {

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// Decodes manifest v1 YAML into typed documents, keeping the position of every value so each problem is
 /// reported as `file:line:column`. Decoding is strict: unknown fields and wrong types are errors, and all of a
@@ -23,61 +22,33 @@ public enum ManifestDecoder {
         file: String, text: String
     ) -> (documents: [ManifestDocument], diagnostics: [Diagnostic], broken: Set<String>) {
         var reader = NodeReader(file: file)
-        var documents: [ManifestDocument] = []
-        if let problem = YAMLGuard.check(text) {
+        if let problem = YAMLGuard.hiddenLineBreak(in: text) {
+            return (
+                [],
+                [Diagnostic(SourceLocation(file: file, line: problem.line, column: problem.column), problem.message)],
+                []
+            )
+        }
+        switch YAMLComposer.compose(text) {
+        case .refused(let problem):
             let location = SourceLocation(file: file, line: problem.line, column: problem.column)
             return ([], [Diagnostic(location, problem.message)], [])
-        }
-        do {
-            // Plain scalars are typed by ScalarResolver (same YAML 1.1 rules, no regular expressions).
-            let parser = try Parser(yaml: text, resolver: .basic, encoding: .utf8)
-            while let root = try parser.nextRoot() {
+        case .composed(let roots, let stopped):
+            var documents: [ManifestDocument] = []
+            for root in roots {
                 if case .scalar(let scalar) = root, scalar.string.isEmpty || root.tagName == .null { continue }
                 if let document = reader.document(root) { documents.append(document) }
             }
-        } catch let error as YamlError {
-            reader.diagnostics.append(yamlDiagnostic(error, file: file))
-        } catch {
-            reader.diagnostics.append(Diagnostic(SourceLocation(file: file, line: 1, column: 1), "\(error)"))
-        }
-        return (documents, reader.diagnostics, reader.brokenNames)
-    }
-
-    static func yamlDiagnostic(_ error: YamlError, file: String) -> Diagnostic {
-        func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let extra = context.map { " (\($0.text) at line \($0.mark.line), column \($0.mark.column))" } ?? ""
-            if problem.hasPrefix("Maximum nesting level reached") {
-                return Diagnostic(
-                    at(mark), "lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
+            if let stopped {
+                let location = SourceLocation(file: file, line: stopped.line, column: stopped.column)
+                reader.diagnostics.append(Diagnostic(location, stopped.message))
             }
-            return Diagnostic(at(mark), "YAML syntax error: \(problem)\(extra)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return Diagnostic(
-                at(context.mark), "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in mapping")
-        case .reader(let problem, let offset, _, let yaml):
-            var line = 1
-            var column = 1
-            if let offset {
-                for scalar in yaml.unicodeScalars.prefix(offset) {
-                    if scalar == "\n" {
-                        line += 1
-                        column = 1
-                    } else {
-                        column += 1
-                    }
-                }
-            }
-            return Diagnostic(SourceLocation(file: file, line: line, column: column), "unreadable YAML: \(problem)")
-        default:
-            return Diagnostic(SourceLocation(file: file, line: 1, column: 1), "YAML error: \(error)")
+            return (documents, reader.diagnostics, reader.brokenNames)
         }
     }
 }
 
-/// Reads typed values out of fields (Yams nodes with their paths, see `Field`), recording a diagnostic for each
+/// Reads typed values out of fields (YAML nodes with their paths, see `Field`), recording a diagnostic for each
 /// problem and returning nil for it.
 struct NodeReader {
     let file: String
@@ -217,9 +188,6 @@ struct NodeReader {
                 members[scalar.string] = converted
             }
             return .object(members)
-        case .alias:
-            error(field, "YAML aliases are not supported")
-            return nil
         }
     }
 
@@ -282,7 +250,7 @@ struct NodeReader {
             for (index, item) in sequence.enumerated() {
                 valueLocations(item, at: path + [String(index)], into: &places)
             }
-        case .scalar, .alias:
+        case .scalar:
             break
         }
     }
@@ -291,7 +259,6 @@ struct NodeReader {
         switch node {
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         case .scalar(let scalar):
             if node.tagName == .null { return "nothing (null)" }
             return "'\(scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "…" : scalar.string)'"
@@ -342,60 +309,5 @@ public enum Naming {
             previous = current
         }
         return previous[b.count]
-    }
-}
-
-extension Node {
-    /// The resolved tag (`tag:yaml.org,2002:int`, …) as Yams' public `Tag.Name`. Documents are parsed with
-    /// Yams' rule-less resolver, so a plain scalar reads as `str` there; its YAML 1.1 type comes from
-    /// `ScalarResolver`. (A plain scalar explicitly tagged `!!str` is typed like an untagged one.)
-    var tagName: Tag.Name {
-        let raw = tag.rawValue
-        guard case .scalar(let scalar) = self, scalar.style == .plain,
-            raw == Tag.Name.str.rawValue || raw == Tag.Name.implicit.rawValue
-        else { return Tag.Name(rawValue: raw) }
-        switch ScalarResolver.kind(of: scalar.string) {
-        case .bool: return .bool
-        case .int: return .int
-        case .float: return .float
-        case .merge: return .merge
-        case .null: return .null
-        case .timestamp: return .timestamp
-        case .value: return .value
-        case .string: return .str
-        }
-    }
-
-    /// The value of a scalar that `tagName` types as bool, int or float (Yams' constructors refuse scalars
-    /// its rule-less resolver left as `str`, so they are given the resolved tag first).
-    var typedBool: Bool? { typedScalar(.bool).flatMap(Bool.construct) }
-    var typedInt: Int? {
-        guard let scalar = typedScalar(.int) else { return nil }
-        // Yams multiplies base-60 integers (`1:30:00`) without an overflow check: `1:0:0:0:0:0:0:0:0:0:0:0` would
-        // trap. Those are read here, with one.
-        if scalar.string.contains(":") { return Self.sexagesimal(scalar.string) }
-        return Int.construct(from: scalar)
-    }
-
-    /// A YAML 1.1 base-60 integer (`190:20:30`), or nil when it is not one or does not fit in an Int.
-    static func sexagesimal(_ text: String) -> Int? {
-        var digits = Substring(text.replacingOccurrences(of: "_", with: ""))
-        let negative = digits.first == "-"
-        if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
-        var value = 0
-        for part in digits.split(separator: ":", omittingEmptySubsequences: false) {
-            guard let place = Int(part), place >= 0 else { return nil }
-            let (shifted, overflowA) = value.multipliedReportingOverflow(by: 60)
-            let (sum, overflowB) = shifted.addingReportingOverflow(place)
-            guard !overflowA, !overflowB else { return nil }
-            value = sum
-        }
-        return negative ? -value : value
-    }
-    var typedFloat: Double? { typedScalar(.float).flatMap(Double.construct) }
-
-    private func typedScalar(_ name: Tag.Name) -> Node.Scalar? {
-        guard case .scalar(let scalar) = self, tagName == name else { return nil }
-        return Node.Scalar(scalar.string, Tag(name), scalar.style, scalar.mark)
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// Edits manifest text in place, the way a person would: only the characters that change, so comments, order and
 /// formatting survive and the commit's diff is one line.
@@ -15,12 +14,15 @@ public enum ManifestEditor {
         guard Naming.isValidVersion(version) else {
             throw EditError(description: "'\(version)' is not a valid version")
         }
-        if let problem = YAMLGuard.check(text) {
+        let roots: [Node]
+        switch YAMLGuard.hiddenLineBreak(in: text).map(YAMLComposer.Outcome.refused) ?? YAMLComposer.compose(text) {
+        case .refused(let problem), .composed(_, stopped: let problem?):
             throw EditError(description: "\(file):\(problem.line):\(problem.column): \(problem.message)")
+        case .composed(let composed, stopped: nil):
+            roots = composed
         }
-        let parser = try Parser(yaml: text)
         var lines = text.components(separatedBy: "\n")
-        while let root = try parser.nextRoot() {
+        for root in roots {
             guard root["kind"]?.string == "Service", root["metadata"]?["name"]?.string == service,
                 case .mapping(let environments)? = root["spec"]?["environments"]
             else { continue }
@@ -41,7 +43,7 @@ public enum ManifestEditor {
                     lines.insert(
                         String(repeating: " ", count: first.column - 1) + "version: \(quoted)", at: first.line - 1)
                 }
-            case .scalar where value.tag.rawValue.hasSuffix(":null"):
+            case .scalar where value.tagName == .null:
                 try replaceAfterKey(key, with: "{version: \(quoted)}", in: &lines, file: file)
             default:
                 throw EditError(description: "\(file): spec.environments.\(environment) is not a mapping")
@@ -51,7 +53,7 @@ public enum ManifestEditor {
         throw EditError(description: "\(file): no Service '\(service)' here")
     }
 
-    private static func position(_ mark: Mark?, in lines: [String], file: String) throws -> (Int, String.Index) {
+    private static func position(_ mark: Node.Mark?, in lines: [String], file: String) throws -> (Int, String.Index) {
         guard let mark, mark.line >= 1, mark.line <= lines.count else {
             throw EditError(description: "\(file): lost track of a position while editing")
         }
@@ -105,12 +107,13 @@ public enum ManifestEditor {
     }
 
     /// A flow mapping starts with `{` where its mark points.
-    private static func isFlow(_ mark: Mark?, in lines: [String], file: String) throws -> Bool {
+    private static func isFlow(_ mark: Node.Mark?, in lines: [String], file: String) throws -> Bool {
         let (row, index) = try position(mark, in: lines, file: file)
         return index < lines[row].endIndex && lines[row][index] == "{"
     }
 
-    private static func insertIntoFlow(_ mark: Mark?, entry: String, in lines: inout [String], file: String) throws {
+    private static func insertIntoFlow(_ mark: Node.Mark?, entry: String, in lines: inout [String], file: String) throws
+    {
         let (row, brace) = try position(mark, in: lines, file: file)
         let line = lines[row]
         guard line[brace] == "{" else { throw EditError(description: "\(file):\(row + 1): expected '{'") }

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// A node together with the field path that leads to it (`spec.strategy.steps[2]`) and the document it belongs to,
 /// so a diagnostic names `file:line:column`, the document and the path without anyone typing the path out.

@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// How often a transient failure (a timeout, a refused connection, a busy database, exit code 75 = EX_TEMPFAIL) is
 /// retried, with the same `TIDE_ACTION_ID`, before the target waits: `retry: {limit: 3, backoff: 5s, factor: 2}` on

@@ -1,6 +1,6 @@
-/// YAML 1.1 implicit typing of plain scalars, as Yams' default resolver does it (bool, int, float, merge,
-/// null, timestamp, value, in that order), without regular expressions: Yams matches each plain scalar against
-/// up to seven ICU regexes, which made tag resolution the largest single cost of parsing a big config repo.
+/// YAML 1.1 implicit typing of plain scalars, by the YAML 1.1 type repository's rules (bool, int, float, merge,
+/// null, timestamp, value, in that order), without regular expressions: matching each plain scalar against up to
+/// seven ICU regexes, as Yams did, was once the largest single cost of parsing a big config repo.
 enum ScalarResolver {
     enum Kind: Equatable {
         case bool, int, float, merge, null, timestamp, value, string

@@ -3,8 +3,8 @@ import Testing
 
 @testable import TideManifest
 
-/// YAML that would make Yams build or hash an exponential tree, nest without bound, or quietly drop what the
-/// author wrote is refused with the place it is written, before Yams sees it.
+/// YAML that would have the decoder walk an exponential tree, nest without bound, or quietly drop what the
+/// author wrote is refused with the place it is written, as `YAMLComposer` reads the events.
 @Suite("TideManifest: alias bombs, deep nesting and unknown tags are refused")
 struct YAMLGuardTests {
     static let service = """
@@ -43,7 +43,7 @@ struct YAMLGuardTests {
         #expect(match.location.line == 13, "\(match)")  // l4: 11 + 110 + 1,110 + 11,110 + 111,110 nodes
     }
 
-    @Test("'? *alias : 1' keys and list or mapping keys (Yams compares whole keys to find duplicates) are refused")
+    @Test("'? *alias : 1' keys and list or mapping keys (they would be compared as whole trees) are refused")
     func keyBomb() throws {
         let text = "x:\n" + Self.bomb(levels: 3, indent: "  ") + "y:\n  ? *a2\n  : 1\n  ? *a2\n  : 2\n"
         let diagnostics = decode(text)
@@ -88,7 +88,7 @@ struct YAMLGuardTests {
 
             """
         #expect(decode(text).isEmpty, "\(decode(text))")
-        // Yams keeps anchors from one document to the next, so their expansion counts across the file.
+        // Anchors are kept from one document to the next, so their expansion counts across the file.
         let twoDocuments =
             "x:\n" + Self.bomb(levels: 4, indent: "  ") + "---\ny: [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\n"
         #expect(

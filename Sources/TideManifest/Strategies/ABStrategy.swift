@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// Split traffic by a match (header, cookie, user bucket) for a while, then let an analysis compare.
 public struct ABStrategy: DecodableStrategy {

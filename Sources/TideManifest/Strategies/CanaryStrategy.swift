@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// Walk traffic over to the candidate in steps of weights, pauses and analyses, with an optional analysis that
 /// runs beside the steps for the whole rollout. Weights may go down as well as up (as in Argo Rollouts): a step

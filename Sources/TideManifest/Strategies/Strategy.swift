@@ -1,5 +1,4 @@
 import Foundation
-internal import Yams
 
 /// The name of a strategy, as written in `spec.strategy.type` and sent as `TIDE_STRATEGY`.
 public enum StrategyType: String, Sendable, Hashable, Codable, CaseIterable {
