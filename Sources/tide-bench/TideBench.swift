@@ -197,7 +197,7 @@ struct TideBench: AsyncParsableCommand {
     }
 
     /// The child side of `peakRSS`: one cold plan, or one incremental pass (seeded state, warm cache, one
-    /// commit, one pass); prints ru_maxrss in kilobytes.
+    /// commit, one pass); prints its peak resident memory in kilobytes.
     private func runChild(_ scenario: String, repo: String) async throws {
         let scratch = try Scratch("child")
         defer { scratch.remove() }
@@ -217,9 +217,18 @@ struct TideBench: AsyncParsableCommand {
         default:
             throw BenchError("no child scenario \(scenario)")
         }
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        print(usage.ru_maxrss)
+        print(try Self.peakResidentKilobytes())
+    }
+
+    /// This process's peak resident memory (`VmHWM`), in kilobytes. Not `ru_maxrss`: Linux keeps that across
+    /// exec, and a child spawned by a process that shares its memory until exec (posix_spawn's vfork) starts with
+    /// its parent's peak — the bench's own, hundreds of megabytes, whatever the child uses.
+    static func peakResidentKilobytes() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).dropLast(3))
+        else { throw BenchError("no VmHWM in /proc/self/status") }
+        return kilobytes
     }
 }
 
