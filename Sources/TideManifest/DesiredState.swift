@@ -55,7 +55,7 @@ public struct DesiredTarget: Sendable, Hashable {
 extension DesiredTarget {
     /// The digest of a configuration: the git blob id of its canonical JSON.
     public static func digest(of config: JSONValue) -> String {
-        ObjectID.blobHash(of: Array(config.canonicalJSON.utf8)).hex
+        ObjectID.blobHash(of: config.canonicalJSONBytes).hex
     }
 }
 

@@ -14,12 +14,18 @@ public enum ManifestEditor {
         guard Naming.isValidVersion(version) else {
             throw EditError(description: "'\(version)' is not a valid version")
         }
+        func refusal(_ problem: YAMLGuard.Problem) -> EditError {
+            EditError(description: "\(file):\(problem.line):\(problem.column): \(problem.message)")
+        }
+        // The documents before a syntax error are edited as they were read (the error is reported if the Service
+        // is not among them): a broken document further on does not stop a rollback's pin.
         let roots: [Node]
+        let stopped: YAMLGuard.Problem?
         switch YAMLGuard.hiddenLineBreak(in: text).map(YAMLComposer.Outcome.refused) ?? YAMLComposer.compose(text) {
-        case .refused(let problem), .composed(_, stopped: let problem?):
-            throw EditError(description: "\(file):\(problem.line):\(problem.column): \(problem.message)")
-        case .composed(let composed, stopped: nil):
+        case .refused(let problem): throw refusal(problem)
+        case .composed(let composed, let problem):
             roots = composed
+            stopped = problem
         }
         var lines = text.components(separatedBy: "\n")
         for root in roots {
@@ -50,6 +56,7 @@ public enum ManifestEditor {
             }
             return lines.joined(separator: "\n")
         }
+        if let stopped { throw refusal(stopped) }
         throw EditError(description: "\(file): no Service '\(service)' here")
     }
 

@@ -4,19 +4,46 @@ import Foundation
 /// so a diagnostic names `file:line:column`, the document and the path without anyone typing the path out.
 struct Field {
     let node: Node
-    /// The field path from the document's root, e.g. `spec.strategy.steps[2].setWeight`.
-    let path: String
+    /// The field path from the document's root, e.g. `spec.strategy.steps[2].setWeight` (made into text only when
+    /// a message needs it: most fields are read without a problem).
+    var path: String { route.text }
     /// `Kind 'name': `, the document's prefix of every message.
     let owner: String
+    private let route: Route
+
+    /// The steps from the document's root to a field.
+    private indirect enum Route {
+        case root(String)
+        case child(Route, String)
+        case item(Route, Int)
+
+        var text: String {
+            switch self {
+            case .root(let path): path
+            case .child(let parent, let name): "\(parent.text).\(name)"
+            case .item(let parent, let index): "\(parent.text)[\(index)]"
+            }
+        }
+    }
+
+    init(node: Node, path: String, owner: String) {
+        self.init(node: node, route: .root(path), owner: owner)
+    }
+
+    private init(node: Node, route: Route, owner: String) {
+        self.node = node
+        self.route = route
+        self.owner = owner
+    }
 
     /// The value of the mapping entry `name` under this field.
-    func child(_ name: String, _ node: Node) -> Field { Field(node: node, path: "\(path).\(name)", owner: owner) }
+    func child(_ name: String, _ node: Node) -> Field { Field(node: node, route: .child(route, name), owner: owner) }
 
     /// The list item at `index` under this field.
-    func item(_ index: Int, _ node: Node) -> Field { Field(node: node, path: "\(path)[\(index)]", owner: owner) }
+    func item(_ index: Int, _ node: Node) -> Field { Field(node: node, route: .item(route, index), owner: owner) }
 
     /// The same field, reported at another node (a list's last item, a mapping's key).
-    func at(_ node: Node) -> Field { Field(node: node, path: path, owner: owner) }
+    func at(_ node: Node) -> Field { Field(node: node, route: route, owner: owner) }
 
     /// The list items under this field, each with its path; nil when the node is not a list.
     var items: [Field]? {

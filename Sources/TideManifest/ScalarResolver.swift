@@ -8,7 +8,21 @@ enum ScalarResolver {
 
     static func kind(of text: String) -> Kind {
         var text = text
-        return text.withUTF8 { kind(of: Array($0)) }
+        return text.withUTF8 { bytes in
+            // Most scalars of a manifest are names and words: one starting with a letter that begins no bool or
+            // null (yes, no, true, false, on, off, null) is a string, and is not copied to be checked.
+            if let first = bytes.first, Self.onlyStringsStartWith[Int(first)] { return .string }
+            return kind(of: Array(bytes))
+        }
+    }
+
+    /// The ASCII letters no other kind's text starts with (every other kind starts with a digit, a sign, `.`, `~`,
+    /// `<`, `=` or one of y, n, t, f, o in either case).
+    private static let onlyStringsStartWith: [Bool] = (0..<256).map { byte in
+        guard let scalar = Unicode.Scalar(UInt32(byte)), byte < 0x80, scalar.properties.isAlphabetic else {
+            return false
+        }
+        return !"yYnNtTfFoO".unicodeScalars.contains(scalar)
     }
 
     static func kind(of s: [UInt8]) -> Kind {

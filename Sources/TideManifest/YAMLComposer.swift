@@ -132,13 +132,13 @@ struct YAMLComposer {
             return problem("a plain value tagged \(YAMLGuard.shown(tag)); !!map and !!seq tag mappings and lists")
         }
         let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
-        if var parent = open.last, parent.isMapping, parent.children % 2 == 0 {
-            if let first = parent.keys[text] {
+        if let last = open.indices.last, open[last].isMapping, open[last].children % 2 == 0 {
+            // In place: a copy of the frame would copy every key seen so far, for each key.
+            if let first = open[last].keys[text] {
                 return problem(
                     "duplicate key '\(Diagnostic.printable(String(text.prefix(60))))' (first at line \(first))")
             }
-            parent.keys[text] = mark.line
-            open[open.count - 1] = parent
+            open[last].keys[text] = mark.line
         }
         let tag: Tag.Name =
             scalar.quoted_implicit == 1 || rawTag == nil || rawTag == "!" ? .str : Tag.Name(rawValue: rawTag!)
@@ -242,6 +242,11 @@ struct YAMLComposer {
             let mark = parser.problem_mark
             let context = parser.context.map {
                 " (\(String(cString: $0)) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
+            }
+            if problem.hasPrefix("Maximum nesting level reached") {  // a libyaml that has a limit of its own
+                return YAMLGuard.Problem(
+                    line: Int(mark.line) + 1, column: Int(mark.column) + 1,
+                    message: "lists and mappings nested more than \(YAMLGuard.maximumNesting) levels deep")
             }
             return YAMLGuard.Problem(
                 line: Int(mark.line) + 1, column: Int(mark.column) + 1,

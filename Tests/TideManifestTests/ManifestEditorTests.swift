@@ -81,3 +81,29 @@ struct ManifestEditorTests {
         }
     }
 }
+
+@Suite("TideManifest: editing a version in a file with a broken document")
+struct ManifestEditorBrokenDocumentTests {
+    static let service =
+        "apiVersion: tide/v1\nkind: Service\nmetadata: {name: api}\nspec:\n  environments: {prod: {version: \"1\"}}\n"
+
+    @Test("a broken document after the Service does not stop the edit; one before it, or no Service, is reported")
+    func brokenDocuments() throws {
+        let broken = "---\nkind: Service\nmetadata: {name: web\n"
+        let edited = try ManifestEditor.settingVersion(
+            in: Self.service + broken, file: "s.yaml", service: "api", environment: "prod", version: "2")
+        #expect(edited == Self.service.replacingOccurrences(of: "\"1\"", with: "\"2\"") + broken)
+        #expect {
+            try ManifestEditor.settingVersion(
+                in: broken + "---\n" + Self.service, file: "s.yaml", service: "api", environment: "prod", version: "2")
+        } throws: { error in
+            "\(error)".hasPrefix("s.yaml:") && "\(error)".contains("YAML syntax error")
+        }
+        #expect {
+            try ManifestEditor.settingVersion(
+                in: "a: *nowhere\n", file: "s.yaml", service: "api", environment: "prod", version: "2")
+        } throws: { error in
+            "\(error)" == "s.yaml:1:4: YAML syntax error: found undefined alias"
+        }
+    }
+}
