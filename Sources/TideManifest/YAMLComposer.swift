@@ -222,14 +222,11 @@ struct YAMLComposer {
         let problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
         switch parser.error {
         case YAML_READER_ERROR:
-            // At the character libyaml stopped at (lines split at `\n` only).
-            let index = text.utf8.index(
-                text.utf8.startIndex, offsetBy: parser.problem_offset, limitedBy: text.utf8.endIndex)?
-                .samePosition(in: text)
-            let offset = index.map { text.distance(from: text.startIndex, to: $0) }
+            // At the character libyaml stopped at (its offset counts bytes; lines split at `\n` only, columns
+            // count Unicode scalars as libyaml's marks do).
             var line = 1
             var column = 1
-            for scalar in text.unicodeScalars.prefix(offset ?? 0) {
+            for scalar in String(decoding: text.utf8.prefix(parser.problem_offset), as: UTF8.self).unicodeScalars {
                 if scalar == "\n" {
                     line += 1
                     column = 1

@@ -15,6 +15,8 @@ import TideTestSupport
 ///   line: Yams' bundled libyaml stopped scanning at its own limit (1,000 levels) before the guard saw the 257th
 ///   level, and the earlier documents were decoded; Debian's libyaml has no such limit, so the guard's limit
 ///   refuses the file, at the bracket that opens level 257 — as every other hostile construct is refused.
+/// - two fuzz inputs with a NUL after a carriage return: an unreadable character's column was counted in
+///   Characters (a CRLF is one) and used as Unicode scalars, one too small; now in scalars, as every other mark.
 ///
 /// Not in any corpus, and different because Debian's libyaml 0.2.5 lacks two later upstream fixes that Yams'
 /// copy had ("closing flow sequence after explicit key"): `labels: [?]` is a syntax error now (it was a list

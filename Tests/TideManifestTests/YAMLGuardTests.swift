@@ -32,6 +32,15 @@ struct YAMLGuardTests {
         ManifestDecoder.decode(file: "api.yaml", text: text).diagnostics
     }
 
+    @Test(
+        "a character YAML may not hold is reported where it is, in Unicode scalars, after a CRLF or a combining mark",
+        arguments: [("a: 1\r\nb: \u{1}\n", 2, 4), ("a: e\u{301}\u{1}\n", 1, 6), ("a: 😀 \u{7F}\n", 1, 6)])
+    func unreadableCharacter(_ text: String, _ line: Int, _ column: Int) throws {
+        let diagnostics = decode(text)
+        let match = try #require(diagnostics.first { $0.message.hasPrefix("unreadable YAML: ") }, "\(diagnostics)")
+        #expect(match.location.line == line && match.location.column == column, "\(match)")
+    }
+
     @Test("an alias bomb under spec.config is refused at the alias that crosses the limit, at once")
     func configBomb() throws {
         let text = Self.service + "  config:\n" + Self.bomb()
