@@ -22,13 +22,6 @@ public enum ManifestDecoder {
         file: String, text: String
     ) -> (documents: [ManifestDocument], diagnostics: [Diagnostic], broken: Set<String>) {
         var reader = NodeReader(file: file)
-        if let problem = YAMLGuard.hiddenLineBreak(in: text) {
-            return (
-                [],
-                [Diagnostic(SourceLocation(file: file, line: problem.line, column: problem.column), problem.message)],
-                []
-            )
-        }
         switch YAMLComposer.compose(text) {
         case .refused(let problem):
             let location = SourceLocation(file: file, line: problem.line, column: problem.column)

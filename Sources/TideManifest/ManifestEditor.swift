@@ -21,7 +21,7 @@ public enum ManifestEditor {
         // is not among them): a broken document further on does not stop a rollback's pin.
         let roots: [Node]
         let stopped: YAMLGuard.Problem?
-        switch YAMLGuard.hiddenLineBreak(in: text).map(YAMLComposer.Outcome.refused) ?? YAMLComposer.compose(text) {
+        switch YAMLComposer.compose(text) {
         case .refused(let problem): throw refusal(problem)
         case .composed(let composed, let problem):
             roots = composed

@@ -1,10 +1,11 @@
 internal import CLibYAML
 
 /// Builds the documents of a YAML stream from libyaml's events in one pass, applying `YAMLGuard`'s limits to
-/// each event as it comes: an alias bomb, an unknown tag, a duplicate key, a list or mapping as a key, or nesting
-/// deeper than the limit refuses the whole file (no document of it is decoded). A YAML syntax error (or an alias to an anchor not defined yet) ends the stream: the
-/// documents finished before it are kept and the error is reported after their diagnostics — but only if no limit
-/// is broken further on, so the events after it are still walked for the limits.
+/// each event as it comes: a hidden line break, an alias bomb, an unknown tag, a duplicate key, a list or mapping
+/// as a key, or nesting deeper than the limit refuses the whole file (no document of it is decoded). A YAML syntax
+/// error (or an alias to an anchor not defined yet) ends the stream: the documents finished before it are kept and
+/// the error is reported after their diagnostics — but only if no limit is broken further on, so the events after
+/// it are still walked for the limits.
 ///
 /// An alias is the node its anchor names (the same value, not a copy); anchors are kept across documents.
 struct YAMLComposer {
@@ -17,8 +18,9 @@ struct YAMLComposer {
     }
 
     static func compose(_ text: String) -> Outcome {
-        var bytes = Array(text.utf8)
-        return bytes.withUnsafeMutableBufferPointer { buffer in
+        if let problem = YAMLGuard.hiddenLineBreak(in: text) { return .refused(problem) }
+        var text = text
+        return text.withUTF8 { buffer in
             var parser = yaml_parser_t()
             guard yaml_parser_initialize(&parser) == 1 else {
                 return .composed([], stopped: YAMLGuard.Problem(line: 1, column: 1, message: "YAML error: memory"))
@@ -30,7 +32,7 @@ struct YAMLComposer {
             while true {
                 var event = yaml_event_t()
                 guard yaml_parser_parse(&parser, &event) == 1 else {
-                    let problem = Self.parserProblem(parser, text: text)
+                    let problem = Self.parserProblem(parser, input: buffer)
                     return .composed(composer.documents, stopped: composer.stopped ?? problem)
                 }
                 defer { yaml_event_delete(&event) }
@@ -218,7 +220,7 @@ struct YAMLComposer {
     }
 
     /// libyaml's error as the problem a person reads, at the place it names.
-    private static func parserProblem(_ parser: yaml_parser_t, text: String) -> YAMLGuard.Problem {
+    private static func parserProblem(_ parser: yaml_parser_t, input: UnsafeBufferPointer<UInt8>) -> YAMLGuard.Problem {
         let problem = parser.problem.map { String(cString: $0) } ?? "unknown problem"
         switch parser.error {
         case YAML_READER_ERROR:
@@ -226,7 +228,7 @@ struct YAMLComposer {
             // count Unicode scalars as libyaml's marks do).
             var line = 1
             var column = 1
-            for scalar in String(decoding: text.utf8.prefix(parser.problem_offset), as: UTF8.self).unicodeScalars {
+            for scalar in String(decoding: input.prefix(parser.problem_offset), as: UTF8.self).unicodeScalars {
                 if scalar == "\n" {
                     line += 1
                     column = 1

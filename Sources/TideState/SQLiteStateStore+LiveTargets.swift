@@ -46,12 +46,7 @@ extension SQLiteStateStore {
     }
 
     public func liveTarget(_ id: TargetID) async throws -> LiveTarget? {
-        try await read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT * FROM targets WHERE service = ? AND environment = ?",
-                arguments: [id.service, id.environment]
-            ).map(Self.target)
-        }
+        try await read { db in try Self.targets([id], in: db).first }
     }
 
     static func target(_ row: Row) throws -> LiveTarget {
